@@ -1,0 +1,409 @@
+"""One machine's KPI engine: event-time accounting of states, units, cycles, sensors and quality.
+
+The engine is pure and deterministic: given the same events in the same order it produces the same
+state and the same closed windows, whether it runs inside a Faust agent, in ``analyze`` or in a
+benchmark. Its state is a plain dataclass that serialises to JSON for the Faust table.
+
+Time accounting: the machine's state holds from its state event until the next one, but is only
+believed for ``state_timeout_s`` after the newest telemetry of the machine; beyond that the time is
+``unknown``. Every interval is split exactly at hour, shift and day boundaries; a window closes when
+the machine's event time passes its end, and its totals are final from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models import signal_stats
+from models.alert_rules import AlertChange, AlertState, alert_id
+from models.calendar import PlantCalendar, WindowKind, WindowSpan
+from models.plant import LossCategory, MachineSpec, PlantConfig
+from models.timemodel import WindowAccumulator
+
+__all__ = ["ClosedWindow", "EngineOutput", "LifetimeTotals", "MachineEngine", "MachineState"]
+
+WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "shift", "day")
+_OPERATING = (LossCategory.PRODUCTION, LossCategory.PERFORMANCE)
+
+
+@dataclass(slots=True)
+class LifetimeTotals:
+    """Totals since the machine was first seen; the exactly-once test compares these."""
+
+    events: int = 0
+    readings: int = 0
+    good: int = 0
+    scrap: int = 0
+    run_ms: int = 0
+    late_events: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(slots=True)
+class MachineState:
+    tenant: str
+    site: str
+    line: str
+    machine: str
+    cursor_ms: int | None = None  # machine time is accounted up to here
+    last_seen_ms: int | None = None  # newest event time of any telemetry
+    state: str | None = None
+    reason: str | None = None
+    state_since_ms: int | None = None
+    windows: dict[str, WindowAccumulator] = field(default_factory=dict)
+    totals: LifetimeTotals = field(default_factory=LifetimeTotals)
+    signals: dict[str, np.ndarray] = field(default_factory=dict)
+    alerts: dict[str, AlertState] = field(default_factory=dict)
+    applied: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> last applied offset
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.machine}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "site": self.site,
+            "line": self.line,
+            "machine": self.machine,
+            "cursor_ms": self.cursor_ms,
+            "last_seen_ms": self.last_seen_ms,
+            "state": self.state,
+            "reason": self.reason,
+            "state_since_ms": self.state_since_ms,
+            "windows": {kind: window.to_dict() for kind, window in self.windows.items()},
+            "totals": self.totals.to_dict(),
+            "signals": {name: signal_stats.to_list(vector) for name, vector in self.signals.items()},
+            "alerts": {key: alert.to_dict() for key, alert in self.alerts.items()},
+            "applied": dict(self.applied),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MachineState:
+        return cls(
+            tenant=data["tenant"],
+            site=data["site"],
+            line=data["line"],
+            machine=data["machine"],
+            cursor_ms=data["cursor_ms"],
+            last_seen_ms=data["last_seen_ms"],
+            state=data["state"],
+            reason=data["reason"],
+            state_since_ms=data["state_since_ms"],
+            windows={kind: WindowAccumulator.from_dict(w) for kind, w in data["windows"].items()},
+            totals=LifetimeTotals(**data["totals"]),
+            signals={name: signal_stats.from_list(values) for name, values in data["signals"].items()},
+            alerts={key: AlertState.from_dict(a) for key, a in data["alerts"].items()},
+            applied=dict(data["applied"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """A window whose end the machine's event time has passed: its totals are final."""
+
+    machine: MachineSpec
+    window: WindowAccumulator
+
+
+@dataclass(slots=True)
+class EngineOutput:
+    closed: list[ClosedWindow] = field(default_factory=list)
+    alerts: list[AlertChange] = field(default_factory=list)
+    late: bool = False
+
+
+class MachineEngine:
+    """Applies telemetry to a :class:`MachineState`; one instance serves every machine of a plant."""
+
+    def __init__(self, plant: PlantConfig) -> None:
+        self.plant = plant
+        self.calendar = PlantCalendar.from_plant(plant)
+        self._timeout_ms = int(plant.state_timeout_s * 1000)
+        self._down_after_ms = int(plant.alerts.down_after_s * 1000)
+        self._has_shifts = bool(plant.shifts)
+
+    def new_state(self, spec: MachineSpec) -> MachineState:
+        return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
+
+    # -- time -------------------------------------------------------------------------------------
+
+    def advance(self, state: MachineState, spec: MachineSpec, ts_ms: int, out: EngineOutput) -> None:
+        """Account machine time up to ``ts_ms`` and close every window it passes."""
+        if state.cursor_ms is None:
+            state.cursor_ms = ts_ms
+            self._open_windows(state, ts_ms)
+            for window in state.windows.values():
+                # A machine first seen mid-window: the part before is lost coverage, not absent.
+                self._book_no_data(window, window.start_ms, ts_ms)
+        while state.cursor_ms < ts_ms:
+            self._advance_segment(state, spec, ts_ms, out)
+        state.last_seen_ms = ts_ms if state.last_seen_ms is None else max(state.last_seen_ms, ts_ms)
+        self._check_stopped(state, spec, out)
+
+    def _advance_segment(self, state: MachineState, spec: MachineSpec, ts_ms: int, out: EngineOutput) -> None:
+        cursor = state.cursor_ms
+        assert cursor is not None
+        boundary = min(window.end_ms for window in state.windows.values())
+        shift_open = "shift" in state.windows
+        if not shift_open and self._has_shifts:
+            next_shift = self.calendar.next_shift_start(cursor)
+            if next_shift is not None:
+                boundary = min(boundary, next_shift)
+        believed_until = (state.last_seen_ms if state.last_seen_ms is not None else cursor) + self._timeout_ms
+        believed = cursor < believed_until
+        if believed:
+            boundary = min(boundary, believed_until)
+        segment_end = min(ts_ms, boundary)
+        category = self.plant.classify(state.state, state.reason) if believed else LossCategory.UNKNOWN
+        loss_key = f"{state.state}/{state.reason or '-'}" if believed else "no_data/-"
+        scheduled = shift_open or not self._has_shifts
+        duration = segment_end - cursor
+        for window in state.windows.values():
+            window.add_time(duration, category, scheduled, loss_key)
+        if category in _OPERATING:
+            state.totals.run_ms += duration
+        state.cursor_ms = segment_end
+        self._roll_windows(state, spec, segment_end, out)
+
+    def _open_windows(self, state: MachineState, ts_ms: int) -> None:
+        for kind in WINDOW_KINDS:
+            if kind not in state.windows:
+                span = self.calendar.window_at(kind, ts_ms)
+                if span is not None:
+                    state.windows[kind] = _accumulator(span)
+
+    def _book_no_data(self, window: WindowAccumulator, start_ms: int, end_ms: int) -> None:
+        cursor = start_ms
+        while cursor < end_ms:
+            shift = self.calendar.shift_at(cursor) if self._has_shifts else None
+            if shift is not None or not self._has_shifts:
+                until = min(end_ms, shift.end_ms if shift is not None else end_ms)
+                window.add_time(until - cursor, LossCategory.UNKNOWN, True, "no_data/-")
+            else:
+                next_shift = self.calendar.next_shift_start(cursor)
+                until = end_ms if next_shift is None else min(end_ms, next_shift)
+                window.add_time(until - cursor, LossCategory.UNKNOWN, False, "no_data/-")
+            cursor = until
+
+    def _roll_windows(self, state: MachineState, spec: MachineSpec, at_ms: int, out: EngineOutput) -> None:
+        for kind in WINDOW_KINDS:
+            window = state.windows.get(kind)
+            if window is not None and window.end_ms <= at_ms:
+                del state.windows[kind]
+                out.closed.append(ClosedWindow(spec, window))
+                if kind == "shift":
+                    self._check_shift_oee(state, window, out)
+        self._open_windows(state, at_ms)
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def on_state(
+        self, state: MachineState, spec: MachineSpec, ts_ms: int, new_state: str, reason: str | None
+    ) -> EngineOutput:
+        out = self._begin(state, spec, ts_ms)
+        if out.late:
+            # History is not rewritten: a late state change takes effect from the current cursor.
+            ts_ms = state.cursor_ms if state.cursor_ms is not None else ts_ms
+        if new_state != state.state or reason != state.reason:
+            state.state, state.reason, state.state_since_ms = new_state, reason, ts_ms
+        self._check_stopped(state, spec, out)
+        return out
+
+    def on_count(
+        self,
+        state: MachineState,
+        spec: MachineSpec,
+        ts_ms: int,
+        good: int,
+        scrap: int,
+        product: str | None,
+        scrap_reason: str | None,
+    ) -> EngineOutput:
+        out = self._begin(state, spec, ts_ms)
+        state.totals.good += good
+        state.totals.scrap += scrap
+        ideal = spec.ideal_cycle_for(product)
+        for window in self._windows_containing(state, ts_ms, out):
+            window.add_units(good, scrap, ideal, scrap_reason)
+        return out
+
+    def on_cycle(self, state: MachineState, spec: MachineSpec, ts_ms: int, seconds: float) -> EngineOutput:
+        out = self._begin(state, spec, ts_ms)
+        for window in self._windows_containing(state, ts_ms, out):
+            window.add_cycle(seconds)
+        return out
+
+    def on_samples(
+        self,
+        state: MachineState,
+        spec: MachineSpec,
+        ts_ms: int,
+        series: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    ) -> EngineOutput:
+        """Batched readings: (signal, epoch-ms times, values) per signal, folded by numba kernels."""
+        out = self._begin(state, spec, ts_ms, readings=sum(int(values.shape[0]) for _, _, values in series))
+        for signal, times, values in series:
+            vector = state.signals.get(signal)
+            if vector is None:
+                vector = state.signals[signal] = signal_stats.new_state()
+            signal_stats.update(vector, times, values)
+        return out
+
+    def on_quality(
+        self,
+        state: MachineState,
+        spec: MachineSpec,
+        ts_ms: int,
+        characteristic: str,
+        value: float,
+        lsl: float | None,
+        usl: float | None,
+    ) -> EngineOutput:
+        out = self._begin(state, spec, ts_ms)
+        out_of_spec = (lsl is not None and value < lsl) or (usl is not None and value > usl)
+        key = f"quality_out_of_spec/{characteristic}"
+        if out_of_spec:
+            evidence = {"characteristic": characteristic, "value": value, "lsl": lsl, "usl": usl}
+            self._open_alert(
+                state,
+                out,
+                key,
+                kind="quality_out_of_spec",
+                subject=characteristic,
+                severity="warning",
+                at_ms=ts_ms,
+                message=f"{characteristic} = {value:g} outside spec [{_fmt(lsl)}, {_fmt(usl)}]",
+                evidence=evidence,
+            )
+        else:
+            self._resolve_alert(state, out, key, ts_ms)
+        return out
+
+    def _begin(self, state: MachineState, spec: MachineSpec, ts_ms: int, readings: int = 0) -> EngineOutput:
+        out = EngineOutput()
+        state.totals.events += 1
+        state.totals.readings += readings
+        if state.cursor_ms is not None and ts_ms < state.cursor_ms:
+            out.late = True
+        self.advance(state, spec, ts_ms, out)
+        return out
+
+    def _windows_containing(
+        self, state: MachineState, ts_ms: int, out: EngineOutput
+    ) -> list[WindowAccumulator]:
+        """Open windows an event at ``ts_ms`` belongs to; a late event whose window closed is only counted."""
+        windows = [window for window in state.windows.values() if window.contains(ts_ms)]
+        if out.late and not windows:
+            state.totals.late_events += 1
+            for window in state.windows.values():
+                window.late_events += 1
+        return windows
+
+    # -- alerts -----------------------------------------------------------------------------------
+
+    def _check_stopped(self, state: MachineState, spec: MachineSpec, out: EngineOutput) -> None:
+        key = "machine_stopped"
+        category = self.plant.classify(state.state, state.reason)
+        if (
+            category is not LossCategory.AVAILABILITY
+            or state.state_since_ms is None
+            or state.cursor_ms is None
+        ):
+            self._resolve_alert(state, out, key, state.cursor_ms or 0)
+            return
+        stopped_ms = state.cursor_ms - state.state_since_ms
+        if stopped_ms < self._down_after_ms or key in state.alerts:
+            return
+        reason = state.reason or "no reason code"
+        self._open_alert(
+            state,
+            out,
+            key,
+            kind="machine_stopped",
+            subject=spec.id,
+            severity="critical" if state.state == "down" else "warning",
+            at_ms=state.state_since_ms,
+            message=f"{spec.name or spec.id} {state.state} ({reason}) for {stopped_ms // 60000} min",
+            evidence={"state": state.state, "reason": state.reason, "stopped_s": stopped_ms / 1000.0},
+        )
+
+    def _check_shift_oee(self, state: MachineState, window: WindowAccumulator, out: EngineOutput) -> None:
+        threshold = self.plant.alerts.oee_below
+        if threshold is None:
+            return
+        figures = window.figures()
+        key = "oee_low"
+        if figures.oee is not None and figures.oee < threshold:
+            state.alerts.pop(key, None)  # each shift is its own condition
+            self._open_alert(
+                state,
+                out,
+                key,
+                kind="oee_low",
+                subject=window.shift or "shift",
+                severity="warning",
+                at_ms=window.end_ms,
+                message=f"OEE {figures.oee:.0%} in shift {window.shift} (target {threshold:.0%})",
+                evidence={
+                    "oee": figures.oee,
+                    "availability": figures.availability,
+                    "performance": figures.performance,
+                    "quality": figures.quality,
+                    "window_start_ms": window.start_ms,
+                    "window_end_ms": window.end_ms,
+                },
+            )
+        elif figures.oee is not None:
+            self._resolve_alert(state, out, key, window.end_ms)
+
+    def _open_alert(
+        self,
+        state: MachineState,
+        out: EngineOutput,
+        key: str,
+        *,
+        kind: str,
+        subject: str,
+        severity: str,
+        at_ms: int,
+        message: str,
+        evidence: dict[str, Any],
+    ) -> None:
+        existing = state.alerts.get(key)
+        if existing is not None:
+            existing.count += 1
+            existing.last_ms = at_ms
+            existing.evidence = evidence
+            return
+        alert = AlertState(
+            id=alert_id(state.key, kind, subject, at_ms),
+            kind=kind,
+            subject=subject,
+            severity=severity,
+            started_ms=at_ms,
+            last_ms=at_ms,
+            message=message,
+            evidence=evidence,
+        )
+        state.alerts[key] = alert
+        out.alerts.append(AlertChange(alert, "open", at_ms))
+
+    def _resolve_alert(self, state: MachineState, out: EngineOutput, key: str, at_ms: int) -> None:
+        alert = state.alerts.pop(key, None)
+        if alert is not None:
+            out.alerts.append(AlertChange(alert, "resolved", at_ms))
+
+
+def _accumulator(span: WindowSpan) -> WindowAccumulator:
+    return WindowAccumulator(kind=span.kind, shift=span.shift, start_ms=span.start_ms, end_ms=span.end_ms)
+
+
+def _fmt(limit: float | None) -> str:
+    return "-" if limit is None else f"{limit:g}"

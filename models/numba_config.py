@@ -1,0 +1,69 @@
+"""The numba compilation flags every kernel in :mod:`models` uses, and the ``@kernel`` decorator.
+
+One place for the flags, so a kernel cannot quietly differ from its neighbours (stumpy keeps its
+flags in one config module for the same reason):
+
+- ``nopython``: a kernel that falls back to object mode would be ~100x slower without telling us.
+- ``nogil``: the stream, ``analyze`` and benchmarks may run kernels from threads.
+- ``cache``: compiling a kernel costs ~0.3-1 s per signature; the cache makes later starts fast.
+- ``fastmath=False``: Welford and the EW recurrences rely on IEEE evaluation order, and the tests
+  compare with numpy at ``rtol=1e-9``; reassociation would break both for a few percent of speed.
+- ``error_model="numpy"``: division by zero yields inf/NaN instead of raising, which removes a
+  branch from every division in a hot loop. Kernels guard their divisions themselves.
+
+Where the cache lives: numba tries ``NUMBA_CACHE_DIR`` first (numba reads it itself; this module
+reads no environment), then ``__pycache__`` next to the module (works for an editable install,
+whose modules are the source files), then the user-wide cache (``~/.cache/numba``). Only if none of
+them is writable does numba refuse to decorate (``RuntimeError`` at import); :func:`kernel` then
+compiles without a cache and warns once per kernel, so a read-only container still starts, only
+slower.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
+
+import numba
+
+__all__ = ["JIT_OPTIONS", "KernelCacheWarning", "kernel"]
+
+JIT_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
+    {
+        "nopython": True,
+        "nogil": True,
+        "cache": True,
+        "fastmath": False,
+        "error_model": "numpy",
+    }
+)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class KernelCacheWarning(RuntimeWarning):
+    """No writable place for numba's on-disk cache: the kernel is compiled at every start."""
+
+
+def kernel(func: _F) -> _F:
+    """Compile ``func`` with :data:`JIT_OPTIONS` (njit), keeping its Python signature for mypy.
+
+    Kernels are private (``_name``) and sit behind a public wrapper that validates dtype and shape,
+    because numba would otherwise compile a new specialisation for every odd input it is given.
+    """
+    try:
+        compiled: _F = numba.jit(**JIT_OPTIONS)(func)
+    except RuntimeError as exc:
+        # numba raises at decoration time when no cache locator can write anywhere.
+        if "no locator available" not in str(exc):
+            raise
+        warnings.warn(
+            f"numba cache unavailable for {func.__qualname__} ({exc}); compiling without a cache. "
+            "Set NUMBA_CACHE_DIR to a writable directory to keep compiled kernels between starts.",
+            KernelCacheWarning,
+            stacklevel=2,
+        )
+        compiled = numba.jit(**{**JIT_OPTIONS, "cache": False})(func)
+    return compiled

@@ -1,0 +1,210 @@
+"""The plant's configuration as pure, validated data: calendar, machines and loss classification.
+
+Loading it from YAML (and naming the file in errors) is :mod:`service.plant_file`'s job; this
+module only says what a valid plant is, so the stream, ``analyze`` and the simulator agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import time
+from enum import StrEnum
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+__all__ = [
+    "AlertRules",
+    "LossCategory",
+    "LossRule",
+    "MachineSpec",
+    "PlantConfig",
+    "Shift",
+]
+
+_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+Id = Annotated[str, Field(pattern=_ID)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+
+
+class LossCategory(StrEnum):
+    """Where a second of machine time goes in the ISO 22400 time model."""
+
+    PRODUCTION = "production"  # actual production time
+    PERFORMANCE = "performance"  # inside production time but not producing at ideal speed (micro-stops)
+    AVAILABILITY = "availability"  # planned busy time lost to stops
+    PLANNED = "planned"  # leaves planned busy time (breaks, planned maintenance)
+    UNKNOWN = "unknown"  # no data: lost coverage, never counted as running
+
+
+def _parse_clock(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    # YAML 1.1 reads an unquoted 06:00 as the sexagesimal integer 360 (minutes).
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return time(value // 60, value % 60)
+    if isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        return time(int(value[:2]), int(value[3:]))
+    raise ValueError("must be a local clock time 'HH:MM', e.g. '06:00'")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Shift(_Frozen):
+    name: Id
+    start: time
+    end: time
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock(cls, value: object) -> time:
+        return _parse_clock(value)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Shift:
+        if self.start == self.end:
+            raise ValueError(
+                "start and end are equal; a shift must last more than zero and less than 24 hours"
+            )
+        return self
+
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end < self.start
+
+
+class MachineSpec(_Frozen):
+    tenant: Id
+    site: Id
+    line: Id
+    id: Id
+    ideal_cycle_s: PositiveSeconds | None = Field(
+        default=None, description="Ideal cycle time in seconds for products without their own entry."
+    )
+    products: dict[Annotated[str, Field(pattern=_ID)], PositiveSeconds] = Field(
+        default_factory=dict, description="Ideal cycle time in seconds per product."
+    )
+    name: str | None = Field(default=None, max_length=128, description="Display name on dashboards.")
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.id}"
+
+    def ideal_cycle_for(self, product: str | None) -> float | None:
+        if product is not None and product in self.products:
+            return self.products[product]
+        return self.ideal_cycle_s
+
+
+class LossRule(_Frozen):
+    """Maps a machine state, optionally narrowed to one reason code, to a loss category."""
+
+    state: str = Field(pattern=r"^(running|idle|down|setup|planned_stop|offline)$")
+    reason: Id | None = None
+    category: LossCategory
+
+
+DEFAULT_LOSS_RULES: tuple[LossRule, ...] = (
+    LossRule(state="running", category=LossCategory.PRODUCTION),
+    LossRule(state="idle", category=LossCategory.AVAILABILITY),
+    LossRule(state="down", category=LossCategory.AVAILABILITY),
+    LossRule(state="setup", category=LossCategory.AVAILABILITY),
+    LossRule(state="planned_stop", category=LossCategory.PLANNED),
+    LossRule(state="offline", category=LossCategory.UNKNOWN),
+)
+
+
+class AlertRules(_Frozen):
+    down_after_s: PositiveSeconds = Field(
+        default=300.0, description="Raise machine_down after an availability-loss state lasts this long."
+    )
+    oee_below: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=0.45, description="Raise oee_low when a closed shift's OEE is below this (null: off)."
+    )
+
+
+class PlantConfig(_Frozen):
+    timezone: str = Field(description="IANA time zone of the plant's local calendar, e.g. Asia/Seoul.")
+    shifts: list[Shift] = Field(default_factory=list)
+    day_start: time | None = Field(
+        default=None, description="Local time the production day starts; default: the first shift's start."
+    )
+    machines: list[MachineSpec] = Field(min_length=1)
+    losses: list[LossRule] = Field(
+        default_factory=list, description="Extra state/reason rules; defaults apply to states not listed."
+    )
+    state_timeout_s: PositiveSeconds = Field(
+        default=900.0,
+        description="How long a machine's last state is believed without telemetry; after it, time is unknown.",
+    )
+    alerts: AlertRules = Field(default_factory=AlertRules)
+
+    _by_key: dict[str, MachineSpec] = PrivateAttr(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
+            ) from None
+        return value
+
+    @field_validator("day_start", mode="before")
+    @classmethod
+    def _day_start_clock(cls, value: object) -> time | None:
+        return None if value is None else _parse_clock(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlantConfig:
+        names = [shift.name for shift in self.shifts]
+        if len(names) != len(set(names)):
+            raise ValueError(f"shift names must be unique, got {names}")
+        keys = [machine.key for machine in self.machines]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ValueError(f"machines listed twice (tenant/id): {duplicates}")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def production_day_start(self) -> time:
+        if self.day_start is not None:
+            return self.day_start
+        return self.shifts[0].start if self.shifts else time(0, 0)
+
+    def model_post_init(self, context: object, /) -> None:
+        self._by_key = {machine.key: machine for machine in self.machines}
+
+    def machine(self, tenant: str, machine_id: str) -> MachineSpec | None:
+        return self._by_key.get(f"{tenant}/{machine_id}")
+
+    def classify(self, state: str | None, reason: str | None) -> LossCategory:
+        """The loss category of a state (and reason): the most specific configured rule wins."""
+        if state is None:
+            return LossCategory.UNKNOWN
+        fallback: LossCategory | None = None
+        for rule in (*self.losses, *DEFAULT_LOSS_RULES):
+            if rule.state != state:
+                continue
+            if rule.reason is not None and rule.reason == reason:
+                return rule.category
+            if rule.reason is None and fallback is None:
+                fallback = rule.category
+        return fallback if fallback is not None else LossCategory.UNKNOWN
+
+    @property
+    def version(self) -> str:
+        """A short content hash: every KPI record names the configuration it was computed with."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -1,0 +1,326 @@
+"""Streaming statistics of one signal, updated a batch of readings at a time.
+
+The state is a float64 vector of :data:`STATE_SIZE` entries (80 bytes; about 200 bytes as JSON), so
+it lives inside a machine's table state and serialises with :func:`to_list`/:func:`from_list`.
+Layout, by index constant:
+
+=============  ==========================================================  ==============
+index          meaning                                                     empty state
+=============  ==========================================================  ==============
+``COUNT``      readings seen (an integer held as float64; exact to 2^53)   0
+``MEAN``       arithmetic mean                                             0
+``M2``         sum of squared deviations from the mean                     0
+``MIN``        smallest value                                              NaN
+``MAX``        largest value                                               NaN
+``LAST``       value of the newest reading (largest timestamp)             NaN
+``LAST_TS``    epoch ms of the newest reading                              NaN
+``EW_MEAN``    exponentially weighted mean                                 NaN
+``EW_VAR``     exponentially weighted variance                             NaN
+``SUM``        sum of values                                               0
+=============  ==========================================================  ==============
+
+NaN marks "no reading yet" rather than a sentinel such as +inf, so an empty state reads as empty
+everywhere (summaries give ``None``, JSON gives ``null``).
+
+COUNT, MEAN and M2 are the running moments (variance = M2 / (COUNT - 1)); each batch's own mean and
+squared deviations are folded in with the pairwise formula of Chan, Golub and LeVeque, which is also
+what :func:`merge` uses, so splitting a stream into batches or partitions changes no result beyond
+rounding.
+
+The exponentially weighted fields follow the incremental form (Finch, 2009):
+``d = x - m; m = (1 - a)*m + a*x; v = (1 - a) * (v + a*d*d)``, seeded with the first reading (``m = x``,
+``v = 0``). ``alpha`` is the weight of the newest reading; :func:`alpha_from_half_life` converts a
+half-life counted in readings. ``alpha`` is not stored in the state: the caller passes the same one
+on every update (it comes from the plant configuration).
+
+>>> import numpy as np
+>>> state = new_state()
+>>> update(state, np.array([1_000, 2_000, 3_000]), np.array([1.0, 2.0, 6.0]), alpha=0.5)
+>>> s = summarize(state)
+>>> (s.count, s.mean, s.std, s.min, s.max, s.last, s.last_ts_ms)
+(3, 3.0, 2.6457513110645907, 1.0, 6.0, 6.0, 3000)
+>>> (s.ew_mean, round(s.ew_std, 6))
+(3.75, 2.277608)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from models.numba_config import kernel
+
+__all__ = [
+    "COUNT",
+    "DEFAULT_ALPHA",
+    "DEFAULT_HALF_LIFE_READINGS",
+    "EW_MEAN",
+    "EW_VAR",
+    "LAST",
+    "LAST_TS",
+    "M2",
+    "MAX",
+    "MEAN",
+    "MIN",
+    "STATE_SIZE",
+    "SUM",
+    "SignalSummary",
+    "alpha_from_half_life",
+    "from_list",
+    "merge",
+    "new_state",
+    "summarize",
+    "to_list",
+    "update",
+]
+
+COUNT: Final = 0
+MEAN: Final = 1
+M2: Final = 2
+MIN: Final = 3
+MAX: Final = 4
+LAST: Final = 5
+LAST_TS: Final = 6
+EW_MEAN: Final = 7
+EW_VAR: Final = 8
+SUM: Final = 9
+STATE_SIZE: Final = 10
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def alpha_from_half_life(readings: float) -> float:
+    """The EW weight under which a reading's influence halves after ``readings`` newer readings."""
+    if not (math.isfinite(readings) and readings > 0):
+        raise ValueError(f"readings: half-life must be a positive finite number, got {readings!r}")
+    return 1.0 - math.pow(0.5, 1.0 / readings)
+
+
+# About 1 s of history at 50 Hz: long enough to smooth noise, short enough to follow a drift.
+DEFAULT_HALF_LIFE_READINGS: Final = 50.0
+DEFAULT_ALPHA: Final = alpha_from_half_life(DEFAULT_HALF_LIFE_READINGS)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSummary:
+    """A readable snapshot of a state; ``None`` where the statistic is undefined for so few readings."""
+
+    count: int
+    mean: float | None
+    std: float | None  # sample standard deviation (ddof=1); None below 2 readings
+    min: float | None
+    max: float | None
+    last: float | None
+    last_ts_ms: int | None
+    ew_mean: float | None
+    ew_std: float | None
+
+
+def new_state() -> FloatArray:
+    """The state of a signal that has seen no reading."""
+    state = np.zeros(STATE_SIZE, dtype=np.float64)
+    state[[MIN, MAX, LAST, LAST_TS, EW_MEAN, EW_VAR]] = np.nan
+    return state
+
+
+@kernel
+def _update_kernel(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float) -> int:
+    """Fold readings into ``state``; returns -1, or the index of the first non-finite value (state untouched).
+
+    Three short passes rather than one Welford pass: Welford puts a division on the loop-carried
+    chain (~6 ns/reading here); the batch's own mean and squared deviations (the two-pass
+    algorithm, also the more accurate one) merged into the state with Chan's formula cost ~3 ns.
+    """
+    n = values.shape[0]
+    if n == 0:
+        return -1
+    # Pass 1: reject a batch with a non-finite value before touching the state (a NaN would poison
+    # the mean for good), and sum it.
+    batch_sum = 0.0
+    for i in range(n):
+        x = values[i]
+        if not math.isfinite(x):
+            return i
+        batch_sum += x
+    # Pass 2: the newest reading, in integer compares; ">=" makes the later of equal timestamps win.
+    newest = 0
+    newest_ts = ts_ms[0]
+    for i in range(1, n):
+        if ts_ms[i] >= newest_ts:
+            newest = i
+            newest_ts = ts_ms[i]
+    # Pass 3: squared deviations about the batch mean, extremes and the EW recurrences.
+    count = state[COUNT]
+    lo = state[MIN]
+    hi = state[MAX]
+    ew_mean = state[EW_MEAN]
+    ew_var = state[EW_VAR]
+    if count == 0.0:
+        # Seed the NaN fields with the first reading, which the loop then applies as a no-op.
+        lo = values[0]
+        hi = values[0]
+        ew_mean = values[0]
+        ew_var = 0.0
+    batch_mean = batch_sum / n
+    batch_m2 = 0.0
+    keep = 1.0 - alpha
+    for i in range(n):
+        x = values[i]
+        dev = x - batch_mean
+        batch_m2 += dev * dev
+        lo = min(lo, x)
+        hi = max(hi, x)
+        d = x - ew_mean
+        ew_mean = keep * ew_mean + alpha * x
+        ew_var = keep * (ew_var + alpha * d * d)
+    # Chan, Golub and LeVeque: combine (count, mean, M2) with the batch's.
+    total = count + n
+    delta = batch_mean - state[MEAN]
+    state[MEAN] += delta * (n / total)
+    state[M2] += batch_m2 + delta * delta * (count * n / total)
+    state[COUNT] = total
+    state[MIN] = lo
+    state[MAX] = hi
+    state[EW_MEAN] = ew_mean
+    state[EW_VAR] = ew_var
+    state[SUM] += batch_sum
+    newest_ts_float = float(newest_ts)
+    # NaN LAST_TS (empty state) compares false, hence "not <".
+    if not newest_ts_float < state[LAST_TS]:
+        state[LAST_TS] = newest_ts_float
+        state[LAST] = values[newest]
+    return -1
+
+
+_F8: Final = np.dtype(np.float64)
+_I8: Final = np.dtype(np.int64)
+
+
+def _check_state(state: object, name: str, *, writable: bool) -> FloatArray:
+    if not isinstance(state, np.ndarray):
+        raise ValueError(f"{name}: expected a numpy array, got {type(state).__name__}")
+    if state.dtype != np.float64 or state.shape != (STATE_SIZE,):
+        raise ValueError(
+            f"{name}: expected float64 of shape ({STATE_SIZE},), got {state.dtype} {state.shape}"
+        )
+    if not state.flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous")
+    if writable and not state.flags.writeable:
+        raise ValueError(f"{name}: must be writable (it is updated in place)")
+    return state
+
+
+def _check_column(array: object, name: str, dtype: np.dtype[Any]) -> None:
+    # Fast path first: update() runs once per signal and message, and these checks cost as much as
+    # the kernel on a small batch. The dtype identity test holds for numpy's native dtypes.
+    if type(array) is np.ndarray and array.dtype is dtype and array.ndim == 1 and array.flags.c_contiguous:
+        return
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{name}: expected a numpy array, got {type(array).__name__}")
+    if array.dtype != dtype:
+        raise ValueError(f"{name}: expected dtype {dtype}, got {array.dtype}")
+    if array.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {array.shape}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous")
+
+
+def update(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float = DEFAULT_ALPHA) -> None:
+    """Fold a batch of readings, oldest first, into ``state`` in place.
+
+    ``ts_ms`` is int64 epoch milliseconds and ``values`` float64, 1-D, C-contiguous and of equal length
+    (what :func:`streams.frames.decode_frame` yields, read-only views included). A batch holding a
+    non-finite value is rejected whole, leaving ``state`` unchanged. Readings older than the state's
+    newest still count for the moments and the EW fields; they do not replace ``LAST``.
+    """
+    _check_state(state, "state", writable=True)
+    _check_column(ts_ms, "ts_ms", _I8)
+    _check_column(values, "values", _F8)
+    if ts_ms.shape[0] != values.shape[0]:
+        raise ValueError(f"values: has {values.shape[0]} readings but ts_ms has {ts_ms.shape[0]}")
+    if not (isinstance(alpha, (float, int)) and 0.0 < alpha <= 1.0):
+        raise ValueError(f"alpha: must lie in (0, 1], got {alpha!r}")
+    bad = _update_kernel(state, ts_ms, values, float(alpha))
+    if bad >= 0:
+        raise ValueError(f"values: values[{bad}] is not finite ({values[bad]})")
+
+
+def _maybe(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def summarize(state: FloatArray) -> SignalSummary:
+    """Plain Python numbers for reports, alerts and the web API."""
+    _check_state(state, "state", writable=False)
+    count, mean, m2, lo, hi, last, last_ts, ew_mean, ew_var, _ = (float(v) for v in state)
+    n = int(count)
+    if n == 0:
+        return SignalSummary(0, None, None, None, None, None, None, None, None)
+    return SignalSummary(
+        count=n,
+        mean=mean,
+        std=math.sqrt(m2 / (count - 1.0)) if n >= 2 else None,
+        min=lo,
+        max=hi,
+        last=last,
+        last_ts_ms=int(last_ts),
+        ew_mean=_maybe(ew_mean),
+        ew_std=_maybe(math.sqrt(ew_var)) if ew_var >= 0.0 else None,
+    )
+
+
+def merge(a: FloatArray, b: FloatArray) -> FloatArray:
+    """The state of both streams together, as a new array (``a`` and ``b`` are not modified).
+
+    COUNT, MEAN, M2, MIN, MAX and SUM combine exactly as if every reading had been fed to one state
+    (the pairwise update of Chan, Golub and LeVeque). The EW fields, LAST and LAST_TS are taken
+    from the newer state, the one with the larger LAST_TS (``b`` on a tie): an EW average cannot be
+    recombined without the interleaving of the readings, and the newer side describes the present.
+    """
+    _check_state(a, "a", writable=False)
+    _check_state(b, "b", writable=False)
+    if a[COUNT] == 0.0:
+        return b.copy()
+    if b[COUNT] == 0.0:
+        return a.copy()
+    newer = b if b[LAST_TS] >= a[LAST_TS] else a
+    out = newer.copy()
+    na, nb = float(a[COUNT]), float(b[COUNT])
+    n = na + nb
+    delta = float(b[MEAN]) - float(a[MEAN])
+    out[COUNT] = n
+    out[MEAN] = float(a[MEAN]) + delta * (nb / n)
+    out[M2] = float(a[M2]) + float(b[M2]) + delta * delta * (na * nb / n)
+    out[MIN] = min(float(a[MIN]), float(b[MIN]))
+    out[MAX] = max(float(a[MAX]), float(b[MAX]))
+    out[SUM] = float(a[SUM]) + float(b[SUM])
+    return out
+
+
+def to_list(state: FloatArray) -> list[float | None]:
+    """JSON-safe form: JSON has no NaN, so NaN (and an overflowed inf) becomes ``None``."""
+    _check_state(state, "state", writable=False)
+    return [v if math.isfinite(v) else None for v in state.tolist()]
+
+
+def from_list(values: list[float | None]) -> FloatArray:
+    """Inverse of :func:`to_list`; raises ValueError on anything that is not such a list."""
+    if not isinstance(values, list) or len(values) != STATE_SIZE:
+        raise ValueError(f"values: expected a list of {STATE_SIZE} numbers or nulls")
+    state = np.empty(STATE_SIZE, dtype=np.float64)
+    for index, value in enumerate(values):
+        if value is None:
+            state[index] = np.nan
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            state[index] = value
+        else:
+            raise ValueError(f"values[{index}]: expected a number or null, got {type(value).__name__}")
+    count = state[COUNT]
+    if not (count >= 0.0 and count == math.floor(count)):
+        raise ValueError(f"values[{COUNT}]: the count must be a non-negative integer, got {count}")
+    return state

@@ -1,0 +1,91 @@
+"""Sub-commands of the service itself: ``worker``, ``run``, ``analyze``, ``schema``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from service.exceptions import ConfigError
+from service.plant_file import load_plant
+from service.settings import Settings, load_settings
+from service.worker import add_common_arguments
+
+__all__ = ["register"]
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return load_settings(
+        bootstrap_servers=getattr(args, "bootstrap_servers", None),
+        plant_config=getattr(args, "plant_config", None),
+        web_port=getattr(args, "web_port", None),
+        partitions=getattr(args, "partitions", None),
+        app_id=getattr(args, "app_id", None),
+        **extra,
+    )
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from service.worker import run_worker
+
+    settings = _settings(args)
+    if settings.bootstrap_servers is None:
+        raise ConfigError(
+            "bootstrap_servers: the worker needs --bootstrap-servers or LINEPULSE_BOOTSTRAP_SERVERS"
+        )
+    return run_worker(settings, load_plant(settings.plant_config), settings.bootstrap_servers)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from service.run import run_all
+
+    return run_all(_settings(args), speed=args.speed, seed=args.seed, view=not args.no_view)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from service.analyze import analyze_file
+
+    settings = _settings(args)
+    summary = analyze_file(args.telemetry, load_plant(settings.plant_config), args.out, settings)
+    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from service.schemas import write_schemas
+
+    for path in write_schemas(args.out):
+        print(path)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = subparsers.add_parser("worker", help="run the stream worker against a Kafka cluster")
+    add_common_arguments(worker)
+    worker.set_defaults(handler=_worker)
+
+    run = subparsers.add_parser(
+        "run",
+        help="all in one: embedded broker (unless --bootstrap-servers), simulated plant, worker, live view",
+    )
+    add_common_arguments(run)
+    run.add_argument(
+        "--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)"
+    )
+    run.add_argument("--seed", type=int, default=7, help="simulator seed")
+    run.add_argument("--no-view", action="store_true", help="no live terminal table")
+    run.set_defaults(handler=_run)
+
+    analyze = subparsers.add_parser("analyze", help="run the stream's models over a telemetry JSONL file")
+    analyze.add_argument("telemetry", type=Path, metavar="TELEMETRY.jsonl")
+    analyze.add_argument(
+        "--config", dest="plant_config", metavar="PLANT.yaml", help="plant configuration file"
+    )
+    analyze.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    analyze.set_defaults(handler=_analyze)
+
+    schema = subparsers.add_parser("schema", help="write the JSON Schemas of the topics' records")
+    schema.add_argument("--out", type=Path, default=Path("docs/schema"), metavar="DIR")
+    schema.set_defaults(handler=_schema)

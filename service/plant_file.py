@@ -1,0 +1,61 @@
+"""Loading a plant YAML file into a validated :class:`~models.plant.PlantConfig`.
+
+Errors name the file, the path inside it (``machines[0].ideal_cycle_s``) and the reason.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from models.plant import PlantConfig
+from service.exceptions import ConfigError
+
+__all__ = ["DEMO_PLANT", "load_demo_plant", "load_plant", "parse_plant"]
+
+DEMO_PLANT = "demo.yaml"
+
+
+def load_plant(path: Path | None) -> PlantConfig:
+    """The plant at ``path``, or the built-in demo plant when ``path`` is None."""
+    if path is None:
+        return load_demo_plant()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: plant configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read plant configuration: {exc}") from None
+    return parse_plant(text, str(path))
+
+
+def load_demo_plant() -> PlantConfig:
+    text = resources.files("service.plants").joinpath(DEMO_PLANT).read_text(encoding="utf-8")
+    return parse_plant(text, f"<built-in {DEMO_PLANT}>")
+
+
+def parse_plant(text: str, source: str) -> PlantConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: must be a mapping with timezone, shifts and machines")
+    try:
+        return PlantConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_path(error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)]
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"

@@ -1,0 +1,164 @@
+"""``linepulse run``: everything on one machine, for a first look and for demos.
+
+A supervisor, like a Procfile runner: it starts an embedded Tansu broker (unless bootstrap servers
+are configured), creates the topics, then runs the simulator and the worker as child processes
+that die with it, prints where to look and a live table, and on Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+
+from service.brokers.process import spawn, stop_process, tail
+from service.brokers.tansu import TansuBroker
+from service.settings import Settings
+from streams.topics import ensure_topics, topic_specs
+
+__all__ = ["run_all"]
+
+_READY_TIMEOUT_S = 90.0
+_VIEW_INTERVAL_S = 5.0
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _child_argv(command: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "service.cli", command, *args]
+
+
+def _get_json(url: str, timeout_s: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        return orjson.loads(response.read())
+
+
+def _wait_ready(base_url: str, children: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path]) -> None:
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        _check_children(children, logs)
+        with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
+            if _get_json(f"{base_url}/ready").get("ready"):
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"worker not ready after {_READY_TIMEOUT_S:.0f} s; see {logs['worker']}")
+
+
+def _check_children(children: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path]) -> None:
+    for name, child in children.items():
+        code = child.poll()
+        if code is not None:
+            raise RuntimeError(
+                f"{name} exited with code {code}; last lines of {logs[name]}:\n{tail(logs[name])}"
+            )
+
+
+def _pct(value: float | None) -> str:
+    return "   -  " if value is None else f"{100 * value:5.1f}%"
+
+
+def render_table(payload: dict[str, Any]) -> str:
+    """A compact terminal view of /api/machines: one line per machine, current shift figures."""
+    lines = [
+        f"{'machine':<14}{'line':<8}{'state':<14}{'shift':<7}{'OEE':>7}{'A':>7}{'P':>7}{'Q':>7}"
+        f"{'good':>7}{'scrap':>6}  alerts"
+    ]
+    for machine in payload.get("machines", []):
+        window = machine["windows"].get("shift") or machine["windows"].get("hour") or {}
+        lines.append(
+            f"{machine['machine']:<14}{machine['line']:<8}{(machine['state'] or '-'):<14}"
+            f"{(window.get('shift') or '-'):<7}{_pct(window.get('oee')):>7}{_pct(window.get('availability')):>7}"
+            f"{_pct(window.get('performance')):>7}{_pct(window.get('quality')):>7}"
+            f"{window.get('good', 0):>7}{window.get('scrap', 0):>6}  "
+            + ", ".join(alert["kind"] for alert in machine["alerts"])
+        )
+    return "\n".join(lines)
+
+
+def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    logs_dir = settings.data_dir / "logs"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    logs = {"worker": logs_dir / "worker.log", "simulator": logs_dir / "simulator.log"}
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    base_url = f"http://{settings.web_host}:{settings.web_port}"
+    with ExitStack() as stack:
+        try:
+            bootstrap = settings.bootstrap_servers
+            if bootstrap is None:
+                print(
+                    "starting the embedded Tansu broker (in memory; nothing is kept after exit) ...",
+                    flush=True,
+                )
+                bootstrap = stack.enter_context(TansuBroker()).bootstrap_servers
+            ensure_topics(
+                bootstrap, topic_specs(settings.topics, settings.partitions, settings.replication_factor)
+            )
+            common = ["--bootstrap-servers", bootstrap]
+            if settings.plant_config is not None:
+                common += ["--config", str(settings.plant_config)]
+            children["worker"] = spawn(
+                _child_argv(
+                    "worker", *common, "--web-port", str(settings.web_port), "--app-id", settings.app_id
+                ),
+                logs["worker"],
+            )
+            children["simulator"] = spawn(
+                _child_argv(
+                    "simulate",
+                    *common,
+                    "--topic",
+                    settings.topic_telemetry,
+                    "--speed",
+                    str(speed),
+                    "--seed",
+                    str(seed),
+                    "--start=-8h",
+                ),
+                logs["simulator"],
+            )
+            stack.callback(_stop_children, children)
+            print(f"broker {bootstrap} · worker and simulator starting (logs in {logs_dir}) ...", flush=True)
+            _wait_ready(base_url, children, logs)
+            print(
+                "\nlinepulse is up.\n"
+                f"  status page   {base_url}/status\n"
+                f"  metrics       {base_url}/metrics   (Prometheus)\n"
+                f"  machines API  {base_url}/api/machines\n"
+                f"  Kafka         {bootstrap}  topics: {settings.topic_telemetry}, {settings.topic_kpis}, "
+                f"{settings.topic_alerts}, {settings.topic_dead_letters}\n"
+                f"Simulated plant at {speed:g}x speed. Ctrl-C stops everything.\n",
+                flush=True,
+            )
+            while True:
+                _check_children(children, logs)
+                if view:
+                    with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
+                        print(render_table(_get_json(f"{base_url}/api/machines")) + "\n", flush=True)
+                time.sleep(_VIEW_INTERVAL_S)
+        except KeyboardInterrupt:
+            print("\nstopping ...", flush=True)
+            return 0
+        except RuntimeError as exc:
+            print(f"linepulse: error: {exc}", file=sys.stderr)
+            return 1
+
+
+def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    # The simulator first, so the worker can still commit what it has read.
+    for name in ("simulator", "worker"):
+        child = children.get(name)
+        if child is not None:
+            stop_process(child, grace_s=15.0)

@@ -1,0 +1,30 @@
+"""JSON Schemas of the records on linepulse's topics, generated from the pydantic models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.contract import telemetry_json_schema
+from streams.records import AlertRecord, KpiRecord
+
+__all__ = ["schemas", "write_schemas"]
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    draft = "https://json-schema.org/draft/2020-12/schema"
+    kpi = {"$schema": draft, **KpiRecord.model_json_schema()}
+    alert = {"$schema": draft, **AlertRecord.model_json_schema()}
+    return {"telemetry.v1.json": telemetry_json_schema(), "kpi.v1.json": kpi, "alert.v1.json": alert}
+
+
+def write_schemas(out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in schemas().items():
+        path = out_dir / name
+        path.write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+        written.append(path)
+    return written

@@ -1,0 +1,91 @@
+"""Runtime settings: one frozen object from ``LINEPULSE_*`` environment variables and CLI flags.
+
+Only the service layer reads the environment; everything below gets this object's values passed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.exceptions import ConfigError
+from streams.app import StreamConfig
+from streams.topics import TopicNames
+
+__all__ = ["Settings", "load_settings"]
+
+_TOPIC = r"^[A-Za-z0-9._-]{1,200}$"
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LINEPULSE_", frozen=True, extra="forbid")
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers, comma separated. Unset: `run` starts an embedded Tansu broker.",
+        pattern=r"^[A-Za-z0-9.\-\[\]:]+(,[A-Za-z0-9.\-\[\]:]+)*$",
+    )
+    plant_config: Path | None = Field(default=None, description="Plant YAML. Unset: the built-in demo plant.")
+    app_id: str = Field(default="linepulse", pattern=_TOPIC, description="Faust app id = consumer group id.")
+    topic_telemetry: str = Field(default="telemetry", pattern=_TOPIC)
+    topic_kpis: str = Field(default="kpis", pattern=_TOPIC)
+    topic_alerts: str = Field(default="alerts", pattern=_TOPIC)
+    topic_dead_letters: str = Field(default="telemetry-dead-letters", pattern=_TOPIC)
+    partitions: int = Field(default=3, ge=1, le=1024, description="Partitions of topics linepulse creates.")
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    web_host: str = Field(default="127.0.0.1")
+    web_port: Port = Field(default=6066, description="Worker web port: /metrics, /health, /ready, /status.")
+    session_timeout_s: float = Field(
+        default=10.0, gt=1, le=300, description="Kafka consumer session timeout."
+    )
+    data_dir: Path = Field(default=Path("var/linepulse"), description="Faust's working directory.")
+    max_payload_bytes: int = Field(default=1_048_576, ge=1024, le=8 * 1024 * 1024)
+    max_future_s: float = Field(
+        default=300.0, ge=0, description="Reject event times this far ahead of the clock."
+    )
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often consumed offsets are committed."
+    )
+    log_level: str = Field(default="warn", pattern=r"^(crit|error|warn|info|debug)$")
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(
+            telemetry=self.topic_telemetry,
+            kpis=self.topic_kpis,
+            alerts=self.topic_alerts,
+            dead_letters=self.topic_dead_letters,
+        )
+
+    def stream_config(self, bootstrap_servers: str, partitions: int) -> StreamConfig:
+        return StreamConfig(
+            app_id=self.app_id,
+            bootstrap_servers=bootstrap_servers,
+            topics=self.topics,
+            partitions=partitions,
+            replication=self.replication_factor,
+            web_host=self.web_host,
+            web_port=self.web_port,
+            session_timeout_s=self.session_timeout_s,
+            data_dir=self.data_dir,
+            max_payload_bytes=self.max_payload_bytes,
+            max_future_s=self.max_future_s,
+            commit_interval_s=self.commit_interval_s,
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Environment first, then non-None CLI overrides; errors name the setting and its variable."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            name = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{name} (LINEPULSE_{name.upper()}): {error['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,61 @@
+"""``linepulse worker``: the Faust worker with its topics, metrics and pages, against a Kafka cluster."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from models.plant import PlantConfig
+from service.metrics import MachineCollector, WorkerMetrics
+from service.settings import Settings
+from service.web import register_routes
+from streams.app import LinepulseStream, create_stream
+from streams.topics import ensure_topics, topic_specs
+
+__all__ = ["WorkerParts", "build_worker", "run_worker"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerParts:
+    stream: LinepulseStream
+    registry: CollectorRegistry
+    metrics: WorkerMetrics
+
+
+def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -> WorkerParts:
+    """Create the topics if missing, then a Faust app sized to the telemetry topic's partitions."""
+    counts = ensure_topics(
+        bootstrap_servers, topic_specs(settings.topics, settings.partitions, settings.replication_factor)
+    )
+    partitions = counts[settings.topic_telemetry]
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    stream = create_stream(settings.stream_config(bootstrap_servers, partitions), plant, metrics)
+    registry.register(MachineCollector(stream.live))
+    metrics.ready.set_function(lambda: 1.0 if stream.is_ready() else 0.0)
+    register_routes(stream, registry)
+    return WorkerParts(stream, registry, metrics)
+
+
+def run_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -> int:
+    """Run until SIGINT/SIGTERM; Faust commits offsets and flushes producers on the way out."""
+    parts = build_worker(settings, plant, bootstrap_servers)
+    worker = faust.Worker(parts.stream.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", dest="plant_config", metavar="PLANT.yaml", help="plant configuration file"
+    )
+    parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers, comma separated")
+    parser.add_argument("--web-port", type=int, help="web port for /metrics, /status, /health, /ready")
+    parser.add_argument("--partitions", type=int, help="partitions of the topics linepulse creates")
+    parser.add_argument("--app-id", help="Faust app id (consumer group)")

@@ -1,0 +1,188 @@
+"""Faust app factory: topics, the machine-state table and the telemetry agent, wired to one processor.
+
+Nothing happens at import time; :func:`create_stream` builds a fresh app, so tests and the CLI can
+make as many as they need. The agent body stays short: process one message with the shared
+:class:`~streams.processing.TelemetryProcessor`, then route its results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import faust
+
+from models.machine import MachineState
+from models.plant import PlantConfig
+from streams.decode import Rejection
+from streams.live import LiveMachines
+from streams.processing import Applied, Outcome, TelemetryProcessor, decode_state, encode_state
+from streams.records import record_bytes
+from streams.topics import MAX_MESSAGE_BYTES, TopicNames
+
+__all__ = ["LinepulseStream", "StreamConfig", "StreamObserver", "create_stream", "dead_letter_headers"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    app_id: str
+    bootstrap_servers: str
+    topics: TopicNames
+    partitions: int
+    replication: int
+    web_host: str
+    web_port: int
+    session_timeout_s: float
+    data_dir: Path
+    max_payload_bytes: int
+    max_future_s: float
+    commit_interval_s: float = 1.0
+
+
+class StreamObserver(Protocol):
+    """What the worker reports as it goes; the service layer turns it into Prometheus metrics."""
+
+    def on_outcome(self, outcome: Outcome) -> None: ...
+
+    def on_rebalance(self) -> None: ...
+
+
+@dataclass(slots=True)
+class LinepulseStream:
+    app: faust.App
+    processor: TelemetryProcessor
+    live: LiveMachines
+    config: StreamConfig
+
+    def is_ready(self) -> bool:
+        """Partitions assigned and table state recovered: safe to trust this worker's figures."""
+        app: Any = self.app
+        recovery = app.tables.recovery
+        return bool(recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery)
+
+
+def dead_letter_headers(
+    rejection: Rejection, topic: str, partition: int, offset: int
+) -> list[tuple[str, bytes]]:
+    """Kafka Connect-style context headers, so an operator can fix and replay the original bytes."""
+    return [
+        ("linepulse.error.code", rejection.code.encode()),
+        ("linepulse.error.field", rejection.field.encode()),
+        ("linepulse.error.reason", rejection.reason.encode()),
+        ("linepulse.source.topic", topic.encode()),
+        ("linepulse.source.partition", str(partition).encode()),
+        ("linepulse.source.offset", str(offset).encode()),
+    ]
+
+
+def _brokers(bootstrap_servers: str) -> Sequence[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
+
+
+def create_stream(config: StreamConfig, plant: PlantConfig, observer: StreamObserver) -> LinepulseStream:
+    app = faust.App(
+        config.app_id,
+        broker=_brokers(config.bootstrap_servers),
+        store="memory://",
+        datadir=str(config.data_dir),
+        topic_partitions=config.partitions,
+        topic_replication_factor=config.replication,
+        topic_allow_declare=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=True,
+        web_host=config.web_host,
+        web_port=config.web_port,
+        web_in_thread=False,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
+        broker_commit_interval=config.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        table_standby_replicas=0,
+    )
+    processor = TelemetryProcessor(
+        plant, max_payload_bytes=config.max_payload_bytes, max_future_ms=int(config.max_future_s * 1000)
+    )
+    live = LiveMachines()
+    telemetry = app.topic(
+        config.topics.telemetry, key_type=bytes, value_type=bytes, partitions=config.partitions
+    )
+    kpis = app.topic(config.topics.kpis, key_type=bytes, value_type=bytes)
+    alerts = app.topic(config.topics.alerts, key_type=bytes, value_type=bytes)
+    dead_letters = app.topic(config.topics.dead_letters, key_type=bytes, value_type=bytes)
+    # Keyed like telemetry, so a machine's state lives on its telemetry partition (co-partitioned).
+    states = app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=config.partitions)
+    # Decoded states of this worker's machines; the table stays the source of truth.
+    decoded: dict[str, MachineState] = {}
+
+    def load_state(key: str) -> MachineState | None:
+        state = decoded.get(key)
+        if state is None:
+            raw = states.get(key.encode())
+            if raw is not None:
+                state = decoded[key] = decode_state(raw)
+        return state
+
+    async def publish(outcome: Applied) -> None:
+        """Send and wait for the broker's ack *before* the state is written.
+
+        Then a crash can only make the message be processed again (the records are re-sent with the
+        same content and ids), never leave a state that says "applied" with its records lost.
+        """
+        key = outcome.state.key.encode()
+        pending = [await kpis.send(key=key, value=record_bytes(kpi)) for kpi in outcome.kpis]
+        pending += [await alerts.send(key=key, value=record_bytes(alert)) for alert in outcome.alerts]
+        for delivery in pending:
+            await delivery
+
+    @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
+    async def process_telemetry(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            outcome = processor.process(
+                message.key,
+                message.value,
+                now_ms=int(time.time() * 1000),
+                load_state=load_state,
+                source=f"{message.topic}:{message.partition}",
+                offset=message.offset,
+            )
+            if isinstance(outcome, Rejection):
+                headers = dead_letter_headers(outcome, message.topic, message.partition, message.offset)
+                await dead_letters.send(key=message.key, value=message.value, headers=headers)
+            elif not outcome.duplicate:
+                try:
+                    await publish(outcome)
+                except BaseException:
+                    # The cached state already holds this message's effect; the table does not.
+                    decoded.pop(outcome.state.key, None)
+                    raise
+                decoded[outcome.state.key] = outcome.state
+                states[outcome.state.key.encode()] = encode_state(outcome.state)
+                live.update(outcome.state)
+            observer.on_outcome(outcome)
+
+    def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        decoded.clear()
+        live.forget_all()
+        observer.on_rebalance()
+
+    app.on_partitions_revoked.connect(_forget_revoked)
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def _show_recovered_machines() -> None:
+        # After a restart or rebalance, machines that send nothing yet are still shown from the table.
+        if not LinepulseStream(app, processor, live, config).is_ready():
+            return
+        for raw_key, raw_state in list(states.items()):
+            key = raw_key.decode()
+            if key not in live:
+                live.update(load_state(key) or decode_state(raw_state))
+
+    return LinepulseStream(app=app, processor=processor, live=live, config=config)

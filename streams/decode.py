@@ -1,0 +1,176 @@
+"""Kafka message bytes to validated telemetry, or a :class:`Rejection` naming the field and the reason.
+
+This is the input boundary of the stream and of ``analyze``: it never raises on bad input. Checks
+that need context beyond the contract happen here too: the payload size, the message key (which must
+be ``"{tenant}/{machine}"`` so one machine's events stay ordered on one partition), timestamps too
+far in the future, and machines the plant configuration does not know (which would otherwise grow
+Prometheus label sets without bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import ValidationError
+
+from models.plant import MachineSpec, PlantConfig
+from streams.contract import SamplesEvent, TelemetryEvent, telemetry_adapter
+from streams.exceptions import InvalidTelemetry
+from streams.frames import Frame, SignalBlock, decode_frame, is_frame
+
+__all__ = ["Decoded", "Rejection", "TelemetryDecoder"]
+
+Decoded = TelemetryEvent | Frame
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message went to the dead-letter topic. ``code`` is from a small fixed set (metric label)."""
+
+    code: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event: Decoded
+    spec: MachineSpec
+
+
+REJECTION_CODES = (
+    "empty",
+    "too_large",
+    "invalid_json",
+    "invalid_schema",
+    "invalid_frame",
+    "key_mismatch",
+    "future_timestamp",
+    "unknown_machine",
+)
+
+
+class TelemetryDecoder:
+    def __init__(self, plant: PlantConfig, *, max_payload_bytes: int, max_future_ms: int) -> None:
+        self.plant = plant
+        self.max_payload_bytes = max_payload_bytes
+        self.max_future_ms = max_future_ms
+
+    def decode(
+        self, key: bytes | None, value: bytes | None, now_ms: int, *, require_key: bool = True
+    ) -> Accepted | Rejection:
+        if not value:
+            return Rejection("empty", "value", "empty message")
+        if len(value) > self.max_payload_bytes:
+            return Rejection(
+                "too_large",
+                "value",
+                f"{len(value)} bytes exceeds the limit of {self.max_payload_bytes} bytes",
+            )
+        event: Decoded
+        if is_frame(value):
+            try:
+                event = decode_frame(value)
+            except InvalidTelemetry as exc:
+                return Rejection("invalid_frame", exc.field, exc.reason)
+        else:
+            try:
+                parsed = telemetry_adapter.validate_json(value)
+            except ValidationError as exc:
+                return _schema_rejection(exc)
+            event = _samples_to_frame(parsed) if isinstance(parsed, SamplesEvent) else parsed
+        return self._check_context(key, event, now_ms, require_key)
+
+    def _check_context(
+        self, key: bytes | None, event: Decoded, now_ms: int, require_key: bool
+    ) -> Accepted | Rejection:
+        expected_key = f"{event.tenant}/{event.machine}"
+        if require_key and (key is None or key != expected_key.encode()):
+            shown = "none" if key is None else repr(key[:80].decode("utf-8", "replace"))
+            return Rejection("key_mismatch", "key", f"must be {expected_key!r} (tenant/machine), got {shown}")
+        newest = _newest_ms(event)
+        if newest > now_ms + self.max_future_ms:
+            ahead_s = (newest - now_ms) / 1000.0
+            return Rejection(
+                "future_timestamp",
+                "ts",
+                f"{ahead_s:.0f} s in the future (limit {self.max_future_ms / 1000:.0f} s)",
+            )
+        spec = self.plant.machine(event.tenant, event.machine)
+        if spec is None:
+            return Rejection(
+                "unknown_machine", "machine", f"{expected_key} is not in the plant configuration"
+            )
+        if spec.site != event.site or spec.line != event.line:
+            return Rejection(
+                "unknown_machine",
+                "line" if spec.site == event.site else "site",
+                f"{expected_key} is configured on {spec.site}/{spec.line}, not {event.site}/{event.line}",
+            )
+        return Accepted(event, spec)
+
+
+def _newest_ms(event: Decoded) -> int:
+    if isinstance(event, Frame):
+        return max([event.ts_ms, *(int(block.ts_ms[-1]) for block in event.signals)])
+    return event.ts
+
+
+def _samples_to_frame(event: SamplesEvent) -> Frame:
+    blocks = tuple(
+        SignalBlock(
+            signal=series.signal,
+            unit=series.unit,
+            ts_ms=np.asarray(series.ts, dtype=np.int64),
+            values=np.asarray(series.values, dtype=np.float64),
+        )
+        for series in event.signals
+    )
+    return Frame(
+        tenant=event.tenant,
+        site=event.site,
+        line=event.line,
+        machine=event.machine,
+        ts_ms=event.ts,
+        seq=event.seq,
+        signals=blocks,
+    )
+
+
+def _schema_rejection(exc: ValidationError) -> Rejection:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] in ("json_invalid", "json_type"):
+        return Rejection("invalid_json", "value", f"not valid JSON: {first['msg']}")
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return Rejection("invalid_schema", "kind", f"{first['msg']}")
+    parts = []
+    for error in errors[:3]:
+        parts.append(f"{_field_path(error['loc']) or 'record'}: {error['msg']}")
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return Rejection("invalid_schema", _field_path(first["loc"]) or "record", "; ".join(parts) + more)
+
+
+_KINDS = frozenset({"state", "count", "cycle", "sensor", "quality", "samples"})
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    # pydantic puts the discriminator's value first ('sensor', 'value'); users know the field, not the tag.
+    parts = list(loc)
+    if parts and parts[0] in _KINDS:
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts if not _is_branch_tag(part))
+
+
+_BRANCH_TAGS = frozenset({"float", "int", "str", "bool", "none", "list", "dict"})
+
+
+def _is_branch_tag(part: int | str) -> bool:
+    # Union members appear in error locations as type tags ('value', 'float'); they are not fields.
+    return isinstance(part, str) and (
+        part in _BRANCH_TAGS or "[" in part or part.startswith(("function-", "constrained-"))
+    )

@@ -1,0 +1,426 @@
+"""The binary batched frame: many readings of one machine in one Kafka message, decoded zero-copy.
+
+This is the fast path for high-rate signals. It carries what a JSON ``samples`` record carries
+(:class:`streams.contract.SamplesEvent`), but its columns become numpy arrays with
+:func:`numpy.frombuffer`, without parsing a number: a 500-reading frame decodes and is validated in
+~10 µs, where the same readings as a JSON ``samples`` record take ~100 µs to validate.
+
+Layout, version 1 (all integers little-endian; N = n_0 + n_1 + ..., the readings of all signals)::
+
+    offset        size     content
+    0             4        magic b"LPF1"
+    4             4        H: uint32, the header's length in bytes; a multiple of 8, 8 <= H <= 65536
+    8             H        header: a UTF-8 JSON object, right-padded with ASCII spaces to H bytes
+    8 + H         8 N      timestamps column: int64 epoch ms; signal 0's n_0, then signal 1's n_1, ...
+    8 + H + 8 N   8 N      values column: float64, in the same order
+    8 + H + 16 N           end: the payload must end exactly here
+
+Signal ``i`` is rows ``[n_0 + ... + n_(i-1), n_0 + ... + n_i)`` of both columns.
+
+Header, with the same ids and ranges as the JSON contract::
+
+    {"v": 1, "tenant": ID, "site": ID, "line": ID, "machine": ID,
+     "ts": EPOCH_MS, "seq": 0..2**64-1 (optional),
+     "signals": [{"signal": ID, "unit": STR 1..32 chars (optional), "n": 1..100000}, ...]}
+
+- ``ID`` matches ``^[A-Za-z0-9_.-]{1,64}$``; unknown header fields are rejected, not ignored.
+- ``ts`` is when the batch was cut, integer epoch milliseconds (no RFC 3339 here: frames are
+  written by programs); it and every reading's timestamp lie in [2000-01-01, 2100-01-01).
+- 1 to 256 signals, each named once; 1 to 100 000 readings per signal, oldest first
+  (timestamps non-decreasing); every value finite.
+- The message key is ``"{tenant}/{machine}"``, as for JSON records; :func:`is_frame` tells the two
+  apart by the magic (a JSON record starts with ``{`` or whitespace).
+
+Why this shape:
+
+- Padding the header to a multiple of 8 puts every column on an 8-byte boundary of the payload
+  (and Python ``bytes`` data is itself 16-byte aligned), so the arrays are aligned views. numpy
+  reads unaligned views too, but slower, and numba would compile a separate kernel for them.
+- Two frame-wide columns rather than a block per signal: the checks (finite values, ordered and
+  plausible timestamps) run once per frame over all readings, and a signal is a slice of each
+  column, so a frame of 10 signals costs little more to decode than a frame of one.
+- Absolute int64 timestamps rather than deltas: the arrays go to the kernels as they are, with no
+  prefix sum or copy. Producer-side Kafka compression removes the redundancy of regular timestamps
+  without a custom codec (gzip level 1: 500 timestamps 20 ms apart, 4000 -> 821 bytes).
+- A JSON header keeps the metadata readable in a hex dump and extensible under a new ``v``;
+  it is a few hundred bytes against 8 KB of columns for 500 readings.
+
+Errors are :class:`streams.exceptions.FrameError` with ``field`` named as in the JSON record
+(``tenant``, ``signals.0.n``, ``signals.2.values.17``, ``signals.0.ts.5``) or, for the framing
+itself, ``magic``, ``header_length``, ``header`` and ``body`` (column bytes not matching the ``n``s).
+
+Decoded arrays are read-only, aligned views into the payload, never copies: ``block.values`` is a
+slice of the frame's values column, whose ``.base`` is the payload (likewise for ``ts_ms``). They
+keep the message alive as long as they live; copy them to keep readings beyond the batch.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from streams.contract import CONTRACT_VERSION, ID_PATTERN
+from streams.exceptions import FrameError
+
+__all__ = [
+    "FRAME_MAGIC",
+    "MAX_HEADER_BYTES",
+    "MAX_READINGS_PER_SIGNAL",
+    "MAX_SIGNALS",
+    "Frame",
+    "SignalBlock",
+    "decode_frame",
+    "encode_frame",
+    "is_frame",
+]
+
+FRAME_MAGIC: Final = b"LPF1"
+MAX_HEADER_BYTES: Final = 65_536
+MAX_SIGNALS: Final = 256
+MAX_READINGS_PER_SIGNAL: Final = 100_000
+_PREFIX: Final = struct.Struct("<4sI")
+_MAX_UNIT_CHARS: Final = 32
+# The contract's bounds for a plausible timestamp: [2000-01-01, 2100-01-01) in epoch ms.
+_MIN_TS_MS: Final = 946_684_800_000
+_MAX_TS_MS: Final = 4_102_444_800_000
+_MAX_SEQ: Final = 2**64 - 1  # what JSON parsers (orjson included) read as an integer
+_ID: Final = re.compile(ID_PATTERN)
+_TS_DTYPE: Final = np.dtype("<i8")
+_VALUE_DTYPE: Final = np.dtype("<f8")
+_HEADER_FIELDS: Final = frozenset({"v", "tenant", "site", "line", "machine", "ts", "seq", "signals"})
+_SIGNAL_FIELDS: Final = frozenset({"signal", "unit", "n"})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SignalBlock:
+    """One signal's readings, oldest first: parallel int64 epoch-ms and float64 arrays."""
+
+    signal: str
+    unit: str | None
+    ts_ms: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    __hash__ = None  # type: ignore[assignment]  # arrays are mutable and unhashable
+
+    def __eq__(self, other: object) -> bool:
+        # The generated __eq__ would compare arrays elementwise and fail on their truth value.
+        if not isinstance(other, SignalBlock):
+            return NotImplemented
+        return (
+            self.signal == other.signal
+            and self.unit == other.unit
+            and np.array_equal(self.ts_ms, other.ts_ms)
+            and np.array_equal(self.values, other.values)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A batch of readings of one machine; what both the binary frame and a JSON ``samples`` record become."""
+
+    tenant: str
+    site: str
+    line: str
+    machine: str
+    ts_ms: int
+    seq: int | None
+    signals: tuple[SignalBlock, ...]
+
+
+def is_frame(payload: bytes) -> bool:
+    """Whether ``payload`` claims to be a binary frame (then only :func:`decode_frame` may judge it)."""
+    return payload[:4] == FRAME_MAGIC
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass, and JSON true must not pass for 1.
+    return type(value) is int
+
+
+def _check_id(value: object, field: str) -> str:
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+        raise FrameError(field, f"must match {ID_PATTERN}, got {_show(value)}")
+    return value
+
+
+def _check_ts(value: object, field: str) -> int:
+    if not _is_int(value):
+        raise FrameError(field, f"must be integer epoch milliseconds, got {_show(value)}")
+    assert isinstance(value, int)
+    if not _MIN_TS_MS <= value < _MAX_TS_MS:
+        raise FrameError(field, f"{value} is out of range: must lie between 2000-01-01 and 2100-01-01")
+    return value
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_fields(
+    obj: dict[str, Any], allowed: frozenset[str], required: tuple[str, ...], prefix: str
+) -> None:
+    for key in obj:
+        if key not in allowed:
+            raise FrameError(f"{prefix}{key[:64]}", "unknown field")
+    for key in required:
+        if key not in obj:
+            raise FrameError(f"{prefix}{key}", "missing")
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    tenant: str
+    site: str
+    line: str
+    machine: str
+    ts_ms: int
+    seq: int | None
+    signals: tuple[tuple[str, str | None, int], ...]  # (signal, unit, n)
+
+
+def _parse_signals(signals: list[Any]) -> tuple[tuple[str, str | None, int], ...]:
+    """The header's signal entries as (signal, unit, n); the hot loop of header parsing."""
+    parsed: list[tuple[str, str | None, int]] = []
+    for entry in signals:
+        # Fast path: a well-formed entry passes with a few type checks and one regex match; the
+        # detailed checks below run only to word the error.
+        if type(entry) is dict and entry.keys() <= _SIGNAL_FIELDS:
+            name, unit, n = entry.get("signal"), entry.get("unit"), entry.get("n")
+            if (
+                type(name) is str
+                and _ID.fullmatch(name) is not None
+                and type(n) is int
+                and 1 <= n <= MAX_READINGS_PER_SIGNAL
+                and (unit is None or (type(unit) is str and 1 <= len(unit) <= _MAX_UNIT_CHARS))
+            ):
+                parsed.append((name, unit, n))
+                continue
+        _raise_signal_error(len(parsed), entry)
+    if len({name for name, _, _ in parsed}) != len(parsed):
+        first: dict[str, int] = {}
+        for index, (name, _, _) in enumerate(parsed):
+            if name in first:
+                # Two runs of one signal would break "oldest first" within the frame.
+                raise FrameError(
+                    f"signals.{index}.signal", f"{name!r} already appears as signals.{first[name]}"
+                )
+            first[name] = index
+    return tuple(parsed)
+
+
+def _raise_signal_error(index: int, entry: object) -> NoReturn:
+    prefix = f"signals.{index}"
+    if not isinstance(entry, dict):
+        raise FrameError(prefix, f"must be a JSON object, got {type(entry).__name__}")
+    _check_fields(entry, _SIGNAL_FIELDS, ("signal", "n"), f"{prefix}.")
+    _check_id(entry["signal"], f"{prefix}.signal")
+    unit = entry.get("unit")
+    if unit is not None and not (isinstance(unit, str) and 1 <= len(unit) <= _MAX_UNIT_CHARS):
+        raise FrameError(f"{prefix}.unit", f"must be a string of 1 to {_MAX_UNIT_CHARS} characters")
+    n = entry["n"]
+    raise FrameError(f"{prefix}.n", f"must be an integer from 1 to {MAX_READINGS_PER_SIGNAL}, got {_show(n)}")
+
+
+def _parse_header(header: object) -> _Header:
+    """Validate a decoded header object; field names follow the JSON record's (``signals.0.n``)."""
+    if not isinstance(header, dict):
+        raise FrameError("header", f"must be a JSON object, got {type(header).__name__}")
+    _check_fields(header, _HEADER_FIELDS, ("v", "tenant", "site", "line", "machine", "ts", "signals"), "")
+    if not (_is_int(header["v"]) and header["v"] == CONTRACT_VERSION):
+        raise FrameError("v", f"must be {CONTRACT_VERSION}, got {_show(header['v'])}")
+    seq = header.get("seq")
+    if seq is not None and not (_is_int(seq) and 0 <= seq <= _MAX_SEQ):
+        raise FrameError("seq", f"must be an integer from 0 to 2**64 - 1, got {_show(seq)}")
+    signals = header["signals"]
+    if not isinstance(signals, list):
+        raise FrameError("signals", f"must be a list, got {type(signals).__name__}")
+    if not 1 <= len(signals) <= MAX_SIGNALS:
+        raise FrameError("signals", f"must hold 1 to {MAX_SIGNALS} signals, got {len(signals)}")
+    parsed = _parse_signals(signals)
+    return _Header(
+        tenant=_check_id(header["tenant"], "tenant"),
+        site=_check_id(header["site"], "site"),
+        line=_check_id(header["line"], "line"),
+        machine=_check_id(header["machine"], "machine"),
+        ts_ms=_check_ts(header["ts"], "ts"),
+        seq=seq,
+        signals=tuple(parsed),
+    )
+
+
+def _locate(ends: list[int], row: int) -> tuple[int, int]:
+    """(signal index, index within the signal) of a row of the frame-wide columns."""
+    signal = bisect.bisect_right(ends, row)
+    return signal, row - (ends[signal - 1] if signal else 0)
+
+
+def _check_columns(
+    names: list[str], ends: list[int], ts: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+) -> None:
+    """Vectorised checks over all readings of a frame at once: finite values, ordered plausible timestamps.
+
+    ``ends[i]`` is the row after signal ``i``'s last. Positions are searched for only on the (rare)
+    error path, and reported per signal.
+    """
+    finite = np.isfinite(values)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        i, k = _locate(ends, row)
+        raise FrameError(f"signals.{i}.values.{k}", f"signal {names[i]!r}: {values[row]} is not finite")
+    if ts.shape[0] > 1:
+        backwards = ts[1:] < ts[:-1]
+        if len(ends) > 1:
+            # Each signal restarts the clock: the step from one signal's last row to the next's first
+            # is not an ordering constraint.
+            backwards[np.asarray(ends[:-1]) - 1] = False
+        if backwards.any():
+            row = int(np.argmax(backwards)) + 1
+            i, k = _locate(ends, row)
+            raise FrameError(
+                f"signals.{i}.ts.{k}",
+                f"signal {names[i]!r}: {int(ts[row])} is earlier than {int(ts[row - 1])}; "
+                "readings must be oldest first",
+            )
+    if ts.min() < _MIN_TS_MS or ts.max() >= _MAX_TS_MS:
+        row = int(np.argmax((ts < _MIN_TS_MS) | (ts >= _MAX_TS_MS)))
+        i, k = _locate(ends, row)
+        raise FrameError(
+            f"signals.{i}.ts.{k}",
+            f"signal {names[i]!r}: {int(ts[row])} is out of range: "
+            "must lie between 2000-01-01 and 2100-01-01",
+        )
+
+
+def _ends(header: _Header) -> list[int]:
+    return list(itertools.accumulate(n for _, _, n in header.signals))
+
+
+def decode_frame(payload: bytes) -> Frame:
+    """Validate and decode a binary frame; raises :class:`FrameError` naming the field and the reason.
+
+    The arrays are read-only views into ``payload`` (no copy).
+    """
+    size = len(payload)
+    if payload[:4] != FRAME_MAGIC:
+        raise FrameError("magic", f"expected {FRAME_MAGIC!r}, got {bytes(payload[:4])!r}")
+    if size < _PREFIX.size:
+        raise FrameError("header_length", f"truncated: the frame has only {size} bytes")
+    _, header_len = _PREFIX.unpack_from(payload)
+    if header_len > MAX_HEADER_BYTES:
+        raise FrameError("header_length", f"{header_len} bytes exceeds the limit of {MAX_HEADER_BYTES}")
+    if header_len == 0 or header_len % 8:
+        raise FrameError(
+            "header_length", f"must be a positive multiple of 8 (pad with spaces), got {header_len}"
+        )
+    body_start = _PREFIX.size + header_len
+    if body_start > size:
+        raise FrameError(
+            "header_length", f"truncated: header of {header_len} bytes but only {size - 8} follow"
+        )
+    try:
+        header_obj = orjson.loads(memoryview(payload)[_PREFIX.size : body_start])
+    except orjson.JSONDecodeError as exc:
+        raise FrameError("header", f"not valid UTF-8 JSON: {exc}") from None
+    header = _parse_header(header_obj)
+    ends = _ends(header)
+    readings = ends[-1]
+    expected = body_start + 16 * readings
+    if size != expected:
+        raise FrameError(
+            "body",
+            f"the header announces {readings} readings ({16 * readings} bytes) "
+            f"but {size - body_start} bytes follow it",
+        )
+    ts: npt.NDArray[np.int64] = np.frombuffer(payload, dtype=_TS_DTYPE, count=readings, offset=body_start)
+    values: npt.NDArray[np.float64] = np.frombuffer(
+        payload, dtype=_VALUE_DTYPE, count=readings, offset=body_start + 8 * readings
+    )
+    _check_columns([name for name, _, _ in header.signals], ends, ts, values)
+    blocks: list[SignalBlock] = []
+    start = 0
+    for (signal, unit, _), end in zip(header.signals, ends, strict=True):
+        blocks.append(SignalBlock(signal=signal, unit=unit, ts_ms=ts[start:end], values=values[start:end]))
+        start = end
+    return Frame(
+        tenant=header.tenant,
+        site=header.site,
+        line=header.line,
+        machine=header.machine,
+        ts_ms=header.ts_ms,
+        seq=header.seq,
+        signals=tuple(blocks),
+    )
+
+
+def _column(array: object, dtype: np.dtype[Any], field: str) -> npt.NDArray[Any]:
+    if not isinstance(array, np.ndarray) or array.ndim != 1:
+        raise FrameError(field, "must be a 1-D numpy array")
+    if array.dtype.kind != dtype.kind:
+        raise FrameError(field, f"must have dtype {dtype}, got {array.dtype}")
+    # No copy when the array is already little-endian 8-byte and contiguous (the usual case).
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _plain_int(value: object) -> object:
+    """numpy integers as Python ints (a producer may pass ``ts[-1]``); anything else is left to the checks."""
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The frame as bytes; validated with the decoder's own rules, so what encodes also decodes."""
+    signals: list[dict[str, object]] = []
+    columns: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+    for index, block in enumerate(frame.signals):
+        ts = _column(block.ts_ms, _TS_DTYPE, f"signals.{index}.ts")
+        values = _column(block.values, _VALUE_DTYPE, f"signals.{index}.values")
+        if ts.shape != values.shape:
+            raise FrameError(
+                f"signals.{index}.values", f"has {values.shape[0]} readings but ts has {ts.shape[0]}"
+            )
+        entry: dict[str, object] = {"signal": block.signal, "n": int(ts.shape[0])}
+        if block.unit is not None:
+            entry["unit"] = block.unit
+        signals.append(entry)
+        columns.append((ts, values))
+    header: dict[str, object] = {
+        "v": CONTRACT_VERSION,
+        "tenant": frame.tenant,
+        "site": frame.site,
+        "line": frame.line,
+        "machine": frame.machine,
+        "ts": _plain_int(frame.ts_ms),
+        "signals": signals,
+    }
+    if frame.seq is not None:
+        header["seq"] = _plain_int(frame.seq)
+    parsed = _parse_header(header)
+    # One copy into the frame-wide columns, which are also what goes on the wire.
+    ts_column = np.concatenate([ts for ts, _ in columns])
+    values_column = np.concatenate([values for _, values in columns])
+    _check_columns([name for name, _, _ in parsed.signals], _ends(parsed), ts_column, values_column)
+    try:
+        raw = orjson.dumps(header)
+    except orjson.JSONEncodeError as exc:  # e.g. a unit holding a lone surrogate
+        raise FrameError("header", f"cannot be encoded as UTF-8 JSON: {exc}") from None
+    padded_len = len(raw) + (-len(raw)) % 8
+    if padded_len > MAX_HEADER_BYTES:
+        raise FrameError("header_length", f"{padded_len} bytes exceeds the limit of {MAX_HEADER_BYTES}")
+    return b"".join(
+        (
+            _PREFIX.pack(FRAME_MAGIC, padded_len),
+            raw.ljust(padded_len),
+            ts_column.data.cast("B"),
+            values_column.data.cast("B"),
+        )
+    )

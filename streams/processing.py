@@ -1,0 +1,139 @@
+"""One message in, its effects out: the single code path the Faust agent and ``analyze`` share.
+
+:meth:`TelemetryProcessor.process` decodes a message, loads the machine's state, skips it if the
+state already applied that source offset (Faust is at-least-once; this makes the effect
+exactly-once), applies it to the engine, and returns the new state with the KPI and alert records
+to publish. It never raises on bad input: a bad message comes back as a :class:`Rejection`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from models.machine import EngineOutput, MachineEngine, MachineState
+from models.plant import PlantConfig
+from streams.contract import CountEvent, CycleEvent, QualityEvent, SensorEvent, StateEvent
+from streams.decode import Accepted, Decoded, Rejection, TelemetryDecoder
+from streams.frames import Frame
+from streams.records import AlertRecord, KpiRecord, alert_record, kpi_record
+
+__all__ = ["Applied", "Outcome", "TelemetryProcessor", "decode_state", "encode_state"]
+
+
+def encode_state(state: MachineState) -> bytes:
+    return orjson.dumps(state.to_dict())
+
+
+def decode_state(data: bytes) -> MachineState:
+    return MachineState.from_dict(orjson.loads(data))
+
+
+@dataclass(slots=True)
+class Applied:
+    """A valid message's effects. ``duplicate`` means the state had already applied this offset."""
+
+    state: MachineState
+    kpis: list[KpiRecord] = field(default_factory=list)
+    alerts: list[AlertRecord] = field(default_factory=list)
+    duplicate: bool = False
+    late: bool = False
+    readings: int = 0
+
+
+Outcome = Applied | Rejection
+StateLoader = Callable[[str], MachineState | None]
+
+
+class TelemetryProcessor:
+    def __init__(self, plant: PlantConfig, *, max_payload_bytes: int, max_future_ms: int) -> None:
+        self.plant = plant
+        self.engine = MachineEngine(plant)
+        self.decoder = TelemetryDecoder(
+            plant, max_payload_bytes=max_payload_bytes, max_future_ms=max_future_ms
+        )
+        self.config_version = plant.version
+
+    def process(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        now_ms: int,
+        load_state: StateLoader,
+        source: str | None = None,
+        offset: int | None = None,
+        require_key: bool = True,
+    ) -> Outcome:
+        """Apply one message. ``source`` ("topic:partition") and ``offset`` make re-delivery a no-op.
+
+        ``require_key=False`` is for files, whose lines carry no Kafka key.
+        """
+        decoded = self.decoder.decode(key, value, now_ms, require_key=require_key)
+        if isinstance(decoded, Rejection):
+            return decoded
+        spec = decoded.spec
+        state = load_state(spec.key) or self.engine.new_state(spec)
+        if source is not None and offset is not None:
+            if offset <= state.applied.get(source, -1):
+                return Applied(state, duplicate=True)
+            state.applied[source] = offset
+        output = self._apply(state, decoded)
+        return Applied(
+            state,
+            kpis=[
+                kpi_record(closed.machine, closed.window, self.engine.calendar, self.config_version)
+                for closed in output.closed
+            ],
+            alerts=[alert_record(state, change, self.engine.calendar) for change in output.alerts],
+            late=output.late,
+            readings=_readings(decoded.event),
+        )
+
+    def open_window_records(self, state: MachineState) -> list[KpiRecord]:
+        """The machine's still-open windows, as ``complete: false`` records (live views, end of a file)."""
+        spec = self.plant.machine(state.tenant, state.machine)
+        if spec is None:
+            return []
+        return [
+            kpi_record(spec, window, self.engine.calendar, self.config_version, complete=False)
+            for window in state.windows.values()
+        ]
+
+    def _apply(self, state: MachineState, accepted: Accepted) -> EngineOutput:
+        engine, spec, event = self.engine, accepted.spec, accepted.event
+        if isinstance(event, Frame):
+            series = [(block.signal, block.ts_ms, block.values) for block in event.signals]
+            return engine.on_samples(state, spec, event.ts_ms, series)
+        if isinstance(event, StateEvent):
+            return engine.on_state(state, spec, event.ts, event.state, event.reason)
+        if isinstance(event, CountEvent):
+            return engine.on_count(
+                state, spec, event.ts, event.good, event.scrap, event.product, event.scrap_reason
+            )
+        if isinstance(event, CycleEvent):
+            return engine.on_cycle(state, spec, event.ts, float(event.seconds))
+        if isinstance(event, SensorEvent):
+            times = np.array([event.ts], dtype=np.int64)
+            values = np.array([event.value], dtype=np.float64)
+            return engine.on_samples(state, spec, event.ts, [(event.signal, times, values)])
+        if isinstance(event, QualityEvent):
+            return engine.on_quality(
+                state,
+                spec,
+                event.ts,
+                event.characteristic,
+                float(event.value),
+                None if event.lsl is None else float(event.lsl),
+                None if event.usl is None else float(event.usl),
+            )
+        raise TypeError(f"unhandled telemetry type {type(event).__name__}")  # pragma: no cover
+
+
+def _readings(event: Decoded) -> int:
+    if isinstance(event, Frame):
+        return sum(int(block.values.shape[0]) for block in event.signals)
+    return 1

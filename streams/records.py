@@ -1,0 +1,152 @@
+"""Output records: KPI records (topic ``kpis``) and alert records (topic ``alerts``), version 1.
+
+Both are keyed ``"{tenant}/{machine}"``. A KPI record is final for its window once emitted
+(``complete: true``); ``analyze`` also writes the still-open windows at the end of a file, marked
+``complete: false``. Alert records carry a stable ``id``: an alert is emitted when it opens and
+again, with the same id, when it resolves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.alert_rules import AlertChange
+from models.calendar import PlantCalendar
+from models.machine import MachineState
+from models.plant import MachineSpec
+from models.timemodel import WindowAccumulator
+
+__all__ = ["AlertRecord", "KpiRecord", "alert_record", "kpi_record", "record_bytes"]
+
+
+class KpiRecord(BaseModel):
+    """One machine's KPIs over one window (ISO 22400-2 time model; seconds, units, ratios)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    tenant: str
+    site: str
+    line: str
+    machine: str
+    window: Literal["hour", "shift", "day"]
+    shift: str | None = Field(description="The shift's name when window is 'shift'.")
+    start: str = Field(description="Window start, RFC 3339 in the plant's local offset.")
+    end: str = Field(description="Window end (exclusive), RFC 3339 in the plant's local offset.")
+    start_ms: int
+    end_ms: int
+    complete: bool = Field(description="False only for a window still open when analyze reached the end.")
+    revision: int = 0
+    config_version: str = Field(description="Hash of the plant configuration the record was computed with.")
+    planned_s: float = Field(description="Planned busy time: actual production time + availability losses.")
+    run_s: float = Field(
+        description="Actual production time (running, plus states classified as performance)."
+    )
+    availability_loss_s: float
+    performance_loss_s: float | None = Field(
+        description="Actual production time minus ideal production time."
+    )
+    unknown_s: float = Field(description="Scheduled time without data (lost coverage).")
+    planned_stop_s: float
+    unscheduled_s: float = Field(description="Time outside every shift that was not production.")
+    ideal_s: float
+    good: int
+    scrap: int
+    availability: float | None
+    performance: float | None
+    quality: float | None
+    oee: float | None = Field(description="availability x performance x quality; null when any is undefined.")
+    coverage: float | None = Field(description="Share of scheduled time with data.")
+    cycles: int
+    mean_cycle_s: float | None
+    late_events: int
+    losses_s: dict[str, float] = Field(description="Seconds lost per 'state/reason'.")
+    scrap_by_reason: dict[str, int]
+
+
+class AlertRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    id: str
+    tenant: str
+    site: str
+    line: str
+    machine: str
+    kind: str = Field(description="machine_stopped, oee_low, quality_out_of_spec, ...")
+    severity: Literal["info", "warning", "critical"]
+    status: Literal["open", "resolved"]
+    started_at: str
+    updated_at: str
+    message: str
+    evidence: dict[str, Any]
+
+
+def kpi_record(
+    spec: MachineSpec,
+    window: WindowAccumulator,
+    calendar: PlantCalendar,
+    config_version: str,
+    *,
+    complete: bool = True,
+) -> KpiRecord:
+    figures = window.figures()
+    return KpiRecord(
+        tenant=spec.tenant,
+        site=spec.site,
+        line=spec.line,
+        machine=spec.id,
+        window=window.kind,
+        shift=window.shift,
+        start=calendar.local_isoformat(window.start_ms),
+        end=calendar.local_isoformat(window.end_ms),
+        start_ms=window.start_ms,
+        end_ms=window.end_ms,
+        complete=complete,
+        config_version=config_version,
+        planned_s=figures.planned_s,
+        run_s=figures.run_s,
+        availability_loss_s=figures.availability_loss_s,
+        performance_loss_s=figures.performance_loss_s,
+        unknown_s=figures.unknown_s,
+        planned_stop_s=figures.planned_stop_s,
+        unscheduled_s=figures.unscheduled_s,
+        ideal_s=figures.ideal_s,
+        good=figures.good,
+        scrap=figures.scrap,
+        availability=figures.availability,
+        performance=figures.performance,
+        quality=figures.quality,
+        oee=figures.oee,
+        coverage=figures.coverage,
+        cycles=window.cycles,
+        mean_cycle_s=window.cycle_sum_s / window.cycles if window.cycles else None,
+        late_events=window.late_events,
+        losses_s=figures.losses_s,
+        scrap_by_reason=dict(sorted(window.scrap_by_reason.items())),
+    )
+
+
+def alert_record(state: MachineState, change: AlertChange, calendar: PlantCalendar) -> AlertRecord:
+    alert = change.alert
+    return AlertRecord(
+        id=alert.id,
+        tenant=state.tenant,
+        site=state.site,
+        line=state.line,
+        machine=state.machine,
+        kind=alert.kind,
+        severity=alert.severity,
+        status=change.status,
+        started_at=calendar.local_isoformat(alert.started_ms),
+        updated_at=calendar.local_isoformat(change.at_ms),
+        message=alert.message,
+        evidence=alert.evidence,
+    )
+
+
+def record_bytes(record: BaseModel) -> bytes:
+    return orjson.dumps(record.model_dump(mode="json"))

@@ -1,0 +1,98 @@
+"""Shared pieces of the worker integration tests: simulated telemetry, topics, and analyze's view."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from service.analyze import analyze_file
+from service.plant_file import load_demo_plant
+from service.settings import load_settings
+from service.simulator import PlantSimulator
+from streams.topics import TopicNames, ensure_topics, topic_specs
+
+__all__ = [
+    "analyze_lines",
+    "create_topics",
+    "kpi_identity",
+    "simulated_messages",
+    "unique_topics",
+]
+
+HOUR_MS = 3_600_000
+
+
+def simulated_messages(count: int, seed: int = 11, hours_ago: int = 72) -> list[tuple[bytes, bytes]]:
+    """``count`` (key, value) pairs of the demo plant, starting ``hours_ago`` hours before now."""
+    plant = load_demo_plant()
+    now_ms = int(time.time() * 1000)
+    simulator = PlantSimulator(plant, seed=seed, start_ms=now_ms - hours_ago * HOUR_MS)
+    messages = []
+    for record in simulator.events(now_ms):
+        messages.append((f"{record['tenant']}/{record['machine']}".encode(), orjson.dumps(record)))
+        if len(messages) == count:
+            return messages
+    raise AssertionError(f"the simulator produced only {len(messages)} of {count} records")
+
+
+def unique_topics() -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:10]
+    names = TopicNames(
+        telemetry=f"telemetry-{suffix}",
+        kpis=f"kpis-{suffix}",
+        alerts=f"alerts-{suffix}",
+        dead_letters=f"dead-letters-{suffix}",
+    )
+    return {
+        "telemetry": names.telemetry,
+        "kpis": names.kpis,
+        "alerts": names.alerts,
+        "dead_letters": names.dead_letters,
+    }
+
+
+def create_topics(bootstrap: str, topics: dict[str, str], partitions: int = 3) -> None:
+    names = TopicNames(**topics)
+    ensure_topics(bootstrap, topic_specs(names, partitions, 1))
+
+
+def analyze_lines(values: Iterable[bytes], workdir: Path) -> dict[str, Any]:
+    """Run ``analyze`` over the same values, one per line, as an operator would with a file."""
+    source = workdir / f"telemetry-{uuid.uuid4().hex[:6]}.jsonl"
+    with source.open("wb") as handle:
+        for value in values:
+            handle.write(value + b"\n")
+    out = workdir / f"analyze-{source.stem}"
+    summary = analyze_file(source, load_demo_plant(), out, load_settings())
+    kpis = [orjson.loads(line) for line in (out / "kpis.jsonl").read_bytes().splitlines()]
+    dead = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
+    return {"summary": summary, "kpis": kpis, "dead_letters": dead}
+
+
+def _kpi_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record["tenant"], record["machine"], record["window"], record["start_ms"], record["revision"])
+
+
+def kpi_identity(stream_records: list[dict[str, Any]], analyze_records: list[dict[str, Any]]) -> None:
+    """The complete KPI records from the stream equal analyze's, field for field.
+
+    Re-deliveries after a crash may repeat a record; they must repeat it identically.
+    """
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in stream_records:
+        key = _kpi_key(record)
+        assert by_key.setdefault(key, record) == record, f"two different records for {key}"
+    expected = {_kpi_key(record): record for record in analyze_records if record["complete"]}
+    assert expected, "analyze closed no window: the test data is too short"
+    missing = sorted(set(expected) - set(by_key))
+    extra = sorted(set(by_key) - set(expected))
+    assert not missing and not extra, f"missing {missing[:5]} extra {extra[:5]}"
+    for key, record in expected.items():
+        assert by_key[key] == record, f"stream and analyze differ for {key}"
+    assert Counter(r["window"] for r in expected.values())["hour"] > 0

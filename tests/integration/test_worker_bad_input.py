@@ -1,0 +1,96 @@
+"""Bad input is contained, on Apache Kafka and on Tansu: 1,000 malformed among 10,000 valid messages.
+
+All 1,000 reach the dead-letter topic with their original bytes and a reason; every valid message is
+applied; the worker keeps running; and the KPI records on the ``kpis`` topic are identical to those
+``analyze`` writes for the same lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from service.brokers import BrokerEndpoint
+from tests.bad_messages import bad_messages
+from tests.integration.harness import WorkerProcess, consume_all, produce, records, wait_for
+from tests.integration.streams_fixtures import (
+    analyze_lines,
+    create_topics,
+    kpi_identity,
+    simulated_messages,
+    unique_topics,
+)
+
+VALID = 10_000
+MALFORMED = 1_000
+
+
+def _templates() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    base = {
+        "v": 1,
+        "tenant": "demo",
+        "site": "p1",
+        "line": "L1",
+        "machine": "M01",
+        "ts": int(time.time() * 1000) - 60_000,
+    }
+    return (
+        {**base, "kind": "count", "good": 1},
+        {**base, "kind": "sensor", "signal": "probe", "value": 1.5},
+        {**base, "kind": "state", "state": "running"},
+    )
+
+
+def test_malformed_messages_go_to_dead_letters_and_valid_ones_all_count(
+    broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    valid = simulated_messages(VALID)
+    bad = list(bad_messages(*_templates(), total=MALFORMED))
+    mixed: list[tuple[bytes, bytes]] = []
+    bad_iter = iter(bad)
+    for index, message in enumerate(valid):
+        mixed.append(message)
+        if index % 10 == 9:
+            item = next(bad_iter)
+            mixed.append((item.key, item.value))
+    assert len(mixed) == VALID + MALFORMED
+
+    topics = unique_topics()
+    create_topics(broker.bootstrap_servers, topics)
+    produce(broker.bootstrap_servers, topics["telemetry"], mixed)
+
+    with WorkerProcess(broker.bootstrap_servers, topics, tmp_path) as worker:
+        wait_for(lambda: worker.applied_events() >= VALID, 240, f"{VALID} valid events applied")
+        dead = []
+
+        def all_dead_letters_arrived() -> bool:
+            dead[:] = consume_all(broker.bootstrap_servers, topics["dead_letters"], idle_s=2)
+            return len(dead) >= MALFORMED
+
+        wait_for(all_dead_letters_arrived, 120, "1,000 dead letters")
+        worker.assert_alive()
+        assert worker.get("/health") == {"status": "ok"}
+        metrics = worker.get("/metrics")
+        assert 'linepulse_messages_total{result="dead_letter"} 1000.0' in metrics
+        assert 'linepulse_oee_ratio{line="L1",machine="M01",site="p1",tenant="demo",window="day"}' in metrics
+        assert worker.applied_events() == VALID
+
+    headers = [dict(message.headers) for message in dead]
+    offsets = {(h["linepulse.source.partition"], h["linepulse.source.offset"]) for h in headers}
+    assert len(dead) == len(offsets) == MALFORMED
+    assert all(h["linepulse.error.reason"] and h["linepulse.error.field"] for h in headers)
+    assert Counter(message.value for message in dead) == Counter(item.value for item in bad)
+    codes = Counter(h["linepulse.error.code"].decode() for h in headers)
+    assert codes == Counter(item.code for item in bad)
+
+    stream_kpis = list(records(consume_all(broker.bootstrap_servers, topics["kpis"])))
+    offline = analyze_lines((value for _, value in mixed), tmp_path)
+    assert offline["summary"]["dead_letters"] == MALFORMED
+    assert offline["summary"]["applied"] == VALID
+    assert Counter(entry["code"] for entry in offline["dead_letters"]) == codes
+    kpi_identity(stream_kpis, offline["kpis"])
+    assert all(orjson.loads(orjson.dumps(record)) == record for record in stream_kpis)

@@ -1,0 +1,126 @@
+"""The input boundary: every malformed message is rejected with its field and reason, valid ones pass."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from models.plant import PlantConfig
+from streams.decode import Accepted, Rejection, TelemetryDecoder
+from streams.frames import Frame, SignalBlock, encode_frame
+from tests.bad_messages import bad_messages, key_of
+
+PLANT = PlantConfig.model_validate(
+    {
+        "timezone": "Europe/Berlin",
+        "machines": [{"tenant": "acme", "site": "p1", "line": "L1", "id": "M01", "ideal_cycle_s": 10}],
+    }
+)
+NOW = int(time.time() * 1000)
+BASE: dict[str, Any] = {
+    "v": 1,
+    "tenant": "acme",
+    "site": "p1",
+    "line": "L1",
+    "machine": "M01",
+    "ts": NOW - 1000,
+}
+COUNT = {**BASE, "kind": "count", "good": 5, "scrap": 1}
+SENSOR = {**BASE, "kind": "sensor", "signal": "temp", "value": 1.5, "unit": "C"}
+STATE = {**BASE, "kind": "state", "state": "running"}
+
+
+@pytest.fixture
+def decoder() -> TelemetryDecoder:
+    return TelemetryDecoder(PLANT, max_payload_bytes=1024 * 1024, max_future_ms=300_000)
+
+
+@pytest.mark.parametrize("record", [COUNT, SENSOR, STATE], ids=["count", "sensor", "state"])
+def test_valid_records_are_accepted(decoder: TelemetryDecoder, record: dict[str, Any]) -> None:
+    result = decoder.decode(key_of(record), orjson.dumps(record), NOW)
+    assert isinstance(result, Accepted)
+    assert result.spec.id == "M01"
+
+
+def test_rfc3339_and_epoch_ms_mean_the_same_instant(decoder: TelemetryDecoder) -> None:
+    text = {**COUNT, "ts": "2026-11-25T06:00:00.250+01:00"}
+    millis = {**COUNT, "ts": 1795582800250}
+    a = decoder.decode(key_of(text), orjson.dumps(text), NOW)
+    b = decoder.decode(key_of(millis), orjson.dumps(millis), NOW)
+    assert isinstance(a, Accepted) and isinstance(b, Accepted)
+    assert a.event.ts == b.event.ts == 1795582800250  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("bad", list(bad_messages(COUNT, SENSOR, STATE, 13)), ids=lambda bad: bad.name)
+def test_each_malformed_kind_is_rejected_naming_the_field(decoder: TelemetryDecoder, bad: Any) -> None:
+    result = decoder.decode(bad.key, bad.value, NOW)
+    assert isinstance(result, Rejection), bad.name
+    assert (result.code, result.field) == (bad.code, bad.field)
+    assert result.reason
+
+
+def test_naive_timestamp_is_rejected(decoder: TelemetryDecoder) -> None:
+    record = {**COUNT, "ts": "2026-11-25T06:00:00"}
+    result = decoder.decode(key_of(record), orjson.dumps(record), NOW)
+    assert isinstance(result, Rejection) and result.field == "ts"
+
+
+def test_key_must_be_tenant_slash_machine(decoder: TelemetryDecoder) -> None:
+    for key in (None, b"acme/M02", b"M01"):
+        result = decoder.decode(key, orjson.dumps(COUNT), NOW)
+        assert isinstance(result, Rejection) and (result.code, result.field) == ("key_mismatch", "key")
+
+
+def test_unknown_machine_and_wrong_line_are_rejected(decoder: TelemetryDecoder) -> None:
+    other = {**COUNT, "machine": "M99"}
+    result = decoder.decode(key_of(other), orjson.dumps(other), NOW)
+    assert isinstance(result, Rejection) and result.code == "unknown_machine"
+    moved = {**COUNT, "line": "L2"}
+    result = decoder.decode(key_of(moved), orjson.dumps(moved), NOW)
+    assert isinstance(result, Rejection) and result.field == "line"
+
+
+def test_count_needs_a_quantity(decoder: TelemetryDecoder) -> None:
+    record = {key: value for key, value in COUNT.items() if key not in ("good", "scrap")}
+    result = decoder.decode(key_of(record), orjson.dumps(record), NOW)
+    assert isinstance(result, Rejection) and result.code == "invalid_schema"
+
+
+def test_json_samples_and_binary_frames_decode_to_the_same_arrays(decoder: TelemetryDecoder) -> None:
+    times = [NOW - 3000, NOW - 2000, NOW - 1000]
+    values = [1.0, 2.5, -3.0]
+    samples = {
+        **BASE,
+        "kind": "samples",
+        "signals": [{"signal": "temp", "unit": "C", "ts": times, "values": values}],
+    }
+    frame = Frame(
+        tenant="acme",
+        site="p1",
+        line="L1",
+        machine="M01",
+        ts_ms=BASE["ts"],
+        seq=None,
+        signals=(SignalBlock("temp", "C", np.array(times, np.int64), np.array(values, np.float64)),),
+    )
+    from_json = decoder.decode(key_of(BASE), orjson.dumps(samples), NOW)
+    from_frame = decoder.decode(key_of(BASE), encode_frame(frame), NOW)
+    assert isinstance(from_json, Accepted) and isinstance(from_frame, Accepted)
+    for decoded in (from_json.event, from_frame.event):
+        assert isinstance(decoded, Frame)
+        np.testing.assert_array_equal(decoded.signals[0].ts_ms, times)
+        np.testing.assert_array_equal(decoded.signals[0].values, values)
+
+
+def test_samples_with_mismatched_lengths_are_rejected(decoder: TelemetryDecoder) -> None:
+    samples = {
+        **BASE,
+        "kind": "samples",
+        "signals": [{"signal": "temp", "ts": [NOW - 5, NOW - 4], "values": [1.0]}],
+    }
+    result = decoder.decode(key_of(BASE), orjson.dumps(samples), NOW)
+    assert isinstance(result, Rejection) and result.field.startswith("signals.0")

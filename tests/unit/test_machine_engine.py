@@ -1,0 +1,195 @@
+"""Hand-worked ISO 22400 cases through the machine engine (planned stop, no data, windows, alerts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from models.machine import EngineOutput, MachineEngine, MachineState
+from models.plant import MachineSpec, PlantConfig
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def at(hh: int, mm: int = 0, ss: int = 0, day: int = 25) -> int:
+    return int(datetime(2026, 11, day, hh, mm, ss, tzinfo=SEOUL).timestamp() * 1000)
+
+
+@pytest.fixture
+def plant() -> PlantConfig:
+    return PlantConfig.model_validate(
+        {
+            "timezone": "Asia/Seoul",
+            "shifts": [
+                {"name": "day", "start": "06:00", "end": "14:00"},
+                {"name": "swing", "start": "14:00", "end": "22:00"},
+                {"name": "night", "start": "22:00", "end": "06:00"},
+            ],
+            "machines": [{"tenant": "acme", "site": "p1", "line": "L1", "id": "M01", "ideal_cycle_s": 12.0}],
+            "losses": [{"state": "idle", "reason": "micro_stop", "category": "performance"}],
+            "alerts": {"down_after_s": 600},
+            "state_timeout_s": 3600,
+        }
+    )
+
+
+@pytest.fixture
+def engine(plant: PlantConfig) -> MachineEngine:
+    return MachineEngine(plant)
+
+
+@pytest.fixture
+def spec(plant: PlantConfig) -> MachineSpec:
+    return plant.machines[0]
+
+
+@pytest.fixture
+def state(engine: MachineEngine, spec: MachineSpec) -> MachineState:
+    return engine.new_state(spec)
+
+
+def closed_hour(outputs: list[EngineOutput]) -> list[dict[str, object]]:
+    found = []
+    for out in outputs:
+        for closed in out.closed:
+            if closed.window.kind == "hour":
+                found.append({"start": closed.window.start_ms, "figures": closed.window.figures()})
+    return found
+
+
+def test_full_hour_running_at_ideal_speed(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    outs = [engine.on_state(state, spec, at(6), "running", None)]
+    outs.append(engine.on_count(state, spec, at(6, 30), 250, 50, None, "burr"))
+    outs.append(engine.on_state(state, spec, at(7), "running", None))
+    [hour] = closed_hour(outs)
+    figures = hour["figures"]
+    assert hour["start"] == at(6)
+    assert figures.planned_s == 3600 and figures.run_s == 3600  # type: ignore[attr-defined]
+    assert figures.availability == 1.0  # type: ignore[attr-defined]
+    assert figures.performance == pytest.approx(300 * 12 / 3600)  # type: ignore[attr-defined]
+    assert figures.quality == pytest.approx(250 / 300)  # type: ignore[attr-defined]
+    assert figures.oee == figures.availability * figures.performance * figures.quality  # type: ignore[attr-defined]
+
+
+def test_planned_stop_leaves_planned_busy_time(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    outs = [
+        engine.on_state(state, spec, at(8), "running", None),
+        engine.on_state(state, spec, at(8, 15), "planned_stop", "break"),
+        engine.on_state(state, spec, at(8, 30), "down", "jam"),
+        engine.on_state(state, spec, at(8, 45), "running", None),
+        engine.on_count(state, spec, at(8, 50), 60, 0, None, None),
+        engine.on_state(state, spec, at(9), "running", None),
+    ]
+    [hour] = closed_hour(outs)
+    figures = hour["figures"]
+    assert figures.planned_stop_s == 900  # type: ignore[attr-defined]
+    assert figures.planned_s == 2700  # type: ignore[attr-defined]
+    assert figures.run_s == 1800  # type: ignore[attr-defined]
+    assert figures.availability_loss_s == 900  # type: ignore[attr-defined]
+    assert figures.availability == pytest.approx(1800 / 2700)  # type: ignore[attr-defined]
+    assert figures.performance == pytest.approx(60 * 12 / 1800)  # type: ignore[attr-defined]
+    assert figures.losses_s == {"down/jam": 900.0, "planned_stop/break": 900.0}  # type: ignore[attr-defined]
+
+
+def test_time_without_data_is_unknown_not_running(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    # state_timeout_s is 3600 s: running is believed until 11:00, then nothing is known until 11:15.
+    outs = [
+        engine.on_state(state, spec, at(10), "running", None),
+        engine.on_state(state, spec, at(11, 15), "running", None),
+        engine.on_state(state, spec, at(12), "running", None),
+    ]
+    first, second = closed_hour(outs)
+    assert first["figures"].run_s == 3600  # type: ignore[attr-defined]
+    figures = second["figures"]
+    assert figures.run_s == 2700  # type: ignore[attr-defined]
+    assert figures.unknown_s == 900  # type: ignore[attr-defined]
+    assert figures.coverage == pytest.approx(0.75)  # type: ignore[attr-defined]
+    assert figures.availability == 1.0  # unknown time is not an availability loss  # type: ignore[attr-defined]
+
+
+def test_nothing_produced_gives_null_quality_and_oee(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    outs = [engine.on_state(state, spec, at(6), "down", "tool_break")]
+    for minute in range(5, 61, 5):
+        outs.append(
+            engine.on_state(state, spec, at(6, minute) if minute < 60 else at(7), "down", "tool_break")
+        )
+    [hour] = closed_hour(outs)
+    figures = hour["figures"]
+    assert figures.availability == 0.0  # type: ignore[attr-defined]
+    assert figures.performance is None and figures.quality is None and figures.oee is None  # type: ignore[attr-defined]
+
+
+def test_micro_stop_reason_is_a_performance_loss(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    outs = [
+        engine.on_state(state, spec, at(12), "running", None),
+        engine.on_state(state, spec, at(12, 50), "idle", "micro_stop"),
+        engine.on_count(state, spec, at(12, 55), 250, 0, None, None),
+        engine.on_state(state, spec, at(13), "running", None),
+    ]
+    [hour] = closed_hour(outs)
+    figures = hour["figures"]
+    assert figures.availability == 1.0  # type: ignore[attr-defined]
+    assert figures.run_s == 3600  # type: ignore[attr-defined]
+    assert figures.performance == pytest.approx(250 * 12 / 3600)  # type: ignore[attr-defined]
+    assert figures.performance_loss_s == pytest.approx(3600 - 3000)  # type: ignore[attr-defined]
+
+
+def test_state_splits_exactly_at_shift_and_day_boundaries(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    outs = [engine.on_state(state, spec, at(21, 30), "running", None)]
+    for minute in (40, 50):
+        outs.append(engine.on_state(state, spec, at(21, minute), "running", None))
+    outs.append(engine.on_state(state, spec, at(22, 5), "running", None))
+    shifts = [closed.window for out in outs for closed in out.closed if closed.window.kind == "shift"]
+    assert [window.shift for window in shifts] == ["swing"]
+    swing = shifts[0].figures()
+    assert swing.run_s == 1800
+    # 14:00-21:30 had no data at all: unknown, not running, and not silently dropped.
+    assert swing.unknown_s == 7.5 * 3600
+    assert swing.run_s + swing.unknown_s == swing.window_s == 8 * 3600
+    assert swing.coverage == pytest.approx(1800 / (8 * 3600))
+    assert state.windows["shift"].shift == "night"
+    assert state.windows["shift"].figures().run_s == 300
+
+
+def test_machine_stopped_alert_opens_once_and_resolves(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    changes = []
+    changes += engine.on_state(state, spec, at(9), "down", "jam").alerts
+    for minute in range(1, 30):
+        changes += engine.on_state(state, spec, at(9, minute), "down", "jam").alerts
+    changes += engine.on_state(state, spec, at(9, 30), "running", None).alerts
+    assert [(change.alert.kind, change.status) for change in changes] == [
+        ("machine_stopped", "open"),
+        ("machine_stopped", "resolved"),
+    ]
+    assert changes[0].alert.id == changes[1].alert.id
+    assert changes[0].alert.severity == "critical"
+    assert changes[0].alert.evidence["reason"] == "jam"
+
+
+def test_state_round_trips_through_json(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    import numpy as np
+
+    engine.on_state(state, spec, at(6), "running", None)
+    engine.on_count(state, spec, at(6, 1), 3, 1, None, "burr")
+    engine.on_samples(state, spec, at(6, 2), [("temp", np.array([at(6, 2)], np.int64), np.array([41.5]))])
+    engine.on_quality(state, spec, at(6, 3), "diameter", 10.9, 9.5, 10.5)
+    restored = MachineState.from_dict(state.to_dict())
+    assert restored.to_dict() == state.to_dict()

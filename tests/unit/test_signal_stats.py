@@ -1,0 +1,239 @@
+"""Streaming signal statistics against numpy at every step, and against a slow reference for EW."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models import signal_stats
+from models.signal_stats import (
+    COUNT,
+    EW_MEAN,
+    EW_VAR,
+    LAST,
+    LAST_TS,
+    M2,
+    MAX,
+    MEAN,
+    MIN,
+    STATE_SIZE,
+    SUM,
+    alpha_from_half_life,
+    from_list,
+    merge,
+    new_state,
+    summarize,
+    to_list,
+    update,
+)
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def _reference_ew(values: list[float], alpha: float) -> tuple[float, float]:
+    """The textbook recurrence, one Python float at a time."""
+    mean, var = values[0], 0.0
+    for x in values[1:]:
+        diff = x - mean
+        incr = alpha * diff
+        mean += incr
+        var = (1.0 - alpha) * (var + diff * incr)
+    return mean, var
+
+
+def _readings(rng: np.random.Generator, n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    ts = T0 + np.cumsum(rng.integers(0, 50, size=n)).astype(np.int64)
+    # An offset and a drift: catastrophic cancellation would show up against numpy.
+    values = 1_000.0 + np.linspace(0.0, 5.0, n) + rng.normal(0.0, 2.0, size=n)
+    return ts, values
+
+
+def test_module_docstring_examples_run() -> None:
+    assert doctest.testmod(signal_stats, raise_on_error=False).failed == 0
+
+
+def test_new_state_is_empty() -> None:
+    state = new_state()
+    assert state.shape == (STATE_SIZE,)
+    assert state.dtype == np.float64
+    assert state[COUNT] == 0 and state[MEAN] == 0 and state[M2] == 0 and state[SUM] == 0
+    assert all(math.isnan(state[i]) for i in (MIN, MAX, LAST, LAST_TS, EW_MEAN, EW_VAR))
+    assert summarize(state) == signal_stats.SignalSummary(0, None, None, None, None, None, None, None, None)
+    assert state.nbytes < 2048
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_numpy_at_every_step(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ts, values = _readings(rng, 3_000)
+    alpha = 0.05
+    state = new_state()
+    start = 0
+    while start < len(values):
+        stop = min(len(values), start + int(rng.integers(0, 200)))  # batch sizes 0..199, empty included
+        update(state, ts[start:stop], values[start:stop], alpha)
+        start = stop
+        if stop == 0:
+            continue
+        prefix = values[:stop]
+        summary = summarize(state)
+        assert summary.count == stop
+        assert summary.mean == pytest.approx(prefix.mean(), rel=1e-9)
+        assert state[SUM] == pytest.approx(prefix.sum(), rel=1e-9)
+        assert summary.min == prefix.min() and summary.max == prefix.max()
+        assert summary.last == prefix[-1] and summary.last_ts_ms == ts[stop - 1]
+        if stop >= 2:
+            assert summary.std == pytest.approx(prefix.std(ddof=1), rel=1e-9)
+        else:
+            assert summary.std is None
+        ew_mean, ew_var = _reference_ew(prefix.tolist(), alpha)
+        assert summary.ew_mean == pytest.approx(ew_mean, rel=1e-9)
+        assert summary.ew_std == pytest.approx(math.sqrt(ew_var), rel=1e-9, abs=1e-12)
+
+
+def test_single_reading() -> None:
+    state = new_state()
+    update(state, np.array([T0]), np.array([4.5]))
+    assert summarize(state) == signal_stats.SignalSummary(1, 4.5, None, 4.5, 4.5, 4.5, T0, 4.5, 0.0)
+
+
+def test_late_batch_counts_but_does_not_replace_last() -> None:
+    state = new_state()
+    update(state, np.array([T0 + 1_000]), np.array([1.0]))
+    update(state, np.array([T0, T0 + 500]), np.array([7.0, 9.0]))
+    summary = summarize(state)
+    assert summary.count == 3 and summary.max == 9.0
+    assert (summary.last, summary.last_ts_ms) == (1.0, T0 + 1_000)
+
+
+def test_equal_timestamps_later_arrival_wins() -> None:
+    state = new_state()
+    update(state, np.array([T0, T0]), np.array([1.0, 2.0]))
+    assert state[LAST] == 2.0
+    update(state, np.array([T0]), np.array([3.0]))
+    assert state[LAST] == 3.0 and state[LAST_TS] == T0
+
+
+def test_half_life() -> None:
+    alpha = alpha_from_half_life(10)
+    assert (1.0 - alpha) ** 10 == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="readings"):
+        alpha_from_half_life(0)
+
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.lists(finite, max_size=40),
+    second=st.lists(finite, max_size=40),
+    gap=st.integers(min_value=-5_000, max_value=5_000),
+)
+def test_merge_equals_update_over_concatenation(first: list[float], second: list[float], gap: int) -> None:
+    ts_a = T0 + np.arange(len(first), dtype=np.int64) * 10
+    ts_b = T0 + gap + np.arange(len(second), dtype=np.int64) * 10
+    a, b, both = new_state(), new_state(), new_state()
+    update(a, ts_a, np.array(first, dtype=np.float64))
+    update(b, ts_b, np.array(second, dtype=np.float64))
+    a_before, b_before = a.copy(), b.copy()
+    update(both, np.concatenate([ts_a, ts_b]), np.array(first + second, dtype=np.float64))
+    merged = merge(a, b)
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+    assert merged[COUNT] == both[COUNT]
+    scale = max([1.0, *map(abs, first + second)])
+    np.testing.assert_allclose(merged[[MEAN, SUM]], both[[MEAN, SUM]], rtol=1e-9, atol=1e-9 * scale)
+    np.testing.assert_allclose(merged[M2], both[M2], rtol=1e-9, atol=1e-9 * scale * scale)
+    np.testing.assert_array_equal(merged[[MIN, MAX, LAST_TS, LAST]], both[[MIN, MAX, LAST_TS, LAST]])
+    # EW fields come from the newer side (documented), not from the concatenation.
+    if first and second:
+        newer = b if b[LAST_TS] >= a[LAST_TS] else a
+        np.testing.assert_array_equal(merged[[EW_MEAN, EW_VAR]], newer[[EW_MEAN, EW_VAR]])
+
+
+@pytest.mark.parametrize(
+    ("state", "ts", "values", "name"),
+    [
+        (np.zeros(STATE_SIZE, np.float32), np.array([T0]), np.array([1.0]), "state"),
+        (np.zeros(STATE_SIZE + 1), np.array([T0]), np.array([1.0]), "state"),
+        (np.zeros((2, STATE_SIZE))[:, 0], np.array([T0]), np.array([1.0]), "state"),
+        (new_state(), np.array([float(T0)]), np.array([1.0]), "ts_ms"),
+        (new_state(), [T0], np.array([1.0]), "ts_ms"),
+        (new_state(), np.array([[T0]]), np.array([1.0]), "ts_ms"),
+        (new_state(), np.array([T0]), np.array([1], dtype=np.int64), "values"),
+        (new_state(), np.array([T0]), np.array([1.0], dtype=np.float32), "values"),
+        (new_state(), np.array([T0, T0]), np.array([1.0, 2.0, 3.0])[::2], "values"),
+        (new_state(), np.array([T0, T0]), np.array([1.0]), "values"),
+        (new_state(), np.array([T0, T0]), np.array([1.0, np.nan]), "values"),
+        (new_state(), np.array([T0]), np.array([np.inf]), "values"),
+    ],
+)
+def test_bad_input_names_the_argument(state: object, ts: object, values: object, name: str) -> None:
+    with pytest.raises(ValueError, match=f"^{name}"):
+        update(state, ts, values)  # type: ignore[arg-type]
+
+
+def test_rejected_batch_leaves_state_unchanged() -> None:
+    state = new_state()
+    update(state, np.array([T0]), np.array([1.0]))
+    before = state.copy()
+    with pytest.raises(ValueError, match=r"values\[2\]"):
+        update(state, np.array([T0, T0, T0]), np.array([1.0, 2.0, np.nan]))
+    np.testing.assert_array_equal(state, before)
+
+
+@pytest.mark.parametrize("alpha", [0.0, -0.1, 1.5, math.nan])
+def test_bad_alpha(alpha: float) -> None:
+    with pytest.raises(ValueError, match=r"^alpha"):
+        update(new_state(), np.array([T0]), np.array([1.0]), alpha)
+
+
+def test_read_only_state_rejected_by_update_but_readable() -> None:
+    state = new_state()
+    state.setflags(write=False)
+    with pytest.raises(ValueError, match=r"^state: must be writable"):
+        update(state, np.array([T0]), np.array([1.0]))
+    assert summarize(state).count == 0
+
+
+def test_read_only_columns_accepted() -> None:
+    ts, values = np.array([T0, T0 + 1]), np.array([1.0, 2.0])
+    ts.setflags(write=False)
+    values.setflags(write=False)
+    state = new_state()
+    update(state, ts, values)
+    assert state[COUNT] == 2
+
+
+@pytest.mark.parametrize("readings", [0, 1, 5])
+def test_json_round_trip(readings: int) -> None:
+    state = new_state()
+    update(state, T0 + np.arange(readings, dtype=np.int64), np.arange(readings, dtype=np.float64))
+    encoded = json.dumps(to_list(state), allow_nan=False)
+    restored = from_list(json.loads(encoded))
+    np.testing.assert_array_equal(restored, state)  # NaN == NaN here
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        ([0.0] * (STATE_SIZE - 1), "^values: expected a list"),
+        ({"count": 0}, "^values: expected a list"),
+        ([0.0, "1", *[0.0] * (STATE_SIZE - 2)], r"^values\[1\]"),
+        ([True, *[0.0] * (STATE_SIZE - 1)], r"^values\[0\]"),
+        ([-1.0, *[0.0] * (STATE_SIZE - 1)], r"^values\[0\]: the count"),
+        ([1.5, *[0.0] * (STATE_SIZE - 1)], r"^values\[0\]: the count"),
+        ([None, *[0.0] * (STATE_SIZE - 1)], r"^values\[0\]: the count"),
+    ],
+)
+def test_from_list_rejects(payload: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        from_list(payload)  # type: ignore[arg-type]
