@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from models.calendar import PlantCalendar
 from models.plant import PlantConfig
 from service.exceptions import ConfigError
 
@@ -48,10 +49,15 @@ def parse_plant(text: str, source: str) -> PlantConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: must be a mapping with timezone, shifts and machines")
     try:
-        return PlantConfig.model_validate(data)
+        plant = PlantConfig.model_validate(data)
     except ValidationError as exc:
         problems = [f"{_path(error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)]
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+    try:
+        PlantCalendar.from_plant(plant)  # shift plans the calendar cannot tile, e.g. one inside another
+    except ValueError as exc:
+        raise ConfigError(f"{source}: shifts: {exc}") from None
+    return plant
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

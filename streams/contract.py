@@ -196,6 +196,14 @@ class SamplesEvent(_Envelope):
     kind: Literal["samples"]
     signals: list[SampleSeries] = Field(min_length=1, max_length=256)
 
+    @field_validator("signals")
+    @classmethod
+    def _signals_named_once(cls, signals: list[SampleSeries]) -> list[SampleSeries]:
+        names = [series.signal for series in signals]
+        if len(names) != len(set(names)):
+            raise ValueError("each signal may appear once per record")
+        return signals
+
 
 TelemetryEvent = StateEvent | CountEvent | CycleEvent | SensorEvent | QualityEvent | SamplesEvent
 Telemetry = Annotated[TelemetryEvent, Field(discriminator="kind")]

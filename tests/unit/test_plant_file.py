@@ -1,0 +1,94 @@
+"""Plant YAML: the minimal file from the issue works, defaults apply, and errors name file, path, reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.plant import LossCategory
+from service.exceptions import ConfigError
+from service.plant_file import load_demo_plant, load_plant
+
+MINIMAL = """\
+timezone: Asia/Seoul
+shifts:
+  - {name: day, start: "06:00", end: "14:00"}
+  - {name: swing, start: "14:00", end: "22:00"}
+  - {name: night, start: "22:00", end: "06:00"}
+machines:
+  - {tenant: acme, site: p1, line: L1, id: M01, ideal_cycle_s: 12.0}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "plant.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_file_from_the_issue_loads_with_default_losses(tmp_path: Path) -> None:
+    plant = load_plant(write(tmp_path, MINIMAL))
+    assert plant.timezone == "Asia/Seoul"
+    assert [shift.name for shift in plant.shifts] == ["day", "swing", "night"]
+    assert plant.shifts[2].crosses_midnight
+    assert plant.machine("acme", "M01") is not None
+    assert plant.classify("running", None) is LossCategory.PRODUCTION
+    for state in ("down", "idle", "setup"):
+        assert plant.classify(state, "anything") is LossCategory.AVAILABILITY
+    assert plant.classify("planned_stop", None) is LossCategory.PLANNED
+    assert plant.classify("offline", None) is LossCategory.UNKNOWN
+    assert plant.classify(None, None) is LossCategory.UNKNOWN
+
+
+def test_reason_rules_override_state_defaults(tmp_path: Path) -> None:
+    text = MINIMAL + "losses:\n  - {state: idle, reason: micro_stop, category: performance}\n"
+    plant = load_plant(write(tmp_path, text))
+    assert plant.classify("idle", "micro_stop") is LossCategory.PERFORMANCE
+    assert plant.classify("idle", "no_material") is LossCategory.AVAILABILITY
+
+
+def test_unquoted_clock_times_still_mean_clock_times(tmp_path: Path) -> None:
+    # YAML 1.1 reads 06:00 unquoted as the integer 360; it must not become a surprise.
+    plant = load_plant(write(tmp_path, MINIMAL.replace('"06:00"', "06:00")))
+    assert plant.shifts[0].start.hour == 6
+
+
+def test_config_version_changes_with_loss_classification(tmp_path: Path) -> None:
+    a = load_plant(write(tmp_path, MINIMAL))
+    b = load_plant(write(tmp_path, MINIMAL + "losses:\n  - {state: setup, category: planned}\n"))
+    assert a.version != b.version and len(a.version) == 12
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (MINIMAL.replace("Asia/Seoul", "Mars/Olympus"), "timezone: Value error, unknown time zone 'Mars/Olympus'"),
+        (MINIMAL.replace("ideal_cycle_s: 12.0", "ideal_cycle_s: -1"), "machines[0].ideal_cycle_s"),
+        (MINIMAL.replace('"14:00"}', '"25:00"}', 1), "shifts[0].end"),
+        (MINIMAL.replace("id: M01", "id: ../M01"), "machines[0].id"),
+        (MINIMAL + "  - {tenant: acme, site: p1, line: L1, id: M01}\n", "machines listed twice"),
+        (MINIMAL + "colour: blue\n", "colour: Extra inputs are not permitted"),
+        ("timezone: [unclosed\n", "not valid YAML at line"),
+        ("- just a list\n", "must be a mapping"),
+        (MINIMAL.replace('"22:00", end: "06:00"', '"08:00", end: "10:00"'), "shifts: "),
+    ],
+)
+def test_errors_name_the_file_the_path_and_the_reason(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_plant(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)), message
+    assert expected in message, message
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_plant(tmp_path / "nope.yaml")
+
+
+def test_demo_plant_is_valid_and_has_several_lines() -> None:
+    plant = load_demo_plant()
+    assert len({machine.line for machine in plant.machines}) >= 2
+    assert len(plant.machines) >= 4
