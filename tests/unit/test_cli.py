@@ -1,0 +1,83 @@
+"""CLI arguments and settings: bad values stop with the option or setting named, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.cli import main
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def test_worker_needs_bootstrap_servers(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LINEPULSE_BOOTSTRAP_SERVERS", raising=False)
+    code, err = run_cli(["worker"], capsys)
+    assert code == 2 and "bootstrap_servers" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["worker", "--bootstrap-servers", "kafka one:9092"], "bootstrap_servers"),
+        (["worker", "--bootstrap-servers", "k:9092", "--partitions", "0"], "partitions"),
+        (["worker", "--bootstrap-servers", "k:9092", "--web-port", "70000"], "web_port"),
+        (["worker", "--bootstrap-servers", "k:9092", "--app-id", "a b"], "app_id"),
+    ],
+)
+def test_bad_settings_name_the_setting_and_its_variable(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run_cli(argv, capsys)
+    assert code == 2
+    assert named in err and f"LINEPULSE_{named.upper()}" in err
+    assert "Traceback" not in err
+
+
+def test_bad_environment_variable_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINEPULSE_MAX_FUTURE_S", "soon")
+    code, err = run_cli(["worker", "--bootstrap-servers", "k:9092"], capsys)
+    assert code == 2 and "LINEPULSE_MAX_FUTURE_S" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["run", "--speed", "0"], "--speed"),
+        (["run", "--speed", "fast"], "--speed"),
+        (["worker", "--web-port", "http"], "--web-port"),
+        (["analyze"], "TELEMETRY.jsonl"),
+        (["simulate", "--speed", "-3"], "--speed"),
+    ],
+)
+def test_bad_arguments_name_the_option(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and named in err
+
+
+def test_analyze_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(["analyze", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "none.jsonl: telemetry file not found" in err
+
+
+def test_schema_command_writes_the_published_schemas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema", "--out", str(tmp_path)]) == 0
+    docs = Path(__file__).parents[2] / "docs" / "schema"
+    for name in ("telemetry.v1.json", "kpi.v1.json", "alert.v1.json"):
+        assert (tmp_path / name).read_bytes() == (docs / name).read_bytes(), f"docs/schema/{name} is stale"
