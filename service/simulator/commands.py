@@ -1,0 +1,224 @@
+"""``linepulse simulate``: a deterministic plant simulator writing telemetry to a file or Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+
+from service.exceptions import ConfigError
+from service.plant_file import load_plant
+from service.simulator.clock import SystemClock
+from service.simulator.engine import PlantSimulator, SimOptions
+from service.simulator.exceptions import SpecError
+from service.simulator.faults import FaultSpec, parse_fault_spec, random_faults, resolve_faults
+from service.simulator.runner import run
+from service.simulator.sinks import JsonlSink, KafkaSink, Sink
+from service.simulator.timeparse import StartTime, format_rfc3339, parse_duration_ms, parse_start
+
+__all__ = ["register"]
+
+_PROG_ERROR = "linepulse simulate: error:"
+_RANDOM_FAULT_HORIZON_MS = 8 * 3_600_000  # where --random-faults go when the run has no --duration
+
+
+def _argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """Turns a parser raising SpecError into an argparse type: argparse then names the option."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except SpecError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
+    return value
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        return value
+
+    return convert
+
+
+def _host_port(text: str) -> str:
+    for server in text.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65_536:
+            raise argparse.ArgumentTypeError(f"{server!r} is not HOST:PORT (comma-separate several)")
+    return text
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="simulate a plant's telemetry (deterministic per seed) into a file or Kafka",
+        description=(
+            "Simulate machines (states, cycles, counts, batched sensor samples, quality checks) in event "
+            "time. Faster than real time until it reaches 'now', then live; never in the future."
+        ),
+    )
+    parser.add_argument(
+        "--config", metavar="PLANT.yaml", help="plant file (default: the built-in demo plant)"
+    )
+    parser.add_argument("--seed", type=_int_at_least(0), default=1, help="random seed (default 1)")
+    parser.add_argument(
+        "--speed", type=_positive_float, default=60.0, help="simulated seconds per real second (default 60)"
+    )
+    parser.add_argument(
+        "--start",
+        type=_argument_type(parse_start),
+        default=StartTime(relative_ms=-3_600_000),
+        help="RFC 3339 with offset, 'now', or relative: now-24h or --start=-24h (default -1h)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_argument_type(parse_duration_ms),
+        help="simulated time to cover, e.g. 8h (default: run until stopped)",
+    )
+    parser.add_argument("--max-events", type=_int_at_least(1), metavar="N", help="stop after N records")
+    sink = parser.add_mutually_exclusive_group()
+    sink.add_argument(
+        "--out", metavar="FILE.jsonl", help="write JSON Lines to a file ('-': stdout, the default)"
+    )
+    sink.add_argument("--bootstrap-servers", type=_host_port, metavar="HOST:PORT", help="produce to Kafka")
+    parser.add_argument("--topic", help="Kafka topic (default: telemetry)")
+    parser.add_argument(
+        "--linger-ms", type=_int_at_least(0), default=20, help="Kafka producer linger.ms (default 20)"
+    )
+    parser.add_argument(
+        "--fault",
+        type=_argument_type(parse_fault_spec),
+        action="append",
+        default=[],
+        metavar="KIND@MACHINE@START+DURATION",
+        help=(
+            "inject a fault, e.g. stoppage@M02@2h+30m; kinds: stoppage, slow_cycles, sensor_drift "
+            "(MACHINE:SIGNAL picks the signal), anomaly_burst, scrap_spike; repeatable"
+        ),
+    )
+    parser.add_argument(
+        "--random-faults", type=_int_at_least(0), default=0, metavar="N", help="also place N random faults"
+    )
+    parser.add_argument("--truth", metavar="FILE.jsonl", help="write the faults' ground truth here")
+    parser.add_argument(
+        "--as-fast-as-possible",
+        action="store_true",
+        help="do not pace (timestamps still never pass the real 'now')",
+    )
+    parser.add_argument(
+        "--ts-format",
+        choices=("epoch_ms", "rfc3339"),
+        default="epoch_ms",
+        help="record timestamps as epoch milliseconds (default) or RFC 3339 in the plant's offset",
+    )
+    parser.set_defaults(handler=_simulate)
+
+
+def _fail(message: str) -> int:
+    print(f"{_PROG_ERROR} {message}", file=sys.stderr)
+    return 2
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (how `linepulse run` stops its children) ends the run like Ctrl-C: flushed, exit 0."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _open_sink(args: argparse.Namespace) -> Sink:
+    if args.bootstrap_servers:
+        from kafka.errors import KafkaError
+
+        try:
+            return KafkaSink(args.bootstrap_servers, args.topic or "telemetry", linger_ms=args.linger_ms)
+        except KafkaError as exc:
+            raise SpecError(
+                f"--bootstrap-servers: cannot connect to {args.bootstrap_servers}: {exc}"
+            ) from None
+    try:
+        return JsonlSink(args.out or "-")
+    except OSError as exc:
+        raise SpecError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    if args.topic is not None and not args.bootstrap_servers:
+        return _fail("--topic: only meaningful with --bootstrap-servers")
+    try:
+        plant = load_plant(Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        return _fail(f"--config: {exc}")
+    clock = SystemClock()
+    start_ms: int = args.start.resolve(clock.wall_ms())
+    specs: list[FaultSpec] = args.fault
+    try:
+        faults = resolve_faults(specs, plant, start_ms)
+    except SpecError as exc:
+        return _fail(f"--fault: {exc}")
+    if args.random_faults:
+        horizon = args.duration or _RANDOM_FAULT_HORIZON_MS
+        faults += random_faults(plant, args.seed, start_ms, horizon, args.random_faults)
+    sim = PlantSimulator(plant, args.seed, start_ms, faults, SimOptions(ts_format=args.ts_format))
+    try:
+        sink = _open_sink(args)
+        truth = JsonlSink(args.truth) if args.truth else None
+    except SpecError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"--truth: cannot write {args.truth}: {exc.strerror or exc}")
+    end_ms = start_ms + args.duration if args.duration else None
+    try:
+        with _sigterm_as_interrupt():
+            stats = run(
+                sim,
+                sink,
+                speed=None if args.as_fast_as_possible else args.speed,
+                end_ms=end_ms,
+                max_events=args.max_events,
+                truth=truth,
+                clock=clock,
+            )
+    finally:
+        sink.close()
+        if truth is not None:
+            truth.close()
+    until = "-" if stats.last_ms is None else format_rfc3339(stats.last_ms, plant.zone)
+    print(
+        f"linepulse simulate: {stats.events} records from {format_rfc3339(start_ms, plant.zone)} "
+        f"to {until} ({stats.stopped}); {stats.faults} fault(s) started",
+        file=sys.stderr,
+    )
+    return 0

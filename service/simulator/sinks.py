@@ -1,0 +1,85 @@
+"""Where simulated records go: a JSON Lines file (or stdout) or a Kafka topic."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import orjson
+
+__all__ = ["JsonlSink", "KafkaSink", "ProducerFactory", "Sink"]
+
+
+class Sink(Protocol):
+    def write(self, record: Mapping[str, object]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonlSink:
+    """One compact JSON object per line. ``"-"`` writes to standard output."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._owned = str(path) != "-"
+        self._stream: BinaryIO = open(path, "wb") if self._owned else sys.stdout.buffer  # noqa: SIM115
+        self.written = 0
+
+    def write(self, record: Mapping[str, object]) -> None:
+        self._stream.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        self.written += 1
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._owned:
+            self._stream.close()
+
+
+ProducerFactory = Callable[..., Any]
+
+
+def _kafka_producer(**config: Any) -> Any:
+    from kafka import KafkaProducer  # imported lazily: file output must work without a broker library
+
+    return KafkaProducer(**config)
+
+
+class KafkaSink:
+    """Key ``"{tenant}/{machine}"`` keeps a machine's events in order on one partition."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        *,
+        linger_ms: int = 20,
+        producer_factory: ProducerFactory = _kafka_producer,
+    ) -> None:
+        self._topic = topic
+        self._producer = producer_factory(
+            bootstrap_servers=[server.strip() for server in bootstrap_servers.split(",") if server.strip()],
+            acks="all",
+            linger_ms=linger_ms,
+            client_id="linepulse-simulator",
+        )
+        self.written = 0
+
+    def write(self, record: Mapping[str, object]) -> None:
+        key = f"{record['tenant']}/{record['machine']}".encode()
+        self._producer.send(self._topic, key=key, value=orjson.dumps(record))
+        self.written += 1
+
+    def flush(self) -> None:
+        self._producer.flush()
+
+    def close(self) -> None:
+        try:
+            self._producer.flush()
+        finally:
+            self._producer.close()
