@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 
 from models.plant import PlantConfig, Shift
 
-__all__ = ["BREAK_PLAN", "PlannedWindow", "BreakSchedule"]
+__all__ = ["BREAK_PLAN", "BreakSchedule", "PlannedWindow"]
 
 # (offset into an 8-hour shift, length, reason). Offsets scale with the shift's length; lengths don't.
 BREAK_PLAN: tuple[tuple[timedelta, timedelta, str], ...] = (
