@@ -1,0 +1,125 @@
+"""The /status page renders every demo machine in a real browser (headless Chromium), on Tansu.
+
+Proves the page's JavaScript runs against the real /api/machines: one ``tr[data-machine]`` per demo
+machine with a formatted OEE cell, a non-trivial screenshot, and that a bad tenant gets a 400 that
+names the ``tenant`` parameter instead of an empty success.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+
+from service.brokers import TansuBroker
+from tests.integration.harness import WorkerProcess
+from tests.integration.observability import demo_machines, demo_worker, require_executable
+
+# Column order of status.html's table: Machine, Line, State, Shift, OEE, ...
+OEE_COLUMN = 4
+# Without the background-networking flags Chromium keeps calling home on a closed network.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+class MachineRows(HTMLParser):
+    """Collects the cells' text of every ``<tr data-machine=...>``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, list[str]] = {}
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "tr" and attributes.get("data-machine"):
+            self._row = self.rows.setdefault(attributes["data-machine"] or "", [])
+        elif tag == "td" and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._row is not None and self._cell is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    argv = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+    # Its own process group, so a hung browser and all its helper processes go together.
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=45)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise AssertionError(f"chromium timed out: {argv}") from None
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def _bad_tenant(worker: WorkerProcess) -> tuple[int, dict[str, str]]:
+    try:
+        urllib.request.urlopen(worker.base_url + "/api/machines?tenant=nope", timeout=5)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    raise AssertionError("an unknown tenant was answered with a success")
+
+
+def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> None:
+    binary = require_executable("chromium")
+    machines = demo_machines()
+    with demo_worker(tansu.bootstrap_servers, tmp_path) as worker:
+        url = f"{worker.base_url}/status"
+        dumped = chromium(binary, tmp_path / "profile-dom", "--dump-dom", "--virtual-time-budget=8000", url)
+        assert dumped.returncode == 0, dumped.stderr.decode(errors="replace")[-2000:]
+        parser = MachineRows()
+        parser.feed(dumped.stdout.decode())
+        assert set(parser.rows) == {machine for _, machine in machines}, parser.rows
+        for machine, cells in parser.rows.items():
+            assert len(cells) == 12, (machine, cells)
+            assert cells[0] == f"demo/{machine}"
+            oee = cells[OEE_COLUMN]
+            # The formatted OEE of the open shift: a percentage, or an en dash when not defined.
+            assert oee == "–" or (oee.endswith(" %") and 0 <= float(oee[:-2]) <= 100), (machine, oee)
+        # With an hour of data every demo machine has an OEE: the page is not all dashes.
+        assert all(cells[OEE_COLUMN].endswith(" %") for cells in parser.rows.values()), parser.rows
+        assert "5 machines" in dumped.stdout.decode()
+
+        screenshot = tmp_path / "status.png"
+        shot = chromium(
+            binary,
+            tmp_path / "profile-shot",
+            f"--screenshot={screenshot}",
+            "--window-size=1400,700",
+            "--virtual-time-budget=8000",
+            url,
+        )
+        assert shot.returncode == 0, shot.stderr.decode(errors="replace")[-2000:]
+        png = screenshot.read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        # A blank 1400x700 page compresses to a few kB; a rendered table is several times that.
+        assert len(png) > 20_000, len(png)
+
+        status, body = _bad_tenant(worker)
+        assert status == 400
+        assert body["error"].startswith("tenant"), body
+        worker.assert_alive()

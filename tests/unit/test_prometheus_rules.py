@@ -1,0 +1,122 @@
+"""The example Prometheus config and linepulse's rules pass promtool, and promtool can say no.
+
+``promtool check config`` / ``check rules`` validate syntax and PromQL; ``promtool test rules`` runs
+tests/promtool/linepulse_test.yml (input series, expected alerts with their annotations, expected
+recording results). The broken-copy tests prove these checks fail when they should.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "docker" / "prometheus" / "prometheus.yml"
+RULES = ROOT / "docker" / "prometheus" / "rules" / "linepulse.yml"
+RULE_TESTS = ROOT / "tests" / "promtool" / "linepulse_test.yml"
+
+EXPECTED_ALERTS = {
+    "LinepulseWorkerDown",
+    "LinepulseNotReady",
+    "LinepulseDeadLettersRising",
+    "LinepulseMachineSilent",
+    "LinepulseShiftOeeLow",
+}
+EXPECTED_RECORDS = {
+    "line:linepulse_oee_ratio:mean",
+    "linepulse:dead_letters:rate5m",
+    "linepulse:readings:rate1m",
+}
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        message = "promtool not installed (Debian package prometheus; scripts/install-system-deps)"
+        # On CI a missing tool is a broken machine, not a reason to pass silently.
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def _run(promtool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool, *map(str, args)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def test_config_is_valid(promtool: str) -> None:
+    result = _run(promtool, "check", "config", CONFIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_rules_are_valid(promtool: str) -> None:
+    result = _run(promtool, "check", "rules", RULES)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(_rules())} rules found" in result.stdout
+
+
+def test_rule_unit_tests_pass(promtool: str) -> None:
+    result = _run(promtool, "test", "rules", RULE_TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_the_expected_rules_exist_with_severity_and_annotations() -> None:
+    rules = _rules()
+    alerts = {rule["alert"]: rule for rule in rules if "alert" in rule}
+    assert set(alerts) == EXPECTED_ALERTS
+    for name, rule in alerts.items():
+        assert rule.get("for"), f"{name} has no for:"
+        labels = rule["labels"]
+        assert isinstance(labels, dict) and labels["severity"] in {"critical", "warning", "info"}
+        annotations = rule["annotations"]
+        assert isinstance(annotations, dict) and annotations["summary"] and annotations["description"]
+    records = {rule["record"] for rule in rules if "record" in rule}
+    assert records >= EXPECTED_RECORDS
+    # The unit tests cover every rule: each alert and each recorded series is named there.
+    tests_text = RULE_TESTS.read_text(encoding="utf-8")
+    for name in [*alerts, *records]:
+        assert name in tests_text, f"{name} has no promtool test"
+
+
+def test_a_broken_rules_file_fails_check_rules(promtool: str, tmp_path: Path) -> None:
+    broken = tmp_path / "linepulse.yml"
+    text = RULES.read_text(encoding="utf-8")
+    target = "expr: linepulse_ready == 0"
+    assert target in text
+    broken.write_text(text.replace(target, "expr: linepulse_ready == (0"), encoding="utf-8")
+    result = _run(promtool, "check", "rules", broken)
+    assert result.returncode != 0, result.stdout
+    assert "LinepulseNotReady" in result.stdout + result.stderr
+
+
+def test_a_changed_threshold_fails_the_rule_unit_tests(promtool: str, tmp_path: Path) -> None:
+    """``promtool test rules`` pins behaviour, not just syntax: a different OEE threshold is caught."""
+    rules = tmp_path / "linepulse.yml"
+    text = RULES.read_text(encoding="utf-8")
+    target = 'linepulse_oee_ratio{window="shift"} < 0.45'
+    assert target in text
+    rules.write_text(text.replace(target, 'linepulse_oee_ratio{window="shift"} < 0.25'), encoding="utf-8")
+    tests = yaml.safe_load(RULE_TESTS.read_text(encoding="utf-8"))
+    tests["rule_files"] = [str(rules)]
+    test_file = tmp_path / "linepulse_test.yml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False), encoding="utf-8")
+    assert _run(promtool, "check", "rules", rules).returncode == 0
+    result = _run(promtool, "test", "rules", test_file)
+    assert result.returncode != 0, result.stdout
+    assert "LinepulseShiftOeeLow" in result.stdout + result.stderr
