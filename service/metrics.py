@@ -7,12 +7,16 @@ come only from configured machines (a bounded set) and the hot path pays nothing
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from models.plant import LossCategory, PlantConfig
+from models.timemodel import WindowAccumulator
+from streams.contract import MACHINE_STATES
 from streams.decode import REJECTION_CODES, Rejection
 from streams.live import LiveMachines
 from streams.processing import Outcome
@@ -74,10 +78,15 @@ class WorkerMetrics:
 
 
 class MachineCollector(Collector):
-    """Per-machine KPIs of the open hour, shift and day windows, read at scrape time."""
+    """Per-machine KPIs of the open hour, shift and day windows, read at scrape time.
 
-    def __init__(self, live: LiveMachines) -> None:
+    Labels come from the plant file (machines, states, loss categories) or from reason codes the
+    machine reported, so series are bounded by what the plant configured and uses.
+    """
+
+    def __init__(self, live: LiveMachines, plant: PlantConfig) -> None:
         self.live = live
+        self.plant = plant
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         ratios = {
@@ -90,13 +99,23 @@ class MachineCollector(Collector):
         }
         seconds = GaugeMetricFamily(
             "linepulse_window_seconds",
-            "Seconds of the current window by time-model category.",
+            "Seconds of the current window by time-model bucket; 'ideal' is ideal production time.",
             labels=(*_WINDOW_LABELS, "category"),
+        )
+        units = GaugeMetricFamily(
+            "linepulse_window_units",
+            "Units produced in the current window, good or scrap.",
+            labels=(*_WINDOW_LABELS, "quality"),
+        )
+        scrap_reasons = GaugeMetricFamily(
+            "linepulse_window_scrap_units",
+            "Scrap units in the current window by scrap reason.",
+            labels=(*_WINDOW_LABELS, "reason"),
         )
         losses = GaugeMetricFamily(
             "linepulse_loss_seconds",
-            "Seconds lost in the current window by state and reason code.",
-            labels=(*_WINDOW_LABELS, "state", "reason"),
+            "Seconds lost in the current window by loss category, state and reason code.",
+            labels=(*_WINDOW_LABELS, "category", "state", "reason"),
         )
         good = CounterMetricFamily(
             "linepulse_good_units", "Good units since first seen.", labels=_MACHINE_LABELS
@@ -109,55 +128,96 @@ class MachineCollector(Collector):
         )
         state_info = GaugeMetricFamily(
             "linepulse_machine_state",
-            "1 for the machine's current state.",
+            "1 for the machine's current state, 0 for the others.",
             labels=(*_MACHINE_LABELS, "state"),
         )
         alerts = GaugeMetricFamily(
-            "linepulse_active_alerts", "Open alerts by kind.", labels=(*_MACHINE_LABELS, "kind", "severity")
+            "linepulse_active_alerts",
+            "Open alerts by kind and severity.",
+            labels=(*_MACHINE_LABELS, "kind", "severity"),
         )
         event_time = GaugeMetricFamily(
             "linepulse_event_time_seconds",
             "Newest event time seen for the machine (Unix seconds).",
             labels=_MACHINE_LABELS,
         )
+        target = GaugeMetricFamily(
+            "linepulse_oee_target_ratio", "The plant's OEE alert threshold (alerts.oee_below)."
+        )
+        if self.plant.alerts.oee_below is not None:
+            target.add_metric([], self.plant.alerts.oee_below)
         for state in self.live:
             machine = [state.tenant, state.site, state.line, state.machine]
             for kind, window in state.windows.items():
-                figures = window.figures()
-                labels = [*machine, kind]
-                for name in _RATIOS:
-                    value = getattr(figures, name)
-                    if value is not None:
-                        ratios[name].add_metric(labels, value)
-                for category, value in (
-                    ("planned_busy", figures.planned_s),
-                    ("run", figures.run_s),
-                    ("availability_loss", figures.availability_loss_s),
-                    ("performance_loss", figures.performance_loss_s),
-                    ("unknown", figures.unknown_s),
-                    ("planned_stop", figures.planned_stop_s),
-                    ("unscheduled", figures.unscheduled_s),
-                ):
-                    if value is not None:
-                        seconds.add_metric([*labels, category], value)
-                for loss_key, value in figures.losses_s.items():
-                    state_name, _, reason = loss_key.partition("/")
-                    losses.add_metric([*labels, state_name, reason], value)
+                self._window(window, [*machine, kind], ratios, seconds, units, scrap_reasons, losses)
             good.add_metric(machine, state.totals.good)
             scrap.add_metric(machine, state.totals.scrap)
             run.add_metric(machine, state.totals.run_ms / 1000.0)
-            if state.state is not None:
-                state_info.add_metric([*machine, state.state], 1.0)
-            for alert in state.alerts.values():
-                alerts.add_metric([*machine, alert.kind, alert.severity], 1.0)
+            for name in MACHINE_STATES:
+                state_info.add_metric([*machine, name], 1.0 if state.state == name else 0.0)
+            open_alerts = Tally((alert.kind, alert.severity) for alert in state.alerts.values())
+            for (kind, severity), count in sorted(open_alerts.items()):
+                alerts.add_metric([*machine, kind, severity], float(count))
             if state.last_seen_ms is not None:
                 event_time.add_metric(machine, state.last_seen_ms / 1000.0)
         yield from ratios.values()
-        yield from (seconds, losses, good, scrap, run, state_info, alerts, event_time)
+        yield from (
+            seconds,
+            units,
+            scrap_reasons,
+            losses,
+            good,
+            scrap,
+            run,
+            state_info,
+            alerts,
+            event_time,
+            target,
+        )
+
+    def _window(
+        self,
+        window: WindowAccumulator,
+        labels: list[str],
+        ratios: dict[str, GaugeMetricFamily],
+        seconds: GaugeMetricFamily,
+        units: GaugeMetricFamily,
+        scrap_reasons: GaugeMetricFamily,
+        losses: GaugeMetricFamily,
+    ) -> None:
+        figures = window.figures()
+        for name in _RATIOS:
+            value = getattr(figures, name)
+            if value is not None:
+                ratios[name].add_metric(labels, value)
+        for category, value in (
+            ("planned_busy", figures.planned_s),
+            ("run", figures.run_s),
+            ("ideal", figures.ideal_s),
+            ("availability_loss", figures.availability_loss_s),
+            ("performance_loss", figures.performance_loss_s),
+            ("unknown", figures.unknown_s),
+            ("planned_stop", figures.planned_stop_s),
+            ("unscheduled", figures.unscheduled_s),
+        ):
+            if value is not None:
+                seconds.add_metric([*labels, category], value)
+        units.add_metric([*labels, "good"], figures.good)
+        units.add_metric([*labels, "scrap"], figures.scrap)
+        for reason, count in window.scrap_by_reason.items():
+            scrap_reasons.add_metric([*labels, reason], count)
+        for loss_key, value in figures.losses_s.items():
+            state_name, _, reason = loss_key.partition("/")
+            category = (
+                LossCategory.UNKNOWN
+                if state_name == "no_data"
+                else self.plant.classify(state_name, None if reason == "-" else reason)
+            )
+            losses.add_metric([*labels, category.value, state_name, reason], value)
 
 
-def build_registry(live: LiveMachines) -> tuple[CollectorRegistry, WorkerMetrics]:
+def build_registry(live: LiveMachines, plant: PlantConfig) -> tuple[CollectorRegistry, WorkerMetrics]:
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
-    registry.register(MachineCollector(live))
+    registry.register(MachineCollector(live, plant))
     return registry, metrics

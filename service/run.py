@@ -79,8 +79,9 @@ def render_table(payload: dict[str, Any]) -> str:
         window = machine["windows"].get("shift") or machine["windows"].get("hour") or {}
         lines.append(
             f"{machine['machine']:<14}{machine['line']:<8}{(machine['state'] or '-'):<14}"
-            f"{(window.get('shift') or '-'):<7}{_pct(window.get('oee')):>7}{_pct(window.get('availability')):>7}"
-            f"{_pct(window.get('performance')):>7}{_pct(window.get('quality')):>7}"
+            f"{(window.get('shift') or '-'):<7}{_pct(window.get('oee')):>7}"
+            f"{_pct(window.get('availability')):>7}{_pct(window.get('performance')):>7}"
+            f"{_pct(window.get('quality')):>7}"
             f"{window.get('good', 0):>7}{window.get('scrap', 0):>6}  "
             + ", ".join(alert["kind"] for alert in machine["alerts"])
         )

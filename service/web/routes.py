@@ -21,8 +21,14 @@ __all__ = ["machine_view", "register_routes"]
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-def machine_view(stream: LinepulseStream, state: MachineState) -> dict[str, Any]:
+def machine_view(stream: LinepulseStream, state: MachineState, newest_ms: int | None) -> dict[str, Any]:
+    """One machine for /api/machines. ``newest_ms`` is the newest event time of any machine shown:
+    a machine silent for longer than the plant's state timeout before it is marked stale (event
+    time, so a replay far behind the wall clock is not all stale)."""
     calendar = stream.processor.engine.calendar
+    plant = stream.processor.plant
+    spec = plant.machine(state.tenant, state.machine)
+    silent_s = (newest_ms - state.last_seen_ms) / 1000.0 if newest_ms and state.last_seen_ms else None
     windows = {
         record.window: record.model_dump(mode="json")
         for record in stream.processor.open_window_records(state)
@@ -32,10 +38,13 @@ def machine_view(stream: LinepulseStream, state: MachineState) -> dict[str, Any]
         "site": state.site,
         "line": state.line,
         "machine": state.machine,
+        "name": spec.name if spec is not None else None,
         "state": state.state,
         "reason": state.reason,
         "state_since": calendar.local_isoformat(state.state_since_ms) if state.state_since_ms else None,
         "last_seen": calendar.local_isoformat(state.last_seen_ms) if state.last_seen_ms else None,
+        "silent_s": silent_s,
+        "stale": silent_s is not None and silent_s > plant.state_timeout_s,
         "totals": state.totals.to_dict(),
         "windows": windows,
         "alerts": [
@@ -79,8 +88,13 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
         tenant = request.query.get("tenant")
         if tenant is not None and (not _TENANT.match(tenant) or tenant not in known_tenants):
             return web.json({"error": "tenant: unknown tenant or not [A-Za-z0-9_.-]{1,64}"}, status=400)
-        views = [
-            machine_view(stream, state) for state in stream.live if tenant is None or state.tenant == tenant
-        ]
-        body = orjson.dumps({"ready": stream.is_ready(), "machines": views})
+        shown = [state for state in stream.live if tenant is None or state.tenant == tenant]
+        newest = max((state.last_seen_ms for state in shown if state.last_seen_ms is not None), default=None)
+        body = orjson.dumps(
+            {
+                "ready": stream.is_ready(),
+                "oee_target": stream.processor.plant.alerts.oee_below,
+                "machines": [machine_view(stream, state, newest) for state in shown],
+            }
+        )
         return web.bytes(body, content_type="application/json")

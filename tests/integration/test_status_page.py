@@ -17,11 +17,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from service.brokers import TansuBroker
+from service.plant_file import load_demo_plant
 from tests.integration.harness import WorkerProcess
 from tests.integration.observability import demo_machines, demo_worker, require_executable
 
 # Column order of status.html's table: Machine, Line, State, Shift, OEE, ...
-OEE_COLUMN = 4
+OEE_COLUMN = 5
 # Without the background-networking flags Chromium keeps calling home on a closed network.
 CHROMIUM_FLAGS = (
     "--headless",
@@ -87,6 +88,7 @@ def _bad_tenant(worker: WorkerProcess) -> tuple[int, dict[str, str]]:
 def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> None:
     binary = require_executable("chromium")
     machines = demo_machines()
+    names = {spec.id: spec.name or "" for spec in load_demo_plant().machines}
     with demo_worker(tansu.bootstrap_servers, tmp_path) as worker:
         url = f"{worker.base_url}/status"
         dumped = chromium(binary, tmp_path / "profile-dom", "--dump-dom", "--virtual-time-budget=8000", url)
@@ -95,8 +97,9 @@ def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> 
         parser.feed(dumped.stdout.decode())
         assert set(parser.rows) == {machine for _, machine in machines}, parser.rows
         for machine, cells in parser.rows.items():
-            assert len(cells) == 12, (machine, cells)
+            assert len(cells) == 13, (machine, cells)
             assert cells[0] == f"demo/{machine}"
+            assert cells[1] == names[machine]
             oee = cells[OEE_COLUMN]
             # The formatted OEE of the open shift: a percentage, or an en dash when not defined.
             assert oee == "–" or (oee.endswith(" %") and 0 <= float(oee[:-2]) <= 100), (machine, oee)

@@ -55,7 +55,7 @@ def exposed_sample_names() -> frozenset[str]:
     processor = TelemetryProcessor(plant, max_payload_bytes=1 << 20, max_future_ms=300_000)
     live = LiveMachines()
     states: dict[str, MachineState] = {}
-    registry, metrics = build_registry(live)
+    registry, metrics = build_registry(live, plant)
     metrics.ready.set(1)
     now_ms = int(time.time() * 1000)
     for offset, event in enumerate(_events(now_ms)):
