@@ -140,7 +140,7 @@ class PlantConfig(_Frozen):
     )
     state_timeout_s: PositiveSeconds = Field(
         default=900.0,
-        description="How long a machine's last state is believed without telemetry; after it, time is unknown.",
+        description="How long a state is believed without telemetry from the machine; then time is unknown.",
     )
     alerts: AlertRules = Field(default_factory=AlertRules)
 

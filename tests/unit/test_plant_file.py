@@ -63,7 +63,10 @@ def test_config_version_changes_with_loss_classification(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (MINIMAL.replace("Asia/Seoul", "Mars/Olympus"), "timezone: Value error, unknown time zone 'Mars/Olympus'"),
+        (
+            MINIMAL.replace("Asia/Seoul", "Mars/Olympus"),
+            "timezone: Value error, unknown time zone 'Mars/Olympus'",
+        ),
         (MINIMAL.replace("ideal_cycle_s: 12.0", "ideal_cycle_s: -1"), "machines[0].ideal_cycle_s"),
         (MINIMAL.replace('"14:00"}', '"25:00"}', 1), "shifts[0].end"),
         (MINIMAL.replace("id: M01", "id: ../M01"), "machines[0].id"),

@@ -50,11 +50,15 @@ def run(
     now = int(time.time() * 1000)
     offsets = offsets or range(len(values))
     for offset, value in zip(offsets, values, strict=True):
-        outcome = processor.process(key(value), value, now_ms=now, load_state=states.get, source="t:0", offset=offset)
+        outcome = processor.process(
+            key(value), value, now_ms=now, load_state=states.get, source="t:0", offset=offset
+        )
         assert isinstance(outcome, Applied)
         applied.append(outcome)
         # A restart recovers the state from the table's bytes, not from the live object.
-        states[outcome.state.key] = decode_state(encode_state(outcome.state)) if through_table else outcome.state
+        states[outcome.state.key] = (
+            decode_state(encode_state(outcome.state)) if through_table else outcome.state
+        )
     return applied
 
 
@@ -83,7 +87,9 @@ def test_state_recovered_from_table_bytes_gives_the_same_records(processor: Tele
     assert sum(len(o.kpis) for o in live) > 0
 
 
-def test_analyze_writes_kpis_alerts_and_dead_letters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_writes_kpis_alerts_and_dead_letters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     values = simulated(5000, seed=9)
     bad = [b"{not json", b'{"v":1,"kind":"count"}', "\u00ff".encode("latin-1")]
     source = tmp_path / "telemetry.jsonl"
@@ -106,7 +112,9 @@ def test_analyze_writes_kpis_alerts_and_dead_letters(tmp_path: Path, capsys: pyt
             assert record["oee"] is None
 
 
-def test_analyze_reports_a_bad_config_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_reports_a_bad_config_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = tmp_path / "t.jsonl"
     source.write_bytes(b"")
     config = tmp_path / "plant.yaml"
