@@ -20,7 +20,7 @@ run: $(STAMP)
 
 ## make test: lint, types, unit tests and integration tests against Apache Kafka and Tansu.
 test: $(STAMP) system-deps kafka-jars lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -v --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

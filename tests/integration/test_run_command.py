@@ -67,15 +67,16 @@ def test_run_shows_oee_per_machine_and_ctrl_c_leaves_nothing_behind(tmp_path: Pa
         assert f"http://127.0.0.1:{port}/status" in output and "/metrics" in output
         machines = [machine.id for machine in load_demo_plant().machines]
 
-        def every_machine_has_oee() -> bool:
+        def every_machine_has_oee_a_p_q() -> bool:
             metrics = _get(f"http://127.0.0.1:{port}/metrics")
             return all(
-                f'linepulse_oee_ratio{{line="{m.line}",machine="{m.id}",site="{m.site}",tenant="{m.tenant}",'
-                f'window="shift"}}' in metrics
+                f'linepulse_{ratio}_ratio{{line="{m.line}",machine="{m.id}",site="{m.site}",'
+                f'tenant="{m.tenant}",window="shift"}}' in metrics
                 for m in load_demo_plant().machines
+                for ratio in ("oee", "availability", "performance", "quality")
             )
 
-        wait_for(every_machine_has_oee, 120, "OEE of every demo machine on /metrics")
+        wait_for(every_machine_has_oee_a_p_q, 120, "OEE, A, P and Q of every demo machine on /metrics")
         assert "linepulse" in _get(f"http://127.0.0.1:{port}/status")
         api = _get(f"http://127.0.0.1:{port}/api/machines")
         assert all(f'"machine":"{machine}"' in api for machine in machines)
