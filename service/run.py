@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from service.brokers.process import spawn, stop_process, tail
 from service.brokers.tansu import TansuBroker
+from service.processes import spawn, stop_process, tail
 from service.settings import Settings
 from streams.topics import ensure_topics, topic_specs
 

@@ -24,8 +24,8 @@ from service.brokers.kraft_config import (
     new_cluster_id,
     server_properties,
 )
-from service.brokers.process import spawn, stop_process, tail
 from service.brokers.readiness import free_port, wait_until_ready
+from service.processes import spawn, stop_process, tail
 
 __all__ = ["KAFKA_VERSION", "KafkaCluster", "default_cache_dir", "fetch_jars", "libs_dir"]
 

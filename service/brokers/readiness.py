@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service.brokers.exceptions import BrokerStartError
-from service.brokers.process import tail
+from service.processes import tail
 
 __all__ = ["free_port", "wait_until_ready"]
 

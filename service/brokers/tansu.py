@@ -15,8 +15,8 @@ from types import TracebackType
 from typing import Self
 
 from service.brokers.exceptions import BrokerError, BrokerStartError, MissingToolError
-from service.brokers.process import spawn, stop_process, tail
 from service.brokers.readiness import free_port, wait_until_ready
+from service.processes import spawn, stop_process, tail
 
 __all__ = ["TansuBroker", "tansu_binary"]
 

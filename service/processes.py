@@ -1,4 +1,4 @@
-"""Broker child processes that cannot outlive the Python process that started them.
+"""Child processes that cannot outlive the Python process that started them (brokers, run's children).
 
 A test run killed with SIGKILL (CI timeout, OOM killer) must not leave JVMs holding ports and
 memory, so children ask the kernel for a signal when their parent dies (``PR_SET_PDEATHSIG``).
