@@ -14,14 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from models import signal_stats
+from models import signal_monitor, signal_stats
 from models.alert_rules import AlertChange, AlertState, alert_id
+from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
 from models.calendar import PlantCalendar, WindowKind, WindowSpan
+from models.monitoring_config import CYCLE_TIME_SIGNAL
 from models.plant import LossCategory, MachineSpec, PlantConfig
+from models.spc.capability import Capability, CapabilityStats
+from models.spc.rules import RULE_POINTS
 from models.timemodel import WindowAccumulator
 
 __all__ = ["ClosedWindow", "EngineOutput", "LifetimeTotals", "MachineEngine", "MachineState"]
@@ -61,6 +65,12 @@ class MachineState:
     signals: dict[str, np.ndarray] = field(default_factory=dict)
     alerts: dict[str, AlertState] = field(default_factory=dict)
     applied: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> last applied offset
+    # Drift/SPC monitor state per monitored series (sensor signal, characteristic, cycle time).
+    monitors: dict[str, np.ndarray] = field(default_factory=dict)
+    # Capability accumulators per "characteristic|product|shift" ("-" where there is none).
+    capability: dict[str, CapabilityStats] = field(default_factory=dict)
+    # Anomaly scoring: the model's feature-window history, so a restart scores exactly as before.
+    anomaly: AnomalyWindow | None = None
 
     @property
     def key(self) -> str:
@@ -82,6 +92,9 @@ class MachineState:
             "signals": {name: signal_stats.to_list(vector) for name, vector in self.signals.items()},
             "alerts": {key: alert.to_dict() for key, alert in self.alerts.items()},
             "applied": dict(self.applied),
+            "monitors": {name: signal_monitor.to_list(vector) for name, vector in self.monitors.items()},
+            "capability": {key: stats.to_list() for key, stats in self.capability.items()},
+            "anomaly": None if self.anomaly is None else self.anomaly.to_dict(),
         }
 
     @classmethod
@@ -101,6 +114,10 @@ class MachineState:
             signals={name: signal_stats.from_list(values) for name, values in data["signals"].items()},
             alerts={key: AlertState.from_dict(a) for key, a in data["alerts"].items()},
             applied=dict(data["applied"]),
+            # .get: states written before drift monitoring existed still load.
+            monitors=_load_monitors(data.get("monitors", {})),
+            capability={key: CapabilityStats.from_list(v) for key, v in data.get("capability", {}).items()},
+            anomaly=AnomalyWindow.from_dict(data["anomaly"]) if data.get("anomaly") else None,
         )
 
 
@@ -122,12 +139,15 @@ class EngineOutput:
 class MachineEngine:
     """Applies telemetry to a :class:`MachineState`; one instance serves every machine of a plant."""
 
-    def __init__(self, plant: PlantConfig) -> None:
+    def __init__(self, plant: PlantConfig, anomaly_models: AnomalyModels | None = None) -> None:
         self.plant = plant
+        self._anomaly_models = anomaly_models
         self.calendar = PlantCalendar.from_plant(plant)
         self._timeout_ms = int(plant.state_timeout_s * 1000)
         self._down_after_ms = int(plant.alerts.down_after_s * 1000)
         self._has_shifts = bool(plant.shifts)
+        self._monitoring = plant.monitoring
+        self._params: dict[tuple[str, str], np.ndarray] = {}
 
     def new_state(self, spec: MachineSpec) -> MachineState:
         return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
@@ -238,6 +258,11 @@ class MachineEngine:
         out = self._begin(state, spec, ts_ms)
         for window in self._windows_containing(state, ts_ms, out):
             window.add_cycle(seconds)
+        if self._monitoring.enabled and not out.late:
+            self._monitor(
+                state, out, "cycle_time", CYCLE_TIME_SIGNAL,
+                np.array([ts_ms], dtype=np.int64), np.array([seconds], dtype=np.float64),
+            )  # fmt: skip
         return out
 
     def on_samples(
@@ -254,7 +279,66 @@ class MachineEngine:
             if vector is None:
                 vector = state.signals[signal] = signal_stats.new_state()
             signal_stats.update(vector, times, values)
+            if self._monitoring.enabled:
+                settings = self._monitoring.settings_for("signals", signal)
+                # Sensor levels follow the machine state (idle vs running): judging idle readings
+                # against a running baseline would raise a "drift" at every stop.
+                if not settings.only_running:
+                    self._monitor(state, out, "signals", signal, times, values)
+                elif state.state == "running" and state.state_since_ms is not None:
+                    # Only readings taken after the machine has run for settle_s: a batch cut just
+                    # after a start still holds idle readings, and levels need a moment to settle.
+                    since = state.state_since_ms + int(settings.settle_s * 1000)
+                    first = int(np.searchsorted(times, since)) if times[0] < since else 0
+                    if first < times.shape[0]:
+                        self._monitor(state, out, "signals", signal, times[first:], values[first:])
+        if self._anomaly_models is not None:
+            self._check_anomaly(state, spec, series, out)
         return out
+
+    def _check_anomaly(
+        self,
+        state: MachineState,
+        spec: MachineSpec,
+        series: Sequence[tuple[str, np.ndarray, np.ndarray]],
+        out: EngineOutput,
+    ) -> None:
+        """Score the batch with the machine's model (:mod:`models.anomaly.scoring`); one alert per episode."""
+        assert self._anomaly_models is not None
+        model = self._anomaly_models.model_for(spec)
+        if model is None:
+            return
+        state.anomaly, batch = score_batch(model, state.anomaly, series)
+        if batch.rows == 0:
+            return
+        at_ms = int(batch.ts_ms[batch.worst])
+        if not batch.any_flagged:
+            if state.anomaly.quiet >= model.resolve_after:
+                self._resolve_alert(state, out, "anomaly", at_ms)
+            return
+        score = float(batch.scores[batch.worst])
+        self._open_alert(
+            state,
+            out,
+            "anomaly",
+            kind="anomaly",
+            subject=spec.id,
+            severity="warning",
+            at_ms=int(batch.ts_ms[int(batch.flagged.argmax())]),
+            message=(
+                f"{spec.name or spec.id}: anomaly score {score:.3g} "
+                f"above {model.threshold:.3g} ({model.label})"
+            ),
+            evidence={
+                "model": model.name,
+                "model_version": model.version,
+                "score": score,
+                "threshold": model.threshold,
+                "flagged_rows": int(batch.flagged.sum()),
+                "rows": batch.rows,
+                "top_features": [{"feature": name, "contribution": value} for name, value in batch.top],
+            },
+        )
 
     def on_quality(
         self,
@@ -265,8 +349,25 @@ class MachineEngine:
         value: float,
         lsl: float | None,
         usl: float | None,
+        product: str | None = None,
     ) -> EngineOutput:
         out = self._begin(state, spec, ts_ms)
+        if self._monitoring.enabled:
+            self._monitor(
+                state, out, "characteristics", characteristic,
+                np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64),
+            )  # fmt: skip
+            settings = self._monitoring.settings_for("characteristics", characteristic)
+            shift = self.calendar.shift_at(ts_ms) if self._has_shifts else None
+            cap_key = f"{characteristic}|{product or '-'}|{shift.shift if shift is not None else '-'}"
+            stats = state.capability.get(cap_key)
+            if stats is None:
+                stats = state.capability[cap_key] = CapabilityStats()
+            stats.update(
+                value,
+                lsl if lsl is not None else settings.lsl,
+                usl if usl is not None else settings.usl,
+            )
         out_of_spec = (lsl is not None and value < lsl) or (usl is not None and value > usl)
         key = f"quality_out_of_spec/{characteristic}"
         if out_of_spec:
@@ -305,6 +406,73 @@ class MachineEngine:
             for window in state.windows.values():
                 window.late_events += 1
         return windows
+
+    # -- drift and SPC ----------------------------------------------------------------------------
+
+    def _monitor(
+        self,
+        state: MachineState,
+        out: EngineOutput,
+        kind: Literal["signals", "characteristics", "cycle_time"],
+        name: str,
+        times: np.ndarray,
+        values: np.ndarray,
+    ) -> None:
+        """Run one series' detectors over a batch; open, update or resolve its drift/SPC alerts."""
+        params = self._params.get((kind, name))
+        if params is None:
+            params = self._params[(kind, name)] = self._monitoring.settings_for(kind, name).params().vector()
+        key = f"{kind}:{name}"
+        vector = state.monitors.get(key)
+        if vector is None or vector[signal_monitor.MAX_BUCKETS] != params[signal_monitor.P_ADWIN_BUCKETS]:
+            # New series, or a configuration whose ADWIN layout differs: start a new baseline.
+            vector = state.monitors[key] = signal_monitor.new_state(signal_monitor.params_from_vector(params))
+        detections = signal_monitor.update(vector, values, params)
+        base = signal_monitor.baseline(vector)
+        for found in detections:
+            assert base is not None  # nothing is detected before the baseline is complete
+            is_rule = found.detector.startswith("rule")
+            alert_kind = "spc" if is_rule else "drift"
+            points = RULE_POINTS[int(found.detector[4:]) - 1] if is_rule else None
+            last_ms = int(times[found.last])
+            evidence: dict[str, Any] = {
+                "signal": name,
+                "series": kind,
+                "detector": found.detector,
+                "first_ts_ms": int(times[found.first]),
+                "last_ts_ms": last_ms,
+                "detections": found.count,
+                "rule_points": points,
+                "value": found.value,
+                "baseline_mean": base[0],
+                "baseline_sigma": base[1] if not is_rule or kind == "signals" else base[2],
+                "shift_sigma": found.shift_sigma,
+            }
+            self._open_alert(
+                state,
+                out,
+                f"{alert_kind}/{name}/{found.detector}",
+                kind=alert_kind,
+                subject=name,
+                severity="warning",
+                at_ms=last_ms,
+                message=(
+                    f"{name}: {found.detector} detects a shift of {found.shift_sigma:+.1f} sigma "
+                    f"(value {found.value:g}, baseline {base[0]:g} +/- {base[1]:g})"
+                ),
+                evidence=evidence,
+            )
+        quiet = signal_monitor.quiet_codes(vector, params)
+        at_ms = int(times[-1]) if times.shape[0] else 0
+        for detector in quiet:
+            for alert_kind in ("drift", "spc"):
+                alert_key = f"{alert_kind}/{name}/{detector}"
+                if alert_key in state.alerts:
+                    self._resolve_alert(state, out, alert_key, at_ms)
+
+    def capability(self, state: MachineState) -> dict[str, Capability]:
+        """Cp, Cpk, Pp and Ppk per "characteristic|product|shift" (for reports and the web API)."""
+        return {key: stats.indices() for key, stats in state.capability.items()}
 
     # -- alerts -----------------------------------------------------------------------------------
 
@@ -399,6 +567,19 @@ class MachineEngine:
         alert = state.alerts.pop(key, None)
         if alert is not None:
             out.alerts.append(AlertChange(alert, "resolved", at_ms))
+
+
+def _load_monitors(stored: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Monitor states in the current layout; one stored in another layout (an older version, a
+    changed ADWIN row cap) is dropped, so that signal learns a new baseline instead of the whole
+    machine state failing to load."""
+    monitors = {}
+    for name, values in stored.items():
+        try:
+            monitors[name] = signal_monitor.from_list(values)
+        except ValueError:
+            continue
+    return monitors
 
 
 def _accumulator(span: WindowSpan) -> WindowAccumulator:

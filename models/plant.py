@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from models.monitoring_config import MonitoringConfig
+
 __all__ = [
     "AlertRules",
     "LossCategory",
@@ -143,6 +145,9 @@ class PlantConfig(_Frozen):
         description="How long a state is believed without telemetry from the machine; then time is unknown.",
     )
     alerts: AlertRules = Field(default_factory=AlertRules)
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="Drift detection and SPC per signal and characteristic."
+    )
 
     _by_key: dict[str, MachineSpec] = PrivateAttr(default_factory=dict)
 

@@ -18,6 +18,7 @@ import orjson
 
 from models.machine import MachineState
 from models.plant import PlantConfig
+from service.anomaly_models import anomaly_models
 from service.exceptions import ConfigError
 from service.settings import Settings
 from streams.decode import Rejection
@@ -54,7 +55,10 @@ def analyze_file(telemetry: Path, plant: PlantConfig, out_dir: Path, settings: S
         raise ConfigError(f"{telemetry}: telemetry file not found")
     out_dir.mkdir(parents=True, exist_ok=True)
     processor = TelemetryProcessor(
-        plant, max_payload_bytes=settings.max_payload_bytes, max_future_ms=int(settings.max_future_s * 1000)
+        plant,
+        max_payload_bytes=settings.max_payload_bytes,
+        max_future_ms=int(settings.max_future_s * 1000),
+        anomaly_models=anomaly_models(settings),
     )
     states: dict[str, MachineState] = {}
     counts = {"lines": 0, "applied": 0, "dead_letters": 0, "kpis": 0, "alerts": 0, "readings": 0}
@@ -70,6 +74,10 @@ def analyze_file(telemetry: Path, plant: PlantConfig, out_dir: Path, settings: S
                 None, line, now_ms=int(time.time() * 1000), load_state=states.get, require_key=False
             )
             if isinstance(outcome, Rejection):
+                if outcome.machine_key is not None:
+                    # A processing bug may have half-updated the state; without a stored copy to
+                    # return to (the worker has its table), start that machine afresh.
+                    states.pop(outcome.machine_key, None)
                 counts["dead_letters"] += 1
                 dead_letters.write(orjson.dumps(dead_letter_line(number, line, outcome)) + b"\n")
                 continue

@@ -16,6 +16,7 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 def _registrars() -> list[Registrar]:
     # Imported here so `linepulse --help` stays fast and one broken optional part names itself.
     from service import commands as service_commands
+    from service import evaluate_skab, train
     from service.brokers import commands as broker_commands
     from service.simulator import commands as simulator_commands
 
@@ -23,6 +24,8 @@ def _registrars() -> list[Registrar]:
         service_commands.register,
         simulator_commands.register,
         broker_commands.register,
+        train.register,
+        evaluate_skab.register,
     ]
 
 

@@ -33,6 +33,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         web_port=getattr(args, "web_port", None),
         partitions=getattr(args, "partitions", None),
         app_id=getattr(args, "app_id", None),
+        model_registry=getattr(args, "model_registry", None),
         **extra,
     )
 
@@ -94,6 +95,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--config", dest="plant_config", metavar="PLANT.yaml", help="plant configuration file"
     )
     analyze.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    analyze.add_argument(
+        "--model-registry", type=Path, metavar="DIR", help="score anomalies with this model registry's models"
+    )
     analyze.set_defaults(handler=_analyze)
 
     schema = subparsers.add_parser("schema", help="write the JSON Schemas of the topics' records")

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often consumed offsets are committed."
     )
+    model_registry: Path | None = Field(
+        default=None,
+        description="Anomaly model registry directory (`linepulse train`). Unset: no anomaly scoring.",
+    )
+    model_reload_s: float = Field(
+        default=10.0, gt=0, le=3600, description="How often the registry is checked for new model versions."
+    )
     log_level: str = Field(default="warn", pattern=r"^(crit|error|warn|info|debug)$")
 
     @property

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 import faust
 from prometheus_client import CollectorRegistry
 
 from models.plant import PlantConfig
+from service.anomaly_models import anomaly_models
 from service.metrics import MachineCollector, WorkerMetrics
 from service.settings import Settings
 from service.web import register_routes
@@ -33,7 +35,9 @@ def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str)
     partitions = counts[settings.topic_telemetry]
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
-    stream = create_stream(settings.stream_config(bootstrap_servers, partitions), plant, metrics)
+    stream = create_stream(
+        settings.stream_config(bootstrap_servers, partitions), plant, metrics, anomaly_models(settings)
+    )
     registry.register(MachineCollector(stream.live, plant))
     metrics.ready.set_function(lambda: 1.0 if stream.is_ready() else 0.0)
     register_routes(stream, registry)
@@ -59,3 +63,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-port", type=int, help="web port for /metrics, /status, /health, /ready")
     parser.add_argument("--partitions", type=int, help="partitions of the topics linepulse creates")
     parser.add_argument("--app-id", help="Faust app id (consumer group)")
+    parser.add_argument(
+        "--model-registry", type=Path, metavar="DIR", help="anomaly model registry (hot-reloaded)"
+    )

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import faust
 
+from models.anomaly.scoring import AnomalyModels
 from models.machine import MachineState
 from models.plant import PlantConfig
 from streams.decode import Rejection
@@ -82,7 +83,12 @@ def _brokers(bootstrap_servers: str) -> Sequence[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
 
 
-def create_stream(config: StreamConfig, plant: PlantConfig, observer: StreamObserver) -> LinepulseStream:
+def create_stream(
+    config: StreamConfig,
+    plant: PlantConfig,
+    observer: StreamObserver,
+    anomaly_models: AnomalyModels | None = None,
+) -> LinepulseStream:
     app = faust.App(
         config.app_id,
         broker=_brokers(config.bootstrap_servers),
@@ -107,7 +113,10 @@ def create_stream(config: StreamConfig, plant: PlantConfig, observer: StreamObse
         table_standby_replicas=0,
     )
     processor = TelemetryProcessor(
-        plant, max_payload_bytes=config.max_payload_bytes, max_future_ms=int(config.max_future_s * 1000)
+        plant,
+        max_payload_bytes=config.max_payload_bytes,
+        max_future_ms=int(config.max_future_s * 1000),
+        anomaly_models=anomaly_models,
     )
     live = LiveMachines()
     telemetry = app.topic(
@@ -154,6 +163,8 @@ def create_stream(config: StreamConfig, plant: PlantConfig, observer: StreamObse
                 offset=message.offset,
             )
             if isinstance(outcome, Rejection):
+                if outcome.machine_key is not None:
+                    decoded.pop(outcome.machine_key, None)  # the table keeps the last good state
                 headers = dead_letter_headers(outcome, message.topic, message.partition, message.offset)
                 await dead_letters.send(key=message.key, value=message.value, headers=headers)
             elif not outcome.duplicate:

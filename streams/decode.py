@@ -31,6 +31,9 @@ class Rejection:
     code: str
     field: str
     reason: str
+    # Set for processing errors: that machine's in-memory state may be half-updated and must be
+    # reloaded from its last stored version.
+    machine_key: str | None = None
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}"
@@ -51,6 +54,7 @@ REJECTION_CODES = (
     "key_mismatch",
     "future_timestamp",
     "unknown_machine",
+    "processing_error",
 )
 
 

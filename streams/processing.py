@@ -8,12 +8,14 @@ to publish. It never raises on bad input: a bad message comes back as a :class:`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
 
+from models.anomaly.scoring import AnomalyModels
 from models.machine import EngineOutput, MachineEngine, MachineState
 from models.plant import PlantConfig
 from streams.contract import CountEvent, CycleEvent, QualityEvent, SensorEvent, StateEvent
@@ -46,12 +48,20 @@ class Applied:
 
 Outcome = Applied | Rejection
 StateLoader = Callable[[str], MachineState | None]
+_log = logging.getLogger(__name__)
 
 
 class TelemetryProcessor:
-    def __init__(self, plant: PlantConfig, *, max_payload_bytes: int, max_future_ms: int) -> None:
+    def __init__(
+        self,
+        plant: PlantConfig,
+        *,
+        max_payload_bytes: int,
+        max_future_ms: int,
+        anomaly_models: AnomalyModels | None = None,
+    ) -> None:
         self.plant = plant
-        self.engine = MachineEngine(plant)
+        self.engine = MachineEngine(plant, anomaly_models)
         self.decoder = TelemetryDecoder(
             plant, max_payload_bytes=max_payload_bytes, max_future_ms=max_future_ms
         )
@@ -81,7 +91,15 @@ class TelemetryProcessor:
             if offset <= state.applied.get(source, -1):
                 return Applied(state, duplicate=True)
             state.applied[source] = offset
-        output = self._apply(state, decoded)
+        try:
+            output = self._apply(state, decoded)
+        except Exception as exc:
+            # A bug, not bad input: dead-letter the message rather than stall its partition forever
+            # on a message that fails the same way at every redelivery.
+            _log.exception("processing %s failed; message dead-lettered", spec.key)
+            return Rejection(
+                "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=spec.key
+            )
         return Applied(
             state,
             kpis=[
@@ -129,6 +147,7 @@ class TelemetryProcessor:
                 float(event.value),
                 None if event.lsl is None else float(event.lsl),
                 None if event.usl is None else float(event.usl),
+                event.product,
             )
         raise TypeError(f"unhandled telemetry type {type(event).__name__}")  # pragma: no cover
 

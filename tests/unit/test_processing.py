@@ -12,6 +12,7 @@ from models.machine import MachineState
 from service.cli import main
 from service.plant_file import load_demo_plant
 from service.simulator import PlantSimulator
+from streams.decode import Rejection
 from streams.processing import Applied, TelemetryProcessor, decode_state, encode_state
 
 HOUR_MS = 3_600_000
@@ -122,3 +123,29 @@ def test_analyze_reports_a_bad_config_without_a_traceback(
     assert main(["analyze", str(source), "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     error = capsys.readouterr().err
     assert str(config) in error and "timezone" in error and "Traceback" not in error
+
+
+def test_a_processing_bug_dead_letters_the_message_instead_of_stalling(
+    processor: TelemetryProcessor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = simulated(50, seed=4)
+    states: dict[str, MachineState] = {}
+    run(processor, values[:10], states)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(processor, "_apply", broken)
+    outcome = processor.process(
+        key(values[10]),
+        values[10],
+        now_ms=int(time.time() * 1000),
+        load_state=states.get,
+        source="t:0",
+        offset=10,
+    )
+    assert isinstance(outcome, Rejection)
+    assert outcome.code == "processing_error" and "ZeroDivisionError: a bug" in outcome.reason
+    assert (
+        outcome.machine_key == orjson.loads(values[10])["tenant"] + "/" + orjson.loads(values[10])["machine"]
+    )

@@ -1,0 +1,266 @@
+"""A fitted anomaly model applied to one machine's batches of readings, as the stream and ``analyze`` do.
+
+Per batch (:func:`score_batch`):
+
+1. **Rows.** The readings of the model's signals are aligned into rows (:func:`align_rows`): one
+   row per reading of the model's first signal (the *clock*); every other signal contributes its
+   newest reading at or before that instant, held across batches. A row before every signal has
+   been seen once is skipped.
+2. **Features** of those rows by :func:`models.anomaly.features.window_features`, with the machine's
+   history of the last ``window - 1`` rows, which :class:`AnomalyWindow` carries between batches.
+3. **Scores** by the model's detector, compared with the calibrated threshold.
+4. **Flags**: a row is flagged once ``consecutive`` rows in a row have scored above the threshold
+   (the run carries across batches), which suppresses isolated noise spikes. An anomaly *episode*
+   (one alert) lasts until ``resolve_after`` rows in a row were not flagged (``AnomalyWindow.quiet``),
+   so an intermittent burst is one alert, not one per batch.
+
+:class:`AnomalyWindow` is the per-machine state and serialises to JSON for the machine's table
+state, so a restarted worker computes the same features as one that never stopped. It names the
+model version it belongs to: when a new version is picked up, the history is kept only if the new
+model uses the same signals (the rows do not depend on the model otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from models.anomaly.detector import Detector, FloatArray
+from models.anomaly.features import FeatureSpec, next_history, window_features
+from models.numba_config import kernel
+from models.plant import MachineSpec
+
+__all__ = [
+    "AnomalyModel",
+    "AnomalyModels",
+    "AnomalyWindow",
+    "BatchScore",
+    "align_rows",
+    "flag_runs",
+    "score_batch",
+    "top_features",
+]
+
+Series = Sequence[tuple[str, npt.NDArray[np.int64], FloatArray]]
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyModel:
+    """What serving needs of a registered model version."""
+
+    name: str
+    version: str
+    features: FeatureSpec
+    detector: Detector
+    threshold: float
+    consecutive: int = 3
+    release: float = 1.0  # hysteresis: a flag holds while the score exceeds release * threshold
+    resolve_after: int = 300  # unflagged rows in a row before an anomaly episode counts as over
+
+    def __post_init__(self) -> None:
+        if self.detector.n_features != len(self.features.names):
+            raise ValueError(
+                f"model {self.name} {self.version}: detector expects {self.detector.n_features} features, "
+                f"the feature spec makes {len(self.features.names)}"
+            )
+        if self.consecutive < 1 or not math.isfinite(self.threshold) or not 0.0 < self.release <= 1.0:
+            raise ValueError(
+                f"model {self.name} {self.version}: needs consecutive >= 1, a finite threshold "
+                "and release in (0, 1]"
+            )
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class AnomalyModels(Protocol):
+    """Which model (if any) scores a machine now; the service implements it over the model registry."""
+
+    def model_for(self, machine: MachineSpec) -> AnomalyModel | None: ...
+
+
+@dataclass(slots=True)
+class AnomalyWindow:
+    """A machine's scoring state: rows of history, held signal values, the current above-threshold run."""
+
+    model: str  # label of the model version that produced the state
+    signals: tuple[str, ...]
+    history: FloatArray  # (<= window - 1, len(signals))
+    hold: FloatArray  # newest value per signal, NaN until seen
+    hold_ts: npt.NDArray[np.int64]  # its time (epoch ms), -1 until seen
+    run: int = 0
+    quiet: int = 0  # unflagged rows since the last flagged one
+
+    @classmethod
+    def empty(cls, model: AnomalyModel) -> AnomalyWindow:
+        n = len(model.features.signals)
+        return cls(
+            model=model.label,
+            signals=model.features.signals,
+            history=np.empty((0, n)),
+            hold=np.full(n, np.nan),
+            hold_ts=np.full(n, -1, dtype=np.int64),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "signals": list(self.signals),
+            "history": self.history.tolist(),
+            "hold": [None if math.isnan(v) else v for v in self.hold.tolist()],
+            "hold_ts": self.hold_ts.tolist(),
+            "run": self.run,
+            "quiet": self.quiet,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnomalyWindow:
+        signals = tuple(str(s) for s in data["signals"])
+        n = len(signals)
+        history = np.asarray(data["history"], dtype=np.float64).reshape(-1, n)
+        hold = np.array([np.nan if v is None else float(v) for v in data["hold"]], dtype=np.float64)
+        return cls(
+            model=str(data["model"]),
+            signals=signals,
+            history=np.ascontiguousarray(history),
+            hold=hold,
+            hold_ts=np.asarray(data["hold_ts"], dtype=np.int64),
+            run=int(data["run"]),
+            quiet=int(data.get("quiet", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchScore:
+    """One batch's verdict: rows scored, their scores, which rows are flagged, and the worst row."""
+
+    ts_ms: npt.NDArray[np.int64]
+    scores: FloatArray
+    flagged: npt.NDArray[np.bool_]
+    worst: int  # index of the highest-scoring flagged row, or of the highest score if none; -1: no rows
+    top: tuple[tuple[str, float], ...] = field(default=())  # the worst flagged row's top features
+
+    @property
+    def rows(self) -> int:
+        return int(self.scores.shape[0])
+
+    @property
+    def any_flagged(self) -> bool:
+        return bool(self.flagged.any())
+
+
+def align_rows(
+    signals: tuple[str, ...], series: Series, hold: FloatArray, hold_ts: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Rows at the clock signal's reading times; updates ``hold``/``hold_ts`` in place.
+
+    Readings older than a held value of the same signal still align by their own time, but never
+    replace the newer held value.
+    """
+    by_name: dict[str, tuple[npt.NDArray[np.int64], FloatArray]] = {}
+    for name, times, values in series:
+        if name in signals:
+            order = np.argsort(times, kind="stable")
+            by_name[name] = (times[order], values[order])
+    clock = by_name.get(signals[0])
+    n_signals = len(signals)
+    if clock is None:
+        ts = np.empty(0, dtype=np.int64)
+        rows = np.empty((0, n_signals))
+    else:
+        ts = clock[0]
+        rows = np.empty((ts.shape[0], n_signals))
+        for s, name in enumerate(signals):
+            got = by_name.get(name)
+            column = np.full(ts.shape[0], hold[s] if hold_ts[s] >= 0 else np.nan)
+            if got is not None:
+                times, values = got
+                position = np.searchsorted(times, ts, side="right") - 1
+                seen = position >= 0
+                # A batch reading is newer than the held one unless the held one is later.
+                use = seen & (times[np.maximum(position, 0)] >= hold_ts[s])
+                column = np.where(use, values[np.maximum(position, 0)], column)
+            rows[:, s] = column
+        complete = ~np.isnan(rows).any(axis=1)
+        ts, rows = ts[complete], np.ascontiguousarray(rows[complete])
+    for s, name in enumerate(signals):
+        got = by_name.get(name)
+        if got is not None and got[0].shape[0] and got[0][-1] >= hold_ts[s]:
+            hold[s] = got[1][-1]
+            hold_ts[s] = got[0][-1]
+    return ts, rows
+
+
+@kernel
+def _runs_kernel(
+    scores: FloatArray, threshold: float, release: float, consecutive: int, run: int, flagged: np.ndarray
+) -> int:
+    for i in range(scores.shape[0]):
+        if run >= consecutive:
+            # Active: hold the flag while the score stays above the (lower) release level.
+            run = run + 1 if scores[i] > release else 0
+        else:
+            run = run + 1 if scores[i] > threshold else 0
+        flagged[i] = run >= consecutive
+    return run
+
+
+def flag_runs(
+    scores: FloatArray, threshold: float, consecutive: int, run: int = 0, release: float = 1.0
+) -> tuple[npt.NDArray[np.bool_], int]:
+    """Flags of rows that end a run of ``consecutive`` scores above ``threshold``; and the run after.
+
+    Hysteresis: once flagged, rows stay flagged while they score above ``release * threshold``
+    (``release`` in (0, 1]; 1 means no hysteresis). An anomaly whose score wavers around the
+    threshold then reads as one condition rather than a string of short ones.
+    """
+    values = np.ascontiguousarray(scores, dtype=np.float64)
+    flagged = np.zeros(values.shape[0], dtype=np.bool_)
+    after = _runs_kernel(
+        values, float(threshold), float(threshold) * float(release), int(consecutive), int(run), flagged
+    )
+    return flagged, int(after)
+
+
+def top_features(model: AnomalyModel, features: FloatArray, k: int = 3) -> tuple[tuple[str, float], ...]:
+    """The ``k`` features contributing most to one row's score (``features`` is one row, 2-D)."""
+    contrib = model.detector.contributions(features)[0]
+    order = np.argsort(-contrib, kind="stable")[:k]
+    names = model.features.names
+    return tuple((names[j], float(contrib[j])) for j in order)
+
+
+def score_batch(
+    model: AnomalyModel, window: AnomalyWindow | None, series: Series
+) -> tuple[AnomalyWindow, BatchScore]:
+    """Score one batch of a machine's readings; returns the new window state and the verdict."""
+    if window is None or window.signals != model.features.signals:
+        window = AnomalyWindow.empty(model)
+    elif window.model != model.label:
+        window.model = model.label
+        window.run = 0
+    ts, rows = align_rows(window.signals, series, window.hold, window.hold_ts)
+    if rows.shape[0] == 0:
+        return window, BatchScore(ts, np.empty(0), np.zeros(0, dtype=np.bool_), -1)
+    features = window_features(model.features, rows, window.history)
+    window.history = next_history(model.features, rows, window.history)
+    scores = model.detector.score(features)
+    flagged, window.run = flag_runs(scores, model.threshold, model.consecutive, window.run, model.release)
+    if flagged.any():
+        window.quiet = int(flagged.shape[0] - 1 - np.flatnonzero(flagged)[-1])
+    else:
+        window.quiet += int(flagged.shape[0])
+    if flagged.any():
+        candidates = np.flatnonzero(flagged)
+        worst = int(candidates[np.argmax(scores[candidates])])
+        top = top_features(model, features[worst : worst + 1])
+    else:
+        worst = int(np.argmax(scores))
+        top = ()
+    return window, BatchScore(ts, scores, flagged, worst, top)

@@ -1,0 +1,496 @@
+"""ADWIN (adaptive windowing, Bifet and Gavaldà 2007) with river's semantics, in fixed-size numba state.
+
+Written from the algorithm and checked against ``river.drift.ADWIN`` (same parameters ``delta``,
+``clock``, ``max_buckets``, ``min_window_length``, ``grace_period``), whose detections it reproduces
+exactly on the same series (a test checks this). The details that matter for equality:
+
+- The window is an exponential histogram: row ``r`` holds up to ``max_buckets + 1`` buckets of
+  ``2**r`` readings each, oldest first; when a row fills, its two oldest buckets merge into one
+  bucket appended to row ``r + 1`` (the sum of squared deviations combines with Chan's formula).
+- Every ``clock``-th reading, once the window is wider than ``grace_period``, every cut between
+  buckets is tested from the oldest bucket on; on a cut the oldest bucket is dropped and the scan
+  restarts, until no cut holds. The cut test is Hoeffding/Bernstein's bound
+  ``|mu0 - mu1| > sqrt(2 m v d') + 2/3 d' m`` with ``d' = ln(2 ln(W) / delta)``,
+  ``m = 1/(n0 - L + 1) + 1/(n1 - L + 1)``, ``v`` the window variance and ``L = min_window_length``.
+- After a detection the detector starts afresh at the next reading (river resets on ``update``).
+
+Speed: each row is a ring buffer (a merge moves a head index instead of shifting the row), and
+:func:`run` keeps the window's width, total and variance in registers across a batch, touching the
+state array only to append a reading to row 0 and, every second reading on average, to merge.
+
+Memory is bounded by ``max_rows`` (stored in the state): windows of about
+``max_buckets * 2**max_rows`` readings. When the top row fills, its oldest bucket is forgotten: the
+window stops growing instead of overflowing. That is the only departure from river, and only for
+windows wider than the cap (river's window grows without bound while no drift is detected);
+:data:`MAX_ROWS` (the standalone class's default) is beyond any real stream, while
+:mod:`models.signal_monitor` caps rows to keep a signal's serialised state small.
+
+State slice (:func:`size` floats from ``base``): ``WIDTH``, ``TOTAL``, ``VARIANCE``, ``TICK``,
+``ROWS`` (rows in use), ``DETECTED``, ``CAP_ROWS`` (``max_rows``), then per row ``[head, count,
+totals[max_buckets + 1], variances[max_buckets + 1]]`` as ring buffers. :func:`pack` and
+:func:`unpack` give the compact, canonical form (buckets in use only, oldest first).
+
+>>> import numpy as np
+>>> adwin = ADWIN(delta=0.002)
+>>> adwin.detect(np.r_[np.zeros(500), np.ones(500)]).tolist()
+[511]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import numpy as np
+
+from models.drift._arrays import FloatArray, IntArray, as_values
+from models.numba_config import kernel
+
+__all__ = [
+    "ADWIN",
+    "HEADER",
+    "MAX_ROWS",
+    "init",
+    "pack",
+    "packed_size",
+    "run",
+    "size",
+    "unpack",
+]
+
+WIDTH: Final = 0
+TOTAL: Final = 1
+VARIANCE: Final = 2
+TICK: Final = 3
+ROWS: Final = 4
+DETECTED: Final = 5
+CAP_ROWS: Final = 6
+HEADER: Final = 7
+MAX_ROWS: Final = 40
+# Row layout: ring head, bucket count, then the totals and variances rings.
+_HEAD: Final = 0
+_COUNT: Final = 1
+_DATA: Final = 2
+
+
+def size(max_buckets: int, max_rows: int = MAX_ROWS) -> int:
+    """Floats in the state slice of an ADWIN with ``max_buckets`` and room for ``max_rows`` rows."""
+    return HEADER + max_rows * (2 * max_buckets + 4)
+
+
+@kernel
+def init(state: FloatArray, base: int, max_buckets: int, max_rows: int) -> None:
+    end = base + HEADER + max_rows * (2 * max_buckets + 4)
+    for i in range(base, end):
+        state[i] = 0.0
+    state[base + ROWS] = 1.0  # row 0 always exists
+    state[base + CAP_ROWS] = max_rows
+
+
+@kernel
+def _load_meta(state: FloatArray, base: int, stride: int, heads: IntArray, counts: IntArray) -> None:
+    # Ring heads and counts as integers for the batch: no float/int conversion per merge.
+    for row in range(heads.shape[0]):
+        row_at = base + HEADER + row * stride
+        heads[row] = int(state[row_at + _HEAD])
+        counts[row] = int(state[row_at + _COUNT])
+
+
+@kernel
+def _store_meta(state: FloatArray, base: int, stride: int, heads: IntArray, counts: IntArray) -> None:
+    for row in range(heads.shape[0]):
+        row_at = base + HEADER + row * stride
+        state[row_at + _HEAD] = heads[row]
+        state[row_at + _COUNT] = counts[row]
+
+
+@kernel
+def _delete_oldest_bucket(
+    state: FloatArray,
+    base: int,
+    cap: int,
+    heads: IntArray,
+    counts: IntArray,
+    rows: int,
+    width: float,
+    total: float,
+    variance: float,
+) -> tuple[int, float, float, float]:
+    """Forget the oldest bucket (of the top row); returns the new ``(rows, width, total, variance)``."""
+    stride = 2 * cap + 2
+    last = rows - 1
+    row_at = base + HEADER + last * stride
+    n = float(1 << last)
+    j = heads[last]
+    u = state[row_at + _DATA + j]
+    v = state[row_at + _DATA + cap + j]
+    mu = u / n
+    width = width - n
+    total = total - u
+    mu_window = total / width
+    variance -= v + n * width * (mu - mu_window) * (mu - mu_window) / (n + width)
+    heads[last] = j + 1 if j + 1 < cap else 0
+    counts[last] -= 1
+    if counts[last] == 0 and last > 0:
+        rows = last
+    return rows, width, total, variance
+
+
+@kernel
+def _compress(
+    state: FloatArray,
+    base: int,
+    cap: int,
+    max_rows: int,
+    heads: IntArray,
+    counts: IntArray,
+    rows: int,
+    width: float,
+    total: float,
+    variance: float,
+) -> tuple[int, float, float, float]:
+    """Merge full rows upwards (row 0 has just filled); returns ``(rows, width, total, variance)``."""
+    stride = 2 * cap + 2
+    row = 0
+    while counts[row] == cap:
+        if row + 1 >= max_rows:
+            # Bounded memory: forget the oldest bucket rather than grow.
+            return _delete_oldest_bucket(state, base, cap, heads, counts, rows, width, total, variance)
+        row_at = base + HEADER + row * stride
+        # Bucket means: dividing by 2**row is exact, so multiplying by its inverse gives the
+        # same bits as river's division.
+        inv = 1.0 / float(1 << row)
+        j0 = heads[row]
+        j1 = j0 + 1 if j0 + 1 < cap else 0
+        t0 = state[row_at + _DATA + j0]
+        t1 = state[row_at + _DATA + j1]
+        mu1 = t0 * inv
+        mu2 = t1 * inv
+        merged_var = (
+            state[row_at + _DATA + cap + j0]
+            + state[row_at + _DATA + cap + j1]
+            + float(1 << row) * 0.5 * (mu1 - mu2) * (mu1 - mu2)
+        )
+        if row + 1 >= rows:
+            rows = row + 2
+        next_at = row_at + stride
+        k = heads[row + 1] + counts[row + 1]
+        if k >= cap:
+            k -= cap
+        state[next_at + _DATA + k] = t0 + t1
+        state[next_at + _DATA + cap + k] = merged_var
+        counts[row + 1] += 1
+        h = j0 + 2
+        heads[row] = h if h < cap else h - cap
+        counts[row] -= 2
+        if counts[row + 1] < cap:
+            break
+        row += 1
+    return rows, width, total, variance
+
+
+@kernel
+def _cut(
+    width: float, variance: float, n0: float, n1: float, delta_mean: float, delta_prime: float, min_len: float
+) -> bool:
+    m_recip = 1.0 / (n0 - min_len + 1.0) + 1.0 / (n1 - min_len + 1.0)
+    epsilon = math.sqrt(2.0 * m_recip * (variance / width) * delta_prime) + 2.0 / 3.0 * delta_prime * m_recip
+    return abs(delta_mean) > epsilon
+
+
+@kernel
+def _scan(
+    state: FloatArray,
+    base: int,
+    cap: int,
+    heads: IntArray,
+    counts: IntArray,
+    rows: int,
+    width: float,
+    total: float,
+    variance: float,
+    delta: float,
+    min_len: float,
+) -> tuple[bool, int, float, float, float]:
+    """Test every cut, dropping the oldest bucket while one holds; ``(detected, rows, width, ...)``."""
+    stride = 2 * cap + 2
+    detected = False
+    again = True
+    while again:
+        again = False
+        # The bound's log term depends on the width only: once per scan, not once per cut.
+        delta_prime = math.log(2.0 * math.log(width) / delta)
+        screen_c = (1.0 - 1e-9) * 2.0 * variance * delta_prime
+        screen = min_len >= 1.0 and screen_c > 0.0
+        n0 = 0.0
+        n1 = width
+        u0 = 0.0
+        u1 = total
+        done = False
+        for row in range(rows - 1, -1, -1):
+            if done:
+                break
+            row_at = base + HEADER + row * stride
+            bucket = float(1 << row)
+            head = heads[row]
+            count = counts[row]
+            for k in range(count):
+                n0 += bucket
+                n1 -= bucket
+                j = head + k
+                if j >= cap:
+                    j -= cap
+                t = state[row_at + _DATA + j]
+                u0 += t
+                u1 -= t
+                if row == 0 and k == count - 1:
+                    done = True
+                    break
+                if n1 >= min_len and n0 >= min_len:
+                    # Division-free screen: m >= 1/n0 + 1/n1 when min_len >= 1, so a cut needs
+                    # (u0 n1 - u1 n0)^2 > 2 v d' n0 n1. Only cuts passing it (with a margin far
+                    # wider than rounding) get river's exact test, which alone decides.
+                    a = u0 * n1
+                    b = u1 * n0
+                    gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
+                    if screen and gap * gap <= screen_c * n0 * n1:
+                        continue
+                    if _cut(width, variance, n0, n1, u0 / n0 - u1 / n1, delta_prime, min_len):
+                        detected = True
+                        again = True
+                        if width > 0.0:
+                            rows, width, total, variance = _delete_oldest_bucket(
+                                state, base, cap, heads, counts, rows, width, total, variance
+                            )
+                            done = True
+                            break
+    return detected, rows, width, total, variance
+
+
+@kernel
+def run(
+    state: FloatArray,
+    base: int,
+    values: FloatArray,
+    delta: float,
+    clock: int,
+    max_buckets: int,
+    min_len: float,
+    grace: float,
+    out: IntArray,
+) -> int:
+    """Fold ``values`` in order; writes the indices of detections to ``out`` and returns their number.
+
+    Per reading: append to row 0's ring (in the state array, which stays in L1) and update width,
+    total and variance in registers, in river's operation order. Ring heads and counts live in
+    integer arrays for the batch. Merges (one per reading on average, cascading) and cut scans
+    (every ``clock`` readings) are the only other work.
+    """
+    n = values.shape[0]
+    if n == 0:
+        return 0
+    cap = max_buckets + 1
+    stride = 2 * cap + 2
+    rows_at = base + HEADER
+    max_rows = int(state[base + CAP_ROWS])
+    if state[base + DETECTED] != 0.0:
+        init(state, base, max_buckets, max_rows)
+    heads = np.empty(max_rows, dtype=np.int64)
+    counts = np.empty(max_rows, dtype=np.int64)
+    _load_meta(state, base, stride, heads, counts)
+    rows = int(state[base + ROWS])
+    width = state[base + WIDTH]
+    total = state[base + TOTAL]
+    variance = state[base + VARIANCE]
+    tick = int(state[base + TICK])
+    # Readings until the next scan, instead of an integer modulo per reading.
+    to_scan = clock - tick % clock
+    found = 0
+    reset = False
+    # Row 0's ring position in registers; synced with the arrays around merges and scans.
+    head0 = heads[0]
+    count0 = counts[0]
+    for i in range(n):
+        if reset:
+            heads[:] = 0
+            counts[:] = 0
+            head0 = count0 = 0
+            rows = 1
+            width = total = variance = 0.0
+            tick = 0
+            to_scan = clock
+            reset = False
+        x = values[i]
+        j = head0 + count0
+        if j >= cap:
+            j -= cap
+        state[rows_at + _DATA + j] = x
+        state[rows_at + _DATA + cap + j] = 0.0
+        count0 += 1
+        # Running sum of squared deviations, in river's operation order.
+        width += 1.0
+        increment = 0.0
+        if width > 1.0:
+            d = x - total / (width - 1.0)
+            increment = (width - 1.0) * d * d / width
+        variance += increment
+        total += x
+        if count0 == cap:
+            heads[0] = head0
+            counts[0] = count0
+            rows, width, total, variance = _compress(
+                state, base, cap, max_rows, heads, counts, rows, width, total, variance
+            )
+            head0 = heads[0]
+            count0 = counts[0]
+        tick += 1
+        to_scan -= 1
+        if to_scan == 0:
+            to_scan = clock
+            if width > grace:
+                heads[0] = head0
+                counts[0] = count0
+                hit, rows, width, total, variance = _scan(
+                    state, base, cap, heads, counts, rows, width, total, variance, delta, min_len
+                )
+                head0 = heads[0]
+                count0 = counts[0]
+                if hit:
+                    out[found] = i
+                    found += 1
+                    reset = True
+    heads[0] = head0
+    counts[0] = count0
+    _store_meta(state, base, stride, heads, counts)
+    state[base + ROWS] = rows
+    state[base + WIDTH] = width
+    state[base + TOTAL] = total
+    state[base + VARIANCE] = variance
+    state[base + TICK] = tick
+    # A detection at the last reading: the next batch starts afresh (river resets on update).
+    state[base + DETECTED] = 1.0 if reset else 0.0
+    return found
+
+
+@kernel
+def packed_size(state: FloatArray, base: int, max_buckets: int) -> int:
+    """Floats of :func:`pack`'s output: per row in use, its count and its buckets' totals and variances."""
+    stride = 2 * max_buckets + 4
+    n = 0
+    for row in range(int(state[base + ROWS])):
+        n += 1 + 2 * int(state[base + HEADER + row * stride + _COUNT])
+    return n
+
+
+@kernel
+def pack(state: FloatArray, base: int, max_buckets: int, out: FloatArray) -> None:
+    """The rows in use, canonically: per row ``count, totals (oldest first), variances``."""
+    cap = max_buckets + 1
+    stride = 2 * cap + 2
+    k = 0
+    for row in range(int(state[base + ROWS])):
+        row_at = base + HEADER + row * stride
+        head = int(state[row_at + _HEAD])
+        count = int(state[row_at + _COUNT])
+        out[k] = count
+        for b in range(count):
+            j = head + b
+            if j >= cap:
+                j -= cap
+            out[k + 1 + b] = state[row_at + _DATA + j]
+            out[k + 1 + count + b] = state[row_at + _DATA + cap + j]
+        k += 1 + 2 * count
+
+
+@kernel
+def unpack(state: FloatArray, base: int, max_buckets: int, packed: FloatArray) -> bool:
+    """Inverse of :func:`pack` into a slice whose header is already set; False if ``packed`` is corrupt."""
+    cap = max_buckets + 1
+    stride = 2 * cap + 2
+    rows = int(state[base + ROWS])
+    if rows < 1 or rows > int(state[base + CAP_ROWS]):
+        return False
+    k = 0
+    for row in range(rows):
+        if k >= packed.shape[0]:
+            return False
+        count = packed[k]
+        if (
+            count != math.floor(count)
+            or not 0.0 <= count <= max_buckets
+            or k + 1 + 2 * count > packed.shape[0]
+        ):
+            return False
+        c = int(count)
+        row_at = base + HEADER + row * stride
+        state[row_at + _HEAD] = 0.0
+        state[row_at + _COUNT] = count
+        for b in range(c):
+            state[row_at + _DATA + b] = packed[k + 1 + b]
+            state[row_at + _DATA + cap + b] = packed[k + 1 + c + b]
+        k += 1 + 2 * c
+    return bool(k == packed.shape[0])
+
+
+class ADWIN:
+    """river-compatible ADWIN: same parameters, same defaults, same detections.
+
+    ``max_rows`` bounds memory (see the module docstring); the default is beyond any real stream.
+    """
+
+    def __init__(
+        self,
+        delta: float = 0.002,
+        clock: int = 32,
+        max_buckets: int = 5,
+        min_window_length: int = 5,
+        grace_period: int = 10,
+        max_rows: int = MAX_ROWS,
+    ) -> None:
+        if not 0.0 < delta < 1.0 or clock < 1 or not 2 <= max_buckets <= 64:
+            raise ValueError("0 < delta < 1, clock >= 1 and 2 <= max_buckets <= 64 are required")
+        if not 2 <= max_rows <= 60:
+            raise ValueError("max_rows must lie in [2, 60]")
+        self.delta = float(delta)
+        self.clock = int(clock)
+        self.max_buckets = int(max_buckets)
+        self.min_window_length = int(min_window_length)
+        self.grace_period = int(grace_period)
+        self.state = np.empty(size(self.max_buckets, max_rows), dtype=np.float64)
+        init(self.state, 0, self.max_buckets, max_rows)
+
+    @property
+    def drift_detected(self) -> bool:
+        return bool(self.state[DETECTED] != 0.0)
+
+    @property
+    def width(self) -> int:
+        return int(self.state[WIDTH])
+
+    @property
+    def estimation(self) -> float:
+        width = self.state[WIDTH]
+        return 0.0 if width == 0.0 else float(self.state[TOTAL] / width)
+
+    def update(self, x: float) -> bool:
+        """One reading (call overhead dominates: prefer :meth:`detect` on arrays)."""
+        if not math.isfinite(x):
+            raise ValueError(f"x: must be finite, got {x!r}")
+        return int(self.detect(np.array([float(x)])).shape[0]) > 0
+
+    def detect(self, values: FloatArray) -> IntArray:
+        """Feed a batch; the indices (into ``values``) of the readings that were detections."""
+        values = as_values(values)
+        out = np.empty(values.shape[0], dtype=np.int64)
+        found = run(
+            self.state,
+            0,
+            values,
+            self.delta,
+            self.clock,
+            self.max_buckets,
+            float(self.min_window_length),
+            float(self.grace_period),
+            out,
+        )
+        return out[:found]

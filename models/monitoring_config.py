@@ -1,0 +1,193 @@
+"""Configuration of drift detection and SPC: defaults per kind of series, overrides per name.
+
+Three kinds of series are monitored, with different defaults because they differ in rate and in
+autocorrelation (the trade-offs are in ``docs/drift-and-spc.md``):
+
+- ``signals``: high-rate sensor readings (1 Hz or more, autocorrelated). Thresholds are set for few
+  false alarms per day; the textbook run rules would fire on autocorrelated readings all day, so
+  only rule 1 is on by default and it judges against the overall sigma.
+- ``characteristics``: measured quality characteristics (one part every few minutes, close to
+  independent): the classical I-MR chart with all eight Nelson rules.
+- ``cycle_time``: cycle times, monitored as the pseudo-signal ``cycle_time_s``.
+
+``overrides`` maps a signal or characteristic name to the fields that differ from its kind's
+defaults, e.g. ``{"spindle_temp": {"cusum_h": 40}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from models.signal_monitor import DETECTORS, MonitorParams
+
+__all__ = ["CYCLE_TIME_SIGNAL", "MonitorSettings", "MonitoringConfig"]
+
+CYCLE_TIME_SIGNAL = "cycle_time_s"
+Detector = Literal[
+    "page_hinkley",
+    "cusum",
+    "ewma",
+    "adwin",
+    "rule1",
+    "rule2",
+    "rule3",
+    "rule4",
+    "rule5",
+    "rule6",
+    "rule7",
+    "rule8",
+]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class MonitorSettings(BaseModel):
+    """Everything that tunes one series' monitor. Parameters of the drift detectors are in sigma units."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    baseline_n: int = Field(
+        default=1800, ge=2, le=1_000_000, description="Readings that define mean and sigma."
+    )
+    detectors: tuple[Detector, ...] = Field(default=("page_hinkley", "cusum", "ewma", "adwin", "rule1"))
+    mode: Literal["level", "residual"] = Field(
+        default="level",
+        description=(
+            "level: judge readings against the frozen baseline. residual: judge each reading's "
+            "difference from an exponentially weighted reference of the readings before it, for "
+            "signals whose level wanders slowly by design (temperatures: ambient swing, thermal lag)."
+        ),
+    )
+    reference_half_life: float = Field(
+        default=600.0,
+        ge=1,
+        le=10_000_000,
+        description="residual mode: half-life of the reference, in readings.",
+    )
+    rules_sigma: Literal["moving_range", "overall"] = "overall"
+    only_running: bool = Field(default=True, description="Judge sensor readings only while the machine runs.")
+    settle_s: float = Field(
+        default=120.0,
+        ge=0,
+        le=86_400,
+        description="With only_running: skip readings this long after a start.",
+    )
+    ph_min_instances: int = Field(default=30, ge=1)
+    ph_delta: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    ph_threshold: Positive = 600.0
+    ph_alpha: float = Field(default=1.0, gt=0, le=1)
+    ph_mode: Literal["both", "up", "down"] = "both"
+    cusum_k: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    cusum_h: Positive = 60.0
+    ewma_lambda: float = Field(default=0.005, gt=0, le=1)
+    ewma_L: Positive = 12.0
+    adwin_delta: float = Field(default=1e-9, gt=0, lt=1)
+    adwin_clock: int = Field(default=128, ge=1)
+    adwin_max_buckets: int = Field(default=5, ge=2, le=64)
+    adwin_min_window_length: int = Field(default=60, ge=1)
+    adwin_grace_period: int = Field(default=600, ge=0)
+    resolve_after: int = Field(default=900, ge=1, description="Quiet readings before a drift alert resolves.")
+    resolve_band: Positive = Field(
+        default=1.0, description="...and the EWMA shift back within this many sigma."
+    )
+    lsl: float | None = Field(default=None, description="Spec limits for capability when telemetry has none.")
+    usl: float | None = None
+
+    def params(self) -> MonitorParams:
+        enabled = 0
+        for name in self.detectors:
+            enabled |= 1 << DETECTORS.index(name)
+        return MonitorParams(
+            baseline_n=self.baseline_n,
+            enabled=enabled,
+            rules_use_moving_range=self.rules_sigma == "moving_range",
+            ph_min_instances=self.ph_min_instances,
+            ph_delta=self.ph_delta,
+            ph_threshold=self.ph_threshold,
+            ph_alpha=self.ph_alpha,
+            ph_mode=self.ph_mode,
+            cusum_k=self.cusum_k,
+            cusum_h=self.cusum_h,
+            ewma_lambda=self.ewma_lambda,
+            ewma_L=self.ewma_L,
+            adwin_delta=self.adwin_delta,
+            adwin_clock=self.adwin_clock,
+            adwin_max_buckets=self.adwin_max_buckets,
+            adwin_min_window_length=self.adwin_min_window_length,
+            adwin_grace_period=self.adwin_grace_period,
+            resolve_after=self.resolve_after,
+            resolve_band=self.resolve_band,
+            mode=self.mode,
+            reference_half_life=self.reference_half_life,
+        )
+
+
+_CHARACTERISTIC_DEFAULTS = MonitorSettings(
+    baseline_n=25,
+    detectors=tuple(DETECTORS),
+    rules_sigma="moving_range",
+    only_running=False,
+    ph_min_instances=10,
+    ph_delta=0.5,
+    ph_threshold=8.0,
+    cusum_k=0.5,
+    cusum_h=5.0,
+    ewma_lambda=0.2,
+    ewma_L=3.0,
+    adwin_delta=0.002,
+    adwin_clock=1,
+    adwin_min_window_length=5,
+    adwin_grace_period=10,
+    resolve_after=25,
+)
+_CYCLE_DEFAULTS = _CHARACTERISTIC_DEFAULTS.model_copy(
+    update={
+        "baseline_n": 100,
+        "detectors": ("page_hinkley", "cusum", "ewma", "adwin", "rule1"),
+        "rules_sigma": "overall",
+        "cusum_h": 8.0,
+        "ph_threshold": 15.0,
+        "ewma_L": 3.5,
+        "adwin_delta": 1e-4,
+        "adwin_clock": 8,
+        "resolve_after": 100,
+    }
+)
+
+
+class MonitoringConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    signals: MonitorSettings = Field(default_factory=MonitorSettings)
+    characteristics: MonitorSettings = Field(default=_CHARACTERISTIC_DEFAULTS)
+    cycle_time: MonitorSettings = Field(default=_CYCLE_DEFAULTS)
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per signal/characteristic name: fields that differ from the defaults.",
+    )
+
+    _cache: dict[tuple[str, str], MonitorSettings] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: object, /) -> None:
+        # Validate every override now, so a bad plant file fails at load, not at the first reading.
+        for name, fields in self.overrides.items():
+            for kind in ("signals", "characteristics", "cycle_time"):
+                self.settings_for(kind, name) if name else None
+            if not isinstance(fields, dict):
+                raise ValueError(f"overrides[{name!r}] must be a mapping")
+
+    def settings_for(
+        self, kind: Literal["signals", "characteristics", "cycle_time"], name: str
+    ) -> MonitorSettings:
+        key = (kind, name)
+        found = self._cache.get(key)
+        if found is None:
+            base: MonitorSettings = getattr(self, kind)
+            override = self.overrides.get(name)
+            found = (
+                base if not override else MonitorSettings.model_validate({**base.model_dump(), **override})
+            )
+            self._cache[key] = found
+        return found

@@ -1,0 +1,240 @@
+"""``linepulse evaluate skab PATH``: SKAB's published protocol over a tree of SKAB-format CSV files.
+
+For every labelled file (``;``-separated, a ``datetime`` column, sensor columns, ``anomaly`` and
+``changepoint``): the model is fitted on the first 400 rows and scores the rest, with the same
+:func:`models.anomaly.training.fit_model` and :mod:`models.anomaly.scoring` functions as
+``linepulse train`` and the stream. Features of the test rows see the rows before them, training
+rows included, as the stream would. Scores are SKAB's (:mod:`service.skab_metrics`), printed next
+to the published leaderboard. Files without the label columns (``anomaly-free``) are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import orjson
+
+from models.anomaly.features import window_features
+from models.anomaly.scoring import flag_runs
+from models.anomaly.training import ModelConfig, fit_model
+from service.exceptions import ConfigError
+from service.skab_metrics import FileResult, binary_scores, nab_scores
+
+__all__ = [
+    "LEADERBOARD_CHANGEPOINT",
+    "LEADERBOARD_OUTLIER",
+    "SKAB_CONFIG",
+    "SkabFile",
+    "evaluate_files",
+    "format_report",
+    "load_skab_tree",
+    "register",
+]
+
+TRAIN_ROWS: Final = 400
+_LABELS: Final = ("anomaly", "changepoint")
+
+# The model evaluated by default (see docs/anomaly.md for how it was chosen: one configuration for
+# every file, nothing tuned per file).
+SKAB_CONFIG: Final = ModelConfig(
+    detector="pca_t2q",
+    window=20,
+    stats=("mean", "std"),
+    false_alarm_rate=0.0,
+    margin=3.0,
+    consecutive=3,
+    release=1.0,
+    explained_variance=0.95,
+)
+
+# Published rows (SKAB README, commit b2c0d46): (F1, FAR %, MAR %) and NAB (Standard, LowFP, LowFN).
+LEADERBOARD_OUTLIER: Final = (
+    ("Conv-AE", 0.78, 13.55, 28.02),
+    ("MSET", 0.78, 39.73, 14.13),
+    ("T²+Q (PCA)", 0.76, 26.62, 24.92),
+    ("LSTM-AE", 0.74, 29.96, 25.92),
+    ("T²", 0.66, 19.21, 42.6),
+    ("LSTM-VAE", 0.56, 9.13, 55.03),
+    ("Vanilla LSTM", 0.54, 12.54, 59.53),
+    ("MSCRED", 0.36, 49.94, 69.88),
+    ("Vanilla AE", 0.39, 2.59, 75.15),
+    ("Isolation Forest", 0.29, 2.56, 82.89),
+)
+LEADERBOARD_CHANGEPOINT: Final = (
+    ("MSCRED", 32.42, 16.53, 40.28),
+    ("Isolation Forest", 26.16, 19.5, 30.82),
+    ("T²+Q (PCA)", 25.35, 14.51, 31.33),
+    ("Conv-AE", 23.61, 21.54, 27.55),
+    ("LSTM-AE", 23.51, 20.11, 25.91),
+    ("T²", 19.54, 10.2, 24.31),
+    ("MSET", 13.84, 10.22, 17.37),
+    ("Vanilla AE", 11.41, 6.53, 13.91),
+    ("Vanilla LSTM", 11.31, -3.8, 17.25),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SkabFile:
+    name: str
+    signals: tuple[str, ...]
+    ts_ms: np.ndarray
+    values: np.ndarray  # (n, len(signals)) float64
+    anomaly: np.ndarray
+    changepoint: np.ndarray
+
+
+def _read_csv(path: Path, root: Path) -> SkabFile | None:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter=";")
+        header = next(reader, None)
+        if header is None or "datetime" not in header:
+            raise ConfigError(f"{path}: not a SKAB file (no 'datetime' column in the header)")
+        if not all(label in header for label in _LABELS):
+            return None
+        time_col = header.index("datetime")
+        label_cols = [header.index(label) for label in _LABELS]
+        signal_cols = [i for i, name in enumerate(header) if i != time_col and i not in label_cols]
+        stamps: list[int] = []
+        rows: list[list[float]] = []
+        labels: list[list[float]] = []
+        for number, record in enumerate(reader, start=2):
+            if not record:
+                continue
+            try:
+                stamps.append(int(datetime.fromisoformat(record[time_col]).timestamp() * 1000))
+                rows.append([float(record[i]) for i in signal_cols])
+                labels.append([float(record[i]) for i in label_cols])
+            except (ValueError, IndexError) as exc:
+                raise ConfigError(f"{path}:{number}: unreadable row ({exc})") from None
+    values = np.asarray(rows, dtype=np.float64).reshape(-1, len(signal_cols))
+    if not np.isfinite(values).all():
+        raise ConfigError(f"{path}: non-finite sensor values")
+    label_array = np.asarray(labels, dtype=np.float64).reshape(-1, 2)
+    return SkabFile(
+        name=str(path.relative_to(root)),
+        signals=tuple(header[i] for i in signal_cols),
+        ts_ms=np.asarray(stamps, dtype=np.int64),
+        values=np.ascontiguousarray(values),
+        anomaly=label_array[:, 0] == 1.0,
+        changepoint=label_array[:, 1] == 1.0,
+    )
+
+
+def load_skab_tree(root: Path) -> list[SkabFile]:
+    """Every labelled ``*.csv`` below ``root``, in path order."""
+    if not root.is_dir():
+        raise ConfigError(f"{root}: SKAB data directory not found")
+    files = [
+        loaded
+        for path in sorted(root.rglob("*.csv"), key=lambda p: str(p.relative_to(root)))
+        if (loaded := _read_csv(path, root)) is not None
+    ]
+    if not files:
+        raise ConfigError(f"{root}: no labelled SKAB CSV files (with anomaly and changepoint columns)")
+    return files
+
+
+def evaluate_file(skab: SkabFile, config: ModelConfig) -> FileResult:
+    """Fit on the first 400 rows, predict the rest: SKAB's protocol for one file."""
+    if skab.values.shape[0] <= TRAIN_ROWS:
+        raise ConfigError(f"{skab.name}: needs more than {TRAIN_ROWS} rows, has {skab.values.shape[0]}")
+    fitted = fit_model(skab.values[:TRAIN_ROWS], skab.signals, config, name=skab.name)
+    model = fitted.model
+    features = window_features(model.features, skab.values)
+    scores = model.detector.score(features[TRAIN_ROWS:])
+    predicted, _ = flag_runs(scores, model.threshold, model.consecutive, release=model.release)
+    return FileResult(
+        name=skab.name,
+        ts_ms=skab.ts_ms[TRAIN_ROWS:],
+        anomaly=skab.anomaly[TRAIN_ROWS:],
+        changepoint=skab.changepoint[TRAIN_ROWS:],
+        predicted=predicted,
+    )
+
+
+def evaluate_files(files: list[SkabFile], config: ModelConfig) -> dict[str, Any]:
+    results = [evaluate_file(skab, config) for skab in files]
+    binary = binary_scores(results)
+    nab = nab_scores(results)
+    return {
+        "f1": binary.f1,
+        "far": binary.far,
+        "mar": binary.mar,
+        "nab_standard": nab["standard"],
+        "nab_lowfp": nab["lowfp"],
+        "nab_lowfn": nab["lowfn"],
+        "files": len(results),
+        "test_rows": sum(int(r.anomaly.shape[0]) for r in results),
+        "confusion": {"tp": binary.tp, "fp": binary.fp, "tn": binary.tn, "fn": binary.fn},
+        "config": config.to_dict(),
+    }
+
+
+def format_report(summary: dict[str, Any]) -> str:
+    lines = [
+        f"SKAB protocol: {summary['files']} labelled files, {summary['test_rows']} test rows "
+        f"(fit on the first {TRAIN_ROWS} rows of each)",
+        "",
+        "Outlier detection            F1    FAR %   MAR %",
+        f"  linepulse ({summary['config']['detector']:<15}) {summary['f1']:.2f}  "
+        f"{100 * summary['far']:6.2f}  {100 * summary['mar']:6.2f}",
+    ]
+    lines += [f"  {name:<27}{f1:.2f}  {far:6.2f}  {mar:6.2f}" for name, f1, far, mar in LEADERBOARD_OUTLIER]
+    lines += [
+        "",
+        "Changepoint detection (NAB)  Standard  LowFP   LowFN",
+        f"  linepulse ({summary['config']['detector']:<15}) {summary['nab_standard']:7.2f}  "
+        f"{summary['nab_lowfp']:6.2f}  {summary['nab_lowfn']:6.2f}",
+    ]
+    lines += [
+        f"  {name:<27}{std:7.2f}  {low_fp:6.2f}  {low_fn:6.2f}"
+        for name, std, low_fp, low_fn in LEADERBOARD_CHANGEPOINT
+    ]
+    return "\n".join(lines)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    config = replace(
+        SKAB_CONFIG,
+        **{
+            name: value
+            for name, value in (
+                ("detector", args.detector),
+                ("window", args.window),
+                ("false_alarm_rate", args.false_alarm_rate),
+                ("margin", args.margin),
+                ("consecutive", args.consecutive),
+            )
+            if value is not None
+        },
+    )
+    summary = evaluate_files(load_skab_tree(args.path), config)
+    print(format_report(summary))
+    if args.json is not None:
+        keys = ("f1", "far", "mar", "nab_standard", "nab_lowfp", "nab_lowfn")
+        args.json.write_bytes(orjson.dumps({key: summary[key] for key in keys}, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluate = subparsers.add_parser("evaluate", help="score the anomaly models on a public benchmark")
+    benchmarks = evaluate.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    skab = benchmarks.add_parser("skab", help="SKAB (Skoltech Anomaly Benchmark) with its published protocol")
+    skab.add_argument("path", type=Path, metavar="PATH", help="directory tree of SKAB-format CSV files")
+    skab.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the scores as JSON (rates as fractions)"
+    )
+    skab.add_argument("--detector", choices=("pca_t2q", "isolation_forest"), help="default: pca_t2q")
+    skab.add_argument("--window", type=int, help=f"feature window in rows (default {SKAB_CONFIG.window})")
+    skab.add_argument(
+        "--false-alarm-rate", type=float, help="calibration target (default 0: the largest training score)"
+    )
+    skab.add_argument("--margin", type=float, help="threshold = margin x training quantile (default 3)")
+    skab.add_argument("--consecutive", type=int, help="rows above threshold before a flag (default 3)")
+    skab.set_defaults(handler=_evaluate)

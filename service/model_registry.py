@@ -1,0 +1,342 @@
+"""The model registry: versioned anomaly-model artifacts in a directory, stored and loaded safely.
+
+Layout of a registry directory::
+
+    REGISTRY/
+      NAME/                       one directory per model name ([A-Za-z0-9_.-], e.g. demo.M01 or press)
+        manifest.json             {"format", "name", "latest", "versions": [{version, file, sha256, ...}]}
+        v1.skops, v2.skops, ...   the artifacts
+
+Trust model. An artifact is a skops file (a zip of JSON and numpy arrays: loading it runs no code
+of its own, unlike a pickle). Loading :func:`load_version`:
+
+1. reads the file named by the manifest (a file name, never a path: ``../`` is refused) and
+   compares its SHA-256 with the manifest's: a changed byte is refused;
+2. refuses a pickle outright, and anything that is not a zip;
+3. lists every type the file's schema names and refuses the file if one is not in
+   :data:`TRUSTED_TYPES`, the explicit list of what a linepulse model contains (skops's own defaults
+   are not relied on), then lets skops load it with exactly that list;
+4. checks the artifact's structure (format tag, shapes) before building the model.
+
+Every refusal is a :class:`~service.exceptions.ModelFileError` naming the file and the reason. The
+manifest is only as trustworthy as the directory: the hash detects a swapped or corrupted artifact,
+not an attacker who can also rewrite the manifest, so keep the directory writable by the trainer only.
+
+Writes are atomic (a temporary file renamed into place; the manifest last), so a reader sees either
+the previous version or the complete new one: that is what makes hot reload safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from models.anomaly.detector import Detector
+from models.anomaly.features import FeatureSpec
+from models.anomaly.isolation_forest import KIND as IFOREST
+from models.anomaly.isolation_forest import IsolationForestDetector
+from models.anomaly.pca_t2q import KIND as PCA_T2Q
+from models.anomaly.pca_t2q import PcaT2Q
+from models.anomaly.scoring import AnomalyModel
+from service.exceptions import ModelFileError
+
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "MANIFEST",
+    "TRUSTED_TYPES",
+    "ModelRegistry",
+    "ModelVersion",
+    "artifact_types",
+]
+
+ARTIFACT_FORMAT: Final = "linepulse.anomaly-model/1"
+MANIFEST_FORMAT: Final = "linepulse.model-registry/1"
+MANIFEST: Final = "manifest.json"
+_NAME: Final = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_VERSION: Final = re.compile(r"^v([1-9][0-9]{0,8})$")
+
+# Everything a linepulse model artifact may contain. Builtin containers and numpy arrays make up the
+# PCA detector; the isolation forest adds scikit-learn's estimator and its trees.
+TRUSTED_TYPES: Final[frozenset[str]] = frozenset(
+    {
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.NoneType",
+        "numpy.ndarray",
+        "numpy.int64",
+        "numpy.float64",
+        "sklearn.ensemble._iforest.IsolationForest",
+        "sklearn.tree._classes.ExtraTreeRegressor",
+        "sklearn.tree._tree.Tree",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """A manifest entry: which file, its hash, and what the model is."""
+
+    name: str
+    version: str
+    file: str
+    sha256: str
+    created: str
+    metadata: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "file": self.file,
+            "sha256": self.sha256,
+            "created": self.created,
+            "metadata": dict(self.metadata),
+        }
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _walk_types(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        module, name = node.get("__module__"), node.get("__class__")
+        if isinstance(module, str) and isinstance(name, str):
+            yield f"{module}.{name}"
+        for value in node.values():
+            yield from _walk_types(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk_types(value)
+
+
+def artifact_types(data: bytes, where: str) -> set[str]:
+    """Every type a skops file's schema names (what loading it would construct)."""
+    if data[:1] == b"\x80" or data[:2] in (b"(d", b"(l", b"}q", b"]q"):
+        raise ModelFileError(f"{where}: refused: the file is a pickle; only skops artifacts are loaded")
+    if not data.startswith(b"PK\x03\x04"):
+        raise ModelFileError(f"{where}: refused: not a skops artifact (not a zip file)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ModelFileError(f"{where}: refused: unreadable skops archive ({exc})") from None
+    return set(_walk_types(schema))
+
+
+def _detector_from(data: Mapping[str, Any]) -> Detector:
+    kind = data.get("kind")
+    if kind == PCA_T2Q:
+        return PcaT2Q.from_artifact(dict(data))
+    if kind == IFOREST:
+        return IsolationForestDetector.from_artifact(dict(data))
+    raise ValueError(f"unknown detector kind {kind!r}")
+
+
+def model_from_artifact(artifact: Any, name: str, version: str) -> AnomalyModel:
+    """Build the serving model from a loaded artifact dict (ValueError/KeyError/TypeError if malformed)."""
+    if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
+        raise ValueError(f"not a {ARTIFACT_FORMAT} artifact")
+    features = artifact["features"]
+    spec = FeatureSpec(
+        signals=tuple(str(s) for s in features["signals"]),
+        window=int(features["window"]),
+        stats=tuple(str(s) for s in features["stats"]),
+    )
+    return AnomalyModel(
+        name=name,
+        version=version,
+        features=spec,
+        detector=_detector_from(artifact["detector"]),
+        threshold=float(artifact["threshold"]),
+        consecutive=int(artifact["consecutive"]),
+        release=float(artifact.get("release", 1.0)),
+    )
+
+
+def model_to_artifact(model: AnomalyModel) -> dict[str, Any]:
+    return {
+        "format": ARTIFACT_FORMAT,
+        "features": {
+            "signals": list(model.features.signals),
+            "window": model.features.window,
+            "stats": list(model.features.stats),
+        },
+        "detector": model.detector.to_artifact(),
+        "threshold": float(model.threshold),
+        "consecutive": int(model.consecutive),
+        "release": float(model.release),
+    }
+
+
+class ModelRegistry:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- paths and manifests ---------------------------------------------------------------------
+
+    def _dir(self, name: str) -> Path:
+        if not _NAME.match(name) or name in {".", ".."}:
+            raise ModelFileError(f"model name {name!r}: use 1-128 of A-Z a-z 0-9 _ . -")
+        return self.root / name
+
+    def manifest_path(self, name: str) -> Path:
+        return self._dir(name) / MANIFEST
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if _NAME.match(p.name) and (p / MANIFEST).is_file())
+
+    def manifest(self, name: str) -> dict[str, Any]:
+        path = self.manifest_path(name)
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise ModelFileError(f"{path}: no such model in the registry") from None
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{path}: unreadable manifest ({exc})") from None
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+            raise ModelFileError(f"{path}: not a {MANIFEST_FORMAT} manifest")
+        return data
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        data = self.manifest(name)
+        path = self.manifest_path(name)
+        try:
+            return [
+                ModelVersion(
+                    name=name,
+                    version=str(entry["version"]),
+                    file=str(entry["file"]),
+                    sha256=str(entry["sha256"]),
+                    created=str(entry["created"]),
+                    metadata=dict(entry.get("metadata", {})),
+                )
+                for entry in data["versions"]
+            ]
+        except (KeyError, TypeError) as exc:
+            raise ModelFileError(f"{path}: malformed version entry ({exc})") from None
+
+    def entry(self, name: str, version: str | None = None) -> ModelVersion:
+        """The manifest entry of ``version`` (default: the manifest's ``latest``)."""
+        wanted = version or str(self.manifest(name).get("latest"))
+        for entry in self.versions(name):
+            if entry.version == wanted:
+                return entry
+        raise ModelFileError(f"{self.manifest_path(name)}: no version {wanted!r}")
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def register(self, model: AnomalyModel, metadata: Mapping[str, Any]) -> ModelVersion:
+        """Store ``model`` as the next version ``vN`` of ``model.name`` and make it ``latest``."""
+        import skops.io as sio
+
+        directory = self._dir(model.name)
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            existing = self.versions(model.name)
+        except ModelFileError:
+            if self.manifest_path(model.name).exists():
+                raise
+            existing = []
+        numbers = [int(m.group(1)) for e in existing if (m := _VERSION.match(e.version))]
+        version = f"v{max(numbers, default=0) + 1}"
+        data = sio.dumps(model_to_artifact(model))
+        # Check before writing that the artifact loads under the trusted list: a model we could not
+        # load back must not become "latest".
+        untrusted = artifact_types(data, model.name) - TRUSTED_TYPES
+        if untrusted:
+            raise ModelFileError(f"{model.name}: refusing to store untrusted types {sorted(untrusted)}")
+        file = f"{version}.skops"
+        _atomic_write(directory / file, data)
+        entry = ModelVersion(
+            name=model.name,
+            version=version,
+            file=file,
+            sha256=hashlib.sha256(data).hexdigest(),
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            metadata=dict(metadata),
+        )
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "name": model.name,
+            "latest": version,
+            "versions": [e.to_dict() for e in existing] + [entry.to_dict()],
+        }
+        _atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2, default=_json_default).encode())
+        return entry
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def load(self, name: str, version: str | None = None) -> tuple[AnomalyModel, ModelVersion]:
+        entry = self.entry(name, version)
+        return load_version(self._dir(name), entry), entry
+
+
+def load_version(directory: Path, entry: ModelVersion) -> AnomalyModel:
+    """Verify and load one artifact; every refusal is a ModelFileError naming the file."""
+    import skops.io as sio
+
+    if Path(entry.file).name != entry.file or not entry.file.endswith(".skops"):
+        raise ModelFileError(
+            f"{directory / MANIFEST}: refused: artifact name {entry.file!r} is not a plain *.skops name"
+        )
+    path = directory / entry.file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry.sha256:
+        raise ModelFileError(
+            f"{path}: refused: SHA-256 mismatch (manifest {entry.sha256[:16]}..., file {digest[:16]}...); "
+            "the artifact was modified or replaced"
+        )
+    types = artifact_types(data, str(path))
+    untrusted = sorted(types - TRUSTED_TYPES)
+    if untrusted:
+        raise ModelFileError(f"{path}: refused: untrusted types {untrusted}")
+    try:
+        artifact = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+    except Exception as exc:  # skops raises many kinds; every one means "cannot be trusted as is"
+        raise ModelFileError(
+            f"{path}: refused: skops could not load it ({type(exc).__name__}: {exc})"
+        ) from None
+    try:
+        return model_from_artifact(artifact, entry.name, entry.version)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path}: refused: malformed model artifact ({exc})") from None
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

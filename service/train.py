@@ -1,0 +1,296 @@
+"""``linepulse train``: fit an anomaly model on a machine's telemetry history and register it.
+
+The history comes from a telemetry JSONL file or from a time range of a Kafka topic. Either way each
+record is decoded by the stream's own decoder and the readings are aligned into rows by the stream's
+own :func:`models.anomaly.scoring.align_rows`, so the model sees exactly the rows the worker will
+score. The fitted model goes into the registry as the next version ``vN`` with its metadata:
+features, training range, threshold and calibration, training metrics, hyper-parameters and the
+machines it serves.
+
+Kafka time ranges use ``offsets_for_times`` (the broker's message timestamps) to find where to start
+reading, then filter on event time. Tansu has known faults with offsets-by-timestamp: with Tansu,
+read from the beginning (``--start`` omitted) or use a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.anomaly.scoring import align_rows
+from models.anomaly.training import ModelConfig, fit_model
+from models.plant import MachineSpec, PlantConfig
+from service.exceptions import ConfigError
+from service.model_registry import ModelRegistry, ModelVersion
+from service.plant_file import load_plant
+from service.simulator.timeparse import parse_start
+from streams.decode import Rejection, TelemetryDecoder
+from streams.frames import Frame
+
+__all__ = ["DEFAULT_CONFIG", "TrainingData", "collect", "kafka_records", "register", "train"]
+
+# The stream's default model: the configuration evaluated on SKAB (docs/anomaly.md).
+DEFAULT_CONFIG = ModelConfig(
+    detector="pca_t2q",
+    window=20,
+    stats=("mean", "std"),
+    false_alarm_rate=0.0,
+    margin=3.0,
+    consecutive=3,
+    explained_variance=0.95,
+)
+_NOW_SLACK_MS = 10 * 365 * 86_400_000  # history may be old; the decoder's future check stays meaningful
+
+
+@dataclass(slots=True)
+class _MachineRows:
+    signals: tuple[str, ...]
+    hold: np.ndarray
+    hold_ts: np.ndarray
+    ts: list[np.ndarray] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingData:
+    signals: tuple[str, ...]
+    rows: np.ndarray  # all machines' rows, each machine's in time order
+    start_ms: int
+    end_ms: int
+    machines: tuple[str, ...]
+    records: int
+
+
+def _series(event: object) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    if isinstance(event, Frame):
+        return [(b.signal, b.ts_ms, b.values) for b in event.signals]
+    signal = getattr(event, "signal", None)
+    if signal is not None:
+        return [
+            (
+                signal,
+                np.array([event.ts], dtype=np.int64),  # type: ignore[attr-defined]
+                np.array([event.value], dtype=np.float64),  # type: ignore[attr-defined]
+            )
+        ]
+    return []
+
+
+def collect(
+    records: Iterable[bytes],
+    plant: PlantConfig,
+    machines: tuple[MachineSpec, ...],
+    *,
+    signals: tuple[str, ...] | None,
+    start_ms: int | None,
+    end_ms: int | None,
+) -> TrainingData:
+    """Decode ``records`` and align the chosen machines' readings in ``[start_ms, end_ms)`` into rows."""
+    decoder = TelemetryDecoder(plant, max_payload_bytes=8 * 1024 * 1024, max_future_ms=_NOW_SLACK_MS)
+    wanted = {m.key for m in machines}
+    buffered: dict[str, list[list[tuple[str, np.ndarray, np.ndarray]]]] = {key: [] for key in wanted}
+    seen_signals: set[str] = set()
+    count = 0
+    now_ms = int(time.time() * 1000)
+    for raw in records:
+        accepted = decoder.decode(None, raw, now_ms, require_key=False)
+        if isinstance(accepted, Rejection) or accepted.spec.key not in wanted:
+            continue
+        series = []
+        for name, ts, values in _series(accepted.event):
+            keep = np.ones(ts.shape[0], dtype=bool)
+            if start_ms is not None:
+                keep &= ts >= start_ms
+            if end_ms is not None:
+                keep &= ts < end_ms
+            if keep.any():
+                series.append((name, np.ascontiguousarray(ts[keep]), np.ascontiguousarray(values[keep])))
+                seen_signals.add(name)
+        if series:
+            buffered[accepted.spec.key].append(series)
+            count += 1
+    chosen = signals or tuple(sorted(seen_signals))
+    if not chosen:
+        raise ConfigError("no sensor readings of the chosen machines in the training range")
+    missing = sorted(set(chosen) - seen_signals)
+    if missing:
+        raise ConfigError(f"--signals: no readings of {missing} in the training range")
+    all_ts: list[np.ndarray] = []
+    all_rows: list[np.ndarray] = []
+    for key in sorted(wanted):
+        state = _MachineRows(chosen, np.full(len(chosen), np.nan), np.full(len(chosen), -1, dtype=np.int64))
+        for series in buffered[key]:
+            ts, rows = align_rows(chosen, series, state.hold, state.hold_ts)
+            all_ts.append(ts)
+            all_rows.append(rows)
+    ts_all = np.concatenate(all_ts) if all_ts else np.empty(0, dtype=np.int64)
+    rows_all = np.concatenate(all_rows) if all_rows else np.empty((0, len(chosen)))
+    if rows_all.shape[0] == 0:
+        raise ConfigError("no complete rows (every signal seen) in the training range")
+    return TrainingData(
+        signals=chosen,
+        rows=np.ascontiguousarray(rows_all),
+        start_ms=int(ts_all.min()),
+        end_ms=int(ts_all.max()),
+        machines=tuple(sorted(wanted)),
+        records=count,
+    )
+
+
+def file_records(path: Path) -> Iterator[bytes]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: telemetry file not found")
+    with path.open("rb") as handle:
+        for line in handle:
+            stripped = line.strip()
+            if stripped:
+                yield stripped
+
+
+def kafka_records(
+    bootstrap_servers: str, topic: str, start_ms: int | None, end_ms: int | None, idle_timeout_s: float = 5.0
+) -> Iterator[bytes]:
+    """Values of ``topic`` from the first offset at or after ``start_ms`` until past ``end_ms`` or idle."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(idle_timeout_s * 1000),
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise ConfigError(f"--topic: {topic!r} does not exist on {bootstrap_servers}")
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        ends = consumer.end_offsets(assigned)
+        if start_ms is None:
+            consumer.seek_to_beginning(*assigned)
+        else:
+            found = consumer.offsets_for_times(dict.fromkeys(assigned, start_ms))
+            for tp in assigned:
+                hit = found.get(tp)
+                consumer.seek(tp, hit.offset if hit is not None else ends[tp])
+        done = {tp for tp in assigned if consumer.position(tp) >= ends[tp]}
+        while len(done) < len(assigned):
+            batch = consumer.poll(timeout_ms=int(idle_timeout_s * 1000))
+            if not batch:
+                break
+            for tp, messages in batch.items():
+                for message in messages:
+                    if end_ms is not None and message.timestamp >= end_ms + 3_600_000:
+                        # Broker time well past the range: the rest of this partition is later.
+                        done.add(tp)
+                        break
+                    if message.value is not None:
+                        yield message.value
+                    if message.offset + 1 >= ends[tp]:
+                        done.add(tp)
+                if tp in done:
+                    consumer.pause(tp)
+    finally:
+        consumer.close()
+
+
+def _machines(plant: PlantConfig, refs: list[str]) -> tuple[MachineSpec, ...]:
+    if not refs:
+        raise ConfigError("--machine: name at least one machine (ID or TENANT/ID)")
+    out = []
+    for ref in refs:
+        tenant, _, machine_id = ref.rpartition("/")
+        matches = [m for m in plant.machines if m.id == machine_id and (not tenant or m.tenant == tenant)]
+        if len(matches) != 1:
+            raise ConfigError(f"--machine: {ref!r} matches {len(matches)} machines of the plant")
+        out.append(matches[0])
+    return tuple(out)
+
+
+def train(
+    data: TrainingData, config: ModelConfig, registry: ModelRegistry, name: str, source: str
+) -> ModelVersion:
+    fitted = fit_model(data.rows, data.signals, config, name=name)
+    model = fitted.model
+    metadata: dict[str, Any] = {
+        "detector": config.detector,
+        "machines": list(data.machines),
+        "signals": list(data.signals),
+        "features": list(model.features.names),
+        "training": {
+            "source": source,
+            "start_ms": data.start_ms,
+            "end_ms": data.end_ms,
+            "rows": fitted.training_rows,
+            "records": data.records,
+        },
+        "threshold": model.threshold,
+        "calibration": {
+            "false_alarm_rate": fitted.calibration.false_alarm_rate,
+            "margin": fitted.calibration.margin,
+            "training_alarm_rate": fitted.calibration.training_alarm_rate,
+        },
+        "metrics": fitted.metrics,
+        "config": config.to_dict(),
+    }
+    return registry.register(model, metadata)
+
+
+def _time(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return int(parse_start(text).resolve(int(time.time() * 1000)))
+
+
+def _train(args: argparse.Namespace) -> int:
+    plant = load_plant(Path(args.config) if args.config else None)
+    machines = _machines(plant, args.machine)
+    start_ms, end_ms = _time(args.start), _time(args.end)
+    if args.telemetry is not None:
+        records: Iterable[bytes] = file_records(args.telemetry)
+        source = str(args.telemetry)
+    else:
+        records = kafka_records(args.bootstrap_servers, args.topic, start_ms, end_ms)
+        source = f"kafka:{args.topic}"
+    signals = tuple(s.strip() for s in args.signals.split(",") if s.strip()) if args.signals else None
+    data = collect(records, plant, machines, signals=signals, start_ms=start_ms, end_ms=end_ms)
+    config = replace(DEFAULT_CONFIG, detector=args.detector) if args.detector else DEFAULT_CONFIG
+    name = args.name or (machines[0].key.replace("/", ".") if len(machines) == 1 else None)
+    if name is None:
+        raise ConfigError("--name: required when a model serves several machines")
+    entry = train(data, config, ModelRegistry(args.registry), name, source)
+    print(
+        f"registered {name} {entry.version}: {len(data.rows)} rows, "
+        f"threshold {entry.metadata['threshold']:.4g}"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("train", help="fit an anomaly model on telemetry history and register it")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--telemetry", type=Path, metavar="FILE.jsonl", help="telemetry JSON Lines file")
+    source.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="read history from Kafka")
+    parser.add_argument("--topic", default="telemetry", help="Kafka topic (default: telemetry)")
+    parser.add_argument("--config", metavar="PLANT.yaml", help="plant file (default: the demo plant)")
+    parser.add_argument(
+        "--registry", type=Path, required=True, metavar="DIR", help="model registry directory"
+    )
+    parser.add_argument(
+        "--machine", action="append", default=[], metavar="ID", help="machine(s) to learn; repeatable"
+    )
+    parser.add_argument("--name", help="model name (default: TENANT.ID of the single machine)")
+    parser.add_argument("--signals", help="comma-separated signals (default: every signal seen)")
+    parser.add_argument("--start", help="training range start: RFC 3339, epoch ms, or relative (-24h)")
+    parser.add_argument("--end", help="training range end (exclusive)")
+    parser.add_argument("--detector", choices=("pca_t2q", "isolation_forest"), help="default: pca_t2q")
+    parser.set_defaults(handler=_train)

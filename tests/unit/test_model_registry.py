@@ -1,0 +1,140 @@
+"""The model registry: round trip, refusals (tampered, pickle, untrusted types) and hot reload."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from models.anomaly.training import ModelConfig, fit_model
+from models.plant import MachineSpec
+from service.anomaly_models import RegistryModels
+from service.exceptions import ModelFileError
+from service.model_registry import ModelRegistry, model_to_artifact
+
+SIGNALS = ("a", "b", "c")
+PROBE = np.random.default_rng(9).normal(size=(5, 6))
+
+
+class Untrusted:
+    """Stands for any type a model artifact must never construct."""
+
+    def __init__(self) -> None:
+        self.payload = "would run on load"
+
+
+def _fitted(detector: str = "pca_t2q", seed: int = 0, name: str = "demo.M01"):  # type: ignore[no-untyped-def]
+    rows = np.random.default_rng(seed).normal(size=(300, 3))
+    config = ModelConfig(detector=detector, window=5, n_estimators=20)  # type: ignore[arg-type]
+    return fit_model(rows, SIGNALS, config, name=name)
+
+
+@pytest.mark.parametrize("detector", ["pca_t2q", "isolation_forest"])
+def test_round_trip_gives_identical_scores(tmp_path: Path, detector: str) -> None:
+    registry = ModelRegistry(tmp_path)
+    fitted = _fitted(detector)
+    entry = registry.register(fitted.model, {"machines": ["demo/M01"], "threshold": fitted.model.threshold})
+    assert entry.version == "v1" and (tmp_path / "demo.M01" / "v1.skops").is_file()
+    manifest = json.loads((tmp_path / "demo.M01" / "manifest.json").read_text())
+    assert manifest["latest"] == "v1"
+    data = (tmp_path / "demo.M01" / "v1.skops").read_bytes()
+    assert manifest["versions"][0]["sha256"] == hashlib.sha256(data).hexdigest()
+    loaded, got = registry.load("demo.M01")
+    assert got.version == "v1" and loaded.version == "v1"
+    assert np.array_equal(loaded.detector.score(PROBE), fitted.model.detector.score(PROBE))
+    assert loaded.threshold == fitted.model.threshold and loaded.features == fitted.model.features
+    assert registry.register(fitted.model, {}).version == "v2"
+    assert registry.load("demo.M01", "v1")[1].version == "v1"
+
+
+def test_a_tampered_artifact_is_refused(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted().model, {})
+    path = tmp_path / "demo.M01" / "v1.skops"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match=r"v1\.skops: refused: SHA-256 mismatch"):
+        registry.load("demo.M01")
+
+
+def _swap_in(tmp_path: Path, data: bytes) -> ModelRegistry:
+    """Replace v1's bytes and fix up the manifest hash: what an attacker with the manifest could do."""
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted().model, {})
+    (tmp_path / "demo.M01" / "v1.skops").write_bytes(data)
+    manifest_path = tmp_path / "demo.M01" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["versions"][0]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    return registry
+
+
+def test_a_pickle_is_refused_even_with_a_matching_hash(tmp_path: Path) -> None:
+    registry = _swap_in(tmp_path, pickle.dumps(model_to_artifact(_fitted().model)))
+    with pytest.raises(ModelFileError, match="refused: the file is a pickle"):
+        registry.load("demo.M01")
+
+
+def test_an_untrusted_type_is_refused(tmp_path: Path) -> None:
+    artifact = model_to_artifact(_fitted().model)
+    artifact["detector"]["extra"] = Untrusted()
+    registry = _swap_in(tmp_path, sio.dumps(artifact))
+    with pytest.raises(
+        ModelFileError, match=r"refused: untrusted types \['tests\.unit\.test_model_registry\.Untrusted'\]"
+    ):
+        registry.load("demo.M01")
+
+
+def test_types_skops_trusts_by_default_are_still_refused(tmp_path: Path) -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    artifact = model_to_artifact(_fitted().model)
+    artifact["detector"]["scaler"] = StandardScaler()
+    registry = _swap_in(tmp_path, sio.dumps(artifact))
+    with pytest.raises(ModelFileError, match="StandardScaler"):
+        registry.load("demo.M01")
+
+
+def test_malformed_content_and_paths_are_refused(tmp_path: Path) -> None:
+    registry = _swap_in(tmp_path, sio.dumps({"format": "something else"}))
+    with pytest.raises(ModelFileError, match="malformed model artifact"):
+        registry.load("demo.M01")
+    manifest_path = tmp_path / "demo.M01" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["versions"][0]["file"] = "../../etc/passwd.skops"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="not a plain"):
+        registry.load("demo.M01")
+    with pytest.raises(ModelFileError, match="model name"):
+        registry.load("../x")
+
+
+def test_hot_reload_picks_up_a_new_version_without_restart(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted(seed=1).model, {"machines": ["demo/M01"]})
+    now = [0.0]
+    models = RegistryModels(registry, reload_interval_s=5.0, clock=lambda: now[0])
+    machine = MachineSpec(tenant="demo", site="p1", line="L1", id="M01")
+    other = MachineSpec(tenant="demo", site="p1", line="L1", id="M02")
+    first = models.model_for(machine)
+    assert first is not None and first.version == "v1"
+    assert models.model_for(other) is None
+    registry.register(_fitted(seed=2).model, {"machines": ["demo/M01", "*"]})
+    now[0] = 1.0
+    assert models.model_for(machine) is first  # not yet due
+    now[0] = 6.0
+    second = models.model_for(machine)
+    assert second is not None and second.version == "v2"
+    assert models.model_for(other) is second  # the wildcard now serves M02 too
+    # A broken v3 is refused and logged; v2 keeps serving.
+    registry.register(_fitted(seed=3).model, {"machines": ["demo/M01"]})
+    (tmp_path / "demo.M01" / "v3.skops").write_bytes(b"PK\x03\x04 not really")
+    now[0] = 12.0
+    assert models.model_for(machine) is second
+    assert any("v3.skops" in error for error in models.errors)
