@@ -1,0 +1,91 @@
+"""End to end through a real broker, readings/s per worker: vs an empty Faust agent and Quix + river."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Final
+
+from benchmarks import e2e
+from benchmarks.messages import READINGS_PER_BATCH, Message, frames, samples_records, sensor_events
+from benchmarks.results import Figure, rate_figure
+
+__all__ = ["NOTES", "TITLE", "figures"]
+
+TITLE: Final = "End to end through a real broker (readings/s per worker)"
+NOTES: Final = """\
+The same messages are produced once to a fresh one-partition topic; then each consumer reads them all
+from the start in its own process and consumer group, timing itself from its first message to its
+last (startup, group join and numba compilation are outside the interval):
+
+- **linepulse**: the real worker (`streams.app.create_stream`: decode and validate, machine-state
+  table with changelog, ISO 22400 engine, numba statistics, KPI and alert publishing, Prometheus counters);
+- **empty Faust agent**: `async for _ in stream.events(): pass` with the same consumer settings, the
+  framework's ceiling;
+- **Quix Streams + river**: a Quix Streams app (own virtualenv, `.venv-bench-quix`) decoding each
+  message as a user would and updating river's Var/Min/Max/Sum/EWMean/EWVar per machine and signal
+  (plus PageHinkley when linepulse's engine runs drift detection) in a dict: no validation, no KPIs,
+  no changelog, so strictly less work than linepulse.
+
+The gated figures use each process's CPU time (steadier on two shared cores: the broker and the
+consumer compete for them); `.wall` figures use wall time and are shown for information. Messages:
+single `sensor` events; JSON `samples` records and binary frames of 500 readings (5 signals × 100)."""
+
+# (kind of message, builder, readings per message, messages in quick and full runs, peers to run)
+_Kind = tuple[str, Callable[[int], list[Message]], int, int, int, tuple[e2e.ConsumerKind, ...]]
+_KINDS: Final[tuple[_Kind, ...]] = (
+    ("events", sensor_events, 1, 12_000, 40_000, ("empty", "quix")),
+    ("samples", samples_records, READINGS_PER_BATCH, 1_200, 4_000, ("empty", "quix")),
+    ("frames", frames, READINGS_PER_BATCH, 2_000, 8_000, ("empty", "quix")),
+)
+_PEER_TEXT: Final = {
+    "empty": "an empty Faust agent on the same messages",
+    "quix": "Quix Streams + river on the same messages",
+}
+_PEER_NAME: Final = {"empty": "empty_faust", "quix": "quix_river"}
+
+
+def _engine_runs_drift() -> bool:
+    # The peer computes what linepulse computes: add PageHinkley once the engine monitors drift.
+    machine = importlib.import_module("models.machine")
+    return hasattr(machine, "signal_monitor")
+
+
+def _broker_figures(broker: e2e.BrokerName, quick: bool) -> list[Figure]:
+    out: list[Figure] = []
+    page_hinkley = _engine_runs_drift()
+    with e2e.running_broker(broker) as bootstrap:
+        for kind, build, per_message, quick_n, full_n, peers in _KINDS:
+            messages = build(quick_n if quick else full_n)
+            topic = e2e.create_topic(bootstrap, kind)
+            e2e.produce(bootstrap, topic, messages)
+            timings = {}
+            for consumer in ("linepulse", *peers):
+                if consumer == "quix" and not e2e.QUIX_PYTHON.exists():
+                    print(f"skipping Quix Streams: {e2e.QUIX_PYTHON} is missing (make bench sets it up)")
+                    continue
+                timings[consumer] = e2e.time_consumer(
+                    consumer, bootstrap, topic, len(messages), readings_per_message=per_message,
+                    timeout_s=300, page_hinkley=page_hinkley,
+                )  # fmt: skip
+            ours = timings["linepulse"]
+            what = f"linepulse worker, {kind}, {broker}"
+            for peer in peers:
+                if peer not in timings:
+                    continue
+                theirs = timings[peer]
+                name = f"e2e.{broker}.{kind}.vs_{_PEER_NAME[peer]}"
+                out.append(rate_figure(name, ours.cpu_rate, theirs.cpu_rate, "readings/s (CPU)",
+                                       what=what, vs=_PEER_TEXT[peer]))  # fmt: skip
+                out.append(rate_figure(name + ".wall", ours.wall_rate, theirs.wall_rate, "readings/s (wall)",
+                                       what=what, vs=_PEER_TEXT[peer]))  # fmt: skip
+    return out
+
+
+def figures(quick: bool) -> list[Figure]:
+    # Quick (make test): Tansu only, fast to start. Full: Apache Kafka, the reference, and Tansu.
+    brokers: tuple[e2e.BrokerName, ...] = ("tansu",) if quick else ("apache-kafka", "tansu")
+    out: list[Figure] = []
+    for broker in brokers:
+        out += _broker_figures(broker, quick)
+    return out

@@ -1,0 +1,193 @@
+"""A worker process for the end-to-end benchmarks: the real linepulse worker, or an empty Faust agent.
+
+``python -m benchmarks.e2e_worker linepulse|empty --bootstrap B --topic T --expect N --result FILE``
+
+Both consume ``T`` from the earliest offset in a fresh consumer group and time themselves from the
+first message to the ``N``-th: wall time and this process's CPU time (``time.process_time``, all
+threads). CPU time is the steadier figure on a shared 2-core machine, since the broker and the
+producer compete for the same cores; wall time is reported beside it. The result is written to
+``FILE`` as JSON and the process then waits to be stopped.
+
+- ``linepulse`` is the worker of ``linepulse worker`` (:func:`streams.app.create_stream` with its
+  table, KPI/alert publishing and Prometheus counters), minus the web routes, which cost nothing per
+  message. Its observer is wrapped to count, and with ``--latency`` to record, for each applied
+  message, the time from the newest reading's event time to the moment its effects were published
+  and its state written (after the agent's ``publish``): a worker-side event-to-processed latency.
+- ``empty`` is the framework's ceiling: ``async for _ in stream.events(): pass`` with the same
+  consumer settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from models import signal_stats
+from service.brokers.readiness import free_port
+from service.metrics import WorkerMetrics
+from service.plant_file import load_demo_plant
+from service.settings import Settings
+from streams.app import create_stream
+from streams.decode import Rejection
+from streams.processing import Outcome
+from streams.topics import MAX_MESSAGE_BYTES, ensure_topics, topic_specs
+
+__all__ = ["Probe", "main"]
+
+SESSION_TIMEOUT_S = 6.0  # short: Tansu holds a group's first join for about half of it
+
+
+class Probe:
+    """Counts messages and readings; writes the timing (and latencies) when the expected count is reached."""
+
+    def __init__(self, expect: int, result: Path, latency: bool, warmup: int) -> None:
+        self.expect = expect
+        self.result = result
+        self.latency = latency
+        self.warmup = warmup
+        self.messages = 0
+        self.readings = 0
+        self.rejected = 0
+        self.first_readings = 0
+        self.t0 = 0.0
+        self.cpu0 = 0.0
+        self.latencies_ms: list[float] = []
+        self.done = False
+
+    def hit(self, readings: int, newest_ms: float | None = None) -> None:
+        if self.done:
+            return
+        self.messages += 1
+        self.readings += readings
+        if self.messages == 1:
+            # Timing starts after the first message, so startup (and numba's first call) is excluded.
+            self.t0, self.cpu0, self.first_readings = time.perf_counter(), time.process_time(), readings
+            (self.result.parent / (self.result.name + ".started")).touch()
+        if self.latency and newest_ms is not None and self.messages > self.warmup:
+            self.latencies_ms.append(time.time() * 1000.0 - newest_ms)
+        if self.messages >= self.expect:
+            self.done = True
+            payload: dict[str, Any] = {
+                "messages": self.messages - 1,
+                "readings": self.readings - self.first_readings,
+                "rejected": self.rejected,
+                "wall_s": time.perf_counter() - self.t0,
+                "cpu_s": time.process_time() - self.cpu0,
+                "latencies_ms": self.latencies_ms,
+            }
+            tmp = self.result.with_suffix(".tmp")
+            tmp.write_text(json.dumps(payload), encoding="utf-8")
+            tmp.replace(self.result)  # atomic: the parent never reads half a file
+
+
+class _ProbingObserver:
+    """The worker's Prometheus observer, plus the probe."""
+
+    def __init__(self, metrics: WorkerMetrics, probe: Probe) -> None:
+        self.metrics = metrics
+        self.probe = probe
+
+    def on_outcome(self, outcome: Outcome) -> None:
+        self.metrics.on_outcome(outcome)
+        if isinstance(outcome, Rejection):
+            self.probe.rejected += 1
+            self.probe.hit(0)
+            return
+        newest = None
+        if self.probe.latency and outcome.state.signals:
+            newest = max(float(vector[signal_stats.LAST_TS]) for vector in outcome.state.signals.values())
+        self.probe.hit(outcome.readings, newest)
+
+    def on_rebalance(self) -> None:
+        self.metrics.on_rebalance()
+
+
+def _linepulse_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> faust.App:
+    prefix = args.topic
+    settings = Settings(
+        app_id=args.app_id,
+        topic_telemetry=args.topic,
+        topic_kpis=f"{prefix}-kpis",
+        topic_alerts=f"{prefix}-alerts",
+        topic_dead_letters=f"{prefix}-dead",
+        partitions=1,
+        web_port=free_port(),
+        data_dir=workdir,
+        session_timeout_s=SESSION_TIMEOUT_S,
+        log_level="warn",
+    )
+    counts = ensure_topics(args.bootstrap, topic_specs(settings.topics, 1, 1))
+    metrics = WorkerMetrics(CollectorRegistry())
+    stream = create_stream(
+        settings.stream_config(args.bootstrap, counts[args.topic]),
+        load_demo_plant(),
+        _ProbingObserver(metrics, probe),
+    )
+    return stream.app
+
+
+def _empty_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> faust.App:
+    app = faust.App(
+        args.app_id,
+        broker=[f"kafka://{args.bootstrap}"],
+        store="memory://",
+        datadir=str(workdir),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=2.0,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        topic_partitions=1,
+    )
+    topic = app.topic(args.topic, key_type=bytes, value_type=bytes)
+    per_message = args.readings_per_message
+
+    @app.agent(topic, concurrency=1)
+    async def consume(stream: faust.StreamT[bytes]) -> None:
+        async for _ in stream.events():
+            probe.hit(per_message)
+
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e_worker")
+    parser.add_argument("mode", choices=("linepulse", "empty"))
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--app-id", required=True)
+    parser.add_argument("--expect", type=int, required=True, help="messages to wait for")
+    parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--readings-per-message", type=int, default=1, help="empty mode: for readings/s")
+    parser.add_argument("--latency", action="store_true", help="record event-to-processed latencies")
+    parser.add_argument("--warmup", type=int, default=0, help="messages not counted in latencies")
+    args = parser.parse_args(argv)
+    probe = Probe(args.expect, args.result, args.latency, args.warmup)
+    with tempfile.TemporaryDirectory(prefix="linepulse-bench-") as tmp:
+        workdir = Path(tmp)
+        app = (
+            _linepulse_app(args, probe, workdir)
+            if args.mode == "linepulse"
+            else _empty_app(args, probe, workdir)
+        )
+        worker = faust.Worker(app, loglevel="warn", quiet=True, redirect_stdouts=False)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

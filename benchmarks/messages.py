@@ -1,0 +1,110 @@
+"""The messages every benchmark feeds: single sensor events, JSON ``samples`` records and binary frames.
+
+All three carry the same kind of readings of the demo plant's machines, so a figure on one form can be
+compared with another. Batches hold :data:`SIGNALS` signals x :data:`PER_SIGNAL` readings (500
+readings, the batch size the design notes measured) sampled every :data:`PERIOD_MS`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Final
+
+import numpy as np
+import orjson
+
+from models.plant import MachineSpec
+from service.plant_file import load_demo_plant
+from streams.frames import Frame, SignalBlock, encode_frame
+
+__all__ = [
+    "PERIOD_MS",
+    "PER_SIGNAL",
+    "READINGS_PER_BATCH",
+    "SIGNALS",
+    "Message",
+    "demo_machines",
+    "frames",
+    "samples_records",
+    "sensor_events",
+]
+
+SIGNALS: Final = ("spindle_temp", "vibration", "motor_current", "pressure", "speed")
+PER_SIGNAL: Final = 100
+READINGS_PER_BATCH: Final = len(SIGNALS) * PER_SIGNAL
+PERIOD_MS: Final = 10
+
+Message = tuple[bytes, bytes]  # (key, value)
+
+
+def demo_machines() -> tuple[MachineSpec, ...]:
+    return tuple(load_demo_plant().machines)
+
+
+def _start_ms(span_ms: int) -> int:
+    # Event times end about now: in the past (the worker rejects the future) and recent.
+    return int(time.time() * 1000) - span_ms - 60_000
+
+
+def sensor_events(count: int, *, seed: int = 1) -> list[Message]:
+    """``count`` single ``sensor`` records, round-robin over machines and signals."""
+    machines = demo_machines()
+    rng = np.random.default_rng(seed)
+    values = rng.normal(50.0, 5.0, count).round(3).tolist()
+    start = _start_ms(count * PERIOD_MS)
+    out: list[Message] = []
+    for i, value in enumerate(values):
+        spec = machines[i % len(machines)]
+        record = {
+            "v": 1, "tenant": spec.tenant, "site": spec.site, "line": spec.line, "machine": spec.id,
+            "ts": start + i * PERIOD_MS, "kind": "sensor",
+            "signal": SIGNALS[(i // len(machines)) % len(SIGNALS)], "value": value,
+        }  # fmt: skip
+        out.append((spec.key.encode(), orjson.dumps(record)))
+    return out
+
+
+def _batches(
+    count: int, seed: int
+) -> Iterator[tuple[MachineSpec, int, list[tuple[str, np.ndarray, np.ndarray]]]]:
+    """(machine, cut time, [(signal, ts, values)]) for ``count`` batches, each machine's time moving on."""
+    machines = demo_machines()
+    rng = np.random.default_rng(seed)
+    span = PER_SIGNAL * PERIOD_MS
+    rounds = -(-count // len(machines))
+    start = _start_ms(rounds * span)
+    offsets = np.arange(PER_SIGNAL, dtype=np.int64) * PERIOD_MS
+    for i in range(count):
+        spec = machines[i % len(machines)]
+        t0 = start + (i // len(machines)) * span
+        ts = t0 + offsets
+        series = [(signal, ts, rng.normal(50.0, 5.0, PER_SIGNAL).round(3)) for signal in SIGNALS]
+        yield spec, int(ts[-1]), series
+
+
+def samples_records(count: int, *, seed: int = 2) -> list[Message]:
+    """``count`` JSON ``samples`` records of :data:`READINGS_PER_BATCH` readings each."""
+    out: list[Message] = []
+    for spec, cut, series in _batches(count, seed):
+        record = {
+            "v": 1, "tenant": spec.tenant, "site": spec.site, "line": spec.line, "machine": spec.id,
+            "ts": cut, "kind": "samples",
+            "signals": [
+                {"signal": name, "ts": ts.tolist(), "values": values.tolist()} for name, ts, values in series
+            ],
+        }  # fmt: skip
+        out.append((spec.key.encode(), orjson.dumps(record)))
+    return out
+
+
+def frames(count: int, *, seed: int = 2) -> list[Message]:
+    """``count`` binary frames with the same content as :func:`samples_records` (same seed, same readings)."""
+    out: list[Message] = []
+    for spec, cut, series in _batches(count, seed):
+        frame = Frame(
+            tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id, ts_ms=cut, seq=None,
+            signals=tuple(SignalBlock(name, None, ts, values) for name, ts, values in series),
+        )  # fmt: skip
+        out.append((spec.key.encode(), encode_frame(frame)))
+    return out
