@@ -8,22 +8,13 @@ from typing import Any
 
 import orjson
 
+from service.cli_args import positive_float
 from service.exceptions import ConfigError
 from service.plant_file import load_plant
 from service.settings import Settings, load_settings
 from service.worker import add_common_arguments
 
 __all__ = ["register"]
-
-
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r} must be a positive, finite number")
-    return number
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -83,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_common_arguments(run)
     run.add_argument(
-        "--speed", type=_positive, default=60.0, help="simulated seconds per real second (default 60)"
+        "--speed", type=positive_float, default=60.0, help="simulated seconds per real second (default 60)"
     )
     run.add_argument("--seed", type=int, default=7, help="simulator seed")
     run.add_argument("--no-view", action="store_true", help="no live terminal table")

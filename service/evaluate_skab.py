@@ -22,7 +22,7 @@ import orjson
 
 from models.anomaly.features import window_features
 from models.anomaly.scoring import flag_runs
-from models.anomaly.training import ModelConfig, fit_model
+from models.anomaly.training import EVALUATED_CONFIG, ModelConfig, fit_model
 from service.exceptions import ConfigError
 from service.skab_metrics import FileResult, binary_scores, nab_scores
 
@@ -42,16 +42,7 @@ _LABELS: Final = ("anomaly", "changepoint")
 
 # The model evaluated by default (see docs/anomaly.md for how it was chosen: one configuration for
 # every file, nothing tuned per file).
-SKAB_CONFIG: Final = ModelConfig(
-    detector="pca_t2q",
-    window=20,
-    stats=("mean", "std"),
-    false_alarm_rate=0.0,
-    margin=3.0,
-    consecutive=3,
-    release=1.0,
-    explained_variance=0.95,
-)
+SKAB_CONFIG: Final = EVALUATED_CONFIG
 
 # Published rows (SKAB README, commit b2c0d46): (F1, FAR %, MAR %) and NAB (Standard, LowFP, LowFN).
 LEADERBOARD_OUTLIER: Final = (

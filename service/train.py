@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from models.anomaly.scoring import align_rows
-from models.anomaly.training import ModelConfig, fit_model
+from models.anomaly.training import EVALUATED_CONFIG, ModelConfig, fit_model
 from models.plant import MachineSpec, PlantConfig
 from service.exceptions import ConfigError
 from service.model_registry import ModelRegistry, ModelVersion
@@ -35,16 +35,7 @@ from streams.frames import Frame
 
 __all__ = ["DEFAULT_CONFIG", "TrainingData", "collect", "kafka_records", "register", "train"]
 
-# The stream's default model: the configuration evaluated on SKAB (docs/anomaly.md).
-DEFAULT_CONFIG = ModelConfig(
-    detector="pca_t2q",
-    window=20,
-    stats=("mean", "std"),
-    false_alarm_rate=0.0,
-    margin=3.0,
-    consecutive=3,
-    explained_variance=0.95,
-)
+DEFAULT_CONFIG = EVALUATED_CONFIG
 _NOW_SLACK_MS = 10 * 365 * 86_400_000  # history may be old; the decoder's future check stays meaningful
 
 

@@ -18,7 +18,7 @@ from models.anomaly.isolation_forest import fit_isolation_forest
 from models.anomaly.pca_t2q import fit_pca_t2q
 from models.anomaly.scoring import AnomalyModel
 
-__all__ = ["DetectorKind", "FittedModel", "ModelConfig", "fit_model"]
+__all__ = ["EVALUATED_CONFIG", "DetectorKind", "FittedModel", "ModelConfig", "fit_model"]
 
 DetectorKind = Literal["pca_t2q", "isolation_forest"]
 
@@ -41,6 +41,20 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__} | {"stats": list(self.stats)}
+
+
+# The configuration evaluated on SKAB (docs/anomaly.md), one setting for every file, and so the
+# default of `linepulse train` and `linepulse evaluate skab`.
+EVALUATED_CONFIG = ModelConfig(
+    detector="pca_t2q",
+    window=20,
+    stats=("mean", "std"),
+    false_alarm_rate=0.0,
+    margin=3.0,
+    consecutive=3,
+    release=1.0,
+    explained_variance=0.95,
+)
 
 
 @dataclass(frozen=True, slots=True)

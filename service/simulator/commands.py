@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
+from service.cli_args import positive_float
 from service.exceptions import ConfigError
 from service.plant_file import load_plant
 from service.simulator.clock import SystemClock
@@ -37,16 +38,6 @@ def _argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return convert
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
-    return value
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -84,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--seed", type=_int_at_least(0), default=1, help="random seed (default 1)")
     parser.add_argument(
-        "--speed", type=_positive_float, default=60.0, help="simulated seconds per real second (default 60)"
+        "--speed", type=positive_float, default=60.0, help="simulated seconds per real second (default 60)"
     )
     parser.add_argument(
         "--start",
