@@ -433,12 +433,18 @@ class MachineEngine:
             assert base is not None  # nothing is detected before the baseline is complete
             is_rule = found.detector.startswith("rule")
             alert_kind = "spc" if is_rule else "drift"
+            # One alert per series and kind: four drift detectors agreeing on one shift are one
+            # condition for the people acting on it; the evidence lists every detector that fired.
+            alert_key = f"{alert_kind}/{name}"
+            open_alert = state.alerts.get(alert_key)
+            fired = set(open_alert.evidence.get("detectors", ())) if open_alert is not None else set()
             points = RULE_POINTS[int(found.detector[4:]) - 1] if is_rule else None
             last_ms = int(times[found.last])
             evidence: dict[str, Any] = {
                 "signal": name,
                 "series": kind,
                 "detector": found.detector,
+                "detectors": sorted(fired | {found.detector}),
                 "first_ts_ms": int(times[found.first]),
                 "last_ts_ms": last_ms,
                 "detections": found.count,
@@ -451,7 +457,7 @@ class MachineEngine:
             self._open_alert(
                 state,
                 out,
-                f"{alert_kind}/{name}/{found.detector}",
+                alert_key,
                 kind=alert_kind,
                 subject=name,
                 severity="warning",
@@ -462,13 +468,13 @@ class MachineEngine:
                 ),
                 evidence=evidence,
             )
-        quiet = signal_monitor.quiet_codes(vector, params)
+        quiet = set(signal_monitor.quiet_codes(vector, params))
         at_ms = int(times[-1]) if times.shape[0] else 0
-        for detector in quiet:
-            for alert_kind in ("drift", "spc"):
-                alert_key = f"{alert_kind}/{name}/{detector}"
-                if alert_key in state.alerts:
-                    self._resolve_alert(state, out, alert_key, at_ms)
+        for alert_kind in ("drift", "spc"):
+            alert_key = f"{alert_kind}/{name}"
+            open_alert = state.alerts.get(alert_key)
+            if open_alert is not None and quiet.issuperset(open_alert.evidence.get("detectors", ())):
+                self._resolve_alert(state, out, alert_key, at_ms)
 
     def capability(self, state: MachineState) -> dict[str, Capability]:
         """Cp, Cpk, Pp and Ppk per "characteristic|product|shift" (for reports and the web API)."""

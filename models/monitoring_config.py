@@ -5,7 +5,7 @@ autocorrelation (the trade-offs are in ``docs/drift-and-spc.md``):
 
 - ``signals``: high-rate sensor readings (1 Hz or more, autocorrelated). Thresholds are set for few
   false alarms per day; the textbook run rules would fire on autocorrelated readings all day, so
-  only rule 1 is on by default and it judges against the overall sigma.
+  none is on by default (rule 1 can be switched on per signal; it judges against the overall sigma).
 - ``characteristics``: measured quality characteristics (one part every few minutes, close to
   independent): the classical I-MR chart with all eight Nelson rules.
 - ``cycle_time``: cycle times, monitored as the pseudo-signal ``cycle_time_s``.
@@ -50,7 +50,10 @@ class MonitorSettings(BaseModel):
     baseline_n: int = Field(
         default=1800, ge=2, le=1_000_000, description="Readings that define mean and sigma."
     )
-    detectors: tuple[Detector, ...] = Field(default=("page_hinkley", "cusum", "ewma", "adwin", "rule1"))
+    # No Nelson rule by default for sensor readings: at 1 Hz they are autocorrelated, and rule 1 alone
+    # (a point beyond 3 sigma) fires by chance dozens of times a day; the drift detectors judge
+    # sustained shifts instead.
+    detectors: tuple[Detector, ...] = Field(default=("page_hinkley", "cusum", "ewma", "adwin"))
     mode: Literal["level", "residual"] = Field(
         default="level",
         description=(
@@ -144,7 +147,8 @@ _CHARACTERISTIC_DEFAULTS = MonitorSettings(
 _CYCLE_DEFAULTS = _CHARACTERISTIC_DEFAULTS.model_copy(
     update={
         "baseline_n": 100,
-        "detectors": ("page_hinkley", "cusum", "ewma", "adwin", "rule1"),
+        # Single long cycles are normal (a jam, a micro-stop); only sustained shifts matter.
+        "detectors": ("page_hinkley", "cusum", "ewma", "adwin"),
         "rules_sigma": "overall",
         "cusum_h": 8.0,
         "ph_threshold": 15.0,
