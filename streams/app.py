@@ -60,9 +60,12 @@ class LinepulseStream:
 
     def is_ready(self) -> bool:
         """Partitions assigned and table state recovered: safe to trust this worker's figures."""
-        app: Any = self.app
-        recovery = app.tables.recovery
-        return bool(recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery)
+        return _ready(self.app)
+
+
+def _ready(app: Any) -> bool:
+    recovery = app.tables.recovery
+    return bool(recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery)
 
 
 def dead_letter_headers(
@@ -189,7 +192,7 @@ def create_stream(
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def _show_recovered_machines() -> None:
         # After a restart or rebalance, machines that send nothing yet are still shown from the table.
-        if not LinepulseStream(app, processor, live, config).is_ready():
+        if not _ready(app):
             return
         for raw_key, raw_state in list(states.items()):
             key = raw_key.decode()
