@@ -231,6 +231,10 @@ class MachineEngine:
         if out.late:
             # History is not rewritten: a late state change takes effect from the current cursor.
             ts_ms = state.cursor_ms if state.cursor_ms is not None else ts_ms
+        if new_state == "down" and state.state != "down":
+            # A breakdown starts (a change of reason while down is the same breakdown): MTBF, MTTR.
+            for window in state.windows.values():
+                window.failures += 1
         if new_state != state.state or reason != state.reason:
             state.state, state.reason, state.state_since_ms = new_state, reason, ts_ms
         self._check_stopped(state, spec, out)

@@ -37,6 +37,10 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
+def _per_hour(units: int, duration_ms: int) -> float | None:
+    return units * 3_600_000 / duration_ms if duration_ms > 0 else None
+
+
 @dataclass(frozen=True, slots=True)
 class WindowFigures:
     """The KPIs of one window, in seconds, units and ratios."""
@@ -58,6 +62,13 @@ class WindowFigures:
     oee: float | None
     coverage: float | None
     losses_s: dict[str, float]  # "state/reason" -> seconds, losses only
+    teep: float | None  # OEE x planned busy time / window time
+    throughput_per_h: float | None  # good units per hour of actual production time
+    scrap_ratio: float | None  # scrap / produced
+    setup_ratio: float | None  # setup seconds / planned busy time
+    failures: int  # breakdowns (entries into state down) that started in the window
+    mtbf_s: float | None  # actual production time / failures
+    mttr_s: float | None  # seconds down / failures
 
 
 @dataclass(slots=True)
@@ -79,6 +90,7 @@ class WindowAccumulator:
     cycles: int = 0
     cycle_sum_s: float = 0.0
     late_events: int = 0
+    failures: int = 0
 
     def add_time(
         self, duration_ms: int, category: LossCategory, scheduled: bool, loss_key: str | None
@@ -125,6 +137,9 @@ class WindowAccumulator:
         oee = None
         if availability is not None and performance is not None and quality is not None:
             oee = availability * performance * quality
+        window_ms = self.end_ms - self.start_ms
+        down_ms = sum(value for key, value in self.loss_ms.items() if key.startswith("down/"))
+        setup_ms = sum(value for key, value in self.loss_ms.items() if key.startswith("setup/"))
         return WindowFigures(
             window_s=(self.end_ms - self.start_ms) / 1000.0,
             planned_s=planned_busy_ms / 1000.0,
@@ -145,6 +160,13 @@ class WindowAccumulator:
             oee=oee,
             coverage=ratio(scheduled_ms - ms[_UNKNOWN], scheduled_ms),
             losses_s={key: value / 1000.0 for key, value in sorted(self.loss_ms.items())},
+            teep=oee * planned_busy_ms / window_ms if oee is not None and window_ms > 0 else None,
+            throughput_per_h=_per_hour(self.good, run_ms),
+            scrap_ratio=ratio(self.scrap, produced),
+            setup_ratio=ratio(setup_ms, planned_busy_ms),
+            failures=self.failures,
+            mtbf_s=run_ms / 1000.0 / self.failures if self.failures else None,
+            mttr_s=down_ms / 1000.0 / self.failures if self.failures else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -65,6 +65,13 @@ class KpiRecord(BaseModel):
     late_events: int
     losses_s: dict[str, float] = Field(description="Seconds lost per 'state/reason'.")
     scrap_by_reason: dict[str, int]
+    teep: float | None = Field(description="OEE x planned busy time / window time.")
+    throughput_per_h: float | None = Field(description="Good units per hour of actual production time.")
+    scrap_ratio: float | None = Field(description="scrap / (good + scrap).")
+    setup_ratio: float | None = Field(description="Seconds in state setup / planned busy time.")
+    failures: int = Field(description="Breakdowns (entries into state down) that started in the window.")
+    mtbf_s: float | None = Field(description="Actual production time / failures.")
+    mttr_s: float | None = Field(description="Seconds in state down / failures.")
 
 
 class AlertRecord(BaseModel):
@@ -127,6 +134,13 @@ def kpi_record(
         late_events=window.late_events,
         losses_s=figures.losses_s,
         scrap_by_reason=dict(sorted(window.scrap_by_reason.items())),
+        teep=figures.teep,
+        throughput_per_h=figures.throughput_per_h,
+        scrap_ratio=figures.scrap_ratio,
+        setup_ratio=figures.setup_ratio,
+        failures=figures.failures,
+        mtbf_s=figures.mtbf_s,
+        mttr_s=figures.mttr_s,
     )
 
 

@@ -95,6 +95,9 @@ def test_planned_stop_leaves_planned_busy_time(
     assert figures.availability == pytest.approx(1800 / 2700)  # type: ignore[attr-defined]
     assert figures.performance == pytest.approx(60 * 12 / 1800)  # type: ignore[attr-defined]
     assert figures.losses_s == {"down/jam": 900.0, "planned_stop/break": 900.0}  # type: ignore[attr-defined]
+    # TEEP also counts the planned stop against the calendar: OEE x 2700 s / 3600 s.
+    assert figures.teep == pytest.approx(figures.oee * 2700 / 3600)  # type: ignore[attr-defined]
+    assert figures.failures == 1 and figures.mttr_s == 900  # type: ignore[attr-defined]
 
 
 def test_time_without_data_is_unknown_not_running(
@@ -193,3 +196,29 @@ def test_state_round_trips_through_json(
     engine.on_quality(state, spec, at(6, 3), "diameter", 10.9, 9.5, 10.5)
     restored = MachineState.from_dict(state.to_dict())
     assert restored.to_dict() == state.to_dict()
+
+
+def test_breakdowns_give_mtbf_mttr_and_teep(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    outs = [
+        engine.on_state(state, spec, at(14), "running", None),
+        engine.on_state(state, spec, at(14, 10), "down", "jam"),
+        engine.on_state(state, spec, at(14, 15), "down", "electrical"),  # same breakdown, new reason
+        engine.on_state(state, spec, at(14, 20), "running", None),
+        engine.on_state(state, spec, at(14, 30), "setup", "changeover"),
+        engine.on_state(state, spec, at(14, 40), "running", None),
+        engine.on_state(state, spec, at(14, 50), "down", "jam"),
+        engine.on_count(state, spec, at(14, 55), 90, 10, None, "burr"),
+        engine.on_state(state, spec, at(15), "running", None),
+    ]
+    [hour] = closed_hour(outs)
+    figures = hour["figures"]
+    assert figures.failures == 2  # type: ignore[attr-defined]
+    assert figures.run_s == 30 * 60  # type: ignore[attr-defined]
+    assert figures.mtbf_s == 30 * 60 / 2  # type: ignore[attr-defined]
+    assert figures.mttr_s == 20 * 60 / 2  # 10 min + 10 min down  # type: ignore[attr-defined]
+    assert figures.setup_ratio == pytest.approx(600 / 3600)  # type: ignore[attr-defined]
+    assert figures.scrap_ratio == pytest.approx(0.1)  # type: ignore[attr-defined]
+    assert figures.throughput_per_h == pytest.approx(90 / 0.5)  # type: ignore[attr-defined]
+    assert figures.teep == pytest.approx(figures.oee * 3600 / 3600)  # type: ignore[attr-defined]
