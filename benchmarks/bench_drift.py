@@ -86,7 +86,7 @@ def figures(quick: bool) -> list[Figure]:
                 )
             )
     # Breakdown: what each detector adds to the EWMA pass (which always runs).
-    code = {name: 1 << i for i, name in enumerate(sm.DETECTORS)}
+    code: dict[str, int] = {name: 1 << i for i, name in enumerate(sm.DETECTORS)}
     all_rules = sum(code[f"rule{r}"] for r in range(1, 9))
     ewma_ns = _stream_ns(sm.MonitorParams(baseline_n=200, enabled=code["ewma"]), series, 100_000)
     parts = {

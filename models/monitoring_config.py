@@ -20,25 +20,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from models.signal_monitor import DETECTORS, MonitorParams
+from models.signal_monitor import DETECTORS, Detector, MonitorParams
 
 __all__ = ["CYCLE_TIME_SIGNAL", "MonitorSettings", "MonitoringConfig"]
 
 CYCLE_TIME_SIGNAL = "cycle_time_s"
-Detector = Literal[
-    "page_hinkley",
-    "cusum",
-    "ewma",
-    "adwin",
-    "rule1",
-    "rule2",
-    "rule3",
-    "rule4",
-    "rule5",
-    "rule6",
-    "rule7",
-    "rule8",
-]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 

@@ -40,7 +40,7 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal, get_args
 
 import numpy as np
 
@@ -68,7 +68,7 @@ __all__ = [
     "update",
 ]
 
-DETECTORS: Final = (
+Detector = Literal[
     "page_hinkley",
     "cusum",
     "ewma",
@@ -81,7 +81,9 @@ DETECTORS: Final = (
     "rule6",
     "rule7",
     "rule8",
-)
+]
+# The order is the bit and code order in the state vector: append, never reorder.
+DETECTORS: Final[tuple[Detector, ...]] = get_args(Detector)
 N_CODES: Final = len(DETECTORS)
 _F8: Final = np.dtype(np.float64)
 _RULE0: Final = 4
