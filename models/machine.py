@@ -258,10 +258,13 @@ class MachineEngine:
             window.add_units(good, scrap, ideal, scrap_reason)
         return out
 
-    def on_cycle(self, state: MachineState, spec: MachineSpec, ts_ms: int, seconds: float) -> EngineOutput:
+    def on_cycle(
+        self, state: MachineState, spec: MachineSpec, ts_ms: int, seconds: float, product: str | None = None
+    ) -> EngineOutput:
         out = self._begin(state, spec, ts_ms)
+        ideal = spec.ideal_cycle_for(product)
         for window in self._windows_containing(state, ts_ms, out):
-            window.add_cycle(seconds)
+            window.add_cycle(seconds, product, ideal)
         if self._monitoring.enabled and not out.late:
             self._monitor(
                 state, out, "cycle_time", CYCLE_TIME_SIGNAL,

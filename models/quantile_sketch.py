@@ -69,6 +69,14 @@ class QuantileSketch:
             self.bins[index] = self.bins.get(index, 0) + count
         self.count += int(values.size)
 
+    def add_value(self, value: float) -> None:
+        """Add one value without numpy: the per-event path (a cycle event carries one time)."""
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("values must be positive and finite")
+        index = math.ceil(math.log(max(value, _MIN_VALUE)) / math.log(self._gamma))
+        self.bins[index] = self.bins.get(index, 0) + 1
+        self.count += 1
+
     def merge(self, other: QuantileSketch) -> None:
         if other.relative_accuracy != self.relative_accuracy:
             raise ValueError("only sketches with the same relative accuracy merge")

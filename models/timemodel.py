@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.cycle_stats import CycleStats
 from models.plant import LossCategory
 
 __all__ = ["CATEGORIES", "WindowAccumulator", "WindowFigures", "ratio"]
@@ -91,6 +92,7 @@ class WindowAccumulator:
     cycle_sum_s: float = 0.0
     late_events: int = 0
     failures: int = 0
+    cycle_products: dict[str, CycleStats] = field(default_factory=dict)  # "-" when no product given
 
     def add_time(
         self, duration_ms: int, category: LossCategory, scheduled: bool, loss_key: str | None
@@ -115,9 +117,15 @@ class WindowAccumulator:
             reason = scrap_reason or "unspecified"
             self.scrap_by_reason[reason] = self.scrap_by_reason.get(reason, 0) + scrap
 
-    def add_cycle(self, seconds: float) -> None:
+    def add_cycle(
+        self, seconds: float, product: str | None = None, ideal_cycle_s: float | None = None
+    ) -> None:
         self.cycles += 1
         self.cycle_sum_s += seconds
+        stats = self.cycle_products.get(product or "-")
+        if stats is None:
+            stats = self.cycle_products[product or "-"] = CycleStats(ideal_s=ideal_cycle_s)
+        stats.add(seconds)
 
     def contains(self, ts_ms: int) -> bool:
         return self.start_ms <= ts_ms < self.end_ms
@@ -170,8 +178,13 @@ class WindowAccumulator:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        data = {name: getattr(self, name) for name in self.__slots__}
+        data["cycle_products"] = {product: stats.to_dict() for product, stats in self.cycle_products.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowAccumulator:
-        return cls(**data)
+        products = {
+            name: CycleStats.from_dict(stats) for name, stats in data.get("cycle_products", {}).items()
+        }
+        return cls(**{**data, "cycle_products": products})

@@ -133,7 +133,7 @@ class TelemetryProcessor:
                 state, spec, event.ts, event.good, event.scrap, event.product, event.scrap_reason
             )
         if isinstance(event, CycleEvent):
-            return engine.on_cycle(state, spec, event.ts, float(event.seconds))
+            return engine.on_cycle(state, spec, event.ts, float(event.seconds), event.product)
         if isinstance(event, SensorEvent):
             times = np.array([event.ts], dtype=np.int64)
             values = np.array([event.value], dtype=np.float64)

@@ -72,6 +72,12 @@ class KpiRecord(BaseModel):
     failures: int = Field(description="Breakdowns (entries into state down) that started in the window.")
     mtbf_s: float | None = Field(description="Actual production time / failures.")
     mttr_s: float | None = Field(description="Seconds in state down / failures.")
+    cycle_time: dict[str, dict[str, float | int | None]] = Field(
+        description=(
+            "Per product ('-' when none was given): count, mean_s, std_s, p50_s, p95_s, p99_s "
+            "(within 1 %), ideal_s and speed_loss_s = sum of (cycle - ideal)."
+        )
+    )
 
 
 class AlertRecord(BaseModel):
@@ -141,6 +147,7 @@ def kpi_record(
         failures=figures.failures,
         mtbf_s=figures.mtbf_s,
         mttr_s=figures.mttr_s,
+        cycle_time={product: stats.figures() for product, stats in sorted(window.cycle_products.items())},
     )
 
 

@@ -222,3 +222,34 @@ def test_breakdowns_give_mtbf_mttr_and_teep(
     assert figures.scrap_ratio == pytest.approx(0.1)  # type: ignore[attr-defined]
     assert figures.throughput_per_h == pytest.approx(90 / 0.5)  # type: ignore[attr-defined]
     assert figures.teep == pytest.approx(figures.oee * 3600 / 3600)  # type: ignore[attr-defined]
+
+
+def test_cycle_times_per_product_with_quantiles_and_speed_loss(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    import numpy as np
+
+    engine.on_state(state, spec, at(16), "running", None)
+    seconds = [12.0, 12.5, 13.0, 12.2, 15.0, 12.1, 12.4, 12.9, 12.3, 20.0]
+    for index, value in enumerate(seconds):
+        engine.on_cycle(state, spec, at(16, 1, index), value, None)
+    engine.on_cycle(state, spec, at(16, 2), 30.0, "unknown-product")
+    restored = MachineState.from_dict(state.to_dict())  # through the table's JSON, as after a restart
+    outs = [engine.on_state(restored, spec, at(17), "running", None)]
+    [hour] = [closed.window for out in outs for closed in out.closed if closed.window.kind == "hour"]
+    from streams.records import kpi_record
+
+    record = kpi_record(spec, hour, engine.calendar, "test")
+    default = record.cycle_time["-"]
+    assert default["count"] == 10
+    assert default["mean_s"] == pytest.approx(np.mean(seconds))
+    assert default["std_s"] == pytest.approx(np.std(seconds, ddof=1))
+    for q, name in ((0.5, "p50_s"), (0.95, "p95_s"), (0.99, "p99_s")):
+        truth = float(np.quantile(seconds, q, method="lower"))
+        assert abs(default[name] - truth) <= 0.01 * truth  # type: ignore[operator]
+    assert default["ideal_s"] == 12.0
+    assert default["speed_loss_s"] == pytest.approx(sum(seconds) - 12.0 * 10)
+    # A product without its own ideal cycle uses the machine's default ideal cycle.
+    assert record.cycle_time["unknown-product"]["count"] == 1
+    assert record.cycle_time["unknown-product"]["speed_loss_s"] == pytest.approx(18.0)
+    assert record.cycles == 11

@@ -68,3 +68,13 @@ def test_bad_input_is_refused() -> None:
     assert QuantileSketch().quantile(0.5) is None
     with pytest.raises(ValueError, match="same relative accuracy"):
         sketch.merge(QuantileSketch(relative_accuracy=0.05))
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=values_strategy)
+def test_one_value_at_a_time_bins_like_a_batch(values: list[float]) -> None:
+    batch, single = QuantileSketch(), QuantileSketch()
+    batch.add(np.array(values))
+    for value in values:
+        single.add_value(value)
+    assert single == batch

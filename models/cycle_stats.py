@@ -1,0 +1,70 @@
+"""Cycle times of one product in one window: count, mean, standard deviation, quantiles, speed loss.
+
+Mean and variance come from running sums (exact to merge); p50/p95/p99 from a relative-error
+:class:`~models.quantile_sketch.QuantileSketch` (1 %), so an hour's figures merge into a shift's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.quantile_sketch import QuantileSketch
+
+__all__ = ["CycleStats"]
+
+
+@dataclass(slots=True)
+class CycleStats:
+    ideal_s: float | None = None
+    count: int = 0
+    total_s: float = 0.0
+    total_sq: float = 0.0
+    sketch: QuantileSketch = field(default_factory=QuantileSketch)
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total_s += seconds
+        self.total_sq += seconds * seconds
+        self.sketch.add_value(seconds)
+
+    def figures(self) -> dict[str, float | int | None]:
+        """count, mean_s, std_s (sample), p50_s, p95_s, p99_s, ideal_s and speed_loss_s.
+
+        ``speed_loss_s`` is the time these cycles took beyond the ideal cycle: Σ(cycle − ideal).
+        """
+        mean = self.total_s / self.count if self.count else None
+        std = None
+        if self.count > 1 and mean is not None:
+            variance = (self.total_sq - self.count * mean * mean) / (self.count - 1)
+            std = math.sqrt(max(variance, 0.0))
+        return {
+            "count": self.count,
+            "mean_s": mean,
+            "std_s": std,
+            "p50_s": self.sketch.quantile(0.5),
+            "p95_s": self.sketch.quantile(0.95),
+            "p99_s": self.sketch.quantile(0.99),
+            "ideal_s": self.ideal_s,
+            "speed_loss_s": self.total_s - self.ideal_s * self.count if self.ideal_s is not None else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ideal_s": self.ideal_s,
+            "count": self.count,
+            "total_s": self.total_s,
+            "total_sq": self.total_sq,
+            "sketch": self.sketch.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CycleStats:
+        return cls(
+            ideal_s=data["ideal_s"],
+            count=data["count"],
+            total_s=data["total_s"],
+            total_sq=data["total_sq"],
+            sketch=QuantileSketch.from_dict(data["sketch"]),
+        )
