@@ -180,6 +180,10 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroke
             "mean OEE per demo line",
         )
         assert lines_of('line:linepulse_availability_ratio:time_weighted{window="day"}') == {"L1", "L2"}
+        # The ISO-consistent line OEE from the real series: one value per line, a ratio in (0, 1].
+        line_oee = prometheus.query('line:linepulse_oee_ratio:time_weighted{window="day"}')
+        assert {series["metric"]["line"] for series in line_oee} == {"L1", "L2"}
+        assert all(0 < float(series["value"][1]) <= 1 for series in line_oee), line_oee
         # Rates need two scrapes inside the range; then one series per rejection code (all 0 here).
         wait_for(lambda: bool(prometheus.query("linepulse:dead_letters:rate5m")), 10, "dead-letter rate")
         wait_for(lambda: bool(prometheus.query("linepulse:readings:rate1m")), 10, "readings rate")
