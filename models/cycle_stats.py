@@ -29,6 +29,12 @@ class CycleStats:
         self.total_sq += seconds * seconds
         self.sketch.add_value(seconds)
 
+    def merge(self, other: CycleStats) -> None:
+        self.count += other.count
+        self.total_s += other.total_s
+        self.total_sq += other.total_sq
+        self.sketch.merge(other.sketch)
+
     def figures(self) -> dict[str, float | int | None]:
         """count, mean_s, std_s (sample), p50_s, p95_s, p99_s, ideal_s and speed_loss_s.
 

@@ -4,10 +4,8 @@ The engine is pure and deterministic: given the same events in the same order it
 state and the same closed windows, whether it runs inside a Faust agent, in ``analyze`` or in a
 benchmark. Its state is a plain dataclass that serialises to JSON for the Faust table.
 
-Time accounting: the machine's state holds from its state event until the next one, but is only
-believed for ``state_timeout_s`` after the newest telemetry of the machine; beyond that the time is
-``unknown``. Every interval is split exactly at hour, shift and day boundaries; a window closes when
-the machine's event time passes its end, and its totals are final from then on.
+Time accounting (windows, micro-stops, allowed lateness) is :mod:`models.accounting`'s; this
+module adds the sensors, drift/SPC monitors, capability, anomaly scoring and alerts around it.
 """
 
 from __future__ import annotations
@@ -19,9 +17,11 @@ from typing import Any, Literal
 import numpy as np
 
 from models import signal_monitor, signal_stats
+from models.accounting import ClosedWindow, EngineOutput, TimeAccounting
 from models.alert_rules import AlertChange, AlertState, alert_id
 from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
-from models.calendar import PlantCalendar, WindowKind, WindowSpan
+from models.calendar import PlantCalendar
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, LatenessLog, entry
 from models.monitoring_config import CYCLE_TIME_SIGNAL
 from models.plant import LossCategory, MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
@@ -29,9 +29,6 @@ from models.spc.rules import RULE_POINTS
 from models.timemodel import WindowAccumulator
 
 __all__ = ["ClosedWindow", "EngineOutput", "LifetimeTotals", "MachineEngine", "MachineState"]
-
-WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "shift", "day")
-_OPERATING = (LossCategory.PRODUCTION, LossCategory.PERFORMANCE)
 
 
 @dataclass(slots=True)
@@ -43,7 +40,7 @@ class LifetimeTotals:
     good: int = 0
     scrap: int = 0
     run_ms: int = 0
-    late_events: int = 0
+    late_events: int = 0  # beyond the allowed lateness: counted, not merged
 
     def to_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -71,6 +68,13 @@ class MachineState:
     capability: dict[str, CapabilityStats] = field(default_factory=dict)
     # Anomaly scoring: the model's feature-window history, so a restart scores exactly as before.
     anomaly: AnomalyWindow | None = None
+    # Micro-stops: the current unplanned stop, whether it is decided, and its undecided time.
+    stop_since_ms: int | None = None
+    stop_settled: bool = True
+    pending_stop_ms: int = 0
+    startup_until_ms: int | None = None  # scrap before this is a startup reject
+    closing: list[WindowAccumulator] = field(default_factory=list)  # ended, waiting for a stop decision
+    lateness: LatenessLog | None = None  # log and snapshots, only with allowed_lateness_s > 0
 
     @property
     def key(self) -> str:
@@ -95,6 +99,12 @@ class MachineState:
             "monitors": {name: signal_monitor.to_list(vector) for name, vector in self.monitors.items()},
             "capability": {key: stats.to_list() for key, stats in self.capability.items()},
             "anomaly": None if self.anomaly is None else self.anomaly.to_dict(),
+            "stop_since_ms": self.stop_since_ms,
+            "stop_settled": self.stop_settled,
+            "pending_stop_ms": self.pending_stop_ms,
+            "startup_until_ms": self.startup_until_ms,
+            "closing": [window.to_dict() for window in self.closing],
+            "lateness": None if self.lateness is None else self.lateness.to_dict(),
         }
 
     @classmethod
@@ -118,22 +128,13 @@ class MachineState:
             monitors=_load_monitors(data.get("monitors", {})),
             capability={key: CapabilityStats.from_list(v) for key, v in data.get("capability", {}).items()},
             anomaly=AnomalyWindow.from_dict(data["anomaly"]) if data.get("anomaly") else None,
+            stop_since_ms=data.get("stop_since_ms"),
+            stop_settled=data.get("stop_settled", True),
+            pending_stop_ms=data.get("pending_stop_ms", 0),
+            startup_until_ms=data.get("startup_until_ms"),
+            closing=[WindowAccumulator.from_dict(w) for w in data.get("closing", [])],
+            lateness=LatenessLog.from_dict(data["lateness"]) if data.get("lateness") else None,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedWindow:
-    """A window whose end the machine's event time has passed: its totals are final."""
-
-    machine: MachineSpec
-    window: WindowAccumulator
-
-
-@dataclass(slots=True)
-class EngineOutput:
-    closed: list[ClosedWindow] = field(default_factory=list)
-    alerts: list[AlertChange] = field(default_factory=list)
-    late: bool = False
 
 
 class MachineEngine:
@@ -143,7 +144,7 @@ class MachineEngine:
         self.plant = plant
         self._anomaly_models = anomaly_models
         self.calendar = PlantCalendar.from_plant(plant)
-        self._timeout_ms = int(plant.state_timeout_s * 1000)
+        self.accounting = TimeAccounting(plant, self.calendar)
         self._down_after_ms = int(plant.alerts.down_after_s * 1000)
         self._has_shifts = bool(plant.shifts)
         self._monitoring = plant.monitoring
@@ -152,93 +153,12 @@ class MachineEngine:
     def new_state(self, spec: MachineSpec) -> MachineState:
         return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
 
-    # -- time -------------------------------------------------------------------------------------
-
-    def advance(self, state: MachineState, spec: MachineSpec, ts_ms: int, out: EngineOutput) -> None:
-        """Account machine time up to ``ts_ms`` and close every window it passes."""
-        if state.cursor_ms is None:
-            state.cursor_ms = ts_ms
-            self._open_windows(state, ts_ms)
-            for window in state.windows.values():
-                # A machine first seen mid-window: the part before is lost coverage, not absent.
-                self._book_no_data(window, window.start_ms, ts_ms)
-        while state.cursor_ms < ts_ms:
-            self._advance_segment(state, spec, ts_ms, out)
-        state.last_seen_ms = ts_ms if state.last_seen_ms is None else max(state.last_seen_ms, ts_ms)
-        self._check_stopped(state, spec, out)
-
-    def _advance_segment(self, state: MachineState, spec: MachineSpec, ts_ms: int, out: EngineOutput) -> None:
-        cursor = state.cursor_ms
-        assert cursor is not None
-        boundary = min(window.end_ms for window in state.windows.values())
-        shift_open = "shift" in state.windows
-        if not shift_open and self._has_shifts:
-            next_shift = self.calendar.next_shift_start(cursor)
-            if next_shift is not None:
-                boundary = min(boundary, next_shift)
-        believed_until = (state.last_seen_ms if state.last_seen_ms is not None else cursor) + self._timeout_ms
-        believed = cursor < believed_until
-        if believed:
-            boundary = min(boundary, believed_until)
-        segment_end = min(ts_ms, boundary)
-        category = self.plant.classify(state.state, state.reason) if believed else LossCategory.UNKNOWN
-        loss_key = f"{state.state}/{state.reason or '-'}" if believed else "no_data/-"
-        scheduled = shift_open or not self._has_shifts
-        duration = segment_end - cursor
-        for window in state.windows.values():
-            window.add_time(duration, category, scheduled, loss_key)
-        if category in _OPERATING:
-            state.totals.run_ms += duration
-        state.cursor_ms = segment_end
-        self._roll_windows(state, spec, segment_end, out)
-
-    def _open_windows(self, state: MachineState, ts_ms: int) -> None:
-        for kind in WINDOW_KINDS:
-            if kind not in state.windows:
-                span = self.calendar.window_at(kind, ts_ms)
-                if span is not None:
-                    state.windows[kind] = _accumulator(span)
-
-    def _book_no_data(self, window: WindowAccumulator, start_ms: int, end_ms: int) -> None:
-        cursor = start_ms
-        while cursor < end_ms:
-            shift = self.calendar.shift_at(cursor) if self._has_shifts else None
-            if shift is not None or not self._has_shifts:
-                until = min(end_ms, shift.end_ms if shift is not None else end_ms)
-                window.add_time(until - cursor, LossCategory.UNKNOWN, True, "no_data/-")
-            else:
-                next_shift = self.calendar.next_shift_start(cursor)
-                until = end_ms if next_shift is None else min(end_ms, next_shift)
-                window.add_time(until - cursor, LossCategory.UNKNOWN, False, "no_data/-")
-            cursor = until
-
-    def _roll_windows(self, state: MachineState, spec: MachineSpec, at_ms: int, out: EngineOutput) -> None:
-        for kind in WINDOW_KINDS:
-            window = state.windows.get(kind)
-            if window is not None and window.end_ms <= at_ms:
-                del state.windows[kind]
-                out.closed.append(ClosedWindow(spec, window))
-                if kind == "shift":
-                    self._check_shift_oee(state, window, out)
-        self._open_windows(state, at_ms)
-
     # -- events -----------------------------------------------------------------------------------
 
     def on_state(
         self, state: MachineState, spec: MachineSpec, ts_ms: int, new_state: str, reason: str | None
     ) -> EngineOutput:
-        out = self._begin(state, spec, ts_ms)
-        if out.late:
-            # History is not rewritten: a late state change takes effect from the current cursor.
-            ts_ms = state.cursor_ms if state.cursor_ms is not None else ts_ms
-        if new_state == "down" and state.state != "down":
-            # A breakdown starts (a change of reason while down is the same breakdown): MTBF, MTTR.
-            for window in state.windows.values():
-                window.failures += 1
-        if new_state != state.state or reason != state.reason:
-            state.state, state.reason, state.state_since_ms = new_state, reason, ts_ms
-        self._check_stopped(state, spec, out)
-        return out
+        return self._record(state, spec, entry(ts_ms, RANK_STATE, new_state, reason))
 
     def on_count(
         self,
@@ -250,22 +170,15 @@ class MachineEngine:
         product: str | None,
         scrap_reason: str | None,
     ) -> EngineOutput:
-        out = self._begin(state, spec, ts_ms)
         state.totals.good += good
         state.totals.scrap += scrap
-        ideal = spec.ideal_cycle_for(product)
-        for window in self._windows_containing(state, ts_ms, out):
-            window.add_units(good, scrap, ideal, scrap_reason)
-        return out
+        return self._record(state, spec, entry(ts_ms, RANK_COUNT, good, scrap, product, scrap_reason))
 
     def on_cycle(
         self, state: MachineState, spec: MachineSpec, ts_ms: int, seconds: float, product: str | None = None
     ) -> EngineOutput:
-        out = self._begin(state, spec, ts_ms)
-        ideal = spec.ideal_cycle_for(product)
-        for window in self._windows_containing(state, ts_ms, out):
-            window.add_cycle(seconds, product, ideal)
-        if self._monitoring.enabled and not out.late:
+        out = self._record(state, spec, entry(ts_ms, RANK_CYCLE, seconds, product))
+        if self._monitoring.enabled and not (out.late or out.too_late):
             self._monitor(
                 state, out, "cycle_time", CYCLE_TIME_SIGNAL,
                 np.array([ts_ms], dtype=np.int64), np.array([seconds], dtype=np.float64),
@@ -280,7 +193,8 @@ class MachineEngine:
         series: Sequence[tuple[str, np.ndarray, np.ndarray]],
     ) -> EngineOutput:
         """Batched readings: (signal, epoch-ms times, values) per signal, folded by numba kernels."""
-        out = self._begin(state, spec, ts_ms, readings=sum(int(values.shape[0]) for _, _, values in series))
+        readings = sum(int(values.shape[0]) for _, _, values in series)
+        out = self._record(state, spec, entry(ts_ms, RANK_HEARTBEAT), readings)
         for signal, times, values in series:
             vector = state.signals.get(signal)
             if vector is None:
@@ -358,7 +272,7 @@ class MachineEngine:
         usl: float | None,
         product: str | None = None,
     ) -> EngineOutput:
-        out = self._begin(state, spec, ts_ms)
+        out = self._record(state, spec, entry(ts_ms, RANK_HEARTBEAT))
         if self._monitoring.enabled:
             self._monitor(
                 state, out, "characteristics", characteristic,
@@ -394,25 +308,19 @@ class MachineEngine:
             self._resolve_alert(state, out, key, ts_ms)
         return out
 
-    def _begin(self, state: MachineState, spec: MachineSpec, ts_ms: int, readings: int = 0) -> EngineOutput:
+    def _record(
+        self, state: MachineState, spec: MachineSpec, event: list[Any], readings: int = 0
+    ) -> EngineOutput:
+        """Count the event, account it (:mod:`models.accounting`) and check the time-based alerts."""
         out = EngineOutput()
         state.totals.events += 1
         state.totals.readings += readings
-        if state.cursor_ms is not None and ts_ms < state.cursor_ms:
-            out.late = True
-        self.advance(state, spec, ts_ms, out)
+        self.accounting.record(state, spec, event, out)
+        self._check_stopped(state, spec, out)
+        for closed in out.closed:
+            if closed.window.kind == "shift" and closed.revision == 0:
+                self._check_shift_oee(state, closed.window, out)
         return out
-
-    def _windows_containing(
-        self, state: MachineState, ts_ms: int, out: EngineOutput
-    ) -> list[WindowAccumulator]:
-        """Open windows an event at ``ts_ms`` belongs to; a late event whose window closed is only counted."""
-        windows = [window for window in state.windows.values() if window.contains(ts_ms)]
-        if out.late and not windows:
-            state.totals.late_events += 1
-            for window in state.windows.values():
-                window.late_events += 1
-        return windows
 
     # -- drift and SPC ----------------------------------------------------------------------------
 
@@ -593,10 +501,6 @@ def _load_monitors(stored: dict[str, Any]) -> dict[str, np.ndarray]:
         except ValueError:
             continue
     return monitors
-
-
-def _accumulator(span: WindowSpan) -> WindowAccumulator:
-    return WindowAccumulator(kind=span.kind, shift=span.shift, start_ms=span.start_ms, end_ms=span.end_ms)
 
 
 def _fmt(limit: float | None) -> str:

@@ -20,6 +20,7 @@ from models.monitoring_config import MonitoringConfig
 
 __all__ = [
     "AlertRules",
+    "BigLoss",
     "LossCategory",
     "LossRule",
     "MachineSpec",
@@ -30,6 +31,7 @@ __all__ = [
 _ID = r"^[A-Za-z0-9_.-]{1,64}$"
 Id = Annotated[str, Field(pattern=_ID)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+NonNegativeSeconds = Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)]
 
 
 class LossCategory(StrEnum):
@@ -40,6 +42,27 @@ class LossCategory(StrEnum):
     AVAILABILITY = "availability"  # planned busy time lost to stops
     PLANNED = "planned"  # leaves planned busy time (breaks, planned maintenance)
     UNKNOWN = "unknown"  # no data: lost coverage, never counted as running
+
+
+class BigLoss(StrEnum):
+    """The six big losses (TPM), so a manager sees where a shift's time and units went.
+
+    Availability: unplanned stops and setup/adjustments. Performance: small stops and slow cycles.
+    Quality: startup rejects and production rejects.
+    """
+
+    UNPLANNED_STOPS = "unplanned_stops"
+    SETUP_ADJUSTMENTS = "setup_adjustments"
+    SMALL_STOPS = "small_stops"
+    SLOW_CYCLES = "slow_cycles"
+    STARTUP_REJECTS = "startup_rejects"
+    PRODUCTION_REJECTS = "production_rejects"
+
+
+_TIME_BIG_LOSSES = {
+    LossCategory.AVAILABILITY: (BigLoss.UNPLANNED_STOPS, BigLoss.SETUP_ADJUSTMENTS),
+    LossCategory.PERFORMANCE: (BigLoss.SMALL_STOPS, BigLoss.SLOW_CYCLES),
+}
 
 
 def _parse_clock(value: object) -> time:
@@ -109,6 +132,26 @@ class LossRule(_Frozen):
     state: str = Field(pattern=r"^(running|idle|down|setup|planned_stop|offline)$")
     reason: Id | None = None
     category: LossCategory
+    big_loss: BigLoss | None = Field(
+        default=None,
+        description=(
+            "Which of the six big losses this time is; default: setup -> setup_adjustments, other "
+            "availability -> unplanned_stops, performance -> small_stops."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _big_loss_fits(self) -> LossRule:
+        if self.big_loss is None:
+            return self
+        allowed = _TIME_BIG_LOSSES.get(self.category, ())
+        if self.big_loss not in allowed:
+            names = ", ".join(loss.value for loss in allowed) or "none (not an OEE loss)"
+            raise ValueError(
+                f"big_loss {self.big_loss.value!r} does not fit category {self.category.value!r}; "
+                f"allowed: {names}"
+            )
+        return self
 
 
 DEFAULT_LOSS_RULES: tuple[LossRule, ...] = (
@@ -144,6 +187,27 @@ class PlantConfig(_Frozen):
         default=900.0,
         description="How long a state is believed without telemetry from the machine; then time is unknown.",
     )
+    micro_stop_s: PositiveSeconds | None = Field(
+        default=None,
+        description=(
+            "Unplanned stops shorter than this are small stops: performance loss inside actual "
+            "production time, not availability loss (null: off)."
+        ),
+    )
+    startup_s: PositiveSeconds | None = Field(
+        default=None,
+        description=(
+            "Scrap within this many seconds after running resumes from setup, down or a planned stop "
+            "is a startup reject (null: every reject is a production reject)."
+        ),
+    )
+    allowed_lateness_s: NonNegativeSeconds = Field(
+        default=0.0,
+        description=(
+            "Events up to this much older than the machine's newest event still correct their "
+            "windows (revised KPI records); older ones are only counted as too late."
+        ),
+    )
     alerts: AlertRules = Field(default_factory=AlertRules)
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig, description="Drift detection and SPC per signal and characteristic."
@@ -176,6 +240,12 @@ class PlantConfig(_Frozen):
         duplicates = sorted({key for key in keys if keys.count(key) > 1})
         if duplicates:
             raise ValueError(f"machines listed twice (tenant/id): {duplicates}")
+        if self.micro_stop_s is not None and self.micro_stop_s >= self.state_timeout_s:
+            # A stop is decided before its state stops being believed, so no window waits forever.
+            raise ValueError(
+                f"micro_stop_s ({self.micro_stop_s:g}) must be shorter than state_timeout_s "
+                f"({self.state_timeout_s:g})"
+            )
         return self
 
     @property
@@ -194,19 +264,35 @@ class PlantConfig(_Frozen):
     def machine(self, tenant: str, machine_id: str) -> MachineSpec | None:
         return self._by_key.get(f"{tenant}/{machine_id}")
 
-    def classify(self, state: str | None, reason: str | None) -> LossCategory:
-        """The loss category of a state (and reason): the most specific configured rule wins."""
-        if state is None:
-            return LossCategory.UNKNOWN
-        fallback: LossCategory | None = None
+    def _rule_for(self, state: str, reason: str | None) -> LossRule | None:
+        """The most specific rule for a state and reason: an exact reason first, then the first
+        rule for the state without a reason (configured rules before the defaults)."""
+        fallback: LossRule | None = None
         for rule in (*self.losses, *DEFAULT_LOSS_RULES):
             if rule.state != state:
                 continue
             if rule.reason is not None and rule.reason == reason:
-                return rule.category
+                return rule
             if rule.reason is None and fallback is None:
-                fallback = rule.category
-        return fallback if fallback is not None else LossCategory.UNKNOWN
+                fallback = rule
+        return fallback
+
+    def classify(self, state: str | None, reason: str | None) -> LossCategory:
+        """The loss category of a state (and reason): the most specific configured rule wins."""
+        rule = None if state is None else self._rule_for(state, reason)
+        return LossCategory.UNKNOWN if rule is None else rule.category
+
+    def big_loss(self, state: str | None, reason: str | None) -> BigLoss | None:
+        """Which big loss a state's time counts as; None when it is no OEE loss (production,
+        planned stops, no data)."""
+        rule = None if state is None else self._rule_for(state, reason)
+        if rule is None or rule.category not in _TIME_BIG_LOSSES:
+            return None
+        if rule.big_loss is not None:
+            return rule.big_loss
+        if rule.category is LossCategory.PERFORMANCE:
+            return BigLoss.SMALL_STOPS
+        return BigLoss.SETUP_ADJUSTMENTS if state == "setup" else BigLoss.UNPLANNED_STOPS
 
     @property
     def version(self) -> str:

@@ -11,6 +11,11 @@ whole. Ratios follow ISO 22400-2:
 
 Planned stops leave PBT; time without data is ``unknown`` (lost coverage), never running. Outside
 the configured shifts only production is counted (overtime); other time there is unscheduled.
+
+Losses are also grouped into the six big losses (:class:`models.plant.BigLoss`): stop time by the
+bucket its loss rule names, slow cycles as the performance loss beyond small stops, and rejects as
+the ideal time of the scrapped units, so that PBT = fully productive time + the six losses whenever
+no cycle ran faster than its ideal.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.cycle_stats import CycleStats
-from models.plant import LossCategory
+from models.plant import BigLoss, LossCategory
 
-__all__ = ["CATEGORIES", "WindowAccumulator", "WindowFigures", "ratio"]
+__all__ = ["CATEGORIES", "WindowAccumulator", "WindowFigures", "loss_key", "ratio"]
 
 CATEGORIES: tuple[LossCategory, ...] = tuple(LossCategory)
 _INDEX = {category: index for index, category in enumerate(CATEGORIES)}
@@ -36,6 +41,21 @@ _OPERATING = (LossCategory.PRODUCTION, LossCategory.PERFORMANCE)
 def ratio(numerator: float, denominator: float) -> float | None:
     """numerator / denominator, or None when undefined: never NaN, never an invented 0 or 1."""
     return numerator / denominator if denominator > 0 else None
+
+
+def loss_key(category: LossCategory, big_loss: BigLoss | None, state: str, reason: str | None) -> str:
+    """How a window keys lost time: "category|big loss|state/reason" ("-" for no big loss/reason)."""
+    return f"{category.value}|{big_loss.value if big_loss is not None else '-'}|{state}/{reason or '-'}"
+
+
+def _split_key(key: str) -> tuple[str, str, str]:
+    category, big_loss, state_reason = key.split("|", 2)
+    return category, big_loss, state_reason
+
+
+_AVAILABILITY_NAME = LossCategory.AVAILABILITY.value
+_SMALL_STOP_PREFIX = f"{LossCategory.PERFORMANCE.value}|{BigLoss.SMALL_STOPS.value}|"
+TOP_LOSSES = 5
 
 
 def _per_hour(units: int, duration_ms: int) -> float | None:
@@ -63,6 +83,9 @@ class WindowFigures:
     oee: float | None
     coverage: float | None
     losses_s: dict[str, float]  # "state/reason" -> seconds, losses only
+    big_losses_s: dict[str, float | None]  # the six big losses in seconds (None: no ideal cycle)
+    top_losses: list[dict[str, Any]]  # largest OEE time losses: state, reason, category, big_loss, seconds
+    micro_stops: int  # unplanned stops shorter than micro_stop_s that started in the window
     teep: float | None  # OEE x planned busy time / window time
     throughput_per_h: float | None  # good units per hour of actual production time
     scrap_ratio: float | None  # scrap / produced
@@ -93,19 +116,59 @@ class WindowAccumulator:
     late_events: int = 0
     failures: int = 0
     cycle_products: dict[str, CycleStats] = field(default_factory=dict)  # "-" when no product given
+    scrap_ideal_ms: float = 0.0  # ideal time of the scrapped units: the quality loss in time
+    startup_scrap: int = 0
+    startup_scrap_ideal_ms: float = 0.0
+    micro_stops: int = 0
+    # A stop shorter than micro_stop_s so far: its time waits here (by loss key) until the stop
+    # either ends (a small stop: performance) or reaches the threshold (availability).
+    pending_ms: dict[str, int] = field(default_factory=dict)
+    pending_started: bool = False  # the undecided stop started in this window
+    pending_failures: int = 0  # breakdowns inside the undecided stop that started in this window
 
-    def add_time(
-        self, duration_ms: int, category: LossCategory, scheduled: bool, loss_key: str | None
-    ) -> None:
+    def add_time(self, duration_ms: int, category: LossCategory, scheduled: bool, key: str | None) -> None:
         """Book ``duration_ms`` of one state. ``scheduled`` is False outside every shift."""
         if not scheduled and category not in _OPERATING:
             self.unscheduled_ms += duration_ms
             return
         self.category_ms[_INDEX[category]] += duration_ms
-        if loss_key is not None and category is not LossCategory.PRODUCTION:
-            self.loss_ms[loss_key] = self.loss_ms.get(loss_key, 0) + duration_ms
+        if key is not None and category is not LossCategory.PRODUCTION:
+            self.loss_ms[key] = self.loss_ms.get(key, 0) + duration_ms
 
-    def add_units(self, good: int, scrap: int, ideal_cycle_s: float | None, scrap_reason: str | None) -> None:
+    def add_pending(self, duration_ms: int, key: str) -> None:
+        """Book time of a stop whose category is not decided yet (see :meth:`settle_stop`)."""
+        self.pending_ms[key] = self.pending_ms.get(key, 0) + duration_ms
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.pending_ms) or self.pending_started or self.pending_failures > 0
+
+    def settle_stop(self, small_stop: bool) -> None:
+        """Book the undecided stop: as a small stop (performance loss) or as availability loss."""
+        for pending_key, duration_ms in self.pending_ms.items():
+            key = pending_key
+            if small_stop:
+                key = _SMALL_STOP_PREFIX + _split_key(pending_key)[2]
+                self.category_ms[_PERFORMANCE] += duration_ms
+            else:
+                self.category_ms[_AVAILABILITY] += duration_ms
+            self.loss_ms[key] = self.loss_ms.get(key, 0) + duration_ms
+        if small_stop:
+            self.micro_stops += int(self.pending_started)
+        else:
+            self.failures += self.pending_failures
+        self.pending_ms = {}
+        self.pending_started = False
+        self.pending_failures = 0
+
+    def add_units(
+        self,
+        good: int,
+        scrap: int,
+        ideal_cycle_s: float | None,
+        scrap_reason: str | None,
+        startup: bool = False,
+    ) -> None:
         self.good += good
         self.scrap += scrap
         produced = good + scrap
@@ -113,7 +176,12 @@ class WindowAccumulator:
             self.units_without_ideal += produced
         else:
             self.ideal_ms += ideal_cycle_s * 1000.0 * produced
+            self.scrap_ideal_ms += ideal_cycle_s * 1000.0 * scrap
+            if startup:
+                self.startup_scrap_ideal_ms += ideal_cycle_s * 1000.0 * scrap
         if scrap:
+            if startup:
+                self.startup_scrap += scrap
             reason = scrap_reason or "unspecified"
             self.scrap_by_reason[reason] = self.scrap_by_reason.get(reason, 0) + scrap
 
@@ -126,6 +194,35 @@ class WindowAccumulator:
         if stats is None:
             stats = self.cycle_products[product or "-"] = CycleStats(ideal_s=ideal_cycle_s)
         stats.add(seconds)
+
+    def merge(self, other: WindowAccumulator) -> None:
+        """Add another window's totals (e.g. the hours of a shift): every count and duration adds.
+
+        The result covers both spans, so only adjacent windows should be merged; late events and
+        undecided stop time are per-window bookkeeping and add like the rest.
+        """
+        self.start_ms = min(self.start_ms, other.start_ms)
+        self.end_ms = max(self.end_ms, other.end_ms)
+        self.category_ms = [
+            mine + theirs for mine, theirs in zip(self.category_ms, other.category_ms, strict=True)
+        ]
+        for name in (
+            "unscheduled_ms", "good", "scrap", "ideal_ms", "units_without_ideal", "cycles", "cycle_sum_s",
+            "late_events", "failures", "scrap_ideal_ms", "startup_scrap", "startup_scrap_ideal_ms",
+            "micro_stops", "pending_failures",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for mine, theirs in ((self.loss_ms, other.loss_ms), (self.pending_ms, other.pending_ms)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        for reason, count in other.scrap_by_reason.items():
+            self.scrap_by_reason[reason] = self.scrap_by_reason.get(reason, 0) + count
+        for product, stats in other.cycle_products.items():
+            if product in self.cycle_products:
+                self.cycle_products[product].merge(stats)
+            else:
+                self.cycle_products[product] = CycleStats.from_dict(stats.to_dict())
+        self.pending_started = self.pending_started or other.pending_started
 
     def contains(self, ts_ms: int) -> bool:
         return self.start_ms <= ts_ms < self.end_ms
@@ -146,16 +243,23 @@ class WindowAccumulator:
         if availability is not None and performance is not None and quality is not None:
             oee = availability * performance * quality
         window_ms = self.end_ms - self.start_ms
-        down_ms = sum(value for key, value in self.loss_ms.items() if key.startswith("down/"))
-        setup_ms = sum(value for key, value in self.loss_ms.items() if key.startswith("setup/"))
+        by_state_reason: dict[str, int] = {}
+        by_big_loss: dict[str, int] = {}
+        down_ms = setup_ms = 0
+        for key, value in self.loss_ms.items():
+            category, big_loss, state_reason = _split_key(key)
+            by_state_reason[state_reason] = by_state_reason.get(state_reason, 0) + value
+            by_big_loss[big_loss] = by_big_loss.get(big_loss, 0) + value
+            if category == _AVAILABILITY_NAME:  # a short down is a small stop, not repair time
+                down_ms += value if state_reason.startswith("down/") else 0
+                setup_ms += value if state_reason.startswith("setup/") else 0
+        performance_loss_ms = max(0.0, run_ms - self.ideal_ms) if self.units_without_ideal == 0 else None
         return WindowFigures(
             window_s=(self.end_ms - self.start_ms) / 1000.0,
             planned_s=planned_busy_ms / 1000.0,
             run_s=run_ms / 1000.0,
             availability_loss_s=ms[_AVAILABILITY] / 1000.0,
-            performance_loss_s=(
-                max(0.0, run_ms - self.ideal_ms) / 1000.0 if self.units_without_ideal == 0 else None
-            ),
+            performance_loss_s=None if performance_loss_ms is None else performance_loss_ms / 1000.0,
             unknown_s=ms[_UNKNOWN] / 1000.0,
             planned_stop_s=ms[_PLANNED] / 1000.0,
             unscheduled_s=self.unscheduled_ms / 1000.0,
@@ -167,7 +271,11 @@ class WindowAccumulator:
             quality=quality,
             oee=oee,
             coverage=ratio(scheduled_ms - ms[_UNKNOWN], scheduled_ms),
-            losses_s={key: value / 1000.0 for key, value in sorted(self.loss_ms.items())},
+            losses_s={key: value / 1000.0 for key, value in sorted(by_state_reason.items())},
+            big_losses_s=self._big_losses(by_big_loss, performance_loss_ms),
+            # Planned stops and missing data are no OEE losses, so they are not among the top losses.
+            top_losses=[loss for loss in self.loss_entries() if loss["big_loss"] is not None][:TOP_LOSSES],
+            micro_stops=self.micro_stops,
             teep=oee * planned_busy_ms / window_ms if oee is not None and window_ms > 0 else None,
             throughput_per_h=_per_hour(self.good, run_ms),
             scrap_ratio=ratio(self.scrap, produced),
@@ -176,6 +284,44 @@ class WindowAccumulator:
             mtbf_s=run_ms / 1000.0 / self.failures if self.failures else None,
             mttr_s=down_ms / 1000.0 / self.failures if self.failures else None,
         )
+
+    def _big_losses(
+        self, by_big_loss: dict[str, int], performance_loss_ms: float | None
+    ) -> dict[str, float | None]:
+        small_stops_ms = by_big_loss.get(BigLoss.SMALL_STOPS.value, 0)
+        known_ideal = self.units_without_ideal == 0
+        return {
+            BigLoss.UNPLANNED_STOPS.value: by_big_loss.get(BigLoss.UNPLANNED_STOPS.value, 0) / 1000.0,
+            BigLoss.SETUP_ADJUSTMENTS.value: by_big_loss.get(BigLoss.SETUP_ADJUSTMENTS.value, 0) / 1000.0,
+            BigLoss.SMALL_STOPS.value: small_stops_ms / 1000.0,
+            # Slow cycles: the performance loss that is not stop time inside production time.
+            BigLoss.SLOW_CYCLES.value: (
+                None
+                if performance_loss_ms is None
+                else max(0.0, performance_loss_ms - small_stops_ms) / 1000.0
+            ),
+            BigLoss.STARTUP_REJECTS.value: self.startup_scrap_ideal_ms / 1000.0 if known_ideal else None,
+            BigLoss.PRODUCTION_REJECTS.value: (
+                (self.scrap_ideal_ms - self.startup_scrap_ideal_ms) / 1000.0 if known_ideal else None
+            ),
+        }
+
+    def loss_entries(self) -> list[dict[str, Any]]:
+        """Every loss of the window, largest first: state, reason, category, big_loss, seconds."""
+        entries: list[dict[str, Any]] = []
+        for key, value in sorted(self.loss_ms.items(), key=lambda item: (-item[1], item[0])):
+            category, big_loss, state_reason = _split_key(key)
+            state, _, reason = state_reason.partition("/")
+            entries.append(
+                {
+                    "state": state,
+                    "reason": None if reason == "-" else reason,
+                    "category": category,
+                    "big_loss": None if big_loss == "-" else big_loss,
+                    "seconds": value / 1000.0,
+                }
+            )
+        return entries
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__slots__}

@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from models.plant import LossCategory, PlantConfig
-from models.timemodel import WindowAccumulator
+from models.plant import PlantConfig
+from models.timemodel import WindowAccumulator, WindowFigures
 from streams.contract import MACHINE_STATES
 from streams.decode import REJECTION_CODES, Rejection
 from streams.live import LiveMachines
@@ -55,7 +55,7 @@ class WorkerMetrics:
         )
         for code in REJECTION_CODES:
             self.dead_letters.labels(code=code)
-        for result in ("applied", "duplicate", "late", "dead_letter"):
+        for result in ("applied", "duplicate", "late", "too_late", "dead_letter"):
             self.messages.labels(result=result)
 
     def on_outcome(self, outcome: Outcome) -> None:
@@ -66,7 +66,8 @@ class WorkerMetrics:
         if outcome.duplicate:
             self.messages.labels(result="duplicate").inc()
             return
-        self.messages.labels(result="late" if outcome.late else "applied").inc()
+        result = "too_late" if outcome.too_late else "late" if outcome.late else "applied"
+        self.messages.labels(result=result).inc()
         self.readings.inc(outcome.readings)
         if outcome.kpis:
             self.kpi_records.inc(len(outcome.kpis))
@@ -114,8 +115,33 @@ class MachineCollector(Collector):
         )
         losses = GaugeMetricFamily(
             "linepulse_loss_seconds",
-            "Seconds lost in the current window by loss category, state and reason code.",
-            labels=(*_WINDOW_LABELS, "category", "state", "reason"),
+            "Seconds lost in the current window by loss category, big loss, state and reason code.",
+            labels=(*_WINDOW_LABELS, "category", "big_loss", "state", "reason"),
+        )
+        big_losses = GaugeMetricFamily(
+            "linepulse_big_loss_seconds",
+            "The six big losses of the current window in seconds (rejects: ideal time of the scrap).",
+            labels=(*_WINDOW_LABELS, "loss"),
+        )
+        top_losses = GaugeMetricFamily(
+            "linepulse_top_loss_seconds",
+            "The current window's largest OEE time losses, rank 1 = largest.",
+            labels=(*_WINDOW_LABELS, "rank", "big_loss", "state", "reason"),
+        )
+        micro_stops = GaugeMetricFamily(
+            "linepulse_micro_stops",
+            "Unplanned stops shorter than micro_stop_s that started in the current window.",
+            labels=_WINDOW_LABELS,
+        )
+        cycle_time = GaugeMetricFamily(
+            "linepulse_cycle_time_seconds",
+            "Cycle time of the current window per product: quantiles (within 1 %), mean and ideal.",
+            labels=(*_WINDOW_LABELS, "product", "stat"),
+        )
+        cycles = GaugeMetricFamily(
+            "linepulse_window_cycles",
+            "Cycles reported in the current window per product.",
+            labels=(*_WINDOW_LABELS, "product"),
         )
         good = CounterMetricFamily(
             "linepulse_good_units", "Good units since first seen.", labels=_MACHINE_LABELS
@@ -149,7 +175,24 @@ class MachineCollector(Collector):
         for state in self.live:
             machine = [state.tenant, state.site, state.line, state.machine]
             for kind, window in state.windows.items():
-                self._window(window, [*machine, kind], ratios, seconds, units, scrap_reasons, losses)
+                labels = [*machine, kind]
+                figures = self._window(window, labels, ratios, seconds, units, scrap_reasons, losses)
+                for name, value in figures.big_losses_s.items():
+                    if value is not None:
+                        big_losses.add_metric([*labels, name], value)
+                for rank, loss in enumerate(figures.top_losses, start=1):
+                    top_losses.add_metric(
+                        [*labels, str(rank), loss["big_loss"], loss["state"], loss["reason"] or "-"],
+                        loss["seconds"],
+                    )
+                micro_stops.add_metric(labels, figures.micro_stops)
+                for product, stats in window.cycle_products.items():
+                    cycle = stats.figures()
+                    cycles.add_metric([*labels, product], float(stats.count))
+                    for stat in ("mean", "p50", "p95", "p99", "ideal"):
+                        value = cycle[f"{stat}_s"]
+                        if value is not None:
+                            cycle_time.add_metric([*labels, product, stat], float(value))
             good.add_metric(machine, state.totals.good)
             scrap.add_metric(machine, state.totals.scrap)
             run.add_metric(machine, state.totals.run_ms / 1000.0)
@@ -166,6 +209,11 @@ class MachineCollector(Collector):
             units,
             scrap_reasons,
             losses,
+            big_losses,
+            top_losses,
+            micro_stops,
+            cycle_time,
+            cycles,
             good,
             scrap,
             run,
@@ -184,7 +232,7 @@ class MachineCollector(Collector):
         units: GaugeMetricFamily,
         scrap_reasons: GaugeMetricFamily,
         losses: GaugeMetricFamily,
-    ) -> None:
+    ) -> WindowFigures:
         figures = window.figures()
         for name in _RATIOS:
             value = getattr(figures, name)
@@ -206,14 +254,12 @@ class MachineCollector(Collector):
         units.add_metric([*labels, "scrap"], figures.scrap)
         for reason, count in window.scrap_by_reason.items():
             scrap_reasons.add_metric([*labels, reason], count)
-        for loss_key, value in figures.losses_s.items():
-            state_name, _, reason = loss_key.partition("/")
-            category = (
-                LossCategory.UNKNOWN
-                if state_name == "no_data"
-                else self.plant.classify(state_name, None if reason == "-" else reason)
+        for loss in window.loss_entries():
+            losses.add_metric(
+                [*labels, loss["category"], loss["big_loss"] or "-", loss["state"], loss["reason"] or "-"],
+                loss["seconds"],
             )
-            losses.add_metric([*labels, category.value, state_name, reason], value)
+        return figures
 
 
 def build_registry(live: LiveMachines, plant: PlantConfig) -> tuple[CollectorRegistry, WorkerMetrics]:

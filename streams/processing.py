@@ -42,7 +42,8 @@ class Applied:
     kpis: list[KpiRecord] = field(default_factory=list)
     alerts: list[AlertRecord] = field(default_factory=list)
     duplicate: bool = False
-    late: bool = False
+    late: bool = False  # within the allowed lateness: its windows were corrected
+    too_late: bool = False  # beyond it: counted, not merged
     readings: int = 0
 
 
@@ -103,11 +104,18 @@ class TelemetryProcessor:
         return Applied(
             state,
             kpis=[
-                kpi_record(closed.machine, closed.window, self.engine.calendar, self.config_version)
+                kpi_record(
+                    closed.machine,
+                    closed.window,
+                    self.engine.calendar,
+                    self.config_version,
+                    revision=closed.revision,
+                )
                 for closed in output.closed
             ],
             alerts=[alert_record(state, change, self.engine.calendar) for change in output.alerts],
             late=output.late,
+            too_late=output.too_late,
             readings=_readings(decoded.event),
         )
 

@@ -1,7 +1,9 @@
 """Output records: KPI records (topic ``kpis``) and alert records (topic ``alerts``), version 1.
 
-Both are keyed ``"{tenant}/{machine}"``. A KPI record is final for its window once emitted
-(``complete: true``); ``analyze`` also writes the still-open windows at the end of a file, marked
+Both are keyed ``"{tenant}/{machine}"``. A KPI record is emitted when the machine's event time
+passes the window's end (``revision: 0``); a late event within the plant's ``allowed_lateness_s``
+that changes the window's totals emits it again with the next revision, and the highest revision
+wins. ``analyze`` also writes the still-open windows at the end of a file, marked
 ``complete: false``. Alert records carry a stable ``id``: an alert is emitted when it opens and
 again, with the same id, when it resolves.
 """
@@ -39,7 +41,9 @@ class KpiRecord(BaseModel):
     start_ms: int
     end_ms: int
     complete: bool = Field(description="False only for a window still open when analyze reached the end.")
-    revision: int = 0
+    revision: int = Field(
+        default=0, description="0 when first emitted; +1 each time a late event corrects the window."
+    )
     config_version: str = Field(description="Hash of the plant configuration the record was computed with.")
     planned_s: float = Field(description="Planned busy time: actual production time + availability losses.")
     run_s: float = Field(
@@ -62,8 +66,19 @@ class KpiRecord(BaseModel):
     coverage: float | None = Field(description="Share of scheduled time with data.")
     cycles: int
     mean_cycle_s: float | None
-    late_events: int
+    late_events: int = Field(description="Events beyond the allowed lateness: counted, not merged.")
     losses_s: dict[str, float] = Field(description="Seconds lost per 'state/reason'.")
+    big_losses_s: dict[str, float | None] = Field(
+        description=(
+            "The six big losses in seconds: unplanned_stops, setup_adjustments, small_stops, "
+            "slow_cycles, startup_rejects and production_rejects (rejects as ideal time of the scrap; "
+            "null without an ideal cycle)."
+        )
+    )
+    top_losses: list[dict[str, Any]] = Field(
+        description="The largest OEE time losses: state, reason, category, big_loss, seconds (at most 5)."
+    )
+    micro_stops: int = Field(description="Unplanned stops shorter than micro_stop_s, started in the window.")
     scrap_by_reason: dict[str, int]
     teep: float | None = Field(description="OEE x planned busy time / window time.")
     throughput_per_h: float | None = Field(description="Good units per hour of actual production time.")
@@ -105,6 +120,7 @@ def kpi_record(
     config_version: str,
     *,
     complete: bool = True,
+    revision: int = 0,
 ) -> KpiRecord:
     figures = window.figures()
     return KpiRecord(
@@ -119,6 +135,7 @@ def kpi_record(
         start_ms=window.start_ms,
         end_ms=window.end_ms,
         complete=complete,
+        revision=revision,
         config_version=config_version,
         planned_s=figures.planned_s,
         run_s=figures.run_s,
@@ -139,6 +156,9 @@ def kpi_record(
         mean_cycle_s=window.cycle_sum_s / window.cycles if window.cycles else None,
         late_events=window.late_events,
         losses_s=figures.losses_s,
+        big_losses_s=figures.big_losses_s,
+        top_losses=figures.top_losses,
+        micro_stops=figures.micro_stops,
         scrap_by_reason=dict(sorted(window.scrap_by_reason.items())),
         teep=figures.teep,
         throughput_per_h=figures.throughput_per_h,
