@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from models.plant import PlantConfig
 from service.analyze import analyze_file
 from service.plant_file import load_demo_plant
 from service.settings import load_settings
@@ -62,14 +63,14 @@ def create_topics(bootstrap: str, topics: dict[str, str], partitions: int = 3) -
     ensure_topics(bootstrap, topic_specs(names, partitions, 1))
 
 
-def analyze_lines(values: Iterable[bytes], workdir: Path) -> dict[str, Any]:
+def analyze_lines(values: Iterable[bytes], workdir: Path, plant: PlantConfig | None = None) -> dict[str, Any]:
     """Run ``analyze`` over the same values, one per line, as an operator would with a file."""
     source = workdir / f"telemetry-{uuid.uuid4().hex[:6]}.jsonl"
     with source.open("wb") as handle:
         for value in values:
             handle.write(value + b"\n")
     out = workdir / f"analyze-{source.stem}"
-    summary = analyze_file(source, load_demo_plant(), out, load_settings())
+    summary = analyze_file(source, plant or load_demo_plant(), out, load_settings())
     kpis = [orjson.loads(line) for line in (out / "kpis.jsonl").read_bytes().splitlines()]
     dead = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
     return {"summary": summary, "kpis": kpis, "dead_letters": dead}
