@@ -208,6 +208,10 @@ class PlantConfig(_Frozen):
             "windows (revised KPI records); older ones are only counted as too late."
         ),
     )
+    line_wait_reasons: list[Id] = Field(
+        default_factory=lambda: ["no_material", "starved", "blocked"],
+        description="Stop reasons that mean a machine waited for another one: never what held the line.",
+    )
     alerts: AlertRules = Field(default_factory=AlertRules)
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig, description="Drift detection and SPC per signal and characteristic."

@@ -22,6 +22,7 @@ from service.anomaly_models import anomaly_models
 from service.exceptions import ConfigError
 from service.settings import Settings
 from streams.decode import Rejection
+from streams.lines import LineAggregator, line_key
 from streams.processing import TelemetryProcessor
 from streams.records import record_bytes
 
@@ -61,12 +62,23 @@ def analyze_file(telemetry: Path, plant: PlantConfig, out_dir: Path, settings: S
         anomaly_models=anomaly_models(settings),
     )
     states: dict[str, MachineState] = {}
-    counts = {"lines": 0, "applied": 0, "dead_letters": 0, "kpis": 0, "alerts": 0, "readings": 0}
+    lines = LineAggregator(plant, processor.engine.calendar, processor.config_version)
+    line_states: dict[bytes, dict[str, Any]] = {}
+    counts = {
+        "lines": 0,
+        "applied": 0,
+        "dead_letters": 0,
+        "kpis": 0,
+        "alerts": 0,
+        "readings": 0,
+        "line_kpis": 0,
+    }
     with (
         telemetry.open("rb") as source,
         (out_dir / "kpis.jsonl").open("wb") as kpis,
         (out_dir / "alerts.jsonl").open("wb") as alerts,
         (out_dir / "dead_letters.jsonl").open("wb") as dead_letters,
+        (out_dir / "line_kpis.jsonl").open("wb") as line_kpis,
     ):
         for number, line in _lines(source):
             counts["lines"] += 1
@@ -86,6 +98,12 @@ def analyze_file(telemetry: Path, plant: PlantConfig, out_dir: Path, settings: S
             counts["readings"] += outcome.readings
             for kpi in outcome.kpis:
                 kpis.write(record_bytes(kpi) + b"\n")
+                record = kpi.model_dump(mode="json")
+                key = line_key(record)
+                line_states[key], line_record = lines.apply(line_states.get(key), record)
+                if line_record is not None:
+                    line_kpis.write(record_bytes(line_record) + b"\n")
+                    counts["line_kpis"] += 1
             for alert in outcome.alerts:
                 alerts.write(record_bytes(alert) + b"\n")
             counts["kpis"] += len(outcome.kpis)

@@ -21,7 +21,7 @@ from models.machine import MachineState
 from models.plant import MachineSpec
 from models.timemodel import WindowAccumulator
 
-__all__ = ["AlertRecord", "KpiRecord", "alert_record", "kpi_record", "record_bytes"]
+__all__ = ["AlertRecord", "KpiRecord", "LineKpiRecord", "alert_record", "kpi_record", "record_bytes"]
 
 
 class KpiRecord(BaseModel):
@@ -91,6 +91,43 @@ class KpiRecord(BaseModel):
         description=(
             "Per product ('-' when none was given): count, mean_s, std_s, p50_s, p95_s, p99_s "
             "(within 1 %), ideal_s and speed_loss_s = sum of (cycle - ideal)."
+        )
+    )
+
+
+class LineKpiRecord(BaseModel):
+    """One line's KPIs over one window, from its machines' KPI records (topic ``line-kpis``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    tenant: str
+    site: str
+    line: str
+    window: Literal["hour", "shift", "day"]
+    shift: str | None
+    start: str
+    end: str
+    start_ms: int
+    end_ms: int
+    revision: int = Field(description="Counts up each time the line's figures change; the highest wins.")
+    complete: bool = Field(description="True once every machine of the line in the plant file has reported.")
+    machines: list[str] = Field(description="Machines whose records are included.")
+    machines_expected: list[str] = Field(description="The line's machines in the plant file.")
+    config_version: str
+    planned_s: float = Field(description="Σ planned busy time of the machines.")
+    run_s: float = Field(description="Σ actual production time.")
+    fully_productive_s: float | None = Field(description="Σ OEE × planned busy time.")
+    good: int
+    scrap: int
+    availability: float | None = Field(description="Σ APT / Σ PBT.")
+    performance: float | None = Field(description="Σ (performance × APT) / Σ APT.")
+    quality: float | None = Field(description="Σ fully productive time / Σ (performance × APT).")
+    oee: float | None = Field(description="availability × performance × quality = Σ FPT / Σ PBT.")
+    held_by: dict[str, Any] | None = Field(
+        description=(
+            "The machine whose own stops were longest (waiting for material or another machine "
+            "excluded): machine, stop_s, and its largest stop's state, reason and big_loss."
         )
     )
 

@@ -1,0 +1,92 @@
+"""The line view: line OEE from machine records (time-weighted, OEE = A x P x Q), which machine held
+the line, and the aggregator's revisions, completeness and idempotence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from models.calendar import PlantCalendar
+from models.line import MachineWindow, line_figures
+from models.plant import PlantConfig
+from streams.lines import LineAggregator
+
+PLANT = PlantConfig.model_validate(
+    {
+        "timezone": "Asia/Seoul",
+        "machines": [
+            {"tenant": "acme", "site": "p1", "line": "L1", "id": machine, "ideal_cycle_s": 10.0}
+            for machine in ("M01", "M02", "M03")
+        ],
+    }
+)
+
+
+def record(machine: str, *, run_s: float, performance: float, quality: float, **extra: Any) -> dict[str, Any]:
+    planned = 3600.0
+    availability = run_s / planned
+    losses: dict[str, float] = extra.pop("losses_s", {})
+    top = [
+        {"state": key.split("/")[0], "reason": key.split("/")[1], "category": "availability",
+         "big_loss": "unplanned_stops", "seconds": seconds}
+        for key, seconds in sorted(losses.items(), key=lambda item: -item[1])
+    ]  # fmt: skip
+    return {
+        "tenant": "acme", "site": "p1", "line": "L1", "machine": machine, "window": "hour", "shift": None,
+        "start": "2026-11-25T06:00:00+09:00", "end": "2026-11-25T07:00:00+09:00",
+        "start_ms": 1_764_018_000_000, "end_ms": 1_764_021_600_000, "complete": True, "revision": 0,
+        "planned_s": planned, "run_s": run_s, "performance": performance,
+        "oee": availability * performance * quality, "good": 100, "scrap": 0,
+        "big_losses_s": {"unplanned_stops": planned - run_s, "setup_adjustments": 0.0},
+        "losses_s": losses, "top_losses": top, **extra,
+    }  # fmt: skip
+
+
+M01 = record("M01", run_s=3000, performance=0.8, quality=0.9, losses_s={"down/motor": 600.0})
+M02 = record("M02", run_s=3600, performance=0.5, quality=1.0)
+M03 = record("M03", run_s=2400, performance=1.0, quality=1.0, losses_s={"idle/no_material": 1200.0})
+
+
+def test_line_oee_is_time_weighted_and_the_product_of_its_factors() -> None:
+    figures = line_figures([MachineWindow.from_record(r) for r in (M01, M02, M03)], PLANT.line_wait_reasons)
+    assert figures.planned_s == 10_800 and figures.run_s == 9000
+    assert figures.fully_productive_s == pytest.approx(2160 + 1800 + 2400)
+    assert figures.availability == pytest.approx(9000 / 10_800)
+    assert figures.performance == pytest.approx((2400 + 1800 + 2400) / 9000)
+    assert figures.quality == pytest.approx(6360 / 6600)
+    assert figures.oee == figures.availability * figures.performance * figures.quality  # type: ignore[operator]
+    assert figures.oee == pytest.approx(6360 / 10_800)
+    # M03 stood longer (20 min) but only waited for material: M01's breakdown held the line.
+    assert figures.held_by == {
+        "machine": "M01", "stop_s": 600.0, "state": "down", "reason": "motor", "big_loss": "unplanned_stops"
+    }  # fmt: skip
+
+
+def test_a_machine_without_an_ideal_cycle_leaves_line_performance_undefined() -> None:
+    unknown = record("M02", run_s=3600, performance=0.5, quality=1.0, oee=None)
+    unknown["performance"] = None
+    figures = line_figures([MachineWindow.from_record(r) for r in (M01, unknown)], [])
+    assert figures.availability is not None and figures.performance is None and figures.oee is None
+
+
+def test_aggregator_emits_revisions_until_complete_and_ignores_redeliveries() -> None:
+    lines = LineAggregator(PLANT, PlantCalendar.from_plant(PLANT), PLANT.version)
+    state, first = lines.apply(None, M01)
+    assert first is not None and (first.revision, first.complete, first.machines) == (0, False, ["M01"])
+    state, second = lines.apply(state, M02)
+    assert second is not None and (second.revision, second.complete) == (1, False)
+    state, again = lines.apply(state, M01)
+    assert again is None  # the same machine record delivered twice changes nothing
+    state = orjson.loads(orjson.dumps(state))  # the table stores it as JSON
+    state, third = lines.apply(state, M03)
+    assert third is not None and (third.revision, third.complete) == (2, True)
+    assert third.machines == third.machines_expected == ["M01", "M02", "M03"]
+    assert third.oee == pytest.approx(6360 / 10_800)
+    revised = {**M01, "revision": 1, "good": 120}
+    state, fourth = lines.apply(state, revised)
+    assert fourth is not None and fourth.revision == 3 and fourth.good == 320
+    assert lines.apply(state, M01)[1] is None  # an older revision of M01 arriving late
+    open_window = {**M02, "complete": False}
+    assert lines.apply(state, open_window)[1] is None  # analyze's still-open windows are not folded
