@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from models.plant import PlantConfig
 from service.anomaly_models import anomaly_models
-from service.metrics import MachineCollector, WorkerMetrics
+from service.metrics import LineCollector, MachineCollector, WorkerMetrics
 from service.settings import Settings
 from service.web import register_routes
 from streams.app import LinepulseStream, create_stream
@@ -39,6 +39,7 @@ def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str)
         settings.stream_config(bootstrap_servers, partitions), plant, metrics, anomaly_models(settings)
     )
     registry.register(MachineCollector(stream.live, plant))
+    registry.register(LineCollector(stream.lines))
     metrics.ready.set_function(lambda: 1.0 if stream.is_ready() else 0.0)
     register_routes(stream, registry)
     return WorkerParts(stream, registry, metrics)

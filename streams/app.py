@@ -19,7 +19,9 @@ from models.anomaly.scoring import AnomalyModels
 from models.machine import MachineState
 from models.plant import PlantConfig
 from streams.decode import Rejection
-from streams.live import LiveMachines
+from streams.line_stream import add_line_view
+from streams.lines import LineAggregator
+from streams.live import LiveLines, LiveMachines
 from streams.processing import Applied, Outcome, TelemetryProcessor, decode_state, encode_state
 from streams.records import record_bytes
 from streams.topics import MAX_MESSAGE_BYTES, TopicNames
@@ -56,6 +58,7 @@ class LinepulseStream:
     app: faust.App
     processor: TelemetryProcessor
     live: LiveMachines
+    lines: LiveLines
     config: StreamConfig
 
     def is_ready(self) -> bool:
@@ -182,6 +185,14 @@ def create_stream(
                 live.update(outcome.state)
             observer.on_outcome(outcome)
 
+    async def dead_letter(message: Any, rejection: Rejection) -> None:
+        headers = dead_letter_headers(rejection, message.topic, message.partition, message.offset)
+        await dead_letters.send(key=message.key, value=message.value, headers=headers)
+
+    lines = LiveLines()
+    aggregator = LineAggregator(plant, processor.engine.calendar, processor.config_version)
+    add_line_view(app, config.topics, config.partitions, aggregator, lines, dead_letter)
+
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         decoded.clear()
         live.forget_all()
@@ -199,4 +210,4 @@ def create_stream(
             if key not in live:
                 live.update(load_state(key) or decode_state(raw_state))
 
-    return LinepulseStream(app=app, processor=processor, live=live, config=config)
+    return LinepulseStream(app=app, processor=processor, live=live, lines=lines, config=config)

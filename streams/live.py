@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from models.machine import MachineState
+from streams.records import LineKpiRecord
 
-__all__ = ["LiveMachines"]
+__all__ = ["LiveLines", "LiveMachines"]
 
 
 class LiveMachines:
@@ -34,3 +35,22 @@ class LiveMachines:
 
     def __len__(self) -> int:
         return len(self._states)
+
+
+class LiveLines:
+    """The newest line record per line and window kind, for the lines this worker folds."""
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, str, str], LineKpiRecord] = {}
+
+    def update(self, record: LineKpiRecord) -> None:
+        key = (record.tenant, record.line, record.window)
+        current = self._records.get(key)
+        if current is None or (record.start_ms, record.revision) >= (current.start_ms, current.revision):
+            self._records[key] = record
+
+    def forget_all(self) -> None:
+        self._records.clear()
+
+    def __iter__(self) -> Iterator[LineKpiRecord]:
+        return iter(sorted(self._records.values(), key=lambda r: (r.tenant, r.line, r.window)))

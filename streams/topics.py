@@ -28,6 +28,9 @@ class TopicNames:
     kpis: str = "kpis"
     alerts: str = "alerts"
     dead_letters: str = "telemetry-dead-letters"
+    line_kpis: str = "line-kpis"
+    # Internal: KPI records regrouped by line, so one worker folds each line's machines.
+    kpis_by_line: str = "kpis-by-line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ def topic_specs(names: TopicNames, partitions: int, replication: int) -> list[To
         TopicSpec(names.kpis, partitions, replication),
         TopicSpec(names.alerts, partitions, replication),
         TopicSpec(names.dead_letters, partitions, replication, big),
+        TopicSpec(names.line_kpis, partitions, replication),
+        TopicSpec(names.kpis_by_line, partitions, replication),
     ]
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "analyze_lines",
     "create_topics",
     "kpi_identity",
+    "latest_line_records",
     "simulated_messages",
     "unique_topics",
 ]
@@ -49,12 +50,16 @@ def unique_topics() -> dict[str, str]:
         kpis=f"kpis-{suffix}",
         alerts=f"alerts-{suffix}",
         dead_letters=f"dead-letters-{suffix}",
+        line_kpis=f"line-kpis-{suffix}",
+        kpis_by_line=f"kpis-by-line-{suffix}",
     )
     return {
         "telemetry": names.telemetry,
         "kpis": names.kpis,
         "alerts": names.alerts,
         "dead_letters": names.dead_letters,
+        "line_kpis": names.line_kpis,
+        "kpis_by_line": names.kpis_by_line,
     }
 
 
@@ -73,7 +78,22 @@ def analyze_lines(values: Iterable[bytes], workdir: Path, plant: PlantConfig | N
     summary = analyze_file(source, plant or load_demo_plant(), out, load_settings())
     kpis = [orjson.loads(line) for line in (out / "kpis.jsonl").read_bytes().splitlines()]
     dead = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
-    return {"summary": summary, "kpis": kpis, "dead_letters": dead}
+    lines = [orjson.loads(line) for line in (out / "line_kpis.jsonl").read_bytes().splitlines()]
+    return {"summary": summary, "kpis": kpis, "dead_letters": dead, "line_kpis": lines}
+
+
+def latest_line_records(records: Iterable[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The highest revision of each line window, without the revision number: the line's figures.
+
+    Which partial records come before depends on the order machine records reach the line's worker;
+    the last one (every machine's newest record folded) does not.
+    """
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in records:
+        key = (record["tenant"], record["line"], record["window"], record["start_ms"])
+        if key not in latest or record["revision"] > latest[key]["revision"]:
+            latest[key] = record
+    return {key: {k: v for k, v in record.items() if k != "revision"} for key, record in latest.items()}
 
 
 def _kpi_key(record: dict[str, Any]) -> tuple[Any, ...]:

@@ -21,6 +21,7 @@ from tests.integration.streams_fixtures import (
     analyze_lines,
     create_topics,
     kpi_identity,
+    latest_line_records,
     simulated_messages,
     unique_topics,
 )
@@ -79,6 +80,22 @@ def test_malformed_messages_go_to_dead_letters_and_valid_ones_all_count(
         assert 'linepulse_oee_ratio{line="L1",machine="M01",site="p1",tenant="demo",window="day"}' in metrics
         assert worker.applied_events() == VALID
 
+        # The line view: regrouped by line through kpis-by-line, folded on one worker per line.
+        lines_offline = analyze_lines((value for _, value in mixed), tmp_path)["line_kpis"]
+        expected_lines = latest_line_records(lines_offline)
+        assert any(record["complete"] for record in expected_lines.values())
+        stream_lines: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+        def line_view_caught_up() -> bool:
+            found = records(consume_all(broker.bootstrap_servers, topics["line_kpis"], idle_s=2))
+            stream_lines.update(latest_line_records(found))
+            return stream_lines == expected_lines
+
+        wait_for(line_view_caught_up, 60, "the line records equal analyze's")
+        assert 'linepulse_line_oee_ratio{line="L1",site="p1",tenant="demo",window="hour"}' in worker.get(
+            "/metrics"
+        )
+
     headers = [dict(message.headers) for message in dead]
     offsets = {(h["linepulse.source.partition"], h["linepulse.source.offset"]) for h in headers}
     assert len(dead) == len(offsets) == MALFORMED
@@ -93,4 +110,5 @@ def test_malformed_messages_go_to_dead_letters_and_valid_ones_all_count(
     assert offline["summary"]["applied"] == VALID
     assert Counter(entry["code"] for entry in offline["dead_letters"]) == codes
     kpi_identity(stream_kpis, offline["kpis"])
+
     assert all(orjson.loads(orjson.dumps(record)) == record for record in stream_kpis)

@@ -1,0 +1,78 @@
+"""The line view in the stream: regroup KPI records by line, fold them, publish ``line-kpis``.
+
+``kpis`` is keyed by machine, so a line's machines are spread over partitions. One agent forwards
+every complete KPI record to ``kpis-by-line``, keyed ``tenant/line`` (the Kafka way to repartition,
+as Faust's ``group_by`` does, but with a topic created up front like the others); a second agent
+folds them per line with :class:`~streams.lines.LineAggregator` into the ``line-view`` table, which is
+co-partitioned with ``kpis-by-line``. As for machines, a line record is published and acknowledged
+before the state that produced it is written, and a re-delivered record changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import orjson
+from pydantic import ValidationError
+
+from streams.decode import Rejection
+from streams.lines import LineAggregator, line_key
+from streams.live import LiveLines
+from streams.records import KpiRecord, record_bytes
+from streams.topics import TopicNames
+
+__all__ = ["add_line_view"]
+
+_log = logging.getLogger(__name__)
+
+
+def add_line_view(
+    app: faust.App,
+    topics: TopicNames,
+    partitions: int,
+    aggregator: LineAggregator,
+    live: LiveLines,
+    dead_letter: Any,
+) -> None:
+    """Declare the two agents and the table on ``app``. ``dead_letter(message, rejection)`` sends
+    a record that is not a valid KPI record to the dead-letter topic with its original bytes."""
+    kpis = app.topic(topics.kpis, key_type=bytes, value_type=bytes)
+    by_line = app.topic(topics.kpis_by_line, key_type=bytes, value_type=bytes, partitions=partitions)
+    line_kpis = app.topic(topics.line_kpis, key_type=bytes, value_type=bytes)
+    table = app.Table("line-view", key_type=bytes, value_type=bytes, partitions=partitions)
+
+    @app.agent(kpis, concurrency=1)
+    async def regroup_kpis(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                record = KpiRecord.model_validate_json(message.value)
+            except ValidationError as exc:
+                # Someone else wrote to our output topic: keep the bytes, say why, carry on.
+                error = exc.errors()[0]
+                field = ".".join(str(part) for part in error["loc"]) or "value"
+                await dead_letter(message, Rejection("invalid_schema", field, error["msg"]))
+                continue
+            if record.complete:
+                key = line_key(record.model_dump(include={"tenant", "line"}))
+                await (await by_line.send(key=key, value=message.value))
+
+    @app.agent(by_line, concurrency=1)
+    async def fold_lines(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            record = orjson.loads(message.value)  # validated by regroup_kpis
+            stored = table.get(message.key)
+            state, line_record = aggregator.apply(None if stored is None else orjson.loads(stored), record)
+            if line_record is not None:
+                await (await line_kpis.send(key=message.key, value=record_bytes(line_record)))
+                live.update(line_record)
+            table[message.key] = orjson.dumps(state)
+
+    def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        live.forget_all()
+
+    app.on_partitions_revoked.connect(_forget_revoked)
+    _log.debug("line view on %s -> %s -> %s", topics.kpis, topics.kpis_by_line, topics.line_kpis)
