@@ -1,14 +1,17 @@
 """Isolation forest: fitted by scikit-learn, scored by a numba walk over its trees flattened to arrays.
 
 scikit-learn's ``score_samples`` costs ~4 ms per call whatever the batch (input validation, joblib,
-one ``tree.apply`` per tree), which caps one-row-at-a-time scoring near 250 rows/s. Here every
-tree's nodes are concatenated into flat arrays (split feature, threshold, left child, the NaN
-direction and, per leaf, its path-length value) and one kernel walks all trees for all rows. Nodes
-are renumbered breadth-first with siblings adjacent, so the right child is ``left + 1`` and the
-walk picks a child with one comparison instead of a branch; the kernel walks tree by tree so a
-tree stays in cache for the whole batch.
+one ``tree.apply`` per tree), which caps one-row-at-a-time scoring near 250 rows/s. Two compiled
+layouts replace it:
 
-The kernel reproduces ``IsolationForest.score_samples`` exactly:
+- the scorer: every tree padded to a complete binary tree in heap order and walked branch-free,
+  eight trees in lockstep (:mod:`models.anomaly.heap_forest`, which says why and what it costs);
+- the node walk below, which scores forests too deep to pad (``max_samples`` above 1024) and
+  computes the contributions: every tree's nodes concatenated into flat arrays (split feature,
+  threshold, left child, the NaN direction and, per leaf, its path-length value), renumbered
+  breadth-first with siblings adjacent, so the right child is ``left + 1``.
+
+Both reproduce ``IsolationForest.score_samples``:
 
 - the input is rounded to float32 first, as scikit-learn validates ``X`` to float32 before
   ``tree.apply``; the comparison ``x <= threshold`` is then made in float64, as in its C code;
@@ -18,10 +21,13 @@ The kernel reproduces ``IsolationForest.score_samples`` exactly:
   ``c(n) = 2 (ln(n - 1) + γ) - 2 (n - 1) / n`` (``c(1) = 0``, ``c(2) = 1``) the average path
   length of an unsuccessful search among the ``n`` training samples left in the leaf; the leaf
   value is precomputed with the same float operations as scikit-learn;
-- the score is ``-2^(-depths / (n_trees c(max_samples)))``, with 1 when the denominator is zero;
+- the score is ``-2^(-depths / (n_trees c(max_samples)))``, with 1 when the denominator is zero
+  (this power alone may differ from scikit-learn's by one unit in the last place: numpy computes it
+  with its own SIMD ``pow``);
 - with ``max_features < 1`` each tree's split features are mapped through its feature subset.
 
-The detector's ``score`` is the negated ``score_samples`` (higher is more anomalous).
+The detector's ``score`` is the negated ``score_samples`` (higher is more anomalous), negated inside
+the kernel so that batch 1 pays for no second array operation.
 
 Contributions (an explanation, not part of the score): for each tree, the feature of the last split
 on the row's path, the one that isolated it, is credited ``1 / depth``; short paths are what make
