@@ -1,14 +1,17 @@
 """Isolation forest: fitted by scikit-learn, scored by a numba walk over its trees flattened to arrays.
 
 scikit-learn's ``score_samples`` costs ~4 ms per call whatever the batch (input validation, joblib,
-one ``tree.apply`` per tree), which caps one-row-at-a-time scoring near 250 rows/s. Here every
-tree's nodes are concatenated into flat arrays (split feature, threshold, left child, the NaN
-direction and, per leaf, its path-length value) and one kernel walks all trees for all rows. Nodes
-are renumbered breadth-first with siblings adjacent, so the right child is ``left + 1`` and the
-walk picks a child with one comparison instead of a branch; the kernel walks tree by tree so a
-tree stays in cache for the whole batch.
+one ``tree.apply`` per tree), which caps one-row-at-a-time scoring near 250 rows/s. Two compiled
+layouts replace it:
 
-The kernel reproduces ``IsolationForest.score_samples`` exactly:
+- the scorer: every tree padded to a complete binary tree in heap order and walked branch-free,
+  eight trees in lockstep (:mod:`models.anomaly.heap_forest`, which says why and what it costs);
+- the node walk below, which scores forests too deep to pad (``max_samples`` above 1024) and
+  computes the contributions: every tree's nodes concatenated into flat arrays (split feature,
+  threshold, left child, the NaN direction and, per leaf, its path-length value), renumbered
+  breadth-first with siblings adjacent, so the right child is ``left + 1``.
+
+Both reproduce ``IsolationForest.score_samples``:
 
 - the input is rounded to float32 first, as scikit-learn validates ``X`` to float32 before
   ``tree.apply``; the comparison ``x <= threshold`` is then made in float64, as in its C code;
@@ -18,10 +21,13 @@ The kernel reproduces ``IsolationForest.score_samples`` exactly:
   ``c(n) = 2 (ln(n - 1) + γ) - 2 (n - 1) / n`` (``c(1) = 0``, ``c(2) = 1``) the average path
   length of an unsuccessful search among the ``n`` training samples left in the leaf; the leaf
   value is precomputed with the same float operations as scikit-learn;
-- the score is ``-2^(-depths / (n_trees c(max_samples)))``, with 1 when the denominator is zero;
+- the score is ``-2^(-depths / (n_trees c(max_samples)))``, with 1 when the denominator is zero
+  (this power alone may differ from scikit-learn's by one unit in the last place: numpy computes it
+  with its own SIMD ``pow``);
 - with ``max_features < 1`` each tree's split features are mapped through its feature subset.
 
-The detector's ``score`` is the negated ``score_samples`` (higher is more anomalous).
+The detector's ``score`` is the negated ``score_samples`` (higher is more anomalous), negated inside
+the kernel so that batch 1 pays for no second array operation.
 
 Contributions (an explanation, not part of the score): for each tree, the feature of the last split
 on the row's path, the one that isolated it, is credited ``1 / depth``; short paths are what make
@@ -39,6 +45,7 @@ import numpy.typing as npt
 from sklearn.ensemble import IsolationForest
 
 from models.anomaly.detector import FloatArray, as_matrix
+from models.anomaly.heap_forest import HeapForest, HeapTree, build_heap_forest
 from models.numba_config import kernel
 
 __all__ = ["KIND", "CompiledForest", "IsolationForestDetector", "compile_forest", "fit_isolation_forest"]
@@ -58,10 +65,16 @@ _THRESHOLD, _LEAF_VALUE = 0, 1
 
 @kernel
 def _walk_kernel(
-    x: npt.NDArray[np.float32], roots: IntArray, links: IntArray, values: FloatArray, denominator: float
-) -> FloatArray:
+    x: npt.NDArray[np.float32],
+    roots: IntArray,
+    links: IntArray,
+    values: FloatArray,
+    denominator: float,
+    sign: float,
+    out: FloatArray,
+) -> None:
     n = x.shape[0]
-    out = np.zeros(n)
+    out[:] = 0.0
     # Tree-major: one tree's nodes stay in cache while every row of the batch walks it. Each row still
     # adds its trees in tree order, so the sum (and its rounding) is scikit-learn's.
     for t in range(roots.shape[0]):
@@ -79,8 +92,7 @@ def _walk_kernel(
                 f = links[node, _FEATURE]
             out[i] += values[node, _LEAF_VALUE]
     for i in range(n):
-        out[i] = -(2.0 ** (-(out[i] / denominator))) if denominator != 0.0 else -1.0
-    return out
+        out[i] = sign * (-(2.0 ** (-(out[i] / denominator))) if denominator != 0.0 else -1.0)
 
 
 @kernel
@@ -117,24 +129,39 @@ class CompiledForest:
     )
     values: FloatArray  # (n_nodes, 2): threshold, and at leaves depth + c(n_leaf) - 1
     denominator: float  # n_trees * c(max_samples)
+    heap: HeapForest | None  # the padded layout that scores (None: trees too deep, the walk above scores)
 
     @property
     def n_nodes(self) -> int:
         return int(self.links.shape[0])
 
     def score_samples(self, features: FloatArray) -> FloatArray:
-        """Exactly ``IsolationForest.score_samples`` (lower is more abnormal)."""
-        # The fast path matters at batch 1, where these checks cost as much as walking the trees.
+        """``IsolationForest.score_samples`` (lower is more abnormal), to one unit in the last place."""
+        return self._score(features, 1.0)
+
+    def anomaly_scores(self, features: FloatArray) -> FloatArray:
+        """``-score_samples``, computed in the kernel rather than by a second array operation."""
+        return self._score(features, -1.0)
+
+    def _score(self, features: FloatArray, sign: float) -> FloatArray:
+        # At batch 1 the Python around the kernel costs as much as the walk (profiled: ~0.3 µs per
+        # numpy call or allocation, ~0.1 µs per kernel argument), hence these plain checks, one output
+        # allocation, and only C-contiguous float64 (numba compiles a specialisation per layout).
         if not (
             type(features) is np.ndarray
             and features.dtype == np.float64
             and features.ndim == 2
             and features.shape[1] == self.n_features
+            and features.flags.c_contiguous
         ):
             features = as_matrix(features, self.n_features)
-        return _walk_kernel(
-            features.astype(np.float32), self.roots, self.links, self.values, self.denominator
-        )
+        out = np.empty(features.shape[0])
+        if self.heap is not None:
+            self.heap.score_into(features, sign, out)
+        else:
+            x = features.astype(np.float32)
+            _walk_kernel(x, self.roots, self.links, self.values, self.denominator, sign, out)
+        return out
 
     def credits(self, features: FloatArray) -> FloatArray:
         x = as_matrix(features, self.n_features).astype(np.float32)
@@ -168,25 +195,23 @@ def compile_forest(forest: IsolationForest) -> CompiledForest:
     if not estimators:
         raise ValueError("isolation forest: not fitted")
     n_features = int(forest.n_features_in_)
+    trees = [
+        _tree_nodes(estimator.tree_, subset)
+        for estimator, subset in zip(estimators, forest.estimators_features_, strict=True)
+    ]
     roots, features, thresholds, children, nan_rights, values = [], [], [], [], [], []
     offset = 0
-    for estimator, subset in zip(estimators, forest.estimators_features_, strict=True):
-        tree = estimator.tree_
-        left = np.asarray(tree.children_left, dtype=np.int64)
-        right = np.asarray(tree.children_right, dtype=np.int64)
-        order = _sibling_order(left, right)
+    for tree in trees:
+        order = _sibling_order(tree.left, tree.right)
         position = np.empty_like(order)
         position[order] = np.arange(order.shape[0])
-        is_leaf = left[order] == -1
-        column = np.asarray(subset, dtype=np.int64)[np.where(is_leaf, 0, tree.feature[order])]
-        depths = np.asarray(tree.compute_node_depths(), dtype=np.float64)[order]
-        paths = _average_path_length(np.asarray(tree.n_node_samples, dtype=np.float64)[order])
+        is_leaf = tree.left[order] == -1
         roots.append(offset)
-        features.append(np.where(is_leaf, _LEAF, column))
-        thresholds.append(np.asarray(tree.threshold, dtype=np.float64)[order])
-        children.append(np.where(is_leaf, -1, position[np.maximum(left[order], 0)] + offset))
-        nan_rights.append(np.where(np.asarray(tree.missing_go_to_left, dtype=bool)[order], 0, 1))
-        values.append(np.where(is_leaf, depths + paths - 1.0, 0.0))
+        features.append(np.where(is_leaf, _LEAF, tree.feature[order]))
+        thresholds.append(tree.threshold[order])
+        children.append(np.where(is_leaf, -1, position[np.maximum(tree.left[order], 0)] + offset))
+        nan_rights.append(tree.nan_right[order])
+        values.append(tree.leaf_value[order])
         offset += order.shape[0]
     denominator = len(estimators) * float(_average_path_length(np.array([float(forest._max_samples)]))[0])
     links = np.column_stack(
@@ -199,6 +224,24 @@ def compile_forest(forest: IsolationForest) -> CompiledForest:
         links=np.ascontiguousarray(links),
         values=np.ascontiguousarray(values_table, dtype=np.float64),
         denominator=denominator,
+        heap=build_heap_forest(trees, denominator),
+    )
+
+
+def _tree_nodes(tree: Any, subset: npt.ArrayLike) -> HeapTree:
+    """One fitted tree's nodes in scikit-learn's numbering, split columns mapped to the forest's input."""
+    left = np.asarray(tree.children_left, dtype=np.int64)
+    leaf = left == -1
+    depths = np.asarray(tree.compute_node_depths(), dtype=np.float64)
+    paths = _average_path_length(np.asarray(tree.n_node_samples, dtype=np.float64))
+    return HeapTree(
+        left=left,
+        right=np.asarray(tree.children_right, dtype=np.int64),
+        feature=np.asarray(subset, dtype=np.int64)[np.where(leaf, 0, tree.feature)],
+        threshold=np.asarray(tree.threshold, dtype=np.float64),
+        nan_right=np.where(np.asarray(tree.missing_go_to_left, dtype=bool), 0, 1).astype(np.int64),
+        leaf_value=np.where(leaf, depths + paths - 1.0, 0.0),  # scikit-learn's float operations, in its order
+        max_depth=int(tree.max_depth),
     )
 
 
@@ -215,7 +258,7 @@ class IsolationForestDetector:
         return self.compiled.n_features
 
     def score(self, features: FloatArray) -> FloatArray:
-        return -self.compiled.score_samples(features)
+        return self.compiled.anomaly_scores(features)
 
     def contributions(self, features: FloatArray) -> FloatArray:
         return self.compiled.credits(features)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
@@ -69,13 +71,57 @@ def test_isolation_forest_walker_equals_sklearn(
         n_estimators=n_estimators, max_samples=max_samples, max_features=max_features, random_state=seed
     ).fit(train)
     compiled = compile_forest(forest)
+    node_walk = dataclasses.replace(compiled, heap=None)
     for batch in (1, 7, 64):
         x = rng.normal(size=(batch, 5)) * 3
         np.testing.assert_allclose(compiled.score_samples(x), forest.score_samples(x), rtol=1e-12, atol=0)
+        # Both layouts add the same leaf values in tree order: bit-identical sums, hence scores.
+        assert np.array_equal(compiled.score_samples(x), node_walk.score_samples(x))
     # NaN follows the node's missing-value direction, as in scikit-learn.
     x = rng.normal(size=(7, 5))
     x[2, 1] = np.nan
     np.testing.assert_allclose(compiled.score_samples(x), forest.score_samples(x), rtol=1e-12)
+
+
+def test_isolation_forest_scores_nan_rows_like_sklearn_in_a_mixed_batch() -> None:
+    rng = np.random.default_rng(7)
+    forest = IsolationForest(n_estimators=30, random_state=7).fit(rng.normal(size=(500, 4)))
+    compiled = compile_forest(forest)
+    assert compiled.heap is not None  # the padded, branchless walk
+    x = rng.normal(size=(40, 4)) * 2
+    x[3, 0] = np.nan
+    x[10, :] = np.nan
+    x[11, 2] = x[11, 3] = np.nan
+    x[12, 1] = np.inf
+    x[13, 3] = -np.inf
+    np.testing.assert_allclose(compiled.score_samples(x), forest.score_samples(x), rtol=1e-12, atol=0)
+    # Non-contiguous input (a column slice) is copied, not mis-read.
+    wide = np.column_stack([x, x])[:, ::2]
+    np.testing.assert_allclose(compiled.score_samples(wide), forest.score_samples(wide), rtol=1e-12)
+
+
+def test_isolation_forest_deeper_than_the_padded_layout_uses_the_node_walk() -> None:
+    rng = np.random.default_rng(8)
+    train = rng.normal(size=(5000, 3))
+    forest = IsolationForest(n_estimators=6, max_samples=1.0, random_state=8).fit(train)
+    compiled = compile_forest(forest)
+    assert compiled.heap is None  # depth 13 > MAX_HEAP_DEPTH
+    x = rng.normal(size=(33, 3)) * 2
+    x[5, 1] = np.nan
+    np.testing.assert_allclose(compiled.score_samples(x), forest.score_samples(x), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(compiled.anomaly_scores(x), -forest.score_samples(x), rtol=1e-12, atol=0)
+
+
+def test_isolation_forest_rejects_malformed_rows() -> None:
+    forest = IsolationForest(n_estimators=4, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(50, 3))
+    )
+    compiled = compile_forest(forest)
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
+        compiled.score_samples(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="float64"):
+        compiled.score_samples(np.zeros((2, 3), dtype=np.float32))
+    assert compiled.score_samples(np.zeros((0, 3))).shape == (0,)
 
 
 def test_isolation_forest_detector_negates_scores() -> None:
