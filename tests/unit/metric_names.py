@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.machine import MachineState
 from service.metrics import build_registry
 from service.plant_file import load_demo_plant
-from streams.live import LiveMachines
+from streams.lines import LineAggregator
+from streams.live import LiveLines, LiveMachines
 from streams.processing import Applied, TelemetryProcessor
 
 __all__ = ["exposed_sample_names", "metric_names_in"]
@@ -54,8 +55,9 @@ def exposed_sample_names() -> frozenset[str]:
     plant = load_demo_plant()
     processor = TelemetryProcessor(plant, max_payload_bytes=1 << 20, max_future_ms=300_000)
     live = LiveMachines()
+    lines = LiveLines()
     states: dict[str, MachineState] = {}
-    registry, metrics = build_registry(live, plant)
+    registry, metrics = build_registry(live, plant, lines)
     metrics.ready.set(1)
     now_ms = int(time.time() * 1000)
     for offset, event in enumerate(_events(now_ms)):
@@ -68,6 +70,13 @@ def exposed_sample_names() -> frozenset[str]:
         live.update(outcome.state)
         metrics.on_outcome(outcome)
     metrics.on_rebalance()
+    # The line view folds closed windows; fold the open ones as if they had closed.
+    aggregator = LineAggregator(plant, processor.engine.calendar, processor.config_version)
+    for state in states.values():
+        for record in processor.open_window_records(state):
+            _, line_record = aggregator.apply(None, {**record.model_dump(mode="json"), "complete": True})
+            assert line_record is not None
+            lines.update(line_record)
     names: set[str] = set()
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         samples = {sample.name for sample in family.samples}
