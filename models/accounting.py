@@ -126,8 +126,10 @@ class TimeAccounting:
         if event[0] - log.snapshots[-1].position[0] >= self._snapshot_every_ms:
             log.snapshots.append(Snapshot(event, self._save(state)))
         log.events.append(event)
-        self._apply(state, spec, event, out)
-        self._remember_emitted(log, out.closed)
+        applied = EngineOutput()
+        self._apply(state, spec, event, applied)
+        out.too_late = applied.too_late
+        out.closed.extend(self._revisions(log, applied.closed))
         log.forget_before(event[0] - self._lateness_ms)
 
     def _count_too_late(self, state: MachineState, out: EngineOutput) -> None:
@@ -319,8 +321,16 @@ class TimeAccounting:
             while later and later[0].position <= event:
                 log.snapshots.append(Snapshot(later.pop(0).position, self._save(state)))
             self._apply(state, spec, event, replayed)
-        for closed in replayed.closed:
-            window = closed.window
+        out.closed.extend(self._revisions(log, replayed.closed))
+
+    @staticmethod
+    def _revisions(log: LatenessLog, closed: list[ClosedWindow]) -> list[ClosedWindow]:
+        """The closed windows to emit: new ones as revision 0, emitted ones again only if their
+        totals changed, with the next revision. A replay can close a window again (e.g. one that a
+        late stop now holds back for its micro-stop decision), in order or not."""
+        emit = []
+        for item in closed:
+            window = item.window
             wid = window_id(window.kind, window.start_ms)
             digest = window_digest(window.to_dict())
             previous = log.emitted.get(wid)
@@ -328,16 +338,8 @@ class TimeAccounting:
                 continue
             revision = 0 if previous is None else previous[0] + 1
             log.emitted[wid] = [revision, digest, window.end_ms]
-            out.closed.append(ClosedWindow(spec, window, revision))
-
-    def _remember_emitted(self, log: LatenessLog, closed: list[ClosedWindow]) -> None:
-        for item in closed:
-            window = item.window
-            log.emitted[window_id(window.kind, window.start_ms)] = [
-                0,
-                window_digest(window.to_dict()),
-                window.end_ms,
-            ]
+            emit.append(ClosedWindow(item.machine, window, revision))
+        return emit
 
     def _save(self, state: MachineState) -> dict[str, Any]:
         data: dict[str, Any] = {name: getattr(state, name) for name in _SCALARS}

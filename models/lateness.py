@@ -85,8 +85,11 @@ class LatenessLog:
         # A window that ended before the oldest snapshot's time is final: no replay reaches it.
         cursor = oldest.accounting.get("cursor_ms")
         if cursor is not None:
+            # Except one still waiting for a stop decision there: a replay emits it again.
+            waiting = {window_id(w["kind"], w["start_ms"]) for w in oldest.accounting["closing"]}
             for key in [key for key, (_, _, end_ms) in self.emitted.items() if end_ms <= cursor]:
-                del self.emitted[key]
+                if key not in waiting:
+                    del self.emitted[key]
 
     def to_dict(self) -> dict[str, Any]:
         return {
