@@ -25,6 +25,7 @@ EXPECTED_ALERTS = {
     "LinepulseWorkerDown",
     "LinepulseNotReady",
     "LinepulseDeadLettersRising",
+    "LinepulseEventsTooLate",
     "LinepulseMachineSilent",
     "LinepulseShiftOeeLow",
 }
