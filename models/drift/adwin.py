@@ -199,6 +199,46 @@ def _cut(
 
 
 @kernel
+def _prefixes(
+    state: FloatArray,
+    base: int,
+    cap: int,
+    heads: IntArray,
+    counts: IntArray,
+    rows: int,
+    total: float,
+    scratch: FloatArray,
+) -> int:
+    """Per cut, oldest bucket first: ``n0`` and the running ``u0``/``u1`` in river's operation order.
+
+    ``scratch`` rows 0-2 get ``n0``, ``u0``, ``u1`` after each bucket (``n1`` is ``width - n0``,
+    exact for integers). Returns the number of buckets.
+    """
+    stride = 2 * cap + 2
+    nb = 0
+    n0 = 0.0
+    u0 = 0.0
+    u1 = total
+    for row in range(rows - 1, -1, -1):
+        row_at = base + HEADER + row * stride
+        size = float(1 << row)
+        head = heads[row]
+        for k in range(counts[row]):
+            j = head + k
+            if j >= cap:
+                j -= cap
+            t = state[row_at + _DATA + j]
+            n0 += size
+            u0 += t
+            u1 -= t
+            scratch[0, nb] = n0
+            scratch[1, nb] = u0
+            scratch[2, nb] = u1
+            nb += 1
+    return nb
+
+
+@kernel
 def _scan(
     state: FloatArray,
     base: int,
@@ -211,59 +251,60 @@ def _scan(
     variance: float,
     delta: float,
     min_len: float,
+    scratch: FloatArray,
 ) -> tuple[bool, int, float, float, float]:
-    """Test every cut, dropping the oldest bucket while one holds; ``(detected, rows, width, ...)``."""
-    stride = 2 * cap + 2
+    """Test every cut, dropping the oldest bucket while one holds; ``(detected, rows, width, ...)``.
+
+    Two passes: the running sums per cut (:func:`_prefixes`, a short dependency chain per bucket),
+    then the cuts tested against a division-free screen in a loop with no loop-carried state,
+    which LLVM vectorises; only cuts passing the screen get river's exact test, in order.
+    """
     detected = False
     again = True
     while again:
         again = False
+        nb = _prefixes(state, base, cap, heads, counts, rows, total, scratch)
+        # No cut after the newest bucket (river stops there).
+        cuts = nb - 1 if counts[0] > 0 else nb
         # The bound's log term depends on the width only: once per scan, not once per cut.
         delta_prime = math.log(2.0 * math.log(width) / delta)
         screen_c = (1.0 - 1e-9) * 2.0 * variance * delta_prime
         screen = min_len >= 1.0 and screen_c > 0.0
-        n0 = 0.0
-        n1 = width
-        u0 = 0.0
-        u1 = total
-        done = False
-        for row in range(rows - 1, -1, -1):
-            if done:
-                break
-            row_at = base + HEADER + row * stride
-            bucket = float(1 << row)
-            head = heads[row]
-            count = counts[row]
-            for k in range(count):
-                n0 += bucket
-                n1 -= bucket
-                j = head + k
-                if j >= cap:
-                    j -= cap
-                t = state[row_at + _DATA + j]
-                u0 += t
-                u1 -= t
-                if row == 0 and k == count - 1:
-                    done = True
-                    break
-                if n1 >= min_len and n0 >= min_len:
-                    # Division-free screen: m >= 1/n0 + 1/n1 when min_len >= 1, so a cut needs
-                    # (u0 n1 - u1 n0)^2 > 2 v d' n0 n1. Only cuts passing it (with a margin far
-                    # wider than rounding) get river's exact test, which alone decides.
+        first = cuts
+        if screen:
+            # Division-free screen: m >= 1/n0 + 1/n1 when min_len >= 1, so a cut needs
+            # (u0 n1 - u1 n0)^2 > 2 v d' n0 n1. Only cuts passing it (with a margin far
+            # wider than rounding) get river's exact test, which alone decides.
+            for c in range(cuts - 1, -1, -1):
+                n0 = scratch[0, c]
+                n1 = width - n0
+                a = scratch[1, c] * n1
+                b = scratch[2, c] * n0
+                gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
+                if gap * gap > screen_c * n0 * n1 and n1 >= min_len and n0 >= min_len:
+                    first = c
+        else:
+            first = 0
+        for c in range(first, cuts):
+            n0 = scratch[0, c]
+            n1 = width - n0
+            if n1 >= min_len and n0 >= min_len:
+                u0 = scratch[1, c]
+                u1 = scratch[2, c]
+                if screen:
                     a = u0 * n1
                     b = u1 * n0
                     gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
-                    if screen and gap * gap <= screen_c * n0 * n1:
+                    if gap * gap <= screen_c * n0 * n1:
                         continue
-                    if _cut(width, variance, n0, n1, u0 / n0 - u1 / n1, delta_prime, min_len):
-                        detected = True
-                        again = True
-                        if width > 0.0:
-                            rows, width, total, variance = _delete_oldest_bucket(
-                                state, base, cap, heads, counts, rows, width, total, variance
-                            )
-                            done = True
-                            break
+                if _cut(width, variance, n0, n1, u0 / n0 - u1 / n1, delta_prime, min_len):
+                    detected = True
+                    again = True
+                    if width > 0.0:
+                        rows, width, total, variance = _delete_oldest_bucket(
+                            state, base, cap, heads, counts, rows, width, total, variance
+                        )
+                        break
     return detected, rows, width, total, variance
 
 
@@ -411,6 +452,7 @@ def run(
     heads = np.empty(max_rows, dtype=np.int64)
     counts = np.empty(max_rows, dtype=np.int64)
     _load_meta(state, base, stride, heads, counts)
+    flat = np.empty((3, max_rows * cap))
     scratch = np.empty(4 * (cap + _SEGMENT))
     m = cap + _SEGMENT
     cur_t, cur_v, nxt_t, nxt_v = scratch[:m], scratch[m : 2 * m], scratch[2 * m : 3 * m], scratch[3 * m :]
@@ -461,7 +503,18 @@ def run(
             to_scan = clock
             if width > grace:
                 hit, rows, width, total, variance = _scan(
-                    state, base, cap, heads, counts, rows, width, total, variance, delta, min_len
+                    state,
+                    base,
+                    cap,
+                    heads,
+                    counts,
+                    rows,
+                    width,
+                    total,
+                    variance,
+                    delta,
+                    min_len,
+                    flat,
                 )
                 if hit:
                     out[found] = i - 1
