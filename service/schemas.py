@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from streams.contract import telemetry_json_schema
+from streams.control import control_json_schema
 from streams.records import AlertRecord, KpiRecord
 
 __all__ = ["schemas", "write_schemas"]
@@ -17,7 +18,12 @@ def schemas() -> dict[str, dict[str, Any]]:
     draft = "https://json-schema.org/draft/2020-12/schema"
     kpi = {"$schema": draft, **KpiRecord.model_json_schema()}
     alert = {"$schema": draft, **AlertRecord.model_json_schema()}
-    return {"telemetry.v1.json": telemetry_json_schema(), "kpi.v1.json": kpi, "alert.v1.json": alert}
+    return {
+        "telemetry.v1.json": telemetry_json_schema(),
+        "kpi.v1.json": kpi,
+        "alert.v1.json": alert,
+        "control.v1.json": control_json_schema(),
+    }
 
 
 def write_schemas(out_dir: Path) -> list[Path]:

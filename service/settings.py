@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     topic_kpis: str = Field(default="kpis", pattern=_TOPIC)
     topic_alerts: str = Field(default="alerts", pattern=_TOPIC)
     topic_dead_letters: str = Field(default="telemetry-dead-letters", pattern=_TOPIC)
+    topic_control: str = Field(default="control", pattern=_TOPIC)
     partitions: int = Field(default=3, ge=1, le=1024, description="Partitions of topics linepulse creates.")
     replication_factor: int = Field(default=1, ge=1, le=16)
     web_host: str = Field(default="127.0.0.1")
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
             kpis=self.topic_kpis,
             alerts=self.topic_alerts,
             dead_letters=self.topic_dead_letters,
+            control=self.topic_control,
         )
 
     def stream_config(self, bootstrap_servers: str, partitions: int) -> StreamConfig:

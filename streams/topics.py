@@ -28,6 +28,7 @@ class TopicNames:
     kpis: str = "kpis"
     alerts: str = "alerts"
     dead_letters: str = "telemetry-dead-letters"
+    control: str = "control"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ class TopicSpec:
     partitions: int
     replication: int
     config: dict[str, str] = field(default_factory=dict)
+    # Created with, and required to keep, the partition count of this topic (keyed alike, so a
+    # machine's messages share one partition number and one worker).
+    copartitioned_with: str | None = None
 
 
 def topic_specs(names: TopicNames, partitions: int, replication: int) -> list[TopicSpec]:
@@ -45,6 +49,8 @@ def topic_specs(names: TopicNames, partitions: int, replication: int) -> list[To
         TopicSpec(names.kpis, partitions, replication),
         TopicSpec(names.alerts, partitions, replication),
         TopicSpec(names.dead_letters, partitions, replication, big),
+        # Commands go to the worker holding the machine's state: the telemetry's partition number.
+        TopicSpec(names.control, partitions, replication, copartitioned_with=names.telemetry),
     ]
 
 
@@ -54,7 +60,9 @@ def ensure_topics(
     """Create missing topics; return every topic's actual partition count.
 
     An existing telemetry topic keeps its partition count (the worker adapts to it); changing the
-    count of a keyed topic would move machines between partitions, so it is never done here.
+    count of a keyed topic would move machines between partitions, so it is never done here. A
+    co-partitioned topic (control) is created with its reference's count, and a mismatch raises
+    :class:`TopicMismatch` (commands would reach the wrong worker).
     """
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers.split(","),
@@ -63,18 +71,43 @@ def ensure_topics(
     )
     try:
         existing = set(admin.list_topics())
-        missing = [spec for spec in specs if spec.name not in existing]
-        if missing:
-            new_topics = [
-                NewTopic(spec.name, spec.partitions, spec.replication, topic_configs=spec.config)
-                for spec in missing
-            ]
-            # Another worker may create them concurrently: fine, the counts are read below.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(new_topics, timeout_ms=int(timeout_s * 1000))
-        return {spec.name: partition_count(admin, spec.name) for spec in specs}
+        counts: dict[str, int] = {}
+        # Independent topics first, so a co-partitioned one can take its reference's actual count.
+        independent = [spec for spec in specs if spec.copartitioned_with is None]
+        dependent = [spec for spec in specs if spec.copartitioned_with is not None]
+        for group in (independent, dependent):
+            missing = []
+            for spec in group:
+                if spec.name in existing:
+                    continue
+                partitions = spec.partitions
+                if spec.copartitioned_with is not None:
+                    partitions = _count(admin, counts, spec.copartitioned_with)
+                missing.append(NewTopic(spec.name, partitions, spec.replication, topic_configs=spec.config))
+            if missing:
+                # Another worker may create them concurrently: fine, the counts are read below.
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics(missing, timeout_ms=int(timeout_s * 1000))
+            for spec in group:
+                counts[spec.name] = partition_count(admin, spec.name)
+        for spec in dependent:
+            assert spec.copartitioned_with is not None
+            wanted = _count(admin, counts, spec.copartitioned_with)
+            if counts[spec.name] != wanted:
+                raise TopicMismatch(
+                    f"topic {spec.name!r} has {counts[spec.name]} partitions but "
+                    f"{spec.copartitioned_with!r} has {wanted}; they must be equal, so recreate "
+                    f"{spec.name!r} with {wanted} partitions"
+                )
+        return {spec.name: counts[spec.name] for spec in specs}
     finally:
         admin.close()
+
+
+def _count(admin: KafkaAdminClient, counts: dict[str, int], topic: str) -> int:
+    if topic not in counts:
+        counts[topic] = partition_count(admin, topic)
+    return counts[topic]
 
 
 def partition_count(admin: KafkaAdminClient, topic: str) -> int:

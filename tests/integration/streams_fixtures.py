@@ -48,12 +48,14 @@ def unique_topics() -> dict[str, str]:
         kpis=f"kpis-{suffix}",
         alerts=f"alerts-{suffix}",
         dead_letters=f"dead-letters-{suffix}",
+        control=f"control-{suffix}",
     )
     return {
         "telemetry": names.telemetry,
         "kpis": names.kpis,
         "alerts": names.alerts,
         "dead_letters": names.dead_letters,
+        "control": names.control,
     }
 
 
