@@ -8,6 +8,7 @@ would make the worker crash on the first rebalance.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -110,8 +111,17 @@ def _count(admin: KafkaAdminClient, counts: dict[str, int], topic: str) -> int:
     return counts[topic]
 
 
-def partition_count(admin: KafkaAdminClient, topic: str) -> int:
-    described = admin.describe_topics([topic])
-    if not described or described[0].get("error_code", 0) != 0:
-        raise TopicMismatch(f"topic {topic!r} could not be described: {described}")
-    return len(described[0]["partitions"])
+_UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PARTITION: also what a just-created topic reports for a moment
+
+
+def partition_count(admin: KafkaAdminClient, topic: str, wait_s: float = 10.0) -> int:
+    deadline = time.monotonic() + wait_s
+    while True:
+        described = admin.describe_topics([topic])
+        error = described[0].get("error_code", 0) if described else -1
+        if error == 0:
+            return len(described[0]["partitions"])
+        if error != _UNKNOWN_TOPIC or time.monotonic() > deadline:
+            raise TopicMismatch(f"topic {topic!r} could not be described: {described}")
+        # Metadata of a topic created a moment ago may not have reached this broker yet.
+        time.sleep(0.1)
