@@ -47,6 +47,10 @@ _GOALS = (
      "e2e.apache-kafka.frames.vs_quix_river", 20.0),
     ("p99 event-to-processed ≤ 500 ms at 100k readings/s on Apache Kafka", "latency.apache-kafka.p99", 1.0),
     ("≤ 2 KB of state per machine and signal", "memory.state_json_per_signal", 1.0),
+    ("all drift detectors and Nelson rules on one signal ≤ 10 ns per reading (batches of 500)",
+     "drift.monitor.all.b500.vs_budget", 1.0),
+    ("the same ≥ 100× river's PageHinkley per reading", "drift.monitor.all.b500.vs_river_ph", 100.0),
+    ("Page-Hinkley ≥ 100× river's PageHinkley per reading", "drift.page_hinkley.vs_river", 100.0),
 )  # fmt: skip
 
 
