@@ -219,22 +219,28 @@ def _prefixes(
     n0 = 0.0
     u0 = 0.0
     u1 = total
+    n0s, u0s, u1s = scratch[0], scratch[1], scratch[2]
     for row in range(rows - 1, -1, -1):
         row_at = base + HEADER + row * stride
         size = float(1 << row)
         head = heads[row]
-        for k in range(counts[row]):
+        count = counts[row]
+        # Every slot of the ring, in order, with empty ones adding exactly zero: the same trip
+        # count for every row, which the branch predictor follows (a row's varying bucket count
+        # cost a mispredicted loop exit per row).
+        for k in range(cap):
             j = head + k
             if j >= cap:
                 j -= cap
-            t = state[row_at + _DATA + j]
-            n0 += size
+            used = k < count
+            t = state[row_at + _DATA + j] if used else 0.0
+            n0 += size if used else 0.0
             u0 += t
             u1 -= t
-            scratch[0, nb] = n0
-            scratch[1, nb] = u0
-            scratch[2, nb] = u1
-            nb += 1
+            n0s[nb] = n0
+            u0s[nb] = u0
+            u1s[nb] = u1
+            nb += 1 if used else 0
     return nb
 
 
@@ -270,21 +276,23 @@ def _scan(
         delta_prime = math.log(2.0 * math.log(width) / delta)
         screen_c = (1.0 - 1e-9) * 2.0 * variance * delta_prime
         screen = min_len >= 1.0 and screen_c > 0.0
-        first = cuts
+        first = 0
         if screen:
             # Division-free screen: m >= 1/n0 + 1/n1 when min_len >= 1, so a cut needs
             # (u0 n1 - u1 n0)^2 > 2 v d' n0 n1. Only cuts passing it (with a margin far
-            # wider than rounding) get river's exact test, which alone decides.
-            for c in range(cuts - 1, -1, -1):
-                n0 = scratch[0, c]
+            # wider than rounding) get river's exact test, which alone decides. Branch-free
+            # body with an exit at the first candidate: in control, no cut passes.
+            n0s, u0s, u1s = scratch[0], scratch[1], scratch[2]
+            first = cuts
+            for c in range(cuts):
+                n0 = n0s[c]
                 n1 = width - n0
-                a = scratch[1, c] * n1
-                b = scratch[2, c] * n0
+                a = u0s[c] * n1
+                b = u1s[c] * n0
                 gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
-                if gap * gap > screen_c * n0 * n1 and n1 >= min_len and n0 >= min_len:
+                if (gap * gap > screen_c * n0 * n1) & (n1 >= min_len) & (n0 >= min_len):
                     first = c
-        else:
-            first = 0
+                    break
         for c in range(first, cuts):
             n0 = scratch[0, c]
             n1 = width - n0
@@ -449,12 +457,16 @@ def run(
     max_rows = int(state[base + CAP_ROWS])
     if state[base + DETECTED] != 0.0:
         init(state, base, max_buckets, max_rows)
-    heads = np.empty(max_rows, dtype=np.int64)
-    counts = np.empty(max_rows, dtype=np.int64)
+    # Two allocations per call (each ~50 ns; a stream batch may be 10 readings): integer ring
+    # metadata, and the float scratch (cut-scan sums, then the block-merge buffers).
+    meta = np.empty(2 * max_rows, dtype=np.int64)
+    heads, counts = meta[:max_rows], meta[max_rows:]
     _load_meta(state, base, stride, heads, counts)
-    flat = np.empty((3, max_rows * cap))
-    scratch = np.empty(4 * (cap + _SEGMENT))
-    m = cap + _SEGMENT
+    m = cap + min(_SEGMENT, n)
+    flat_size = 3 * max_rows * cap
+    floats = np.empty(flat_size + 4 * m)
+    flat = floats[:flat_size].reshape((3, max_rows * cap))
+    scratch = floats[flat_size:]
     cur_t, cur_v, nxt_t, nxt_v = scratch[:m], scratch[m : 2 * m], scratch[2 * m : 3 * m], scratch[3 * m :]
     rows = int(state[base + ROWS])
     width = state[base + WIDTH]
