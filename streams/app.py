@@ -219,6 +219,8 @@ def create_stream(
                 offset=message.offset,
             )
             if isinstance(outcome, Rejection):
+                if outcome.machine_key is not None:
+                    decoded.pop(outcome.machine_key, None)  # the table keeps the last good state
                 headers = dead_letter_headers(outcome, message.topic, message.partition, message.offset)
                 await dead_letters.send(key=message.key, value=message.value, headers=headers)
             elif not outcome.duplicate:

@@ -137,7 +137,14 @@ class TelemetryProcessor:
         # Alerts resolved by the reset carry the machine's event time when it has one, so they do
         # not appear to come from the future of a replay.
         at_ms = state.last_seen_ms if state.last_seen_ms is not None else command.ts
-        output, dropped = self.engine.reset_baselines(state, at_ms, command.series, command.name)
+        try:
+            output, dropped = self.engine.reset_baselines(state, at_ms, command.series, command.name)
+        except Exception as exc:
+            # A bug, not bad input: as for telemetry, dead-letter it rather than stop the worker.
+            _log.exception("baseline reset on %s failed; command dead-lettered", spec.key)
+            return Rejection(
+                "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=spec.key
+            )
         _log.info(
             "baseline reset on %s (series %s, name %s, by %s: %s): %d monitors dropped",
             spec.key,
