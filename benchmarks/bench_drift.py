@@ -23,8 +23,12 @@ NOTES: Final = (
     "128). `part.*` is what each detector adds to the EWMA pass that always runs (batches of "
     "100,000; `part.ewma` is that pass with the call overhead). river is fed one reading at a time, "
     "as it is meant to be used, in the same run. ratio = river ns / our ns (the issue asks >= 100 "
-    "against river's PageHinkley, and 10 ns for everything on one signal)."
+    "against river's PageHinkley, and 10 ns for everything on one signal: `vs_budget` = 10 ns / our ns). "
+    "Per chunk of readings the monitor runs one fused EWMA/CUSUM/Page-Hinkley loop (detections out as "
+    "bits), ADWIN with its bucket merges done in blocks between cut scans, and the Nelson rules "
+    "bit-parallel over 32-reading words."
 )
+BUDGET_NS: Final = 10.0
 
 
 def _ns(run: object, readings: int, min_time: float) -> float:
@@ -75,16 +79,29 @@ def figures(quick: bool) -> list[Figure]:
     }
     for label, params in configs.items():
         for batch in (500, 100_000):
+            ns = _stream_ns(params, series, batch)
+            what = f"signal_monitor.update ({label}), batches of {batch}"
             out.append(
                 cost_figure(
                     f"drift.monitor.{label}.b{batch}.vs_river_ph",
-                    _stream_ns(params, series, batch),
+                    ns,
                     ph_river_ns,
                     "ns/reading",
-                    what=f"signal_monitor.update ({label}), batches of {batch}",
+                    what=what,
                     vs="river PageHinkley, one reading per call",
                 )
             )
+            if label == "all":
+                out.append(
+                    cost_figure(
+                        f"drift.monitor.all.b{batch}.vs_budget",
+                        ns,
+                        BUDGET_NS,
+                        "ns/reading",
+                        what=what,
+                        vs="the issue's 10 ns per reading",
+                    )
+                )
     # Breakdown: what each detector adds to the EWMA pass (which always runs).
     code: dict[str, int] = {name: 1 << i for i, name in enumerate(sm.DETECTORS)}
     all_rules = sum(code[f"rule{r}"] for r in range(1, 9))

@@ -118,6 +118,7 @@ def _linepulse_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> fau
         topic_kpis=f"{prefix}-kpis",
         topic_alerts=f"{prefix}-alerts",
         topic_dead_letters=f"{prefix}-dead",
+        topic_control=f"{prefix}-control",
         partitions=1,
         web_port=free_port(),
         data_dir=workdir,

@@ -49,6 +49,10 @@ _GOALS = (
     ("≤ 2 KB of state per machine and signal", "memory.state_json_per_signal", 1.0),
     ("≥ 200k rows/s anomaly scoring at batch 1 (IsolationForest, fresh rows)", "scoring.b1.vs_target", 1.0),
     ("≥ 200k rows/s anomaly scoring at batch 64", "scoring.b64.vs_target", 1.0),
+    ("all drift detectors and Nelson rules on one signal ≤ 10 ns per reading (batches of 500)",
+     "drift.monitor.all.b500.vs_budget", 1.0),
+    ("the same ≥ 100× river's PageHinkley per reading", "drift.monitor.all.b500.vs_river_ph", 100.0),
+    ("Page-Hinkley ≥ 100× river's PageHinkley per reading", "drift.page_hinkley.vs_river", 100.0),
 )  # fmt: skip
 
 

@@ -391,6 +391,34 @@ class MachineEngine:
             if open_alert is not None and quiet.issuperset(open_alert.evidence.get("detectors", ())):
                 self._resolve_alert(state, out, alert_key, at_ms)
 
+    def reset_baselines(
+        self,
+        state: MachineState,
+        at_ms: int,
+        series: Literal["signals", "characteristics", "cycle_time"] | None = None,
+        name: str | None = None,
+    ) -> tuple[EngineOutput, list[str]]:
+        """Drop the drift/SPC state of the matching series (every series when both are None).
+
+        Each learns a new baseline, and SPC limits, from its next readings: the operator declares
+        the current level the normal one (after a recalibration, a new tool, a new material lot).
+        Their open drift/SPC alerts are resolved, since they compare against the dropped baseline.
+        Returns the alert changes and the monitor keys (``"series:name"``) dropped.
+        """
+        out = EngineOutput()
+        dropped = sorted(
+            key
+            for key in state.monitors
+            if (series is None or key.partition(":")[0] == series)
+            and (name is None or key.partition(":")[2] == name)
+        )
+        for key in dropped:
+            del state.monitors[key]
+            subject = key.partition(":")[2]
+            for alert_kind in ("drift", "spc"):
+                self._resolve_alert(state, out, f"{alert_kind}/{subject}", at_ms)
+        return out, dropped
+
     def capability(self, state: MachineState) -> dict[str, Capability]:
         """Cp, Cpk, Pp and Ppk per "characteristic|product|shift" (for reports and the web API)."""
         return {key: stats.indices() for key, stats in state.capability.items()}

@@ -3,14 +3,15 @@
 Every line goes through the same :class:`~streams.processing.TelemetryProcessor` as the Faust
 agent, so the KPI records of a complete window are identical to those on the ``kpis`` topic. Lines
 carry no Kafka key, so the key check is the one thing skipped. Windows still open at the end of the
-file are written too, marked ``complete: false``.
+file are written too, marked ``complete: false``. ``capability.json`` (and the summary) hold each
+machine's Cp/Cpk/Pp/Ppk per characteristic, product and shift at the end of the file.
 """
 
 from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,8 +20,11 @@ import orjson
 from models.machine import MachineState
 from models.plant import PlantConfig
 from service.anomaly_models import anomaly_models
+from service.baseline import ScheduledReset
+from service.capability_view import capability_rows
 from service.exceptions import ConfigError
 from service.settings import Settings
+from streams.control import control_value
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
 from streams.processing import TelemetryProcessor
@@ -51,7 +55,15 @@ def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
             yield number, stripped
 
 
-def analyze_file(telemetry: Path, plant: PlantConfig, out_dir: Path, settings: Settings) -> dict[str, Any]:
+def analyze_file(
+    telemetry: Path,
+    plant: PlantConfig,
+    out_dir: Path,
+    settings: Settings,
+    resets: Sequence[ScheduledReset] = (),
+) -> dict[str, Any]:
+    """``resets``: baseline resets applied, through the worker's own control path, right after the
+    line that brings the machine's telemetry to their time (or never, if it does not get there)."""
     if not telemetry.is_file():
         raise ConfigError(f"{telemetry}: telemetry file not found")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +84,11 @@ def analyze_file(telemetry: Path, plant: PlantConfig, out_dir: Path, settings: S
         "alerts": 0,
         "readings": 0,
         "line_kpis": 0,
+        "baseline_resets": 0,
     }
+    pending: dict[str, list[ScheduledReset]] = {}
+    for reset in sorted(resets, key=lambda r: r.at_ms):
+        pending.setdefault(reset.spec.key, []).append(reset)
     with (
         telemetry.open("rb") as source,
         (out_dir / "kpis.jsonl").open("wb") as kpis,
@@ -108,8 +124,37 @@ def analyze_file(telemetry: Path, plant: PlantConfig, out_dir: Path, settings: S
                 alerts.write(record_bytes(alert) + b"\n")
             counts["kpis"] += len(outcome.kpis)
             counts["alerts"] += len(outcome.alerts)
+            due = pending.get(outcome.state.key)
+            seen = outcome.state.last_seen_ms
+            while due and seen is not None and due[0].at_ms <= seen:
+                reset = due.pop(0)
+                applied = processor.process_control(
+                    None, control_value(reset.command()), load_state=states.get, require_key=False
+                )
+                if isinstance(applied, Rejection):  # pragma: no cover - built from the plant itself
+                    raise ConfigError(f"--baseline-reset: {applied}")
+                counts["baseline_resets"] += 1
+                for alert in applied.alerts:
+                    alerts.write(record_bytes(alert) + b"\n")
+                counts["alerts"] += len(applied.alerts)
         for state in states.values():
             for kpi in processor.open_window_records(state):
                 kpis.write(record_bytes(kpi) + b"\n")
     totals = {key: state.totals.to_dict() for key, state in sorted(states.items())}
-    return {"input": str(telemetry), "out": str(out_dir), **counts, "machines": totals}
+    capability = {
+        key: rows
+        for key, state in sorted(states.items())
+        if (rows := capability_rows(processor.engine, state))
+    }
+    (out_dir / "capability.json").write_bytes(orjson.dumps(capability, option=orjson.OPT_INDENT_2) + b"\n")
+    summary: dict[str, Any] = {
+        "input": str(telemetry),
+        "out": str(out_dir),
+        **counts,
+        "machines": totals,
+        "capability": capability,
+    }
+    not_reached = [f"{r.spec.key}@{r.at_ms}" for due in pending.values() for r in due]
+    if not_reached:
+        summary["baseline_resets_not_reached"] = not_reached
+    return summary

@@ -15,8 +15,8 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def _registrars() -> list[Registrar]:
     # Imported here so `linepulse --help` stays fast and one broken optional part names itself.
+    from service import baseline, evaluate_skab, train
     from service import commands as service_commands
-    from service import evaluate_skab, train
     from service.brokers import commands as broker_commands
     from service.simulator import commands as simulator_commands
 
@@ -26,6 +26,7 @@ def _registrars() -> list[Registrar]:
         broker_commands.register,
         train.register,
         evaluate_skab.register,
+        baseline.register,
     ]
 
 

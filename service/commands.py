@@ -48,9 +48,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from service.analyze import analyze_file
+    from service.baseline import parse_scheduled_reset
 
     settings = _settings(args)
-    summary = analyze_file(args.telemetry, load_plant(settings.plant_config), args.out, settings)
+    plant = load_plant(settings.plant_config)
+    resets = [parse_scheduled_reset(plant, text) for text in args.baseline_reset]
+    summary = analyze_file(args.telemetry, plant, args.out, settings, resets)
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return 0
 
@@ -88,6 +91,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     analyze.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     analyze.add_argument(
         "--model-registry", type=Path, metavar="DIR", help="score anomalies with this model registry's models"
+    )
+    analyze.add_argument(
+        "--baseline-reset",
+        action="append",
+        default=[],
+        metavar="[TENANT/]MACHINE[:NAME]@TIME",
+        help="recompute drift/SPC baselines (one signal or characteristic, or all) once the machine's "
+        "telemetry reaches TIME (RFC 3339 with offset, or epoch ms); repeatable",
     )
     analyze.set_defaults(handler=_analyze)
 

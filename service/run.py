@@ -139,7 +139,7 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
                 f"  metrics       {base_url}/metrics   (Prometheus)\n"
                 f"  machines API  {base_url}/api/machines\n"
                 f"  Kafka         {bootstrap}  topics: {settings.topic_telemetry}, {settings.topic_kpis}, "
-                f"{settings.topic_alerts}, {settings.topic_dead_letters}\n"
+                f"{settings.topic_alerts}, {settings.topic_dead_letters}, {settings.topic_control}\n"
                 f"Simulated plant at {speed:g}x speed. Ctrl-C stops everything.\n",
                 flush=True,
             )

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from streams.contract import telemetry_json_schema
+from streams.control import control_json_schema
 from streams.records import AlertRecord, KpiRecord, LineKpiRecord
 
 __all__ = ["schemas", "write_schemas"]
@@ -23,6 +24,7 @@ def schemas() -> dict[str, dict[str, Any]]:
         "kpi.v1.json": kpi,
         "line-kpi.v1.json": line,
         "alert.v1.json": alert,
+        "control.v1.json": control_json_schema(),
     }
 
 

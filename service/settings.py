@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     topic_dead_letters: str = Field(default="telemetry-dead-letters", pattern=_TOPIC)
     topic_line_kpis: str = Field(default="line-kpis", pattern=_TOPIC)
     topic_kpis_by_line: str = Field(default="kpis-by-line", pattern=_TOPIC)
+    topic_control: str = Field(default="control", pattern=_TOPIC)
     partitions: int = Field(default=3, ge=1, le=1024, description="Partitions of topics linepulse creates.")
     replication_factor: int = Field(default=1, ge=1, le=16)
     web_host: str = Field(default="127.0.0.1")
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
             dead_letters=self.topic_dead_letters,
             line_kpis=self.topic_line_kpis,
             kpis_by_line=self.topic_kpis_by_line,
+            control=self.topic_control,
         )
 
     def stream_config(self, bootstrap_servers: str, partitions: int) -> StreamConfig:

@@ -7,6 +7,7 @@ make as many as they need. The agent body stays short: process one message with 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,10 +132,17 @@ def create_stream(
     kpis = app.topic(config.topics.kpis, key_type=bytes, value_type=bytes)
     alerts = app.topic(config.topics.alerts, key_type=bytes, value_type=bytes)
     dead_letters = app.topic(config.topics.dead_letters, key_type=bytes, value_type=bytes)
+    # Co-partitioned with telemetry (same count, same key): a machine's commands reach its worker.
+    control = app.topic(config.topics.control, key_type=bytes, value_type=bytes, partitions=config.partitions)
     # Keyed like telemetry, so a machine's state lives on its telemetry partition (co-partitioned).
     states = app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=config.partitions)
     # Decoded states of this worker's machines; the table stays the source of truth.
     decoded: dict[str, MachineState] = {}
+    # Keys of machines whose effects are being published, not yet in the table. The telemetry and
+    # control agents share machine states and interleave at awaits; each waits for the other's
+    # in-flight message on the same machine, or the table could store a state whose records were
+    # never sent.
+    publishing: dict[bytes, asyncio.Event] = {}
 
     def load_state(key: str) -> MachineState | None:
         state = decoded.get(key)
@@ -160,6 +168,7 @@ def create_stream(
     async def process_telemetry(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            await _wait_for(message.key)  # a control command on this machine in flight
             outcome = processor.process(
                 message.key,
                 message.value,
@@ -174,16 +183,51 @@ def create_stream(
                 headers = dead_letter_headers(outcome, message.topic, message.partition, message.offset)
                 await dead_letters.send(key=message.key, value=message.value, headers=headers)
             elif not outcome.duplicate:
-                try:
-                    await publish(outcome)
-                except BaseException:
-                    # The cached state already holds this message's effect; the table does not.
-                    decoded.pop(outcome.state.key, None)
-                    raise
-                decoded[outcome.state.key] = outcome.state
-                states[outcome.state.key.encode()] = encode_state(outcome.state)
-                live.update(outcome.state)
+                await _publish_then_store(outcome)
             observer.on_outcome(outcome)
+
+    async def _publish_then_store(outcome: Applied) -> None:
+        key = outcome.state.key.encode()
+        # While this machine's effects are in flight, the other agent must not touch its state.
+        done = publishing[key] = asyncio.Event()
+        try:
+            await publish(outcome)
+        except BaseException:
+            # The cached state already holds this message's effect; the table does not.
+            decoded.pop(outcome.state.key, None)
+            raise
+        finally:
+            # No await from here to the table write: nothing interleaves before it.
+            del publishing[key]
+            done.set()
+        decoded[outcome.state.key] = outcome.state
+        states[key] = encode_state(outcome.state)
+        live.update(outcome.state)
+
+    async def _wait_for(key: bytes | None) -> None:
+        while key is not None and (done := publishing.get(key)) is not None:
+            await done.wait()
+
+    @app.agent(control, concurrency=1)
+    async def process_control(stream: faust.StreamT[bytes]) -> None:
+        """Operator commands (``linepulse baseline reset``), applied like telemetry: exactly once."""
+        async for event in stream.events():
+            message = event.message
+            await _wait_for(message.key)
+            outcome = processor.process_control(
+                message.key,
+                message.value,
+                load_state=load_state,
+                source=f"{message.topic}:{message.partition}",
+                offset=message.offset,
+            )
+            if isinstance(outcome, Rejection):
+                if outcome.machine_key is not None:
+                    decoded.pop(outcome.machine_key, None)  # the table keeps the last good state
+                headers = dead_letter_headers(outcome, message.topic, message.partition, message.offset)
+                await dead_letters.send(key=message.key, value=message.value, headers=headers)
+            elif not outcome.duplicate:
+                await _publish_then_store(outcome)
 
     async def dead_letter(message: Any, rejection: Rejection) -> None:
         headers = dead_letter_headers(rejection, message.topic, message.partition, message.offset)

@@ -19,6 +19,7 @@ from models.anomaly.scoring import AnomalyModels
 from models.machine import EngineOutput, MachineEngine, MachineState
 from models.plant import PlantConfig
 from streams.contract import CountEvent, CycleEvent, QualityEvent, SensorEvent, StateEvent
+from streams.control import ControlDecoder
 from streams.decode import Accepted, Decoded, Rejection, TelemetryDecoder
 from streams.frames import Frame
 from streams.records import AlertRecord, KpiRecord, alert_record, kpi_record
@@ -66,6 +67,7 @@ class TelemetryProcessor:
         self.decoder = TelemetryDecoder(
             plant, max_payload_bytes=max_payload_bytes, max_future_ms=max_future_ms
         )
+        self.control = ControlDecoder(plant)
         self.config_version = plant.version
 
     def process(
@@ -117,6 +119,52 @@ class TelemetryProcessor:
             late=output.late,
             too_late=output.too_late,
             readings=_readings(decoded.event),
+        )
+
+    def process_control(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        load_state: StateLoader,
+        source: str | None = None,
+        offset: int | None = None,
+        require_key: bool = True,
+    ) -> Outcome:
+        """Apply one control command (:mod:`streams.control`), with the same exactly-once offset
+        check as telemetry: a redelivered reset must not throw away what was learned since."""
+        decoded = self.control.decode(key, value, require_key=require_key)
+        if isinstance(decoded, Rejection):
+            return decoded
+        command, spec = decoded.command, decoded.spec
+        state = load_state(spec.key) or self.engine.new_state(spec)
+        if source is not None and offset is not None:
+            if offset <= state.applied.get(source, -1):
+                return Applied(state, duplicate=True)
+            state.applied[source] = offset
+        # Alerts resolved by the reset carry the machine's event time when it has one, so they do
+        # not appear to come from the future of a replay.
+        at_ms = state.last_seen_ms if state.last_seen_ms is not None else command.ts
+        try:
+            output, dropped = self.engine.reset_baselines(state, at_ms, command.series, command.name)
+        except Exception as exc:
+            # A bug, not bad input: as for telemetry, dead-letter it rather than stop the worker.
+            _log.exception("baseline reset on %s failed; command dead-lettered", spec.key)
+            return Rejection(
+                "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=spec.key
+            )
+        _log.info(
+            "baseline reset on %s (series %s, name %s, by %s: %s): %d monitors dropped",
+            spec.key,
+            command.series or "all",
+            command.name or "all",
+            command.requested_by or "-",
+            command.reason or "-",
+            len(dropped),
+        )
+        return Applied(
+            state,
+            alerts=[alert_record(state, change, self.engine.calendar) for change in output.alerts],
         )
 
     def open_window_records(self, state: MachineState) -> list[KpiRecord]:

@@ -8,6 +8,7 @@ would make the worker crash on the first rebalance.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ class TopicNames:
     line_kpis: str = "line-kpis"
     # Internal: KPI records regrouped by line, so one worker folds each line's machines.
     kpis_by_line: str = "kpis-by-line"
+    control: str = "control"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,9 @@ class TopicSpec:
     partitions: int
     replication: int
     config: dict[str, str] = field(default_factory=dict)
+    # Created with, and required to keep, the partition count of this topic (keyed alike, so a
+    # machine's messages share one partition number and one worker).
+    copartitioned_with: str | None = None
 
 
 def topic_specs(names: TopicNames, partitions: int, replication: int) -> list[TopicSpec]:
@@ -49,7 +54,10 @@ def topic_specs(names: TopicNames, partitions: int, replication: int) -> list[To
         TopicSpec(names.alerts, partitions, replication),
         TopicSpec(names.dead_letters, partitions, replication, big),
         TopicSpec(names.line_kpis, partitions, replication),
-        TopicSpec(names.kpis_by_line, partitions, replication),
+        # The line-view table's changelog has the worker's partition count, so this topic must too.
+        TopicSpec(names.kpis_by_line, partitions, replication, copartitioned_with=names.telemetry),
+        # Commands go to the worker holding the machine's state: the telemetry's partition number.
+        TopicSpec(names.control, partitions, replication, copartitioned_with=names.telemetry),
     ]
 
 
@@ -59,7 +67,9 @@ def ensure_topics(
     """Create missing topics; return every topic's actual partition count.
 
     An existing telemetry topic keeps its partition count (the worker adapts to it); changing the
-    count of a keyed topic would move machines between partitions, so it is never done here.
+    count of a keyed topic would move machines between partitions, so it is never done here. A
+    co-partitioned topic (control, kpis-by-line) is created with its reference's count, and a mismatch raises
+    :class:`TopicMismatch` (commands would reach the wrong worker).
     """
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers.split(","),
@@ -68,22 +78,56 @@ def ensure_topics(
     )
     try:
         existing = set(admin.list_topics())
-        missing = [spec for spec in specs if spec.name not in existing]
-        if missing:
-            new_topics = [
-                NewTopic(spec.name, spec.partitions, spec.replication, topic_configs=spec.config)
-                for spec in missing
-            ]
-            # Another worker may create them concurrently: fine, the counts are read below.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(new_topics, timeout_ms=int(timeout_s * 1000))
-        return {spec.name: partition_count(admin, spec.name) for spec in specs}
+        counts: dict[str, int] = {}
+        # Independent topics first, so a co-partitioned one can take its reference's actual count.
+        independent = [spec for spec in specs if spec.copartitioned_with is None]
+        dependent = [spec for spec in specs if spec.copartitioned_with is not None]
+        for group in (independent, dependent):
+            missing = []
+            for spec in group:
+                if spec.name in existing:
+                    continue
+                partitions = spec.partitions
+                if spec.copartitioned_with is not None:
+                    partitions = _count(admin, counts, spec.copartitioned_with)
+                missing.append(NewTopic(spec.name, partitions, spec.replication, topic_configs=spec.config))
+            if missing:
+                # Another worker may create them concurrently: fine, the counts are read below.
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics(missing, timeout_ms=int(timeout_s * 1000))
+            for spec in group:
+                counts[spec.name] = partition_count(admin, spec.name)
+        for spec in dependent:
+            assert spec.copartitioned_with is not None
+            wanted = _count(admin, counts, spec.copartitioned_with)
+            if counts[spec.name] != wanted:
+                raise TopicMismatch(
+                    f"topic {spec.name!r} has {counts[spec.name]} partitions but "
+                    f"{spec.copartitioned_with!r} has {wanted}; they must be equal, so recreate "
+                    f"{spec.name!r} with {wanted} partitions"
+                )
+        return {spec.name: counts[spec.name] for spec in specs}
     finally:
         admin.close()
 
 
-def partition_count(admin: KafkaAdminClient, topic: str) -> int:
-    described = admin.describe_topics([topic])
-    if not described or described[0].get("error_code", 0) != 0:
-        raise TopicMismatch(f"topic {topic!r} could not be described: {described}")
-    return len(described[0]["partitions"])
+def _count(admin: KafkaAdminClient, counts: dict[str, int], topic: str) -> int:
+    if topic not in counts:
+        counts[topic] = partition_count(admin, topic)
+    return counts[topic]
+
+
+_UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PARTITION: also what a just-created topic reports for a moment
+
+
+def partition_count(admin: KafkaAdminClient, topic: str, wait_s: float = 10.0) -> int:
+    deadline = time.monotonic() + wait_s
+    while True:
+        described = admin.describe_topics([topic])
+        error = described[0].get("error_code", 0) if described else -1
+        if error == 0:
+            return len(described[0]["partitions"])
+        if error != _UNKNOWN_TOPIC or time.monotonic() > deadline:
+            raise TopicMismatch(f"topic {topic!r} could not be described: {described}")
+        # Metadata of a topic created a moment ago may not have reached this broker yet.
+        time.sleep(0.1)

@@ -199,6 +199,52 @@ def _cut(
 
 
 @kernel
+def _prefixes(
+    state: FloatArray,
+    base: int,
+    cap: int,
+    heads: IntArray,
+    counts: IntArray,
+    rows: int,
+    total: float,
+    scratch: FloatArray,
+) -> int:
+    """Per cut, oldest bucket first: ``n0`` and the running ``u0``/``u1`` in river's operation order.
+
+    ``scratch`` rows 0-2 get ``n0``, ``u0``, ``u1`` after each bucket (``n1`` is ``width - n0``,
+    exact for integers). Returns the number of buckets.
+    """
+    stride = 2 * cap + 2
+    nb = 0
+    n0 = 0.0
+    u0 = 0.0
+    u1 = total
+    n0s, u0s, u1s = scratch[0], scratch[1], scratch[2]
+    for row in range(rows - 1, -1, -1):
+        row_at = base + HEADER + row * stride
+        size = float(1 << row)
+        head = heads[row]
+        count = counts[row]
+        # Every slot of the ring, in order, with empty ones adding exactly zero: the same trip
+        # count for every row, which the branch predictor follows (a row's varying bucket count
+        # cost a mispredicted loop exit per row).
+        for k in range(cap):
+            j = head + k
+            if j >= cap:
+                j -= cap
+            used = k < count
+            t = state[row_at + _DATA + j] if used else 0.0
+            n0 += size if used else 0.0
+            u0 += t
+            u1 -= t
+            n0s[nb] = n0
+            u0s[nb] = u0
+            u1s[nb] = u1
+            nb += 1 if used else 0
+    return nb
+
+
+@kernel
 def _scan(
     state: FloatArray,
     base: int,
@@ -211,60 +257,176 @@ def _scan(
     variance: float,
     delta: float,
     min_len: float,
+    scratch: FloatArray,
 ) -> tuple[bool, int, float, float, float]:
-    """Test every cut, dropping the oldest bucket while one holds; ``(detected, rows, width, ...)``."""
-    stride = 2 * cap + 2
+    """Test every cut, dropping the oldest bucket while one holds; ``(detected, rows, width, ...)``.
+
+    Two passes: the running sums per cut (:func:`_prefixes`, a short dependency chain per bucket),
+    then the cuts tested against a division-free screen in a loop with no loop-carried state,
+    which LLVM vectorises; only cuts passing the screen get river's exact test, in order.
+    """
     detected = False
     again = True
     while again:
         again = False
+        nb = _prefixes(state, base, cap, heads, counts, rows, total, scratch)
+        # No cut after the newest bucket (river stops there).
+        cuts = nb - 1 if counts[0] > 0 else nb
         # The bound's log term depends on the width only: once per scan, not once per cut.
         delta_prime = math.log(2.0 * math.log(width) / delta)
         screen_c = (1.0 - 1e-9) * 2.0 * variance * delta_prime
         screen = min_len >= 1.0 and screen_c > 0.0
-        n0 = 0.0
-        n1 = width
-        u0 = 0.0
-        u1 = total
-        done = False
-        for row in range(rows - 1, -1, -1):
-            if done:
-                break
-            row_at = base + HEADER + row * stride
-            bucket = float(1 << row)
-            head = heads[row]
-            count = counts[row]
-            for k in range(count):
-                n0 += bucket
-                n1 -= bucket
-                j = head + k
-                if j >= cap:
-                    j -= cap
-                t = state[row_at + _DATA + j]
-                u0 += t
-                u1 -= t
-                if row == 0 and k == count - 1:
-                    done = True
+        first = 0
+        if screen:
+            # Division-free screen: m >= 1/n0 + 1/n1 when min_len >= 1, so a cut needs
+            # (u0 n1 - u1 n0)^2 > 2 v d' n0 n1. Only cuts passing it (with a margin far
+            # wider than rounding) get river's exact test, which alone decides. Branch-free
+            # body with an exit at the first candidate: in control, no cut passes.
+            n0s, u0s, u1s = scratch[0], scratch[1], scratch[2]
+            first = cuts
+            for c in range(cuts):
+                n0 = n0s[c]
+                n1 = width - n0
+                a = u0s[c] * n1
+                b = u1s[c] * n0
+                gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
+                if (gap * gap > screen_c * n0 * n1) & (n1 >= min_len) & (n0 >= min_len):
+                    first = c
                     break
-                if n1 >= min_len and n0 >= min_len:
-                    # Division-free screen: m >= 1/n0 + 1/n1 when min_len >= 1, so a cut needs
-                    # (u0 n1 - u1 n0)^2 > 2 v d' n0 n1. Only cuts passing it (with a margin far
-                    # wider than rounding) get river's exact test, which alone decides.
+        for c in range(first, cuts):
+            n0 = scratch[0, c]
+            n1 = width - n0
+            if n1 >= min_len and n0 >= min_len:
+                u0 = scratch[1, c]
+                u1 = scratch[2, c]
+                if screen:
                     a = u0 * n1
                     b = u1 * n0
                     gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
-                    if screen and gap * gap <= screen_c * n0 * n1:
+                    if gap * gap <= screen_c * n0 * n1:
                         continue
-                    if _cut(width, variance, n0, n1, u0 / n0 - u1 / n1, delta_prime, min_len):
-                        detected = True
-                        again = True
-                        if width > 0.0:
-                            rows, width, total, variance = _delete_oldest_bucket(
-                                state, base, cap, heads, counts, rows, width, total, variance
-                            )
-                            done = True
-                            break
+                if _cut(width, variance, n0, n1, u0 / n0 - u1 / n1, delta_prime, min_len):
+                    detected = True
+                    again = True
+                    if width > 0.0:
+                        rows, width, total, variance = _delete_oldest_bucket(
+                            state, base, cap, heads, counts, rows, width, total, variance
+                        )
+                        break
     return detected, rows, width, total, variance
+
+
+_SEGMENT: Final = 256  # readings between structure updates at most (bounds the scratch buffers)
+
+
+@kernel
+def _readings_until_forgetting(counts: IntArray, cap: int, max_rows: int, limit: int) -> int:
+    """Index (from the next reading) of the reading whose merge cascade fills the top row.
+
+    Row ``r`` merges at its ``cap - counts[r]``-th push and then every second push, and each merge
+    is one push into row ``r + 1``; so the top row first fills at reading
+    ``sum_r 2**r * (cap - 1 - counts[r])``. Returns ``limit`` when that is ``limit`` or later.
+    """
+    at = 0
+    step = 1
+    for row in range(max_rows):
+        at += step * (cap - 1 - counts[row])
+        if at >= limit:
+            return limit
+        step *= 2
+    return at
+
+
+@kernel
+def _push_block(
+    state: FloatArray,
+    base: int,
+    cap: int,
+    max_rows: int,
+    heads: IntArray,
+    counts: IntArray,
+    rows: int,
+    width: float,
+    total: float,
+    variance: float,
+    values: FloatArray,
+    cur_t: FloatArray,
+    cur_v: FloatArray,
+    nxt_t: FloatArray,
+    nxt_v: FloatArray,
+) -> tuple[int, float, float, float]:
+    """Append ``values`` to row 0 and merge upwards, row by row; the final buckets equal those of
+    appending and compressing one reading at a time, because a row's buckets depend only on the
+    order of what is pushed into it. The caller ends a block at the reading that fills the top
+    row, so the one forgetting (which changes the window's statistics) happens at its last reading.
+    """
+    stride = 2 * cap + 2
+    k = values.shape[0]
+    for j in range(k):
+        nxt_t[j] = values[j]
+        nxt_v[j] = 0.0
+    for row in range(max_rows):
+        if k == 0:
+            break
+        row_at = base + HEADER + row * stride
+        c = counts[row]
+        h = heads[row]
+        rows = max(row + 1, rows)
+        if row == max_rows - 1:
+            # Top row: append one by one, forgetting its oldest bucket whenever it fills.
+            for j in range(k):
+                slot = h + counts[row]
+                if slot >= cap:
+                    slot -= cap
+                state[row_at + _DATA + slot] = nxt_t[j]
+                state[row_at + _DATA + cap + slot] = nxt_v[j]
+                counts[row] += 1
+                if counts[row] == cap:
+                    rows, width, total, variance = _delete_oldest_bucket(
+                        state, base, cap, heads, counts, rows, width, total, variance
+                    )
+                h = heads[row]
+            break
+        n_items = c + k
+        if n_items < cap:
+            for j in range(k):
+                slot = h + c + j
+                if slot >= cap:
+                    slot -= cap
+                state[row_at + _DATA + slot] = nxt_t[j]
+                state[row_at + _DATA + cap + slot] = nxt_v[j]
+            counts[row] = n_items
+            break
+        # The row's buckets, oldest first, then the pushes.
+        for j in range(c):
+            slot = h + j
+            if slot >= cap:
+                slot -= cap
+            cur_t[j] = state[row_at + _DATA + slot]
+            cur_v[j] = state[row_at + _DATA + cap + slot]
+        for j in range(k):
+            cur_t[c + j] = nxt_t[j]
+            cur_v[c + j] = nxt_v[j]
+        merges = 1 + (n_items - cap) // 2
+        # Bucket means: dividing by 2**row is exact, so multiplying by its inverse gives the
+        # same bits as river's division.
+        size = float(1 << row)
+        inv = 1.0 / size
+        for j in range(merges):
+            t0 = cur_t[2 * j]
+            t1 = cur_t[2 * j + 1]
+            mu1 = t0 * inv
+            mu2 = t1 * inv
+            nxt_t[j] = t0 + t1
+            nxt_v[j] = cur_v[2 * j] + cur_v[2 * j + 1] + size * 0.5 * (mu1 - mu2) * (mu1 - mu2)
+        left = n_items - 2 * merges
+        for j in range(left):
+            state[row_at + _DATA + j] = cur_t[2 * merges + j]
+            state[row_at + _DATA + cap + j] = cur_v[2 * merges + j]
+        heads[row] = 0
+        counts[row] = left
+        k = merges
+    return rows, width, total, variance
 
 
 @kernel
@@ -281,23 +443,31 @@ def run(
 ) -> int:
     """Fold ``values`` in order; writes the indices of detections to ``out`` and returns their number.
 
-    Per reading: append to row 0's ring (in the state array, which stays in L1) and update width,
-    total and variance in registers, in river's operation order. Ring heads and counts live in
-    integer arrays for the batch. Merges (one per reading on average, cascading) and cut scans
-    (every ``clock`` readings) are the only other work.
+    In blocks that end at the next cut scan (every ``clock`` readings), at the reading whose merges
+    would overflow the top row, or after :data:`_SEGMENT` readings: first the window's width,
+    total and variance over the block's readings (river's per-reading formula, in registers), then
+    the buckets in one pass per row (:func:`_push_block`). Merging one reading at a time cost about
+    14 ns a reading in ring-buffer bookkeeping; in blocks the merges of a row are one short loop.
     """
     n = values.shape[0]
     if n == 0:
         return 0
     cap = max_buckets + 1
     stride = 2 * cap + 2
-    rows_at = base + HEADER
     max_rows = int(state[base + CAP_ROWS])
     if state[base + DETECTED] != 0.0:
         init(state, base, max_buckets, max_rows)
-    heads = np.empty(max_rows, dtype=np.int64)
-    counts = np.empty(max_rows, dtype=np.int64)
+    # Two allocations per call (each ~50 ns; a stream batch may be 10 readings): integer ring
+    # metadata, and the float scratch (cut-scan sums, then the block-merge buffers).
+    meta = np.empty(2 * max_rows, dtype=np.int64)
+    heads, counts = meta[:max_rows], meta[max_rows:]
     _load_meta(state, base, stride, heads, counts)
+    m = cap + min(_SEGMENT, n)
+    flat_size = 3 * max_rows * cap
+    floats = np.empty(flat_size + 4 * m)
+    flat = floats[:flat_size].reshape((3, max_rows * cap))
+    scratch = floats[flat_size:]
+    cur_t, cur_v, nxt_t, nxt_v = scratch[:m], scratch[m : 2 * m], scratch[2 * m : 3 * m], scratch[3 * m :]
     rows = int(state[base + ROWS])
     width = state[base + WIDTH]
     total = state[base + TOTAL]
@@ -306,61 +476,71 @@ def run(
     # Readings until the next scan, instead of an integer modulo per reading.
     to_scan = clock - tick % clock
     found = 0
-    reset = False
-    # Row 0's ring position in registers; synced with the arrays around merges and scans.
-    head0 = heads[0]
-    count0 = counts[0]
-    for i in range(n):
-        if reset:
-            heads[:] = 0
-            counts[:] = 0
-            head0 = count0 = 0
-            rows = 1
-            width = total = variance = 0.0
-            tick = 0
-            to_scan = clock
-            reset = False
-        x = values[i]
-        j = head0 + count0
-        if j >= cap:
-            j -= cap
-        state[rows_at + _DATA + j] = x
-        state[rows_at + _DATA + cap + j] = 0.0
-        count0 += 1
+    pending_reset = False
+    i = 0
+    while i < n:
+        seg = min(n - i, to_scan, _SEGMENT)
+        seg = min(seg, _readings_until_forgetting(counts, cap, max_rows, seg) + 1)
         # Running sum of squared deviations, in river's operation order.
-        width += 1.0
-        increment = 0.0
-        if width > 1.0:
-            d = x - total / (width - 1.0)
-            increment = (width - 1.0) * d * d / width
-        variance += increment
-        total += x
-        if count0 == cap:
-            heads[0] = head0
-            counts[0] = count0
-            rows, width, total, variance = _compress(
-                state, base, cap, max_rows, heads, counts, rows, width, total, variance
-            )
-            head0 = heads[0]
-            count0 = counts[0]
-        tick += 1
-        to_scan -= 1
+        for j in range(i, i + seg):
+            x = values[j]
+            width += 1.0
+            increment = 0.0
+            if width > 1.0:
+                d = x - total / (width - 1.0)
+                increment = (width - 1.0) * d * d / width
+            variance += increment
+            total += x
+        rows, width, total, variance = _push_block(
+            state,
+            base,
+            cap,
+            max_rows,
+            heads,
+            counts,
+            rows,
+            width,
+            total,
+            variance,
+            values[i : i + seg],
+            cur_t,
+            cur_v,
+            nxt_t,
+            nxt_v,
+        )
+        i += seg
+        tick += seg
+        to_scan -= seg
         if to_scan == 0:
             to_scan = clock
             if width > grace:
-                heads[0] = head0
-                counts[0] = count0
                 hit, rows, width, total, variance = _scan(
-                    state, base, cap, heads, counts, rows, width, total, variance, delta, min_len
+                    state,
+                    base,
+                    cap,
+                    heads,
+                    counts,
+                    rows,
+                    width,
+                    total,
+                    variance,
+                    delta,
+                    min_len,
+                    flat,
                 )
-                head0 = heads[0]
-                count0 = counts[0]
                 if hit:
-                    out[found] = i
+                    out[found] = i - 1
                     found += 1
-                    reset = True
-    heads[0] = head0
-    counts[0] = count0
+                    # river resets on the next update: at once if there is one in this batch.
+                    if i < n:
+                        heads[:] = 0
+                        counts[:] = 0
+                        rows = 1
+                        width = total = variance = 0.0
+                        tick = 0
+                        to_scan = clock
+                    else:
+                        pending_reset = True
     _store_meta(state, base, stride, heads, counts)
     state[base + ROWS] = rows
     state[base + WIDTH] = width
@@ -368,7 +548,7 @@ def run(
     state[base + VARIANCE] = variance
     state[base + TICK] = tick
     # A detection at the last reading: the next batch starts afresh (river resets on update).
-    state[base + DETECTED] = 1.0 if reset else 0.0
+    state[base + DETECTED] = 1.0 if pending_reset else 0.0
     return found
 
 

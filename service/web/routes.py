@@ -1,6 +1,8 @@
 """HTTP routes on the Faust web server.
 
-``/api/machines`` returns the live machines this worker owns; ``?tenant=ID`` limits it to one tenant
+``/api/machines`` returns the live machines this worker owns, each with its open alerts and its
+Cp/Cpk/Pp/Ppk per characteristic, product and shift; ``/api/capability`` returns only the latter,
+one row per machine, characteristic, product and shift. ``?tenant=ID`` limits either to one tenant
 (and an unknown or malformed tenant gets a 400 naming the parameter, not an empty success).
 """
 
@@ -14,6 +16,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from models.machine import MachineState
+from service.capability_view import capability_rows
 from streams.app import LinepulseStream
 
 __all__ = ["machine_view", "register_routes"]
@@ -47,6 +50,7 @@ def machine_view(stream: LinepulseStream, state: MachineState, newest_ms: int | 
         "stale": silent_s is not None and silent_s > plant.state_timeout_s,
         "totals": state.totals.to_dict(),
         "windows": windows,
+        "capability": capability_rows(stream.processor.engine, state),
         "alerts": [
             {
                 "id": alert.id,
@@ -82,6 +86,20 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
         return web.html(status_html)
+
+    @app.page("/api/capability")
+    async def capability(web: Any, request: Any) -> Any:
+        tenant = request.query.get("tenant")
+        if tenant is not None and (not _TENANT.match(tenant) or tenant not in known_tenants):
+            return web.json({"error": "tenant: unknown tenant or not [A-Za-z0-9_.-]{1,64}"}, status=400)
+        rows = [
+            {"tenant": state.tenant, "site": state.site, "line": state.line, "machine": state.machine, **row}
+            for state in stream.live
+            if tenant is None or state.tenant == tenant
+            for row in capability_rows(stream.processor.engine, state)
+        ]
+        body = orjson.dumps({"ready": stream.is_ready(), "capability": rows})
+        return web.bytes(body, content_type="application/json")
 
     @app.page("/api/machines")
     async def machines(web: Any, request: Any) -> Any:

@@ -98,6 +98,7 @@ class WorkerProcess:
             "LINEPULSE_TOPIC_DEAD_LETTERS": self.topics["dead_letters"],
             "LINEPULSE_TOPIC_LINE_KPIS": self.topics["line_kpis"],
             "LINEPULSE_TOPIC_KPIS_BY_LINE": self.topics["kpis_by_line"],
+            "LINEPULSE_TOPIC_CONTROL": self.topics["control"],
             "LINEPULSE_DATA_DIR": str(self.workdir / f"data-{self.app_id}"),
             "LINEPULSE_SESSION_TIMEOUT_S": "6",
             "LINEPULSE_LOG_LEVEL": "info",

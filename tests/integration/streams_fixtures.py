@@ -52,6 +52,7 @@ def unique_topics() -> dict[str, str]:
         dead_letters=f"dead-letters-{suffix}",
         line_kpis=f"line-kpis-{suffix}",
         kpis_by_line=f"kpis-by-line-{suffix}",
+        control=f"control-{suffix}",
     )
     return {
         "telemetry": names.telemetry,
@@ -60,6 +61,7 @@ def unique_topics() -> dict[str, str]:
         "dead_letters": names.dead_letters,
         "line_kpis": names.line_kpis,
         "kpis_by_line": names.kpis_by_line,
+        "control": names.control,
     }
 
 

@@ -79,5 +79,5 @@ def test_schema_command_writes_the_published_schemas(
 ) -> None:
     assert main(["schema", "--out", str(tmp_path)]) == 0
     docs = Path(__file__).parents[2] / "docs" / "schema"
-    for name in ("telemetry.v1.json", "kpi.v1.json", "alert.v1.json"):
+    for name in ("telemetry.v1.json", "kpi.v1.json", "alert.v1.json", "control.v1.json"):
         assert (tmp_path / name).read_bytes() == (docs / name).read_bytes(), f"docs/schema/{name} is stale"

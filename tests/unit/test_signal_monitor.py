@@ -118,6 +118,31 @@ def test_bad_input_is_rejected() -> None:
         sm.update(state, np.array([1, 2]), PARAMS.vector())
     with pytest.raises(ValueError):
         sm.update(state, np.ones(3), sm.MonitorParams(adwin_max_buckets=7).vector())
+    # Checks done in the kernel (wrong parameter vector, wrong state size) and in the wrapper.
+    before = state.copy()
+    with pytest.raises(ValueError, match="params"):
+        sm.update(state, np.ones(3), PARAMS.vector()[:-1])
+    with pytest.raises(ValueError, match="params"):
+        sm.update(state, np.ones(3), PARAMS.vector().astype(np.float32))
+    with pytest.raises(ValueError, match="state"):
+        sm.update(state[:-1].copy(), np.ones(3), PARAMS.vector())
+    with pytest.raises(ValueError, match="state"):
+        sm.update(state[:10].copy(), np.ones(3), PARAMS.vector())
+    frozen = state.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="state"):
+        sm.update(frozen, np.ones(3), PARAMS.vector())
+    with pytest.raises(ValueError, match="values"):
+        sm.update(state, np.ones((2, 3)), PARAMS.vector())
+    with pytest.raises(ValueError, match="values"):
+        sm.update(state, np.ones(6)[::2], PARAMS.vector())
+    with pytest.raises(ValueError, match="finite"):
+        sm.update(state, np.array([1.0, np.inf]), PARAMS.vector())
+    np.testing.assert_array_equal(state, before)  # a rejected batch leaves the state untouched
+    # Read-only readings (a frame decoded from bytes) are fine.
+    readonly = np.full(4, 5.0)
+    readonly.flags.writeable = False
+    assert sm.update(state, readonly, PARAMS.vector()) == []
 
 
 # -- through the engine -------------------------------------------------------------------------

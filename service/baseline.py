@@ -1,0 +1,184 @@
+"""``linepulse baseline reset``: ask the workers to recompute a machine's SPC limits and drift baselines.
+
+The command is a control record (:mod:`streams.control`) sent to the control topic, keyed by the
+machine, and acknowledged by the broker before this returns. The worker holding the machine applies
+it in order with the machine's other commands: the matching monitors forget their baseline and learn
+a new one from their next readings, and their open drift/SPC alerts are resolved.
+
+``analyze`` takes the same request as ``--baseline-reset [TENANT/]MACHINE[:NAME]@TIME`` and applies
+it through the same code once the file's telemetry of that machine reaches ``TIME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from models.plant import MachineSpec, PlantConfig
+from service.exceptions import ConfigError
+from streams.contract import ID_PATTERN, _parse_timestamp
+from streams.control import SERIES, BaselineReset, control_value
+
+__all__ = ["ScheduledReset", "find_machine", "parse_scheduled_reset", "register", "send_reset"]
+
+_ID = ID_PATTERN.strip("^$")
+
+
+def find_machine(plant: PlantConfig, target: str) -> MachineSpec:
+    """``TENANT/MACHINE``, or ``MACHINE`` when only one tenant has a machine of that id."""
+    tenant, sep, machine = target.rpartition("/")
+    if sep:
+        spec = plant.machine(tenant, machine)
+        if spec is None:
+            raise ConfigError(f"machine: {target!r} is not in the plant configuration")
+        return spec
+    matches = [spec for spec in plant.machines if spec.id == machine]
+    if not matches:
+        raise ConfigError(f"machine: {machine!r} is not in the plant configuration")
+    if len(matches) > 1:
+        tenants = ", ".join(sorted(spec.tenant for spec in matches))
+        raise ConfigError(
+            f"machine: {machine!r} exists for several tenants ({tenants}); write TENANT/{machine}"
+        )
+    return matches[0]
+
+
+def reset_command(
+    spec: MachineSpec,
+    *,
+    series: str | None = None,
+    name: str | None = None,
+    ts_ms: int | None = None,
+    requested_by: str | None = None,
+    reason: str | None = None,
+) -> BaselineReset:
+    """The validated command (a ConfigError names the bad field)."""
+    from pydantic import ValidationError
+
+    data: dict[str, Any] = {
+        "v": 1,
+        "command": "baseline_reset",
+        "tenant": spec.tenant,
+        "machine": spec.id,
+        "series": series,
+        "name": name,
+        "ts": int(time.time() * 1000) if ts_ms is None else ts_ms,
+        "requested_by": requested_by,
+        "reason": reason,
+    }
+    try:
+        return BaselineReset.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "command"
+        raise ConfigError(f"{field}: {first['msg']}") from None
+
+
+def send_reset(
+    bootstrap_servers: str, topic: str, command: BaselineReset, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """Send the command keyed ``tenant/machine`` and wait for the broker's acknowledgement."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers.split(","), acks="all", client_id="linepulse-control"
+    )
+    try:
+        # The default partitioner hashes the key as telemetry producers do: the same partition
+        # number as the machine's telemetry, hence the worker holding its state.
+        future = producer.send(topic, key=command.key.encode(), value=control_value(command))
+        meta = future.get(timeout=timeout_s)
+    finally:
+        producer.close(timeout=timeout_s)
+    return {
+        "topic": meta.topic,
+        "partition": meta.partition,
+        "offset": meta.offset,
+        **command.model_dump(exclude_none=True),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledReset:
+    """An ``analyze`` reset: applied once the machine's telemetry in the file reaches ``at_ms``."""
+
+    spec: MachineSpec
+    name: str | None
+    at_ms: int
+
+    def command(self) -> BaselineReset:
+        return reset_command(self.spec, name=self.name, ts_ms=self.at_ms, requested_by="analyze")
+
+
+def parse_scheduled_reset(plant: PlantConfig, text: str) -> ScheduledReset:
+    """``[TENANT/]MACHINE[:NAME]@TIME``, TIME in RFC 3339 with an offset or epoch milliseconds."""
+    target, sep, when = text.rpartition("@")
+    if not sep or not target or not when:
+        raise ConfigError(f"--baseline-reset: {text!r} is not [TENANT/]MACHINE[:NAME]@TIME")
+    machine, _, name = target.partition(":")
+    spec = find_machine(plant, machine)
+    if name and not _matches_id(name):
+        raise ConfigError(f"--baseline-reset: name {name!r} is not an id ({ID_PATTERN})")
+    try:
+        at_ms = _parse_timestamp(int(when) if when.isdigit() else when)
+    except ValueError as exc:
+        raise ConfigError(f"--baseline-reset: time {when!r}: {exc}") from None
+    return ScheduledReset(spec, name or None, at_ms)
+
+
+def _matches_id(text: str) -> bool:
+    return re.fullmatch(_ID, text) is not None
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from service.plant_file import load_plant
+    from service.settings import load_settings
+    from streams.topics import ensure_topics, topic_specs
+
+    settings = load_settings(bootstrap_servers=args.bootstrap_servers, plant_config=args.plant_config)
+    if settings.bootstrap_servers is None:
+        raise ConfigError(
+            "bootstrap_servers: baseline reset needs --bootstrap-servers or LINEPULSE_BOOTSTRAP_SERVERS"
+        )
+    plant = load_plant(settings.plant_config)
+    command = reset_command(
+        find_machine(plant, args.machine),
+        series=args.series,
+        name=args.signal,
+        requested_by=args.requested_by,
+        reason=args.reason,
+    )
+    # Creates the control topic (co-partitioned with telemetry) if no worker has yet.
+    ensure_topics(
+        settings.bootstrap_servers,
+        topic_specs(settings.topics, settings.partitions, settings.replication_factor),
+    )
+    sent = send_reset(settings.bootstrap_servers, settings.topic_control, command)
+    print(orjson.dumps(sent, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    baseline = subparsers.add_parser("baseline", help="drift/SPC baselines: recompute them on demand")
+    actions = baseline.add_subparsers(dest="action", required=True, metavar="ACTION")
+    reset = actions.add_parser(
+        "reset",
+        help="the machine's monitors learn a new baseline (and SPC limits) from their next readings",
+    )
+    reset.add_argument("--machine", required=True, metavar="[TENANT/]MACHINE")
+    reset.add_argument(
+        "--signal", metavar="NAME", help="one signal or characteristic (cycle_time_s for cycle time)"
+    )
+    reset.add_argument("--series", choices=SERIES, help="only this kind of series")
+    reset.add_argument("--reason", help="why (kept in the worker's log), e.g. 'probe recalibrated'")
+    reset.add_argument(
+        "--by", dest="requested_by", metavar="WHO", help="who asked (kept in the worker's log)"
+    )
+    reset.add_argument("--config", dest="plant_config", metavar="PLANT.yaml", help="plant configuration file")
+    reset.add_argument("--bootstrap-servers", help="Kafka bootstrap servers, comma separated")
+    reset.set_defaults(handler=_reset)

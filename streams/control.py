@@ -1,0 +1,129 @@
+"""Control commands: operator requests to the worker on the control topic, version 1.
+
+One JSON object per Kafka message, keyed ``"{tenant}/{machine}"`` like telemetry. The control topic
+has as many partitions as the telemetry topic (:func:`streams.topics.ensure_topics` creates it so),
+so a machine's commands land on the partition number of its telemetry and go to the worker that
+holds the machine's state, which is where they are applied.
+
+Commands:
+
+- ``baseline_reset``: the machine's drift/SPC monitors of one series (``series`` and/or ``name``;
+  all when both are missing) forget their baseline and learn a new one, with new SPC limits, from
+  the next readings (see :meth:`models.machine.MachineEngine.reset_baselines`).
+
+Validation is as strict as telemetry's: an unknown field, a wrong type, a key that does not match
+the record or a machine the plant does not know is a rejection naming the field, which the worker
+sends to the dead-letter topic like bad telemetry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from models.plant import MachineSpec, PlantConfig
+from streams.contract import ID_PATTERN, _parse_timestamp
+from streams.decode import Rejection
+
+__all__ = [
+    "SERIES",
+    "BaselineReset",
+    "ControlCommand",
+    "ControlDecoder",
+    "control_json_schema",
+    "control_value",
+]
+
+SERIES = ("signals", "characteristics", "cycle_time")
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+Series = Literal["signals", "characteristics", "cycle_time"]
+# Control messages are small; a big one is a mistake or an attack, not a command.
+MAX_CONTROL_BYTES = 4096
+
+
+class BaselineReset(BaseModel):
+    """Recompute the SPC limits and drift baselines of a machine's series from their next readings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    v: Literal[1]
+    command: Literal["baseline_reset"]
+    tenant: Id
+    machine: Id
+    series: Series | None = Field(
+        default=None, description="signals, characteristics or cycle_time; all series when missing."
+    )
+    name: Id | None = Field(
+        default=None,
+        description="Signal or characteristic name (cycle_time_s for cycle time); all when missing.",
+    )
+    ts: int = Field(description="When the reset was requested: RFC 3339 with offset, or epoch milliseconds.")
+    requested_by: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> int:
+        return _parse_timestamp(value)
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.machine}"
+
+
+ControlCommand = Annotated[BaselineReset, Field(discriminator="command")]
+_adapter: TypeAdapter[BaselineReset] = TypeAdapter(ControlCommand)
+
+
+def control_json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a v1 control record (see docs/schema/)."""
+    schema = _adapter.json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "linepulse control v1"
+    return schema
+
+
+def control_value(command: BaselineReset) -> bytes:
+    """The message value of a command (what ``linepulse baseline reset`` sends)."""
+    return orjson.dumps(command.model_dump(exclude_none=True))
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedCommand:
+    command: BaselineReset
+    spec: MachineSpec
+
+
+class ControlDecoder:
+    """Control message bytes to a validated command for a configured machine, or a Rejection."""
+
+    def __init__(self, plant: PlantConfig) -> None:
+        self.plant = plant
+
+    def decode(
+        self, key: bytes | None, value: bytes | None, *, require_key: bool = True
+    ) -> AcceptedCommand | Rejection:
+        if not value:
+            return Rejection("empty", "value", "empty message")
+        if len(value) > MAX_CONTROL_BYTES:
+            return Rejection(
+                "too_large", "value", f"{len(value)} bytes exceeds {MAX_CONTROL_BYTES} for a command"
+            )
+        try:
+            command = _adapter.validate_json(value)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            if first["type"] in ("json_invalid", "json_type"):
+                return Rejection("invalid_json", "value", f"not valid JSON: {first['msg']}")
+            loc = [str(part) for part in first["loc"] if part != "baseline_reset"]
+            return Rejection("invalid_schema", ".".join(loc) or "command", str(first["msg"]))
+        if require_key and (key is None or key != command.key.encode()):
+            shown = "none" if key is None else repr(key[:80].decode("utf-8", "replace"))
+            return Rejection("key_mismatch", "key", f"must be {command.key!r} (tenant/machine), got {shown}")
+        spec = self.plant.machine(command.tenant, command.machine)
+        if spec is None:
+            return Rejection("unknown_machine", "machine", f"{command.key} is not in the plant configuration")
+        return AcceptedCommand(command, spec)
