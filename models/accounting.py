@@ -128,7 +128,7 @@ class TimeAccounting:
         log.events.append(event)
         applied = EngineOutput()
         self._apply(state, spec, event, applied)
-        out.too_late = applied.too_late
+        out.too_late = out.too_late or applied.too_late
         out.closed.extend(self._revisions(log, applied.closed))
         log.forget_before(event[0] - self._lateness_ms)
 

@@ -195,6 +195,11 @@ def test_late_event_within_lateness_emits_revisions() -> None:
     assert out.too_late and out.closed == []
     assert machine.state.totals.late_events == 1
     assert machine.state.windows["hour"].late_events == 1
+    # A too-late state change that a newer one (running since 06:57) superseded is only counted.
+    out = machine.state_at(at(6, 40), "down", "motor")
+    assert out.too_late and [closed for closed in out.closed if closed.window.kind == "hour"] == []
+    assert machine.state.state == "running" and machine.state.state_since_ms == at(6, 57)
+    assert machine.state.totals.late_events == 2
 
     # The corrected hour is what the events in order give.
     in_order = Machine(make_plant(allowed_lateness_s=300))
@@ -270,3 +275,15 @@ def test_night_shift_on_dst_days_through_the_engine(day: int, hours: int) -> Non
     assert figures.availability == 1.0
     assert figures.performance == pytest.approx(figures.good * 60 / (hours * 3600))
     assert len(machine.windows("hour")) == hours
+
+
+def test_too_late_state_change_takes_effect_now_with_lateness() -> None:
+    machine = Machine(make_plant(allowed_lateness_s=60))
+    machine.state_at(at(6), "running")
+    machine.count_at(at(6, 20), 10)
+    out = machine.state_at(at(6, 15), "down", "motor")  # 5 min late, lateness 1 min
+    assert out.too_late
+    assert machine.state.state == "down" and machine.state.state_since_ms == at(6, 20)
+    machine.state_at(at(6, 30), "running")
+    assert machine.state.windows["hour"].figures().availability_loss_s == 600
+    assert machine.state.totals.late_events == 1
