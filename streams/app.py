@@ -1,8 +1,9 @@
 """Faust app factory: topics, the machine-state table and the telemetry agent, wired to one processor.
 
 Nothing happens at import time; :func:`create_stream` builds a fresh app, so tests and the CLI can
-make as many as they need. The agent body stays short: process one message with the shared
-:class:`~streams.processing.TelemetryProcessor`, then route its results.
+make as many as they need. The agent takes messages in batches (``stream.take_events``): each message
+is processed with the shared :class:`~streams.processing.TelemetryProcessor`, the batch's records are
+published, then each machine state the batch changed is written once (:mod:`streams.state_table`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import faust
+from faust.types import Message
 
 from models.anomaly.scoring import AnomalyModels
-from models.machine import MachineState
 from models.plant import PlantConfig
 from streams.decode import Rejection
 from streams.live import LiveMachines
-from streams.processing import Applied, Outcome, TelemetryProcessor, decode_state, encode_state
+from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.records import record_bytes
+from streams.state_table import StateTable
 from streams.topics import MAX_MESSAGE_BYTES, TopicNames
 
 __all__ = ["LinepulseStream", "StreamConfig", "StreamObserver", "create_stream", "dead_letter_headers"]
@@ -41,6 +43,10 @@ class StreamConfig:
     max_payload_bytes: int
     max_future_s: float
     commit_interval_s: float = 1.0
+    # Messages are applied in batches of up to this many, or what arrived within batch_within_s:
+    # each changed machine state is then written once per batch. The wait bounds the added latency.
+    batch_max_messages: int = 1000
+    batch_within_s: float = 0.05
 
 
 class StreamObserver(Protocol):
@@ -129,61 +135,86 @@ def create_stream(
     alerts = app.topic(config.topics.alerts, key_type=bytes, value_type=bytes)
     dead_letters = app.topic(config.topics.dead_letters, key_type=bytes, value_type=bytes)
     # Keyed like telemetry, so a machine's state lives on its telemetry partition (co-partitioned).
-    states = app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=config.partitions)
-    # Decoded states of this worker's machines; the table stays the source of truth.
-    decoded: dict[str, MachineState] = {}
+    table = StateTable(
+        app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=config.partitions)
+    )
 
-    def load_state(key: str) -> MachineState | None:
-        state = decoded.get(key)
-        if state is None:
-            raw = states.get(key.encode())
-            if raw is not None:
-                state = decoded[key] = decode_state(raw)
-        return state
+    def apply(message: Message, now_ms: int) -> Outcome:
+        return processor.process(
+            message.key,
+            message.value,
+            now_ms=now_ms,
+            load_state=table.load,
+            source=f"{message.topic}:{message.partition}",
+            offset=message.offset,
+        )
 
-    async def publish(outcome: Applied) -> None:
-        """Send and wait for the broker's ack *before* the state is written.
+    def replay(key: str, messages: Sequence[Message], now_ms: int) -> None:
+        """A processing error left ``key``'s state half-changed: rebuild it from the table's state
+        and the batch's earlier messages of that machine (whose records are already pending)."""
+        table.forget(key)
+        for message in messages:
+            outcome = apply(message, now_ms)
+            if isinstance(outcome, Applied) and not outcome.duplicate:
+                table.stage(outcome.state, message.partition)
+            elif isinstance(outcome, Rejection):
+                table.forget(key)
 
-        Then a crash can only make the message be processed again (the records are re-sent with the
-        same content and ids), never leave a state that says "applied" with its records lost.
+    async def publish(outcomes: Sequence[Outcome]) -> None:
+        """Send the batch's KPI and alert records and wait for the broker's acks.
+
+        Called *before* the states are written: a crash can then only make messages be processed
+        again (the records are re-sent with the same content and ids), never leave a state that
+        says "applied" with its records lost.
         """
-        key = outcome.state.key.encode()
-        pending = [await kpis.send(key=key, value=record_bytes(kpi)) for kpi in outcome.kpis]
-        pending += [await alerts.send(key=key, value=record_bytes(alert)) for alert in outcome.alerts]
+        pending = []
+        for outcome in outcomes:
+            if isinstance(outcome, Applied) and (outcome.kpis or outcome.alerts):
+                key = outcome.state.key.encode()
+                pending += [await kpis.send(key=key, value=record_bytes(kpi)) for kpi in outcome.kpis]
+                pending += [await alerts.send(key=key, value=record_bytes(a)) for a in outcome.alerts]
         for delivery in pending:
             await delivery
 
-    @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
-    async def process_telemetry(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
+    async def process_batch(events: Sequence[faust.EventT[bytes]]) -> None:
+        """Apply a batch, publish its records, then write each changed state once.
+
+        Faust acks the batch's events only after this returns, and flushes the producer (so the
+        state writes) before it commits their offsets: a committed offset is always in a state.
+        """
+        now_ms = int(time.time() * 1000)
+        outcomes: list[Outcome] = []
+        applied: dict[str, list[Message]] = {}  # per machine, for a replay after a processing error
+        for event in events:
             message = event.message
-            outcome = processor.process(
-                message.key,
-                message.value,
-                now_ms=int(time.time() * 1000),
-                load_state=load_state,
-                source=f"{message.topic}:{message.partition}",
-                offset=message.offset,
-            )
+            outcome = apply(message, now_ms)
             if isinstance(outcome, Rejection):
                 if outcome.machine_key is not None:
-                    decoded.pop(outcome.machine_key, None)  # the table keeps the last good state
+                    replay(outcome.machine_key, applied.get(outcome.machine_key, ()), now_ms)
                 headers = dead_letter_headers(outcome, message.topic, message.partition, message.offset)
                 await dead_letters.send(key=message.key, value=message.value, headers=headers)
             elif not outcome.duplicate:
-                try:
-                    await publish(outcome)
-                except BaseException:
-                    # The cached state already holds this message's effect; the table does not.
-                    decoded.pop(outcome.state.key, None)
-                    raise
-                decoded[outcome.state.key] = outcome.state
-                states[outcome.state.key.encode()] = encode_state(outcome.state)
-                live.update(outcome.state)
+                table.stage(outcome.state, message.partition)
+                applied.setdefault(outcome.state.key, []).append(message)
+            outcomes.append(outcome)
+        try:
+            await publish(outcomes)
+        except BaseException:
+            table.forget_staged()  # their effects are in the cache only: reload from the table
+            raise
+        for state in table.write_staged():
+            live.update(state)
+        for outcome in outcomes:
             observer.on_outcome(outcome)
 
+    @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
+    async def process_telemetry(stream: faust.StreamT[bytes]) -> None:
+        assert isinstance(stream, faust.Stream)  # StreamT does not declare take_events
+        async for events in stream.take_events(config.batch_max_messages, within=config.batch_within_s):
+            await process_batch(events)
+
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        decoded.clear()
+        table.clear()
         live.forget_all()
         observer.on_rebalance()
 
@@ -194,9 +225,10 @@ def create_stream(
         # After a restart or rebalance, machines that send nothing yet are still shown from the table.
         if not _ready(app):
             return
-        for raw_key, raw_state in list(states.items()):
+        for raw_key in list(table.keys()):
             key = raw_key.decode()
-            if key not in live:
-                live.update(load_state(key) or decode_state(raw_state))
+            state = table.load(key)
+            if key not in live and state is not None:
+                live.update(state)
 
     return LinepulseStream(app=app, processor=processor, live=live, config=config)

@@ -44,6 +44,7 @@ class Applied:
     duplicate: bool = False
     late: bool = False
     readings: int = 0
+    newest_ms: int | None = None  # the message's newest event time (latency measurements)
 
 
 Outcome = Applied | Rejection
@@ -109,6 +110,7 @@ class TelemetryProcessor:
             alerts=[alert_record(state, change, self.engine.calendar) for change in output.alerts],
             late=output.late,
             readings=_readings(decoded.event),
+            newest_ms=decoded.newest_ms,
         )
 
     def open_window_records(self, state: MachineState) -> list[KpiRecord]:
