@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import faust
-from faust.types import Message
 
 from models.anomaly.scoring import AnomalyModels
 from models.plant import PlantConfig
+from streams.batch import BatchApplier
 from streams.decode import Rejection
 from streams.live import LiveMachines
 from streams.processing import Applied, Outcome, TelemetryProcessor
@@ -139,26 +139,7 @@ def create_stream(
         app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=config.partitions)
     )
 
-    def apply(message: Message, now_ms: int) -> Outcome:
-        return processor.process(
-            message.key,
-            message.value,
-            now_ms=now_ms,
-            load_state=table.load,
-            source=f"{message.topic}:{message.partition}",
-            offset=message.offset,
-        )
-
-    def replay(key: str, messages: Sequence[Message], now_ms: int) -> None:
-        """A processing error left ``key``'s state half-changed: rebuild it from the table's state
-        and the batch's earlier messages of that machine (whose records are already pending)."""
-        table.forget(key)
-        for message in messages:
-            outcome = apply(message, now_ms)
-            if isinstance(outcome, Applied) and not outcome.duplicate:
-                table.stage(outcome.state, message.partition)
-            elif isinstance(outcome, Rejection):
-                table.forget(key)
+    applier = BatchApplier(processor, table)
 
     async def publish(outcomes: Sequence[Outcome]) -> None:
         """Send the batch's KPI and alert records and wait for the broker's acks.
@@ -182,21 +163,12 @@ def create_stream(
         Faust acks the batch's events only after this returns, and flushes the producer (so the
         state writes) before it commits their offsets: a committed offset is always in a state.
         """
-        now_ms = int(time.time() * 1000)
-        outcomes: list[Outcome] = []
-        applied: dict[str, list[Message]] = {}  # per machine, for a replay after a processing error
-        for event in events:
-            message = event.message
-            outcome = apply(message, now_ms)
+        messages = [event.message for event in events]
+        outcomes = applier.apply(messages, now_ms=int(time.time() * 1000))
+        for message, outcome in zip(messages, outcomes, strict=True):
             if isinstance(outcome, Rejection):
-                if outcome.machine_key is not None:
-                    replay(outcome.machine_key, applied.get(outcome.machine_key, ()), now_ms)
                 headers = dead_letter_headers(outcome, message.topic, message.partition, message.offset)
                 await dead_letters.send(key=message.key, value=message.value, headers=headers)
-            elif not outcome.duplicate:
-                table.stage(outcome.state, message.partition)
-                applied.setdefault(outcome.state.key, []).append(message)
-            outcomes.append(outcome)
         try:
             await publish(outcomes)
         except BaseException:

@@ -36,11 +36,6 @@ class StateTable:
                 state = self._decoded[key] = decode_state(raw)
         return state
 
-    def load_written(self, key: str) -> MachineState | None:
-        """The state as last written to the table (staged changes dropped): to replay a machine."""
-        self.forget(key)
-        return self.load(key)
-
     def stage(self, state: MachineState, partition: int) -> None:
         """Remember ``state`` (already changed in place) to be written by :meth:`write_staged`."""
         self._decoded[state.key] = state
