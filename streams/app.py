@@ -46,7 +46,7 @@ class StreamConfig:
     # Messages are applied in batches of up to this many, or what arrived within batch_within_s:
     # each changed machine state is then written once per batch. The wait bounds the added latency.
     batch_max_messages: int = 1000
-    batch_within_s: float = 0.05
+    batch_within_s: float = 0.01
 
 
 class StreamObserver(Protocol):
