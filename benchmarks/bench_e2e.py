@@ -19,7 +19,9 @@ from the start in its own process and consumer group, timing itself from its fir
 last (startup, group join and numba compilation are outside the interval):
 
 - **linepulse**: the real worker (`streams.app.create_stream`: decode and validate, machine-state
-  table with changelog, ISO 22400 engine, numba statistics, KPI and alert publishing, Prometheus counters);
+  table with changelog, ISO 22400 engine, numba statistics and drift/SPC monitors, KPI and alert
+  publishing, Prometheus counters), taking messages in batches (`stream.take_events`) and writing
+  each changed machine state once per batch;
 - **empty Faust agent**: `async for _ in stream.events(): pass` with the same consumer settings, the
   framework's ceiling;
 - **Quix Streams + river**: a Quix Streams app (own virtualenv, `.venv-bench-quix`) decoding each

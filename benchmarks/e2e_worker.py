@@ -30,8 +30,8 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
-from models import signal_stats
 from service.brokers.readiness import free_port
+from service.faust_worker import quiet_worker
 from service.metrics import WorkerMetrics
 from service.plant_file import load_demo_plant
 from service.settings import Settings
@@ -101,9 +101,8 @@ class _ProbingObserver:
             self.probe.rejected += 1
             self.probe.hit(0)
             return
-        newest = None
-        if self.probe.latency and outcome.state.signals:
-            newest = max(float(vector[signal_stats.LAST_TS]) for vector in outcome.state.signals.values())
+        # The message's own newest reading: the state may already hold later messages of its batch.
+        newest = float(outcome.newest_ms) if outcome.newest_ms is not None else None
         self.probe.hit(outcome.readings, newest)
 
     def on_rebalance(self) -> None:
@@ -182,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.mode == "linepulse"
             else _empty_app(args, probe, workdir)
         )
-        worker = faust.Worker(app, loglevel="warn", quiet=True, redirect_stdouts=False)
+        worker = quiet_worker(app, "warn")  # both modes: the same worker, logging and all
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often consumed offsets are committed."
     )
+    batch_max_messages: int = Field(
+        default=1000, ge=1, le=100_000, description="Most messages applied as one batch."
+    )
+    batch_wait_s: float = Field(
+        default=0.01, gt=0, le=5, description="Longest a message waits for its batch to fill."
+    )
     model_registry: Path | None = Field(
         default=None,
         description="Anomaly model registry directory (`linepulse train`). Unset: no anomaly scoring.",
@@ -88,6 +94,8 @@ class Settings(BaseSettings):
             max_payload_bytes=self.max_payload_bytes,
             max_future_s=self.max_future_s,
             commit_interval_s=self.commit_interval_s,
+            batch_max_messages=self.batch_max_messages,
+            batch_within_s=self.batch_wait_s,
         )
 
 

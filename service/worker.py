@@ -6,11 +6,11 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-import faust
 from prometheus_client import CollectorRegistry
 
 from models.plant import PlantConfig
 from service.anomaly_models import anomaly_models
+from service.faust_worker import quiet_worker
 from service.metrics import LineCollector, MachineCollector, WorkerMetrics
 from service.settings import Settings
 from service.web import register_routes
@@ -48,7 +48,7 @@ def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str)
 def run_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -> int:
     """Run until SIGINT/SIGTERM; Faust commits offsets and flushes producers on the way out."""
     parts = build_worker(settings, plant, bootstrap_servers)
-    worker = faust.Worker(parts.stream.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = quiet_worker(parts.stream.app, settings.log_level)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -1,8 +1,9 @@
 """Faust app factory: topics, the machine-state table and the telemetry agent, wired to one processor.
 
 Nothing happens at import time; :func:`create_stream` builds a fresh app, so tests and the CLI can
-make as many as they need. The agent body stays short: process one message with the shared
-:class:`~streams.processing.TelemetryProcessor`, then route its results.
+make as many as they need. The agent takes messages in batches (``stream.take_events``): each message
+is processed with the shared :class:`~streams.processing.TelemetryProcessor`, the batch's records are
+published, then each machine state the batch changed is written once (:mod:`streams.state_table`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from typing import Any, Protocol
 import faust
 
 from models.anomaly.scoring import AnomalyModels
-from models.machine import MachineState
 from models.plant import PlantConfig
+from streams.batch import BatchApplier
 from streams.decode import Rejection
 from streams.line_stream import add_line_view
 from streams.lines import LineAggregator
 from streams.live import LiveLines, LiveMachines
-from streams.processing import Applied, Outcome, TelemetryProcessor, decode_state, encode_state
+from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.records import record_bytes
+from streams.state_table import StateTable
 from streams.topics import MAX_MESSAGE_BYTES, TopicNames
 
 __all__ = ["LinepulseStream", "StreamConfig", "StreamObserver", "create_stream", "dead_letter_headers"]
@@ -44,6 +46,10 @@ class StreamConfig:
     max_payload_bytes: int
     max_future_s: float
     commit_interval_s: float = 1.0
+    # Messages are applied in batches of up to this many, or what arrived within batch_within_s:
+    # each changed machine state is then written once per batch. The wait bounds the added latency.
+    batch_max_messages: int = 1000
+    batch_within_s: float = 0.01
 
 
 class StreamObserver(Protocol):
@@ -135,110 +141,94 @@ def create_stream(
     # Co-partitioned with telemetry (same count, same key): a machine's commands reach its worker.
     control = app.topic(config.topics.control, key_type=bytes, value_type=bytes, partitions=config.partitions)
     # Keyed like telemetry, so a machine's state lives on its telemetry partition (co-partitioned).
-    states = app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=config.partitions)
-    # Decoded states of this worker's machines; the table stays the source of truth.
-    decoded: dict[str, MachineState] = {}
-    # Keys of machines whose effects are being published, not yet in the table. The telemetry and
-    # control agents share machine states and interleave at awaits; each waits for the other's
-    # in-flight message on the same machine, or the table could store a state whose records were
-    # never sent.
-    publishing: dict[bytes, asyncio.Event] = {}
+    table = StateTable(
+        app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=config.partitions)
+    )
+    # The telemetry and control agents share machine states and interleave at awaits. Each holds
+    # this lock from applying to writing the states, or one could write a state the other staged
+    # before that state's records were acknowledged.
+    applying = asyncio.Lock()
+    applier = BatchApplier(processor, table)
 
-    def load_state(key: str) -> MachineState | None:
-        state = decoded.get(key)
-        if state is None:
-            raw = states.get(key.encode())
-            if raw is not None:
-                state = decoded[key] = decode_state(raw)
-        return state
+    async def publish(outcomes: Sequence[Outcome]) -> None:
+        """Send the batch's KPI and alert records and wait for the broker's acks.
 
-    async def publish(outcome: Applied) -> None:
-        """Send and wait for the broker's ack *before* the state is written.
-
-        Then a crash can only make the message be processed again (the records are re-sent with the
-        same content and ids), never leave a state that says "applied" with its records lost.
+        Called *before* the states are written: a crash can then only make messages be processed
+        again (the records are re-sent with the same content and ids), never leave a state that
+        says "applied" with its records lost.
         """
-        key = outcome.state.key.encode()
-        pending = [await kpis.send(key=key, value=record_bytes(kpi)) for kpi in outcome.kpis]
-        pending += [await alerts.send(key=key, value=record_bytes(alert)) for alert in outcome.alerts]
+        pending = []
+        for outcome in outcomes:
+            if isinstance(outcome, Applied) and (outcome.kpis or outcome.alerts):
+                key = outcome.state.key.encode()
+                pending += [await kpis.send(key=key, value=record_bytes(kpi)) for kpi in outcome.kpis]
+                pending += [await alerts.send(key=key, value=record_bytes(a)) for a in outcome.alerts]
         for delivery in pending:
             await delivery
 
-    @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
-    async def process_telemetry(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            await _wait_for(message.key)  # a control command on this machine in flight
-            outcome = processor.process(
-                message.key,
-                message.value,
-                now_ms=int(time.time() * 1000),
-                load_state=load_state,
-                source=f"{message.topic}:{message.partition}",
-                offset=message.offset,
-            )
-            if isinstance(outcome, Rejection):
-                if outcome.machine_key is not None:
-                    decoded.pop(outcome.machine_key, None)  # the table keeps the last good state
-                headers = dead_letter_headers(outcome, message.topic, message.partition, message.offset)
-                await dead_letters.send(key=message.key, value=message.value, headers=headers)
-            elif not outcome.duplicate:
-                await _publish_then_store(outcome)
+    async def publish_then_write(outcomes: Sequence[Outcome]) -> None:
+        try:
+            await publish(outcomes)
+        except BaseException:
+            table.forget_staged()  # their effects are in the cache only: reload from the table
+            raise
+        for state in table.write_staged():
+            live.update(state)
+
+    async def dead_letter(message: Any, rejection: Rejection) -> None:
+        headers = dead_letter_headers(rejection, message.topic, message.partition, message.offset)
+        await dead_letters.send(key=message.key, value=message.value, headers=headers)
+
+    async def process_batch(events: Sequence[faust.EventT[bytes]]) -> None:
+        """Apply a batch, publish its records, then write each changed state once.
+
+        Faust acks the batch's events only after this returns, and flushes the producer (so the
+        state writes) before it commits their offsets: a committed offset is always in a state.
+        """
+        messages = [event.message for event in events]
+        async with applying:
+            outcomes = applier.apply(messages, now_ms=int(time.time() * 1000))
+            for message, outcome in zip(messages, outcomes, strict=True):
+                if isinstance(outcome, Rejection):
+                    await dead_letter(message, outcome)
+            await publish_then_write(outcomes)
+        for outcome in outcomes:
             observer.on_outcome(outcome)
 
-    async def _publish_then_store(outcome: Applied) -> None:
-        key = outcome.state.key.encode()
-        # While this machine's effects are in flight, the other agent must not touch its state.
-        done = publishing[key] = asyncio.Event()
-        try:
-            await publish(outcome)
-        except BaseException:
-            # The cached state already holds this message's effect; the table does not.
-            decoded.pop(outcome.state.key, None)
-            raise
-        finally:
-            # No await from here to the table write: nothing interleaves before it.
-            del publishing[key]
-            done.set()
-        decoded[outcome.state.key] = outcome.state
-        states[key] = encode_state(outcome.state)
-        live.update(outcome.state)
-
-    async def _wait_for(key: bytes | None) -> None:
-        while key is not None and (done := publishing.get(key)) is not None:
-            await done.wait()
+    @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
+    async def process_telemetry(stream: faust.StreamT[bytes]) -> None:
+        assert isinstance(stream, faust.Stream)  # StreamT does not declare take_events
+        async for events in stream.take_events(config.batch_max_messages, within=config.batch_within_s):
+            await process_batch(events)
 
     @app.agent(control, concurrency=1)
     async def process_control(stream: faust.StreamT[bytes]) -> None:
         """Operator commands (``linepulse baseline reset``), applied like telemetry: exactly once."""
         async for event in stream.events():
             message = event.message
-            await _wait_for(message.key)
-            outcome = processor.process_control(
-                message.key,
-                message.value,
-                load_state=load_state,
-                source=f"{message.topic}:{message.partition}",
-                offset=message.offset,
-            )
-            if isinstance(outcome, Rejection):
-                if outcome.machine_key is not None:
-                    decoded.pop(outcome.machine_key, None)  # the table keeps the last good state
-                headers = dead_letter_headers(outcome, message.topic, message.partition, message.offset)
-                await dead_letters.send(key=message.key, value=message.value, headers=headers)
-            elif not outcome.duplicate:
-                await _publish_then_store(outcome)
-
-    async def dead_letter(message: Any, rejection: Rejection) -> None:
-        headers = dead_letter_headers(rejection, message.topic, message.partition, message.offset)
-        await dead_letters.send(key=message.key, value=message.value, headers=headers)
+            async with applying:
+                outcome = processor.process_control(
+                    message.key,
+                    message.value,
+                    load_state=table.load,
+                    source=f"{message.topic}:{message.partition}",
+                    offset=message.offset,
+                )
+                if isinstance(outcome, Rejection):
+                    if outcome.machine_key is not None:
+                        table.forget(outcome.machine_key)  # the table keeps the last good state
+                    await dead_letter(message, outcome)
+                elif not outcome.duplicate:
+                    # Control is co-partitioned with telemetry: the same partition holds the state.
+                    table.stage(outcome.state, message.partition)
+                    await publish_then_write([outcome])
 
     lines = LiveLines()
     aggregator = LineAggregator(plant, processor.engine.calendar, processor.config_version)
     add_line_view(app, config.topics, config.partitions, aggregator, lines, dead_letter)
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        decoded.clear()
+        table.clear()
         live.forget_all()
         observer.on_rebalance()
 
@@ -249,9 +239,10 @@ def create_stream(
         # After a restart or rebalance, machines that send nothing yet are still shown from the table.
         if not _ready(app):
             return
-        for raw_key, raw_state in list(states.items()):
+        for raw_key in list(table.keys()):
             key = raw_key.decode()
-            if key not in live:
-                live.update(load_state(key) or decode_state(raw_state))
+            state = table.load(key)
+            if key not in live and state is not None:
+                live.update(state)
 
     return LinepulseStream(app=app, processor=processor, live=live, lines=lines, config=config)

@@ -43,6 +43,7 @@ class Rejection:
 class Accepted:
     event: Decoded
     spec: MachineSpec
+    newest_ms: int  # the newest event time the message carries
 
 
 REJECTION_CODES = (
@@ -115,7 +116,7 @@ class TelemetryDecoder:
                 "line" if spec.site == event.site else "site",
                 f"{expected_key} is configured on {spec.site}/{spec.line}, not {event.site}/{event.line}",
             )
-        return Accepted(event, spec)
+        return Accepted(event, spec, newest)
 
 
 def _newest_ms(event: Decoded) -> int:

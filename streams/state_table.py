@@ -1,0 +1,75 @@
+"""The machine-state table as the agent uses it: decoded states cached, writes staged per batch.
+
+The Faust table (with its changelog) stays the source of truth; this keeps the decoded
+:class:`~models.machine.MachineState` of each machine this worker owns, so a message does not decode
+JSON, and stages the states a batch changed so that each is encoded and written to the changelog
+once per batch rather than once per message (the per-message write of the whole state cost more
+CPU than all the analytics; see benchmarks/RESULTS.md).
+
+A staged write carries its source partition explicitly: the machine's state lives on its telemetry
+partition (co-partitioned), and a write made after ``stream.take_events()`` has yielded has no
+current event for Faust to take the partition from (faust-streaming issue 497).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.machine import MachineState
+from streams.processing import decode_state, encode_state
+
+__all__ = ["StateTable"]
+
+
+class StateTable:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._decoded: dict[str, MachineState] = {}
+        self._staged: dict[str, tuple[MachineState, int]] = {}
+
+    def load(self, key: str) -> MachineState | None:
+        """The machine's newest state: staged or cached, else decoded from the table."""
+        state = self._decoded.get(key)
+        if state is None:
+            raw = self._table.get(key.encode())
+            if raw is not None:
+                state = self._decoded[key] = decode_state(raw)
+        return state
+
+    def stage(self, state: MachineState, partition: int) -> None:
+        """Remember ``state`` (already changed in place) to be written by :meth:`write_staged`."""
+        self._decoded[state.key] = state
+        self._staged[state.key] = (state, partition)
+
+    def forget(self, key: str) -> None:
+        """Drop the cached and staged state of ``key``: the next load reads the table."""
+        self._decoded.pop(key, None)
+        self._staged.pop(key, None)
+
+    def forget_staged(self) -> None:
+        """Drop every staged state (their effects were never published): loads read the table."""
+        for key in self._staged:
+            self._decoded.pop(key, None)
+        self._staged.clear()
+
+    def write_staged(self) -> list[MachineState]:
+        """Write each staged state once (changelog and local store); returns them."""
+        written = []
+        for key, (state, partition) in self._staged.items():
+            raw_key, value = key.encode(), encode_state(state)
+            # What Table.__setitem__ does, with the partition given instead of read from the
+            # current event: the changelog record first, then the local store.
+            self._table.send_changelog(partition, raw_key, value)
+            self._table.data[raw_key] = value
+            written.append(state)
+        self._staged.clear()
+        return written
+
+    def keys(self) -> list[bytes]:
+        """Keys of every state in the table (recovered ones included)."""
+        return list(self._table.keys())
+
+    def clear(self) -> None:
+        """On rebalance: machines of revoked partitions may now belong to another worker."""
+        self._decoded.clear()
+        self._staged.clear()
