@@ -10,7 +10,7 @@ before the state that produced it is written, and a re-delivered record changes 
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -23,9 +23,10 @@ from streams.live import LiveLines
 from streams.records import KpiRecord, record_bytes
 from streams.topics import TopicNames
 
-__all__ = ["add_line_view"]
+__all__ = ["DeadLetter", "add_line_view"]
 
-_log = logging.getLogger(__name__)
+# Sends a consumed message's original bytes to the dead-letter topic, with the rejection's reason.
+DeadLetter = Callable[[Any, Rejection], Awaitable[None]]
 
 
 def add_line_view(
@@ -34,36 +35,49 @@ def add_line_view(
     partitions: int,
     aggregator: LineAggregator,
     live: LiveLines,
-    dead_letter: Any,
+    dead_letter: DeadLetter,
 ) -> None:
-    """Declare the two agents and the table on ``app``. ``dead_letter(message, rejection)`` sends
-    a record that is not a valid KPI record to the dead-letter topic with its original bytes."""
+    """Declare the two agents and the table on ``app``; a record on ``kpis`` that is not a valid
+    KPI record goes to ``dead_letter``."""
     kpis = app.topic(topics.kpis, key_type=bytes, value_type=bytes)
     by_line = app.topic(topics.kpis_by_line, key_type=bytes, value_type=bytes, partitions=partitions)
     line_kpis = app.topic(topics.line_kpis, key_type=bytes, value_type=bytes)
     table = app.Table("line-view", key_type=bytes, value_type=bytes, partitions=partitions)
 
+    async def valid_record(message: Any) -> dict[str, Any] | None:
+        """The message's KPI record, or None after dead-lettering it: someone else wrote to our
+        topics. The bytes are kept, the reason given, and the agent carries on."""
+        if message.value is None:
+            await dead_letter(message, Rejection("empty", "value", "the message has no value"))
+            return None
+        try:
+            record = KpiRecord.model_validate_json(message.value)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(part) for part in error["loc"]) or "value"
+            await dead_letter(message, Rejection("invalid_schema", field, error["msg"]))
+            return None
+        return record.model_dump(mode="json")
+
     @app.agent(kpis, concurrency=1)
     async def regroup_kpis(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            message = event.message
-            try:
-                record = KpiRecord.model_validate_json(message.value)
-            except ValidationError as exc:
-                # Someone else wrote to our output topic: keep the bytes, say why, carry on.
-                error = exc.errors()[0]
-                field = ".".join(str(part) for part in error["loc"]) or "value"
-                await dead_letter(message, Rejection("invalid_schema", field, error["msg"]))
-                continue
-            if record.complete:
-                key = line_key(record.model_dump(include={"tenant", "line"}))
-                await (await by_line.send(key=key, value=message.value))
+            record = await valid_record(event.message)
+            if record is not None and record["complete"]:
+                await (await by_line.send(key=line_key(record), value=event.message.value))
 
     @app.agent(by_line, concurrency=1)
     async def fold_lines(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            record = orjson.loads(message.value)  # validated by regroup_kpis
+            record = await valid_record(message)
+            if record is None:
+                continue
+            if message.key != line_key(record):
+                # The table entry lives on the message's partition: it must be the line's.
+                reason = f"key must be the record's tenant/line {line_key(record).decode()!r}"
+                await dead_letter(message, Rejection("key_mismatch", "key", reason))
+                continue
             stored = table.get(message.key)
             state, line_record = aggregator.apply(None if stored is None else orjson.loads(stored), record)
             if line_record is not None:
@@ -75,4 +89,3 @@ def add_line_view(
         live.forget_all()
 
     app.on_partitions_revoked.connect(_forget_revoked)
-    _log.debug("line view on %s -> %s -> %s", topics.kpis, topics.kpis_by_line, topics.line_kpis)

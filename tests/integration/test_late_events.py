@@ -62,6 +62,9 @@ def test_late_event_revises_the_hour_on_the_kpis_topic(broker: BrokerEndpoint, t
     topics = unique_topics()
     create_topics(broker.bootstrap_servers, topics)
     produce(broker.bootstrap_servers, topics["telemetry"], [(b"acme/M01", value) for value in values])
+    # Someone else writes to our output and internal topics: dead-lettered, the line view goes on.
+    produce(broker.bootstrap_servers, topics["kpis"], [(b"acme/M01", b'{"not": "a kpi record"}')])
+    produce(broker.bootstrap_servers, topics["kpis_by_line"], [(b"acme/L1", b"\xff garbage")])
 
     with WorkerProcess(broker.bootstrap_servers, topics, tmp_path, config=plant_file) as worker:
         wait_for(lambda: worker.applied_events() >= len(values) - 1, 120, "all events applied")
@@ -69,10 +72,37 @@ def test_late_event_revises_the_hour_on_the_kpis_topic(broker: BrokerEndpoint, t
 
         def both_revisions() -> bool:
             found = records(consume_all(broker.bootstrap_servers, topics["kpis"], idle_s=2))
-            hours[:] = [record for record in found if record["window"] == "hour"]
+            hours[:] = [record for record in found if record.get("window") == "hour"]  # not the stray one
             return len(hours) >= 2
 
         wait_for(both_revisions, 120, "two revisions of the hour 06:00")
+        lines: list[dict[str, Any]] = []
+
+        def line_record_complete() -> bool:
+            found = records(consume_all(broker.bootstrap_servers, topics["line_kpis"], idle_s=2))
+            lines[:] = [record for record in found if record["window"] == "hour"]
+            return any(record["good"] == 220 for record in lines)
+
+        wait_for(line_record_complete, 60, "the line's hour with the corrected count")
+        # A valid KPI record under another line's key would put the line's state on a wrong partition.
+        produce(broker.bootstrap_servers, topics["kpis_by_line"], [(b"acme/L9", orjson.dumps(hours[0]))])
+        dead: set[tuple[str, str]] = set()
+
+        def three_dead_letters() -> bool:
+            for message in consume_all(broker.bootstrap_servers, topics["dead_letters"], idle_s=2):
+                headers = dict(message.headers)
+                dead.add(
+                    (headers["linepulse.source.topic"].decode(), headers["linepulse.error.code"].decode())
+                )
+            return len(dead) >= 3
+
+        wait_for(three_dead_letters, 60, "the stray records dead-lettered")
+        assert dead == {
+            (topics["kpis"], "invalid_schema"),
+            (topics["kpis_by_line"], "invalid_schema"),
+            (topics["kpis_by_line"], "key_mismatch"),
+        }
+        worker.assert_alive()
         metrics = worker.get("/metrics")
         assert 'linepulse_messages_total{result="late"} 1.0' in metrics
         assert 'linepulse_messages_total{result="too_late"} 1.0' in metrics
@@ -92,4 +122,5 @@ def test_late_event_revises_the_hour_on_the_kpis_topic(broker: BrokerEndpoint, t
     assert second["quality"] == pytest.approx(220 / 230)
 
     offline = analyze_lines(values, tmp_path, load_plant(plant_file))
-    kpi_identity(list(records(consume_all(broker.bootstrap_servers, topics["kpis"]))), offline["kpis"])
+    stream_kpis = [r for r in records(consume_all(broker.bootstrap_servers, topics["kpis"])) if "window" in r]
+    kpi_identity(stream_kpis, offline["kpis"])
