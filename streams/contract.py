@@ -211,9 +211,14 @@ Telemetry = Annotated[TelemetryEvent, Field(discriminator="kind")]
 telemetry_adapter: TypeAdapter[TelemetryEvent] = TypeAdapter(Telemetry)
 
 
+def published_schema(adapter: TypeAdapter[Any], title: str) -> dict[str, Any]:
+    """A record type's JSON Schema as published in docs/schema/: draft 2020-12, with a title."""
+    schema = adapter.json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = title
+    return schema
+
+
 def telemetry_json_schema() -> dict[str, Any]:
     """The published JSON Schema of a v1 telemetry record (see docs/schema/)."""
-    schema = telemetry_adapter.json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "linepulse telemetry v1"
-    return schema
+    return published_schema(telemetry_adapter, "linepulse telemetry v1")

@@ -25,7 +25,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from models.plant import MachineSpec, PlantConfig
-from streams.contract import ID_PATTERN, _parse_timestamp
+from streams.contract import ID_PATTERN, _parse_timestamp, published_schema
 from streams.decode import Rejection
 
 __all__ = [
@@ -80,10 +80,7 @@ _adapter: TypeAdapter[BaselineReset] = TypeAdapter(ControlCommand)
 
 def control_json_schema() -> dict[str, Any]:
     """The published JSON Schema of a v1 control record (see docs/schema/)."""
-    schema = _adapter.json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "linepulse control v1"
-    return schema
+    return published_schema(_adapter, "linepulse control v1")
 
 
 def control_value(command: BaselineReset) -> bytes:
