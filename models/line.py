@@ -40,8 +40,8 @@ class MachineWindow:
     good: int
     scrap: int
     stop_s: float  # availability loss: unplanned stops and setups
-    losses_s: Mapping[str, float]  # "state/reason" -> seconds
-    top_losses: tuple[Mapping[str, Any], ...]
+    losses_s: dict[str, float]  # "state/reason" -> seconds
+    top_losses: list[dict[str, Any]]
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> MachineWindow:
@@ -57,7 +57,7 @@ class MachineWindow:
             scrap=record["scrap"],
             stop_s=sum(big[name] or 0.0 for name in _STOP_LOSSES),
             losses_s=dict(record["losses_s"]),
-            top_losses=tuple(record["top_losses"]),
+            top_losses=[dict(loss) for loss in record["top_losses"]],
         )
 
 

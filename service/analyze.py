@@ -74,7 +74,7 @@ def analyze_file(
         anomaly_models=anomaly_models(settings),
     )
     states: dict[str, MachineState] = {}
-    lines = LineAggregator(plant, processor.engine.calendar, processor.config_version)
+    lines = LineAggregator(plant, processor.config_version)
     line_states: dict[bytes, dict[str, Any]] = {}
     counts = {
         "lines": 0,

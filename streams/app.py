@@ -224,7 +224,7 @@ def create_stream(
                     await publish_then_write([outcome])
 
     lines = LiveLines()
-    aggregator = LineAggregator(plant, processor.engine.calendar, processor.config_version)
+    aggregator = LineAggregator(plant, processor.config_version)
     add_line_view(app, config.topics, config.partitions, aggregator, lines, dead_letter)
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from models.calendar import PlantCalendar
 from models.line import MachineWindow, line_figures
 from models.plant import PlantConfig
 from streams.records import LineKpiRecord
@@ -34,9 +33,8 @@ def line_key(record: Mapping[str, Any]) -> bytes:
 
 
 class LineAggregator:
-    def __init__(self, plant: PlantConfig, calendar: PlantCalendar, config_version: str) -> None:
+    def __init__(self, plant: PlantConfig, config_version: str) -> None:
         self.plant = plant
-        self.calendar = calendar
         self.config_version = config_version
         self._expected: dict[tuple[str, str], tuple[str, ...]] = {}
         for machine in plant.machines:
@@ -55,16 +53,10 @@ class LineAggregator:
         known = window["machines"].get(record["machine"])
         if known is not None and known["revision"] >= record["revision"]:
             return state, None  # a re-delivery or an older revision
-        window["machines"][record["machine"]] = {
-            **asdict(MachineWindow.from_record(record)),
-            "top_losses": list(record["top_losses"]),
-        }
+        window["machines"][record["machine"]] = asdict(MachineWindow.from_record(record))
         self._forget_old(state, record["end_ms"])
         expected = self._expected.get((record["tenant"], record["line"]), ())
-        machines = [
-            MachineWindow(**{**entry, "top_losses": tuple(entry["top_losses"])})
-            for entry in window["machines"].values()
-        ]
+        machines = [MachineWindow(**entry) for entry in window["machines"].values()]
         figures = line_figures(machines, self.plant.line_wait_reasons)
         result = LineKpiRecord(
             tenant=record["tenant"],

@@ -71,7 +71,7 @@ def exposed_sample_names() -> frozenset[str]:
         metrics.on_outcome(outcome)
     metrics.on_rebalance()
     # The line view folds closed windows; fold the open ones as if they had closed.
-    aggregator = LineAggregator(plant, processor.engine.calendar, processor.config_version)
+    aggregator = LineAggregator(plant, processor.config_version)
     for state in states.values():
         for record in processor.open_window_records(state):
             _, line_record = aggregator.apply(None, {**record.model_dump(mode="json"), "complete": True})

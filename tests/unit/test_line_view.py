@@ -8,7 +8,6 @@ from typing import Any
 import orjson
 import pytest
 
-from models.calendar import PlantCalendar
 from models.line import MachineWindow, line_figures
 from models.plant import PlantConfig
 from streams.lines import LineAggregator
@@ -72,7 +71,7 @@ def test_a_machine_without_an_ideal_cycle_leaves_line_performance_undefined() ->
 
 
 def test_aggregator_emits_revisions_until_complete_and_ignores_redeliveries() -> None:
-    lines = LineAggregator(PLANT, PlantCalendar.from_plant(PLANT), PLANT.version)
+    lines = LineAggregator(PLANT, PLANT.version)
     state, first = lines.apply(None, M01)
     assert first is not None and (first.revision, first.complete, first.machines) == (0, False, ["M01"])
     state, second = lines.apply(state, M02)
