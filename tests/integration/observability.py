@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from models.calendar import PlantCalendar
 from service.plant_file import load_demo_plant
 from tests.integration.harness import WorkerProcess, produce, wait_for
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
 
-__all__ = ["DEMO_MESSAGES", "demo_machines", "demo_worker", "require_executable"]
+__all__ = ["DEMO_MESSAGES", "DEMO_SPAN_MS", "demo_machines", "demo_start_ms", "demo_worker", "require_executable"]
 
 # About an hour of the demo plant: every machine has open hour/shift/day windows with OEE figures.
 DEMO_MESSAGES = 3_000
+DEMO_SPAN_MS = 65 * 60_000  # what DEMO_MESSAGES span (59 min), with a margin
+HOUR_MS = 3_600_000
 
 
 def require_executable(name: str) -> str:
@@ -36,12 +40,28 @@ def demo_machines() -> set[tuple[str, str]]:
     return {(machine.tenant, machine.id) for machine in load_demo_plant().machines}
 
 
+def demo_start_ms(now_ms: int) -> int:
+    """Where the demo hour starts: about two hours back, inside one shift of the demo plant.
+
+    Two hours back, the newest events are about an hour old: recent, but older than the 30-minute
+    LinepulseMachineSilent threshold. Inside one shift (and so one production day, which starts with
+    a shift), every machine's open shift and day hold the whole hour; data that crossed a boundary
+    would leave minutes in the new shift, where a machine that was down has no OEE yet.
+    """
+    calendar = PlantCalendar.from_plant(load_demo_plant())
+    start_ms = now_ms - 2 * HOUR_MS
+    last_ms = start_ms + DEMO_SPAN_MS
+    shift = calendar.shift_at(last_ms)
+    if shift is None or shift.start_ms > start_ms:
+        boundary_ms = shift.start_ms if shift is not None else calendar.day_at(last_ms).start_ms
+        start_ms = boundary_ms - DEMO_SPAN_MS - 10 * 60_000
+    return start_ms
+
+
 @contextmanager
 def demo_worker(bootstrap: str, workdir: Path) -> Iterator[WorkerProcess]:
     """A real worker on fresh topics that has applied ``DEMO_MESSAGES`` simulated messages."""
-    # Two hours back, so the newest events are about an hour old: recent, but older than the
-    # 30-minute LinepulseMachineSilent threshold.
-    messages = simulated_messages(DEMO_MESSAGES, hours_ago=2)
+    messages = simulated_messages(DEMO_MESSAGES, start_ms=demo_start_ms(int(time.time() * 1000)))
     topics = unique_topics()
     create_topics(bootstrap, topics)
     produce(bootstrap, topics["telemetry"], messages)

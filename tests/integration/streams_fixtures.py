@@ -30,11 +30,14 @@ __all__ = [
 HOUR_MS = 3_600_000
 
 
-def simulated_messages(count: int, seed: int = 11, hours_ago: int = 72) -> list[tuple[bytes, bytes]]:
-    """``count`` (key, value) pairs of the demo plant, starting ``hours_ago`` hours before now."""
+def simulated_messages(
+    count: int, seed: int = 11, hours_ago: int = 72, start_ms: int | None = None
+) -> list[tuple[bytes, bytes]]:
+    """``count`` (key, value) pairs of the demo plant, from ``start_ms`` or else ``hours_ago`` hours before now."""
     plant = load_demo_plant()
     now_ms = int(time.time() * 1000)
-    simulator = PlantSimulator(plant, seed=seed, start_ms=now_ms - hours_ago * HOUR_MS)
+    first_ms = now_ms - hours_ago * HOUR_MS if start_ms is None else start_ms
+    simulator = PlantSimulator(plant, seed=seed, start_ms=first_ms)
     messages = []
     for record in simulator.events(now_ms):
         messages.append((f"{record['tenant']}/{record['machine']}".encode(), orjson.dumps(record)))

@@ -1,0 +1,29 @@
+"""The demo hour of the observability tests never straddles a shift, whatever the time of day.
+
+CI once failed at 22:14 UTC (07:14 in Seoul): the demo hour had crossed the 06:00 shift and day
+start, so a machine that was down in the new shift's few minutes had no OEE on the status page.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from models.calendar import PlantCalendar
+from service.plant_file import load_demo_plant
+from tests.integration.observability import DEMO_SPAN_MS, demo_start_ms
+
+SILENT_AFTER_MS = 30 * 60_000  # LinepulseMachineSilent's threshold
+
+
+def test_demo_hour_lies_in_one_shift_and_is_old_enough_at_any_time_of_day() -> None:
+    calendar = PlantCalendar.from_plant(load_demo_plant())
+    midnight_ms = int(datetime(2026, 3, 7, tzinfo=UTC).timestamp() * 1000)
+    for minute in range(0, 2 * 24 * 60, 5):
+        now_ms = midnight_ms + minute * 60_000
+        start_ms = demo_start_ms(now_ms)
+        last_ms = start_ms + DEMO_SPAN_MS
+        first, last = calendar.shift_at(start_ms), calendar.shift_at(last_ms)
+        assert first is not None and first == last, (now_ms, first, last)
+        assert calendar.day_at(start_ms) == calendar.day_at(last_ms)
+        assert now_ms - last_ms > SILENT_AFTER_MS
+        assert now_ms - start_ms < 4 * 3_600_000  # still recent: the rate and silence rules see it
