@@ -16,7 +16,14 @@ from service.plant_file import load_demo_plant
 from tests.integration.harness import WorkerProcess, produce, wait_for
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
 
-__all__ = ["DEMO_MESSAGES", "DEMO_SPAN_MS", "demo_machines", "demo_start_ms", "demo_worker", "require_executable"]
+__all__ = [
+    "DEMO_MESSAGES",
+    "DEMO_SPAN_MS",
+    "demo_machines",
+    "demo_start_ms",
+    "demo_worker",
+    "require_executable",
+]
 
 # About an hour of the demo plant: every machine has open hour/shift/day windows with OEE figures.
 DEMO_MESSAGES = 3_000

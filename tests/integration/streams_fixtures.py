@@ -33,7 +33,7 @@ HOUR_MS = 3_600_000
 def simulated_messages(
     count: int, seed: int = 11, hours_ago: int = 72, start_ms: int | None = None
 ) -> list[tuple[bytes, bytes]]:
-    """``count`` (key, value) pairs of the demo plant, from ``start_ms`` or else ``hours_ago`` hours before now."""
+    """``count`` (key, value) pairs of the demo plant, from ``start_ms`` (else ``hours_ago`` hours back)."""
     plant = load_demo_plant()
     now_ms = int(time.time() * 1000)
     first_ms = now_ms - hours_ago * HOUR_MS if start_ms is None else start_ms
