@@ -16,16 +16,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from models import signal_monitor, signal_stats
-from models.accounting import ClosedWindow, EngineOutput, TimeAccounting
+from models import signal_monitor, signal_stats, time_kernel
+from models.accounting import ClosedWindow, EngineOutput, TimeAccounting, ledger_from_parts
 from models.alert_rules import AlertChange, AlertState, alert_id
 from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
 from models.calendar import PlantCalendar
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, LatenessLog, entry
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, LatenessLog
 from models.monitoring_config import CYCLE_TIME_SIGNAL
 from models.plant import LossCategory, MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
 from models.spc.rules import RULE_POINTS
+from models.time_ledger import TimeLedger
 from models.timemodel import WindowAccumulator
 
 __all__ = ["ClosedWindow", "EngineOutput", "LifetimeTotals", "MachineEngine", "MachineState"]
@@ -52,12 +53,8 @@ class MachineState:
     site: str
     line: str
     machine: str
-    cursor_ms: int | None = None  # machine time is accounted up to here
-    last_seen_ms: int | None = None  # newest event time of any telemetry
-    state: str | None = None
-    reason: str | None = None
-    state_since_ms: int | None = None
-    windows: dict[str, WindowAccumulator] = field(default_factory=dict)
+    # Time accounting (models.time_ledger): windows, state, stop and startup clocks, as kernel arrays.
+    ledger: TimeLedger = field(default_factory=TimeLedger)
     totals: LifetimeTotals = field(default_factory=LifetimeTotals)
     signals: dict[str, np.ndarray] = field(default_factory=dict)
     alerts: dict[str, AlertState] = field(default_factory=dict)
@@ -68,59 +65,81 @@ class MachineState:
     capability: dict[str, CapabilityStats] = field(default_factory=dict)
     # Anomaly scoring: the model's feature-window history, so a restart scores exactly as before.
     anomaly: AnomalyWindow | None = None
-    # Micro-stops: the current unplanned stop, whether it is decided, and its undecided time.
-    stop_since_ms: int | None = None
-    stop_settled: bool = True
-    pending_stop_ms: int = 0
-    startup_until_ms: int | None = None  # scrap before this is a startup reject
-    closing: list[WindowAccumulator] = field(default_factory=list)  # ended, waiting for a stop decision
     lateness: LatenessLog | None = None  # log and snapshots, only with allowed_lateness_s > 0
 
     @property
     def key(self) -> str:
         return f"{self.tenant}/{self.machine}"
 
+    # -- the accounting's view, read-only (models.accounting changes it) --------------------------
+
+    @property
+    def cursor_ms(self) -> int | None:
+        """Machine time is accounted up to here."""
+        return self.ledger.get(time_kernel.S_CURSOR)
+
+    @property
+    def last_seen_ms(self) -> int | None:
+        """The newest event time of any telemetry."""
+        return self.ledger.get(time_kernel.S_LAST_SEEN)
+
+    @property
+    def state(self) -> str | None:
+        return self.ledger.state_reason[0]
+
+    @property
+    def reason(self) -> str | None:
+        return self.ledger.state_reason[1]
+
+    @property
+    def state_since_ms(self) -> int | None:
+        return self.ledger.get(time_kernel.S_STATE_SINCE)
+
+    @property
+    def windows(self) -> dict[str, WindowAccumulator]:
+        """The open hour, shift and day windows, built from the ledger (only the accounting changes them)."""
+        return self.ledger.windows()
+
+    @property
+    def closing(self) -> list[WindowAccumulator]:
+        """Windows that ended during an undecided stop and wait for its decision."""
+        return self.ledger.closing()
+
+    def sync_totals(self) -> None:
+        """Copy the accounting's lifetime run time and too-late count into ``totals``."""
+        self.totals.run_ms = int(self.ledger.scalars[time_kernel.S_RUN_MS])
+        self.totals.late_events = int(self.ledger.scalars[time_kernel.S_LATE])
+
     def to_dict(self) -> dict[str, Any]:
+        accounting = self.ledger.to_parts()
+        totals = self.totals.to_dict()
+        del accounting["run_ms"], accounting["late_events"]  # stored in totals
         return {
             "tenant": self.tenant,
             "site": self.site,
             "line": self.line,
             "machine": self.machine,
-            "cursor_ms": self.cursor_ms,
-            "last_seen_ms": self.last_seen_ms,
-            "state": self.state,
-            "reason": self.reason,
-            "state_since_ms": self.state_since_ms,
-            "windows": {kind: window.to_dict() for kind, window in self.windows.items()},
-            "totals": self.totals.to_dict(),
+            **accounting,
+            "totals": totals,
             "signals": {name: signal_stats.to_list(vector) for name, vector in self.signals.items()},
             "alerts": {key: alert.to_dict() for key, alert in self.alerts.items()},
             "applied": dict(self.applied),
             "monitors": {name: signal_monitor.to_list(vector) for name, vector in self.monitors.items()},
             "capability": {key: stats.to_list() for key, stats in self.capability.items()},
             "anomaly": None if self.anomaly is None else self.anomaly.to_dict(),
-            "stop_since_ms": self.stop_since_ms,
-            "stop_settled": self.stop_settled,
-            "pending_stop_ms": self.pending_stop_ms,
-            "startup_until_ms": self.startup_until_ms,
-            "closing": [window.to_dict() for window in self.closing],
             "lateness": None if self.lateness is None else self.lateness.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MachineState:
+        totals = LifetimeTotals(**data["totals"])
         return cls(
             tenant=data["tenant"],
             site=data["site"],
             line=data["line"],
             machine=data["machine"],
-            cursor_ms=data["cursor_ms"],
-            last_seen_ms=data["last_seen_ms"],
-            state=data["state"],
-            reason=data["reason"],
-            state_since_ms=data["state_since_ms"],
-            windows={kind: WindowAccumulator.from_dict(w) for kind, w in data["windows"].items()},
-            totals=LifetimeTotals(**data["totals"]),
+            ledger=ledger_from_parts({**data, "run_ms": totals.run_ms, "late_events": totals.late_events}),
+            totals=totals,
             signals={name: signal_stats.from_list(values) for name, values in data["signals"].items()},
             alerts={key: AlertState.from_dict(a) for key, a in data["alerts"].items()},
             applied=dict(data["applied"]),
@@ -128,11 +147,6 @@ class MachineState:
             monitors=_load_monitors(data.get("monitors", {})),
             capability={key: CapabilityStats.from_list(v) for key, v in data.get("capability", {}).items()},
             anomaly=AnomalyWindow.from_dict(data["anomaly"]) if data.get("anomaly") else None,
-            stop_since_ms=data.get("stop_since_ms"),
-            stop_settled=data.get("stop_settled", True),
-            pending_stop_ms=data.get("pending_stop_ms", 0),
-            startup_until_ms=data.get("startup_until_ms"),
-            closing=[WindowAccumulator.from_dict(w) for w in data.get("closing", [])],
             lateness=LatenessLog.from_dict(data["lateness"]) if data.get("lateness") else None,
         )
 
@@ -158,7 +172,7 @@ class MachineEngine:
     def on_state(
         self, state: MachineState, spec: MachineSpec, ts_ms: int, new_state: str, reason: str | None
     ) -> EngineOutput:
-        return self._record(state, spec, entry(ts_ms, RANK_STATE, new_state, reason))
+        return self._record(state, spec, ts_ms, RANK_STATE, (new_state, reason))
 
     def on_count(
         self,
@@ -172,12 +186,12 @@ class MachineEngine:
     ) -> EngineOutput:
         state.totals.good += good
         state.totals.scrap += scrap
-        return self._record(state, spec, entry(ts_ms, RANK_COUNT, good, scrap, product, scrap_reason))
+        return self._record(state, spec, ts_ms, RANK_COUNT, (good, scrap, product, scrap_reason))
 
     def on_cycle(
         self, state: MachineState, spec: MachineSpec, ts_ms: int, seconds: float, product: str | None = None
     ) -> EngineOutput:
-        out = self._record(state, spec, entry(ts_ms, RANK_CYCLE, seconds, product))
+        out = self._record(state, spec, ts_ms, RANK_CYCLE, (seconds, product))
         if self._monitoring.enabled and not (out.late or out.too_late):
             self._monitor(
                 state, out, "cycle_time", CYCLE_TIME_SIGNAL,
@@ -194,7 +208,7 @@ class MachineEngine:
     ) -> EngineOutput:
         """Batched readings: (signal, epoch-ms times, values) per signal, folded by numba kernels."""
         readings = sum(int(values.shape[0]) for _, _, values in series)
-        out = self._record(state, spec, entry(ts_ms, RANK_HEARTBEAT), readings)
+        out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), readings)
         for signal, times, values in series:
             vector = state.signals.get(signal)
             if vector is None:
@@ -272,7 +286,7 @@ class MachineEngine:
         usl: float | None,
         product: str | None = None,
     ) -> EngineOutput:
-        out = self._record(state, spec, entry(ts_ms, RANK_HEARTBEAT))
+        out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, ())
         if self._monitoring.enabled:
             self._monitor(
                 state, out, "characteristics", characteristic,
@@ -309,13 +323,19 @@ class MachineEngine:
         return out
 
     def _record(
-        self, state: MachineState, spec: MachineSpec, event: list[Any], readings: int = 0
+        self,
+        state: MachineState,
+        spec: MachineSpec,
+        ts_ms: int,
+        rank: int,
+        values: Sequence[Any],
+        readings: int = 0,
     ) -> EngineOutput:
         """Count the event, account it (:mod:`models.accounting`) and check the time-based alerts."""
         out = EngineOutput()
         state.totals.events += 1
         state.totals.readings += readings
-        self.accounting.record(state, spec, event, out)
+        self.accounting.record(state, spec, ts_ms, rank, values, out)
         self._check_stopped(state, spec, out)
         for closed in out.closed:
             if closed.window.kind == "shift" and closed.revision == 0:

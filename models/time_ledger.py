@@ -1,0 +1,513 @@
+"""One machine's time accounting as arrays for :mod:`models.time_kernel`, and the wrapper that runs it.
+
+:class:`TimeLedger` holds the kernel's arrays and what the kernel cannot: the strings behind its
+codes, shift names and the cycle-time sketches. It is stored in the machine's table state as the
+same fields and :class:`~models.timemodel.WindowAccumulator` dicts as before the kernel existed, so
+states written by either load in both.
+
+Loss codes stand for loss keys (``category|big loss|state/reason``), not for (state, reason) pairs:
+a key says everything the kernel needs (category, whether it is an unplanned stop, which state),
+so a ledger means the same under any plant configuration, and a reloaded configuration that
+classifies a state differently simply books its further time under another key, as the reference
+does.
+
+:class:`LedgerAccounting` applies events: it calls the kernel, and in between rolls windows with
+the plant calendar, emits closed windows in the reference's order and feeds cycle times into the
+per-product sketches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from models import time_kernel as k
+from models.accounting_reference import NO_DATA_KEY, STARTUP_AFTER, WINDOW_KINDS
+from models.calendar import PlantCalendar, WindowSpan
+from models.cycle_stats import CycleStats
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_STATE
+from models.plant import BigLoss, LossCategory, MachineSpec, PlantConfig
+from models.timemodel import CATEGORIES, WindowAccumulator, loss_key
+
+__all__ = ["LedgerAccounting", "TimeLedger"]
+
+_CATEGORY_INDEX = {category.value: index for index, category in enumerate(CATEGORIES)}
+_SMALL_STOP_PREFIX = f"{LossCategory.PERFORMANCE.value}|{BigLoss.SMALL_STOPS.value}|"
+_UNPLANNED = BigLoss.UNPLANNED_STOPS.value
+_KIND_INDEX: dict[str, int] = {kind: index for index, kind in enumerate(WINDOW_KINDS)}
+_INITIAL_ROWS = 4
+_INITIAL_CODES = 8
+_INITIAL_REASONS = 4
+# The scalars a snapshot or a table state names, in the kernel's order.
+_NAMED_SCALARS = (
+    ("cursor_ms", k.S_CURSOR),
+    ("last_seen_ms", k.S_LAST_SEEN),
+    ("state_since_ms", k.S_STATE_SINCE),
+    ("stop_since_ms", k.S_STOP_SINCE),
+    ("pending_stop_ms", k.S_PENDING_STOP),
+    ("startup_until_ms", k.S_STARTUP_UNTIL),
+)
+_ROW_INTS = (
+    ("unscheduled_ms", k.R_UNSCHEDULED),
+    ("good", k.R_GOOD),
+    ("scrap", k.R_SCRAP),
+    ("units_without_ideal", k.R_NO_IDEAL),
+    ("cycles", k.R_CYCLES),
+    ("late_events", k.R_LATE),
+    ("failures", k.R_FAILURES),
+    ("startup_scrap", k.R_STARTUP_SCRAP),
+    ("micro_stops", k.R_MICRO_STOPS),
+    ("pending_failures", k.R_PENDING_FAILURES),
+)
+_ROW_REALS = (
+    ("ideal_ms", k.F_IDEAL),
+    ("cycle_sum_s", k.F_CYCLE_SUM),
+    ("scrap_ideal_ms", k.F_SCRAP_IDEAL),
+    ("startup_scrap_ideal_ms", k.F_STARTUP_SCRAP_IDEAL),
+)
+
+
+def _optional(value: int) -> int | None:
+    return None if value == k.NONE else int(value)
+
+
+def _stored(value: int | None) -> int:
+    return k.NONE if value is None else value
+
+
+def _state_reason(key: str) -> tuple[str | None, str | None]:
+    state, _, reason = key.split("|", 2)[2].partition("/")
+    return (None if state == "-" else state), (None if reason == "-" else reason)
+
+
+class _RowExtras:
+    """What a window row keeps outside the arrays."""
+
+    __slots__ = ("cycle_products", "shift")
+
+    def __init__(self, shift: str | None, cycle_products: dict[str, CycleStats] | None = None) -> None:
+        self.shift = shift
+        self.cycle_products: dict[str, CycleStats] = cycle_products if cycle_products is not None else {}
+
+
+class TimeLedger:
+    """The kernel's arrays for one machine, with the strings and sketches behind them."""
+
+    __slots__ = (
+        "bound_to",
+        "code_rows",
+        "extras",
+        "key_index",
+        "keys",
+        "real_rows",
+        "reason_index",
+        "reasons",
+        "rows",
+        "scalars",
+    )
+
+    def __init__(self) -> None:
+        self.scalars = np.full(k.SCALARS, k.NONE, dtype=np.int64)
+        self.scalars[k.S_STOP_SETTLED] = 1
+        for index in (k.S_PENDING_STOP, k.S_RUN_MS, k.S_LATE, k.S_SEQ):
+            self.scalars[index] = 0
+        self.scalars[k.S_CODES] = _INITIAL_CODES
+        self.scalars[k.S_REASONS] = _INITIAL_REASONS
+        self.rows = np.zeros((_INITIAL_ROWS, k.row_width(_INITIAL_CODES, _INITIAL_REASONS)), dtype=np.int64)
+        self.real_rows = np.zeros((_INITIAL_ROWS, k.REAL_COLUMNS), dtype=np.float64)
+        self.code_rows = np.zeros((_INITIAL_CODES, k.CODE_COLUMNS), dtype=np.int64)
+        self.keys: list[str] = []
+        self.key_index: dict[str, int] = {}
+        self.reasons: list[str] = []
+        self.reason_index: dict[str, int] = {}
+        self.extras: list[_RowExtras | None] = [None] * _INITIAL_ROWS
+        self.bound_to: object = None  # the accounting whose classification set the state's code
+        self.code(NO_DATA_KEY)
+        self.scalars[k.S_STATE] = self.code(loss_key(LossCategory.UNKNOWN, None, "-", None))
+
+    # -- codes ------------------------------------------------------------------------------------
+
+    def code(self, key: str) -> int:
+        """The code of a loss key, interned on first use (with its small-stop twin for a stop)."""
+        found = self.key_index.get(key)
+        if found is not None:
+            return found
+        category, big_loss, state_reason = key.split("|", 2)
+        state = state_reason.partition("/")[0]
+        code = len(self.keys)
+        if code == self.code_rows.shape[0]:
+            self._grow_codes()
+        self.keys.append(key)
+        self.key_index[key] = code
+        flags = 0
+        flags |= k.STATE_DOWN if state == "down" else 0
+        flags |= k.STATE_RUNNING if state == "running" else 0
+        flags |= k.STATE_STARTUP_AFTER if state in STARTUP_AFTER else 0
+        stop = big_loss == _UNPLANNED
+        self.code_rows[code] = (_CATEGORY_INDEX[category], int(stop), flags, code)
+        if stop:
+            self.code_rows[code, k.CODE_SMALL] = self.code(_SMALL_STOP_PREFIX + state_reason)
+        return code
+
+    def reason(self, reason: str) -> int:
+        found = self.reason_index.get(reason)
+        if found is not None:
+            return found
+        index = len(self.reasons)
+        if index == int(self.scalars[k.S_REASONS]):
+            self._resize(int(self.scalars[k.S_CODES]), 2 * index)
+        self.reasons.append(reason)
+        self.reason_index[reason] = index
+        return index
+
+    def _grow_codes(self) -> None:
+        capacity = self.code_rows.shape[0]
+        grown = np.zeros((2 * capacity, k.CODE_COLUMNS), dtype=np.int64)
+        grown[:capacity] = self.code_rows
+        self.code_rows = grown
+        self._resize(2 * capacity, int(self.scalars[k.S_REASONS]))
+
+    def _resize(self, codes: int, reasons: int) -> None:
+        old_codes, old_reasons = int(self.scalars[k.S_CODES]), int(self.scalars[k.S_REASONS])
+        grown = np.zeros((self.rows.shape[0], k.row_width(codes, reasons)), dtype=np.int64)
+        grown[:, : k.R_LOSS] = self.rows[:, : k.R_LOSS]
+        blocks = ((k.R_LOSS, k.R_LOSS, old_codes), (k.R_LOSS + old_codes, k.R_LOSS + codes, old_codes))
+        for old_at, new_at, width in (*blocks, (k.R_LOSS + 2 * old_codes, k.R_LOSS + 2 * codes, old_reasons)):
+            grown[:, new_at : new_at + width] = self.rows[:, old_at : old_at + width]
+        self.rows = grown
+        self.scalars[k.S_CODES], self.scalars[k.S_REASONS] = codes, reasons
+
+    # -- rows -------------------------------------------------------------------------------------
+
+    def open_row(self, span: WindowSpan) -> int:
+        free = np.flatnonzero(self.rows[:, k.R_FLAG] == k.FLAG_FREE)
+        if free.size == 0:
+            row = self.rows.shape[0]
+            self.rows = np.vstack([self.rows, np.zeros_like(self.rows)])
+            self.real_rows = np.vstack([self.real_rows, np.zeros_like(self.real_rows)])
+            self.extras.extend([None] * row)
+        else:
+            row = int(free[0])
+        self.rows[row] = 0
+        self.real_rows[row] = 0.0
+        self.rows[row, k.R_FLAG] = k.FLAG_OPEN
+        self.rows[row, k.R_KIND] = _KIND_INDEX[span.kind]
+        self.rows[row, k.R_START], self.rows[row, k.R_END] = span.start_ms, span.end_ms
+        self.extras[row] = _RowExtras(span.shift)
+        return row
+
+    def free_row(self, row: int) -> None:
+        self.rows[row, k.R_FLAG] = k.FLAG_FREE
+        self.extras[row] = None
+
+    def rows_flagged(self, flag: int) -> list[int]:
+        """Rows with ``flag``: open ones in hour, shift, day order; closing ones in closing order."""
+        rows = [int(row) for row in np.flatnonzero(self.rows[:, k.R_FLAG] == flag)]
+        column = k.R_KIND if flag == k.FLAG_OPEN else k.R_SEQ
+        return sorted(rows, key=lambda row: int(self.rows[row, column]))
+
+    def open_kind(self, kind: str) -> int | None:
+        wanted = _KIND_INDEX[kind]
+        for row in self.rows_flagged(k.FLAG_OPEN):
+            if self.rows[row, k.R_KIND] == wanted:
+                return row
+        return None
+
+    def window(self, row: int) -> WindowAccumulator:
+        """The row as a WindowAccumulator (its cycle sketches are shared, not copied)."""
+        ints, reals = self.rows[row], self.real_rows[row]
+        extras = self.extras[row]
+        assert extras is not None
+        codes, reasons = int(self.scalars[k.S_CODES]), int(self.scalars[k.S_REASONS])
+        window = WindowAccumulator(
+            kind=WINDOW_KINDS[int(ints[k.R_KIND])],
+            shift=extras.shift,
+            start_ms=int(ints[k.R_START]),
+            end_ms=int(ints[k.R_END]),
+            category_ms=[int(value) for value in ints[k.R_CATEGORY : k.R_CATEGORY + len(CATEGORIES)]],
+            pending_started=bool(ints[k.R_PENDING_STARTED]),
+            cycle_products=extras.cycle_products,
+        )
+        for name, column in _ROW_INTS:
+            setattr(window, name, int(ints[column]))
+        for name, column in _ROW_REALS:
+            setattr(window, name, float(reals[column]))
+        for code in np.flatnonzero(ints[k.R_LOSS : k.R_LOSS + codes]):
+            window.loss_ms[self.keys[code]] = int(ints[k.R_LOSS + code])
+        for code in np.flatnonzero(ints[k.R_LOSS + codes : k.R_LOSS + 2 * codes]):
+            window.pending_ms[self.keys[code]] = int(ints[k.R_LOSS + codes + code])
+        start = k.R_LOSS + 2 * codes
+        for reason in np.flatnonzero(ints[start : start + reasons]):
+            window.scrap_by_reason[self.reasons[reason]] = int(ints[start + reason])
+        return window
+
+    def load_window(self, window: WindowAccumulator, flag: int) -> None:
+        kind = WINDOW_KINDS[_KIND_INDEX[window.kind]]
+        row = self.open_row(WindowSpan(kind, window.start_ms, window.end_ms, window.shift))
+        self.extras[row] = _RowExtras(window.shift, window.cycle_products)
+        for key in (*window.loss_ms, *window.pending_ms):
+            self.code(key)
+        for reason in window.scrap_by_reason:
+            self.reason(reason)
+        codes = int(self.scalars[k.S_CODES])
+        ints, reals = self.rows[row], self.real_rows[row]
+        ints[k.R_FLAG] = flag
+        ints[k.R_CATEGORY : k.R_CATEGORY + len(CATEGORIES)] = window.category_ms
+        ints[k.R_PENDING_STARTED] = int(window.pending_started)
+        for name, column in _ROW_INTS:
+            ints[column] = getattr(window, name)
+        for name, column in _ROW_REALS:
+            reals[column] = getattr(window, name)
+        for key, value in window.loss_ms.items():
+            ints[k.R_LOSS + self.key_index[key]] = value
+        for key, value in window.pending_ms.items():
+            ints[k.R_LOSS + codes + self.key_index[key]] = value
+        for reason, count in window.scrap_by_reason.items():
+            ints[k.R_LOSS + 2 * codes + self.reason_index[reason]] = count
+        if flag == k.FLAG_CLOSING:
+            ints[k.R_SEQ] = self.next_seq()
+
+    def next_seq(self) -> int:
+        self.scalars[k.S_SEQ] += 1
+        return int(self.scalars[k.S_SEQ])
+
+    # -- what the rest of the machine state reads -------------------------------------------------
+
+    def get(self, index: int) -> int | None:
+        return _optional(int(self.scalars[index]))
+
+    @property
+    def state_reason(self) -> tuple[str | None, str | None]:
+        return _state_reason(self.keys[int(self.scalars[k.S_STATE])])
+
+    def windows(self) -> dict[str, WindowAccumulator]:
+        return {
+            WINDOW_KINDS[int(self.rows[row, k.R_KIND])]: self.window(row)
+            for row in self.rows_flagged(k.FLAG_OPEN)
+        }
+
+    def closing(self) -> list[WindowAccumulator]:
+        return [self.window(row) for row in self.rows_flagged(k.FLAG_CLOSING)]
+
+    def to_parts(self) -> dict[str, Any]:
+        """The accounting's fields, as the machine's table state and lateness snapshots store them."""
+        state, reason = self.state_reason
+        parts: dict[str, Any] = {name: self.get(index) for name, index in _NAMED_SCALARS}
+        parts["pending_stop_ms"] = int(self.scalars[k.S_PENDING_STOP])
+        parts.update(
+            state=state,
+            reason=reason,
+            stop_settled=bool(self.scalars[k.S_STOP_SETTLED]),
+            windows={kind: window.to_dict() for kind, window in self.windows().items()},
+            closing=[window.to_dict() for window in self.closing()],
+            run_ms=int(self.scalars[k.S_RUN_MS]),
+            late_events=int(self.scalars[k.S_LATE]),
+        )
+        return parts
+
+    @classmethod
+    def from_parts(
+        cls,
+        parts: dict[str, Any],
+        windows: Sequence[WindowAccumulator],
+        closing: Sequence[WindowAccumulator],
+    ) -> TimeLedger:
+        """A ledger from stored fields (``to_parts``) and already loaded windows."""
+        ledger = cls()
+        for name, index in _NAMED_SCALARS:
+            ledger.scalars[index] = _stored(parts.get(name))
+        ledger.scalars[k.S_PENDING_STOP] = parts.get("pending_stop_ms", 0)
+        ledger.scalars[k.S_STOP_SETTLED] = int(parts.get("stop_settled", True))
+        ledger.scalars[k.S_RUN_MS] = parts.get("run_ms", 0)
+        ledger.scalars[k.S_LATE] = parts.get("late_events", 0)
+        # The state's code under the classification it was last seen with; LedgerAccounting
+        # re-derives it under its own plant before the next event (see bind).
+        ledger.scalars[k.S_STATE] = ledger.code(
+            loss_key(LossCategory.UNKNOWN, None, parts.get("state") or "-", parts.get("reason"))
+        )
+        for window in windows:
+            ledger.load_window(window, k.FLAG_OPEN)
+        for window in closing:
+            ledger.load_window(window, k.FLAG_CLOSING)
+        return ledger
+
+
+class LedgerAccounting:
+    """Applies time-model events in order to a :class:`TimeLedger` through the numba kernel."""
+
+    def __init__(self, plant: PlantConfig, calendar: PlantCalendar) -> None:
+        self.plant = plant
+        self.calendar = calendar
+        self._has_shifts = bool(plant.shifts)
+        self.params = np.array(
+            [
+                int(plant.state_timeout_s * 1000),
+                -1 if plant.micro_stop_s is None else int(plant.micro_stop_s * 1000),
+                -1 if plant.startup_s is None else int(plant.startup_s * 1000),
+                int(self._has_shifts),
+            ],
+            dtype=np.int64,
+        )
+        self._keys: dict[tuple[str | None, str | None], str] = {}
+
+    # -- codes ------------------------------------------------------------------------------------
+
+    def key_of(self, state: str | None, reason: str | None) -> str:
+        key = self._keys.get((state, reason))
+        if key is None:
+            category, big_loss = self.plant.classify(state, reason), self.plant.big_loss(state, reason)
+            key = self._keys[(state, reason)] = loss_key(category, big_loss, state or "-", reason)
+        return key
+
+    def bind(self, ledger: TimeLedger) -> None:
+        """Classify the ledger's current state under this plant (once per ledger and plant)."""
+        if ledger.bound_to is not self:
+            ledger.scalars[k.S_STATE] = ledger.code(self.key_of(*ledger.state_reason))
+            ledger.bound_to = self
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def apply(
+        self, ledger: TimeLedger, spec: MachineSpec, ts_ms: int, rank: int, values: Sequence[Any]
+    ) -> list[WindowAccumulator]:
+        """Apply one event not older than the ledger's cursor; return the windows it closed."""
+        self.bind(ledger)
+        closed: list[WindowAccumulator] = []
+        if ledger.scalars[k.S_CURSOR] == k.NONE:
+            self._first_event(ledger, ts_ms)
+        a, b, c, x = self._fields(ledger, spec, rank, values)
+        while True:
+            status = k.apply_one(
+                ledger.scalars, ledger.rows, ledger.real_rows, ledger.code_rows, self.params,
+                ts_ms, rank, a, b, c, x,
+            )  # fmt: skip
+            self._emit_settled(ledger, closed)
+            if status == k.DONE:
+                break
+            self._roll(ledger, closed)
+        if rank == RANK_CYCLE:
+            self._add_cycles(ledger, spec, [values])
+        return closed
+
+    def apply_many(
+        self,
+        ledger: TimeLedger,
+        spec: MachineSpec,
+        events: Sequence[tuple[int, int, Sequence[Any]]],
+    ) -> list[WindowAccumulator]:
+        """Apply (ts_ms, rank, values) events in order with one kernel run between window rolls."""
+        self.bind(ledger)
+        closed: list[WindowAccumulator] = []
+        if not events:
+            return closed
+        if ledger.scalars[k.S_CURSOR] == k.NONE:
+            self._first_event(ledger, events[0][0])
+        count = len(events)
+        ts_ms = np.empty(count, dtype=np.int64)
+        ranks = np.empty(count, dtype=np.int64)
+        fields = np.zeros((3, count), dtype=np.int64)
+        reals = np.zeros(count, dtype=np.float64)
+        for index, (ts, rank, values) in enumerate(events):
+            ts_ms[index], ranks[index] = ts, rank
+            fields[0, index], fields[1, index], fields[2, index], reals[index] = self._fields(
+                ledger, spec, rank, values
+            )
+        start = 0
+        while True:
+            # Codes interned above may have grown the arrays: always pass the current ones.
+            packed = k.apply_events(
+                ledger.scalars, ledger.rows, ledger.real_rows, ledger.code_rows, self.params,
+                ts_ms, ranks, fields[0], fields[1], fields[2], reals, start,
+            )  # fmt: skip
+            index, status = divmod(int(packed), 2)
+            cycles = [values for _, rank, values in events[start:index] if rank == RANK_CYCLE]
+            self._add_cycles(ledger, spec, cycles)
+            self._emit_settled(ledger, closed)
+            if status == k.DONE:
+                return closed
+            self._roll(ledger, closed)
+            start = index
+
+    def _fields(
+        self, ledger: TimeLedger, spec: MachineSpec, rank: int, values: Sequence[Any]
+    ) -> tuple[int, int, int, float]:
+        if rank == RANK_STATE:
+            return ledger.code(self.key_of(values[0], values[1])), 0, 0, 0.0
+        if rank == RANK_COUNT:
+            good, scrap, product, scrap_reason = values
+            ideal = spec.ideal_cycle_for(product)
+            reason = ledger.reason(scrap_reason or "unspecified") if scrap else 0
+            return good, scrap, reason, math.nan if ideal is None else ideal
+        if rank == RANK_CYCLE:
+            return 0, 0, 0, float(values[0])
+        return 0, 0, 0, 0.0
+
+    def _add_cycles(self, ledger: TimeLedger, spec: MachineSpec, cycles: Sequence[Sequence[Any]]) -> None:
+        if not cycles:
+            return
+        for row in ledger.rows_flagged(k.FLAG_OPEN):
+            extras = ledger.extras[row]
+            assert extras is not None
+            products = extras.cycle_products
+            for seconds, product in cycles:
+                stats = products.get(product or "-")
+                if stats is None:
+                    stats = products[product or "-"] = CycleStats(ideal_s=spec.ideal_cycle_for(product))
+                stats.add(seconds)
+
+    # -- windows ----------------------------------------------------------------------------------
+
+    def _first_event(self, ledger: TimeLedger, ts_ms: int) -> None:
+        ledger.scalars[k.S_CURSOR] = ts_ms
+        self._open_windows(ledger, ts_ms)
+        for row in ledger.rows_flagged(k.FLAG_OPEN):
+            # A machine first seen mid-window: the part before is lost coverage, not absent.
+            self._book_no_data(ledger, row, int(ledger.rows[row, k.R_START]), ts_ms)
+
+    def _book_no_data(self, ledger: TimeLedger, row: int, start_ms: int, end_ms: int) -> None:
+        cursor = start_ms
+        while cursor < end_ms:
+            shift = self.calendar.shift_at(cursor) if self._has_shifts else None
+            scheduled = shift is not None or not self._has_shifts
+            if scheduled:
+                until = min(end_ms, shift.end_ms if shift is not None else end_ms)
+            else:
+                next_shift = self.calendar.next_shift_start(cursor)
+                until = end_ms if next_shift is None else min(end_ms, next_shift)
+            k.add_time(ledger.rows, row, until - cursor, k.C_UNKNOWN, scheduled, k.NO_DATA_CODE)
+            cursor = until
+
+    def _open_windows(self, ledger: TimeLedger, at_ms: int) -> None:
+        for kind in WINDOW_KINDS:
+            if ledger.open_kind(kind) is None:
+                span = self.calendar.window_at(kind, at_ms)
+                if span is not None:
+                    ledger.open_row(span)
+        shift_open = ledger.open_kind("shift") is not None
+        next_shift = None
+        if self._has_shifts and not shift_open:
+            next_shift = self.calendar.next_shift_start(at_ms)
+        ledger.scalars[k.S_NEXT_SHIFT] = _stored(next_shift)
+
+    def _roll(self, ledger: TimeLedger, closed: list[WindowAccumulator]) -> None:
+        at_ms = int(ledger.scalars[k.S_CURSOR])
+        for row in ledger.rows_flagged(k.FLAG_OPEN):
+            if ledger.rows[row, k.R_END] > at_ms:
+                continue
+            window = ledger.window(row)
+            if window.has_pending:
+                ledger.rows[row, k.R_FLAG] = k.FLAG_CLOSING  # waits for the undecided stop
+                ledger.rows[row, k.R_SEQ] = ledger.next_seq()
+            else:
+                closed.append(window)
+                ledger.free_row(row)
+        self._open_windows(ledger, at_ms)
+
+    @staticmethod
+    def _emit_settled(ledger: TimeLedger, closed: list[WindowAccumulator]) -> None:
+        for row in ledger.rows_flagged(k.FLAG_EMIT):
+            closed.append(ledger.window(row))
+            ledger.free_row(row)
