@@ -49,7 +49,12 @@ def plant(shifts: bool, micro_stop_s: int | None, startup_s: int | None) -> Plan
             "losses": [
                 {"state": "idle", "reason": "micro_stop", "category": "performance"},
                 {"state": "idle", "reason": "no_material", "category": "availability"},
-                {"state": "down", "reason": "changeover", "category": "availability", "big_loss": "setup_adjustments"},
+                {
+                    "state": "down",
+                    "reason": "changeover",
+                    "category": "availability",
+                    "big_loss": "setup_adjustments",
+                },
             ],
             "micro_stop_s": micro_stop_s,
             "startup_s": startup_s,
@@ -125,8 +130,8 @@ def test_kernel_matches_the_reference_event_by_event(config: PlantConfig, stream
     reference, kernel = ReferenceAccounting(config, calendar), LedgerAccounting(config, calendar)
     expected_ledger, ledger = ReferenceLedger(), TimeLedger()
     for ts_ms, rank, values in timeline(stream):
-        expected = [window.to_dict() for window in reference.apply(expected_ledger, spec, ts_ms, rank, values)]
-        got = [window.to_dict() for window in kernel.apply(ledger, spec, ts_ms, rank, values)]
+        expected = [w.to_dict() for w in reference.apply(expected_ledger, spec, ts_ms, rank, values)]
+        got = [w.to_dict() for w in kernel.apply(ledger, spec, ts_ms, rank, values)]
         assert got == expected
     assert {kind: w.to_dict() for kind, w in ledger.windows().items()} == {
         kind: w.to_dict() for kind, w in expected_ledger.windows.items()
