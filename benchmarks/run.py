@@ -36,7 +36,7 @@ from benchmarks.results import (
 __all__ = ["discover", "main"]
 
 # Cheap, in-process areas first, brokers last: a broken kernel shows up before minutes of broker time.
-_ORDER = ("kernels", "decode", "memory", "scoring", "drift", "latency", "e2e")
+_ORDER = ("kernels", "timemodel", "decode", "memory", "scoring", "drift", "latency", "e2e")
 _QUICK_DIR = BENCH_DIR.parent / "var" / "bench"
 
 # The goals, as (goal, figure, minimum ratio): reported as met or not, never gated (floors gate).

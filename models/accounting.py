@@ -151,11 +151,19 @@ class TimeAccounting:
         del log.snapshots[start + 1 :]
         self._load(state, base.accounting)
         replayed: list[ClosedWindow] = []
-        for event in log.events_from(base.position):
-            while later and later[0].position <= event:
+        events = log.events_from(base.position)
+        start = 0
+        while start < len(events):
+            while later and later[0].position <= events[start]:
                 log.snapshots.append(Snapshot(later.pop(0).position, self._save(state)))
-            for window in self.in_order.apply(state.ledger, spec, event[0], event[1], payload(event)):
+            # Up to the next snapshot position, the events go through the kernel in one run.
+            end = start + 1
+            while end < len(events) and not (later and later[0].position <= events[end]):
+                end += 1
+            chunk = [(event[0], event[1], payload(event)) for event in events[start:end]]
+            for window in self.in_order.apply_many(state.ledger, spec, chunk):
                 replayed.append(ClosedWindow(spec, window))
+            start = end
         out.closed.extend(self._revisions(log, replayed))
 
     @staticmethod

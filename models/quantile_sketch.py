@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from models.numba_config import kernel
 
-__all__ = ["DEFAULT_RELATIVE_ACCURACY", "QuantileSketch"]
+__all__ = ["DEFAULT_RELATIVE_ACCURACY", "QuantileSketch", "SketchBins"]
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
 _MIN_VALUE = 1e-9  # cycle times are positive; anything smaller is clamped into the lowest bin
@@ -38,6 +38,16 @@ def _bin_indices(values: npt.NDArray[np.float64], log_gamma: float) -> npt.NDArr
         value = max(values[i], _MIN_VALUE)
         out[i] = math.ceil(math.log(value) / log_gamma)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class SketchBins:
+    """Values already binned: the bin indexes, their counts, and the number of values."""
+
+    indices: list[int]
+    counts: list[int]
+    total: int
+    relative_accuracy: float
 
 
 @dataclass(slots=True)
@@ -62,12 +72,23 @@ class QuantileSketch:
             raise ValueError("values must be a 1-D float64 array")
         if values.size == 0:
             return
+        self.add_bins(self.bins_of(values))
+
+    def bins_of(self, values: npt.NDArray[np.float64]) -> SketchBins:
+        """The (bin, count) pairs ``values`` would add: bin once, add to several sketches."""
+        if values.dtype != np.float64 or values.ndim != 1:
+            raise ValueError("values must be a 1-D float64 array")
         if not np.isfinite(values).all() or (values <= 0).any():
             raise ValueError("values must be positive and finite")
         indices, counts = np.unique(_bin_indices(values, math.log(self._gamma)), return_counts=True)
-        for index, count in zip(indices.tolist(), counts.tolist(), strict=True):
+        return SketchBins(indices.tolist(), counts.tolist(), int(values.size), self.relative_accuracy)
+
+    def add_bins(self, bins: SketchBins) -> None:
+        if bins.relative_accuracy != self.relative_accuracy:
+            raise ValueError("bins of a sketch with another relative accuracy")
+        for index, count in zip(bins.indices, bins.counts, strict=True):
             self.bins[index] = self.bins.get(index, 0) + count
-        self.count += int(values.size)
+        self.count += bins.total
 
     def add_value(self, value: float) -> None:
         """Add one value without numpy: the per-event path (a cycle event carries one time)."""

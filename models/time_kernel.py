@@ -64,7 +64,8 @@ NONE = -(2**63)
 # -- scalars ---------------------------------------------------------------------------------------
 S_CURSOR, S_LAST_SEEN, S_STATE, S_STATE_SINCE, S_STOP_SINCE, S_STOP_SETTLED = range(6)
 S_PENDING_STOP, S_STARTUP_UNTIL, S_RUN_MS, S_LATE, S_NEXT_SHIFT, S_SEQ, S_CODES, S_REASONS = range(6, 14)
-SCALARS = 14
+S_EMIT = 14  # 1 when a settled stop released closing windows: the wrapper emits them and resets it
+SCALARS = 15
 
 # -- params (plant settings) -----------------------------------------------------------------------
 P_TIMEOUT, P_MICRO, P_STARTUP, P_HAS_SHIFTS = range(4)
@@ -142,6 +143,7 @@ def _settle_stop(
         rows[row, R_PENDING_FAILURES] = 0
         if flag == FLAG_CLOSING:
             rows[row, R_FLAG] = FLAG_EMIT  # the wrapper emits it, in closing order
+            scalars[S_EMIT] = 1
     if small_stop:
         scalars[S_RUN_MS] += scalars[S_PENDING_STOP]
     scalars[S_PENDING_STOP] = 0

@@ -18,21 +18,24 @@ per-product sketches.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from models import time_kernel as k
 from models.accounting_reference import NO_DATA_KEY, STARTUP_AFTER, WINDOW_KINDS
 from models.calendar import PlantCalendar, WindowSpan
 from models.cycle_stats import CycleStats
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_STATE
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE
 from models.plant import BigLoss, LossCategory, MachineSpec, PlantConfig
 from models.timemodel import CATEGORIES, WindowAccumulator, loss_key
 
-__all__ = ["LedgerAccounting", "TimeLedger"]
+__all__ = ["EncodedEvents", "LedgerAccounting", "TimeLedger"]
 
 _CATEGORY_INDEX = {category.value: index for index, category in enumerate(CATEGORIES)}
 _SMALL_STOP_PREFIX = f"{LossCategory.PERFORMANCE.value}|{BigLoss.SMALL_STOPS.value}|"
@@ -41,6 +44,7 @@ _KIND_INDEX: dict[str, int] = {kind: index for index, kind in enumerate(WINDOW_K
 _INITIAL_ROWS = 4
 _INITIAL_CODES = 8
 _INITIAL_REASONS = 4
+_CYCLE_BUFFER = 256
 # The scalars a snapshot or a table state names, in the kernel's order.
 _NAMED_SCALARS = (
     ("cursor_ms", k.S_CURSOR),
@@ -98,10 +102,13 @@ class TimeLedger:
 
     __slots__ = (
         "bound_to",
+        "buffered",
         "code_rows",
+        "cycles",
         "extras",
         "key_index",
         "keys",
+        "open_rows",
         "real_rows",
         "reason_index",
         "reasons",
@@ -125,8 +132,26 @@ class TimeLedger:
         self.reason_index: dict[str, int] = {}
         self.extras: list[_RowExtras | None] = [None] * _INITIAL_ROWS
         self.bound_to: object = None  # the accounting whose classification set the state's code
+        self.open_rows: list[int] = []  # in hour, shift, day order
+        # Cycle times by product ("-": none) with the product's ideal cycle, not yet in the open
+        # windows' statistics: added in batches (one vectorised sketch update instead of one per
+        # cycle and window), always before the open windows change or are read.
+        self.cycles: dict[str, tuple[float | None, list[float]]] = {}
+        self.buffered = 0
         self.code(NO_DATA_KEY)
         self.scalars[k.S_STATE] = self.code(loss_key(LossCategory.UNKNOWN, None, "-", None))
+
+    def copy(self) -> TimeLedger:
+        """An independent copy (sketches included) bound to the same accounting."""
+        twin = copy.copy(self)
+        for name in ("scalars", "rows", "real_rows", "code_rows"):
+            setattr(twin, name, getattr(self, name).copy())
+        twin.keys, twin.key_index = list(self.keys), dict(self.key_index)
+        twin.reasons, twin.reason_index = list(self.reasons), dict(self.reason_index)
+        twin.open_rows = list(self.open_rows)
+        twin.cycles = {key: (ideal, list(times)) for key, (ideal, times) in self.cycles.items()}
+        twin.extras = copy.deepcopy(self.extras)
+        return twin
 
     # -- codes ------------------------------------------------------------------------------------
 
@@ -197,11 +222,50 @@ class TimeLedger:
         self.rows[row, k.R_KIND] = _KIND_INDEX[span.kind]
         self.rows[row, k.R_START], self.rows[row, k.R_END] = span.start_ms, span.end_ms
         self.extras[row] = _RowExtras(span.shift)
+        self._index_open_rows()
         return row
 
     def free_row(self, row: int) -> None:
         self.rows[row, k.R_FLAG] = k.FLAG_FREE
         self.extras[row] = None
+        self._index_open_rows()
+
+    def close_row(self, row: int) -> None:
+        """An ended window that waits for the undecided stop's decision."""
+        self.rows[row, k.R_FLAG] = k.FLAG_CLOSING
+        self.rows[row, k.R_SEQ] = self.next_seq()
+        self._index_open_rows()
+
+    def _index_open_rows(self) -> None:
+        self.open_rows = self.rows_flagged(k.FLAG_OPEN)
+
+    def buffer_cycles(self, key: str, ideal: float | None, seconds: list[float]) -> None:
+        """Cycle times of the open windows, by product key ("-": none), in order."""
+        buffered = self.cycles.get(key)
+        if buffered is None:
+            self.cycles[key] = (ideal, seconds)
+        else:
+            buffered[1].extend(seconds)
+        self.buffered += len(seconds)
+        if self.buffered >= _CYCLE_BUFFER:
+            self.flush_cycles()
+
+    def flush_cycles(self) -> None:
+        """Add the buffered cycle times to the open windows' per-product statistics, in order."""
+        if not self.buffered:
+            return
+        by_product, self.cycles, self.buffered = self.cycles, {}, 0
+        for key, (ideal, times) in by_product.items():
+            seconds = np.array(times, dtype=np.float64)
+            bins = None
+            for row in self.open_rows:
+                extras = self.extras[row]
+                assert extras is not None
+                stats = extras.cycle_products.get(key)
+                if stats is None:
+                    stats = extras.cycle_products[key] = CycleStats(ideal_s=ideal)
+                bins = bins if bins is not None else stats.sketch.bins_of(seconds)
+                stats.add_many(seconds, bins)
 
     def rows_flagged(self, flag: int) -> list[int]:
         """Rows with ``flag``: open ones in hour, shift, day order; closing ones in closing order."""
@@ -211,7 +275,7 @@ class TimeLedger:
 
     def open_kind(self, kind: str) -> int | None:
         wanted = _KIND_INDEX[kind]
-        for row in self.rows_flagged(k.FLAG_OPEN):
+        for row in self.open_rows:
             if self.rows[row, k.R_KIND] == wanted:
                 return row
         return None
@@ -255,6 +319,7 @@ class TimeLedger:
         codes = int(self.scalars[k.S_CODES])
         ints, reals = self.rows[row], self.real_rows[row]
         ints[k.R_FLAG] = flag
+        self._index_open_rows()
         ints[k.R_CATEGORY : k.R_CATEGORY + len(CATEGORIES)] = window.category_ms
         ints[k.R_PENDING_STARTED] = int(window.pending_started)
         for name, column in _ROW_INTS:
@@ -284,16 +349,15 @@ class TimeLedger:
         return _state_reason(self.keys[int(self.scalars[k.S_STATE])])
 
     def windows(self) -> dict[str, WindowAccumulator]:
-        return {
-            WINDOW_KINDS[int(self.rows[row, k.R_KIND])]: self.window(row)
-            for row in self.rows_flagged(k.FLAG_OPEN)
-        }
+        self.flush_cycles()
+        return {WINDOW_KINDS[int(self.rows[row, k.R_KIND])]: self.window(row) for row in self.open_rows}
 
     def closing(self) -> list[WindowAccumulator]:
         return [self.window(row) for row in self.rows_flagged(k.FLAG_CLOSING)]
 
     def to_parts(self) -> dict[str, Any]:
         """The accounting's fields, as the machine's table state and lateness snapshots store them."""
+        self.flush_cycles()
         state, reason = self.state_reason
         parts: dict[str, Any] = {name: self.get(index) for name, index in _NAMED_SCALARS}
         parts["pending_stop_ms"] = int(self.scalars[k.S_PENDING_STOP])
@@ -335,6 +399,18 @@ class TimeLedger:
         return ledger
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedEvents:
+    """Events as the kernel's columns (see :func:`models.time_kernel.apply_events`)."""
+
+    ts_ms: npt.NDArray[np.int64]
+    ranks: npt.NDArray[np.int64]
+    fields: npt.NDArray[np.int64]  # (3, n): code or good, scrap, scrap reason
+    reals: npt.NDArray[np.float64]  # ideal cycle of a count (NaN: none), seconds of a cycle
+    # Per product key ("-": none): its ideal cycle and the indexes of its cycle events, ascending.
+    cycles: dict[str, tuple[float | None, npt.NDArray[np.int64]]]
+
+
 class LedgerAccounting:
     """Applies time-model events in order to a :class:`TimeLedger` through the numba kernel."""
 
@@ -374,22 +450,24 @@ class LedgerAccounting:
         self, ledger: TimeLedger, spec: MachineSpec, ts_ms: int, rank: int, values: Sequence[Any]
     ) -> list[WindowAccumulator]:
         """Apply one event not older than the ledger's cursor; return the windows it closed."""
-        self.bind(ledger)
+        if ledger.bound_to is not self:
+            self.bind(ledger)
         closed: list[WindowAccumulator] = []
-        if ledger.scalars[k.S_CURSOR] == k.NONE:
+        scalars = ledger.scalars
+        if scalars[k.S_CURSOR] == k.NONE:
             self._first_event(ledger, ts_ms)
         a, b, c, x = self._fields(ledger, spec, rank, values)
         while True:
             status = k.apply_one(
-                ledger.scalars, ledger.rows, ledger.real_rows, ledger.code_rows, self.params,
-                ts_ms, rank, a, b, c, x,
-            )  # fmt: skip
-            self._emit_settled(ledger, closed)
+                scalars, ledger.rows, ledger.real_rows, ledger.code_rows, self.params, ts_ms, rank, a, b, c, x
+            )
+            if scalars[k.S_EMIT]:
+                self._emit_settled(ledger, closed)
             if status == k.DONE:
                 break
             self._roll(ledger, closed)
         if rank == RANK_CYCLE:
-            self._add_cycles(ledger, spec, [values])
+            self._buffer_cycle(ledger, spec, x, values[1])
         return closed
 
     def apply_many(
@@ -399,33 +477,61 @@ class LedgerAccounting:
         events: Sequence[tuple[int, int, Sequence[Any]]],
     ) -> list[WindowAccumulator]:
         """Apply (ts_ms, rank, values) events in order with one kernel run between window rolls."""
-        self.bind(ledger)
+        return self.apply_encoded(ledger, spec, self.encode(ledger, spec, events))
+
+    def encode(
+        self, ledger: TimeLedger, spec: MachineSpec, events: Sequence[tuple[int, int, Sequence[Any]]]
+    ) -> EncodedEvents:
+        """The events as the kernel's columns, with codes interned in ``ledger``."""
+        if ledger.bound_to is not self:
+            self.bind(ledger)
+        count = len(events)
+        encoded = EncodedEvents(
+            ts_ms=np.fromiter((event[0] for event in events), dtype=np.int64, count=count),
+            ranks=np.fromiter((event[1] for event in events), dtype=np.int64, count=count),
+            fields=np.zeros((3, count), dtype=np.int64),
+            reals=np.zeros(count, dtype=np.float64),
+            cycles={},
+        )
+        cycle_events: dict[str, list[int]] = {}
+        fields, reals = encoded.fields, encoded.reals
+        for index, (_, rank, values) in enumerate(events):
+            if rank != RANK_HEARTBEAT:
+                fields[0, index], fields[1, index], fields[2, index], reals[index] = self._fields(
+                    ledger, spec, rank, values
+                )
+            if rank == RANK_CYCLE:
+                cycle_events.setdefault(values[1] or "-", []).append(index)
+        for key, indexes in cycle_events.items():
+            ideal = spec.ideal_cycle_for(None if key == "-" else key)
+            encoded.cycles[key] = (ideal, np.array(indexes, dtype=np.int64))
+        return encoded
+
+    def apply_encoded(
+        self, ledger: TimeLedger, spec: MachineSpec, encoded: EncodedEvents
+    ) -> list[WindowAccumulator]:
+        """Apply events :meth:`encode` made for this ledger (or an identical copy of it)."""
+        if ledger.bound_to is not self:
+            self.bind(ledger)
         closed: list[WindowAccumulator] = []
-        if not events:
+        if encoded.ts_ms.shape[0] == 0:
             return closed
         if ledger.scalars[k.S_CURSOR] == k.NONE:
-            self._first_event(ledger, events[0][0])
-        count = len(events)
-        ts_ms = np.empty(count, dtype=np.int64)
-        ranks = np.empty(count, dtype=np.int64)
-        fields = np.zeros((3, count), dtype=np.int64)
-        reals = np.zeros(count, dtype=np.float64)
-        for index, (ts, rank, values) in enumerate(events):
-            ts_ms[index], ranks[index] = ts, rank
-            fields[0, index], fields[1, index], fields[2, index], reals[index] = self._fields(
-                ledger, spec, rank, values
-            )
+            self._first_event(ledger, int(encoded.ts_ms[0]))
         start = 0
+        fields = encoded.fields
         while True:
-            # Codes interned above may have grown the arrays: always pass the current ones.
             packed = k.apply_events(
                 ledger.scalars, ledger.rows, ledger.real_rows, ledger.code_rows, self.params,
-                ts_ms, ranks, fields[0], fields[1], fields[2], reals, start,
+                encoded.ts_ms, encoded.ranks, fields[0], fields[1], fields[2], encoded.reals, start,
             )  # fmt: skip
             index, status = divmod(int(packed), 2)
-            cycles = [values for _, rank, values in events[start:index] if rank == RANK_CYCLE]
-            self._add_cycles(ledger, spec, cycles)
-            self._emit_settled(ledger, closed)
+            for key, (ideal, at) in encoded.cycles.items():
+                done = at[np.searchsorted(at, start) : np.searchsorted(at, index)]
+                if done.size:
+                    ledger.buffer_cycles(key, ideal, encoded.reals[done].tolist())
+            if ledger.scalars[k.S_EMIT]:
+                self._emit_settled(ledger, closed)
             if status == k.DONE:
                 return closed
             self._roll(ledger, closed)
@@ -442,28 +548,22 @@ class LedgerAccounting:
             reason = ledger.reason(scrap_reason or "unspecified") if scrap else 0
             return good, scrap, reason, math.nan if ideal is None else ideal
         if rank == RANK_CYCLE:
-            return 0, 0, 0, float(values[0])
+            seconds = float(values[0])
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise ValueError("cycle seconds must be positive and finite")
+            return 0, 0, 0, seconds
         return 0, 0, 0, 0.0
 
-    def _add_cycles(self, ledger: TimeLedger, spec: MachineSpec, cycles: Sequence[Sequence[Any]]) -> None:
-        if not cycles:
-            return
-        for row in ledger.rows_flagged(k.FLAG_OPEN):
-            extras = ledger.extras[row]
-            assert extras is not None
-            products = extras.cycle_products
-            for seconds, product in cycles:
-                stats = products.get(product or "-")
-                if stats is None:
-                    stats = products[product or "-"] = CycleStats(ideal_s=spec.ideal_cycle_for(product))
-                stats.add(seconds)
+    @staticmethod
+    def _buffer_cycle(ledger: TimeLedger, spec: MachineSpec, seconds: float, product: str | None) -> None:
+        ledger.buffer_cycles(product or "-", spec.ideal_cycle_for(product), [seconds])
 
     # -- windows ----------------------------------------------------------------------------------
 
     def _first_event(self, ledger: TimeLedger, ts_ms: int) -> None:
         ledger.scalars[k.S_CURSOR] = ts_ms
         self._open_windows(ledger, ts_ms)
-        for row in ledger.rows_flagged(k.FLAG_OPEN):
+        for row in ledger.open_rows:
             # A machine first seen mid-window: the part before is lost coverage, not absent.
             self._book_no_data(ledger, row, int(ledger.rows[row, k.R_START]), ts_ms)
 
@@ -494,13 +594,13 @@ class LedgerAccounting:
 
     def _roll(self, ledger: TimeLedger, closed: list[WindowAccumulator]) -> None:
         at_ms = int(ledger.scalars[k.S_CURSOR])
-        for row in ledger.rows_flagged(k.FLAG_OPEN):
+        ledger.flush_cycles()
+        for row in list(ledger.open_rows):
             if ledger.rows[row, k.R_END] > at_ms:
                 continue
             window = ledger.window(row)
             if window.has_pending:
-                ledger.rows[row, k.R_FLAG] = k.FLAG_CLOSING  # waits for the undecided stop
-                ledger.rows[row, k.R_SEQ] = ledger.next_seq()
+                ledger.close_row(row)  # waits for the undecided stop
             else:
                 closed.append(window)
                 ledger.free_row(row)
@@ -508,6 +608,7 @@ class LedgerAccounting:
 
     @staticmethod
     def _emit_settled(ledger: TimeLedger, closed: list[WindowAccumulator]) -> None:
+        ledger.scalars[k.S_EMIT] = 0
         for row in ledger.rows_flagged(k.FLAG_EMIT):
             closed.append(ledger.window(row))
             ledger.free_row(row)
