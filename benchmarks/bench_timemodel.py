@@ -98,11 +98,13 @@ def figures(quick: bool) -> list[Figure]:
     python_rate = best_rate(python, total, min_time_s=min_time)
     what = f"{total} events of {len(streams)} machines"
     vs = "ReferenceAccounting (pure Python)"
+    ways = (
+        ("columns", columns, "LedgerAccounting.apply_encoded (columns)"),
+        ("batch", batch, "LedgerAccounting.apply_many"),
+        ("per_event", per_event, "LedgerAccounting.apply"),
+    )
     return [
-        rate_figure("timemodel.columns.vs_python", best_rate(columns, total, min_time_s=min_time), python_rate,
-                    "events/s", what=f"LedgerAccounting.apply_encoded (columns), {what}", vs=vs),
-        rate_figure("timemodel.batch.vs_python", best_rate(batch, total, min_time_s=min_time), python_rate,
-                    "events/s", what=f"LedgerAccounting.apply_many, {what}", vs=vs),
-        rate_figure("timemodel.per_event.vs_python", best_rate(per_event, total, min_time_s=min_time),
-                    python_rate, "events/s", what=f"LedgerAccounting.apply, {what}", vs=vs),
+        rate_figure(f"timemodel.{name}.vs_python", best_rate(run, total, min_time_s=min_time), python_rate,
+                    "events/s", what=f"{call}, {what}", vs=vs)
+        for name, run, call in ways
     ]  # fmt: skip
