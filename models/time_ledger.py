@@ -107,6 +107,7 @@ class TimeLedger:
         "cycles",
         "extras",
         "key_index",
+        "key_states",
         "keys",
         "open_rows",
         "real_rows",
@@ -127,6 +128,7 @@ class TimeLedger:
         self.real_rows = np.zeros((_INITIAL_ROWS, k.REAL_COLUMNS), dtype=np.float64)
         self.code_rows = np.zeros((_INITIAL_CODES, k.CODE_COLUMNS), dtype=np.int64)
         self.keys: list[str] = []
+        self.key_states: list[tuple[str | None, str | None]] = []  # (state, reason) of each key
         self.key_index: dict[str, int] = {}
         self.reasons: list[str] = []
         self.reason_index: dict[str, int] = {}
@@ -146,7 +148,11 @@ class TimeLedger:
         twin = copy.copy(self)
         for name in ("scalars", "rows", "real_rows", "code_rows"):
             setattr(twin, name, getattr(self, name).copy())
-        twin.keys, twin.key_index = list(self.keys), dict(self.key_index)
+        twin.keys, twin.key_index, twin.key_states = (
+            list(self.keys),
+            dict(self.key_index),
+            list(self.key_states),
+        )
         twin.reasons, twin.reason_index = list(self.reasons), dict(self.reason_index)
         twin.open_rows = list(self.open_rows)
         twin.cycles = {key: (ideal, list(times)) for key, (ideal, times) in self.cycles.items()}
@@ -166,6 +172,7 @@ class TimeLedger:
         if code == self.code_rows.shape[0]:
             self._grow_codes()
         self.keys.append(key)
+        self.key_states.append(_state_reason(key))
         self.key_index[key] = code
         flags = 0
         flags |= k.STATE_DOWN if state == "down" else 0
@@ -346,7 +353,7 @@ class TimeLedger:
 
     @property
     def state_reason(self) -> tuple[str | None, str | None]:
-        return _state_reason(self.keys[int(self.scalars[k.S_STATE])])
+        return self.key_states[int(self.scalars[k.S_STATE])]
 
     def windows(self) -> dict[str, WindowAccumulator]:
         self.flush_cycles()
