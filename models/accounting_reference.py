@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.calendar import PlantCalendar, WindowKind, WindowSpan
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_STATE, RANK_TOO_LATE
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_STATE, RANK_TICK, RANK_TOO_LATE
 from models.plant import BigLoss, LossCategory, MachineSpec, PlantConfig
 from models.timemodel import WindowAccumulator, loss_key
 
@@ -64,7 +64,7 @@ class ReferenceAccounting:
     ) -> list[WindowAccumulator]:
         """Apply one event whose time is not older than the ledger's cursor; return closed windows."""
         closed: list[WindowAccumulator] = []
-        self._advance(ledger, ts_ms, closed)
+        self._advance(ledger, ts_ms, closed, seen=rank != RANK_TICK)
         if rank == RANK_STATE:
             new_state, reason = values
             self._change_state(ledger, ts_ms, new_state, reason, closed)
@@ -121,7 +121,11 @@ class ReferenceAccounting:
         if new_state != ledger.state or reason != ledger.reason:
             ledger.state, ledger.reason, ledger.state_since_ms = new_state, reason, ts_ms
 
-    def _advance(self, ledger: ReferenceLedger, ts_ms: int, closed: list[WindowAccumulator]) -> None:
+    def _advance(
+        self, ledger: ReferenceLedger, ts_ms: int, closed: list[WindowAccumulator], seen: bool
+    ) -> None:
+        """Account time up to ``ts_ms``. ``seen``: the machine sent this event; a tick of the
+        plant's clock (``seen=False``) advances time without making the state believed longer."""
         if ledger.cursor_ms is None:
             ledger.cursor_ms = ts_ms
             self._open_windows(ledger, ts_ms)
@@ -130,7 +134,8 @@ class ReferenceAccounting:
                 self._book_no_data(window, window.start_ms, ts_ms)
         while ledger.cursor_ms < ts_ms:
             self._advance_segment(ledger, ts_ms, closed)
-        ledger.last_seen_ms = ts_ms if ledger.last_seen_ms is None else max(ledger.last_seen_ms, ts_ms)
+        if seen:
+            ledger.last_seen_ms = ts_ms if ledger.last_seen_ms is None else max(ledger.last_seen_ms, ts_ms)
 
     def _advance_segment(self, ledger: ReferenceLedger, ts_ms: int, closed: list[WindowAccumulator]) -> None:
         cursor = ledger.cursor_ms

@@ -21,7 +21,7 @@ from models.accounting import ClosedWindow, EngineOutput, TimeAccounting, ledger
 from models.alert_rules import AlertChange, AlertState, alert_id
 from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
 from models.calendar import PlantCalendar
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, LatenessLog
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, LatenessLog
 from models.monitoring_config import CYCLE_TIME_SIGNAL
 from models.plant import LossCategory, MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
@@ -199,6 +199,18 @@ class MachineEngine:
             )  # fmt: skip
         return out
 
+    def on_tick(self, state: MachineState, spec: MachineSpec, ts_ms: int) -> EngineOutput:
+        """The plant's clock reached ``ts_ms`` without telemetry from this machine (a watermark).
+
+        The machine's time is accounted up to there (``unknown`` beyond ``state_timeout_s`` after
+        its newest event) and the windows that ended are closed, so a machine that went silent
+        still gets its hour, shift and day records. A tick at or before the machine's own time
+        changes nothing.
+        """
+        if state.cursor_ms is None or ts_ms <= state.cursor_ms:
+            return EngineOutput()
+        return self._record(state, spec, ts_ms, RANK_TICK, ())
+
     def on_samples(
         self,
         state: MachineState,
@@ -333,8 +345,9 @@ class MachineEngine:
     ) -> EngineOutput:
         """Count the event, account it (:mod:`models.accounting`) and check the time-based alerts."""
         out = EngineOutput()
-        state.totals.events += 1
-        state.totals.readings += readings
+        if rank != RANK_TICK:
+            state.totals.events += 1
+            state.totals.readings += readings
         self.accounting.record(state, spec, ts_ms, rank, values, out)
         self._check_stopped(state, spec, out)
         for closed in out.closed:

@@ -170,8 +170,13 @@ def _advance(
     codes: npt.NDArray[np.int64],
     params: npt.NDArray[np.int64],
     ts_ms: int,
+    from_machine: bool,
 ) -> bool:
-    """Account time up to ``ts_ms``; False when a window must be rolled first (call again then)."""
+    """Account time up to ``ts_ms``; False when a window must be rolled first (call again then).
+
+    ``from_machine``: the machine sent this event (it is the newest telemetry if newer); False for a tick
+    of the plant's clock, which advances time without making the state believed any longer.
+    """
     has_shifts = params[P_HAS_SHIFTS] != 0
     micro = params[P_MICRO]
     pending = R_LOSS + scalars[S_CODES]
@@ -223,8 +228,9 @@ def _advance(
             _settle_stop(scalars, rows, codes, False)
         if _needs_roll(scalars, rows, has_shifts):
             return False
-    last = scalars[S_LAST_SEEN]
-    scalars[S_LAST_SEEN] = ts_ms if last == NONE else max(last, ts_ms)
+    if from_machine:
+        last = scalars[S_LAST_SEEN]
+        scalars[S_LAST_SEEN] = ts_ms if last == NONE else max(last, ts_ms)
     return True
 
 
@@ -315,7 +321,7 @@ def apply_one(
     x: float,
 ) -> int:
     """Apply one event (see :func:`apply_events` for the fields); DONE or ROLL."""
-    if not _advance(scalars, rows, codes, params, ts_ms):
+    if not _advance(scalars, rows, codes, params, ts_ms, rank != 5):  # 5: a tick
         return ROLL
     if rank == 0:  # state: a = the loss code of the new state and reason
         _change_state(scalars, rows, codes, params, ts_ms, a)
@@ -353,7 +359,8 @@ def apply_events(
 
     ``status`` is DONE (every event applied; ``index`` is their number) or ROLL (event ``index``
     is waiting for the wrapper to roll a window; call again from it). Ranks are those of
-    :mod:`models.lateness`; a heartbeat (3) only advances time.
+    :mod:`models.lateness`; a heartbeat (3) only advances time, and a tick (5) advances it without
+    being telemetry of the machine.
     """
     for index in range(start, ts_ms.shape[0]):
         status = apply_one(

@@ -287,3 +287,25 @@ def test_too_late_state_change_takes_effect_now_with_lateness() -> None:
     machine.state_at(at(6, 30), "running")
     assert machine.state.windows["hour"].figures().availability_loss_s == 600
     assert machine.state.totals.late_events == 1
+
+
+def test_a_tick_closes_a_silent_machines_windows_with_the_silence_as_unknown() -> None:
+    """The machine runs from 06:00, sends its last event at 06:40 and then nothing. A tick of the
+    plant's clock at 08:05 closes the 06:00 and 07:00 hours: running is believed for the state
+    timeout (20 min) after 06:40, the rest is unknown. The tick is no event of the machine."""
+    machine = Machine(make_plant(state_timeout_s=1200))
+    machine.state_at(at(6), "running")
+    for minute in (10, 20, 30, 40):
+        machine.count_at(at(6, minute), 25)
+    assert machine.windows("hour") == []
+    machine._keep(machine.engine.on_tick(machine.state, machine.spec, at(8, 5)))
+    first, second = (closed.window.figures() for closed in machine.windows("hour"))
+    assert (first.run_s, first.unknown_s) == (3600, 0)
+    assert (second.run_s, second.unknown_s) == (0, 3600)
+    assert second.coverage == 0 and second.availability is None
+    assert machine.state.cursor_ms == at(8, 5) and machine.state.last_seen_ms == at(6, 40)
+    assert machine.state.totals.events == 5
+    # A tick behind the machine's own time changes nothing; its next event carries on from 08:05.
+    assert machine.engine.on_tick(machine.state, machine.spec, at(7)).closed == []
+    machine.state_at(at(8, 10), "idle")
+    assert machine.state.windows["hour"].figures().unknown_s == 600

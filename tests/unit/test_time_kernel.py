@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from models.accounting import ledger_from_parts
 from models.accounting_reference import ReferenceAccounting, ReferenceLedger
 from models.calendar import PlantCalendar
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TOO_LATE
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, RANK_TOO_LATE
 from models.plant import PlantConfig
 from models.time_ledger import LedgerAccounting, TimeLedger
 
@@ -81,6 +81,7 @@ steps = st.one_of(
     st.tuples(st.just(RANK_CYCLE), st.tuples(st.floats(5.0, 60.0), st.sampled_from([None, "A", "B"]))),
     st.tuples(st.just(RANK_HEARTBEAT), st.just(())),
     st.tuples(st.just(RANK_TOO_LATE), st.just(())),
+    st.tuples(st.just(RANK_TICK), st.just(())),
 )
 gaps = st.one_of(st.integers(0, 120_000), st.integers(0, 3_600_000), st.integers(0, 4 * 3_600_000))
 streams = st.lists(st.tuples(gaps, steps), min_size=1, max_size=120)
