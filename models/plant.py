@@ -208,6 +208,15 @@ class PlantConfig(_Frozen):
             "windows (revised KPI records); older ones are only counted as too late."
         ),
     )
+    close_silent_after_s: PositiveSeconds | None = Field(
+        default=900.0,
+        description=(
+            "When the newest event time on a machine's partition (or file) is this far past the "
+            "machine's own, its time is accounted up to there (unknown after state_timeout_s) and "
+            "its ended windows close, so a silent machine still gets its records (null: wait for "
+            "the machine's next event)."
+        ),
+    )
     line_wait_reasons: list[Id] = Field(
         default_factory=lambda: ["no_material", "starved", "blocked"],
         description="Stop reasons that mean a machine waited for another one: never what held the line.",

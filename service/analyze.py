@@ -27,8 +27,9 @@ from service.settings import Settings
 from streams.control import control_value
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
-from streams.processing import TelemetryProcessor
+from streams.processing import Applied, TelemetryProcessor
 from streams.records import record_bytes
+from streams.silence import SilenceClock
 
 __all__ = ["analyze_file", "dead_letter_line"]
 
@@ -86,6 +87,8 @@ def analyze_file(
         "line_kpis": 0,
         "baseline_resets": 0,
     }
+    close_after = plant.close_silent_after_s
+    silence = None if close_after is None else SilenceClock(int(close_after * 1000))
     pending: dict[str, list[ScheduledReset]] = {}
     for reset in sorted(resets, key=lambda r: r.at_ms):
         pending.setdefault(reset.spec.key, []).append(reset)
@@ -96,6 +99,22 @@ def analyze_file(
         (out_dir / "dead_letters.jsonl").open("wb") as dead_letters,
         (out_dir / "line_kpis.jsonl").open("wb") as line_kpis,
     ):
+
+        def write(outcome: Applied) -> None:
+            """The outcome's KPI records (and the line records they complete) and alerts."""
+            for kpi in outcome.kpis:
+                kpis.write(record_bytes(kpi) + b"\n")
+                record = kpi.model_dump(mode="json")
+                key = line_key(record)
+                line_states[key], line_record = lines.apply(line_states.get(key), record)
+                if line_record is not None:
+                    line_kpis.write(record_bytes(line_record) + b"\n")
+                    counts["line_kpis"] += 1
+            for alert in outcome.alerts:
+                alerts.write(record_bytes(alert) + b"\n")
+            counts["kpis"] += len(outcome.kpis)
+            counts["alerts"] += len(outcome.alerts)
+
         for number, line in _lines(source):
             counts["lines"] += 1
             outcome = processor.process(
@@ -112,18 +131,15 @@ def analyze_file(
             states[outcome.state.key] = outcome.state
             counts["applied"] += 1
             counts["readings"] += outcome.readings
-            for kpi in outcome.kpis:
-                kpis.write(record_bytes(kpi) + b"\n")
-                record = kpi.model_dump(mode="json")
-                key = line_key(record)
-                line_states[key], line_record = lines.apply(line_states.get(key), record)
-                if line_record is not None:
-                    line_kpis.write(record_bytes(line_record) + b"\n")
-                    counts["line_kpis"] += 1
-            for alert in outcome.alerts:
-                alerts.write(record_bytes(alert) + b"\n")
-            counts["kpis"] += len(outcome.kpis)
-            counts["alerts"] += len(outcome.alerts)
+            write(outcome)
+            if silence is not None and outcome.newest_ms is not None:
+                # The file is one partition: its newest event time closes silent machines' windows.
+                silence.observe(0, outcome.newest_ms)
+                for _, tick_ms in silence.due():
+                    for state in states.values():
+                        ticked = processor.process_tick(state, tick_ms)
+                        if ticked is not None:
+                            write(ticked)
             due = pending.get(outcome.state.key)
             seen = outcome.state.last_seen_ms
             while due and seen is not None and due[0].at_ms <= seen:

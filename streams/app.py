@@ -148,7 +148,7 @@ def create_stream(
     # this lock from applying to writing the states, or one could write a state the other staged
     # before that state's records were acknowledged.
     applying = asyncio.Lock()
-    applier = BatchApplier(processor, table)
+    applier = BatchApplier(processor, table, config.topics.telemetry)
 
     async def publish(outcomes: Sequence[Outcome]) -> None:
         """Send the batch's KPI and alert records and wait for the broker's acks.
@@ -188,10 +188,12 @@ def create_stream(
         messages = [event.message for event in events]
         async with applying:
             outcomes = applier.apply(messages, now_ms=int(time.time() * 1000))
+            # Machines the partition's stream time left silent: their ended windows close now.
+            ticked = applier.tick_silent()
             for message, outcome in zip(messages, outcomes, strict=True):
                 if isinstance(outcome, Rejection):
                     await dead_letter(message, outcome)
-            await publish_then_write(outcomes)
+            await publish_then_write([*outcomes, *ticked])
         for outcome in outcomes:
             observer.on_outcome(outcome)
 
@@ -229,6 +231,8 @@ def create_stream(
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         table.clear()
+        if applier.silence is not None:
+            applier.silence.forget()
         live.forget_all()
         observer.on_rebalance()
 

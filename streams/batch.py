@@ -13,6 +13,7 @@ from typing import Protocol
 
 from streams.decode import Rejection
 from streams.processing import Applied, Outcome, TelemetryProcessor
+from streams.silence import SilenceClock
 from streams.state_table import StateTable
 
 __all__ = ["BatchApplier", "SourceMessage"]
@@ -38,9 +39,12 @@ class SourceMessage(Protocol):
 
 
 class BatchApplier:
-    def __init__(self, processor: TelemetryProcessor, table: StateTable) -> None:
+    def __init__(self, processor: TelemetryProcessor, table: StateTable, telemetry_topic: str) -> None:
         self.processor = processor
         self.table = table
+        self.telemetry_topic = telemetry_topic
+        close_after = processor.plant.close_silent_after_s
+        self.silence = None if close_after is None else SilenceClock(int(close_after * 1000))
 
     def apply(self, messages: Sequence[SourceMessage], now_ms: int) -> list[Outcome]:
         """One outcome per message, in order; the changed states are staged in the table."""
@@ -54,8 +58,33 @@ class BatchApplier:
             elif not outcome.duplicate:
                 self.table.stage(outcome.state, message.partition)
                 applied.setdefault(outcome.state.key, []).append(message)
+                if self.silence is not None and outcome.newest_ms is not None:
+                    self.silence.observe(message.partition, outcome.newest_ms)
             outcomes.append(outcome)
         return outcomes
+
+    def tick_silent(self) -> list[Applied]:
+        """Tick the machines that stream time left silent (:mod:`streams.silence`); their changed
+        states are staged and the windows they close come back as outcomes to publish."""
+        if self.silence is None:
+            return []
+        due = self.silence.due()
+        if not due:
+            return []
+        ticked: list[Applied] = []
+        sources = {f"{self.telemetry_topic}:{partition}": (partition, tick_ms) for partition, tick_ms in due}
+        for raw_key in list(self.table.keys()):
+            state = self.table.load(raw_key.decode())
+            if state is None:
+                continue
+            for source, (partition, tick_ms) in sources.items():
+                if source in state.applied:  # the machine's telemetry partition
+                    outcome = self.processor.process_tick(state, tick_ms)
+                    if outcome is not None:
+                        self.table.stage(outcome.state, partition)
+                        ticked.append(outcome)
+                    break
+        return ticked
 
     def _apply(self, message: SourceMessage, now_ms: int) -> Outcome:
         return self.processor.process(

@@ -12,6 +12,7 @@ import logging
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -113,23 +114,34 @@ class TelemetryProcessor:
             return Rejection(
                 "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=spec.key
             )
-        return Applied(
+        return self._applied(
             state,
-            kpis=[
-                kpi_record(
-                    closed.machine,
-                    closed.window,
-                    self.engine.calendar,
-                    self.config_version,
-                    revision=closed.revision,
-                )
-                for closed in output.closed
-            ],
-            alerts=[alert_record(state, change, self.engine.calendar) for change in output.alerts],
+            output,
             late=output.late,
             too_late=output.too_late,
             readings=_readings(decoded.event),
             newest_ms=decoded.newest_ms,
+        )
+
+    def process_tick(self, state: MachineState, tick_ms: int) -> Applied | None:
+        """Tick a silent machine to ``tick_ms`` (:mod:`streams.silence`); None when it is not
+        behind that time or has no spec in this plant."""
+        spec = self.plant.machine(state.tenant, state.machine)
+        if spec is None or state.cursor_ms is None or state.cursor_ms >= tick_ms:
+            return None
+        return self._applied(state, self.engine.on_tick(state, spec, tick_ms))
+
+    def _applied(self, state: MachineState, output: EngineOutput, **extra: Any) -> Applied:
+        """The state with the KPI records of the windows ``output`` closed and its alerts."""
+        calendar, version = self.engine.calendar, self.config_version
+        return Applied(
+            state,
+            kpis=[
+                kpi_record(closed.machine, closed.window, calendar, version, revision=closed.revision)
+                for closed in output.closed
+            ],
+            alerts=[alert_record(state, change, calendar) for change in output.alerts],
+            **extra,
         )
 
     def process_control(
@@ -173,10 +185,7 @@ class TelemetryProcessor:
             command.reason or "-",
             len(dropped),
         )
-        return Applied(
-            state,
-            alerts=[alert_record(state, change, self.engine.calendar) for change in output.alerts],
-        )
+        return self._applied(state, output)
 
     def open_window_records(self, state: MachineState) -> list[KpiRecord]:
         """The machine's still-open windows, as ``complete: false`` records (live views, end of a file)."""

@@ -88,7 +88,7 @@ def test_a_batch_writes_each_changed_state_once_with_the_effects_of_every_messag
 ) -> None:
     values = simulated(400, seed=11)
     states = StateTable(table)
-    applier = BatchApplier(processor, states)
+    applier = BatchApplier(processor, states, "telemetry")
     written = []
     for start in range(0, len(values), 150):  # three batches
         outcomes = applier.apply(messages(values[start : start + 150], start), int(time.time() * 1000))
@@ -105,7 +105,7 @@ def test_a_batch_writes_each_changed_state_once_with_the_effects_of_every_messag
 def test_a_redelivered_batch_is_all_duplicates(processor: TelemetryProcessor, table: Any) -> None:
     values = simulated(120, seed=12)
     states = StateTable(table)
-    applier = BatchApplier(processor, states)
+    applier = BatchApplier(processor, states, "telemetry")
     applier.apply(messages(values), int(time.time() * 1000))
     states.write_staged()
     before = totals(table_states(table))
@@ -138,7 +138,7 @@ def test_a_processing_error_mid_batch_keeps_the_other_messages_of_its_machine(
 
     monkeypatch.setattr(processor, "_apply", broken_once)
     states = StateTable(table)
-    outcomes = BatchApplier(processor, states).apply(messages(values), int(time.time() * 1000))
+    outcomes = BatchApplier(processor, states, "telemetry").apply(messages(values), int(time.time() * 1000))
     states.write_staged()
     rejected = [i for i, o in enumerate(outcomes) if isinstance(o, Rejection)]
     assert rejected == [bad]
@@ -154,3 +154,35 @@ def test_states_are_stored_compressed_and_plain_json_of_earlier_versions_loads(
     plain = orjson.dumps(state.to_dict())
     assert len(stored) < len(plain) / 1.5
     assert decode_state(stored).to_dict() == decode_state(plain).to_dict() == state.to_dict()
+
+
+def test_a_machine_the_partition_left_silent_is_ticked_and_its_hours_close(
+    processor: TelemetryProcessor, table: Any
+) -> None:
+    """M01 runs for ten minutes and goes silent; M02 keeps the partition's stream time moving for
+    three hours. Once stream time is close_silent_after_s (900 s, the default) past M01, M01 is
+    ticked: its ended hours close with the silence as unknown time, and M02 is left alone."""
+    hour_ms = 3_600_000
+    start = (int(time.time() * 1000) // hour_ms - 6) * hour_ms  # a whole UTC (and Seoul) hour
+
+    def event(machine: str, offset_ms: int, **fields: Any) -> bytes:
+        base = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": machine}
+        return orjson.dumps({**base, "ts": start + offset_ms, **fields})
+
+    values = [event("M01", 0, kind="state", state="running"), event("M01", 600_000, kind="count", good=90)]
+    values += [event("M02", minute * 60_000, kind="count", good=1) for minute in range(0, 181)]
+    states = StateTable(table)
+    applier = BatchApplier(processor, states, "telemetry")
+    applier.apply(messages(values), int(time.time() * 1000))
+    states.write_staged()
+    ticked = applier.tick_silent()
+    assert [outcome.state.machine for outcome in ticked] == ["M01"]
+    tick_ms = start + 3 * hour_ms - 900_000  # stream time (M02's newest event) minus 900 s
+    assert ticked[0].state.cursor_ms == tick_ms
+    assert ticked[0].state.last_seen_ms == start + 600_000  # a tick is not telemetry of M01
+    hours = sorted((kpi for kpi in ticked[0].kpis if kpi.window == "hour"), key=lambda kpi: kpi.start_ms)
+    assert [kpi.start_ms for kpi in hours] == [start, start + hour_ms]
+    # Believed for state_timeout_s (900 s) after its last event at 10 min: 25 min run, then unknown.
+    assert (hours[0].run_s, hours[0].unknown_s) == (1500, 2100)
+    assert (hours[1].run_s, hours[1].unknown_s) == (0, 3600)
+    assert applier.tick_silent() == []  # the next check waits for stream time to move on

@@ -113,6 +113,32 @@ def test_analyze_writes_kpis_alerts_and_dead_letters(
             assert record["oee"] is None
 
 
+def test_analyze_closes_a_silent_machines_hours_as_the_stream_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """M01 runs ten minutes and goes silent while M02 reports for three hours: analyze ticks M01
+    by the file's stream time (close_silent_after_s), so its ended hours are complete records."""
+    hour_ms = 3_600_000
+    start = (int(time.time() * 1000) // hour_ms - 6) * hour_ms
+
+    def event(machine: str, offset_ms: int, **fields: object) -> bytes:
+        base = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": machine}
+        return orjson.dumps({**base, "ts": start + offset_ms, **fields})
+
+    lines = [event("M01", 0, kind="state", state="running"), event("M01", 600_000, kind="count", good=90)]
+    lines += [event("M02", minute * 60_000, kind="count", good=1) for minute in range(0, 181)]
+    source = tmp_path / "telemetry.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["analyze", str(source), "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    kpis = [orjson.loads(line) for line in (tmp_path / "out" / "kpis.jsonl").read_bytes().splitlines()]
+    silent_hours = [r for r in kpis if r["machine"] == "M01" and r["window"] == "hour" and r["complete"]]
+    assert [(r["start_ms"] - start, r["run_s"], r["unknown_s"]) for r in silent_hours] == [
+        (0, 1500, 2100),
+        (hour_ms, 0, 3600),
+    ]
+
+
 def test_analyze_reports_a_bad_config_without_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
