@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Final, cast
 
-from benchmarks.results import Figure, best_rate, rate_figure
+from benchmarks.results import Figure, best_rates, rate_figure
 from models.accounting_reference import ReferenceAccounting, ReferenceLedger
 from models.calendar import PlantCalendar
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE
@@ -94,17 +94,21 @@ def figures(quick: bool) -> list[Figure]:
             for ts_ms, rank, values in events:
                 reference.apply(ledger, spec, ts_ms, rank, values)
 
-    min_time = 0.2 if quick else 1.0
-    python_rate = best_rate(python, total, min_time_s=min_time)
+    rates = best_rates(
+        {"python": python, "columns": columns, "batch": batch, "per_event": per_event},
+        total,
+        min_time_s=0.2 if quick else 0.5,
+        repeat=5 if quick else 7,
+    )
     what = f"{total} events of {len(streams)} machines"
     vs = "ReferenceAccounting (pure Python)"
-    ways = (
-        ("columns", columns, "LedgerAccounting.apply_encoded (columns)"),
-        ("batch", batch, "LedgerAccounting.apply_many"),
-        ("per_event", per_event, "LedgerAccounting.apply"),
-    )
+    calls = {
+        "columns": "LedgerAccounting.apply_encoded (columns)",
+        "batch": "LedgerAccounting.apply_many",
+        "per_event": "LedgerAccounting.apply",
+    }
     return [
-        rate_figure(f"timemodel.{name}.vs_python", best_rate(run, total, min_time_s=min_time), python_rate,
-                    "events/s", what=f"{call}, {what}", vs=vs)
-        for name, run, call in ways
+        rate_figure(f"timemodel.{name}.vs_python", rates[name], rates["python"], "events/s",
+                    what=f"{call}, {what}", vs=vs)
+        for name, call in calls.items()
     ]  # fmt: skip

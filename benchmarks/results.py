@@ -138,23 +138,46 @@ def best_rate(
     collection does not land on only one side of a comparison.
     """
     run()  # warm-up: numba compilation, caches, lazy imports
-    best = 0.0
-    enabled = gc.isenabled()
+    return max(best_rate_round(run, items_per_call, min_time_s) for _ in range(repeat))
+
+
+def best_rates(
+    runs: Mapping[str, Callable[[], object]],
+    items_per_call: float,
+    *,
+    min_time_s: float = 0.2,
+    repeat: int = 5,
+) -> dict[str, float]:
+    """:func:`best_rate` of several contenders, their rounds interleaved.
+
+    One contender's rounds after another's let a burst of load from a neighbour land on one side
+    only; taking turns round by round spreads it over all of them, so their ratios hold still.
+    """
+    for run in runs.values():
+        run()  # warm-up
+    best = dict.fromkeys(runs, 0.0)
     for _ in range(repeat):
-        calls = 0
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            elapsed = 0.0
-            while elapsed < min_time_s:
-                run()
-                calls += 1
-                elapsed = time.perf_counter() - start
-        finally:
-            if enabled:
-                gc.enable()
-        best = max(best, calls * items_per_call / elapsed)
+        for name, run in runs.items():
+            best[name] = max(best[name], best_rate_round(run, items_per_call, min_time_s))
     return best
+
+
+def best_rate_round(run: Callable[[], object], items_per_call: float, min_time_s: float) -> float:
+    """Items per second of one timed round of at least ``min_time_s`` (GC paused)."""
+    calls = 0
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        elapsed = 0.0
+        while elapsed < min_time_s:
+            run()
+            calls += 1
+            elapsed = time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+    return calls * items_per_call / elapsed
 
 
 # -- floors -------------------------------------------------------------------------------------------
