@@ -39,9 +39,11 @@ the batch applier for a no-op): the linepulse worker's Faust plumbing alone (tak
 other topics, changelog producer, Prometheus counters) costs ~90-98 µs per message, as much as the
 empty agent (~87-93 µs); applying a frame costs ~70 µs more, about 30 µs of it decoding and
 validating. Reaching 80% of the empty agent needs the whole apply path under ~20 µs per frame.
-Figures measured before the consumer's fetch wait fell from Faust's fixed 1.5 s to 50 ms
-(`streams/fetch_wait.py`) are not comparable: both consumers stalled ~1.2 s several times per run,
-and Faust's polling during the stalls cost the empty agent about half its CPU time."""
+With Faust's fixed 1.5 s fetch wait (before `streams/fetch_wait.py`; A/B on Apache Kafka with
+`LINEPULSE_FETCH_WAIT_S=1.5`, two rounds) the worker stalled ~1.2 s several times per run: 5.6 s
+wall and 226-245 µs CPU per frame message, against 1.8-2.0 s and 183-192 µs with 50 ms; the empty
+agent's CPU hardly changed (94-95 against 85-151 µs). The 0.9× of an earlier run came with an
+empty agent at 2.69 M readings/s (186 µs per message), which repeated runs no longer reproduce."""
 
 # (kind of message, builder, readings per message, messages in quick and full runs, peers to run)
 _Kind = tuple[str, Callable[[int], list[Message]], int, int, int, tuple[e2e.ConsumerKind, ...]]
