@@ -7,8 +7,9 @@ of that machine, so the batch ends with exactly the effects of the messages that
 
 Consecutive messages of one machine that carry only readings (frames, ``samples`` records,
 ``sensor`` events) are applied together, in one engine call
-(:meth:`~streams.processing.TelemetryProcessor.process_samples`): the per-message cost of the
-engine was as large as Faust's own. The outcomes are the same as one by one, message by message:
+(:meth:`~streams.processing.TelemetryProcessor.process_samples`), so each signal's statistics
+take the run in one kernel call instead of one per message. The outcomes are the same as one by
+one, message by message:
 any other message of that machine (a state change, a count, ...) ends the run first, duplicates
 are still skipped by offset, and a failing run is applied again one by one.
 """
