@@ -20,10 +20,11 @@ last (startup, group join and numba compilation are outside the interval):
 
 - **linepulse**: the real worker (`streams.app.create_stream`: decode and validate, machine-state
   table with changelog, ISO 22400 engine, numba statistics and drift/SPC monitors, KPI and alert
-  publishing, Prometheus counters), taking messages in batches (`stream.take_events`) and writing
-  each changed machine state once per batch;
-- **empty Faust agent**: `async for _ in stream.events(): pass` with the same consumer settings, the
-  framework's ceiling;
+  publishing, Prometheus counters), taking messages in batches (`stream.take_events`), applying
+  each machine's consecutive frames in one engine call and writing each changed machine state once
+  per batch;
+- **empty Faust agent**: `async for _ in stream.events(): pass` with the same consumer settings
+  (the 50 ms fetch wait of `LINEPULSE_FETCH_WAIT_S` included), the framework's ceiling;
 - **Quix Streams + river**: a Quix Streams app (own virtualenv, `.venv-bench-quix`) decoding each
   message as a user would and updating river's Var/Min/Max/Sum/EWMean/EWVar per machine and signal
   (plus PageHinkley when linepulse's engine runs drift detection) in a dict: no validation, no KPIs,
@@ -31,7 +32,18 @@ last (startup, group join and numba compilation are outside the interval):
 
 The gated figures use each process's CPU time (steadier on two shared cores: the broker and the
 consumer compete for them); `.wall` figures use wall time and are shown for information. Messages:
-single `sensor` events; JSON `samples` records and binary frames of 500 readings (5 signals × 100)."""
+single `sensor` events; JSON `samples` records and binary frames of 500 readings (5 signals × 100).
+
+Where the frames' CPU goes (2026-11-25, Tansu, 8,000 frames, profiled with py-spy and by swapping
+the batch applier for a no-op): the linepulse worker's Faust plumbing alone (take_events, its
+other topics, changelog producer, Prometheus counters) costs ~90-98 µs per message, as much as the
+empty agent (~87-93 µs); applying a frame costs ~70 µs more, about 30 µs of it decoding and
+validating. Reaching 80% of the empty agent needs the whole apply path under ~20 µs per frame.
+With Faust's fixed 1.5 s fetch wait (before `streams/fetch_wait.py`; A/B on Apache Kafka with
+`LINEPULSE_FETCH_WAIT_S=1.5`, two rounds) the worker stalled ~1.2 s several times per run: 5.6 s
+wall and 226-245 µs CPU per frame message, against 1.8-2.0 s and 183-192 µs with 50 ms; the empty
+agent's CPU hardly changed (94-95 against 85-151 µs). The 0.9× of an earlier run came with an
+empty agent at 2.69 M readings/s (186 µs per message), which repeated runs no longer reproduce."""
 
 # (kind of message, builder, readings per message, messages in quick and full runs, peers to run)
 _Kind = tuple[str, Callable[[int], list[Message]], int, int, int, tuple[e2e.ConsumerKind, ...]]

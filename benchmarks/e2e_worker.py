@@ -37,6 +37,7 @@ from service.plant_file import load_demo_plant
 from service.settings import Settings
 from streams.app import create_stream
 from streams.decode import Rejection
+from streams.fetch_wait import app_with_fetch_wait
 from streams.processing import Outcome
 from streams.topics import MAX_MESSAGE_BYTES, ensure_topics, topic_specs
 
@@ -135,7 +136,9 @@ def _linepulse_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> fau
 
 
 def _empty_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> faust.App:
-    app = faust.App(
+    # The worker's consumer settings, the fetch wait included (one topic never waits on it).
+    app = app_with_fetch_wait(
+        Settings().fetch_wait_s,
         args.app_id,
         broker=[f"kafka://{args.bootstrap}"],
         store="memory://",

@@ -76,6 +76,7 @@ __all__ = [
     "summarize",
     "to_list",
     "update",
+    "update_runs",
 ]
 
 COUNT: Final = 0
@@ -129,32 +130,27 @@ def new_state() -> FloatArray:
 
 
 @kernel
-def _update_kernel(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float) -> int:
-    """Fold readings into ``state``; returns -1, or the index of the first non-finite value (state untouched).
+def _fold(
+    state: FloatArray, ts_ms: IntArray, values: FloatArray, start: int, stop: int, alpha: float
+) -> None:
+    """Fold the finite readings ``[start, stop)`` (at least one) into ``state``.
 
     Three short passes rather than one Welford pass: Welford puts a division on the loop-carried
     chain (~6 ns/reading here); the batch's own mean and squared deviations (the two-pass
     algorithm, also the more accurate one) merged into the state with Chan's formula cost ~3 ns.
     """
-    n = values.shape[0]
-    if n == 0:
-        return -1
-    # Pass 1: reject a batch with a non-finite value before touching the state (a NaN would poison
-    # the mean for good), and sum it.
+    n = stop - start
     batch_sum = 0.0
-    for i in range(n):
-        x = values[i]
-        if not math.isfinite(x):
-            return i
-        batch_sum += x
-    # Pass 2: the newest reading, in integer compares; ">=" makes the later of equal timestamps win.
-    newest = 0
-    newest_ts = ts_ms[0]
-    for i in range(1, n):
+    for i in range(start, stop):
+        batch_sum += values[i]
+    # The newest reading, in integer compares; ">=" makes the later of equal timestamps win.
+    newest = start
+    newest_ts = ts_ms[start]
+    for i in range(start + 1, stop):
         if ts_ms[i] >= newest_ts:
             newest = i
             newest_ts = ts_ms[i]
-    # Pass 3: squared deviations about the batch mean, extremes and the EW recurrences.
+    # Squared deviations about the batch mean, extremes and the EW recurrences.
     count = state[COUNT]
     lo = state[MIN]
     hi = state[MAX]
@@ -162,14 +158,14 @@ def _update_kernel(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha
     ew_var = state[EW_VAR]
     if count == 0.0:
         # Seed the NaN fields with the first reading, which the loop then applies as a no-op.
-        lo = values[0]
-        hi = values[0]
-        ew_mean = values[0]
+        lo = values[start]
+        hi = values[start]
+        ew_mean = values[start]
         ew_var = 0.0
     batch_mean = batch_sum / n
     batch_m2 = 0.0
     keep = 1.0 - alpha
-    for i in range(n):
+    for i in range(start, stop):
         x = values[i]
         dev = x - batch_mean
         batch_m2 += dev * dev
@@ -194,6 +190,46 @@ def _update_kernel(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha
     if not newest_ts_float < state[LAST_TS]:
         state[LAST_TS] = newest_ts_float
         state[LAST] = values[newest]
+
+
+@kernel
+def _first_non_finite(values: FloatArray) -> int:
+    for i in range(values.shape[0]):
+        if not math.isfinite(values[i]):
+            return i
+    return -1
+
+
+@kernel
+def _update_kernel(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float) -> int:
+    """Fold readings into ``state``; returns -1, or the first non-finite value's index (state untouched)."""
+    n = values.shape[0]
+    if n == 0:
+        return -1
+    # Reject a batch with a non-finite value before touching the state (a NaN would poison the
+    # mean for good).
+    bad = _first_non_finite(values)
+    if bad >= 0:
+        return bad
+    _fold(state, ts_ms, values, 0, n, alpha)
+    return -1
+
+
+@kernel
+def _update_runs_kernel(
+    state: FloatArray, ts_ms: IntArray, values: FloatArray, ends: IntArray, alpha: float
+) -> int:
+    """:func:`_update_kernel` once per run ``[ends[k-1], ends[k])``, in one call; -1 or the first
+    non-finite index (state untouched)."""
+    bad = _first_non_finite(values)
+    if bad >= 0:
+        return bad
+    start = 0
+    for k in range(ends.shape[0]):
+        stop = ends[k]
+        if stop > start:
+            _fold(state, ts_ms, values, start, stop, alpha)
+        start = stop
     return -1
 
 
@@ -246,6 +282,32 @@ def update(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float 
     if not (isinstance(alpha, (float, int)) and 0.0 < alpha <= 1.0):
         raise ValueError(f"alpha: must lie in (0, 1], got {alpha!r}")
     bad = _update_kernel(state, ts_ms, values, float(alpha))
+    if bad >= 0:
+        raise ValueError(f"values: values[{bad}] is not finite ({values[bad]})")
+
+
+def update_runs(
+    state: FloatArray, ts_ms: IntArray, values: FloatArray, ends: IntArray, alpha: float = DEFAULT_ALPHA
+) -> None:
+    """:func:`update` for each run of readings ``[ends[k-1], ends[k])`` in turn, in one kernel call.
+
+    The state is bit for bit what one :func:`update` call per run gives (each run is folded as its
+    own batch), so a worker that concatenates consecutive messages' readings of a signal stays
+    identical to one that applies them one by one. ``ends`` is int64, non-decreasing, and its last
+    element is the number of readings. A non-finite value anywhere rejects every run (state unchanged).
+    """
+    _check_state(state, "state", writable=True)
+    _check_column(ts_ms, "ts_ms", _I8)
+    _check_column(values, "values", _F8)
+    _check_column(ends, "ends", _I8)
+    n = values.shape[0]
+    if ts_ms.shape[0] != n:
+        raise ValueError(f"values: has {n} readings but ts_ms has {ts_ms.shape[0]}")
+    if ends.shape[0] == 0 or int(ends[-1]) != n or bool((np.diff(ends) < 0).any()) or int(ends[0]) < 0:
+        raise ValueError(f"ends: must be non-decreasing run ends finishing at {n}")
+    if not (isinstance(alpha, (float, int)) and 0.0 < alpha <= 1.0):
+        raise ValueError(f"alpha: must lie in (0, 1], got {alpha!r}")
+    bad = _update_runs_kernel(state, ts_ms, values, ends, float(alpha))
     if bad >= 0:
         raise ValueError(f"values: values[{bad}] is not finite ({values[bad]})")
 

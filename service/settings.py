@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     batch_wait_s: float = Field(
         default=0.01, gt=0, le=5, description="Longest a message waits for its batch to fill."
     )
+    fetch_wait_s: float = Field(
+        default=0.05,
+        gt=0,
+        le=30,
+        description="Longest the broker holds a fetch that finds no data (Faust: 1.5 s, which stalls).",
+    )
     model_registry: Path | None = Field(
         default=None,
         description="Anomaly model registry directory (`linepulse train`). Unset: no anomaly scoring.",
@@ -96,6 +102,7 @@ class Settings(BaseSettings):
             commit_interval_s=self.commit_interval_s,
             batch_max_messages=self.batch_max_messages,
             batch_within_s=self.batch_wait_s,
+            fetch_wait_s=self.fetch_wait_s,
         )
 
 

@@ -21,6 +21,7 @@ from models.anomaly.scoring import AnomalyModels
 from models.plant import PlantConfig
 from streams.batch import BatchApplier
 from streams.decode import Rejection
+from streams.fetch_wait import app_with_fetch_wait
 from streams.line_stream import add_line_view
 from streams.lines import LineAggregator
 from streams.live import LiveLines, LiveMachines
@@ -50,6 +51,8 @@ class StreamConfig:
     # each changed machine state is then written once per batch. The wait bounds the added latency.
     batch_max_messages: int = 1000
     batch_within_s: float = 0.01
+    # Longest the broker may hold a fetch that finds no data (streams.fetch_wait: why not Faust's 1.5 s).
+    fetch_wait_s: float = 0.05
 
 
 class StreamObserver(Protocol):
@@ -102,7 +105,8 @@ def create_stream(
     observer: StreamObserver,
     anomaly_models: AnomalyModels | None = None,
 ) -> LinepulseStream:
-    app = faust.App(
+    app = app_with_fetch_wait(
+        config.fetch_wait_s,
         config.app_id,
         broker=_brokers(config.bootstrap_servers),
         store="memory://",

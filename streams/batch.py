@@ -4,14 +4,23 @@ The Faust agent hands a batch here, then publishes the outcomes' records and wri
 states (:mod:`streams.app`). A processing error (a bug, not bad input) leaves its machine's state
 half-changed; the machine is then rebuilt from the table's state and the batch's earlier messages
 of that machine, so the batch ends with exactly the effects of the messages that succeeded.
+
+Consecutive messages of one machine that carry only readings (frames, ``samples`` records,
+``sensor`` events) are applied together, in one engine call
+(:meth:`~streams.processing.TelemetryProcessor.process_samples`), so each signal's statistics
+take the run in one kernel call instead of one per message. The outcomes are the same as one by
+one, message by message:
+any other message of that machine (a state change, a count, ...) ends the run first, duplicates
+are still skipped by offset, and a failing run is applied again one by one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from streams.decode import Rejection
+from streams.decode import Accepted, Rejection
 from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.silence import SilenceClock
 from streams.state_table import StateTable
@@ -38,6 +47,16 @@ class SourceMessage(Protocol):
     def value(self) -> bytes | None: ...
 
 
+@dataclass(slots=True)
+class _Run:
+    """Consecutive readings-only messages of one machine from one source partition, not yet applied."""
+
+    source: str
+    indices: list[int] = field(default_factory=list)
+    messages: list[SourceMessage] = field(default_factory=list)
+    decoded: list[Accepted] = field(default_factory=list)
+
+
 class BatchApplier:
     def __init__(self, processor: TelemetryProcessor, table: StateTable, telemetry_topic: str) -> None:
         self.processor = processor
@@ -48,20 +67,81 @@ class BatchApplier:
 
     def apply(self, messages: Sequence[SourceMessage], now_ms: int) -> list[Outcome]:
         """One outcome per message, in order; the changed states are staged in the table."""
-        outcomes: list[Outcome] = []
+        outcomes: list[Outcome | None] = [None] * len(messages)
         applied: dict[str, list[SourceMessage]] = {}  # per machine, for a replay
-        for message in messages:
-            outcome = self._apply(message, now_ms)
-            if isinstance(outcome, Rejection):
-                if outcome.machine_key is not None:
-                    self._replay(outcome.machine_key, applied.get(outcome.machine_key, ()), now_ms)
-            elif not outcome.duplicate:
-                self.table.stage(outcome.state, message.partition)
-                applied.setdefault(outcome.state.key, []).append(message)
-                if self.silence is not None and outcome.newest_ms is not None:
+        runs: dict[str, _Run] = {}  # per machine: its readings waiting to be applied together
+        for index, message in enumerate(messages):
+            decoded = self.processor.decode(message.key, message.value, now_ms=now_ms)
+            if isinstance(decoded, Rejection):
+                outcomes[index] = decoded  # nothing was applied: no state to rebuild
+                continue
+            key, source = decoded.spec.key, _source(message)
+            samples = self.processor.is_samples(decoded)
+            run = runs.get(key)
+            if run is not None and (not samples or run.source != source):
+                self._apply_run(runs.pop(key), outcomes, applied, now_ms)
+                run = None
+            if samples:
+                if run is None:
+                    run = runs[key] = _Run(source)
+                run.indices.append(index)
+                run.messages.append(message)
+                run.decoded.append(decoded)
+            else:
+                outcomes[index] = self._apply_one(message, decoded, applied, now_ms)
+        for run in runs.values():
+            self._apply_run(run, outcomes, applied, now_ms)
+        assert all(outcome is not None for outcome in outcomes)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        if self.silence is not None:
+            for message, outcome in zip(messages, done, strict=True):
+                if isinstance(outcome, Applied) and not outcome.duplicate and outcome.newest_ms is not None:
                     self.silence.observe(message.partition, outcome.newest_ms)
-            outcomes.append(outcome)
-        return outcomes
+        return done
+
+    def _apply_run(
+        self,
+        run: _Run,
+        outcomes: list[Outcome | None],
+        applied: dict[str, list[SourceMessage]],
+        now_ms: int,
+    ) -> None:
+        key = run.decoded[0].spec.key
+        offsets = [message.offset for message in run.messages]
+        try:
+            results = self.processor.process_samples(
+                list(zip(run.decoded, offsets, strict=True)), load_state=self.table.load, source=run.source
+            )
+        except Exception:
+            # A bug, not bad input, and the state is half-changed: rebuild it, then apply the run
+            # one by one, which dead-letters only the failing message (and logs why).
+            self._replay(key, applied.get(key, ()), now_ms)
+            for index, message, decoded in zip(run.indices, run.messages, run.decoded, strict=True):
+                outcomes[index] = self._apply_one(message, decoded, applied, now_ms)
+            return
+        for index, message, outcome in zip(run.indices, run.messages, results, strict=True):
+            if not outcome.duplicate:
+                self.table.stage(outcome.state, message.partition)
+                applied.setdefault(key, []).append(message)
+            outcomes[index] = outcome
+
+    def _apply_one(
+        self,
+        message: SourceMessage,
+        decoded: Accepted,
+        applied: dict[str, list[SourceMessage]],
+        now_ms: int,
+    ) -> Outcome:
+        outcome = self.processor.process_decoded(
+            decoded, load_state=self.table.load, source=_source(message), offset=message.offset
+        )
+        if isinstance(outcome, Rejection):
+            if outcome.machine_key is not None:
+                self._replay(outcome.machine_key, applied.get(outcome.machine_key, ()), now_ms)
+        elif not outcome.duplicate:
+            self.table.stage(outcome.state, message.partition)
+            applied.setdefault(outcome.state.key, []).append(message)
+        return outcome
 
     def tick_silent(self) -> list[Applied]:
         """Tick the machines that stream time left silent (:mod:`streams.silence`); their changed
@@ -92,7 +172,7 @@ class BatchApplier:
             message.value,
             now_ms=now_ms,
             load_state=self.table.load,
-            source=f"{message.topic}:{message.partition}",
+            source=_source(message),
             offset=message.offset,
         )
 
@@ -106,3 +186,7 @@ class BatchApplier:
                 self.table.stage(outcome.state, message.partition)
             elif isinstance(outcome, Rejection):
                 self.table.forget(key)
+
+
+def _source(message: SourceMessage) -> str:
+    return f"{message.topic}:{message.partition}"

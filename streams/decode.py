@@ -64,6 +64,8 @@ class TelemetryDecoder:
         self.plant = plant
         self.max_payload_bytes = max_payload_bytes
         self.max_future_ms = max_future_ms
+        # plant.machine() reads a pydantic private attribute (~15 us in a profile of the frame path).
+        self._machines = {machine.key: machine for machine in plant.machines}
 
     def decode(
         self, key: bytes | None, value: bytes | None, now_ms: int, *, require_key: bool = True
@@ -105,7 +107,7 @@ class TelemetryDecoder:
                 "ts",
                 f"{ahead_s:.0f} s in the future (limit {self.max_future_ms / 1000:.0f} s)",
             )
-        spec = self.plant.machine(event.tenant, event.machine)
+        spec = self._machines.get(expected_key)
         if spec is None:
             return Rejection(
                 "unknown_machine", "machine", f"{expected_key} is not in the plant configuration"

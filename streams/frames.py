@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from models.numba_config import kernel
 from streams.contract import CONTRACT_VERSION, ID_PATTERN
 from streams.exceptions import FrameError
 
@@ -263,6 +265,26 @@ def _locate(ends: list[int], row: int) -> tuple[int, int]:
     return signal, row - (ends[signal - 1] if signal else 0)
 
 
+@kernel
+def _columns_ok(
+    ts: npt.NDArray[np.int64], values: npt.NDArray[np.float64], ends: npt.NDArray[np.int64], lo: int, hi: int
+) -> bool:
+    """:func:`_check_columns`' rules in one pass, without the wording: about 1 us for a 500-reading
+    frame where the numpy expressions took ~10 (a dozen small-array calls)."""
+    for i in range(values.shape[0]):
+        if not math.isfinite(values[i]):
+            return False
+    start = 0
+    for k in range(ends.shape[0]):
+        stop = ends[k]
+        for i in range(start, stop):
+            t = ts[i]
+            if t < lo or t >= hi or (i > start and t < ts[i - 1]):
+                return False
+        start = stop
+    return True
+
+
 def _check_columns(
     names: list[str], ends: list[int], ts: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
 ) -> None:
@@ -344,7 +366,9 @@ def decode_frame(payload: bytes) -> Frame:
     values: npt.NDArray[np.float64] = np.frombuffer(
         payload, dtype=_VALUE_DTYPE, count=readings, offset=body_start + 8 * readings
     )
-    _check_columns([name for name, _, _ in header.signals], ends, ts, values)
+    if not _columns_ok(ts, values, np.array(ends, dtype=np.int64), _MIN_TS_MS, _MAX_TS_MS):
+        # Find and word the error (the kernel only says there is one); these checks are the reference.
+        _check_columns([name for name, _, _ in header.signals], ends, ts, values)
     blocks: list[SignalBlock] = []
     start = 0
     for (signal, unit, _), end in zip(header.signals, ends, strict=True):

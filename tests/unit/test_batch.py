@@ -12,14 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import numpy as np
 import orjson
 import pytest
 from faust.types import Message
 
+from benchmarks.drift_quality import START_MS
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE
 from models.machine import MachineState
 from service.plant_file import load_demo_plant
+from service.simulator import FaultKind, PlantSimulator
+from service.simulator.faults import _resolve
 from streams.batch import BatchApplier
 from streams.decode import Rejection
+from streams.frames import Frame, SignalBlock, decode_frame, encode_frame
 from streams.processing import Applied, TelemetryProcessor, decode_state, encode_state
 from streams.state_table import StateTable
 from tests.unit.test_processing import key, simulated, totals
@@ -41,6 +47,14 @@ def table(tmp_path: Path) -> Iterator[Any]:
     yield app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=4)
 
 
+def key_of(value: bytes) -> bytes:
+    """The message key of a JSON record or a binary frame."""
+    if value[:4] == b"LPF1":
+        frame = decode_frame(value)
+        return f"{frame.tenant}/{frame.machine}".encode()
+    return key(value)
+
+
 def messages(values: list[bytes], first_offset: int = 0) -> list[Message]:
     return [
         Message(
@@ -50,7 +64,7 @@ def messages(values: list[bytes], first_offset: int = 0) -> list[Message]:
             timestamp=0.0,
             timestamp_type=0,
             headers=[],
-            key=key(value),
+            key=key_of(value),
             value=value,
             checksum=None,
         )
@@ -116,34 +130,136 @@ def test_a_redelivered_batch_is_all_duplicates(processor: TelemetryProcessor, ta
     assert totals(table_states(table)) == before
 
 
+_RANKS = {"state": RANK_STATE, "count": RANK_COUNT, "cycle": RANK_CYCLE}
+
+
+def _engine_entry(value: bytes) -> tuple[bytes, int, int]:
+    """(machine key, event time, rank) of the time-model entry a message makes the engine record."""
+    record = orjson.loads(value)
+    return key(value), int(record["ts"]), _RANKS.get(record["kind"], RANK_HEARTBEAT)
+
+
+@pytest.mark.parametrize("kind", ["samples", "cycle"])
 def test_a_processing_error_mid_batch_keeps_the_other_messages_of_its_machine(
-    processor: TelemetryProcessor, table: Any, monkeypatch: pytest.MonkeyPatch
+    processor: TelemetryProcessor, table: Any, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
+    """The bug strikes inside the engine, after the state has changed: in a run of readings applied
+    together (samples) and in a message applied alone (cycle)."""
     values = simulated(200, seed=13)
+    entries = [_engine_entry(value) for value in values]
     # A message in the middle whose machine has messages before and after it in the batch.
     bad = next(
         i
         for i in range(60, 200)
-        if key(values[i]) in {key(v) for v in values[:i]} & {key(v) for v in values[i + 1 :]}
+        if orjson.loads(values[i])["kind"] == kind
+        and entries.count(entries[i]) == 1
+        and key(values[i]) in {key(v) for v in values[:i]} & {key(v) for v in values[i + 1 :]}
     )
-    original = processor._apply
-    target = processor.decoder.decode(key(values[bad]), values[bad], int(time.time() * 1000))
-    assert not isinstance(target, Rejection)
+    target_key, target_ts, target_rank = entries[bad]
+    original = processor.engine._record
 
-    def broken_once(state: MachineState, accepted: Any) -> Any:
-        result = original(state, accepted)  # the state is changed, then the bug strikes
-        if accepted.event == target.event:
+    def broken(state: MachineState, spec: Any, ts_ms: int, rank: int, values: Any, readings: int = 0) -> Any:
+        result = original(state, spec, ts_ms, rank, values, readings)  # the state changes, then the bug
+        if (spec.key.encode(), ts_ms, rank) == (target_key, target_ts, target_rank):
             raise ZeroDivisionError("a bug")
         return result
 
-    monkeypatch.setattr(processor, "_apply", broken_once)
+    monkeypatch.setattr(processor.engine, "_record", broken)
     states = StateTable(table)
     outcomes = BatchApplier(processor, states, "telemetry").apply(messages(values), int(time.time() * 1000))
     states.write_staged()
     rejected = [i for i, o in enumerate(outcomes) if isinstance(o, Rejection)]
     assert rejected == [bad]
-    monkeypatch.setattr(processor, "_apply", original)
-    assert totals(table_states(table)) == totals(one_at_a_time(processor, values, skip=bad))
+    monkeypatch.setattr(processor.engine, "_record", original)
+    expected = one_at_a_time(processor, values, skip=bad)
+    assert totals(table_states(table)) == totals(expected)
+    assert {k: s.to_dict() for k, s in table_states(table).items()} == {
+        k: decode_state(encode_state(s)).to_dict() for k, s in expected.items()
+    }
+
+
+def _drifting_stream(hours: float) -> list[bytes]:
+    """The demo plant with a sensor drift on M01, rearranged so readings arrive in long runs per
+    machine (as gateways that send frames do): frames and JSON samples mixed, M01-M03 send no
+    cycles or counts, and each machine's messages keep their order."""
+    plant = load_demo_plant()
+    machine = plant.machines[0]
+    start = START_MS + 4 * 3_600_000
+    fault = _resolve(FaultKind.SENSOR_DRIFT, machine, "vibration_rms", start, start + 90 * 60_000)
+    sim = PlantSimulator(plant, seed=5, start_ms=START_MS, faults=[fault])
+    quiet = {m.key for m in plant.machines[:3]}
+    values: list[bytes] = []
+    for n, record in enumerate(sim.events(START_MS + int(hours * 3_600_000))):
+        machine_key = f"{record['tenant']}/{record['machine']}"
+        if record["kind"] in ("cycle", "count") and machine_key in quiet:
+            continue
+        if record["kind"] == "samples" and n % 2:
+            values.append(_as_frame(record))
+        else:
+            values.append(orjson.dumps(record))
+    # Windows of 400 messages, stably sorted by machine: per-machine order is untouched.
+    out: list[bytes] = []
+    for i in range(0, len(values), 400):
+        out += sorted(values[i : i + 400], key=key_of)
+    return out
+
+
+def _as_frame(record: dict[str, Any]) -> bytes:
+    blocks = tuple(
+        SignalBlock(
+            s["signal"], s.get("unit"), np.asarray(s["ts"], dtype=np.int64), np.asarray(s["values"], float)
+        )
+        for s in record["signals"]
+    )
+    frame = Frame(
+        tenant=record["tenant"], site=record["site"], line=record["line"], machine=record["machine"],
+        ts_ms=record["ts"], seq=record.get("seq"), signals=blocks,
+    )  # fmt: skip
+    return encode_frame(frame)
+
+
+def test_readings_applied_in_runs_give_exactly_the_states_and_records_of_one_by_one(
+    processor: TelemetryProcessor, table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = _drifting_stream(hours=6.0)
+    now = START_MS + 10 * 24 * 3_600_000
+    runs: list[int] = []
+    process_samples = processor.process_samples
+
+    def counted(run: Any, **kwargs: Any) -> Any:
+        runs.append(len(run))
+        return process_samples(run, **kwargs)
+
+    monkeypatch.setattr(processor, "process_samples", counted)
+    states = StateTable(table)
+    applier = BatchApplier(processor, states, "telemetry")
+    merged: list[Any] = []
+    for start in range(0, len(values), 500):
+        merged += applier.apply(messages(values[start : start + 500], start), now)
+        states.write_staged()
+    assert max(runs) >= 20 and sum(runs) > len(values) / 2  # most readings were applied in runs
+
+    reference: dict[str, MachineState] = {}
+    single: list[Any] = []
+    for offset, value in enumerate(values):
+        outcome = processor.process(
+            key_of(value), value, now_ms=now, load_state=reference.get,
+            source=f"telemetry:{PARTITION}", offset=offset,
+        )  # fmt: skip
+        assert isinstance(outcome, Applied)
+        reference[outcome.state.key] = outcome.state
+        single.append(outcome)
+
+    def fields(outcome: Any) -> Any:
+        return (outcome.kpis, outcome.alerts, outcome.duplicate, outcome.late, outcome.too_late,
+                outcome.readings, outcome.newest_ms)  # fmt: skip
+
+    assert [fields(o) for o in merged] == [fields(o) for o in single]
+    stored = {k: s.to_dict() for k, s in table_states(table).items()}
+    assert stored == {k: decode_state(encode_state(s)).to_dict() for k, s in reference.items()}
+    drift = [a for o in single for a in o.alerts if a.kind == "drift"]
+    assert any(a.evidence["signal"] == "vibration_rms" and a.machine == "M01" for a in drift)
+    assert sum(len(o.kpis) for o in single) > 0
 
 
 def test_states_are_stored_compressed_and_plain_json_of_earlier_versions_loads(

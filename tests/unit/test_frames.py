@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import pickle
 import struct
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams import frames as frames_module
 from streams.exceptions import FrameError, InvalidTelemetry, StreamsError
 from streams.frames import (
     FRAME_MAGIC,
@@ -410,3 +412,34 @@ def test_corrupted_frames_raise_only_frame_error(
 def test_arbitrary_bytes_raise_only_frame_error(payload: bytes) -> None:
     with contextlib.suppress(FrameError):
         decode_frame(FRAME_MAGIC + payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=4),
+    data=st.data(),
+)
+def test_the_column_kernel_agrees_with_the_worded_checks(sizes: list[int], data: st.DataObject) -> None:
+    """The one-pass kernel decides; the numpy checks word the error: they must agree on every frame."""
+    n = sum(sizes)
+    edges = [0, frames_module._MIN_TS_MS - 1, frames_module._MIN_TS_MS, frames_module._MAX_TS_MS - 1]
+    edges.append(frames_module._MAX_TS_MS)
+    ts_values = st.one_of(st.sampled_from(edges), st.integers(min_value=T0, max_value=T0 + 50))
+    ts = np.array(data.draw(st.lists(ts_values, min_size=n, max_size=n)), dtype=np.int64)
+    if data.draw(st.booleans()):
+        ts = np.sort(ts)  # mostly valid frames too
+    values = np.array(
+        data.draw(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=n, max_size=n)),
+        dtype=np.float64,
+    )
+    ends = list(itertools.accumulate(sizes))
+    names = [f"s{i}" for i in range(len(sizes))]
+    try:
+        frames_module._check_columns(names, ends, ts, values)
+        worded_ok = True
+    except FrameError:
+        worded_ok = False
+    kernel_ok = frames_module._columns_ok(
+        ts, values, np.array(ends, dtype=np.int64), frames_module._MIN_TS_MS, frames_module._MAX_TS_MS
+    )
+    assert kernel_ok == worded_ok

@@ -32,6 +32,7 @@ from models.signal_stats import (
     summarize,
     to_list,
     update,
+    update_runs,
 )
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -157,6 +158,46 @@ def test_merge_equals_update_over_concatenation(first: list[float], second: list
     if first and second:
         newer = b if b[LAST_TS] >= a[LAST_TS] else a
         np.testing.assert_array_equal(merged[[EW_MEAN, EW_VAR]], newer[[EW_MEAN, EW_VAR]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    runs=st.lists(st.lists(finite, max_size=30), min_size=1, max_size=6),
+    shuffle_ts=st.booleans(),
+    seeded=st.booleans(),
+)
+def test_update_runs_is_bit_for_bit_one_update_per_run(
+    runs: list[list[float]], shuffle_ts: bool, seeded: bool
+) -> None:
+    sizes = [len(run) for run in runs]
+    values = np.array([x for run in runs for x in run], dtype=np.float64)
+    ts = T0 + np.arange(values.shape[0], dtype=np.int64) * 10
+    if shuffle_ts:  # late readings and equal timestamps across runs
+        ts = T0 + (np.arange(values.shape[0], dtype=np.int64) * 7919) % 13 * 10
+    one_by_one, together = new_state(), new_state()
+    if seeded:
+        for state in (one_by_one, together):
+            update(state, np.array([T0, T0 + 5]), np.array([3.0, -1.0]))
+    start = 0
+    for size in sizes:
+        if size:
+            update(one_by_one, ts[start : start + size], values[start : start + size])
+        start += size
+    update_runs(together, ts, values, np.cumsum(np.array(sizes, dtype=np.int64)))
+    np.testing.assert_array_equal(together, one_by_one)
+
+
+def test_update_runs_rejects_bad_ends_and_non_finite_values_untouched() -> None:
+    state = new_state()
+    update(state, np.array([T0]), np.array([1.0]))
+    before = state.copy()
+    ts, values = np.array([T0, T0, T0]), np.array([1.0, 2.0, 3.0])
+    for ends in (np.array([1, 2]), np.array([2, 1, 3]), np.array([], dtype=np.int64), np.array([-1, 3])):
+        with pytest.raises(ValueError, match=r"^ends"):
+            update_runs(state, ts, values, ends)
+    with pytest.raises(ValueError, match=r"values\[2\]"):
+        update_runs(state, ts, np.array([1.0, 2.0, np.nan]), np.array([1, 3]))
+    np.testing.assert_array_equal(state, before)
 
 
 @pytest.mark.parametrize(
