@@ -413,10 +413,7 @@ class MachineEngine:
                 subject=name,
                 severity="warning",
                 at_ms=last_ms,
-                message=(
-                    f"{name}: {found.detector} detects a shift of {found.shift_sigma:+.1f} sigma "
-                    f"(value {found.value:g}, baseline {base[0]:g} +/- {base[1]:g})"
-                ),
+                message=_drift_message(name, found, base, gap, reference),
                 evidence=evidence,
             )
         quiet = set(signal_monitor.quiet_codes(vector, params))
@@ -426,7 +423,9 @@ class MachineEngine:
         for alert_kind in ("drift", "spc"):
             alert_key = f"{alert_kind}/{name}"
             open_alert = state.alerts.get(alert_key)
-            if open_alert is not None and (back or quiet.issuperset(open_alert.evidence.get("detectors", ()))):
+            if open_alert is None:
+                continue
+            if back or quiet.issuperset(open_alert.evidence.get("detectors", ())):
                 self._resolve_alert(state, out, alert_key, at_ms)
 
     def reset_baselines(
@@ -571,6 +570,20 @@ def _load_monitors(stored: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def _fmt(limit: float | None) -> str:
     return "-" if limit is None else f"{limit:g}"
+
+
+def _drift_message(
+    name: str,
+    found: signal_monitor.Detection,
+    base: tuple[float, float, float],
+    gap: tuple[float, float] | None,
+    reference: float | None,
+) -> str:
+    figures = f"{found.detector} detects a shift of {found.shift_sigma:+.1f} sigma"
+    if gap is not None and reference is not None:
+        # A ratio to the ideal: say it the way the OEE does, as a speed.
+        return f"{name}: cycles at {gap[0]:.2f}x the ideal ({figures}, last value {found.value:.2f}x)"
+    return f"{name}: {figures} (value {found.value:g}, baseline {base[0]:g} +/- {base[1]:g})"
 
 
 def _alert_kind(found: signal_monitor.Detection) -> str:
