@@ -180,6 +180,8 @@ class MachineEngine:
         out = self._record(state, spec, entry(ts_ms, RANK_CYCLE, seconds, product))
         if self._monitoring.enabled and not (out.late or out.too_late):
             value, reference = self._cycle_value(spec, seconds, product)
+            if reference is not None:
+                self._drop_seconds_baseline(state)
             if value is not None:
                 self._monitor(
                     state, out, "cycle_time", CYCLE_TIME_SIGNAL,
@@ -187,6 +189,15 @@ class MachineEngine:
                     reference=reference,
                 )  # fmt: skip
         return out
+
+    def _drop_seconds_baseline(self, state: MachineState) -> None:
+        """A cycle-time monitor that learnt in seconds (stored before cycles were judged as ratios)
+        starts a new baseline: ratios are capped at ``max_ratio``, so a mean above it is seconds."""
+        key = f"cycle_time:{CYCLE_TIME_SIGNAL}"
+        vector = state.monitors.get(key)
+        cap = self._monitoring.settings_for("cycle_time", CYCLE_TIME_SIGNAL).max_ratio
+        if vector is not None and vector[signal_monitor.BASE_MEAN] > cap:
+            del state.monitors[key]
 
     def _cycle_value(
         self, spec: MachineSpec, seconds: float, product: str | None

@@ -172,3 +172,22 @@ def test_gate_off_restores_plain_sigma_detection() -> None:
     changes, _ = _feed(engine, spec, state, cycles, T0)
     opened = _opened(changes)
     assert len(opened) == 1 and "level" not in opened[0].evidence
+
+
+def test_a_cycle_monitor_stored_in_seconds_starts_a_new_baseline_on_the_ratio_scale() -> None:
+    """A state written before cycles were judged as ratios must not compare ratios with seconds."""
+    seconds_plant = _plant({"ideal_cycle_s": 20.0}, relative_to_ideal=False)
+    old_engine = MachineEngine(seconds_plant)
+    spec = seconds_plant.machines[0]
+    state = old_engine.new_state(spec)
+    old_engine.on_state(state, spec, T0, "running", None)
+    rng = np.random.default_rng(8)
+    _, now = _feed(old_engine, spec, state, [(s, None) for s in _jitter(rng, 20.0, 1.0, 120)], T0)
+    key = "cycle_time:cycle_time_s"
+    assert state.monitors[key][2] > 19.0  # BASE_MEAN, in seconds
+
+    engine = MachineEngine(_plant({"ideal_cycle_s": 20.0}))
+    changes, _ = _feed(engine, spec, state, [(s, None) for s in _jitter(rng, 20.0, 1.0, 150)], now)
+    assert _opened(changes) == []  # no "shift" from 20 s to a ratio of 1
+    base = state.monitors[key]
+    assert 0.9 < base[2] < 1.1 and base[1] == 100  # a new baseline of 100 ratios
