@@ -385,12 +385,12 @@ class MachineEngine:
         gap = _relative_gap(vector, base, reference) if min_shift > 0.0 else None
         for found in detections:
             assert base is not None  # nothing is detected before the baseline is complete
-            if gap is not None and gap[1] < min_shift and f"{_alert_kind(found)}/{name}" not in state.alerts:
+            alert_kind = _alert_kind(found)
+            is_rule = alert_kind == "spc"
+            if gap is not None and gap[1] < min_shift and f"{alert_kind}/{name}" not in state.alerts:
                 # A shift the detectors can see but too small to act on (a designed slow run, a
                 # recipe's spread): no new alert. An open one keeps being updated.
                 continue
-            is_rule = found.detector.startswith("rule")
-            alert_kind = "spc" if is_rule else "drift"
             # One alert per series and kind: four drift detectors agreeing on one shift are one
             # condition for the people acting on it; the evidence lists every detector that fired.
             alert_key = f"{alert_kind}/{name}"
