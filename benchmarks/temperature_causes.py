@@ -6,7 +6,8 @@ signal dropped from the simulated profiles), with the simulator's temperature pr
 for the run (ambient amplitude and lag time constant scaled), and reports per case the false
 alarms per signal-day in normal runs and the detection of one 6 sigma ramp (1-3 h) per machine on
 its temperature. For each missed ramp it says whether the temperature's drift alert was already
-open when the ramp began. Figures in docs/drift-and-spc.md ("Temperatures").
+open when the ramp began, and for the normal runs the share of time such an alert was open.
+Figures in docs/drift-and-spc.md ("Temperatures").
 
     .venv/bin/python -m benchmarks.temperature_causes --days 2 --seeds 3
 """
@@ -118,16 +119,34 @@ def _open_at(alerts: Sequence[dict[str, Any]], machine: str, at_ms: int) -> bool
     return bool(open_ids)
 
 
+def _open_share(alerts: Sequence[dict[str, Any]], machine: str, end_ms: int) -> float:
+    """Share of the run's time during which a temperature drift alert of ``machine`` was open."""
+    open_ms = 0
+    since: int | None = None
+    for alert in sorted((a for a in alerts if _on_temperature(a, machine)), key=_at_ms):
+        if alert["status"] == "open" and since is None:
+            since = _at_ms(alert)
+        elif alert["status"] != "open" and since is not None:
+            open_ms += _at_ms(alert) - since
+            since = None
+    if since is not None:
+        open_ms += end_ms - since
+    return open_ms / (end_ms - START_MS)
+
+
 def run_case(name: str, days: float, seeds: Sequence[int]) -> dict[str, Any]:
     lag_scale, ambient_scale, settings = CASES[name]
     plant = _plant(settings)
     false_alarms = 0
     delays: list[float] = []
     missed_open = missed_quiet = 0
+    shares: list[float] = []
     with _temperatures_only(lag_scale, ambient_scale):
         for seed in seeds:
             normal = _simulate(seed, days, [], plant)
             false_alarms += sum(1 for a in normal if a["status"] == "open" and _on_temperature(a))
+            end_ms = START_MS + int(days * DAY_MS)
+            shares.extend(_open_share(normal, m.id, end_ms) for m in plant.machines)
             ramps = _ramps(plant, seed, days)
             drifted = _simulate(seed, days, ramps, plant)
             for ramp in ramps:
@@ -148,6 +167,7 @@ def run_case(name: str, days: float, seeds: Sequence[int]) -> dict[str, Any]:
     return {
         "case": name,
         "false_alarms_per_signal_day": round(false_alarms / signal_days, 2),
+        "share_of_time_alert_open": round(statistics.fmean(shares), 3),
         "ramps": len(delays) + missed_open + missed_quiet,
         "detected": len(delays),
         "missed_alert_already_open": missed_open,
