@@ -195,10 +195,15 @@ class MachineEngine:
     ) -> EngineOutput:
         out = self._record(state, spec, ts_ms, RANK_CYCLE, (seconds, product))
         if self._monitoring.enabled and not (out.late or out.too_late):
-            self._monitor(
-                state, out, "cycle_time", CYCLE_TIME_SIGNAL,
-                np.array([ts_ms], dtype=np.int64), np.array([seconds], dtype=np.float64),
-            )  # fmt: skip
+            value, reference = self._cycle_value(spec, seconds, product)
+            if reference is not None:
+                self._drop_seconds_baseline(state)
+            if value is not None:
+                self._monitor(
+                    state, out, "cycle_time", CYCLE_TIME_SIGNAL,
+                    np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64),
+                    reference=reference,
+                )  # fmt: skip
         return out
 
     def on_tick(self, state: MachineState, spec: MachineSpec, ts_ms: int) -> EngineOutput:
@@ -212,6 +217,33 @@ class MachineEngine:
         if state.cursor_ms is None or ts_ms <= state.cursor_ms:
             return EngineOutput()
         return self._record(state, spec, ts_ms, RANK_TICK, ())
+
+    def _drop_seconds_baseline(self, state: MachineState) -> None:
+        """A cycle-time monitor that learnt in seconds (stored before cycles were judged as ratios)
+        starts a new baseline: ratios are capped at ``max_ratio``, so a mean above it is seconds."""
+        key = f"cycle_time:{CYCLE_TIME_SIGNAL}"
+        vector = state.monitors.get(key)
+        cap = self._monitoring.settings_for("cycle_time", CYCLE_TIME_SIGNAL).max_ratio
+        if vector is not None and vector[signal_monitor.BASE_MEAN] > cap:
+            del state.monitors[key]
+
+    def _cycle_value(
+        self, spec: MachineSpec, seconds: float, product: str | None
+    ) -> tuple[float | None, float | None]:
+        """What the cycle-time monitor judges: the ratio to the product's ideal cycle, or seconds.
+
+        Returns ``(value, reference)``; the reference of a ratio is 1.0 (the ideal), of seconds None
+        (the baseline mean). ``(None, None)``: a product without an ideal on a machine that has
+        ideals, which cannot be put on the ratio scale of the others.
+        """
+        settings = self._monitoring.settings_for("cycle_time", CYCLE_TIME_SIGNAL)
+        if not settings.relative_to_ideal or (spec.ideal_cycle_s is None and not spec.products):
+            return seconds, None
+        ideal = spec.ideal_cycle_for(product)
+        if ideal is None or ideal <= 0:
+            return None, None
+        # Capped: one jammed cycle must not move the smoothed level past the gate on its own.
+        return min(seconds / ideal, settings.max_ratio), 1.0
 
     def on_samples(
         self,
@@ -423,11 +455,17 @@ class MachineEngine:
         name: str,
         times: np.ndarray,
         values: np.ndarray,
+        reference: float | None = None,
     ) -> None:
-        """Run one series' detectors over a batch; open, update or resolve its drift/SPC alerts."""
+        """Run one series' detectors over a batch; open, update or resolve its drift/SPC alerts.
+
+        ``reference``: the level ``min_shift`` is a fraction of (1.0 for cycle times judged as a
+        ratio to the ideal); None: the baseline mean.
+        """
         params = self._params.get((kind, name))
         if params is None:
             params = self._params[(kind, name)] = self._monitoring.settings_for(kind, name).params().vector()
+        min_shift = self._monitoring.settings_for(kind, name).min_shift
         key = f"{kind}:{name}"
         vector = state.monitors.get(key)
         if vector is None or vector[signal_monitor.MAX_BUCKETS] != params[signal_monitor.P_ADWIN_BUCKETS]:
@@ -435,10 +473,15 @@ class MachineEngine:
             vector = state.monitors[key] = signal_monitor.new_state(signal_monitor.params_from_vector(params))
         detections = signal_monitor.update(vector, values, params)
         base = signal_monitor.baseline(vector)
+        gap = _relative_gap(vector, base, reference) if min_shift > 0.0 else None
         for found in detections:
             assert base is not None  # nothing is detected before the baseline is complete
-            is_rule = found.detector.startswith("rule")
-            alert_kind = "spc" if is_rule else "drift"
+            alert_kind = _alert_kind(found)
+            is_rule = alert_kind == "spc"
+            if gap is not None and gap[1] < min_shift and f"{alert_kind}/{name}" not in state.alerts:
+                # A shift the detectors can see but too small to act on (a designed slow run, a
+                # recipe's spread): no new alert. An open one keeps being updated.
+                continue
             # One alert per series and kind: four drift detectors agreeing on one shift are one
             # condition for the people acting on it; the evidence lists every detector that fired.
             alert_key = f"{alert_kind}/{name}"
@@ -460,6 +503,10 @@ class MachineEngine:
                 "baseline_sigma": base[1] if not is_rule or kind == "signals" else base[2],
                 "shift_sigma": found.shift_sigma,
             }
+            if gap is not None:
+                evidence["level"] = gap[0]
+                evidence["reference"] = reference if reference is not None else base[0]
+                evidence["relative_shift"] = gap[1]
             self._open_alert(
                 state,
                 out,
@@ -468,18 +515,19 @@ class MachineEngine:
                 subject=name,
                 severity="warning",
                 at_ms=last_ms,
-                message=(
-                    f"{name}: {found.detector} detects a shift of {found.shift_sigma:+.1f} sigma "
-                    f"(value {found.value:g}, baseline {base[0]:g} +/- {base[1]:g})"
-                ),
+                message=_drift_message(name, found, base, gap, reference),
                 evidence=evidence,
             )
         quiet = set(signal_monitor.quiet_codes(vector, params))
+        # Gated series: back within half the gate is over too (hysteresis, so no flapping at it).
+        back = gap is not None and gap[1] < min_shift / 2
         at_ms = int(times[-1]) if times.shape[0] else 0
         for alert_kind in ("drift", "spc"):
             alert_key = f"{alert_kind}/{name}"
             open_alert = state.alerts.get(alert_key)
-            if open_alert is not None and quiet.issuperset(open_alert.evidence.get("detectors", ())):
+            if open_alert is None:
+                continue
+            if back or quiet.issuperset(open_alert.evidence.get("detectors", ())):
                 self._resolve_alert(state, out, alert_key, at_ms)
 
     def reset_baselines(
@@ -624,3 +672,32 @@ def _load_monitors(stored: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def _fmt(limit: float | None) -> str:
     return "-" if limit is None else f"{limit:g}"
+
+
+def _drift_message(
+    name: str,
+    found: signal_monitor.Detection,
+    base: tuple[float, float, float],
+    gap: tuple[float, float] | None,
+    reference: float | None,
+) -> str:
+    figures = f"{found.detector} detects a shift of {found.shift_sigma:+.1f} sigma"
+    if gap is not None and reference is not None:
+        # A ratio to the ideal: say it the way the OEE does, as a speed.
+        return f"{name}: cycles at {gap[0]:.2f}x the ideal ({figures}, last value {found.value:.2f}x)"
+    return f"{name}: {figures} (value {found.value:g}, baseline {base[0]:g} +/- {base[1]:g})"
+
+
+def _alert_kind(found: signal_monitor.Detection) -> str:
+    return "spc" if found.detector.startswith("rule") else "drift"
+
+
+def _relative_gap(
+    vector: np.ndarray, base: tuple[float, float, float] | None, reference: float | None
+) -> tuple[float, float] | None:
+    """``(level, |level - reference| / |reference|)`` with the EWMA's level; None before a baseline."""
+    if base is None:
+        return None
+    level = base[0] + base[1] * signal_monitor.ewma_shift(vector)
+    ref = base[0] if reference is None else reference
+    return level, abs(level - ref) / max(abs(ref), 1e-12)

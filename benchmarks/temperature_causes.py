@@ -1,0 +1,191 @@
+"""Why temperature drift detection fails on the simulator: switch its causes off one at a time.
+
+The demo plant's temperatures have a daily ambient swing and a thermal lag after every stop. This
+experiment runs the drift/SPC defaults for sensor signals on the temperatures only (every other
+signal dropped from the simulated profiles), with the simulator's temperature profiles changed
+for the run (ambient amplitude and lag time constant scaled), and reports per case the false
+alarms per signal-day in normal runs and the detection of one 6 sigma ramp (1-3 h) per machine on
+its temperature. For each missed ramp it says whether the temperature's drift alert was already
+open when the ramp began, and for the normal runs the share of time such an alert was open.
+Figures in docs/drift-and-spc.md ("Temperatures").
+
+    .venv/bin/python -m benchmarks.temperature_causes --days 2 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import statistics
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from benchmarks.drift_quality import DAY_MS, START_MS, _simulate
+from models.monitoring_config import MonitoringConfig
+from models.plant import PlantConfig
+from service.simulator import Fault, FaultKind, load_demo_plant, profiles
+from service.simulator.faults import _resolve
+
+__all__ = ["CASES", "main", "run_case"]
+
+# Only temperatures are simulated, so every sensor alert is on one (cycle-time and quality alerts
+# are other series and not counted).
+# name: (lag time-constant scale, ambient amplitude scale, signal settings that differ)
+CASES: Mapping[str, tuple[float, float, dict[str, Any]]] = {
+    "as simulated": (1.0, 1.0, {}),
+    "ambient swing only": (0.0, 1.0, {}),
+    "thermal lag only": (1.0, 0.0, {}),
+    "neither": (0.0, 0.0, {}),
+    "as simulated, baseline 4 h": (1.0, 1.0, {"baseline_n": 14_400}),
+    "thermal lag only, settle 30 min": (1.0, 0.0, {"settle_s": 1_800}),
+}
+
+
+def _is_temperature(name: str) -> bool:
+    return name.endswith("_temp") or name == "temperature"
+
+
+@contextmanager
+def _temperatures_only(lag_scale: float, ambient_scale: float) -> Iterator[None]:
+    """The simulator's profiles with only their temperature, scaled; restored on exit."""
+
+    def scaled(profile: profiles.MachineProfile) -> profiles.MachineProfile:
+        signals = tuple(
+            dataclasses.replace(
+                s, tau_s=s.tau_s * lag_scale, daily_amplitude=s.daily_amplitude * ambient_scale
+            )
+            for s in profile.signals
+            if _is_temperature(s.name)
+        )
+        return dataclasses.replace(profile, signals=signals)
+
+    keywords, generic = profiles._KEYWORDS, profiles._GENERIC
+    profiles._KEYWORDS = tuple((words, scaled(p)) for words, p in keywords)
+    profiles._GENERIC = scaled(generic)
+    try:
+        yield
+    finally:
+        profiles._KEYWORDS, profiles._GENERIC = keywords, generic
+
+
+def _plant(signal_settings: dict[str, Any]) -> PlantConfig:
+    """The demo plant with temperatures monitored by the sensor defaults (plus ``signal_settings``)."""
+    plant = load_demo_plant()
+    monitoring = plant.monitoring.model_dump()
+    monitoring["overrides"] = {}
+    monitoring["signals"] = {**monitoring["signals"], **signal_settings}
+    return plant.model_copy(update={"monitoring": MonitoringConfig.model_validate(monitoring)})
+
+
+def _ramps(plant: PlantConfig, seed: int, days: float) -> list[Fault]:
+    rng = random.Random(seed)
+    faults = []
+    for machine in plant.machines:
+        signal = next(s.name for s in profiles.profile_for(machine).signals if _is_temperature(s.name))
+        length = rng.randint(60, 180) * 60_000
+        begin = START_MS + rng.randint(
+            4 * 3_600_000, max(4 * 3_600_000, int(days * DAY_MS) - length - 3_600_000)
+        )
+        faults.append(_resolve(FaultKind.SENSOR_DRIFT, machine, signal, begin, begin + length))
+    return faults
+
+
+def _at_ms(alert: dict[str, Any]) -> int:
+    if alert["status"] == "open":
+        return int(alert["evidence"]["last_ts_ms"])
+    return int(datetime.fromisoformat(alert["updated_at"]).timestamp() * 1000)
+
+
+def _on_temperature(alert: dict[str, Any], machine: str | None = None) -> bool:
+    """A drift alert on a temperature signal (of ``machine``)."""
+    return (
+        alert["kind"] == "drift"
+        and alert["evidence"]["series"] == "signals"
+        and (machine is None or alert["machine"] == machine)
+    )
+
+
+def _open_at(alerts: Sequence[dict[str, Any]], machine: str, at_ms: int) -> bool:
+    """Was a temperature drift alert of ``machine`` open at ``at_ms``?"""
+    open_ids: set[str] = set()
+    for alert in sorted((a for a in alerts if _on_temperature(a, machine)), key=_at_ms):
+        if _at_ms(alert) >= at_ms:
+            break
+        (open_ids.add if alert["status"] == "open" else open_ids.discard)(alert["id"])
+    return bool(open_ids)
+
+
+def _open_share(alerts: Sequence[dict[str, Any]], machine: str, end_ms: int) -> float:
+    """Share of the run's time during which a temperature drift alert of ``machine`` was open."""
+    open_ms = 0
+    since: int | None = None
+    for alert in sorted((a for a in alerts if _on_temperature(a, machine)), key=_at_ms):
+        if alert["status"] == "open" and since is None:
+            since = _at_ms(alert)
+        elif alert["status"] != "open" and since is not None:
+            open_ms += _at_ms(alert) - since
+            since = None
+    if since is not None:
+        open_ms += end_ms - since
+    return open_ms / (end_ms - START_MS)
+
+
+def run_case(name: str, days: float, seeds: Sequence[int]) -> dict[str, Any]:
+    lag_scale, ambient_scale, settings = CASES[name]
+    plant = _plant(settings)
+    false_alarms = 0
+    delays: list[float] = []
+    missed_open = missed_quiet = 0
+    shares: list[float] = []
+    with _temperatures_only(lag_scale, ambient_scale):
+        for seed in seeds:
+            normal = _simulate(seed, days, [], plant)
+            false_alarms += sum(1 for a in normal if a["status"] == "open" and _on_temperature(a))
+            end_ms = START_MS + int(days * DAY_MS)
+            shares.extend(_open_share(normal, m.id, end_ms) for m in plant.machines)
+            ramps = _ramps(plant, seed, days)
+            drifted = _simulate(seed, days, ramps, plant)
+            for ramp in ramps:
+                hits = [
+                    _at_ms(a)
+                    for a in drifted
+                    if a["status"] == "open"
+                    and _on_temperature(a, ramp.machine)
+                    and ramp.start_ms <= _at_ms(a) < ramp.end_ms + 3_600_000
+                ]
+                if hits:
+                    delays.append(round((min(hits) - ramp.start_ms) / 60_000, 1))
+                elif _open_at(drifted, ramp.machine, ramp.start_ms):
+                    missed_open += 1
+                else:
+                    missed_quiet += 1
+    signal_days = len(plant.machines) * days * len(seeds)
+    return {
+        "case": name,
+        "false_alarms_per_signal_day": round(false_alarms / signal_days, 2),
+        "share_of_time_alert_open": round(statistics.fmean(shares), 3),
+        "ramps": len(delays) + missed_open + missed_quiet,
+        "detected": len(delays),
+        "missed_alert_already_open": missed_open,
+        "missed_no_detection": missed_quiet,
+        "delay_min_median": statistics.median(delays) if delays else None,
+        "delays_min": sorted(delays),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--days", type=float, default=2.0)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--case", action="append", choices=sorted(CASES), help="default: all")
+    args = parser.parse_args(argv)
+    for name in args.case or list(CASES):
+        print(json.dumps(run_case(name, args.days, range(args.seeds))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
