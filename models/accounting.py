@@ -93,7 +93,7 @@ class TimeAccounting:
         """Apply one event in order, correct the windows for a late one, or count a too-late one.
 
         ``values`` by rank: state (state, reason); count (good, scrap, product, scrap reason);
-        cycle (seconds, product); heartbeat ().
+        cycle (seconds, product); heartbeat and tick ().
         """
         cursor = state.cursor_ms
         if cursor is not None and ts_ms < cursor - self._lateness_ms:

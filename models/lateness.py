@@ -20,15 +20,11 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BEFORE_ALL", "LatenessLog", "Snapshot", "entry", "payload", "window_digest", "window_id"]
+__all__ = ["BEFORE_ALL", "LatenessLog", "Snapshot", "payload", "window_digest", "window_id"]
 
 RANK_STATE, RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_TOO_LATE, RANK_TICK = range(6)
 Entry = list[Any]  # [ts_ms, rank, payload json]
 BEFORE_ALL: Entry = [-(2**62), 0, ""]
-
-
-def entry(ts_ms: int, rank: int, *values: Any) -> Entry:
-    return [ts_ms, rank, orjson.dumps(values).decode()]
 
 
 def payload(event: Entry) -> list[Any]:
