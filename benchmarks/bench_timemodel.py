@@ -20,8 +20,9 @@ from benchmarks.results import Figure, best_rates, rate_figure
 from models.accounting_reference import ReferenceAccounting, ReferenceLedger
 from models.calendar import PlantCalendar
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE
+from models.ledger_accounting import LedgerAccounting
 from models.plant import MachineSpec, PlantConfig
-from models.time_ledger import LedgerAccounting, TimeLedger
+from models.time_ledger import TimeLedger
 from service.plant_file import load_demo_plant
 from service.simulator import PlantSimulator
 

@@ -41,8 +41,9 @@ from models.lateness import (
     window_digest,
     window_id,
 )
+from models.ledger_accounting import LedgerAccounting
 from models.plant import MachineSpec, PlantConfig
-from models.time_ledger import LedgerAccounting, TimeLedger
+from models.time_ledger import TimeLedger
 from models.timemodel import WindowAccumulator
 
 if TYPE_CHECKING:
