@@ -18,11 +18,16 @@ from streams.processing import Applied, TelemetryProcessor, decode_state, encode
 HOUR_MS = 3_600_000
 
 
+# A fixed start: the simulator follows the plant's clock (shifts, breaks), so data started at "now
+# minus 30 h" differed with the time of day the tests ran, and a test that looked for a kind of
+# message in it failed at some hours. Monday 2026-11-23 09:00 in Seoul, mid day shift.
+SIMULATION_START_MS = 1_795_392_000_000
+
+
 def simulated(count: int, seed: int = 3) -> list[bytes]:
-    now = int(time.time() * 1000)
-    simulator = PlantSimulator(load_demo_plant(), seed=seed, start_ms=now - 30 * HOUR_MS)
+    simulator = PlantSimulator(load_demo_plant(), seed=seed, start_ms=SIMULATION_START_MS)
     values = []
-    for record in simulator.events(now):
+    for record in simulator.events(SIMULATION_START_MS + 30 * HOUR_MS):
         values.append(orjson.dumps(record))
         if len(values) == count:
             break
