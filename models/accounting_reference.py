@@ -202,17 +202,8 @@ class ReferenceAccounting:
                     ledger.windows[kind] = accumulator(span)
 
     def _book_no_data(self, window: WindowAccumulator, start_ms: int, end_ms: int) -> None:
-        cursor = start_ms
-        while cursor < end_ms:
-            shift = self.calendar.shift_at(cursor) if self._has_shifts else None
-            if shift is not None or not self._has_shifts:
-                until = min(end_ms, shift.end_ms if shift is not None else end_ms)
-                window.add_time(until - cursor, LossCategory.UNKNOWN, True, NO_DATA_KEY)
-            else:
-                next_shift = self.calendar.next_shift_start(cursor)
-                until = end_ms if next_shift is None else min(end_ms, next_shift)
-                window.add_time(until - cursor, LossCategory.UNKNOWN, False, NO_DATA_KEY)
-            cursor = until
+        for since, until, scheduled in self.calendar.scheduled_spans(start_ms, end_ms):
+            window.add_time(until - since, LossCategory.UNKNOWN, scheduled, NO_DATA_KEY)
 
     def _roll_windows(self, ledger: ReferenceLedger, at_ms: int, closed: list[WindowAccumulator]) -> None:
         for kind in WINDOW_KINDS:

@@ -284,6 +284,25 @@ class PlantCalendar:
             previous_end = span.end_ms
         return None  # unreachable with at least one shift: later dates always have one
 
+    def scheduled_spans(self, start_ms: int, end_ms: int) -> list[tuple[int, int, bool]]:
+        """``[start, end)`` cut where shifts begin and end: ``(from, until, inside a shift)``.
+
+        Without shifts all time is scheduled: one span.
+        """
+        spans = []
+        cursor = start_ms
+        while cursor < end_ms:
+            shift = self.shift_at(cursor) if self._shifts else None
+            scheduled = shift is not None or not self._shifts
+            if scheduled:
+                until = min(end_ms, shift.end_ms if shift is not None else end_ms)
+            else:
+                next_shift = self.next_shift_start(cursor)
+                until = end_ms if next_shift is None else min(end_ms, next_shift)
+            spans.append((cursor, until, scheduled))
+            cursor = until
+        return spans
+
     def next_shift_start(self, ts_ms: int) -> int | None:
         """The first shift start strictly after ts, or None when no shifts are configured."""
         if not self._shifts:

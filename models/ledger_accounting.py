@@ -196,17 +196,8 @@ class LedgerAccounting:
             self._book_no_data(ledger, row, int(ledger.rows[row, k.R_START]), ts_ms)
 
     def _book_no_data(self, ledger: TimeLedger, row: int, start_ms: int, end_ms: int) -> None:
-        cursor = start_ms
-        while cursor < end_ms:
-            shift = self.calendar.shift_at(cursor) if self._has_shifts else None
-            scheduled = shift is not None or not self._has_shifts
-            if scheduled:
-                until = min(end_ms, shift.end_ms if shift is not None else end_ms)
-            else:
-                next_shift = self.calendar.next_shift_start(cursor)
-                until = end_ms if next_shift is None else min(end_ms, next_shift)
-            k.add_time(ledger.rows, row, until - cursor, k.C_UNKNOWN, scheduled, k.NO_DATA_CODE)
-            cursor = until
+        for since, until, scheduled in self.calendar.scheduled_spans(start_ms, end_ms):
+            k.add_time(ledger.rows, row, until - since, k.C_UNKNOWN, scheduled, k.NO_DATA_CODE)
 
     def _open_windows(self, ledger: TimeLedger, at_ms: int) -> None:
         for kind in WINDOW_KINDS:
