@@ -22,7 +22,6 @@ in plain Python, and the tests hold the kernel to it. This module adds allowed l
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -100,12 +99,13 @@ class TimeAccounting:
         if cursor is not None and ts_ms < cursor - self._lateness_ms:
             self._process(state, spec, cursor, RANK_TOO_LATE, (), out)
             since = state.state_since_ms
-            if rank != RANK_STATE or (since is not None and ts_ms < since):
-                return
-            # The machine's state is always the newest one reported: a too-late change that no newer
-            # one superseded takes effect now; the time before it is not rewritten.
-            ts_ms = cursor
-        self._process(state, spec, ts_ms, rank, values, out)
+            if rank == RANK_STATE and (since is None or ts_ms >= since):
+                # The machine's state is always the newest one reported: a too-late change that no
+                # newer one superseded takes effect now; the time before it is not rewritten.
+                self._process(state, spec, cursor, rank, values, out)
+        else:
+            self._process(state, spec, ts_ms, rank, values, out)
+        state.sync_totals()
 
     def _process(
         self,
@@ -121,7 +121,6 @@ class TimeAccounting:
             # No log to keep: the event goes straight to the kernel, never through JSON.
             for window in self.in_order.apply(state.ledger, spec, ts_ms, rank, values):
                 out.closed.append(ClosedWindow(spec, window))
-            state.sync_totals()
             return
         event: Entry = [ts_ms, rank, orjson.dumps(tuple(values)).decode()]
         log = state.lateness
@@ -131,7 +130,6 @@ class TimeAccounting:
             out.late = True
             log.insert(event)
             self._replay(state, spec, log, log.snapshot_before(event), out)
-            state.sync_totals()
             return
         if event[0] - log.snapshots[-1].position[0] >= self._snapshot_every_ms:
             log.snapshots.append(Snapshot(event, self._save(state)))
@@ -139,7 +137,6 @@ class TimeAccounting:
         closed = self.in_order.apply(state.ledger, spec, ts_ms, rank, values)
         out.closed.extend(self._revisions(log, [ClosedWindow(spec, window) for window in closed]))
         log.forget_before(event[0] - self._lateness_ms)
-        state.sync_totals()
 
     # -- allowed lateness -------------------------------------------------------------------------
 
@@ -187,11 +184,13 @@ class TimeAccounting:
 
     @staticmethod
     def _save(state: MachineState) -> dict[str, Any]:
-        return copy.deepcopy(state.ledger.to_parts())
+        # to_parts builds every dict and list afresh from the arrays, and loading only reads the
+        # snapshot into new arrays: a snapshot never shares anything with a ledger, so no copies.
+        return state.ledger.to_parts()
 
     @staticmethod
     def _load(state: MachineState, data: dict[str, Any]) -> None:
-        state.ledger = ledger_from_parts(copy.deepcopy(data))
+        state.ledger = ledger_from_parts(data)
 
 
 def ledger_from_parts(parts: dict[str, Any]) -> TimeLedger:

@@ -78,7 +78,7 @@ class LedgerAccounting:
         self, ledger: TimeLedger, spec: MachineSpec, ts_ms: int, rank: int, values: Sequence[Any]
     ) -> list[WindowAccumulator]:
         """Apply one event not older than the ledger's cursor; return the windows it closed."""
-        if ledger.bound_to is not self:
+        if ledger.bound_to is not self:  # bind's own test, inlined: this runs for every event
             self.bind(ledger)
         closed: list[WindowAccumulator] = []
         scalars = ledger.scalars
@@ -111,8 +111,7 @@ class LedgerAccounting:
         self, ledger: TimeLedger, spec: MachineSpec, events: Sequence[tuple[int, int, Sequence[Any]]]
     ) -> EncodedEvents:
         """The events as the kernel's columns, with codes interned in ``ledger``."""
-        if ledger.bound_to is not self:
-            self.bind(ledger)
+        self.bind(ledger)
         count = len(events)
         encoded = EncodedEvents(
             ts_ms=np.fromiter((event[0] for event in events), dtype=np.int64, count=count),
@@ -139,8 +138,7 @@ class LedgerAccounting:
         self, ledger: TimeLedger, spec: MachineSpec, encoded: EncodedEvents
     ) -> list[WindowAccumulator]:
         """Apply events :meth:`encode` made for this ledger (or an identical copy of it)."""
-        if ledger.bound_to is not self:
-            self.bind(ledger)
+        self.bind(ledger)
         closed: list[WindowAccumulator] = []
         if encoded.ts_ms.shape[0] == 0:
             return closed

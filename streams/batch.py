@@ -157,13 +157,14 @@ class BatchApplier:
             state = self.table.load(raw_key.decode())
             if state is None:
                 continue
-            for source, (partition, tick_ms) in sources.items():
-                if source in state.applied:  # the machine's telemetry partition
-                    outcome = self.processor.process_tick(state, tick_ms)
-                    if outcome is not None:
-                        self.table.stage(outcome.state, partition)
-                        ticked.append(outcome)
-                    break
+            # The machine's telemetry partition is among the sources it has applied.
+            due_here = next((sources[source] for source in state.applied if source in sources), None)
+            if due_here is not None:
+                partition, tick_ms = due_here
+                outcome = self.processor.process_tick(state, tick_ms)
+                if outcome is not None:
+                    self.table.stage(outcome.state, partition)
+                    ticked.append(outcome)
         return ticked
 
     def _apply(self, message: SourceMessage, now_ms: int) -> Outcome:
