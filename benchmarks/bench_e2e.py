@@ -7,7 +7,14 @@ from collections.abc import Callable
 from typing import Final
 
 from benchmarks import e2e
-from benchmarks.messages import READINGS_PER_BATCH, Message, frames, samples_records, sensor_events
+from benchmarks.messages import (
+    READINGS_PER_BATCH,
+    SIGNALS,
+    Message,
+    frames,
+    samples_records,
+    sensor_events,
+)
 from benchmarks.results import Figure, rate_figure
 
 __all__ = ["NOTES", "TITLE", "figures"]
@@ -32,7 +39,11 @@ last (startup, group join and numba compilation are outside the interval):
 
 The gated figures use each process's CPU time (steadier on two shared cores: the broker and the
 consumer compete for them); `.wall` figures use wall time and are shown for information. Messages:
-single `sensor` events; JSON `samples` records and binary frames of 500 readings (5 signals × 100).
+single `sensor` events; JSON `samples` records and binary frames of 500 readings (5 signals × 100);
+`frames5000`: binary frames of 5,000 readings (5 signals × 1,000), as a high-rate sensor or a
+gateway batching a longer interval sends them. With 500-reading frames the empty agent itself is
+only ~4.6× the Quix + river pipeline, so no analytics on Faust can reach 20× there; longer frames
+spread Faust's cost per message over more readings.
 
 Where the frames' CPU goes (2026-11-25, Tansu, 8,000 frames, profiled with py-spy and by swapping
 the batch applier for a no-op): the linepulse worker's Faust plumbing alone (take_events, its
@@ -45,12 +56,23 @@ wall and 226-245 µs CPU per frame message, against 1.8-2.0 s and 183-192 µs wi
 agent's CPU hardly changed (94-95 against 85-151 µs). The 0.9× of an earlier run came with an
 empty agent at 2.69 M readings/s (186 µs per message), which repeated runs no longer reproduce."""
 
+LONG_FRAME_PER_SIGNAL: Final = 1_000
+LONG_FRAME_READINGS: Final = len(SIGNALS) * LONG_FRAME_PER_SIGNAL
+
+
+def _long_frames(count: int) -> list[Message]:
+    return frames(count, per_signal=LONG_FRAME_PER_SIGNAL)
+
+
 # (kind of message, builder, readings per message, messages in quick and full runs, peers to run)
 _Kind = tuple[str, Callable[[int], list[Message]], int, int, int, tuple[e2e.ConsumerKind, ...]]
 _KINDS: Final[tuple[_Kind, ...]] = (
     ("events", sensor_events, 1, 12_000, 40_000, ("empty", "quix")),
     ("samples", samples_records, READINGS_PER_BATCH, 1_200, 4_000, ("empty", "quix")),
     ("frames", frames, READINGS_PER_BATCH, 2_000, 8_000, ("empty", "quix")),
+    # 10x longer frames: Faust's fixed cost per message shrinks per reading, so this is where the
+    # per-reading cost of the analytics shows against river's.
+    ("frames5000", _long_frames, LONG_FRAME_READINGS, 300, 1_000, ("empty", "quix")),
 )
 _PEER_TEXT: Final = {
     "empty": "an empty Faust agent on the same messages",

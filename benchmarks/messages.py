@@ -66,20 +66,20 @@ def sensor_events(count: int, *, seed: int = 1) -> list[Message]:
 
 
 def _batches(
-    count: int, seed: int
+    count: int, seed: int, per_signal: int = PER_SIGNAL
 ) -> Iterator[tuple[MachineSpec, int, list[tuple[str, np.ndarray, np.ndarray]]]]:
     """(machine, cut time, [(signal, ts, values)]) for ``count`` batches, each machine's time moving on."""
     machines = demo_machines()
     rng = np.random.default_rng(seed)
-    span = PER_SIGNAL * PERIOD_MS
+    span = per_signal * PERIOD_MS
     rounds = -(-count // len(machines))
     start = _start_ms(rounds * span)
-    offsets = np.arange(PER_SIGNAL, dtype=np.int64) * PERIOD_MS
+    offsets = np.arange(per_signal, dtype=np.int64) * PERIOD_MS
     for i in range(count):
         spec = machines[i % len(machines)]
         t0 = start + (i // len(machines)) * span
         ts = t0 + offsets
-        series = [(signal, ts, rng.normal(50.0, 5.0, PER_SIGNAL).round(3)) for signal in SIGNALS]
+        series = [(signal, ts, rng.normal(50.0, 5.0, per_signal).round(3)) for signal in SIGNALS]
         yield spec, int(ts[-1]), series
 
 
@@ -98,10 +98,14 @@ def samples_records(count: int, *, seed: int = 2) -> list[Message]:
     return out
 
 
-def frames(count: int, *, seed: int = 2) -> list[Message]:
-    """``count`` binary frames with the same content as :func:`samples_records` (same seed, same readings)."""
+def frames(count: int, *, seed: int = 2, per_signal: int = PER_SIGNAL) -> list[Message]:
+    """``count`` binary frames with the same content as :func:`samples_records` (same seed, same readings).
+
+    ``per_signal`` other than :data:`PER_SIGNAL`: longer frames, as a high-rate sensor (vibration at
+    1 kHz and more) or a gateway that batches a longer interval sends them.
+    """
     out: list[Message] = []
-    for spec, cut, series in _batches(count, seed):
+    for spec, cut, series in _batches(count, seed, per_signal):
         frame = Frame(
             tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id, ts_ms=cut, seq=None,
             signals=tuple(SignalBlock(name, None, ts, values) for name, ts, values in series),
