@@ -162,9 +162,10 @@ class MachineEngine:
         self._down_after_ms = int(plant.alerts.down_after_s * 1000)
         self._has_shifts = bool(plant.shifts)
         self._monitoring = plant.monitoring
-        self._params: dict[tuple[str, str], np.ndarray] = {}
+        # (kind, series, machine) -> (detector parameters, min_shift)
+        self._params: dict[tuple[str, str, str], tuple[np.ndarray, float]] = {}
         # settings_for reads a pydantic private attribute (~2 us); on_samples asks once per signal.
-        self._signal_settings: dict[str, MonitorSettings] = {}
+        self._signal_settings: dict[tuple[str, str], MonitorSettings] = {}
 
     def new_state(self, spec: MachineSpec) -> MachineState:
         return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
@@ -223,7 +224,7 @@ class MachineEngine:
         starts a new baseline: ratios are capped at ``max_ratio``, so a mean above it is seconds."""
         key = f"cycle_time:{CYCLE_TIME_SIGNAL}"
         vector = state.monitors.get(key)
-        cap = self._monitoring.settings_for("cycle_time", CYCLE_TIME_SIGNAL).max_ratio
+        cap = self._monitoring.settings_for("cycle_time", CYCLE_TIME_SIGNAL, state.machine).max_ratio
         if vector is not None and vector[signal_monitor.BASE_MEAN] > cap:
             del state.monitors[key]
 
@@ -236,7 +237,7 @@ class MachineEngine:
         (the baseline mean). ``(None, None)``: a product without an ideal on a machine that has
         ideals, which cannot be put on the ratio scale of the others.
         """
-        settings = self._monitoring.settings_for("cycle_time", CYCLE_TIME_SIGNAL)
+        settings = self._monitoring.settings_for("cycle_time", CYCLE_TIME_SIGNAL, spec.id)
         if not settings.relative_to_ideal or (spec.ideal_cycle_s is None and not spec.products):
             return seconds, None
         ideal = spec.ideal_cycle_for(product)
@@ -314,10 +315,10 @@ class MachineEngine:
         out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), readings)
         if self._monitoring.enabled:
             for signal, times, values in series:
-                settings = self._signal_settings.get(signal)
+                settings = self._signal_settings.get((spec.id, signal))
                 if settings is None:
-                    settings = self._monitoring.settings_for("signals", signal)
-                    self._signal_settings[signal] = settings
+                    settings = self._monitoring.settings_for("signals", signal, spec.id)
+                    self._signal_settings[(spec.id, signal)] = settings
                 # Sensor levels follow the machine state (idle vs running): judging idle readings
                 # against a running baseline would raise a "drift" at every stop.
                 if not settings.only_running:
@@ -394,7 +395,7 @@ class MachineEngine:
                 state, out, "characteristics", characteristic,
                 np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64),
             )  # fmt: skip
-            settings = self._monitoring.settings_for("characteristics", characteristic)
+            settings = self._monitoring.settings_for("characteristics", characteristic, spec.id)
             shift = self.calendar.shift_at(ts_ms) if self._has_shifts else None
             cap_key = f"{characteristic}|{product or '-'}|{shift.shift if shift is not None else '-'}"
             stats = state.capability.get(cap_key)
@@ -462,10 +463,12 @@ class MachineEngine:
         ``reference``: the level ``min_shift`` is a fraction of (1.0 for cycle times judged as a
         ratio to the ideal); None: the baseline mean.
         """
-        params = self._params.get((kind, name))
-        if params is None:
-            params = self._params[(kind, name)] = self._monitoring.settings_for(kind, name).params().vector()
-        min_shift = self._monitoring.settings_for(kind, name).min_shift
+        tuned = self._params.get((kind, name, state.machine))
+        if tuned is None:
+            settings = self._monitoring.settings_for(kind, name, state.machine)
+            tuned = (settings.params().vector(), settings.min_shift)
+            self._params[(kind, name, state.machine)] = tuned
+        params, min_shift = tuned
         key = f"{kind}:{name}"
         vector = state.monitors.get(key)
         if vector is None or vector[signal_monitor.MAX_BUCKETS] != params[signal_monitor.P_ADWIN_BUCKETS]:

@@ -11,20 +11,24 @@ autocorrelation (the trade-offs are in ``docs/drift-and-spc.md``):
 - ``cycle_time``: cycle times, monitored as the pseudo-signal ``cycle_time_s``.
 
 ``overrides`` maps a signal or characteristic name to the fields that differ from its kind's
-defaults, e.g. ``{"spindle_temp": {"cusum_h": 40}}``.
+defaults, e.g. ``{"spindle_temp": {"cusum_h": 40}}``. ``machines`` does the same for one machine
+id, over the plant-wide overrides: ``{"press-2": {"cycle_time_s": {"min_shift": 0.6}}}`` for a
+machine whose ideal cycle is optimistic.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from models.signal_monitor import DETECTORS, Detector, MonitorParams
 
 __all__ = ["CYCLE_TIME_SIGNAL", "MonitorSettings", "MonitoringConfig"]
 
 CYCLE_TIME_SIGNAL = "cycle_time_s"
+SeriesKind = Literal["signals", "characteristics", "cycle_time"]
+_SERIES_KINDS: tuple[SeriesKind, ...] = ("signals", "characteristics", "cycle_time")
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
@@ -194,24 +198,46 @@ class MonitoringConfig(BaseModel):
         description="Per signal/characteristic name: fields that differ from the defaults.",
     )
 
-    _cache: dict[tuple[str, str], MonitorSettings] = PrivateAttr(default_factory=dict)
+    machines: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description=(
+            "Per machine id: like overrides, for that machine only (over the plant-wide overrides)."
+        ),
+    )
+
+    _cache: dict[tuple[str, str, str | None], MonitorSettings] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: object, /) -> None:
         # Validate every override now, so a bad plant file fails at load, not at the first reading.
         for name, fields in self.overrides.items():
-            for kind in ("signals", "characteristics", "cycle_time"):
-                self.settings_for(kind, name) if name else None
-            if not isinstance(fields, dict):
-                raise ValueError(f"overrides[{name!r}] must be a mapping")
+            self._check(f"overrides.{name}", fields, name, None)
+        for machine, by_name in self.machines.items():
+            for name, fields in by_name.items():
+                self._check(f"machines.{machine}.{name}", fields, name, machine)
+
+    def _check(self, where: str, fields: object, name: str, machine: str | None) -> None:
+        if not isinstance(fields, dict):
+            raise ValueError(f"{where} must be a mapping of settings")
+        try:
+            for kind in _SERIES_KINDS:
+                self.settings_for(kind, name, machine)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"{where}.{field}: {first['msg']}") from None
 
     def settings_for(
-        self, kind: Literal["signals", "characteristics", "cycle_time"], name: str
+        self,
+        kind: SeriesKind,
+        name: str,
+        machine: str | None = None,
     ) -> MonitorSettings:
-        key = (kind, name)
+        """The settings of series ``name`` of ``kind``, on ``machine`` (None: plant-wide)."""
+        key = (kind, name, machine)
         found = self._cache.get(key)
         if found is None:
             base: MonitorSettings = getattr(self, kind)
-            override = self.overrides.get(name)
+            override = {**self.overrides.get(name, {}), **self.machines.get(machine or "", {}).get(name, {})}
             found = (
                 base if not override else MonitorSettings.model_validate({**base.model_dump(), **override})
             )

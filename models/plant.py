@@ -253,6 +253,10 @@ class PlantConfig(_Frozen):
         duplicates = sorted({key for key in keys if keys.count(key) > 1})
         if duplicates:
             raise ValueError(f"machines listed twice (tenant/id): {duplicates}")
+        ids = {machine.id for machine in self.machines}
+        unknown = sorted(set(self.monitoring.machines) - ids)
+        if unknown:
+            raise ValueError(f"monitoring.machines names machines the plant does not have: {unknown}")
         if self.micro_stop_s is not None and self.micro_stop_s >= self.state_timeout_s:
             # A stop is decided before its state stops being believed, so no window waits forever.
             raise ValueError(

@@ -51,7 +51,11 @@ def parse_plant(text: str, source: str) -> PlantConfig:
     try:
         plant = PlantConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_path(error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)]
+        # "Value error, " is pydantic's wrapping of our own validators' messages: noise to a user.
+        problems = [
+            f"{_path(error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors(include_url=False)
+        ]
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
     try:
         PlantCalendar.from_plant(plant)  # shift plans the calendar cannot tile, e.g. one inside another

@@ -191,3 +191,49 @@ def test_a_cycle_monitor_stored_in_seconds_starts_a_new_baseline_on_the_ratio_sc
     assert _opened(changes) == []  # no "shift" from 20 s to a ratio of 1
     base = state.monitors[key]
     assert 0.9 < base[2] < 1.1 and base[1] == 100  # a new baseline of 100 ratios
+
+
+def test_a_machine_of_its_own_gate_alerts_where_its_neighbour_with_the_plant_gate_does_not() -> None:
+    """``monitoring.machines`` tunes one machine over the plant-wide overrides."""
+    plant = PlantConfig.model_validate(
+        {
+            "timezone": "UTC",
+            "machines": [
+                {"tenant": "acme", "site": "p1", "line": "L1", "id": machine, "ideal_cycle_s": 20.0}
+                for machine in ("M01", "M02")
+            ],
+            "monitoring": {
+                "overrides": {"cycle_time_s": {"max_ratio": 3.0}},
+                "machines": {"M02": {"cycle_time_s": {"min_shift": 0.2}}},
+            },
+        }
+    )
+    engine = MachineEngine(plant)
+    opened: dict[str, list[Change]] = {}
+    for spec in plant.machines:
+        state = engine.new_state(spec)
+        engine.on_state(state, spec, T0, "running", None)
+        rng = np.random.default_rng(9)  # the same cycles on both machines
+        cycles = [(s, None) for s in _jitter(rng, 20.0, 1.0, 150)]
+        cycles += [(s, None) for s in _jitter(rng, 20.0, 1.3, 80)]  # +30 %: between the gates
+        changes, _ = _feed(engine, spec, state, cycles, T0)
+        opened[spec.id] = _opened(changes)
+    assert opened["M01"] == []
+    assert len(opened["M02"]) == 1 and opened["M02"][0].evidence["relative_shift"] >= 0.2
+    m02 = plant.monitoring.settings_for("cycle_time", "cycle_time_s", "M02")
+    assert (m02.min_shift, m02.max_ratio) == (0.2, 3.0)  # the plant-wide override still applies
+    assert plant.monitoring.settings_for("cycle_time", "cycle_time_s", "M01").min_shift == 0.45
+
+
+def test_per_machine_settings_name_an_unknown_machine_or_field() -> None:
+    base: dict[str, Any] = {
+        "timezone": "UTC",
+        "machines": [{"tenant": "acme", "site": "p1", "line": "L1", "id": "M01"}],
+    }
+    unknown = r"monitoring.machines names machines the plant does not have: \[.M9.\]"
+    with pytest.raises(ValueError, match=unknown):
+        PlantConfig.model_validate({**base, "monitoring": {"machines": {"M9": {"cycle_time_s": {}}}}})
+    with pytest.raises(ValueError, match="min_shift"):
+        PlantConfig.model_validate(
+            {**base, "monitoring": {"machines": {"M01": {"cycle_time_s": {"min_shift": -1}}}}}
+        )
