@@ -200,17 +200,24 @@ def _prefixes(
     counts: IntArray,
     bt: FloatArray,
     rows: int,
+    width: float,
     total: float,
+    screen_c: float,
+    min_len: float,
     n0s: FloatArray,
     u0s: FloatArray,
     u1s: FloatArray,
-) -> int:
-    """Per cut, oldest bucket first: ``n0`` and the running ``u0``/``u1`` in river's operation order.
+) -> tuple[int, int]:
+    """Per cut, oldest bucket first: ``n0`` and the running ``u0``/``u1`` in river's operation order;
+    returns the number of buckets and of cuts that pass the screen (see :func:`_scan`).
 
-    Returns the number of buckets. Straight over each row's buckets: a gather into one array
-    first (fixed trip counts) measured twice as slow, its stores and reloads in the way.
+    Straight over each row's buckets: a gather into one array first (fixed trip counts) measured
+    twice as slow. The running sums are short dependency chains; the screen's arithmetic per cut
+    is independent of them and fills the cycles the chains wait, so it costs almost nothing here
+    where a second pass over the stored sums cost ~50 ns a scan.
     """
     nb = 0
+    candidates = 0
     n0 = 0.0
     u0 = 0.0
     u1 = total
@@ -226,7 +233,12 @@ def _prefixes(
             u0s[nb] = u0
             u1s[nb] = u1
             nb += 1
-    return nb
+            n1 = width - n0
+            x = u0 * n1
+            y = u1 * n0
+            gap = abs(x - y) + 1e-12 * (abs(x) + abs(y))
+            candidates += int((gap * gap > screen_c * n0 * n1) & (n1 >= min_len) & (n0 >= min_len))
+    return nb, candidates
 
 
 @kernel
@@ -247,47 +259,37 @@ def _scan(
 ) -> tuple[bool, int, float, float, float]:
     """Test every cut, dropping the oldest bucket while one holds; ``(detected, rows, width, ...)``.
 
-    Two passes: the running sums per cut (:func:`_prefixes`, a short dependency chain per bucket),
-    then the cuts counted against a division-free screen in a loop with no loop-carried state
-    but a count, which LLVM vectorises; only if some cut passes the screen do the cuts get
-    river's exact test, in order.
+    Division-free screen: ``m >= 1/n0 + 1/n1`` when ``min_len >= 1``, so a cut needs
+    ``(u0 n1 - u1 n0)^2 > 2 v d' n0 n1``. Only if some cut passes it (with a margin far wider
+    than rounding) do the cuts get river's exact test, in order, which alone decides; in control
+    no cut passes and a scan is one pass over the buckets (:func:`_prefixes`). The cut after
+    the newest bucket has ``n1 = 0`` and never passes.
     """
     detected = False
     again = True
     while again:
         again = False
-        nb = _prefixes(offsets, counts, bt, rows, total, n0s, u0s, u1s)
-        # No cut after the newest bucket (river stops there).
-        cuts = nb - 1 if counts[0] > 0 else nb
         # The bound's log term depends on the width only: once per scan, not once per cut.
         delta_prime = math.log(2.0 * math.log(width) / delta)
         screen_c = (1.0 - 1e-9) * 2.0 * variance * delta_prime
         screen = min_len >= 1.0 and screen_c > 0.0
-        first = 0
-        if screen:
-            # Division-free screen: m >= 1/n0 + 1/n1 when min_len >= 1, so a cut needs
-            # (u0 n1 - u1 n0)^2 > 2 v d' n0 n1. Only cuts passing it (with a margin far
-            # wider than rounding) get river's exact test, which alone decides. A count
-            # without an early exit, so the loop vectorises: in control, no cut passes.
-            candidates = 0
-            for c in range(cuts):
-                n0 = n0s[c]
-                n1 = width - n0
-                a = u0s[c] * n1
-                b = u1s[c] * n0
-                gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
-                candidates += int((gap * gap > screen_c * n0 * n1) & (n1 >= min_len) & (n0 >= min_len))
-            first = cuts if candidates == 0 else 0
-        for c in range(first, cuts):
+        nb, candidates = _prefixes(
+            offsets, counts, bt, rows, width, total, screen_c if screen else -1.0, min_len, n0s, u0s, u1s
+        )
+        if screen and candidates == 0:
+            break
+        # No cut after the newest bucket (river stops there).
+        cuts = nb - 1 if counts[0] > 0 else nb
+        for c in range(cuts):
             n0 = n0s[c]
             n1 = width - n0
             if n1 >= min_len and n0 >= min_len:
                 u0 = u0s[c]
                 u1 = u1s[c]
                 if screen:
-                    a = u0 * n1
-                    b = u1 * n0
-                    gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
+                    x = u0 * n1
+                    y = u1 * n0
+                    gap = abs(x - y) + 1e-12 * (abs(x) + abs(y))
                     if gap * gap <= screen_c * n0 * n1:
                         continue
                 if _cut(width, variance, n0, n1, u0 / n0 - u1 / n1, delta_prime, min_len):
