@@ -28,7 +28,7 @@ from typing import Any, Final, TypeVar
 
 import numba
 
-__all__ = ["JIT_OPTIONS", "KernelCacheWarning", "kernel"]
+__all__ = ["JIT_OPTIONS", "KernelCacheWarning", "inline_kernel", "kernel"]
 
 JIT_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -66,4 +66,27 @@ def kernel(func: _F) -> _F:
             stacklevel=2,
         )
         compiled = numba.jit(**{**JIT_OPTIONS, "cache": False})(func)
+    return compiled
+
+
+def inline_kernel(func: _F) -> _F:
+    """:func:`kernel` for a helper that numba inlines into its callers (``inline="always"``).
+
+    A call between kernels passes its arrays with reference counting (atomic operations) and
+    returns tuples through memory; for a helper called per block of a few dozen readings that cost
+    more than its work (ADWIN's merges and cut scan: ~1.5-2 ns a reading). Inlined, its code is
+    typed and optimised in the caller. Only for small helpers: each caller compiles its own copy.
+    """
+    try:
+        compiled: _F = numba.jit(**JIT_OPTIONS, inline="always")(func)
+    except RuntimeError as exc:
+        if "no locator available" not in str(exc):
+            raise
+        warnings.warn(
+            f"numba cache unavailable for {func.__qualname__} ({exc}); compiling without a cache. "
+            "Set NUMBA_CACHE_DIR to a writable directory to keep compiled kernels between starts.",
+            KernelCacheWarning,
+            stacklevel=2,
+        )
+        compiled = numba.jit(**{**JIT_OPTIONS, "cache": False}, inline="always")(func)
     return compiled
