@@ -14,9 +14,13 @@ exactly on the same series (a test checks this). The details that matter for equ
   ``m = 1/(n0 - L + 1) + 1/(n1 - L + 1)``, ``v`` the window variance and ``L = min_window_length``.
 - After a detection the detector starts afresh at the next reading (river resets on ``update``).
 
-Speed: each row is a ring buffer (a merge moves a head index instead of shifting the row), and
-:func:`run` keeps the window's width, total and variance in registers across a batch, touching the
-state array only to append a reading to row 0 and, every second reading on average, to merge.
+Speed: :func:`run` keeps the window's width, total and variance in registers across a batch and
+works on the buckets in plain per-row arrays for the call (the state keeps each row as a ring
+buffer, stored back with its head at 0). Readings are appended and merged in blocks that end at
+each cut scan; row 0's merges read the block's readings directly. A cut scan gathers the buckets
+in window order and runs one flat loop of running sums and a division-free screen, first with a
+lower bound of the bound's ``d'`` (one logarithm per power of two of the width); only cuts that
+pass it get river's exact test. Small helpers are inlined (:func:`models.numba_config.inline_kernel`).
 
 Memory is bounded by ``max_rows`` (stored in the state): windows of about
 ``max_buckets * 2**max_rows`` readings. When the top row fills, its oldest bucket is forgotten: the
