@@ -47,14 +47,9 @@ class KernelCacheWarning(RuntimeWarning):
     """No writable place for numba's on-disk cache: the kernel is compiled at every start."""
 
 
-def kernel(func: _F) -> _F:
-    """Compile ``func`` with :data:`JIT_OPTIONS` (njit), keeping its Python signature for mypy.
-
-    Kernels are private (``_name``) and sit behind a public wrapper that validates dtype and shape,
-    because numba would otherwise compile a new specialisation for every odd input it is given.
-    """
+def _compile(func: _F, **extra: Any) -> _F:
     try:
-        compiled: _F = numba.jit(**JIT_OPTIONS)(func)
+        compiled: _F = numba.jit(**JIT_OPTIONS, **extra)(func)
     except RuntimeError as exc:
         # numba raises at decoration time when no cache locator can write anywhere.
         if "no locator available" not in str(exc):
@@ -63,10 +58,19 @@ def kernel(func: _F) -> _F:
             f"numba cache unavailable for {func.__qualname__} ({exc}); compiling without a cache. "
             "Set NUMBA_CACHE_DIR to a writable directory to keep compiled kernels between starts.",
             KernelCacheWarning,
-            stacklevel=2,
+            stacklevel=3,  # the module that applied the decorator
         )
-        compiled = numba.jit(**{**JIT_OPTIONS, "cache": False})(func)
+        compiled = numba.jit(**{**JIT_OPTIONS, "cache": False}, **extra)(func)
     return compiled
+
+
+def kernel(func: _F) -> _F:
+    """Compile ``func`` with :data:`JIT_OPTIONS` (njit), keeping its Python signature for mypy.
+
+    Kernels are private (``_name``) and sit behind a public wrapper that validates dtype and shape,
+    because numba would otherwise compile a new specialisation for every odd input it is given.
+    """
+    return _compile(func)
 
 
 def inline_kernel(func: _F) -> _F:
@@ -77,16 +81,4 @@ def inline_kernel(func: _F) -> _F:
     more than its work (ADWIN's merges and cut scan: ~1.5-2 ns a reading). Inlined, its code is
     typed and optimised in the caller. Only for small helpers: each caller compiles its own copy.
     """
-    try:
-        compiled: _F = numba.jit(**JIT_OPTIONS, inline="always")(func)
-    except RuntimeError as exc:
-        if "no locator available" not in str(exc):
-            raise
-        warnings.warn(
-            f"numba cache unavailable for {func.__qualname__} ({exc}); compiling without a cache. "
-            "Set NUMBA_CACHE_DIR to a writable directory to keep compiled kernels between starts.",
-            KernelCacheWarning,
-            stacklevel=2,
-        )
-        compiled = numba.jit(**{**JIT_OPTIONS, "cache": False}, inline="always")(func)
-    return compiled
+    return _compile(func, inline="always")
