@@ -28,7 +28,7 @@ from typing import Any, Final, TypeVar
 
 import numba
 
-__all__ = ["JIT_OPTIONS", "KernelCacheWarning", "kernel"]
+__all__ = ["JIT_OPTIONS", "KernelCacheWarning", "inline_kernel", "kernel"]
 
 JIT_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -47,14 +47,9 @@ class KernelCacheWarning(RuntimeWarning):
     """No writable place for numba's on-disk cache: the kernel is compiled at every start."""
 
 
-def kernel(func: _F) -> _F:
-    """Compile ``func`` with :data:`JIT_OPTIONS` (njit), keeping its Python signature for mypy.
-
-    Kernels are private (``_name``) and sit behind a public wrapper that validates dtype and shape,
-    because numba would otherwise compile a new specialisation for every odd input it is given.
-    """
+def _compile(func: _F, **extra: Any) -> _F:
     try:
-        compiled: _F = numba.jit(**JIT_OPTIONS)(func)
+        compiled: _F = numba.jit(**JIT_OPTIONS, **extra)(func)
     except RuntimeError as exc:
         # numba raises at decoration time when no cache locator can write anywhere.
         if "no locator available" not in str(exc):
@@ -63,7 +58,27 @@ def kernel(func: _F) -> _F:
             f"numba cache unavailable for {func.__qualname__} ({exc}); compiling without a cache. "
             "Set NUMBA_CACHE_DIR to a writable directory to keep compiled kernels between starts.",
             KernelCacheWarning,
-            stacklevel=2,
+            stacklevel=3,  # the module that applied the decorator
         )
-        compiled = numba.jit(**{**JIT_OPTIONS, "cache": False})(func)
+        compiled = numba.jit(**{**JIT_OPTIONS, "cache": False}, **extra)(func)
     return compiled
+
+
+def kernel(func: _F) -> _F:
+    """Compile ``func`` with :data:`JIT_OPTIONS` (njit), keeping its Python signature for mypy.
+
+    Kernels are private (``_name``) and sit behind a public wrapper that validates dtype and shape,
+    because numba would otherwise compile a new specialisation for every odd input it is given.
+    """
+    return _compile(func)
+
+
+def inline_kernel(func: _F) -> _F:
+    """:func:`kernel` for a helper that numba inlines into its callers (``inline="always"``).
+
+    A call between kernels passes its arrays with reference counting (atomic operations) and
+    returns tuples through memory; for a helper called per block of a few dozen readings that cost
+    more than its work (ADWIN's merges and cut scan: ~1.5-2 ns a reading). Inlined, its code is
+    typed and optimised in the caller. Only for small helpers: each caller compiles its own copy.
+    """
+    return _compile(func, inline="always")

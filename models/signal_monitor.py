@@ -478,8 +478,15 @@ def _monitor_kernel(
 
 
 @kernel
-def _update_kernel(state: FloatArray, values: FloatArray, p: FloatArray, hits: FloatArray) -> int:
-    """One batch, start to end; the codes hit, or (state untouched) a negative :data:`_ERRORS` key."""
+def _update_kernel(
+    state: FloatArray, values: FloatArray, p: FloatArray, hits: FloatArray, fired: IntArray
+) -> int:
+    """One batch, start to end; the codes hit, or (state untouched) a negative :data:`_ERRORS` key.
+
+    ``hits`` (uninitialised on entry) collects per code; on return its first rows, one per code
+    hit in code order, hold that code's row and ``fired`` the code, count, first and last as
+    integers, so the wrapper converts only what it returns.
+    """
     if p.shape[0] != N_PARAMS:
         return -2
     if state.shape[0] <= ADWIN_AT:
@@ -493,6 +500,7 @@ def _update_kernel(state: FloatArray, values: FloatArray, p: FloatArray, hits: F
         acc += values[i] * 0.0
     if not math.isfinite(acc):
         return -1
+    hits[:, :] = 0.0
     xs = values
     if p[P_MODE] != 0.0:
         xs = np.empty(n)
@@ -505,6 +513,12 @@ def _update_kernel(state: FloatArray, values: FloatArray, p: FloatArray, hits: F
     codes = 0
     for code in range(N_CODES):
         if hits[code, H_COUNT] > 0.0:
+            fired[codes, 0] = code
+            fired[codes, 1] = int(hits[code, H_COUNT])
+            fired[codes, 2] = int(hits[code, H_FIRST])
+            fired[codes, 3] = int(hits[code, H_LAST])
+            hits[codes, 0] = hits[code, H_VALUE]
+            hits[codes, 1] = hits[code, H_SHIFT]
             codes += 1
     return codes
 
@@ -570,18 +584,23 @@ def update(state: FloatArray, values: FloatArray, params: FloatArray) -> list[De
         if not (isinstance(params, np.ndarray) and params.dtype == _F8 and params.ndim == 1):
             raise ValueError(f"params: expected MonitorParams.vector(), a float64 array of {N_PARAMS}")
         # Equal dtypes that are not the same object (a byte-order spelling): the kernel takes them.
-    hits = np.zeros((N_CODES, 5), dtype=np.float64)
-    codes = _update_kernel(state, values, params, hits)
+    hits = np.empty((N_CODES, 5), dtype=np.float64)
+    fired = np.empty((N_CODES, 4), dtype=np.int64)
+    codes = _update_kernel(state, values, params, hits, fired)
     if codes < 0:
         raise ValueError(_ERRORS[codes])
     if codes == 0:
         return []
     # tuple.__new__ skips the named tuple's Python-level __new__: half the cost per detection.
+    # Only the rows of codes hit are converted, integers already as integers: converting the
+    # whole table and calling int() per field cost ~5 us a batch with 9 detectors hit (10 ns a
+    # reading at 500 readings a batch).
     make = tuple.__new__
     return [
-        make(Detection, (DETECTORS[code], int(row[0]), int(row[1]), int(row[2]), row[3], row[4]))
-        for code, row in enumerate(hits.tolist())
-        if row[H_COUNT] > 0.0
+        make(Detection, (DETECTORS[code], count, first, last, value, shift))
+        for (code, count, first, last), (value, shift) in zip(
+            fired[:codes].tolist(), hits[:codes, :2].tolist(), strict=True
+        )
     ]
 
 

@@ -14,9 +14,13 @@ exactly on the same series (a test checks this). The details that matter for equ
   ``m = 1/(n0 - L + 1) + 1/(n1 - L + 1)``, ``v`` the window variance and ``L = min_window_length``.
 - After a detection the detector starts afresh at the next reading (river resets on ``update``).
 
-Speed: each row is a ring buffer (a merge moves a head index instead of shifting the row), and
-:func:`run` keeps the window's width, total and variance in registers across a batch, touching the
-state array only to append a reading to row 0 and, every second reading on average, to merge.
+Speed: :func:`run` keeps the window's width, total and variance in registers across a batch and
+works on the buckets in plain per-row arrays for the call (the state keeps each row as a ring
+buffer, stored back with its head at 0). Readings are appended and merged in blocks that end at
+each cut scan; row 0's merges read the block's readings directly. A cut scan gathers the buckets
+in window order and runs one flat loop of running sums and a division-free screen, first with a
+lower bound of the bound's ``d'`` (one logarithm per power of two of the width); only cuts that
+pass it get river's exact test. Small helpers are inlined (:func:`models.numba_config.inline_kernel`).
 
 Memory is bounded by ``max_rows`` (stored in the state): windows of about
 ``max_buckets * 2**max_rows`` readings. When the top row fills, its oldest bucket is forgotten: the
@@ -44,7 +48,7 @@ from typing import Final
 import numpy as np
 
 from models.drift._arrays import FloatArray, IntArray, as_values
-from models.numba_config import kernel
+from models.numba_config import inline_kernel, kernel
 
 __all__ = [
     "ADWIN",
@@ -88,108 +92,104 @@ def init(state: FloatArray, base: int, max_buckets: int, max_rows: int) -> None:
 
 
 @kernel
-def _load_meta(state: FloatArray, base: int, stride: int, heads: IntArray, counts: IntArray) -> None:
-    # Ring heads and counts as integers for the batch: no float/int conversion per merge.
-    for row in range(heads.shape[0]):
-        row_at = base + HEADER + row * stride
-        heads[row] = int(state[row_at + _HEAD])
-        counts[row] = int(state[row_at + _COUNT])
+def _row_offsets(cap: int, max_rows: int, offsets: IntArray) -> int:
+    """Start of each row in the working buffers; returns their length.
+
+    Row ``r`` holds at most ``cap - 1`` buckets between segments and receives at most
+    ``(_SEGMENT >> r) + 1`` buckets within one (each row passes on at most half of what it gets,
+    rounded up), so ``cap + (_SEGMENT >> r) + 2`` slots suffice.
+    """
+    at = 0
+    for row in range(max_rows):
+        offsets[row] = at
+        at += cap + (_SEGMENT >> row) + 2
+    return at
 
 
 @kernel
-def _store_meta(state: FloatArray, base: int, stride: int, heads: IntArray, counts: IntArray) -> None:
-    for row in range(heads.shape[0]):
-        row_at = base + HEADER + row * stride
-        state[row_at + _HEAD] = heads[row]
-        state[row_at + _COUNT] = counts[row]
-
-
-@kernel
-def _delete_oldest_bucket(
+def _load(
     state: FloatArray,
     base: int,
     cap: int,
-    heads: IntArray,
+    max_rows: int,
+    offsets: IntArray,
     counts: IntArray,
+    bt: FloatArray,
+    bv: FloatArray,
+) -> None:
+    """The state's ring buffers into the working buffers: each row's buckets oldest first from its offset."""
+    stride = 2 * cap + 2
+    for row in range(max_rows):
+        row_at = base + HEADER + row * stride
+        head = int(state[row_at + _HEAD])
+        count = int(state[row_at + _COUNT])
+        counts[row] = count
+        at = offsets[row]
+        for b in range(count):
+            j = head + b
+            if j >= cap:
+                j -= cap
+            bt[at + b] = state[row_at + _DATA + j]
+            bv[at + b] = state[row_at + _DATA + cap + j]
+
+
+@kernel
+def _store(
+    state: FloatArray,
+    base: int,
+    cap: int,
+    max_rows: int,
+    offsets: IntArray,
+    counts: IntArray,
+    bt: FloatArray,
+    bv: FloatArray,
+) -> None:
+    """The working buffers back into the state's rings (head 0: the canonical layout)."""
+    stride = 2 * cap + 2
+    for row in range(max_rows):
+        row_at = base + HEADER + row * stride
+        count = counts[row]
+        state[row_at + _HEAD] = 0.0
+        state[row_at + _COUNT] = count
+        at = offsets[row]
+        for b in range(count):
+            state[row_at + _DATA + b] = bt[at + b]
+            state[row_at + _DATA + cap + b] = bv[at + b]
+
+
+@inline_kernel
+def _delete_oldest_bucket(
+    offsets: IntArray,
+    counts: IntArray,
+    bt: FloatArray,
+    bv: FloatArray,
     rows: int,
     width: float,
     total: float,
     variance: float,
 ) -> tuple[int, float, float, float]:
     """Forget the oldest bucket (of the top row); returns the new ``(rows, width, total, variance)``."""
-    stride = 2 * cap + 2
     last = rows - 1
-    row_at = base + HEADER + last * stride
+    at = offsets[last]
     n = float(1 << last)
-    j = heads[last]
-    u = state[row_at + _DATA + j]
-    v = state[row_at + _DATA + cap + j]
+    u = bt[at]
+    v = bv[at]
     mu = u / n
     width = width - n
     total = total - u
     mu_window = total / width
     variance -= v + n * width * (mu - mu_window) * (mu - mu_window) / (n + width)
-    heads[last] = j + 1 if j + 1 < cap else 0
-    counts[last] -= 1
-    if counts[last] == 0 and last > 0:
+    count = counts[last] - 1
+    for b in range(count):
+        bt[at + b] = bt[at + b + 1]
+        bv[at + b] = bv[at + b + 1]
+    counts[last] = count
+    if count == 0 and last > 0:
         rows = last
     return rows, width, total, variance
 
 
-@kernel
-def _compress(
-    state: FloatArray,
-    base: int,
-    cap: int,
-    max_rows: int,
-    heads: IntArray,
-    counts: IntArray,
-    rows: int,
-    width: float,
-    total: float,
-    variance: float,
-) -> tuple[int, float, float, float]:
-    """Merge full rows upwards (row 0 has just filled); returns ``(rows, width, total, variance)``."""
-    stride = 2 * cap + 2
-    row = 0
-    while counts[row] == cap:
-        if row + 1 >= max_rows:
-            # Bounded memory: forget the oldest bucket rather than grow.
-            return _delete_oldest_bucket(state, base, cap, heads, counts, rows, width, total, variance)
-        row_at = base + HEADER + row * stride
-        # Bucket means: dividing by 2**row is exact, so multiplying by its inverse gives the
-        # same bits as river's division.
-        inv = 1.0 / float(1 << row)
-        j0 = heads[row]
-        j1 = j0 + 1 if j0 + 1 < cap else 0
-        t0 = state[row_at + _DATA + j0]
-        t1 = state[row_at + _DATA + j1]
-        mu1 = t0 * inv
-        mu2 = t1 * inv
-        merged_var = (
-            state[row_at + _DATA + cap + j0]
-            + state[row_at + _DATA + cap + j1]
-            + float(1 << row) * 0.5 * (mu1 - mu2) * (mu1 - mu2)
-        )
-        if row + 1 >= rows:
-            rows = row + 2
-        next_at = row_at + stride
-        k = heads[row + 1] + counts[row + 1]
-        if k >= cap:
-            k -= cap
-        state[next_at + _DATA + k] = t0 + t1
-        state[next_at + _DATA + cap + k] = merged_var
-        counts[row + 1] += 1
-        h = j0 + 2
-        heads[row] = h if h < cap else h - cap
-        counts[row] -= 2
-        if counts[row + 1] < cap:
-            break
-        row += 1
-    return rows, width, total, variance
-
-
-@kernel
+@inline_kernel
 def _cut(
     width: float, variance: float, n0: float, n1: float, delta_mean: float, delta_prime: float, min_len: float
 ) -> bool:
@@ -198,111 +198,116 @@ def _cut(
     return abs(delta_mean) > epsilon
 
 
-@kernel
-def _prefixes(
-    state: FloatArray,
-    base: int,
-    cap: int,
-    heads: IntArray,
-    counts: IntArray,
-    rows: int,
-    total: float,
-    scratch: FloatArray,
+@inline_kernel
+def _gather(
+    cap: int, offsets: IntArray, counts: IntArray, bt: FloatArray, rows: int, gt: FloatArray, gs: FloatArray
 ) -> int:
-    """Per cut, oldest bucket first: ``n0`` and the running ``u0``/``u1`` in river's operation order.
+    """The buckets' totals and sizes in window order, oldest first, into ``gt``/``gs``; their number.
 
-    ``scratch`` rows 0-2 get ``n0``, ``u0``, ``u1`` after each bucket (``n1`` is ``width - n0``,
-    exact for integers). Returns the number of buckets.
+    A fixed trip count per row with a conditional advance (slots past a row's count are copied
+    and then overwritten or left beyond the end): a row's varying count as the loop bound cost a
+    mispredicted loop exit per row, which made the scan's sums cost ~5 ns a reading at clock 32.
     """
-    stride = 2 * cap + 2
     nb = 0
-    n0 = 0.0
-    u0 = 0.0
-    u1 = total
-    n0s, u0s, u1s = scratch[0], scratch[1], scratch[2]
     for row in range(rows - 1, -1, -1):
-        row_at = base + HEADER + row * stride
+        at = offsets[row]
         size = float(1 << row)
-        head = heads[row]
         count = counts[row]
-        # Every slot of the ring, in order, with empty ones adding exactly zero: the same trip
-        # count for every row, which the branch predictor follows (a row's varying bucket count
-        # cost a mispredicted loop exit per row).
-        for k in range(cap):
-            j = head + k
-            if j >= cap:
-                j -= cap
-            used = k < count
-            t = state[row_at + _DATA + j] if used else 0.0
-            n0 += size if used else 0.0
-            u0 += t
-            u1 -= t
-            n0s[nb] = n0
-            u0s[nb] = u0
-            u1s[nb] = u1
-            nb += 1 if used else 0
+        for b in range(cap):
+            gt[nb] = bt[at + b]
+            gs[nb] = size
+            nb += 1 if b < count else 0
     return nb
 
 
-@kernel
+@inline_kernel
+def _candidates(
+    gt: FloatArray, gs: FloatArray, nb: int, width: float, total: float, screen_c: float, min_len: float
+) -> int:
+    """Cuts passing the screen (see :func:`_scan`), with the running sums in river's order.
+
+    One flat loop over the window-ordered buckets: the running sums are short dependency chains,
+    and the screen's arithmetic per cut is independent of them, so it fills the cycles they wait.
+    """
+    candidates = 0
+    n0 = 0.0
+    u0 = 0.0
+    u1 = total
+    for c in range(nb):
+        t = gt[c]
+        n0 += gs[c]
+        u0 += t
+        u1 -= t
+        n1 = width - n0
+        x = u0 * n1
+        y = u1 * n0
+        gap = abs(x - y) + 1e-12 * (abs(x) + abs(y))
+        candidates += int((gap * gap > screen_c * n0 * n1) & (n1 >= min_len) & (n0 >= min_len))
+    return candidates
+
+
+@inline_kernel
 def _scan(
-    state: FloatArray,
-    base: int,
     cap: int,
-    heads: IntArray,
+    offsets: IntArray,
     counts: IntArray,
+    bt: FloatArray,
+    bv: FloatArray,
     rows: int,
     width: float,
     total: float,
     variance: float,
     delta: float,
     min_len: float,
-    scratch: FloatArray,
+    delta_prime_low: float,
+    gt: FloatArray,
+    gs: FloatArray,
 ) -> tuple[bool, int, float, float, float]:
     """Test every cut, dropping the oldest bucket while one holds; ``(detected, rows, width, ...)``.
 
-    Two passes: the running sums per cut (:func:`_prefixes`, a short dependency chain per bucket),
-    then the cuts tested against a division-free screen in a loop with no loop-carried state,
-    which LLVM vectorises; only cuts passing the screen get river's exact test, in order.
+    Per cut, oldest bucket first, ``n0`` and the running ``u0``/``u1`` in river's operation order.
+    Division-free screen: ``m >= 1/n0 + 1/n1`` when ``min_len >= 1``, so a cut needs
+    ``(u0 n1 - u1 n0)^2 > 2 v d' n0 n1``. Only if some cut passes it (with a margin far wider
+    than rounding) do the cuts get river's exact test, in order, which alone decides; in control
+    no cut passes and a scan is one flat pass over the buckets (:func:`_candidates`). The cut
+    after the newest bucket has ``n1 = 0`` and never passes.
     """
     detected = False
     again = True
+    first = True
     while again:
         again = False
-        nb = _prefixes(state, base, cap, heads, counts, rows, total, scratch)
-        # No cut after the newest bucket (river stops there).
-        cuts = nb - 1 if counts[0] > 0 else nb
+        nb = _gather(cap, offsets, counts, bt, rows, gt, gs)
+        if first and min_len >= 1.0:
+            # First a screen with ``delta_prime_low`` (<= the bound's d'; weaker, so it passes
+            # every cut the exact screen passes): in control no cut passes and the scan is over
+            # without the two logarithms.
+            low_c = (1.0 - 1e-9) * 2.0 * variance * delta_prime_low
+            if low_c > 0.0 and _candidates(gt, gs, nb, width, total, low_c, min_len) == 0:
+                break
+        first = False
         # The bound's log term depends on the width only: once per scan, not once per cut.
         delta_prime = math.log(2.0 * math.log(width) / delta)
         screen_c = (1.0 - 1e-9) * 2.0 * variance * delta_prime
         screen = min_len >= 1.0 and screen_c > 0.0
-        first = 0
-        if screen:
-            # Division-free screen: m >= 1/n0 + 1/n1 when min_len >= 1, so a cut needs
-            # (u0 n1 - u1 n0)^2 > 2 v d' n0 n1. Only cuts passing it (with a margin far
-            # wider than rounding) get river's exact test, which alone decides. Branch-free
-            # body with an exit at the first candidate: in control, no cut passes.
-            n0s, u0s, u1s = scratch[0], scratch[1], scratch[2]
-            first = cuts
-            for c in range(cuts):
-                n0 = n0s[c]
-                n1 = width - n0
-                a = u0s[c] * n1
-                b = u1s[c] * n0
-                gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
-                if (gap * gap > screen_c * n0 * n1) & (n1 >= min_len) & (n0 >= min_len):
-                    first = c
-                    break
-        for c in range(first, cuts):
-            n0 = scratch[0, c]
+        if screen and _candidates(gt, gs, nb, width, total, screen_c, min_len) == 0:
+            break
+        # No cut after the newest bucket (river stops there).
+        cuts = nb - 1 if counts[0] > 0 else nb
+        n0 = 0.0
+        u0 = 0.0
+        u1 = total
+        for c in range(cuts):
+            t = gt[c]
+            n0 += gs[c]
+            u0 += t
+            u1 -= t
             n1 = width - n0
             if n1 >= min_len and n0 >= min_len:
-                u0 = scratch[1, c]
-                u1 = scratch[2, c]
                 if screen:
-                    a = u0 * n1
-                    b = u1 * n0
-                    gap = abs(a - b) + 1e-12 * (abs(a) + abs(b))
+                    x = u0 * n1
+                    y = u1 * n0
+                    gap = abs(x - y) + 1e-12 * (abs(x) + abs(y))
                     if gap * gap <= screen_c * n0 * n1:
                         continue
                 if _cut(width, variance, n0, n1, u0 / n0 - u1 / n1, delta_prime, min_len):
@@ -310,16 +315,13 @@ def _scan(
                     again = True
                     if width > 0.0:
                         rows, width, total, variance = _delete_oldest_bucket(
-                            state, base, cap, heads, counts, rows, width, total, variance
+                            offsets, counts, bt, bv, rows, width, total, variance
                         )
                         break
     return detected, rows, width, total, variance
 
 
-_SEGMENT: Final = 256  # readings between structure updates at most (bounds the scratch buffers)
-
-
-@kernel
+@inline_kernel
 def _readings_until_forgetting(counts: IntArray, cap: int, max_rows: int, limit: int) -> int:
     """Index (from the next reading) of the reading whose merge cascade fills the top row.
 
@@ -337,96 +339,107 @@ def _readings_until_forgetting(counts: IntArray, cap: int, max_rows: int, limit:
     return at
 
 
-@kernel
+@inline_kernel
 def _push_block(
-    state: FloatArray,
-    base: int,
     cap: int,
     max_rows: int,
-    heads: IntArray,
+    offsets: IntArray,
     counts: IntArray,
+    bt: FloatArray,
+    bv: FloatArray,
     rows: int,
     width: float,
     total: float,
     variance: float,
     values: FloatArray,
-    cur_t: FloatArray,
-    cur_v: FloatArray,
-    nxt_t: FloatArray,
-    nxt_v: FloatArray,
 ) -> tuple[int, float, float, float]:
     """Append ``values`` to row 0 and merge upwards, row by row; the final buckets equal those of
     appending and compressing one reading at a time, because a row's buckets depend only on the
     order of what is pushed into it. The caller ends a block at the reading that fills the top
     row, so the one forgetting (which changes the window's statistics) happens at its last reading.
+
+    Each row is a plain array in the working buffers: a row's merges read its oldest pairs and
+    write straight after the next row's buckets, and the row's remaining one or two buckets move
+    to its front, so every bucket is written once and read once.
     """
-    stride = 2 * cap + 2
+    # Row 0 (half of all merges) straight from ``values``: its buckets are single readings of
+    # variance 0, so a merge's variance is ``(0 + 0) + 0.5 * d * d`` (``size = 1``), the same
+    # bits as the general formula; the pairs of readings merge in a loop that reads ``values``
+    # only, which LLVM vectorises. Row 0 holds c buckets followed by the readings.
     k = values.shape[0]
-    for j in range(k):
-        nxt_t[j] = values[j]
-        nxt_v[j] = 0.0
-    for row in range(max_rows):
-        if k == 0:
-            break
-        row_at = base + HEADER + row * stride
-        c = counts[row]
-        h = heads[row]
-        rows = max(row + 1, rows)
-        if row == max_rows - 1:
-            # Top row: append one by one, forgetting its oldest bucket whenever it fills.
-            for j in range(k):
-                slot = h + counts[row]
-                if slot >= cap:
-                    slot -= cap
-                state[row_at + _DATA + slot] = nxt_t[j]
-                state[row_at + _DATA + cap + slot] = nxt_v[j]
-                counts[row] += 1
-                if counts[row] == cap:
-                    rows, width, total, variance = _delete_oldest_bucket(
-                        state, base, cap, heads, counts, rows, width, total, variance
-                    )
-                h = heads[row]
-            break
-        n_items = c + k
-        if n_items < cap:
-            for j in range(k):
-                slot = h + c + j
-                if slot >= cap:
-                    slot -= cap
-                state[row_at + _DATA + slot] = nxt_t[j]
-                state[row_at + _DATA + cap + slot] = nxt_v[j]
-            counts[row] = n_items
-            break
-        # The row's buckets, oldest first, then the pushes.
-        for j in range(c):
-            slot = h + j
-            if slot >= cap:
-                slot -= cap
-            cur_t[j] = state[row_at + _DATA + slot]
-            cur_v[j] = state[row_at + _DATA + cap + slot]
+    c = counts[0]
+    n_items = c + k
+    if n_items < cap:
         for j in range(k):
-            cur_t[c + j] = nxt_t[j]
-            cur_v[c + j] = nxt_v[j]
+            bt[c + j] = values[j]
+            bv[c + j] = 0.0
+        counts[0] = n_items
+        return rows, width, total, variance
+    merges = 1 + (n_items - cap) // 2
+    nxt = offsets[1] + counts[1]
+    j = 0
+    while j < merges and 2 * j + 1 < c:  # pairs of earlier buckets
+        t0 = bt[2 * j]
+        t1 = bt[2 * j + 1]
+        bt[nxt + j] = t0 + t1
+        bv[nxt + j] = bv[2 * j] + bv[2 * j + 1] + 0.5 * (t0 - t1) * (t0 - t1)
+        j += 1
+    if j < merges and 2 * j < c:  # the last earlier bucket with the first reading
+        t0 = bt[2 * j]
+        t1 = values[0]
+        bt[nxt + j] = t0 + t1
+        bv[nxt + j] = bv[2 * j] + 0.0 + 0.5 * (t0 - t1) * (t0 - t1)
+        j += 1
+    first = 2 * j - c  # the readings' index of the next pair
+    for q in range(merges - j):
+        t0 = values[first + 2 * q]
+        t1 = values[first + 2 * q + 1]
+        bt[nxt + j + q] = t0 + t1
+        bv[nxt + j + q] = 0.0 + 0.0 + 0.5 * (t0 - t1) * (t0 - t1)
+    left = n_items - 2 * merges
+    for q in range(left):
+        at = 2 * merges + q
+        bt[q] = bt[at] if at < c else values[at - c]
+        bv[q] = bv[at] if at < c else 0.0
+    counts[0] = left
+    counts[1] += merges
+    rows = max(rows, 2)
+    for row in range(1, max_rows):
+        n_items = counts[row]
+        if n_items < cap:
+            break
+        at = offsets[row]
+        if row == max_rows - 1:
+            # Top row: forget its oldest bucket when it fills (at most once per block).
+            rows, width, total, variance = _delete_oldest_bucket(
+                offsets, counts, bt, bv, rows, width, total, variance
+            )
+            break
         merges = 1 + (n_items - cap) // 2
+        nxt = offsets[row + 1] + counts[row + 1]
         # Bucket means: dividing by 2**row is exact, so multiplying by its inverse gives the
         # same bits as river's division.
         size = float(1 << row)
         inv = 1.0 / size
+        half = size * 0.5
         for j in range(merges):
-            t0 = cur_t[2 * j]
-            t1 = cur_t[2 * j + 1]
+            t0 = bt[at + 2 * j]
+            t1 = bt[at + 2 * j + 1]
             mu1 = t0 * inv
             mu2 = t1 * inv
-            nxt_t[j] = t0 + t1
-            nxt_v[j] = cur_v[2 * j] + cur_v[2 * j + 1] + size * 0.5 * (mu1 - mu2) * (mu1 - mu2)
+            bt[nxt + j] = t0 + t1
+            bv[nxt + j] = bv[at + 2 * j] + bv[at + 2 * j + 1] + half * (mu1 - mu2) * (mu1 - mu2)
         left = n_items - 2 * merges
         for j in range(left):
-            state[row_at + _DATA + j] = cur_t[2 * merges + j]
-            state[row_at + _DATA + cap + j] = cur_v[2 * merges + j]
-        heads[row] = 0
+            bt[at + j] = bt[at + 2 * merges + j]
+            bv[at + j] = bv[at + 2 * merges + j]
         counts[row] = left
-        k = merges
+        counts[row + 1] += merges
+        rows = max(rows, row + 2)
     return rows, width, total, variance
+
+
+_SEGMENT: Final = 256  # readings between structure updates at most (bounds the working buffers)
 
 
 @kernel
@@ -446,28 +459,28 @@ def run(
     In blocks that end at the next cut scan (every ``clock`` readings), at the reading whose merges
     would overflow the top row, or after :data:`_SEGMENT` readings: first the window's width,
     total and variance over the block's readings (river's per-reading formula, in registers), then
-    the buckets in one pass per row (:func:`_push_block`). Merging one reading at a time cost about
-    14 ns a reading in ring-buffer bookkeeping; in blocks the merges of a row are one short loop.
+    the buckets in one pass per row (:func:`_push_block`). The buckets live in plain per-row
+    working arrays for the call (:func:`_load`/:func:`_store` convert from and to the state's
+    rings): ring indexing and copies through scratch buffers cost more than the merges.
     """
     n = values.shape[0]
     if n == 0:
         return 0
     cap = max_buckets + 1
-    stride = 2 * cap + 2
     max_rows = int(state[base + CAP_ROWS])
     if state[base + DETECTED] != 0.0:
         init(state, base, max_buckets, max_rows)
-    # Two allocations per call (each ~50 ns; a stream batch may be 10 readings): integer ring
-    # metadata, and the float scratch (cut-scan sums, then the block-merge buffers).
+    # Two allocations per call (each ~50 ns; a stream batch may be 10 readings): integer row
+    # metadata, and the floats (bucket totals and variances, then the cut scan's arrays).
     meta = np.empty(2 * max_rows, dtype=np.int64)
-    heads, counts = meta[:max_rows], meta[max_rows:]
-    _load_meta(state, base, stride, heads, counts)
-    m = cap + min(_SEGMENT, n)
-    flat_size = 3 * max_rows * cap
-    floats = np.empty(flat_size + 4 * m)
-    flat = floats[:flat_size].reshape((3, max_rows * cap))
-    scratch = floats[flat_size:]
-    cur_t, cur_v, nxt_t, nxt_v = scratch[:m], scratch[m : 2 * m], scratch[2 * m : 3 * m], scratch[3 * m :]
+    offsets, counts = meta[:max_rows], meta[max_rows:]
+    length = _row_offsets(cap, max_rows, offsets)
+    cuts = max_rows * cap
+    floats = np.empty(2 * length + 2 * cuts)
+    bt, bv = floats[:length], floats[length : 2 * length]
+    at = 2 * length
+    gt, gs = floats[at : at + cuts], floats[at + cuts :]
+    _load(state, base, cap, max_rows, offsets, counts, bt, bv)
     rows = int(state[base + ROWS])
     width = state[base + WIDTH]
     total = state[base + TOTAL]
@@ -477,6 +490,8 @@ def run(
     to_scan = clock - tick % clock
     found = 0
     pending_reset = False
+    low_k = -1
+    low = -1.0
     i = 0
     while i < n:
         seg = min(n - i, to_scan, _SEGMENT)
@@ -492,21 +507,7 @@ def run(
             variance += increment
             total += x
         rows, width, total, variance = _push_block(
-            state,
-            base,
-            cap,
-            max_rows,
-            heads,
-            counts,
-            rows,
-            width,
-            total,
-            variance,
-            values[i : i + seg],
-            cur_t,
-            cur_v,
-            nxt_t,
-            nxt_v,
+            cap, max_rows, offsets, counts, bt, bv, rows, width, total, variance, values[i : i + seg]
         )
         i += seg
         tick += seg
@@ -514,26 +515,21 @@ def run(
         if to_scan == 0:
             to_scan = clock
             if width > grace:
+                # A lower bound of the bound's d' = ln(2 ln(W) / delta) from W >= 2**k: one
+                # logarithm per power of two of the width instead of two per scan.
+                k = math.frexp(width)[1] - 1
+                if k != low_k:
+                    low_k = k
+                    arg = 2.0 * k * math.log(2.0) / delta
+                    low = math.log(arg) if arg > 0.0 else -1.0
                 hit, rows, width, total, variance = _scan(
-                    state,
-                    base,
-                    cap,
-                    heads,
-                    counts,
-                    rows,
-                    width,
-                    total,
-                    variance,
-                    delta,
-                    min_len,
-                    flat,
+                    cap, offsets, counts, bt, bv, rows, width, total, variance, delta, min_len, low, gt, gs
                 )
                 if hit:
                     out[found] = i - 1
                     found += 1
                     # river resets on the next update: at once if there is one in this batch.
                     if i < n:
-                        heads[:] = 0
                         counts[:] = 0
                         rows = 1
                         width = total = variance = 0.0
@@ -541,7 +537,7 @@ def run(
                         to_scan = clock
                     else:
                         pending_reset = True
-    _store_meta(state, base, stride, heads, counts)
+    _store(state, base, cap, max_rows, offsets, counts, bt, bv)
     state[base + ROWS] = rows
     state[base + WIDTH] = width
     state[base + TOTAL] = total
