@@ -10,6 +10,7 @@ module adds the sensors, drift/SPC monitors, capability, anomaly scoring and ale
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -296,7 +297,7 @@ class MachineEngine:
             if len(sizes) == 1:
                 signal_stats.update(vector, times_list[0], values_list[0])
             else:
-                ends = np.cumsum(np.array(sizes, dtype=np.int64))
+                ends = np.fromiter(itertools.accumulate(sizes), dtype=np.int64, count=len(sizes))
                 times, values = np.concatenate(times_list), np.concatenate(values_list)
                 signal_stats.update_runs(vector, times, values, ends)
         for ts_ms, series in batches:
@@ -313,6 +314,9 @@ class MachineEngine:
         readings = sum(int(values.shape[0]) for _, _, values in series)
         out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), readings)
         if self._monitoring.enabled:
+            # Read once per batch, not per signal (each is a ledger lookup): monitors change alerts
+            # and their own state, never the machine's state.
+            running_since = state.state_since_ms if state.state == "running" else None
             for signal, times, values in series:
                 settings = self._signal_settings.get(signal)
                 if settings is None:
@@ -322,10 +326,10 @@ class MachineEngine:
                 # against a running baseline would raise a "drift" at every stop.
                 if not settings.only_running:
                     self._monitor(state, out, "signals", signal, times, values)
-                elif state.state == "running" and state.state_since_ms is not None:
+                elif running_since is not None:
                     # Only readings taken after the machine has run for settle_s: a batch cut just
                     # after a start still holds idle readings, and levels need a moment to settle.
-                    since = state.state_since_ms + int(settings.settle_s * 1000)
+                    since = running_since + int(settings.settle_s * 1000)
                     first = int(np.searchsorted(times, since)) if times[0] < since else 0
                     if first < times.shape[0]:
                         self._monitor(state, out, "signals", signal, times[first:], values[first:])
