@@ -166,6 +166,7 @@ class MachineEngine:
         self._params: dict[tuple[str, str], np.ndarray] = {}
         # settings_for reads a pydantic private attribute (~2 us); on_samples asks once per signal.
         self._signal_settings: dict[str, MonitorSettings] = {}
+        self._categories: dict[tuple[str | None, str | None], LossCategory] = {}
 
     def new_state(self, spec: MachineSpec) -> MachineState:
         return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
@@ -281,24 +282,25 @@ class MachineEngine:
             for ts_ms, series in batches:
                 yield self.on_samples(state, spec, ts_ms, series)
             return
-        runs: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[int]]] = {}
+        runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for _, series in batches:
             for signal, times, values in series:
                 run = runs.get(signal)
                 if run is None:
-                    run = runs[signal] = ([], [], [])
-                run[0].append(times)
-                run[1].append(values)
-                run[2].append(int(values.shape[0]))
-        for signal, (times_list, values_list, sizes) in runs.items():
+                    runs[signal] = [(times, values)]
+                else:
+                    run.append((times, values))
+        for signal, run in runs.items():
             vector = state.signals.get(signal)
             if vector is None:
                 vector = state.signals[signal] = signal_stats.new_state()
-            if len(sizes) == 1:
-                signal_stats.update(vector, times_list[0], values_list[0])
+            if len(run) == 1:
+                signal_stats.update(vector, *run[0])
             else:
-                ends = np.fromiter(itertools.accumulate(sizes), dtype=np.int64, count=len(sizes))
-                times, values = np.concatenate(times_list), np.concatenate(values_list)
+                sizes = itertools.accumulate(values.shape[0] for _, values in run)
+                ends = np.fromiter(sizes, dtype=np.int64, count=len(run))
+                times = np.concatenate([times for times, _ in run])
+                values = np.concatenate([values for _, values in run])
                 signal_stats.update_runs(vector, times, values, ends)
         for ts_ms, series in batches:
             yield self._samples_after_stats(state, spec, ts_ms, series)
@@ -570,7 +572,10 @@ class MachineEngine:
 
     def _check_stopped(self, state: MachineState, spec: MachineSpec, out: EngineOutput) -> None:
         key = "machine_stopped"
-        category = self.plant.classify(state.state, state.reason)
+        state_reason = state.ledger.state_reason
+        category = self._categories.get(state_reason)
+        if category is None:  # the plant is frozen: classify (a rule search) once per state and reason
+            category = self._categories[state_reason] = self.plant.classify(*state_reason)
         if (
             category is not LossCategory.AVAILABILITY
             or state.state_since_ms is None
