@@ -163,7 +163,9 @@ class MachineEngine:
         self._down_after_ms = int(plant.alerts.down_after_s * 1000)
         self._has_shifts = bool(plant.shifts)
         self._monitoring = plant.monitoring
-        self._params: dict[tuple[str, str], np.ndarray] = {}
+        # Per series: its params vector, min_shift and state key (settings_for is a pydantic lookup
+        # of ~2 us, and this runs for every signal of every frame).
+        self._series: dict[tuple[str, str], tuple[np.ndarray, float, str]] = {}
         # settings_for reads a pydantic private attribute (~2 us); on_samples asks once per signal.
         self._signal_settings: dict[str, MonitorSettings] = {}
         self._categories: dict[tuple[str | None, str | None], LossCategory] = {}
@@ -468,11 +470,15 @@ class MachineEngine:
         ``reference``: the level ``min_shift`` is a fraction of (1.0 for cycle times judged as a
         ratio to the ideal); None: the baseline mean.
         """
-        params = self._params.get((kind, name))
-        if params is None:
-            params = self._params[(kind, name)] = self._monitoring.settings_for(kind, name).params().vector()
-        min_shift = self._monitoring.settings_for(kind, name).min_shift
-        key = f"{kind}:{name}"
+        series = self._series.get((kind, name))
+        if series is None:
+            settings = self._monitoring.settings_for(kind, name)
+            series = self._series[(kind, name)] = (
+                settings.params().vector(),
+                settings.min_shift,
+                f"{kind}:{name}",
+            )
+        params, min_shift, key = series
         vector = state.monitors.get(key)
         if vector is None or vector[signal_monitor.MAX_BUCKETS] != params[signal_monitor.P_ADWIN_BUCKETS]:
             # New series, or a configuration whose ADWIN layout differs: start a new baseline.
@@ -524,15 +530,17 @@ class MachineEngine:
                 message=_drift_message(name, found, base, gap, reference),
                 evidence=evidence,
             )
-        quiet = set(signal_monitor.quiet_codes(vector, params))
         # Gated series: back within half the gate is over too (hysteresis, so no flapping at it).
         back = gap is not None and gap[1] < min_shift / 2
         at_ms = int(times[-1]) if times.shape[0] else 0
+        quiet: set[str] | None = None  # read from the state only when an alert is open (rarely)
         for alert_kind in ("drift", "spc"):
             alert_key = f"{alert_kind}/{name}"
             open_alert = state.alerts.get(alert_key)
             if open_alert is None:
                 continue
+            if quiet is None:
+                quiet = set(signal_monitor.quiet_codes(vector, params))
             if back or quiet.issuperset(open_alert.evidence.get("detectors", ())):
                 self._resolve_alert(state, out, alert_key, at_ms)
 

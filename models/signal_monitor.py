@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple, get_args
@@ -240,6 +241,7 @@ def adwin_rows(max_buckets: int) -> int:
     return max(2, min(adwin.MAX_ROWS, ADWIN_BUCKET_BYTES // (8 * (1 + 2 * max_buckets))))
 
 
+@functools.lru_cache(maxsize=64)  # few distinct values; every state check asks (per batch and series)
 def _size(max_buckets: int) -> int:
     return ADWIN_AT + adwin.size(max_buckets, adwin_rows(max_buckets))
 
