@@ -638,7 +638,11 @@ def to_list(state: FloatArray) -> list[float | str | None]:
     buckets = int(state[MAX_BUCKETS])
     packed = np.empty(adwin.packed_size(state, ADWIN_AT, buckets), dtype=np.float64)
     adwin.pack(state, ADWIN_AT, buckets, packed)
-    out = [_json_number(v) for v in state[:_HEAD_END].tolist()]
+    head = state[:_HEAD_END]
+    out: list[float | str | None] = head.tolist()
+    # Only the few non-finite entries need a JSON spelling (mapping all ~60 cost ~10 us a write).
+    for index in np.flatnonzero(~np.isfinite(head)).tolist():
+        out[index] = _json_number(out[index])  # type: ignore[arg-type]  # still the float here
     out.append(_PACKED + base64.b64encode(packed.astype("<f8").tobytes()).decode("ascii"))
     return out
 
