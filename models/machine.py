@@ -10,6 +10,7 @@ module adds the sensors, drift/SPC monitors, capability, anomaly scoring and ale
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -162,10 +163,12 @@ class MachineEngine:
         self._down_after_ms = int(plant.alerts.down_after_s * 1000)
         self._has_shifts = bool(plant.shifts)
         self._monitoring = plant.monitoring
-        # (kind, series, machine) -> (detector parameters, min_shift)
-        self._params: dict[tuple[str, str, str], tuple[np.ndarray, float]] = {}
+        # Per (kind, series, machine): its params vector, min_shift and state key (settings_for is a
+        # pydantic lookup of ~2 us, and this runs for every signal of every frame).
+        self._series: dict[tuple[str, str, str], tuple[np.ndarray, float, str]] = {}
         # settings_for reads a pydantic private attribute (~2 us); on_samples asks once per signal.
         self._signal_settings: dict[tuple[str, str], MonitorSettings] = {}
+        self._categories: dict[tuple[str | None, str | None], LossCategory] = {}
 
     def new_state(self, spec: MachineSpec) -> MachineState:
         return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
@@ -281,24 +284,25 @@ class MachineEngine:
             for ts_ms, series in batches:
                 yield self.on_samples(state, spec, ts_ms, series)
             return
-        runs: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[int]]] = {}
+        runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for _, series in batches:
             for signal, times, values in series:
                 run = runs.get(signal)
                 if run is None:
-                    run = runs[signal] = ([], [], [])
-                run[0].append(times)
-                run[1].append(values)
-                run[2].append(int(values.shape[0]))
-        for signal, (times_list, values_list, sizes) in runs.items():
+                    runs[signal] = [(times, values)]
+                else:
+                    run.append((times, values))
+        for signal, run in runs.items():
             vector = state.signals.get(signal)
             if vector is None:
                 vector = state.signals[signal] = signal_stats.new_state()
-            if len(sizes) == 1:
-                signal_stats.update(vector, times_list[0], values_list[0])
+            if len(run) == 1:
+                signal_stats.update(vector, *run[0])
             else:
-                ends = np.cumsum(np.array(sizes, dtype=np.int64))
-                times, values = np.concatenate(times_list), np.concatenate(values_list)
+                sizes = itertools.accumulate(values.shape[0] for _, values in run)
+                ends = np.fromiter(sizes, dtype=np.int64, count=len(run))
+                times = np.concatenate([times for times, _ in run])
+                values = np.concatenate([values for _, values in run])
                 signal_stats.update_runs(vector, times, values, ends)
         for ts_ms, series in batches:
             yield self._samples_after_stats(state, spec, ts_ms, series)
@@ -314,6 +318,9 @@ class MachineEngine:
         readings = sum(int(values.shape[0]) for _, _, values in series)
         out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), readings)
         if self._monitoring.enabled:
+            # Read once per batch, not per signal (each is a ledger lookup): monitors change alerts
+            # and their own state, never the machine's state.
+            running_since = state.state_since_ms if state.state == "running" else None
             for signal, times, values in series:
                 settings = self._signal_settings.get((spec.id, signal))
                 if settings is None:
@@ -323,10 +330,10 @@ class MachineEngine:
                 # against a running baseline would raise a "drift" at every stop.
                 if not settings.only_running:
                     self._monitor(state, out, "signals", signal, times, values)
-                elif state.state == "running" and state.state_since_ms is not None:
+                elif running_since is not None:
                     # Only readings taken after the machine has run for settle_s: a batch cut just
                     # after a start still holds idle readings, and levels need a moment to settle.
-                    since = state.state_since_ms + int(settings.settle_s * 1000)
+                    since = running_since + int(settings.settle_s * 1000)
                     first = int(np.searchsorted(times, since)) if times[0] < since else 0
                     if first < times.shape[0]:
                         self._monitor(state, out, "signals", signal, times[first:], values[first:])
@@ -463,13 +470,15 @@ class MachineEngine:
         ``reference``: the level ``min_shift`` is a fraction of (1.0 for cycle times judged as a
         ratio to the ideal); None: the baseline mean.
         """
-        tuned = self._params.get((kind, name, state.machine))
-        if tuned is None:
+        series = self._series.get((kind, name, state.machine))
+        if series is None:
             settings = self._monitoring.settings_for(kind, name, state.machine)
-            tuned = (settings.params().vector(), settings.min_shift)
-            self._params[(kind, name, state.machine)] = tuned
-        params, min_shift = tuned
-        key = f"{kind}:{name}"
+            series = self._series[(kind, name, state.machine)] = (
+                settings.params().vector(),
+                settings.min_shift,
+                f"{kind}:{name}",
+            )
+        params, min_shift, key = series
         vector = state.monitors.get(key)
         if vector is None or vector[signal_monitor.MAX_BUCKETS] != params[signal_monitor.P_ADWIN_BUCKETS]:
             # New series, or a configuration whose ADWIN layout differs: start a new baseline.
@@ -521,15 +530,17 @@ class MachineEngine:
                 message=_drift_message(name, found, base, gap, reference),
                 evidence=evidence,
             )
-        quiet = set(signal_monitor.quiet_codes(vector, params))
         # Gated series: back within half the gate is over too (hysteresis, so no flapping at it).
         back = gap is not None and gap[1] < min_shift / 2
         at_ms = int(times[-1]) if times.shape[0] else 0
+        quiet: set[str] | None = None  # read from the state only when an alert is open (rarely)
         for alert_kind in ("drift", "spc"):
             alert_key = f"{alert_kind}/{name}"
             open_alert = state.alerts.get(alert_key)
             if open_alert is None:
                 continue
+            if quiet is None:
+                quiet = set(signal_monitor.quiet_codes(vector, params))
             if back or quiet.issuperset(open_alert.evidence.get("detectors", ())):
                 self._resolve_alert(state, out, alert_key, at_ms)
 
@@ -569,7 +580,10 @@ class MachineEngine:
 
     def _check_stopped(self, state: MachineState, spec: MachineSpec, out: EngineOutput) -> None:
         key = "machine_stopped"
-        category = self.plant.classify(state.state, state.reason)
+        state_reason = state.ledger.state_reason
+        category = self._categories.get(state_reason)
+        if category is None:  # the plant is frozen: classify (a rule search) once per state and reason
+            category = self._categories[state_reason] = self.plant.classify(*state_reason)
         if (
             category is not LossCategory.AVAILABILITY
             or state.state_since_ms is None

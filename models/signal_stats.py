@@ -219,8 +219,11 @@ def _update_kernel(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha
 def _update_runs_kernel(
     state: FloatArray, ts_ms: IntArray, values: FloatArray, ends: IntArray, alpha: float
 ) -> int:
-    """:func:`_update_kernel` once per run ``[ends[k-1], ends[k])``, in one call; -1 or the first
-    non-finite index (state untouched)."""
+    """:func:`_update_kernel` once per run ``[ends[k-1], ends[k])``, in one call; -1, the first
+    non-finite index, or -2 when ``ends`` decreases somewhere (state untouched either way)."""
+    for k in range(1, ends.shape[0]):
+        if ends[k] < ends[k - 1]:
+            return -2
     bad = _first_non_finite(values)
     if bad >= 0:
         return bad
@@ -303,11 +306,15 @@ def update_runs(
     n = values.shape[0]
     if ts_ms.shape[0] != n:
         raise ValueError(f"values: has {n} readings but ts_ms has {ts_ms.shape[0]}")
-    if ends.shape[0] == 0 or int(ends[-1]) != n or bool((np.diff(ends) < 0).any()) or int(ends[0]) < 0:
-        raise ValueError(f"ends: must be non-decreasing run ends finishing at {n}")
+    ends_error = f"ends: must be non-decreasing run ends finishing at {n}"
+    if ends.shape[0] == 0 or int(ends[-1]) != n or int(ends[0]) < 0:
+        raise ValueError(ends_error)
     if not (isinstance(alpha, (float, int)) and 0.0 < alpha <= 1.0):
         raise ValueError(f"alpha: must lie in (0, 1], got {alpha!r}")
+    # The kernel checks the order of ``ends`` (numpy's diff and any cost more than the folding).
     bad = _update_runs_kernel(state, ts_ms, values, ends, float(alpha))
+    if bad == -2:
+        raise ValueError(ends_error)
     if bad >= 0:
         raise ValueError(f"values: values[{bad}] is not finite ({values[bad]})")
 

@@ -284,30 +284,36 @@ class TimeLedger:
 
     def window(self, row: int) -> WindowAccumulator:
         """The row as a WindowAccumulator (its cycle sketches are shared, not copied)."""
-        ints, reals = self.rows[row], self.real_rows[row]
+        # Plain Python ints and floats once per row (tolist), not a numpy scalar per field: this
+        # runs for every open window each time a machine's state is written (once per batch).
+        ints: list[int] = self.rows[row].tolist()
+        reals: list[float] = self.real_rows[row].tolist()
         extras = self.extras[row]
         assert extras is not None
         codes, reasons = int(self.scalars[k.S_CODES]), int(self.scalars[k.S_REASONS])
         window = WindowAccumulator(
-            kind=WINDOW_KINDS[int(ints[k.R_KIND])],
+            kind=WINDOW_KINDS[ints[k.R_KIND]],
             shift=extras.shift,
-            start_ms=int(ints[k.R_START]),
-            end_ms=int(ints[k.R_END]),
-            category_ms=[int(value) for value in ints[k.R_CATEGORY : k.R_CATEGORY + len(CATEGORIES)]],
+            start_ms=ints[k.R_START],
+            end_ms=ints[k.R_END],
+            category_ms=ints[k.R_CATEGORY : k.R_CATEGORY + len(CATEGORIES)],
             pending_started=bool(ints[k.R_PENDING_STARTED]),
             cycle_products=extras.cycle_products,
         )
         for name, column in _ROW_INTS:
-            setattr(window, name, int(ints[column]))
+            setattr(window, name, ints[column])
         for name, column in _ROW_REALS:
-            setattr(window, name, float(reals[column]))
-        for code in np.flatnonzero(ints[k.R_LOSS : k.R_LOSS + codes]):
-            window.loss_ms[self.keys[code]] = int(ints[k.R_LOSS + code])
-        for code in np.flatnonzero(ints[k.R_LOSS + codes : k.R_LOSS + 2 * codes]):
-            window.pending_ms[self.keys[code]] = int(ints[k.R_LOSS + codes + code])
-        start = k.R_LOSS + 2 * codes
-        for reason in np.flatnonzero(ints[start : start + reasons]):
-            window.scrap_by_reason[self.reasons[reason]] = int(ints[start + reason])
+            setattr(window, name, reals[column])
+        keys, loss = self.keys, k.R_LOSS
+        for code, value in enumerate(ints[loss : loss + codes]):
+            if value:
+                window.loss_ms[keys[code]] = value
+        for code, value in enumerate(ints[loss + codes : loss + 2 * codes]):
+            if value:
+                window.pending_ms[keys[code]] = value
+        for reason, value in enumerate(ints[loss + 2 * codes : loss + 2 * codes + reasons]):
+            if value:
+                window.scrap_by_reason[self.reasons[reason]] = value
         return window
 
     def load_window(self, window: WindowAccumulator, flag: int) -> None:

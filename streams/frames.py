@@ -78,6 +78,7 @@ __all__ = [
     "MAX_READINGS_PER_SIGNAL",
     "MAX_SIGNALS",
     "Frame",
+    "FrameDecoder",
     "SignalBlock",
     "decode_frame",
     "encode_frame",
@@ -326,11 +327,29 @@ def _ends(header: _Header) -> list[int]:
     return list(itertools.accumulate(n for _, _, n in header.signals))
 
 
-def decode_frame(payload: bytes) -> Frame:
-    """Validate and decode a binary frame; raises :class:`FrameError` naming the field and the reason.
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What a header's signal list says about the columns, computed once per distinct list."""
 
-    The arrays are read-only views into ``payload`` (no copy).
-    """
+    signals: tuple[tuple[str, str | None, int], ...]  # (signal, unit, n)
+    ends: list[int]  # row after each signal's last
+    ends_array: npt.NDArray[np.int64]  # the same, for the column kernel
+    readings: int
+    bounds: tuple[tuple[str, str | None, int, int], ...]  # (signal, unit, first row, end row)
+
+    @classmethod
+    def of(cls, signals: tuple[tuple[str, str | None, int], ...]) -> _Layout:
+        ends = list(itertools.accumulate(n for _, _, n in signals))
+        starts = [0, *ends[:-1]]
+        bounds = tuple(
+            (name, unit, start, end)
+            for (name, unit, _), start, end in zip(signals, starts, ends, strict=True)
+        )
+        return cls(signals, ends, np.array(ends, dtype=np.int64), ends[-1], bounds)
+
+
+def _split(payload: bytes) -> tuple[object, int]:
+    """The framing checks: the decoded header object and where the columns start."""
     size = len(payload)
     if payload[:4] != FRAME_MAGIC:
         raise FrameError("magic", f"expected {FRAME_MAGIC!r}, got {bytes(payload[:4])!r}")
@@ -349,12 +368,15 @@ def decode_frame(payload: bytes) -> Frame:
             "header_length", f"truncated: header of {header_len} bytes but only {size - 8} follow"
         )
     try:
-        header_obj = orjson.loads(memoryview(payload)[_PREFIX.size : body_start])
+        return orjson.loads(memoryview(payload)[_PREFIX.size : body_start]), body_start
     except orjson.JSONDecodeError as exc:
         raise FrameError("header", f"not valid UTF-8 JSON: {exc}") from None
-    header = _parse_header(header_obj)
-    ends = _ends(header)
-    readings = ends[-1]
+
+
+def _columns(payload: bytes, body_start: int, header: _Header, layout: _Layout) -> Frame:
+    """The validated header's frame: body size, the column checks and the zero-copy blocks."""
+    readings = layout.readings
+    size = len(payload)
     expected = body_start + 16 * readings
     if size != expected:
         raise FrameError(
@@ -366,14 +388,9 @@ def decode_frame(payload: bytes) -> Frame:
     values: npt.NDArray[np.float64] = np.frombuffer(
         payload, dtype=_VALUE_DTYPE, count=readings, offset=body_start + 8 * readings
     )
-    if not _columns_ok(ts, values, np.array(ends, dtype=np.int64), _MIN_TS_MS, _MAX_TS_MS):
+    if not _columns_ok(ts, values, layout.ends_array, _MIN_TS_MS, _MAX_TS_MS):
         # Find and word the error (the kernel only says there is one); these checks are the reference.
-        _check_columns([name for name, _, _ in header.signals], ends, ts, values)
-    blocks: list[SignalBlock] = []
-    start = 0
-    for (signal, unit, _), end in zip(header.signals, ends, strict=True):
-        blocks.append(SignalBlock(signal=signal, unit=unit, ts_ms=ts[start:end], values=values[start:end]))
-        start = end
+        _check_columns([name for name, _, _ in layout.signals], layout.ends, ts, values)
     return Frame(
         tenant=header.tenant,
         site=header.site,
@@ -381,8 +398,101 @@ def decode_frame(payload: bytes) -> Frame:
         machine=header.machine,
         ts_ms=header.ts_ms,
         seq=header.seq,
-        signals=tuple(blocks),
+        signals=tuple(
+            SignalBlock(signal, unit, ts[start:end], values[start:end])
+            for signal, unit, start, end in layout.bounds
+        ),
     )
+
+
+def decode_frame(payload: bytes) -> Frame:
+    """Validate and decode a binary frame; raises :class:`FrameError` naming the field and the reason.
+
+    The arrays are read-only views into ``payload`` (no copy). This is the reference:
+    :class:`FrameDecoder` gives the same frames and the same errors, faster on repeated headers.
+    """
+    header_obj, body_start = _split(payload)
+    header = _parse_header(header_obj)
+    return _columns(payload, body_start, header, _Layout.of(header.signals))
+
+
+# A producer sends the same few signal lists over and over; these bound what a stream of distinct
+# (hostile or buggy) headers can make a decoder keep: at most _MAX_LAYOUTS keys of _MAX_KEY_BYTES.
+_MAX_LAYOUTS: Final = 1024
+_MAX_KEY_BYTES: Final = 4096
+_MAX_KNOWN_IDS: Final = 4096
+_REQUIRED: Final = ("v", "tenant", "site", "line", "machine", "ts", "signals")
+
+
+class FrameDecoder:
+    """:func:`decode_frame` with what repeats from frame to frame validated once.
+
+    A machine's frames carry the same signal list (names, units, counts) and the same ids in every
+    header; only ``ts`` and ``seq`` change. Parsing that list (a regex per name, a dozen type
+    checks, the row bounds) took a third of a 500-reading frame's decode. Here the list, re-encoded
+    by orjson as the cache key (the same bytes exactly when the parsed list is the same), maps to
+    its already validated layout; the ids are remembered once valid. Everything else (framing,
+    ``v``, ``seq``, ``ts``, unknown or missing fields, body size, every reading) is checked on every
+    frame, in the reference's order, so the first error reported is the same as
+    :func:`decode_frame`'s. Not thread-safe: one per consumer.
+    """
+
+    def __init__(self) -> None:
+        self._layouts: dict[bytes, _Layout] = {}
+        self._known_ids: set[tuple[str, str, str, str]] = set()
+
+    def decode(self, payload: bytes) -> Frame:
+        """Validate and decode a binary frame, as :func:`decode_frame`."""
+        header_obj, body_start = _split(payload)
+        key = _layout_key(header_obj)
+        layout = None if key is None else self._layouts.get(key)
+        if layout is None:
+            header = _parse_header(header_obj)
+            layout = _Layout.of(header.signals)
+            if key is not None:
+                if len(self._layouts) >= _MAX_LAYOUTS:
+                    self._layouts.clear()  # simplest bound; a real stream refills it at once
+                self._layouts[key] = layout
+        else:
+            assert isinstance(header_obj, dict)  # _layout_key only keys dicts
+            header = self._parse_known(header_obj, layout)
+        return _columns(payload, body_start, header, layout)
+
+    def _parse_known(self, header: dict[str, Any], layout: _Layout) -> _Header:
+        """:func:`_parse_header` for a header whose signal list is known to be valid."""
+        if not (header.keys() <= _HEADER_FIELDS and all(key in header for key in _REQUIRED)):
+            _check_fields(header, _HEADER_FIELDS, _REQUIRED, "")
+        if not (_is_int(header["v"]) and header["v"] == CONTRACT_VERSION):
+            raise FrameError("v", f"must be {CONTRACT_VERSION}, got {_show(header['v'])}")
+        seq = header.get("seq")
+        if seq is not None and not (_is_int(seq) and 0 <= seq <= _MAX_SEQ):
+            raise FrameError("seq", f"must be an integer from 0 to 2**64 - 1, got {_show(seq)}")
+        ids = (header["tenant"], header["site"], header["line"], header["machine"])
+        try:
+            known = ids in self._known_ids
+        except TypeError:  # an unhashable id (a list, an object): not a string, worded below
+            known = False
+        if not known:
+            for value, field in zip(ids, ("tenant", "site", "line", "machine"), strict=True):
+                _check_id(value, field)
+            if len(self._known_ids) >= _MAX_KNOWN_IDS:
+                self._known_ids.clear()
+            self._known_ids.add(ids)
+        return _Header(*ids, ts_ms=_check_ts(header["ts"], "ts"), seq=seq, signals=layout.signals)
+
+
+def _layout_key(header: object) -> bytes | None:
+    """The cache key of a header's signal list, or None when it cannot be one (then no caching)."""
+    if type(header) is not dict:
+        return None
+    signals = header.get("signals")
+    if type(signals) is not list:
+        return None
+    try:
+        key = orjson.dumps(signals)
+    except orjson.JSONEncodeError:  # too deeply nested, say: the reference path words the error
+        return None
+    return key if len(key) <= _MAX_KEY_BYTES else None
 
 
 def _column(array: object, dtype: np.dtype[Any], field: str) -> npt.NDArray[Any]:

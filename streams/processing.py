@@ -150,7 +150,7 @@ class TelemetryProcessor:
         """
         spec = run[0][0].spec
         state = load_state(spec.key) or self.engine.new_state(spec)
-        outcomes: list[Applied] = []
+        outcomes: list[Applied | None] = []
         fresh: list[tuple[int, Accepted]] = []
         for decoded, offset in run:
             if offset <= state.applied.get(source, -1):
@@ -158,13 +158,13 @@ class TelemetryProcessor:
                 continue
             state.applied[source] = offset
             fresh.append((len(outcomes), decoded))
-            outcomes.append(Applied(state))  # replaced below
+            outcomes.append(None)  # filled below
         batches = [_samples(decoded.event) for _, decoded in fresh]
         outputs = self.engine.on_samples_each(state, spec, batches)
         for (index, decoded), output in zip(fresh, outputs, strict=True):
             # Records are built as each batch is applied: a later batch updates the alert states.
             outcomes[index] = self._applied_event(state, decoded, output)
-        return outcomes
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def _applied_event(self, state: MachineState, decoded: Accepted, output: EngineOutput) -> Applied:
         """The effects of one telemetry message."""
