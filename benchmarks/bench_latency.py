@@ -11,7 +11,7 @@ from typing import Final
 import numpy as np
 
 from benchmarks import e2e
-from benchmarks.messages import PER_SIGNAL, SIGNALS, Message, demo_machines
+from benchmarks.messages import PER_SIGNAL, SIGNALS, Message, demo_machines, running_states
 from benchmarks.results import Figure, cost_figure
 from streams.frames import Frame, SignalBlock, encode_frame
 
@@ -20,7 +20,8 @@ __all__ = ["NOTES", "TITLE", "figures"]
 TITLE: Final = "Latency at a fixed load"
 NOTES: Final = """\
 Binary frames of 500 readings are produced at 200 frames/s (100k readings/s) over the demo plant's
-five machines, each frame built at its send time with its newest reading stamped with the wall clock.
+five machines, each frame built at its send time with its newest reading stamped with the wall clock;
+every machine is `running` (a state event first), so the drift/SPC monitors judge the readings.
 The worker (the real one, as in the end-to-end benchmark) records, for every applied frame after the
 first second, the time from that newest reading's event time to the moment the frame's effects were
 published and its state written: **event time to processed, measured in the worker** (sensor frames
@@ -60,13 +61,16 @@ def _broker_figures(broker: e2e.BrokerName, seconds: float) -> list[Figure]:
         tempfile.TemporaryDirectory(prefix="linepulse-bench-") as tmp,
     ):
         topic = e2e.create_topic(bootstrap, "latency")
-        # One frame first, so the worker has joined its group and compiled its kernels before the
-        # paced load starts; the first second of the load is then left out as warm-up.
+        # Every machine running (so the drift/SPC monitors judge the readings) and one frame first,
+        # so the worker has joined its group and compiled its kernels before the paced load starts;
+        # these and the first second of the load are left out as warm-up.
+        first = [*running_states(int(time.time() * 1000)), make(0)]
         consumer = e2e.start_consumer(
-            "linepulse", bootstrap, topic, 1 + count, Path(tmp), latency=True, warmup=1 + int(_RATE)
-        )
+            "linepulse", bootstrap, topic, len(first) + count, Path(tmp), latency=True,
+            warmup=len(first) + int(_RATE),
+        )  # fmt: skip
         try:
-            e2e.produce(bootstrap, topic, [make(0)])
+            e2e.produce(bootstrap, topic, first)
             deadline = time.monotonic() + 120
             while not consumer.started:
                 if consumer.process.poll() is not None or time.monotonic() > deadline:
