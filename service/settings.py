@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         default=1000, ge=1, le=100_000, description="Most messages applied as one batch."
     )
     batch_wait_s: float = Field(
-        default=0.01, gt=0, le=5, description="Longest a message waits for its batch to fill."
+        default=0.05, gt=0, le=5, description="Longest a message waits for its batch to fill."
     )
     fetch_wait_s: float = Field(
         default=0.05,

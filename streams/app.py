@@ -50,7 +50,7 @@ class StreamConfig:
     # Messages are applied in batches of up to this many, or what arrived within batch_within_s:
     # each changed machine state is then written once per batch. The wait bounds the added latency.
     batch_max_messages: int = 1000
-    batch_within_s: float = 0.01
+    batch_within_s: float = 0.05
     # Longest the broker may hold a fetch that finds no data (streams.fetch_wait: why not Faust's 1.5 s).
     fetch_wait_s: float = 0.05
 
