@@ -13,15 +13,17 @@ swings over the day. The model is
   :data:`N_TAUS` time constants on a log grid (60 s to 90 min; ``b * t`` absorbs the ambient's
   slow change over those hours), the best by residual sum of squares, refined by a parabola through
   its neighbours. Only running sums are kept, so training stores no readings.
-- **Ambient part**: a configured ambient (hall) sensor, ``ambient(t) = hall(t) + c``, available as
-  soon as training ends; else a profile by local hour of day of ``reading - g * x``, learnt from
-  the readings after training: per hour an exponentially weighted mean over days (each day's move
-  capped at ``clip_sigma`` training residual sigmas, so a drift cannot teach itself to the profile
-  in one day), linearly interpolated between hour centres. Until both hours around a reading have
-  a value (a day after training) the reading has no expected level (NaN) and is not judged.
+- **Ambient part**: a configured ambient (hall) sensor, ``ambient(t) = hall(t) + c``, available
+  once the hour of readings after training has given ``c``; else a profile by local hour of day
+  of ``reading - g * x``, learnt from the readings after training: per hour an exponentially
+  weighted mean over days (each day's move capped at ``clip_sigma`` training residual sigmas, so
+  a drift cannot teach itself to the profile in one day), linearly interpolated between hour
+  centres. Until both hours around a reading have a value (a day after training) the reading has
+  no expected level (NaN) and is not judged.
 
 The model's state is one float64 vector (:func:`new_state`), serialised with :func:`to_list` into
-the machine's table state (about 1.4 KB of JSON). Everything here is pure: arrays in, arrays out.
+the machine's table state (2 KB at most: ~2.0 KB of JSON while training, ~0.7 KB afterwards).
+Everything here is pure: arrays in, arrays out.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ _RATIO: Final = float(TAUS_S[1] / TAUS_S[0])
 _HOUR_MS: Final = 3_600_000.0
 _DAY_MS: Final = 86_400_000.0
 _VERSION: Final = 1.0
+_OFFSET_READINGS: Final = 3_600.0
 
 # Header.
 VERSION: Final = 0
@@ -68,7 +71,7 @@ Y0: Final = 5  # first reading's value: training sums are of value - Y0 (conditi
 FLIPS: Final = 6  # running <-> not running changes seen in training
 TAU: Final = 7
 GAIN: Final = 8
-OFFSET: Final = 9  # ambient-sensor mode: reading - hall - g x at the end of training
+OFFSET: Final = 9  # ambient-sensor mode: mean of reading - hall - g x over the hour after training
 X: Final = 10  # the fitted filter's state
 SIGMA_R: Final = 11  # training residual sigma
 LAST_AMBIENT: Final = 12
@@ -101,6 +104,7 @@ TRAIN_AT: Final = HEADER
 # After training the same slots hold the profile: value and days per hour (never both in use).
 PROFILE_AT: Final = HEADER
 SIZE: Final = HEADER + SHARED + N_TAUS * PER_TAU
+_FITTED_SIZE: Final = PROFILE_AT + 2 * 24
 
 # Parameter vector (ThermalParams.vector()).
 P_TRAIN_MS: Final = 0
@@ -201,7 +205,7 @@ def _normal_equations(state: FloatArray, k: int, a: FloatArray, b: FloatArray) -
 
 
 @kernel
-def _fit_kernel(state: FloatArray, taus: FloatArray, ratio: float, ambient_mode: bool) -> None:
+def _fit_kernel(state: FloatArray, taus: FloatArray, ratio: float) -> None:
     """End of training: choose tau, set gain, offset and the filter state; the slots become the profile."""
     k_n = taus.shape[0]
     n = state[TRAIN_AT + S_N]
@@ -223,7 +227,6 @@ def _fit_kernel(state: FloatArray, taus: FloatArray, ratio: float, ambient_mode:
     for k in range(k_n):
         if sse[k] < sse[best]:
             best = k
-    t_end = (state[LAST_MS] - state[T0_MS]) / _HOUR_MS
     if math.isfinite(sse[best]):
         # Parabola through the best and its neighbours, in log tau (the grid's step is ~35 %).
         frac = 0.0
@@ -240,19 +243,15 @@ def _fit_kernel(state: FloatArray, taus: FloatArray, ratio: float, ambient_mode:
         c = (1.0 - w) * coef[best] + w * coef[other]
         gain = c[1]
         x = (1.0 - w) * state[at0 + K_X] + w * state[at1 + K_X]
-        # The level at the end of training (the trend's value there): the hall-sensor mode's constant.
-        offset = c[0] + c[2] * t_end + state[Y0]
         sigma = math.sqrt(sse[best] / max(n - 4.0, 1.0))
     else:
-        # No usable fit (e.g. the machine never changed state): no thermal part; the level is the mean.
+        # No usable fit (e.g. the machine never changed state): no thermal part.
         mean = state[TRAIN_AT + S_Y] / max(n, 1.0)
         tau, gain, x = taus[0], 0.0, state[U_PREV]
-        offset = mean + state[Y0]
         sigma = math.sqrt(max(syy / max(n, 1.0) - mean * mean, 0.0))
     for i in range(TRAIN_AT, state.shape[0]):
         state[i] = 0.0
     state[TAU], state[GAIN], state[X], state[SIGMA_R] = tau, gain, x, sigma
-    state[OFFSET] = offset if ambient_mode else 0.0
     state[PHASE] = 3.0
 
 
@@ -326,7 +325,7 @@ def _train(
             state[at + K_SEY] += e * y
         trained = t - state[T0_MS]
         if (trained >= p[P_TRAIN_MS] and state[FLIPS] >= p[P_MIN_FLIPS]) or trained >= 4.0 * p[P_TRAIN_MS]:
-            _fit_kernel(state, taus, ratio, ambient_mode)
+            _fit_kernel(state, taus, ratio)
     return int(n)
 
 
@@ -386,7 +385,15 @@ def _expect(
         u_prev, last = u, t
         thermal = gain * x
         if ambient_mode:
-            expected[i] = ambient[i] + offset + thermal
+            if count < _OFFSET_READINGS:
+                # The first hour after training learns the constant (the training's trend at its
+                # end extrapolates poorly); until then there is no expected level.
+                total += values[i] - ambient[i] - thermal
+                count += 1.0
+                offset = total / count
+                expected[i] = math.nan
+            else:
+                expected[i] = ambient[i] + offset + thermal
             continue
         local = t + offset_ms
         if not seg_lo <= local < seg_hi:
@@ -410,7 +417,7 @@ def _expect(
         expected[i] = level + slope * (local - seg_lo) + thermal
         total += values[i] - thermal
         count += 1.0
-    state[X], state[LAST_MS], state[U_PREV] = x, last, u_prev
+    state[X], state[LAST_MS], state[U_PREV], state[OFFSET] = x, last, u_prev, offset
     state[CUR_BIN], state[CUR_DAY], state[CUR_SUM], state[CUR_N] = cur_bin, cur_day, total, count
 
 
@@ -513,8 +520,10 @@ _PACKED: Final = "b64:"
 
 
 def to_list(state: FloatArray) -> list[str]:
-    """JSON-safe and exact: the vector as little-endian float64, base64 (about 1.4 KB)."""
-    return [_PACKED + base64.b64encode(state.astype("<f8").tobytes()).decode("ascii")]
+    """JSON-safe and exact: the vector as little-endian float64, base64; once trained only the
+    header and the profile (about 0.8 KB; 1.5 KB while training, whose sums are gone afterwards)."""
+    used = state if state[PHASE] < 3.0 else state[:_FITTED_SIZE]
+    return [_PACKED + base64.b64encode(used.astype("<f8").tobytes()).decode("ascii")]
 
 
 def from_list(values: object) -> FloatArray:
@@ -528,11 +537,15 @@ def from_list(values: object) -> FloatArray:
         raw = base64.b64decode(text[len(_PACKED) :], validate=True)
     except binascii.Error as exc:
         raise ValueError(f"expected level: corrupt state ({exc})") from None
-    if len(raw) != SIZE * 8:
+    if len(raw) not in (SIZE * 8, _FITTED_SIZE * 8):
         raise ValueError("expected level: state of another layout")
-    state = np.frombuffer(raw, dtype="<f8").astype(np.float64)
-    if state[VERSION] != _VERSION:
+    stored = np.frombuffer(raw, dtype="<f8")
+    if stored[VERSION] != _VERSION:
         raise ValueError("expected level: state of another version")
+    if stored.shape[0] == _FITTED_SIZE and stored[PHASE] < 3.0:
+        raise ValueError("expected level: a state in training must be whole")
+    state = np.zeros(SIZE, dtype=np.float64)
+    state[: stored.shape[0]] = stored
     return state
 
 

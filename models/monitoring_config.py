@@ -241,8 +241,20 @@ _CYCLE_DEFAULTS = _CHARACTERISTIC_DEFAULTS.model_copy(
 
 # Temperatures: the expected-level model explains the thermal lag and the daily ambient swing, so
 # every reading with an expected level is judged (idle ones too: cooling is part of the model), from
-# the first one (no settle time). Measured in docs/drift-and-spc.md ("Temperatures").
-_TEMPERATURE_DEFAULTS = MonitorSettings(expected_level="thermal", only_running=False, settle_s=0.0)
+# the first one (no settle time). What it leaves are errors of the learnt lag after long stops
+# (0.05-0.2 degC for tens of minutes, up to ~1 sigma), which the sensor defaults' EWMA limit (0.6
+# sigma) and Page-Hinkley took for drifts: hence a 2 h baseline of residuals, an EWMA limit of
+# ~1.2 sigma, CUSUM h=120 and no Page-Hinkley. Measured trade-off in docs/drift-and-spc.md
+# ("Temperatures").
+_TEMPERATURE_DEFAULTS = MonitorSettings(
+    expected_level="thermal",
+    only_running=False,
+    settle_s=0.0,
+    baseline_n=7_200,
+    detectors=("cusum", "ewma", "adwin"),
+    ewma_L=24.0,
+    cusum_h=120.0,
+)
 
 
 class MonitoringConfig(BaseModel):
