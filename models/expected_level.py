@@ -435,7 +435,13 @@ def _update_kernel(
     ratio: float,
     p: FloatArray,
     expected: FloatArray,
-) -> None:
+) -> bool:
+    """False (state untouched) if a value is not finite: 0*x is NaN exactly then, and the sum vectorises."""
+    acc = 0.0
+    for i in range(values.shape[0]):
+        acc += values[i] * 0.0
+    if not math.isfinite(acc):
+        return False
     start = 0
     if state[PHASE] < 3.0:
         start = _train(state, times, values, since_ms, running_now, ambient, ambient_mode, taus, ratio, p)
@@ -445,6 +451,7 @@ def _update_kernel(
         _expect(
             state, times, values, start, since_ms, running_now, ambient, ambient_mode, offset_ms, p, expected
         )
+    return True
 
 
 _F8: Final = np.dtype(np.float64)
@@ -483,11 +490,8 @@ def update(
         raise ValueError("ambient: expected one reading per value")
     if ambient_mode and amb.size and not np.isfinite(amb).all():
         raise ValueError("ambient: readings must be finite")
-    if ambient_mode and amb.size:
-        state[LAST_AMBIENT] = amb[-1]
-        state[HAS_AMBIENT] = 1.0
     out = np.empty(values.shape[0], dtype=np.float64)
-    _update_kernel(
+    finite = _update_kernel(
         state,
         np.ascontiguousarray(times),
         np.ascontiguousarray(values),
@@ -501,6 +505,11 @@ def update(
         params,
         out,
     )
+    if not finite:
+        raise ValueError("values: readings must be finite")
+    if ambient_mode and amb.size:
+        state[LAST_AMBIENT] = amb[-1]
+        state[HAS_AMBIENT] = 1.0
     return out
 
 

@@ -8,6 +8,7 @@ whatever a machine does from its data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ import pytest
 from models import expected_level as el
 from models.machine import MachineEngine, MachineState
 from models.plant import PlantConfig
+from service.analyze import analyze_file
+from service.settings import load_settings
 
 T0 = 1_790_000_000_000
 HOUR_S = 3_600
@@ -188,6 +191,18 @@ def test_bad_input_is_rejected_naming_the_field() -> None:
             utc_offset_ms=0,
             ambient=np.array([1.0, np.nan, 1.0]),
         )
+    before = state.copy()
+    with pytest.raises(ValueError, match="values: readings must be finite"):
+        el.update(
+            state,
+            times,
+            np.array([1.0, np.inf, 1.0]),
+            params,
+            running_since_ms=T0,
+            running=True,
+            utc_offset_ms=0,
+        )
+    np.testing.assert_array_equal(state, before)  # untouched
     with pytest.raises(ValueError, match="train_s"):
         el.ThermalParams(train_s=0).vector()
 
@@ -262,3 +277,43 @@ def test_machine_state_keeps_the_model_and_old_states_still_load() -> None:
     assert MachineState.from_dict(data).expected == {}
     data["expected"] = {"spindle_temp": ["b64:AAAA"]}  # another layout: that signal learns again
     assert MachineState.from_dict(data).expected == {}
+
+
+def _telemetry_lines(plant: Plant) -> bytes:
+    """The synthetic plant as contract telemetry: a state record at each change, 10 s sample records."""
+    base = {"v": 1, "tenant": "t", "site": "s", "line": "L1", "machine": "M01"}
+    changes = set((np.flatnonzero(np.diff(plant.running)) + 1).tolist())
+    lines = [
+        orjson.dumps({**base, "ts": T0, "kind": "state", "state": "running" if plant.running[0] else "idle"})
+    ]
+    lo = 0
+    for i in range(1, plant.times.shape[0] + 1):
+        if i == plant.times.shape[0] or i in changes or i - lo == 10:
+            signal = {
+                "signal": "spindle_temp",
+                "ts": plant.times[lo:i].tolist(),
+                "values": plant.values[lo:i].tolist(),
+            }
+            lines.append(
+                orjson.dumps({**base, "ts": int(plant.times[i - 1]), "kind": "samples", "signals": [signal]})
+            )
+            if i in changes:
+                state = "running" if plant.running[i] else "idle"
+                lines.append(
+                    orjson.dumps({**base, "ts": int(plant.times[i]), "kind": "state", "state": state})
+                )
+            lo = i
+    return b"\n".join(lines) + b"\n"
+
+
+def test_analyze_raises_the_temperature_drift_alert_from_a_file(tmp_path: Path) -> None:
+    """The same engine behind ``linepulse analyze``: a ramp on day 2 is a drift alert naming the signal."""
+    start = 36 * HOUR_S
+    source = tmp_path / "telemetry.jsonl"
+    source.write_bytes(_telemetry_lines(_plant(7, 2 * DAY_S, ramp=(start, 90 * 60, 6.0))))
+    analyze_file(source, _engine_plant(), tmp_path / "out", load_settings())
+    alerts = [orjson.loads(line) for line in (tmp_path / "out" / "alerts.jsonl").read_bytes().splitlines()]
+    drifts = [a for a in alerts if a["kind"] == "drift" and a["status"] == "open"]
+    assert [a["evidence"]["signal"] for a in drifts] == ["spindle_temp"]
+    assert drifts[0]["evidence"]["judged"] == "residual"
+    assert start * 1000 <= drifts[0]["evidence"]["last_ts_ms"] - T0 <= (start + 90 * 60) * 1000
