@@ -8,11 +8,12 @@ swings over the day. The model is
     expected(t) = ambient(t) + g * x(t),   x' = (u(t) - x) / tau,   u = 1 while running, else 0
 
 - **Thermal part** ``g * x``: a first-order lag driven by the machine state. ``tau`` and ``g`` are
-  learnt from the signal's first ``train_s`` of readings (after a warm-up that lets the filters
-  forget their unknown start): least squares of ``reading ~ c + g * x_tau + b * t`` for each of
-  :data:`N_TAUS` time constants on a log grid (60 s to 90 min; ``b * t`` absorbs the ambient's
-  slow change over those hours), the best by residual sum of squares, refined by a parabola through
-  its neighbours. Only running sums are kept, so training stores no readings.
+  learnt from the signal's first ``train_s`` of readings: least squares of
+  ``reading ~ c + g * x_tau + b * t + h * exp(-t / tau)`` for each of :data:`N_TAUS` time
+  constants (none, then a log grid from 60 s to 90 min); ``b * t`` absorbs the ambient's slow change
+  over those hours and ``h * exp(-t / tau)`` the filter's unknown starting temperature. The best by
+  residual sum of squares, refined by a parabola through its neighbours, wins. Only running sums
+  are kept, so training stores no readings.
 - **Ambient part**: a configured ambient (hall) sensor, ``ambient(t) = hall(t) + c``, available
   once the hour of readings after training has given ``c``; else a profile by local hour of day
   of ``reading - g * x``, learnt from the readings after training: per hour an exponentially
@@ -54,8 +55,9 @@ __all__ = [
 ]
 
 N_TAUS: Final = 16
-TAUS_S: Final = np.geomspace(60.0, 5_400.0, N_TAUS)
-_RATIO: Final = float(TAUS_S[1] / TAUS_S[0])
+# A step (no lag: the level follows the state within a reading) and a log grid from 1 to 90 min.
+TAUS_S: Final = np.concatenate(([1e-3], np.geomspace(60.0, 5_400.0, N_TAUS - 1)))
+_RATIO: Final = float(TAUS_S[2] / TAUS_S[1])
 _HOUR_MS: Final = 3_600_000.0
 _DAY_MS: Final = 86_400_000.0
 _VERSION: Final = 1.0
@@ -228,10 +230,11 @@ def _fit_kernel(state: FloatArray, taus: FloatArray, ratio: float) -> None:
         if sse[k] < sse[best]:
             best = k
     if math.isfinite(sse[best]):
-        # Parabola through the best and its neighbours, in log tau (the grid's step is ~35 %).
+        # Parabola through the best and its neighbours, in log tau (the grid's step is ~38 %).
         frac = 0.0
         other = best
-        if 0 < best < k_n - 1 and math.isfinite(sse[best - 1]) and math.isfinite(sse[best + 1]):
+        # (Only between neighbours on the log grid: the step below it is not one of them.)
+        if 1 < best < k_n - 1 and math.isfinite(sse[best - 1]) and math.isfinite(sse[best + 1]):
             den = sse[best - 1] - 2.0 * sse[best] + sse[best + 1]
             if den > 0.0:
                 frac = min(0.5, max(-0.5, 0.5 * (sse[best - 1] - sse[best + 1]) / den))
@@ -272,6 +275,10 @@ def _train(
     n = values.shape[0]
     k_n = taus.shape[0]
     keep = np.empty(k_n)
+    # exp(-elapsed / tau) per time constant: computed for a batch's first reading, then carried on
+    # by the filters' own factors (a multiplication instead of an exp per reading and tau).
+    fading = np.empty(k_n)
+    fading_ready = False
     inv_tau = np.empty(k_n)
     for k in range(k_n):
         inv_tau[k] = 1.0 / taus[k]
@@ -313,7 +320,8 @@ def _train(
             at = TRAIN_AT + SHARED + k * PER_TAU
             x = u + keep[k] * (state[at + K_X] - u)
             state[at + K_X] = x
-            e = math.exp(-elapsed * inv_tau[k])
+            e = fading[k] * keep[k] if fading_ready else math.exp(-elapsed * inv_tau[k])
+            fading[k] = e
             state[at + K_SX] += x
             state[at + K_SXX] += x * x
             state[at + K_SXT] += x * s
@@ -323,6 +331,7 @@ def _train(
             state[at + K_SEX] += e * x
             state[at + K_SET] += e * s
             state[at + K_SEY] += e * y
+        fading_ready = True
         trained = t - state[T0_MS]
         if (trained >= p[P_TRAIN_MS] and state[FLIPS] >= p[P_MIN_FLIPS]) or trained >= 4.0 * p[P_TRAIN_MS]:
             _fit_kernel(state, taus, ratio)
