@@ -1,4 +1,4 @@
-"""Why temperature drift detection fails on the simulator: switch its causes off one at a time.
+"""Temperature drift detection on the simulator, with the causes of its difficulty off one at a time.
 
 The demo plant's temperatures have a daily ambient swing and a thermal lag after every stop. This
 experiment runs the drift/SPC defaults for temperatures on the temperatures only (every other
@@ -6,9 +6,10 @@ signal dropped from the simulated profiles), with the simulator's temperature pr
 for the run (ambient amplitude and lag time constant scaled), judged as the residual from the
 expected level (``expected level`` cases, the default) or as the raw level (``level`` cases, as
 before the model), and reports per case the false alarms per signal-day in normal runs and the
-detection of one 6 sigma ramp (1-3 h) per machine on its temperature. For each missed ramp it says whether the temperature's drift alert was already
-open when the ramp began, and for the normal runs the share of time such an alert was open.
-Figures in docs/drift-and-spc.md ("Temperatures").
+detection of one 6 sigma ramp (1-3 h) per machine on its temperature, also by the day the ramp
+starts on (the expected level's ambient profile needs a day). For each missed ramp it says
+whether the temperature's drift alert was already open when the ramp began, and for the normal
+runs the share of time such an alert was open. Figures in docs/drift-and-spc.md ("Temperatures").
 
     .venv/bin/python -m benchmarks.temperature_causes --days 2 --seeds 3
 """
