@@ -52,6 +52,7 @@ __all__ = [
     "ready",
     "to_list",
     "update",
+    "uses_ambient",
 ]
 
 N_TAUS: Final = 16
@@ -565,6 +566,11 @@ def from_list(values: object) -> FloatArray:
     state = np.zeros(SIZE, dtype=np.float64)
     state[: stored.shape[0]] = stored
     return state
+
+
+def uses_ambient(state: FloatArray) -> bool | None:
+    """Did the model learn with an ambient (hall) sensor? None before its first reading."""
+    return None if state[PHASE] == 0.0 else bool(state[HAS_AMBIENT])
 
 
 def last_ambient(state: FloatArray) -> float | None:

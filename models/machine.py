@@ -355,6 +355,11 @@ class MachineEngine:
     ) -> None:
         """Judge ``reading - expected`` (:mod:`models.expected_level`): thermal lag and ambient removed."""
         model = state.expected.get(signal)
+        learnt_with = None if model is None else expected_level.uses_ambient(model)
+        if learnt_with is not None and learnt_with != (settings.ambient_signal is not None):
+            # ambient_signal was configured or removed since: the constants mean something else.
+            model = None
+            state.monitors.pop(f"signals:{signal}", None)
         if model is None:
             model = state.expected[signal] = expected_level.new_state()
             # A monitor stored before this signal had a model learnt its baseline on raw readings.

@@ -317,3 +317,40 @@ def test_analyze_raises_the_temperature_drift_alert_from_a_file(tmp_path: Path) 
     assert [a["evidence"]["signal"] for a in drifts] == ["spindle_temp"]
     assert drifts[0]["evidence"]["judged"] == "residual"
     assert start * 1000 <= drifts[0]["evidence"]["last_ts_ms"] - T0 <= (start + 90 * 60) * 1000
+
+
+def test_engine_uses_a_configured_hall_sensor_and_relearns_when_it_is_removed() -> None:
+    plant = _plant(8, 6 * HOUR_S)
+    config = _engine_plant().model_dump()
+    config["monitoring"] = {"overrides": {"spindle_temp": {"ambient_signal": "hall_temp"}}}
+    with_hall = MachineEngine(PlantConfig.model_validate(config))
+    spec = with_hall.plant.machines[0]
+    state = with_hall.new_state(spec)
+    with_hall.on_state(state, spec, T0, "running" if plant.running[0] else "idle", None)
+    changes = set((np.flatnonzero(np.diff(plant.running)) + 1).tolist())
+    for lo in range(0, plant.times.shape[0], 10):
+        hi = lo + 10
+        for i in range(lo + 1, hi):
+            if i in changes:
+                with_hall.on_state(
+                    state, spec, int(plant.times[i]), "running" if plant.running[i] else "idle", None
+                )
+        series = [
+            ("spindle_temp", plant.times[lo:hi], plant.values[lo:hi]),
+            ("hall_temp", plant.times[lo:hi], plant.hall[lo:hi]),
+        ]
+        with_hall.on_samples(state, spec, int(plant.times[hi - 1]), series)
+    model = state.expected["spindle_temp"]
+    assert el.uses_ambient(model) is True and el.last_ambient(model) == pytest.approx(plant.hall[-1])
+    # Judged from ~4 h (training, then an hour for the constant): the monitor has its baseline by now.
+    assert "signals:spindle_temp" in state.monitors
+    # Without the hall sensor configured the model learnt with it means something else: start again.
+    plain = MachineEngine(_engine_plant())
+    plain.on_samples(
+        state,
+        spec,
+        int(plant.times[-1]) + 1000,
+        [("spindle_temp", plant.times[-1:] + 1000, plant.values[-1:])],
+    )
+    assert el.uses_ambient(state.expected["spindle_temp"]) is False
+    assert not el.ready(state.expected["spindle_temp"])
