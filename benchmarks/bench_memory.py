@@ -73,6 +73,8 @@ def _signal_json_bytes(state: MachineState, name: str) -> int:
     keys = _monitor_keys(state, name)
     if keys:
         entry["monitors"] = {key: own["monitors"][key] for key in keys}
+    if name in own.get("expected", {}):  # a temperature's expected-level model
+        entry["expected"] = {name: own["expected"][name]}
     return len(orjson.dumps(entry)) - len(orjson.dumps({"signals": {}}))
 
 
@@ -80,6 +82,9 @@ def _signal_memory_bytes(state: MachineState, name: str) -> int:
     # The array object with its data, its dict key, and a dict slot (~3 pointers) per dict holding it.
     monitors: dict[str, Any] = getattr(state, "monitors", {})
     owned = [(name, state.signals[name])] + [(key, monitors[key]) for key in _monitor_keys(state, name)]
+    expected: dict[str, Any] = getattr(state, "expected", {})
+    if name in expected:
+        owned.append((name, expected[name]))
     return sum(
         sys.getsizeof(vector) + sys.getsizeof(key) + 24
         for key, vector in owned

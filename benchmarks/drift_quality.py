@@ -207,8 +207,8 @@ def render(summary: dict[str, Any]) -> str:
         f"| false alarms per signal-day, all signals | {summary['false_alarms_per_signal_day']} |\n"
         f"| false alarms per signal-day, lag-free signals (vibration, current) | "
         f"{lag_free / lag_free_days:.2f} |\n"
-        f"| false alarms per signal-day, temperatures (thermal lag, ambient swing) | "
-        f"{temps / temp_days:.1f} |\n\n"
+        f"| false alarms per signal-day, temperatures (judged against their expected level) | "
+        f"{temps / temp_days:.2f} |\n\n"
         f"False alarms by detector: {json.dumps(summary['false_alarms_by_detector'])}; first detector "
         f"on each detected drift: {json.dumps(summary['first_detector'])}. See docs/drift-and-spc.md.\n"
         + _cycle_markdown(summary)

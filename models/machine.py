@@ -13,11 +13,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 
-from models import signal_monitor, signal_stats, time_kernel
+from models import expected_level, signal_monitor, signal_stats, time_kernel
 from models.accounting import ClosedWindow, EngineOutput, TimeAccounting, ledger_from_parts
 from models.alert_rules import AlertChange, AlertState, alert_id
 from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
@@ -62,6 +63,8 @@ class MachineState:
     applied: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> last applied offset
     # Drift/SPC monitor state per monitored series (sensor signal, characteristic, cycle time).
     monitors: dict[str, np.ndarray] = field(default_factory=dict)
+    # Expected-level models (models.expected_level) per signal judged as a residual (temperatures).
+    expected: dict[str, np.ndarray] = field(default_factory=dict)
     # Capability accumulators per "characteristic|product|shift" ("-" where there is none).
     capability: dict[str, CapabilityStats] = field(default_factory=dict)
     # Anomaly scoring: the model's feature-window history, so a restart scores exactly as before.
@@ -126,6 +129,7 @@ class MachineState:
             "alerts": {key: alert.to_dict() for key, alert in self.alerts.items()},
             "applied": dict(self.applied),
             "monitors": {name: signal_monitor.to_list(vector) for name, vector in self.monitors.items()},
+            "expected": {name: expected_level.to_list(vector) for name, vector in self.expected.items()},
             "capability": {key: stats.to_list() for key, stats in self.capability.items()},
             "anomaly": None if self.anomaly is None else self.anomaly.to_dict(),
             "lateness": None if self.lateness is None else self.lateness.to_dict(),
@@ -146,6 +150,7 @@ class MachineState:
             applied=dict(data["applied"]),
             # .get: states written before drift monitoring existed still load.
             monitors=_load_monitors(data.get("monitors", {})),
+            expected=_load_expected(data.get("expected", {})),
             capability={key: CapabilityStats.from_list(v) for key, v in data.get("capability", {}).items()},
             anomaly=AnomalyWindow.from_dict(data["anomaly"]) if data.get("anomaly") else None,
             lateness=LatenessLog.from_dict(data["lateness"]) if data.get("lateness") else None,
@@ -169,6 +174,8 @@ class MachineEngine:
         # settings_for reads a pydantic private attribute (~2 us); on_samples asks once per signal.
         self._signal_settings: dict[tuple[str, str], MonitorSettings] = {}
         self._categories: dict[tuple[str | None, str | None], LossCategory] = {}
+        self._thermal_params: dict[tuple[str, str], np.ndarray] = {}  # (machine, signal)
+        self._offsets: dict[int, int] = {}  # epoch hour -> the plant's UTC offset (ms)
 
     def new_state(self, spec: MachineSpec) -> MachineState:
         return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
@@ -326,6 +333,9 @@ class MachineEngine:
                 if settings is None:
                     settings = self._monitoring.settings_for("signals", signal, spec.id)
                     self._signal_settings[(spec.id, signal)] = settings
+                if settings.expected_level != "none":
+                    self._monitor_residual(state, out, signal, times, values, series, settings)
+                    continue
                 # Sensor levels follow the machine state (idle vs running): judging idle readings
                 # against a running baseline would raise a "drift" at every stop.
                 if not settings.only_running:
@@ -340,6 +350,68 @@ class MachineEngine:
         if self._anomaly_models is not None:
             self._check_anomaly(state, spec, series, out)
         return out
+
+    def _monitor_residual(
+        self,
+        state: MachineState,
+        out: EngineOutput,
+        signal: str,
+        times: np.ndarray,
+        values: np.ndarray,
+        series: Sequence[tuple[str, np.ndarray, np.ndarray]],
+        settings: MonitorSettings,
+    ) -> None:
+        """Judge ``reading - expected`` (:mod:`models.expected_level`): thermal lag and ambient removed."""
+        model = state.expected.get(signal)
+        learnt_with = None if model is None else expected_level.uses_ambient(model)
+        if learnt_with is not None and learnt_with != (settings.ambient_signal is not None):
+            # ambient_signal was configured or removed since: the constants mean something else.
+            model = None
+            state.monitors.pop(f"signals:{signal}", None)
+        if model is None:
+            model = state.expected[signal] = expected_level.new_state()
+            # A monitor stored before this signal had a model learnt its baseline on raw readings.
+            state.monitors.pop(f"signals:{signal}", None)
+        ambient: np.ndarray | None = None
+        if settings.ambient_signal is not None:
+            ambient = _ambient_at(series, settings.ambient_signal, times, model)
+            if ambient is None:
+                return  # no hall reading seen yet: nothing to judge against
+        params = self._thermal_params.get((state.machine, signal))
+        if params is None:
+            params = self._thermal_params[(state.machine, signal)] = settings.thermal_params().vector()
+        running = state.state == "running"
+        expected = expected_level.update(
+            model,
+            times,
+            values,
+            params,
+            running_since_ms=state.state_since_ms if state.state_since_ms is not None else 0,
+            running=running,
+            utc_offset_ms=self._utc_offset_ms(int(times[0])) if times.shape[0] else 0,
+            ambient=ambient,
+        )
+        known = np.isfinite(expected)
+        if known.all():
+            residual = values - expected
+        elif known.any():
+            times, values, expected = times[known], values[known], expected[known]
+            residual = values - expected
+        else:
+            return
+        self._monitor(state, out, "signals", signal, times, residual, expected=expected)
+
+    def _utc_offset_ms(self, ts_ms: int) -> int:
+        """The plant's UTC offset at ``ts_ms`` (the ambient profile is by local hour); cached per hour."""
+        hour = ts_ms // 3_600_000
+        cached = self._offsets.get(hour)
+        if cached is None:
+            if len(self._offsets) > 1024:
+                self._offsets.clear()
+            moment = datetime.fromtimestamp(hour * 3600, tz=UTC).astimezone(self.plant.zone)
+            offset = moment.utcoffset()
+            cached = self._offsets[hour] = 0 if offset is None else int(offset.total_seconds() * 1000)
+        return cached
 
     def _check_anomaly(
         self,
@@ -464,11 +536,13 @@ class MachineEngine:
         times: np.ndarray,
         values: np.ndarray,
         reference: float | None = None,
+        expected: np.ndarray | None = None,
     ) -> None:
         """Run one series' detectors over a batch; open, update or resolve its drift/SPC alerts.
 
         ``reference``: the level ``min_shift`` is a fraction of (1.0 for cycle times judged as a
-        ratio to the ideal); None: the baseline mean.
+        ratio to the ideal); None: the baseline mean. ``expected``: ``values`` are residuals
+        ``reading - expected`` (the evidence then gives both).
         """
         series = self._series.get((kind, name, state.machine))
         if series is None:
@@ -515,6 +589,11 @@ class MachineEngine:
                 "baseline_sigma": base[1] if not is_rule or kind == "signals" else base[2],
                 "shift_sigma": found.shift_sigma,
             }
+            if expected is not None:
+                # The detectors judged the residual; say so, with what was read and what was expected.
+                evidence["judged"] = "residual"
+                evidence["expected"] = float(expected[found.last])
+                evidence["observed"] = float(expected[found.last] + found.value)
             if gap is not None:
                 evidence["level"] = gap[0]
                 evidence["reference"] = reference if reference is not None else base[0]
@@ -527,7 +606,7 @@ class MachineEngine:
                 subject=name,
                 severity="warning",
                 at_ms=last_ms,
-                message=_drift_message(name, found, base, gap, reference),
+                message=_drift_message(name, found, base, gap, reference, expected),
                 evidence=evidence,
             )
         # Gated series: back within half the gate is over too (hysteresis, so no flapping at it).
@@ -567,6 +646,8 @@ class MachineEngine:
         )
         for key in dropped:
             del state.monitors[key]
+            # A temperature's expected-level model (lag and ambient profile, a day to learn) stays:
+            # the monitor's new baseline of its residuals declares the current offset normal.
             subject = key.partition(":")[2]
             for alert_kind in ("drift", "spc"):
                 self._resolve_alert(state, out, f"{alert_kind}/{subject}", at_ms)
@@ -687,6 +768,29 @@ def _load_monitors(stored: dict[str, Any]) -> dict[str, np.ndarray]:
     return monitors
 
 
+def _load_expected(stored: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Expected-level models; one of another layout is dropped (that signal learns its model again)."""
+    models = {}
+    for name, values in stored.items():
+        try:
+            models[name] = expected_level.from_list(values)
+        except ValueError:
+            continue
+    return models
+
+
+def _ambient_at(
+    series: Sequence[tuple[str, np.ndarray, np.ndarray]], name: str, times: np.ndarray, model: np.ndarray
+) -> np.ndarray | None:
+    """The ambient signal at ``times``: interpolated within this batch, else its last reading."""
+    for signal, amb_times, amb_values in series:
+        if signal == name and amb_times.shape[0]:
+            at_times: np.ndarray = np.interp(times, amb_times, amb_values)
+            return at_times
+    last = expected_level.last_ambient(model)
+    return None if last is None else np.full(times.shape[0], last)
+
+
 def _fmt(limit: float | None) -> str:
     return "-" if limit is None else f"{limit:g}"
 
@@ -697,8 +801,15 @@ def _drift_message(
     base: tuple[float, float, float],
     gap: tuple[float, float] | None,
     reference: float | None,
+    expected: np.ndarray | None = None,
 ) -> str:
     figures = f"{found.detector} detects a shift of {found.shift_sigma:+.1f} sigma"
+    if expected is not None:
+        at = float(expected[found.last])
+        return (
+            f"{name}: {figures} from its expected level "
+            f"(reading {at + found.value:.4g}, expected {at:.4g}, residual {found.value:+.3g})"
+        )
     if gap is not None and reference is not None:
         # A ratio to the ideal: say it the way the OEE does, as a speed.
         return f"{name}: cycles at {gap[0]:.2f}x the ideal ({figures}, last value {found.value:.2f}x)"

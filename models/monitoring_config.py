@@ -9,6 +9,10 @@ autocorrelation (the trade-offs are in ``docs/drift-and-spc.md``):
 - ``characteristics``: measured quality characteristics (one part every few minutes, close to
   independent): the classical I-MR chart with all eight Nelson rules.
 - ``cycle_time``: cycle times, monitored as the pseudo-signal ``cycle_time_s``.
+- ``temperatures``: sensor signals whose name matches ``temperature_signals`` (``*_temp``,
+  ``temperature``, ...): the signal defaults, judged as the residual from an expected level (a
+  thermal lag driven by the machine state plus the ambient, :mod:`models.expected_level`) on every
+  reading, running or not.
 
 ``overrides`` maps a signal or characteristic name to the fields that differ from its kind's
 defaults, e.g. ``{"spindle_temp": {"cusum_h": 40}}``. ``machines`` does the same for one machine
@@ -18,18 +22,22 @@ machine whose ideal cycle is optimistic.
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from models.expected_level import ThermalParams
 from models.signal_monitor import DETECTORS, Detector, MonitorParams
 
-__all__ = ["CYCLE_TIME_SIGNAL", "MonitorSettings", "MonitoringConfig"]
+__all__ = ["CYCLE_TIME_SIGNAL", "TEMPERATURE_SIGNALS", "MonitorSettings", "MonitoringConfig"]
 
 CYCLE_TIME_SIGNAL = "cycle_time_s"
 SeriesKind = Literal["signals", "characteristics", "cycle_time"]
 _SERIES_KINDS: tuple[SeriesKind, ...] = ("signals", "characteristics", "cycle_time")
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Signal names judged with the temperatures' defaults (fnmatch patterns, case-sensitive).
+TEMPERATURE_SIGNALS = ("*_temp", "*_temperature", "temperature", "temp")
 
 
 class MonitorSettings(BaseModel):
@@ -84,6 +92,47 @@ class MonitorSettings(BaseModel):
             "reference by at least this fraction of it (the ideal cycle with relative_to_ideal, "
             "else the baseline mean); such an alert also resolves once the level is back within "
             "half of it. 0: off."
+        ),
+    )
+    expected_level: Literal["none", "thermal"] = Field(
+        default="none",
+        description=(
+            "thermal: judge reading - expected, the expected level being a first-order lag driven "
+            "by the machine state (time constant and gain learnt from the first thermal_train_s) "
+            "plus the ambient (ambient_signal, else a profile by local hour learnt over days). "
+            "Readings without an expected level yet are not judged."
+        ),
+    )
+    ambient_signal: str | None = Field(
+        default=None,
+        min_length=1,
+        description="thermal: the machine's ambient (hall) temperature signal, if it sends one.",
+    )
+    thermal_train_s: float = Field(
+        default=10_800.0,
+        ge=600,
+        le=7 * 86_400,
+        description="thermal: machine time of readings the lag's time constant and gain are learnt from.",
+    )
+    thermal_min_stops: int = Field(
+        default=6,
+        ge=0,
+        description=(
+            "thermal: training also waits for this many starts and stops (the lag is seen only "
+            "in them), but at most 4 x thermal_train_s."
+        ),
+    )
+    ambient_alpha_day: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="thermal, no ambient_signal: weight of a new day in each hour's ambient profile.",
+    )
+    ambient_clip_sigma: Positive = Field(
+        default=3.0,
+        description=(
+            "thermal, no ambient_signal: an hour's profile moves by at most this many residual "
+            "sigmas a day, so a drift cannot teach itself to the profile."
         ),
     )
     rules_sigma: Literal["moving_range", "overall"] = "overall"
@@ -143,6 +192,14 @@ class MonitorSettings(BaseModel):
             reference_half_life=self.reference_half_life,
         )
 
+    def thermal_params(self) -> ThermalParams:
+        return ThermalParams(
+            train_s=self.thermal_train_s,
+            min_flips=2 * self.thermal_min_stops,
+            alpha_day=self.ambient_alpha_day,
+            clip_sigma=self.ambient_clip_sigma,
+        )
+
 
 _CHARACTERISTIC_DEFAULTS = MonitorSettings(
     baseline_n=25,
@@ -186,6 +243,24 @@ _CYCLE_DEFAULTS = _CHARACTERISTIC_DEFAULTS.model_copy(
 )
 
 
+# Temperatures: the expected-level model explains the thermal lag and the daily ambient swing, so
+# every reading with an expected level is judged (idle ones too: cooling is part of the model), from
+# the first one (no settle time). What it leaves are errors of the learnt lag after long stops
+# (0.05-0.2 degC for tens of minutes, up to ~1 sigma), which the sensor defaults' EWMA limit (0.6
+# sigma) and Page-Hinkley took for drifts: hence a 2 h baseline of residuals, an EWMA limit of
+# ~1.2 sigma, CUSUM h=120 and no Page-Hinkley. Measured trade-off in docs/drift-and-spc.md
+# ("Temperatures").
+_TEMPERATURE_DEFAULTS = MonitorSettings(
+    expected_level="thermal",
+    only_running=False,
+    settle_s=0.0,
+    baseline_n=7_200,
+    detectors=("cusum", "ewma", "adwin"),
+    ewma_L=24.0,
+    cusum_h=120.0,
+)
+
+
 class MonitoringConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -193,6 +268,11 @@ class MonitoringConfig(BaseModel):
     signals: MonitorSettings = Field(default_factory=MonitorSettings)
     characteristics: MonitorSettings = Field(default=_CHARACTERISTIC_DEFAULTS)
     cycle_time: MonitorSettings = Field(default=_CYCLE_DEFAULTS)
+    temperatures: MonitorSettings = Field(default=_TEMPERATURE_DEFAULTS)
+    temperature_signals: tuple[str, ...] = Field(
+        default=TEMPERATURE_SIGNALS,
+        description="Signal names (fnmatch patterns) that use the temperatures' defaults.",
+    )
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Per signal/characteristic name: fields that differ from the defaults.",
@@ -237,6 +317,8 @@ class MonitoringConfig(BaseModel):
         found = self._cache.get(key)
         if found is None:
             base: MonitorSettings = getattr(self, kind)
+            if kind == "signals" and any(fnmatchcase(name, p) for p in self.temperature_signals):
+                base = self.temperatures
             override = {**self.overrides.get(name, {}), **self.machines.get(machine or "", {}).get(name, {})}
             found = (
                 base if not override else MonitorSettings.model_validate({**base.model_dump(), **override})

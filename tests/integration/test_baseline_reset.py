@@ -1,6 +1,6 @@
 """``linepulse baseline reset`` through a real broker to a running worker, on Apache Kafka and on Tansu.
 
-A machine's spindle temperature steps up by 6 sigma: the worker opens a drift alert. The operator
+A machine's vibration steps up by 6 sigma: the worker opens a drift alert. The operator
 declares the new level normal with the CLI; the command travels on the control topic, the worker
 resolves the alert (a ``resolved`` record on the alerts topic) and learns a new baseline, so an
 hour more of the new level opens nothing. A malformed command goes to the dead-letter topic with
@@ -22,7 +22,7 @@ from service.cli import main
 from tests.integration.harness import WorkerProcess, consume_all, produce, records, wait_for
 from tests.integration.streams_fixtures import create_topics, unique_topics
 
-SIGNAL = "spindle_temp"
+SIGNAL = "vibration_rms"  # judged as its level (a temperature is judged against an expected level)
 BASE = {"v": 1, "tenant": "acme", "site": "p1", "line": "L1", "machine": "M01"}
 KEY = b"acme/M01"
 

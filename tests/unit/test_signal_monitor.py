@@ -171,7 +171,8 @@ def _run(engine: MachineEngine, plant: PlantConfig, drift: bool) -> tuple[Machin
         values = 40.0 + rng.normal(0.0, 0.2, 10)
         if drift and batch >= 180:
             values += 0.2 * 6.0 * (batch - 180) / 180.0  # 6 sigma over 30 min
-        out = engine.on_samples(state, spec, int(times[-1]), [("spindle_temp", times, values)])
+        # A signal judged as its level (temperatures are judged against an expected level).
+        out = engine.on_samples(state, spec, int(times[-1]), [("vibration_rms", times, values)])
         changes.extend(out.alerts)
     return state, changes
 
@@ -181,12 +182,12 @@ def test_engine_raises_one_drift_alert_per_detector_naming_the_signal(plant: Pla
     state, changes = _run(engine, plant, drift=True)
     opened = [c.alert for c in changes if c.status == "open" and c.alert.kind == "drift"]
     assert opened, "a 6-sigma ramp must raise a drift alert"
-    assert {a.subject for a in opened} == {"spindle_temp"}
+    assert {a.subject for a in opened} == {"vibration_rms"}
     detectors = [a.evidence["detector"] for a in opened]
     assert len(detectors) == len(set(detectors)), "repeats must update one alert per detector"
     first = min(opened, key=lambda a: a.started_ms)
     evidence = first.evidence
-    assert evidence["signal"] == "spindle_temp" and evidence["baseline_sigma"] > 0
+    assert evidence["signal"] == "vibration_rms" and evidence["baseline_sigma"] > 0
     assert evidence["shift_sigma"] > 0.3 and abs(evidence["baseline_mean"] - 40.0) < 0.1
     # The state, with its monitors, survives a JSON round trip.
     again = MachineState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))

@@ -1,0 +1,578 @@
+"""Expected level of a temperature-like signal, so drift detectors judge ``reading - expected``.
+
+A machine temperature follows two effects no fixed baseline can absorb (docs/drift-and-spc.md,
+"Temperatures"): it heats towards a running level while the machine runs and cools towards the
+ambient otherwise (a thermal lag of minutes, longer than a typical run), and the ambient itself
+swings over the day. The model is
+
+    expected(t) = ambient(t) + g * x(t),   x' = (u(t) - x) / tau,   u = 1 while running, else 0
+
+- **Thermal part** ``g * x``: a first-order lag driven by the machine state. ``tau`` and ``g`` are
+  learnt from the signal's first ``train_s`` of readings: least squares of
+  ``reading ~ c + g * x_tau + b * t + h * exp(-t / tau)`` for each of :data:`N_TAUS` time
+  constants (none, then a log grid from 60 s to 90 min); ``b * t`` absorbs the ambient's slow change
+  over those hours and ``h * exp(-t / tau)`` the filter's unknown starting temperature. The best by
+  residual sum of squares, refined by a parabola through its neighbours, wins. Only running sums
+  are kept, so training stores no readings.
+- **Ambient part**: a configured ambient (hall) sensor, ``ambient(t) = hall(t) + c``, available
+  once the hour of readings after training has given ``c``; else a profile by local hour of day
+  of ``reading - g * x``, learnt from the readings after training: per hour an exponentially
+  weighted mean over days (each day's move capped at ``clip_sigma`` training residual sigmas, so
+  a drift cannot teach itself to the profile in one day), linearly interpolated between hour
+  centres. Until both hours around a reading have a value (a day after training) the reading has
+  no expected level (NaN) and is not judged.
+
+The model's state is one float64 vector (:func:`new_state`), serialised with :func:`to_list` into
+the machine's table state (2 KB at most: ~2.0 KB of JSON while training, ~0.7 KB afterwards).
+Everything here is pure: arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from models.drift._arrays import FloatArray, IntArray
+from models.numba_config import kernel
+
+__all__ = [
+    "N_TAUS",
+    "TAUS_S",
+    "ThermalFit",
+    "ThermalParams",
+    "fit",
+    "from_list",
+    "last_ambient",
+    "new_state",
+    "ready",
+    "to_list",
+    "update",
+    "uses_ambient",
+]
+
+N_TAUS: Final = 16
+# A step (no lag: the level follows the state within a reading) and a log grid from 1 to 90 min.
+TAUS_S: Final = np.concatenate(([1e-3], np.geomspace(60.0, 5_400.0, N_TAUS - 1)))
+_RATIO: Final = float(TAUS_S[2] / TAUS_S[1])
+_HOUR_MS: Final = 3_600_000.0
+_DAY_MS: Final = 86_400_000.0
+_VERSION: Final = 1.0
+_OFFSET_READINGS: Final = 3_600.0
+
+# Header.
+VERSION: Final = 0
+PHASE: Final = 1  # 0 none seen, 2 training, 3 fitted
+T0_MS: Final = 2  # first reading
+LAST_MS: Final = 3
+U_PREV: Final = 4  # running flag of the last reading
+Y0: Final = 5  # first reading's value: training sums are of value - Y0 (conditioning)
+FLIPS: Final = 6  # running <-> not running changes seen in training
+TAU: Final = 7
+GAIN: Final = 8
+OFFSET: Final = 9  # ambient-sensor mode: mean of reading - hall - g x over the hour after training
+X: Final = 10  # the fitted filter's state
+SIGMA_R: Final = 11  # training residual sigma
+LAST_AMBIENT: Final = 12
+CUR_BIN: Final = 13  # profile: the hour being accumulated (-1: none), its day, sum and count
+CUR_DAY: Final = 14
+CUR_SUM: Final = 15
+CUR_N: Final = 16
+HAS_AMBIENT: Final = 17
+HEADER: Final = 18
+# Training: shared sums, then per time constant (filter state and sums), from TRAIN_AT.
+S_N: Final = 0
+S_T: Final = 1
+S_TT: Final = 2
+S_Y: Final = 3
+S_TY: Final = 4
+S_YY: Final = 5
+SHARED: Final = 6
+K_X: Final = 0
+K_SX: Final = 1
+K_SXX: Final = 2
+K_SXT: Final = 3
+K_SXY: Final = 4
+K_SE: Final = 5  # e = exp(-(t - t0) / tau): the fading error of the filter's unknown start
+K_SEE: Final = 6
+K_SEX: Final = 7
+K_SET: Final = 8
+K_SEY: Final = 9
+PER_TAU: Final = 10
+TRAIN_AT: Final = HEADER
+# After training the same slots hold the profile: value and days per hour (never both in use).
+PROFILE_AT: Final = HEADER
+SIZE: Final = HEADER + SHARED + N_TAUS * PER_TAU
+_FITTED_SIZE: Final = PROFILE_AT + 2 * 24
+
+# Parameter vector (ThermalParams.vector()).
+P_TRAIN_MS: Final = 0
+P_MIN_FLIPS: Final = 1
+P_ALPHA_DAY: Final = 2
+P_CLIP_SIGMA: Final = 3
+P_MIN_BIN_N: Final = 4
+N_PARAMS: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ThermalParams:
+    """How the model learns (see :class:`models.monitoring_config.MonitorSettings` ``thermal_*``)."""
+
+    train_s: float = 10_800.0
+    min_flips: int = 6
+    alpha_day: float = 0.25
+    clip_sigma: float = 3.0
+    min_bin_readings: int = 60
+
+    def vector(self) -> FloatArray:
+        if not (self.train_s > 0 and self.min_flips >= 0):
+            raise ValueError("train_s > 0 and min_flips >= 0 are required")
+        if not (0 < self.alpha_day <= 1 and self.clip_sigma > 0 and self.min_bin_readings >= 1):
+            raise ValueError("alpha_day in (0, 1], clip_sigma > 0 and min_bin_readings >= 1 are required")
+        return np.array(
+            [
+                self.train_s * 1000.0,
+                self.min_flips,
+                self.alpha_day,
+                self.clip_sigma,
+                self.min_bin_readings,
+            ],
+            dtype=np.float64,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ThermalFit:
+    """The learnt thermal part: time constant (s), gain (running minus idle level), residual sigma."""
+
+    tau_s: float
+    gain: float
+    sigma: float
+
+
+def new_state() -> FloatArray:
+    state = np.zeros(SIZE, dtype=np.float64)
+    state[VERSION] = _VERSION
+    state[CUR_BIN] = -1.0
+    return state
+
+
+@kernel
+def _solve(a: FloatArray, b: FloatArray, out: FloatArray) -> bool:
+    """Gaussian elimination with partial pivoting (``a`` and ``b`` overwritten); False if singular."""
+    m = b.shape[0]
+    scale = 0.0
+    for r in range(m):
+        scale = max(scale, abs(a[r, r]))
+    for col in range(m):
+        piv = col
+        for r in range(col + 1, m):
+            if abs(a[r, col]) > abs(a[piv, col]):
+                piv = r
+        if abs(a[piv, col]) <= 1e-10 * scale:
+            return False
+        if piv != col:
+            for c in range(m):
+                a[col, c], a[piv, c] = a[piv, c], a[col, c]
+            b[col], b[piv] = b[piv], b[col]
+        for r in range(col + 1, m):
+            f = a[r, col] / a[col, col]
+            for c in range(col, m):
+                a[r, c] -= f * a[col, c]
+            b[r] -= f * b[col]
+    for r in range(m - 1, -1, -1):
+        s = b[r]
+        for c in range(r + 1, m):
+            s -= a[r, c] * out[c]
+        out[r] = s / a[r, r]
+    return True
+
+
+@kernel
+def _normal_equations(state: FloatArray, k: int, a: FloatArray, b: FloatArray) -> None:
+    """``X'X`` and ``X'y`` of ``y ~ c + g x + b t + h e`` for time constant ``k``."""
+    sh = TRAIN_AT
+    at = TRAIN_AT + SHARED + k * PER_TAU
+    n, st, stt = state[sh + S_N], state[sh + S_T], state[sh + S_TT]
+    sx, sxx, sxt = state[at + K_SX], state[at + K_SXX], state[at + K_SXT]
+    se, see, sex, set_ = state[at + K_SE], state[at + K_SEE], state[at + K_SEX], state[at + K_SET]
+    a[0, 0], a[0, 1], a[0, 2], a[0, 3] = n, sx, st, se
+    a[1, 0], a[1, 1], a[1, 2], a[1, 3] = sx, sxx, sxt, sex
+    a[2, 0], a[2, 1], a[2, 2], a[2, 3] = st, sxt, stt, set_
+    a[3, 0], a[3, 1], a[3, 2], a[3, 3] = se, sex, set_, see
+    b[0], b[1], b[2], b[3] = state[sh + S_Y], state[at + K_SXY], state[sh + S_TY], state[at + K_SEY]
+
+
+@kernel
+def _fit_kernel(state: FloatArray, taus: FloatArray, ratio: float) -> None:
+    """End of training: choose tau, set gain, offset and the filter state; the slots become the profile."""
+    k_n = taus.shape[0]
+    n = state[TRAIN_AT + S_N]
+    syy = state[TRAIN_AT + S_YY]
+    sse = np.full(k_n, np.inf)
+    coef = np.zeros((k_n, 4))
+    a = np.empty((4, 4))
+    b = np.empty(4)
+    rhs = np.empty(4)
+    beta = np.zeros(4)
+    for k in range(k_n):
+        _normal_equations(state, k, a, b)
+        rhs[:] = b
+        if _solve(a, b, beta):
+            coef[k, :] = beta
+            fitted = beta[0] * rhs[0] + beta[1] * rhs[1] + beta[2] * rhs[2] + beta[3] * rhs[3]
+            sse[k] = max(syy - fitted, 0.0)
+    best = 0
+    for k in range(k_n):
+        if sse[k] < sse[best]:
+            best = k
+    if math.isfinite(sse[best]):
+        # Parabola through the best and its neighbours, in log tau (the grid's step is ~38 %).
+        frac = 0.0
+        other = best
+        # (Only between neighbours on the log grid: the step below it is not one of them.)
+        if 1 < best < k_n - 1 and math.isfinite(sse[best - 1]) and math.isfinite(sse[best + 1]):
+            den = sse[best - 1] - 2.0 * sse[best] + sse[best + 1]
+            if den > 0.0:
+                frac = min(0.5, max(-0.5, 0.5 * (sse[best - 1] - sse[best + 1]) / den))
+                other = best + 1 if frac > 0 else best - 1
+        w = abs(frac)
+        at0 = TRAIN_AT + SHARED + best * PER_TAU
+        at1 = TRAIN_AT + SHARED + other * PER_TAU
+        tau = taus[best] * ratio**frac
+        c = (1.0 - w) * coef[best] + w * coef[other]
+        gain = c[1]
+        x = (1.0 - w) * state[at0 + K_X] + w * state[at1 + K_X]
+        sigma = math.sqrt(sse[best] / max(n - 4.0, 1.0))
+    else:
+        # No usable fit (e.g. the machine never changed state): no thermal part.
+        mean = state[TRAIN_AT + S_Y] / max(n, 1.0)
+        tau, gain, x = taus[0], 0.0, state[U_PREV]
+        sigma = math.sqrt(max(syy / max(n, 1.0) - mean * mean, 0.0))
+    for i in range(TRAIN_AT, state.shape[0]):
+        state[i] = 0.0
+    state[TAU], state[GAIN], state[X], state[SIGMA_R] = tau, gain, x, sigma
+    state[PHASE] = 3.0
+
+
+@kernel
+def _train(
+    state: FloatArray,
+    times: IntArray,
+    values: FloatArray,
+    since_ms: int,
+    running_now: bool,
+    ambient: FloatArray,
+    ambient_mode: bool,
+    taus: FloatArray,
+    ratio: float,
+    p: FloatArray,
+) -> int:
+    """Training readings from the batch's start; returns the index of the first reading after it."""
+    n = values.shape[0]
+    k_n = taus.shape[0]
+    keep = np.empty(k_n)
+    # exp(-elapsed / tau) per time constant: computed for a batch's first reading, then carried on
+    # by the filters' own factors (a multiplication instead of an exp per reading and tau).
+    fading = np.empty(k_n)
+    fading_ready = False
+    inv_tau = np.empty(k_n)
+    for k in range(k_n):
+        inv_tau[k] = 1.0 / taus[k]
+    dt_cached = -1.0
+    for i in range(n):
+        if state[PHASE] >= 3.0:
+            return i
+        t = float(times[i])
+        u = 1.0 if (running_now if times[i] >= since_ms else state[U_PREV] != 0.0) else 0.0
+        amb = ambient[i] if ambient_mode else 0.0
+        if state[PHASE] == 0.0:
+            state[PHASE] = 2.0
+            state[T0_MS] = t
+            state[LAST_MS] = t
+            state[Y0] = values[i] - amb
+            state[U_PREV] = u
+            for k in range(k_n):
+                state[TRAIN_AT + SHARED + k * PER_TAU + K_X] = u
+        dt = max(t - state[LAST_MS], 0.0) / 1000.0
+        if u != state[U_PREV]:
+            state[FLIPS] += 1.0
+        state[U_PREV] = u
+        state[LAST_MS] = t
+        if dt != dt_cached:
+            for k in range(k_n):
+                keep[k] = math.exp(-dt * inv_tau[k])
+            dt_cached = dt
+        y = values[i] - amb - state[Y0]
+        elapsed = (t - state[T0_MS]) / 1000.0
+        s = elapsed * (1000.0 / _HOUR_MS)
+        sh = TRAIN_AT
+        state[sh + S_N] += 1.0
+        state[sh + S_T] += s
+        state[sh + S_TT] += s * s
+        state[sh + S_Y] += y
+        state[sh + S_TY] += s * y
+        state[sh + S_YY] += y * y
+        for k in range(k_n):
+            at = TRAIN_AT + SHARED + k * PER_TAU
+            x = u + keep[k] * (state[at + K_X] - u)
+            state[at + K_X] = x
+            e = fading[k] * keep[k] if fading_ready else math.exp(-elapsed * inv_tau[k])
+            fading[k] = e
+            state[at + K_SX] += x
+            state[at + K_SXX] += x * x
+            state[at + K_SXT] += x * s
+            state[at + K_SXY] += x * y
+            state[at + K_SE] += e
+            state[at + K_SEE] += e * e
+            state[at + K_SEX] += e * x
+            state[at + K_SET] += e * s
+            state[at + K_SEY] += e * y
+        fading_ready = True
+        trained = t - state[T0_MS]
+        if (trained >= p[P_TRAIN_MS] and state[FLIPS] >= p[P_MIN_FLIPS]) or trained >= 4.0 * p[P_TRAIN_MS]:
+            _fit_kernel(state, taus, ratio)
+    return int(n)
+
+
+@kernel
+def _fold_bin(state: FloatArray, p: FloatArray, b: int, total: float, count: float) -> None:
+    """A finished hour into the profile: the first value as is, then EW over days, moves capped."""
+    if b >= 0 and count >= p[P_MIN_BIN_N]:
+        mean = total / count
+        at = PROFILE_AT + 2 * b
+        days = state[at + 1]
+        if days == 0.0:
+            state[at] = mean
+        else:
+            cap = p[P_CLIP_SIGMA] * max(state[SIGMA_R], 1e-9)
+            move = min(cap, max(-cap, mean - state[at]))
+            state[at] += max(p[P_ALPHA_DAY], 1.0 / (days + 1.0)) * move
+        state[at + 1] = days + 1.0
+
+
+@kernel
+def _expect(
+    state: FloatArray,
+    times: IntArray,
+    values: FloatArray,
+    start: int,
+    since_ms: int,
+    running_now: bool,
+    ambient: FloatArray,
+    ambient_mode: bool,
+    offset_ms: int,
+    p: FloatArray,
+    expected: FloatArray,
+) -> None:
+    """The fitted model over ``values[start:]``, its state in locals (stores to ``state`` could alias).
+
+    The profile's interpolation is linear in time between two hour centres, so it is recomputed
+    only when a reading leaves the current half hour: per reading there is the lag filter, one
+    comparison and a multiply-add.
+    """
+    n = values.shape[0]
+    x, gain, last, u_prev = state[X], state[GAIN], state[LAST_MS], state[U_PREV]
+    inv_tau = 1.0 / state[TAU]
+    offset = state[OFFSET]
+    cur_bin, cur_day, total, count = int(state[CUR_BIN]), state[CUR_DAY], state[CUR_SUM], state[CUR_N]
+    dt_cached = -1.0
+    keep = 1.0
+    seg_lo, seg_hi = 1.0, 0.0  # local ms of the current half hour (empty: recompute at once)
+    slope, level = 0.0, math.nan  # expected ambient = level + slope * (local - seg_lo)
+    for i in range(start, n):
+        t = float(times[i])
+        u = 1.0 if (running_now if times[i] >= since_ms else u_prev != 0.0) else 0.0
+        dt = max(t - last, 0.0) * 0.001
+        if dt != dt_cached:
+            keep = math.exp(-dt * inv_tau)
+            dt_cached = dt
+        x = u + keep * (x - u)
+        u_prev, last = u, t
+        thermal = gain * x
+        if ambient_mode:
+            if count < _OFFSET_READINGS:
+                # The first hour after training learns the constant (the training's trend at its
+                # end extrapolates poorly); until then there is no expected level.
+                total += values[i] - ambient[i] - thermal
+                count += 1.0
+                offset = total / count
+                expected[i] = math.nan
+            else:
+                expected[i] = ambient[i] + offset + thermal
+            continue
+        local = t + offset_ms
+        if not seg_lo <= local < seg_hi:
+            day = math.floor(local / _DAY_MS)
+            half = math.floor((local - day * _DAY_MS) / (_HOUR_MS / 2.0))
+            b = int(half) // 2
+            if b != cur_bin or day != cur_day:
+                _fold_bin(state, p, cur_bin, total, count)
+                cur_bin, cur_day, total, count = b, day, 0.0, 0.0
+            seg_lo = day * _DAY_MS + half * (_HOUR_MS / 2.0)
+            seg_hi = seg_lo + _HOUR_MS / 2.0
+            j = (int(half) - 1) // 2  # the hour centre at or before the segment
+            j0 = PROFILE_AT + 2 * ((j + 24) % 24)
+            j1 = PROFILE_AT + 2 * ((j + 25) % 24)
+            if state[j0 + 1] > 0.0 and state[j1 + 1] > 0.0:
+                centre = day * _DAY_MS + (j + 0.5) * _HOUR_MS
+                slope = (state[j1] - state[j0]) / _HOUR_MS
+                level = state[j0] + slope * (seg_lo - centre)
+            else:
+                slope, level = 0.0, math.nan
+        expected[i] = level + slope * (local - seg_lo) + thermal
+        total += values[i] - thermal
+        count += 1.0
+    state[X], state[LAST_MS], state[U_PREV], state[OFFSET] = x, last, u_prev, offset
+    state[CUR_BIN], state[CUR_DAY], state[CUR_SUM], state[CUR_N] = cur_bin, cur_day, total, count
+
+
+@kernel
+def _update_kernel(
+    state: FloatArray,
+    times: IntArray,
+    values: FloatArray,
+    since_ms: int,
+    running_now: bool,
+    ambient: FloatArray,
+    ambient_mode: bool,
+    offset_ms: int,
+    taus: FloatArray,
+    ratio: float,
+    p: FloatArray,
+    expected: FloatArray,
+) -> bool:
+    """False (state untouched) if a value is not finite: 0*x is NaN exactly then, and the sum vectorises."""
+    acc = 0.0
+    for i in range(values.shape[0]):
+        acc += values[i] * 0.0
+    if not math.isfinite(acc):
+        return False
+    start = 0
+    if state[PHASE] < 3.0:
+        start = _train(state, times, values, since_ms, running_now, ambient, ambient_mode, taus, ratio, p)
+        for i in range(start):
+            expected[i] = math.nan
+    if start < values.shape[0]:
+        _expect(
+            state, times, values, start, since_ms, running_now, ambient, ambient_mode, offset_ms, p, expected
+        )
+    return True
+
+
+_F8: Final = np.dtype(np.float64)
+_I8: Final = np.dtype(np.int64)
+
+
+def update(
+    state: FloatArray,
+    times: IntArray,
+    values: FloatArray,
+    params: FloatArray,
+    *,
+    running_since_ms: int,
+    running: bool,
+    utc_offset_ms: int,
+    ambient: FloatArray | None = None,
+) -> FloatArray:
+    """Fold a batch (oldest first) into the model; the expected level per reading (NaN: none yet).
+
+    The machine state per reading: ``running`` from ``running_since_ms`` on (the current state and
+    when it began), before that the state of the previous reading. ``utc_offset_ms``: the plant's
+    UTC offset for the batch (the profile is by local hour). ``ambient``: the hall sensor's reading
+    at each time, in ambient-sensor mode (a model learns in the mode of its first batch).
+    """
+    if not (isinstance(state, np.ndarray) and state.dtype == _F8 and state.shape == (SIZE,)):
+        raise ValueError("state: expected new_state()")
+    if not (isinstance(times, np.ndarray) and times.dtype == _I8 and times.ndim == 1):
+        raise ValueError("times: expected 1-D int64 epoch milliseconds")
+    if not (isinstance(values, np.ndarray) and values.dtype == _F8 and values.shape == times.shape):
+        raise ValueError("values: expected float64 of the times' shape")
+    if not (isinstance(params, np.ndarray) and params.shape == (N_PARAMS,)):
+        raise ValueError("params: expected ThermalParams.vector()")
+    ambient_mode = ambient is not None
+    amb = np.ascontiguousarray(ambient, dtype=np.float64) if ambient is not None else values
+    if amb.shape != values.shape:
+        raise ValueError("ambient: expected one reading per value")
+    if ambient_mode and amb.size and not np.isfinite(amb).all():
+        raise ValueError("ambient: readings must be finite")
+    out = np.empty(values.shape[0], dtype=np.float64)
+    finite = _update_kernel(
+        state,
+        np.ascontiguousarray(times),
+        np.ascontiguousarray(values),
+        int(running_since_ms),
+        bool(running),
+        amb,
+        ambient_mode,
+        int(utc_offset_ms),
+        TAUS_S,
+        _RATIO,
+        params,
+        out,
+    )
+    if not finite:
+        raise ValueError("values: readings must be finite")
+    if ambient_mode and amb.size:
+        state[LAST_AMBIENT] = amb[-1]
+        state[HAS_AMBIENT] = 1.0
+    return out
+
+
+def fit(state: FloatArray) -> ThermalFit | None:
+    """The learnt thermal part, or None while training."""
+    if state[PHASE] < 3.0:
+        return None
+    return ThermalFit(float(state[TAU]), float(state[GAIN]), float(state[SIGMA_R]))
+
+
+def ready(state: FloatArray) -> bool:
+    """Has training ended (the ambient profile may still be learning)?"""
+    return bool(state[PHASE] >= 3.0)
+
+
+_PACKED: Final = "b64:"
+
+
+def to_list(state: FloatArray) -> list[str]:
+    """JSON-safe and exact: the vector as little-endian float64, base64; once trained only the
+    header and the profile (about 0.8 KB; 1.5 KB while training, whose sums are gone afterwards)."""
+    used = state if state[PHASE] < 3.0 else state[:_FITTED_SIZE]
+    return [_PACKED + base64.b64encode(used.astype("<f8").tobytes()).decode("ascii")]
+
+
+def from_list(values: object) -> FloatArray:
+    """Inverse of :func:`to_list`; ValueError on anything else (another layout or version)."""
+    if not isinstance(values, list) or len(values) != 1 or not isinstance(values[0], str):
+        raise ValueError("expected level: not a stored model state")
+    text = values[0]
+    if not text.startswith(_PACKED):
+        raise ValueError("expected level: not a stored model state")
+    try:
+        raw = base64.b64decode(text[len(_PACKED) :], validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"expected level: corrupt state ({exc})") from None
+    if len(raw) not in (SIZE * 8, _FITTED_SIZE * 8):
+        raise ValueError("expected level: state of another layout")
+    stored = np.frombuffer(raw, dtype="<f8")
+    if stored[VERSION] != _VERSION:
+        raise ValueError("expected level: state of another version")
+    if stored.shape[0] == _FITTED_SIZE and stored[PHASE] < 3.0:
+        raise ValueError("expected level: a state in training must be whole")
+    state = np.zeros(SIZE, dtype=np.float64)
+    state[: stored.shape[0]] = stored
+    return state
+
+
+def uses_ambient(state: FloatArray) -> bool | None:
+    """Did the model learn with an ambient (hall) sensor? None before its first reading."""
+    return None if state[PHASE] == 0.0 else bool(state[HAS_AMBIENT])
+
+
+def last_ambient(state: FloatArray) -> float | None:
+    """The newest ambient (hall) reading the model has seen, or None."""
+    return float(state[LAST_AMBIENT]) if state[HAS_AMBIENT] else None

@@ -1,0 +1,356 @@
+"""The expected-level model of temperatures (models.expected_level) and its use by the engine.
+
+The synthetic plant here is written from the physics (a first-order lag towards a running or idle
+level, a daily ambient sinusoid, AR(1) noise), not taken from the simulator: the model must learn
+whatever a machine does from its data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from models import expected_level as el
+from models.machine import MachineEngine, MachineState
+from models.plant import PlantConfig
+from service.analyze import analyze_file
+from service.settings import load_settings
+
+T0 = 1_790_000_000_000
+HOUR_S = 3_600
+DAY_S = 86_400
+UTC_OFFSET_MS = 9 * 3_600_000  # the plant's zone below is Asia/Seoul (no DST)
+
+
+@dataclass
+class Plant:
+    times: np.ndarray
+    values: np.ndarray
+    running: np.ndarray
+    hall: np.ndarray
+
+
+def _plant(
+    seed: int,
+    seconds: int,
+    *,
+    tau_s: float = 900.0,
+    idle: float = 31.0,
+    running_level: float = 47.0,
+    amplitude: float = 2.0,
+    noise: float = 0.15,
+    ramp: tuple[int, int, float] | None = None,
+) -> Plant:
+    """1 Hz readings of a machine that runs ~12 min and stops ~1.5 min (sometimes 6) at random."""
+    rng = np.random.default_rng(seed)
+    times = T0 + 1000 * np.arange(seconds, dtype=np.int64)
+    running = np.zeros(seconds, dtype=bool)
+    i, run = 0, True
+    while i < seconds:
+        mean = 750.0 if run else (360.0 if rng.random() < 0.1 else 60.0)
+        length = 5 + int(rng.exponential(mean))
+        running[i : i + length] = run
+        i, run = i + length, not run
+    keep = np.exp(-1.0 / tau_s)
+    level = np.empty(seconds)
+    x = idle
+    for k in range(seconds):
+        x = (running_level if running[k] else idle) + keep * (x - (running_level if running[k] else idle))
+        level[k] = x
+    shocks = rng.standard_normal(seconds) * noise * 0.8
+    ar = np.empty(seconds)
+    e = 0.0
+    for k in range(seconds):
+        e = 0.6 * e + shocks[k]
+        ar[k] = e
+    local_hour = ((times + UTC_OFFSET_MS) / 3_600_000.0) % 24.0
+    hall = 22.0 + amplitude * np.sin(2 * np.pi * (local_hour - 9.0) / 24.0)
+    values = level + ar + (hall - 22.0)
+    if ramp is not None:
+        start, length, size = ramp
+        inside = np.arange(seconds) - start
+        values += np.where((inside >= 0) & (inside < length), size * noise * inside / length, 0.0)
+    return Plant(times, np.round(values, 3), running, hall)
+
+
+def _feed(
+    plant: Plant,
+    params: np.ndarray,
+    state: np.ndarray | None = None,
+    *,
+    lo: int = 0,
+    hi: int | None = None,
+    with_hall: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batches of 10 readings as the engine hands them over: the state at the batch's end and its start."""
+    state = el.new_state() if state is None else state
+    hi = plant.times.shape[0] if hi is None else hi
+    changes = np.flatnonzero(np.diff(plant.running)) + 1
+    out = np.full(hi - lo, np.nan)
+    for start in range(lo, hi, 10):
+        end = min(start + 10, hi)
+        before = changes[changes < end]
+        since = int(plant.times[before[-1]]) if before.size else T0
+        out[start - lo : end - lo] = el.update(
+            state,
+            plant.times[start:end],
+            plant.values[start:end],
+            params,
+            running_since_ms=since,
+            running=bool(plant.running[end - 1]),
+            utc_offset_ms=UTC_OFFSET_MS,
+            ambient=plant.hall[start:end] if with_hall else None,
+        )
+    return state, out
+
+
+@pytest.mark.parametrize(("tau_s", "idle", "running_level"), [(600.0, 28.0, 36.0), (1_200.0, 34.0, 46.0)])
+def test_learns_a_known_time_constant_and_gain(tau_s: float, idle: float, running_level: float) -> None:
+    plant = _plant(1, 5 * HOUR_S, tau_s=tau_s, idle=idle, running_level=running_level)
+    state, expected = _feed(plant, el.ThermalParams().vector())
+    fit = el.fit(state)
+    assert fit is not None
+    assert fit.tau_s == pytest.approx(tau_s, rel=0.08)
+    assert fit.gain == pytest.approx(running_level - idle, rel=0.05)
+    assert fit.sigma < 0.2  # the noise's own sigma is 0.15: the lag and the ambient are explained
+    assert np.isnan(expected).all()  # no ambient profile yet: nothing is judged on the first day
+
+
+def test_residual_is_flat_over_a_normal_day_once_the_profile_is_learnt() -> None:
+    plant = _plant(2, 3 * DAY_S)
+    _, expected = _feed(plant, el.ThermalParams().vector())
+    judged = np.isfinite(expected)
+    first = int(np.argmax(judged))
+    # Training (3 h) plus a day of profile, and from then on every reading has an expected level.
+    assert 26 * HOUR_S <= first <= 28 * HOUR_S
+    assert judged[first:].all()
+    residual = (plant.values - expected)[2 * DAY_S :]
+    # Without the model the level moves by 16 degC with the state and 4 degC over the day; the
+    # residual is the noise (sigma 0.15) and no hour of the day is off by more than a third of it.
+    assert abs(residual.mean()) < 0.03
+    assert residual.std() < 0.19
+    hourly = residual[: (residual.shape[0] // HOUR_S) * HOUR_S].reshape(-1, HOUR_S).mean(axis=1)
+    assert np.abs(hourly).max() < 0.1
+    # The raw level against its mean, for scale.
+    assert plant.values[2 * DAY_S :].std() > 10 * residual.std()
+
+
+def test_a_hall_sensor_explains_the_ambient_an_hour_after_training() -> None:
+    plant = _plant(3, 8 * HOUR_S)
+    state, expected = _feed(plant, el.ThermalParams().vector(), with_hall=True)
+    assert el.last_ambient(state) == pytest.approx(plant.hall[-1])
+    judged = np.isfinite(expected)
+    first = int(np.argmax(judged))
+    assert 4 * HOUR_S <= first <= 5 * HOUR_S and judged[first:].all()  # training, then an hour for c
+    residual = (plant.values - expected)[first:]
+    assert abs(residual.mean()) < 0.05 and residual.std() < 0.19
+
+
+def test_state_round_trip_gives_the_same_expected_levels() -> None:
+    plant = _plant(4, 2 * DAY_S)
+    params = el.ThermalParams().vector()
+    whole, expected = _feed(plant, params)
+    half = 30 * HOUR_S  # at a batch boundary: the batches (and states within them) are the same
+    state, first = _feed(plant, params, hi=half)
+    stored = orjson.dumps(el.to_list(state))
+    assert len(stored) <= 2048  # the table-state budget per signal
+    restored = el.from_list(orjson.loads(stored))
+    restored, second = _feed(plant, params, restored, lo=half)
+    np.testing.assert_array_equal(np.concatenate([first, second]), expected)
+    np.testing.assert_array_equal(restored, whole)
+    assert len(stored) < 800  # trained: the header and the profile only
+    training, _ = _feed(plant, params, hi=HOUR_S)
+    assert not el.ready(training)
+    stored_training = orjson.dumps(el.to_list(training))
+    assert len(stored_training) <= 2048
+    np.testing.assert_array_equal(el.from_list(orjson.loads(stored_training)), training)
+    for bad in ([], ["b64:AAAA"], ["x"], [1.0], "b64:", [stored.decode()]):
+        with pytest.raises(ValueError, match="expected level"):
+            el.from_list(bad)
+
+
+def test_bad_input_is_rejected_naming_the_field() -> None:
+    state = el.new_state()
+    params = el.ThermalParams().vector()
+    times = T0 + np.arange(3, dtype=np.int64) * 1000
+    with pytest.raises(ValueError, match="values"):
+        el.update(state, times, np.ones(2), params, running_since_ms=T0, running=True, utc_offset_ms=0)
+    with pytest.raises(ValueError, match="ambient"):
+        el.update(
+            state,
+            times,
+            np.ones(3),
+            params,
+            running_since_ms=T0,
+            running=True,
+            utc_offset_ms=0,
+            ambient=np.array([1.0, np.nan, 1.0]),
+        )
+    before = state.copy()
+    with pytest.raises(ValueError, match="values: readings must be finite"):
+        el.update(
+            state,
+            times,
+            np.array([1.0, np.inf, 1.0]),
+            params,
+            running_since_ms=T0,
+            running=True,
+            utc_offset_ms=0,
+        )
+    np.testing.assert_array_equal(state, before)  # untouched
+    with pytest.raises(ValueError, match="train_s"):
+        el.ThermalParams(train_s=0).vector()
+
+
+# -- through the engine ------------------------------------------------------------------------------
+
+
+def _engine_plant() -> PlantConfig:
+    return PlantConfig.model_validate(
+        {
+            "timezone": "Asia/Seoul",
+            "machines": [{"tenant": "t", "site": "s", "line": "L1", "id": "M01", "ideal_cycle_s": 30}],
+        }
+    )
+
+
+def _through_engine(plant: Plant, engine: MachineEngine) -> tuple[MachineState, list[Any]]:
+    spec = engine.plant.machines[0]
+    state = engine.new_state(spec)
+    changes = np.flatnonzero(np.diff(plant.running)) + 1
+    opened: list[Any] = []
+    engine.on_state(state, spec, T0, "running" if plant.running[0] else "idle", None)
+    edges = [*changes.tolist(), plant.times.shape[0]]
+    lo = 0
+    for edge in edges:
+        # Batches of up to 10 readings, cut at each state change (its state record comes first).
+        for start in range(lo, edge, 10):
+            end = min(start + 10, edge)
+            out = engine.on_samples(
+                state,
+                spec,
+                int(plant.times[end - 1]),
+                [("spindle_temp", plant.times[start:end], plant.values[start:end])],
+            )
+            # With the evidence as opened (the alert object is updated in place later).
+            opened.extend((c, dict(c.alert.evidence)) for c in out.alerts if c.status == "open")
+        if edge < plant.times.shape[0]:
+            new = "running" if plant.running[edge] else "idle"
+            engine.on_state(state, spec, int(plant.times[edge]), new, None)
+        lo = edge
+    return state, opened
+
+
+def test_engine_raises_a_drift_alert_on_a_temperature_ramp_and_none_on_a_normal_run() -> None:
+    engine = MachineEngine(_engine_plant())
+    normal_state, normal = _through_engine(_plant(5, 2 * DAY_S), engine)
+    assert "spindle_temp" in normal_state.expected and "signals:spindle_temp" in normal_state.monitors
+    assert not [c for c, _ in normal if c.alert.kind == "drift"]
+    start = 36 * HOUR_S
+    _, drifted = _through_engine(_plant(5, 2 * DAY_S, ramp=(start, 2 * HOUR_S, 6.0)), engine)
+    drifts = [(c, evidence) for c, evidence in drifted if c.alert.kind == "drift"]
+    assert drifts, "the 6 sigma ramp must be detected"
+    alert, evidence = drifts[0][0].alert, drifts[0][1]
+    assert alert.subject == "spindle_temp" and "spindle_temp" in alert.message
+    assert T0 + start * 1000 <= alert.started_ms <= T0 + (start + 2 * HOUR_S) * 1000
+    assert evidence["judged"] == "residual" and evidence["signal"] == "spindle_temp"
+    assert evidence["observed"] - evidence["expected"] == pytest.approx(evidence["value"])
+    # When it opened: an upward shift of the residual (the ramp), whose single reading is within
+    # noise of the shift (sigma 0.15), never the raw ~45 degC.
+    assert evidence["shift_sigma"] > 1.0 and abs(evidence["value"]) < 1.0 and evidence["observed"] > 30.0
+    assert "expected" in alert.message
+
+
+def test_machine_state_keeps_the_model_and_old_states_still_load() -> None:
+    engine = MachineEngine(_engine_plant())
+    state, _ = _through_engine(_plant(6, 4 * HOUR_S), engine)
+    data = orjson.loads(orjson.dumps(state.to_dict()))
+    assert len(orjson.dumps(data["expected"]["spindle_temp"])) <= 2048
+    restored = MachineState.from_dict(data)
+    np.testing.assert_array_equal(restored.expected["spindle_temp"], state.expected["spindle_temp"])
+    del data["expected"]  # written before the model existed
+    assert MachineState.from_dict(data).expected == {}
+    data["expected"] = {"spindle_temp": ["b64:AAAA"]}  # another layout: that signal learns again
+    assert MachineState.from_dict(data).expected == {}
+
+
+def _telemetry_lines(plant: Plant) -> bytes:
+    """The synthetic plant as contract telemetry: a state record at each change, 10 s sample records."""
+    base = {"v": 1, "tenant": "t", "site": "s", "line": "L1", "machine": "M01"}
+    changes = set((np.flatnonzero(np.diff(plant.running)) + 1).tolist())
+    lines = [
+        orjson.dumps({**base, "ts": T0, "kind": "state", "state": "running" if plant.running[0] else "idle"})
+    ]
+    lo = 0
+    for i in range(1, plant.times.shape[0] + 1):
+        if i == plant.times.shape[0] or i in changes or i - lo == 10:
+            signal = {
+                "signal": "spindle_temp",
+                "ts": plant.times[lo:i].tolist(),
+                "values": plant.values[lo:i].tolist(),
+            }
+            lines.append(
+                orjson.dumps({**base, "ts": int(plant.times[i - 1]), "kind": "samples", "signals": [signal]})
+            )
+            if i in changes:
+                state = "running" if plant.running[i] else "idle"
+                lines.append(
+                    orjson.dumps({**base, "ts": int(plant.times[i]), "kind": "state", "state": state})
+                )
+            lo = i
+    return b"\n".join(lines) + b"\n"
+
+
+def test_analyze_raises_the_temperature_drift_alert_from_a_file(tmp_path: Path) -> None:
+    """The same engine behind ``linepulse analyze``: a ramp on day 2 is a drift alert naming the signal."""
+    start = 36 * HOUR_S
+    source = tmp_path / "telemetry.jsonl"
+    source.write_bytes(_telemetry_lines(_plant(7, 2 * DAY_S, ramp=(start, 90 * 60, 6.0))))
+    analyze_file(source, _engine_plant(), tmp_path / "out", load_settings())
+    alerts = [orjson.loads(line) for line in (tmp_path / "out" / "alerts.jsonl").read_bytes().splitlines()]
+    drifts = [a for a in alerts if a["kind"] == "drift" and a["status"] == "open"]
+    assert [a["evidence"]["signal"] for a in drifts] == ["spindle_temp"]
+    assert drifts[0]["evidence"]["judged"] == "residual"
+    assert start * 1000 <= drifts[0]["evidence"]["last_ts_ms"] - T0 <= (start + 90 * 60) * 1000
+
+
+def test_engine_uses_a_configured_hall_sensor_and_relearns_when_it_is_removed() -> None:
+    plant = _plant(8, 6 * HOUR_S)
+    config = _engine_plant().model_dump()
+    config["monitoring"] = {"overrides": {"spindle_temp": {"ambient_signal": "hall_temp"}}}
+    with_hall = MachineEngine(PlantConfig.model_validate(config))
+    spec = with_hall.plant.machines[0]
+    state = with_hall.new_state(spec)
+    with_hall.on_state(state, spec, T0, "running" if plant.running[0] else "idle", None)
+    changes = set((np.flatnonzero(np.diff(plant.running)) + 1).tolist())
+    for lo in range(0, plant.times.shape[0], 10):
+        hi = lo + 10
+        for i in range(lo + 1, hi):
+            if i in changes:
+                with_hall.on_state(
+                    state, spec, int(plant.times[i]), "running" if plant.running[i] else "idle", None
+                )
+        series = [
+            ("spindle_temp", plant.times[lo:hi], plant.values[lo:hi]),
+            ("hall_temp", plant.times[lo:hi], plant.hall[lo:hi]),
+        ]
+        with_hall.on_samples(state, spec, int(plant.times[hi - 1]), series)
+    model = state.expected["spindle_temp"]
+    assert el.uses_ambient(model) is True and el.last_ambient(model) == pytest.approx(plant.hall[-1])
+    # Judged from ~4 h (training, then an hour for the constant): the monitor has its baseline by now.
+    assert "signals:spindle_temp" in state.monitors
+    # Without the hall sensor configured the model learnt with it means something else: start again.
+    plain = MachineEngine(_engine_plant())
+    plain.on_samples(
+        state,
+        spec,
+        int(plant.times[-1]) + 1000,
+        [("spindle_temp", plant.times[-1:] + 1000, plant.values[-1:])],
+    )
+    assert el.uses_ambient(state.expected["spindle_temp"]) is False
+    assert not el.ready(state.expected["spindle_temp"])
