@@ -1,8 +1,8 @@
 """Speed of the temperatures' expected-level model, with the drift monitor it feeds as the baseline.
 
-One model state (trained, with a day of ambient profile), 300k readings in batches of 10, 500 and
-100k, best of 3 rounds; the signal monitor with the temperature defaults on the same batches in
-the same run. Figures in docs/drift-and-spc.md ("Temperatures", cost).
+One model state (trained, with a day of ambient profile), 300k readings (60k in the quick run) in
+batches of 10, 500 and 100k, best of 3 rounds; the signal monitor with the temperature defaults on
+the same batches in the same run. Figures in docs/drift-and-spc.md ("Temperatures", cost).
 
     .venv/bin/python -m benchmarks.bench_expected_level
 """
@@ -15,10 +15,22 @@ from collections.abc import Callable
 
 import numpy as np
 
+from benchmarks.results import Figure, cost_figure
 from models import expected_level, signal_monitor
 from models.monitoring_config import MonitoringConfig
 
-__all__ = ["main", "measure"]
+__all__ = ["NOTES", "TITLE", "figures", "main", "measure"]
+
+TITLE = "Expected level of temperatures (ns per reading, one signal)"
+NOTES = (
+    "A temperature is judged as its residual from an expected level (thermal lag driven by the "
+    "machine state, plus the ambient by local hour: `models.expected_level`). One trained model "
+    "state (a day of ambient profile learnt) takes 300,000 readings (60,000 in the quick run) in "
+    "batches of 10, 500 and 100,000, best of 3 rounds; the baseline is the drift monitor with the "
+    "temperature defaults on the same batches in the same run, which the residuals then feed. "
+    "ratio = monitor ns / model ns: above 1, the model costs less than the monitor it feeds. "
+    "`training` is the cost per reading while the lag is learnt (first hours of a signal)."
+)
 
 _T0 = 1_790_000_000_000
 _N = 400_000
@@ -34,9 +46,10 @@ def _best_ns(run: Callable[[], None], readings: int, rounds: int = 3) -> float:
     return best
 
 
-def measure() -> dict[str, float]:
-    times = _T0 + np.arange(_N, dtype=np.int64) * 1000
-    values = np.random.default_rng(0).normal(30.0, 0.2, _N)
+def measure(quick: bool = False) -> dict[str, float]:
+    n = _FROM + (60_000 if quick else _N - _FROM)
+    times = _T0 + np.arange(n, dtype=np.int64) * 1000
+    values = np.random.default_rng(0).normal(30.0, 0.2, n)
     params = expected_level.ThermalParams(train_s=3_600, min_flips=0).vector()
     trained = expected_level.new_state()
     for lo, hi in ((0, 8_000), (8_000, _FROM)):  # training, then a day of ambient profile
@@ -47,7 +60,7 @@ def measure() -> dict[str, float]:
     monitor_vector = monitor_params.vector()
     out: dict[str, float] = {}
     for batch in (10, 500, 100_000):
-        starts = range(_FROM, _N, batch)
+        starts = range(_FROM, n, batch)
 
         def model(batch: int = batch, starts: range = starts) -> None:
             state = trained.copy()
@@ -69,8 +82,8 @@ def measure() -> dict[str, float]:
 
         model()  # compile
         monitor()
-        out[f"expected_level.b{batch}.ns"] = round(_best_ns(model, _N - _FROM), 1)
-        out[f"monitor_temperatures.b{batch}.ns"] = round(_best_ns(monitor, _N - _FROM), 1)
+        out[f"expected_level.b{batch}.ns"] = round(_best_ns(model, n - _FROM), 1)
+        out[f"monitor_temperatures.b{batch}.ns"] = round(_best_ns(monitor, n - _FROM), 1)
 
     def training() -> None:
         state = expected_level.new_state()
@@ -80,6 +93,32 @@ def measure() -> dict[str, float]:
 
     training()
     out["expected_level.training.b3000.ns"] = round(_best_ns(training, 3_000), 1)
+    return out
+
+
+def figures(quick: bool) -> list[Figure]:
+    measured = measure(quick)
+    out = [
+        cost_figure(
+            f"expected_level.b{batch}.vs_monitor",
+            measured[f"expected_level.b{batch}.ns"],
+            measured[f"monitor_temperatures.b{batch}.ns"],
+            "ns/reading",
+            what=f"expected_level.update, trained, batches of {batch}",
+            vs="the drift monitor with the temperature defaults, same batches",
+        )
+        for batch in (10, 500, 100_000)
+    ]
+    out.append(
+        Figure(
+            "expected_level.training.b3000",
+            measured["expected_level.training.b3000.ns"],
+            "ns/reading",
+            None,
+            None,
+            what="expected_level.update while the lag is learnt, batches of 3000",
+        )
+    )
     return out
 
 
