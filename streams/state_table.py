@@ -66,8 +66,10 @@ class StateTable:
         return written
 
     def keys(self) -> list[bytes]:
-        """Keys of every state in the table (recovered ones included)."""
-        return list(self._table.keys())
+        """Keys of every state: in the table (recovered ones included) or staged by this batch, so
+        a machine first seen in the batch is not missed before the batch is written."""
+        staged = (key.encode() for key in self._staged)
+        return list(dict.fromkeys([*self._table.keys(), *staged]))
 
     def clear(self) -> None:
         """On rebalance: machines of revoked partitions may now belong to another worker."""
