@@ -15,8 +15,8 @@ swings over the day. The model is
   residual sum of squares, refined by a parabola through its neighbours, wins. Only running sums
   are kept, so training stores no readings.
 - **Ambient part**: a configured ambient (hall) sensor, ``ambient(t) = hall(t) + c``, available
-  once the hour of readings after training has given ``c``; else a profile by local hour of day
-  of ``reading - g * x``, learnt from the readings after training: per hour an exponentially
+  once the 3,600 readings after training (an hour at 1 Hz) have given ``c``; else a profile by
+  local hour of day of ``reading - g * x``, learnt from the readings after training: per hour an exponentially
   weighted mean over days (each day's move capped at ``clip_sigma`` training residual sigmas, so
   a drift cannot teach itself to the profile in one day), linearly interpolated between hour
   centres. Until both hours around a reading have a value (a day after training) the reading has
@@ -396,8 +396,8 @@ def _expect(
         thermal = gain * x
         if ambient_mode:
             if count < _OFFSET_READINGS:
-                # The first hour after training learns the constant (the training's trend at its
-                # end extrapolates poorly); until then there is no expected level.
+                # The first readings after training (an hour at 1 Hz) learn the constant (the
+                # training's trend at its end extrapolates poorly); until then no expected level.
                 total += values[i] - ambient[i] - thermal
                 count += 1.0
                 offset = total / count
@@ -540,7 +540,8 @@ _PACKED: Final = "b64:"
 
 def to_list(state: FloatArray) -> list[str]:
     """JSON-safe and exact: the vector as little-endian float64, base64; once trained only the
-    header and the profile (about 0.8 KB; 1.5 KB while training, whose sums are gone afterwards)."""
+    header and the profile (528 bytes, ~0.7 KB of JSON; 1,472 bytes, ~2.0 KB of JSON while
+    training, whose sums are gone afterwards)."""
     used = state if state[PHASE] < 3.0 else state[:_FITTED_SIZE]
     return [_PACKED + base64.b64encode(used.astype("<f8").tobytes()).decode("ascii")]
 

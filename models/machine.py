@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -332,10 +332,15 @@ class MachineEngine:
                 settings = self._signal_settings.get((spec.id, signal))
                 if settings is None:
                     settings = self._monitoring.settings_for("signals", signal, spec.id)
-                    self._signal_settings[(spec.id, signal)] = settings
+                    _bounded(self._signal_settings)[(spec.id, signal)] = settings
                 if settings.expected_level != "none":
                     self._monitor_residual(state, out, signal, times, values, series, settings)
                     continue
+                if signal in state.expected:
+                    # The expected level was switched off: its monitor learnt residuals (mean ~0),
+                    # so raw readings would look like a shift of hundreds of sigma. Start afresh.
+                    del state.expected[signal]
+                    state.monitors.pop(f"signals:{signal}", None)
                 # Sensor levels follow the machine state (idle vs running): judging idle readings
                 # against a running baseline would raise a "drift" at every stop.
                 if not settings.only_running:
@@ -374,12 +379,16 @@ class MachineEngine:
             state.monitors.pop(f"signals:{signal}", None)
         ambient: np.ndarray | None = None
         if settings.ambient_signal is not None:
-            ambient = _ambient_at(series, settings.ambient_signal, times, model)
+            ambient = _ambient_at(
+                series, settings.ambient_signal, times, state.signals.get(settings.ambient_signal)
+            )
             if ambient is None:
                 return  # no hall reading seen yet: nothing to judge against
         params = self._thermal_params.get((state.machine, signal))
         if params is None:
-            params = self._thermal_params[(state.machine, signal)] = settings.thermal_params().vector()
+            params = _bounded(self._thermal_params)[(state.machine, signal)] = (
+                settings.thermal_params().vector()
+            )
         running = state.state == "running"
         expected = expected_level.update(
             model,
@@ -547,7 +556,7 @@ class MachineEngine:
         series = self._series.get((kind, name, state.machine))
         if series is None:
             settings = self._monitoring.settings_for(kind, name, state.machine)
-            series = self._series[(kind, name, state.machine)] = (
+            series = _bounded(self._series)[(kind, name, state.machine)] = (
                 settings.params().vector(),
                 settings.min_shift,
                 f"{kind}:{name}",
@@ -664,7 +673,7 @@ class MachineEngine:
         state_reason = state.ledger.state_reason
         category = self._categories.get(state_reason)
         if category is None:  # the plant is frozen: classify (a rule search) once per state and reason
-            category = self._categories[state_reason] = self.plant.classify(*state_reason)
+            category = _bounded(self._categories)[state_reason] = self.plant.classify(*state_reason)
         if (
             category is not LossCategory.AVAILABILITY
             or state.state_since_ms is None
@@ -779,16 +788,42 @@ def _load_expected(stored: dict[str, Any]) -> dict[str, np.ndarray]:
     return models
 
 
+# Engine caches are keyed by names that come from telemetry (signals, reason codes): emptied when they
+# reach this size, so a producer minting names cannot grow the worker's memory without bound.
+CACHE_LIMIT = 4096
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:
+    """``cache``, emptied first if it is full (refilling costs a settings lookup per entry)."""
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    return cache
+
+
+# A hall reading this far from a temperature's readings no longer tells their ambient.
+AMBIENT_MAX_AGE_MS = 600_000
+
+
 def _ambient_at(
-    series: Sequence[tuple[str, np.ndarray, np.ndarray]], name: str, times: np.ndarray, model: np.ndarray
+    series: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    name: str,
+    times: np.ndarray,
+    ambient_stats: np.ndarray | None,
 ) -> np.ndarray | None:
-    """The ambient signal at ``times``: interpolated within this batch, else its last reading."""
+    """The ambient signal at ``times``: interpolated within this batch, else the ambient signal's
+    newest reading (it may come in messages of its own) if it is at most 10 minutes away."""
     for signal, amb_times, amb_values in series:
         if signal == name and amb_times.shape[0]:
             at_times: np.ndarray = np.interp(times, amb_times, amb_values)
             return at_times
-    last = expected_level.last_ambient(model)
-    return None if last is None else np.full(times.shape[0], last)
+    if ambient_stats is None or not np.isfinite(ambient_stats[signal_stats.LAST]):
+        return None
+    if abs(int(times[0]) - int(ambient_stats[signal_stats.LAST_TS])) > AMBIENT_MAX_AGE_MS:
+        return None
+    return np.full(times.shape[0], float(ambient_stats[signal_stats.LAST]))
 
 
 def _fmt(limit: float | None) -> str:

@@ -323,5 +323,7 @@ class MonitoringConfig(BaseModel):
             found = (
                 base if not override else MonitorSettings.model_validate({**base.model_dump(), **override})
             )
+            if len(self._cache) >= 4096:  # names come from telemetry: bounded
+                self._cache.clear()
             self._cache[key] = found
         return found

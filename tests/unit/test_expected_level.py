@@ -319,8 +319,9 @@ def test_analyze_raises_the_temperature_drift_alert_from_a_file(tmp_path: Path) 
     assert start * 1000 <= drifts[0]["evidence"]["last_ts_ms"] - T0 <= (start + 90 * 60) * 1000
 
 
-def test_engine_uses_a_configured_hall_sensor_and_relearns_when_it_is_removed() -> None:
-    plant = _plant(8, 6 * HOUR_S)
+def _fed_with_hall(plant: Plant, *, separate: bool) -> tuple[MachineState, Any]:
+    """6 h through an engine whose spindle_temp uses the hall sensor, fed in 10 s batches; with
+    ``separate`` the hall readings come in messages of their own, before the temperature's."""
     config = _engine_plant().model_dump()
     config["monitoring"] = {"overrides": {"spindle_temp": {"ambient_signal": "hall_temp"}}}
     with_hall = MachineEngine(PlantConfig.model_validate(config))
@@ -330,16 +331,25 @@ def test_engine_uses_a_configured_hall_sensor_and_relearns_when_it_is_removed() 
     changes = set((np.flatnonzero(np.diff(plant.running)) + 1).tolist())
     for lo in range(0, plant.times.shape[0], 10):
         hi = lo + 10
-        for i in range(lo + 1, hi):
+        for i in range(max(lo, 1), hi):
             if i in changes:
                 with_hall.on_state(
                     state, spec, int(plant.times[i]), "running" if plant.running[i] else "idle", None
                 )
-        series = [
-            ("spindle_temp", plant.times[lo:hi], plant.values[lo:hi]),
-            ("hall_temp", plant.times[lo:hi], plant.hall[lo:hi]),
-        ]
-        with_hall.on_samples(state, spec, int(plant.times[hi - 1]), series)
+        temperature = ("spindle_temp", plant.times[lo:hi], plant.values[lo:hi])
+        hall = ("hall_temp", plant.times[lo:hi], plant.hall[lo:hi])
+        if separate:
+            with_hall.on_samples(state, spec, int(plant.times[hi - 1]), [hall])
+            with_hall.on_samples(state, spec, int(plant.times[hi - 1]), [temperature])
+        else:
+            with_hall.on_samples(state, spec, int(plant.times[hi - 1]), [temperature, hall])
+    return state, spec
+
+
+@pytest.mark.parametrize("separate", [False, True], ids=["hall in the same message", "hall on its own"])
+def test_engine_uses_a_configured_hall_sensor_and_relearns_when_it_is_removed(separate: bool) -> None:
+    plant = _plant(8, 6 * HOUR_S)
+    state, spec = _fed_with_hall(plant, separate=separate)
     model = state.expected["spindle_temp"]
     assert el.uses_ambient(model) is True and el.last_ambient(model) == pytest.approx(plant.hall[-1])
     # Judged from ~4 h (training, then an hour for the constant): the monitor has its baseline by now.
@@ -354,3 +364,27 @@ def test_engine_uses_a_configured_hall_sensor_and_relearns_when_it_is_removed() 
     )
     assert el.uses_ambient(state.expected["spindle_temp"]) is False
     assert not el.ready(state.expected["spindle_temp"])
+
+
+def test_switching_the_expected_level_off_starts_the_raw_monitor_afresh() -> None:
+    """A monitor that learnt residuals (mean ~0) must not judge raw readings (mean ~45)."""
+    plant = _plant(8, 6 * HOUR_S)
+    state, spec = _fed_with_hall(plant, separate=False)
+    assert "signals:spindle_temp" in state.monitors  # judged as residuals by now
+    config = _engine_plant().model_dump()
+    config["monitoring"] = {"overrides": {"spindle_temp": {"expected_level": "none", "only_running": False}}}
+    raw = MachineEngine(PlantConfig.model_validate(config))
+    later = plant.times[-600:] + 600_000
+    opened = []
+    for lo in range(0, 600, 10):
+        out = raw.on_samples(
+            state,
+            spec,
+            int(later[lo + 9]),
+            [("spindle_temp", later[lo : lo + 10], plant.values[-600 + lo : -590 + lo or None])],
+        )
+        opened += [c for c in out.alerts if c.status == "open"]
+    assert opened == []
+    assert "spindle_temp" not in state.expected
+    # A new baseline of raw readings is being learnt: 600 of them so far.
+    assert state.monitors["signals:spindle_temp"][1] == 600

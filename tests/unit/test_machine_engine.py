@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
-from models.machine import EngineOutput, MachineEngine, MachineState
+from models.machine import CACHE_LIMIT, EngineOutput, MachineEngine, MachineState
 from models.plant import MachineSpec, PlantConfig
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -253,3 +254,17 @@ def test_cycle_times_per_product_with_quantiles_and_speed_loss(
     assert record.cycle_time["unknown-product"]["count"] == 1
     assert record.cycle_time["unknown-product"]["speed_loss_s"] == pytest.approx(18.0)
     assert record.cycles == 11
+
+
+def test_names_minted_by_a_producer_do_not_grow_the_engine_caches_without_bound(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    engine.on_state(state, spec, at(9), "running", None)
+    times = np.array([at(9, 30)], dtype=np.int64)
+    for i in range(CACHE_LIMIT + 500):
+        engine.on_samples(state, spec, at(9, 30), [(f"sensor_{i}", times, np.array([1.0]))])
+        engine.on_state(state, spec, at(9, 30), "idle", f"reason_{i}")
+    caches = (engine._signal_settings, engine._series, engine._categories, engine.plant.monitoring._cache)
+    assert all(0 < len(cache) <= CACHE_LIMIT for cache in caches)
+    # The machine state itself keeps every signal's statistics: that is telemetry, not a cache.
+    assert len(state.signals) == CACHE_LIMIT + 500
