@@ -91,7 +91,18 @@ def test_malformed_messages_go_to_dead_letters_and_valid_ones_all_count(
             stream_lines.update(latest_line_records(found))
             return stream_lines == expected_lines
 
-        wait_for(line_view_caught_up, 60, "the line records equal analyze's")
+        try:
+            wait_for(line_view_caught_up, 60, "the line records equal analyze's")
+        except AssertionError:
+            differing = {
+                key: {"stream": stream_lines.get(key), "analyze": record}
+                for key, record in expected_lines.items()
+                if stream_lines.get(key) != record
+            }
+            extra = sorted(set(stream_lines) - set(expected_lines))
+            raise AssertionError(
+                f"line records differ from analyze's: {differing}; only in the stream: {extra}"
+            ) from None
         assert 'linepulse_line_oee_ratio{line="L1",site="p1",tenant="demo",window="hour"}' in worker.get(
             "/metrics"
         )
