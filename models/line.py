@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from math import fsum
 from typing import Any
 
 __all__ = ["LineFigures", "MachineWindow", "line_figures"]
@@ -77,13 +78,15 @@ class LineFigures:
 
 
 def line_figures(machines: Collection[MachineWindow], wait_reasons: Collection[str]) -> LineFigures:
-    planned = sum(m.planned_s for m in machines)
-    run = sum(m.run_s for m in machines)
+    # fsum: exactly rounded, so the figures do not depend on the order the machines' records were
+    # folded in (the stream's arrival order, analyze's file order); a running sum would.
+    planned = fsum(m.planned_s for m in machines)
+    run = fsum(m.run_s for m in machines)
     measurable = all(m.performance is not None or m.run_s == 0 for m in machines)
-    ideal = sum((m.performance or 0.0) * m.run_s for m in machines) if measurable else None
+    ideal = fsum((m.performance or 0.0) * m.run_s for m in machines) if measurable else None
     fully_productive = None
     if measurable and all(m.oee is not None or m.planned_s == 0 or m.run_s == 0 for m in machines):
-        fully_productive = sum((m.oee or 0.0) * m.planned_s for m in machines)
+        fully_productive = fsum((m.oee or 0.0) * m.planned_s for m in machines)
     availability = run / planned if planned > 0 else None
     performance = ideal / run if ideal is not None and run > 0 else None
     quality = fully_productive / ideal if fully_productive is not None and ideal else None

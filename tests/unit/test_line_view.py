@@ -89,3 +89,21 @@ def test_aggregator_emits_revisions_until_complete_and_ignores_redeliveries() ->
     assert lines.apply(state, M01)[1] is None  # an older revision of M01 arriving late
     open_window = {**M02, "complete": False}
     assert lines.apply(state, open_window)[1] is None  # analyze's still-open windows are not folded
+
+
+def test_line_figures_do_not_depend_on_the_order_machine_records_arrive() -> None:
+    """The stream folds machine records in whatever order they reach the line's worker, analyze in
+    file order: the line's figures must be equal to the last bit either way (float sums are not
+    associative, so a plain running sum differs with the order)."""
+    awkward = [
+        MachineWindow.from_record(record(f"M0{i}", run_s=run, performance=performance, quality=0.97))
+        for i, (run, performance) in enumerate([(3599.1, 0.1), (1e-3, 0.7), (2999.9, 0.3), (1234.5, 0.9)])
+    ]
+    orders = [
+        awkward,
+        awkward[::-1],
+        awkward[1:] + awkward[:1],
+        [awkward[2], awkward[0], awkward[3], awkward[1]],
+    ]
+    first, *others = [line_figures(order, ()) for order in orders]
+    assert all(other == first for other in others)
