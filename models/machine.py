@@ -11,7 +11,7 @@ module adds the sensors, drift/SPC monitors, capability, anomaly scoring and ale
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -149,8 +149,8 @@ class MachineState:
             alerts={key: AlertState.from_dict(a) for key, a in data["alerts"].items()},
             applied=dict(data["applied"]),
             # .get: states written before drift monitoring existed still load.
-            monitors=_load_monitors(data.get("monitors", {})),
-            expected=_load_expected(data.get("expected", {})),
+            monitors=_load_vectors(data.get("monitors", {}), signal_monitor.from_list),
+            expected=_load_vectors(data.get("expected", {}), expected_level.from_list),
             capability={key: CapabilityStats.from_list(v) for key, v in data.get("capability", {}).items()},
             anomaly=AnomalyWindow.from_dict(data["anomaly"]) if data.get("anomaly") else None,
             lateness=LatenessLog.from_dict(data["lateness"]) if data.get("lateness") else None,
@@ -764,28 +764,17 @@ class MachineEngine:
             out.alerts.append(AlertChange(alert, "resolved", at_ms))
 
 
-def _load_monitors(stored: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Monitor states in the current layout; one stored in another layout (an older version, a
-    changed ADWIN row cap) is dropped, so that signal learns a new baseline instead of the whole
-    machine state failing to load."""
-    monitors = {}
+def _load_vectors(stored: dict[str, Any], from_list: Callable[[Any], np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-series state vectors (drift monitors, expected-level models) in the current layout; one
+    stored in another layout (an older version, a changed ADWIN row cap) is dropped, so that series
+    learns again instead of the whole machine state failing to load."""
+    vectors = {}
     for name, values in stored.items():
         try:
-            monitors[name] = signal_monitor.from_list(values)
+            vectors[name] = from_list(values)
         except ValueError:
             continue
-    return monitors
-
-
-def _load_expected(stored: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Expected-level models; one of another layout is dropped (that signal learns its model again)."""
-    models = {}
-    for name, values in stored.items():
-        try:
-            models[name] = expected_level.from_list(values)
-        except ValueError:
-            continue
-    return models
+    return vectors
 
 
 # Engine caches are keyed by names that come from telemetry (signals, reason codes): emptied when they
