@@ -61,6 +61,7 @@ import itertools
 import math
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
@@ -99,6 +100,7 @@ _ID: Final = re.compile(ID_PATTERN)
 _TS_DTYPE: Final = np.dtype("<i8")
 _VALUE_DTYPE: Final = np.dtype("<f8")
 _HEADER_FIELDS: Final = frozenset({"v", "tenant", "site", "line", "machine", "ts", "seq", "signals"})
+_REQUIRED: Final = ("v", "tenant", "site", "line", "machine", "ts", "signals")
 _SIGNAL_FIELDS: Final = frozenset({"signal", "unit", "n"})
 
 
@@ -237,7 +239,7 @@ def _parse_header(header: object) -> _Header:
     """Validate a decoded header object; field names follow the JSON record's (``signals.0.n``)."""
     if not isinstance(header, dict):
         raise FrameError("header", f"must be a JSON object, got {type(header).__name__}")
-    _check_fields(header, _HEADER_FIELDS, ("v", "tenant", "site", "line", "machine", "ts", "signals"), "")
+    _check_fields(header, _HEADER_FIELDS, _REQUIRED, "")
     if not (_is_int(header["v"]) and header["v"] == CONTRACT_VERSION):
         raise FrameError("v", f"must be {CONTRACT_VERSION}, got {_show(header['v'])}")
     seq = header.get("seq")
@@ -323,8 +325,9 @@ def _check_columns(
         )
 
 
-def _ends(header: _Header) -> list[int]:
-    return list(itertools.accumulate(n for _, _, n in header.signals))
+def _ends(signals: Iterable[tuple[str, str | None, int]]) -> list[int]:
+    """The row after each signal's last, in the columns."""
+    return list(itertools.accumulate(n for _, _, n in signals))
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +342,7 @@ class _Layout:
 
     @classmethod
     def of(cls, signals: tuple[tuple[str, str | None, int], ...]) -> _Layout:
-        ends = list(itertools.accumulate(n for _, _, n in signals))
+        ends = _ends(signals)
         starts = [0, *ends[:-1]]
         bounds = tuple(
             (name, unit, start, end)
@@ -421,7 +424,6 @@ def decode_frame(payload: bytes) -> Frame:
 _MAX_LAYOUTS: Final = 1024
 _MAX_KEY_BYTES: Final = 4096
 _MAX_KNOWN_IDS: Final = 4096
-_REQUIRED: Final = ("v", "tenant", "site", "line", "machine", "ts", "signals")
 
 
 class FrameDecoder:
@@ -542,7 +544,7 @@ def encode_frame(frame: Frame) -> bytes:
     # One copy into the frame-wide columns, which are also what goes on the wire.
     ts_column = np.concatenate([ts for ts, _ in columns])
     values_column = np.concatenate([values for _, values in columns])
-    _check_columns([name for name, _, _ in parsed.signals], _ends(parsed), ts_column, values_column)
+    _check_columns([name for name, _, _ in parsed.signals], _ends(parsed.signals), ts_column, values_column)
     try:
         raw = orjson.dumps(header)
     except orjson.JSONEncodeError as exc:  # e.g. a unit holding a lone surrogate
