@@ -151,14 +151,15 @@ class PlantCalendar:
 
     # -- conversions -------------------------------------------------------------------------
 
-    def _offset_ms(self, ts_ms: int) -> int:
+    def utc_offset_ms(self, ts_ms: int) -> int:
+        """The plant's UTC offset at ``ts_ms``, in milliseconds."""
         offset = (_EPOCH + timedelta(milliseconds=ts_ms)).astimezone(self._zone).utcoffset()
         assert offset is not None  # a ZoneInfo always has one
         return offset // _MS
 
     def _wall_ms(self, ts_ms: int) -> int:
         """What the plant's wall clock reads at ts, as naive milliseconds since 1970-01-01 00:00."""
-        return ts_ms + self._offset_ms(ts_ms)
+        return ts_ms + self.utc_offset_ms(ts_ms)
 
     def _local_date(self, ts_ms: int) -> date:
         return (_NAIVE_EPOCH + timedelta(milliseconds=self._wall_ms(ts_ms))).date()
@@ -192,11 +193,11 @@ class PlantCalendar:
         cached = self._hour
         if cached is not None and cached.start_ms <= ts_ms < cached.end_ms:
             return cached
-        offset = self._offset_ms(ts_ms)
+        offset = self.utc_offset_ms(ts_ms)
         into_hour = (ts_ms + offset) % _HOUR_MS
 
         def same(t: int) -> bool:
-            return self._offset_ms(t) == offset
+            return self.utc_offset_ms(t) == offset
 
         # Start: the local :00 on this run of the clock, unless the clock jumped since then.
         start = ts_ms - into_hour
@@ -345,7 +346,7 @@ class PlantCalendar:
         local-mean-time offset with seconds is rounded to the minute and the local time shown is
         shifted with it: the string still names exactly the same instant.
         """
-        offset_ms = self._offset_ms(ts_ms)
+        offset_ms = self.utc_offset_ms(ts_ms)
         if offset_ms % 60_000:
             offset_ms = round(offset_ms / 60_000) * 60_000
         fixed = timezone(timedelta(milliseconds=offset_ms))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -24,7 +23,7 @@ from models.alert_rules import AlertChange, AlertState, alert_id
 from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
 from models.calendar import PlantCalendar
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, LatenessLog
-from models.monitoring_config import CYCLE_TIME_SIGNAL, MonitorSettings
+from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSettings, SeriesKind
 from models.plant import LossCategory, MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
 from models.spc.rules import RULE_POINTS
@@ -157,6 +156,16 @@ class MachineState:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Tuning:
+    """One series' settings on one machine, with the vectors the kernels take of them."""
+
+    settings: MonitorSettings
+    params: np.ndarray  # signal_monitor's
+    thermal: np.ndarray  # expected_level's
+    key: str  # the monitor's key in MachineState.monitors
+
+
 class MachineEngine:
     """Applies telemetry to a :class:`MachineState`; one instance serves every machine of a plant."""
 
@@ -168,13 +177,10 @@ class MachineEngine:
         self._down_after_ms = int(plant.alerts.down_after_s * 1000)
         self._has_shifts = bool(plant.shifts)
         self._monitoring = plant.monitoring
-        # Per (kind, series, machine): its params vector, min_shift and state key (settings_for is a
-        # pydantic lookup of ~2 us, and this runs for every signal of every frame).
-        self._series: dict[tuple[str, str, str], tuple[np.ndarray, float, str]] = {}
-        # settings_for reads a pydantic private attribute (~2 us); on_samples asks once per signal.
-        self._signal_settings: dict[tuple[str, str], MonitorSettings] = {}
+        # Per (kind, series, machine): its settings and what the kernels take of them (settings_for
+        # is a pydantic lookup of ~2 us, and this runs for every signal of every frame).
+        self._tunings: dict[tuple[SeriesKind, str, str], _Tuning] = {}
         self._categories: dict[tuple[str | None, str | None], LossCategory] = {}
-        self._thermal_params: dict[tuple[str, str], np.ndarray] = {}  # (machine, signal)
         self._offsets: dict[int, int] = {}  # epoch hour -> the plant's UTC offset (ms)
 
     def new_state(self, spec: MachineSpec) -> MachineState:
@@ -234,7 +240,7 @@ class MachineEngine:
         starts a new baseline: ratios are capped at ``max_ratio``, so a mean above it is seconds."""
         key = f"cycle_time:{CYCLE_TIME_SIGNAL}"
         vector = state.monitors.get(key)
-        cap = self._monitoring.settings_for("cycle_time", CYCLE_TIME_SIGNAL, state.machine).max_ratio
+        cap = self._tuning("cycle_time", CYCLE_TIME_SIGNAL, state.machine).settings.max_ratio
         if vector is not None and vector[signal_monitor.BASE_MEAN] > cap:
             del state.monitors[key]
 
@@ -247,7 +253,7 @@ class MachineEngine:
         (the baseline mean). ``(None, None)``: a product without an ideal on a machine that has
         ideals, which cannot be put on the ratio scale of the others.
         """
-        settings = self._monitoring.settings_for("cycle_time", CYCLE_TIME_SIGNAL, spec.id)
+        settings = self._tuning("cycle_time", CYCLE_TIME_SIGNAL, spec.id).settings
         if not settings.relative_to_ideal or (spec.ideal_cycle_s is None and not spec.products):
             return seconds, None
         ideal = spec.ideal_cycle_for(product)
@@ -329,12 +335,10 @@ class MachineEngine:
             # and their own state, never the machine's state.
             running_since = state.state_since_ms if state.state == "running" else None
             for signal, times, values in series:
-                settings = self._signal_settings.get((spec.id, signal))
-                if settings is None:
-                    settings = self._monitoring.settings_for("signals", signal, spec.id)
-                    _bounded(self._signal_settings)[(spec.id, signal)] = settings
+                tuning = self._tuning("signals", signal, spec.id)
+                settings = tuning.settings
                 if settings.expected_level != "none":
-                    self._monitor_residual(state, out, signal, times, values, series, settings)
+                    self._monitor_residual(state, out, signal, times, values, series, tuning)
                     continue
                 if signal in state.expected:
                     # The expected level was switched off: its monitor learnt residuals (mean ~0),
@@ -364,9 +368,10 @@ class MachineEngine:
         times: np.ndarray,
         values: np.ndarray,
         series: Sequence[tuple[str, np.ndarray, np.ndarray]],
-        settings: MonitorSettings,
+        tuning: _Tuning,
     ) -> None:
         """Judge ``reading - expected`` (:mod:`models.expected_level`): thermal lag and ambient removed."""
+        settings = tuning.settings
         model = state.expected.get(signal)
         learnt_with = None if model is None else expected_level.uses_ambient(model)
         if learnt_with is not None and learnt_with != (settings.ambient_signal is not None):
@@ -384,17 +389,12 @@ class MachineEngine:
             )
             if ambient is None:
                 return  # no hall reading seen yet: nothing to judge against
-        params = self._thermal_params.get((state.machine, signal))
-        if params is None:
-            params = _bounded(self._thermal_params)[(state.machine, signal)] = (
-                settings.thermal_params().vector()
-            )
         running = state.state == "running"
         expected = expected_level.update(
             model,
             times,
             values,
-            params,
+            tuning.thermal,
             running_since_ms=state.state_since_ms if state.state_since_ms is not None else 0,
             running=running,
             utc_offset_ms=self._utc_offset_ms(int(times[0])) if times.shape[0] else 0,
@@ -417,10 +417,18 @@ class MachineEngine:
         if cached is None:
             if len(self._offsets) > 1024:
                 self._offsets.clear()
-            moment = datetime.fromtimestamp(hour * 3600, tz=UTC).astimezone(self.plant.zone)
-            offset = moment.utcoffset()
-            cached = self._offsets[hour] = 0 if offset is None else int(offset.total_seconds() * 1000)
+            cached = self._offsets[hour] = self.calendar.utc_offset_ms(hour * 3_600_000)
         return cached
+
+    def _tuning(self, kind: SeriesKind, name: str, machine: str) -> _Tuning:
+        tuning = self._tunings.get((kind, name, machine))
+        if tuning is None:
+            settings = self._monitoring.settings_for(kind, name, machine)
+            tuning = _Tuning(
+                settings, settings.params().vector(), settings.thermal_params().vector(), f"{kind}:{name}"
+            )
+            _bounded(self._tunings)[(kind, name, machine)] = tuning
+        return tuning
 
     def _check_anomaly(
         self,
@@ -483,7 +491,7 @@ class MachineEngine:
                 state, out, "characteristics", characteristic,
                 np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64),
             )  # fmt: skip
-            settings = self._monitoring.settings_for("characteristics", characteristic, spec.id)
+            settings = self._tuning("characteristics", characteristic, spec.id).settings
             shift = self.calendar.shift_at(ts_ms) if self._has_shifts else None
             cap_key = f"{characteristic}|{product or '-'}|{shift.shift if shift is not None else '-'}"
             stats = state.capability.get(cap_key)
@@ -540,7 +548,7 @@ class MachineEngine:
         self,
         state: MachineState,
         out: EngineOutput,
-        kind: Literal["signals", "characteristics", "cycle_time"],
+        kind: SeriesKind,
         name: str,
         times: np.ndarray,
         values: np.ndarray,
@@ -553,15 +561,8 @@ class MachineEngine:
         ratio to the ideal); None: the baseline mean. ``expected``: ``values`` are residuals
         ``reading - expected`` (the evidence then gives both).
         """
-        series = self._series.get((kind, name, state.machine))
-        if series is None:
-            settings = self._monitoring.settings_for(kind, name, state.machine)
-            series = _bounded(self._series)[(kind, name, state.machine)] = (
-                settings.params().vector(),
-                settings.min_shift,
-                f"{kind}:{name}",
-            )
-        params, min_shift, key = series
+        tuning = self._tuning(kind, name, state.machine)
+        params, min_shift, key = tuning.params, tuning.settings.min_shift, tuning.key
         vector = state.monitors.get(key)
         if vector is None or vector[signal_monitor.MAX_BUCKETS] != params[signal_monitor.P_ADWIN_BUCKETS]:
             # New series, or a configuration whose ADWIN layout differs: start a new baseline.
@@ -777,16 +778,12 @@ def _load_vectors(stored: dict[str, Any], from_list: Callable[[Any], np.ndarray]
     return vectors
 
 
-# Engine caches are keyed by names that come from telemetry (signals, reason codes): emptied when they
-# reach this size, so a producer minting names cannot grow the worker's memory without bound.
-CACHE_LIMIT = 4096
-
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
 def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:
-    """``cache``, emptied first if it is full (refilling costs a settings lookup per entry)."""
+    """``cache``, emptied first if it is full (:data:`CACHE_LIMIT`: its keys come from telemetry)."""
     if len(cache) >= CACHE_LIMIT:
         cache.clear()
     return cache

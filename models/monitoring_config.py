@@ -30,9 +30,19 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from models.expected_level import ThermalParams
 from models.signal_monitor import DETECTORS, Detector, MonitorParams
 
-__all__ = ["CYCLE_TIME_SIGNAL", "TEMPERATURE_SIGNALS", "MonitorSettings", "MonitoringConfig"]
+__all__ = [
+    "CACHE_LIMIT",
+    "CYCLE_TIME_SIGNAL",
+    "TEMPERATURE_SIGNALS",
+    "MonitorSettings",
+    "MonitoringConfig",
+    "SeriesKind",
+]
 
 CYCLE_TIME_SIGNAL = "cycle_time_s"
+# Caches keyed by names that come from telemetry (signals, reason codes) are emptied when they reach
+# this size, so a producer minting names cannot grow the worker's memory without bound.
+CACHE_LIMIT = 4096
 SeriesKind = Literal["signals", "characteristics", "cycle_time"]
 _SERIES_KINDS: tuple[SeriesKind, ...] = ("signals", "characteristics", "cycle_time")
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -323,7 +333,7 @@ class MonitoringConfig(BaseModel):
             found = (
                 base if not override else MonitorSettings.model_validate({**base.model_dump(), **override})
             )
-            if len(self._cache) >= 4096:  # names come from telemetry: bounded
+            if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = found
         return found
