@@ -115,6 +115,10 @@ class MachineSpec(_Frozen):
         default_factory=dict, description="Ideal cycle time in seconds per product."
     )
     name: str | None = Field(default=None, max_length=128, description="Display name on dashboards.")
+    type: Id | None = Field(
+        default=None,
+        description="Machine type, e.g. a press model: an anomaly model can be trained and served per type.",
+    )
 
     @property
     def key(self) -> str:

@@ -1,8 +1,10 @@
 """The registry-backed :class:`~models.anomaly.scoring.AnomalyModels` the worker and ``analyze`` use.
 
 Which model serves a machine: a model whose latest version's metadata lists the machine's key
-(``tenant/id``) wins over one that lists ``"*"`` (every machine); among equals, the model name
-sorting first. A machine no model lists is not scored.
+(``tenant/id``) wins over one that lists the machine's type (``machine_types``, the plant file's
+``type``), which wins over one that lists ``"*"`` (every machine); among equals, the model name
+sorting first. A machine no model lists is not scored. A type's model serves machines of that type
+added to the plant after it was trained.
 
 Hot reload: at most every ``reload_interval_s`` (monotonic clock) the registry's manifests are
 checked by modification time and size; a changed manifest is re-read and, if its ``latest`` moved,
@@ -36,6 +38,7 @@ class _Loaded:
     version: str | None
     model: AnomalyModel | None
     machines: frozenset[str]
+    machine_types: frozenset[str]
 
 
 class RegistryModels:
@@ -60,7 +63,7 @@ class RegistryModels:
             self._next_check = now + self.reload_interval_s
             self.refresh()
         if machine.key not in self._by_machine:
-            self._by_machine[machine.key] = self._pick(machine.key)
+            self._by_machine[machine.key] = self._pick(machine)
         return self._by_machine[machine.key]
 
     def refresh(self) -> bool:
@@ -98,19 +101,28 @@ class RegistryModels:
             if current is not None:
                 current.stamp = stamp  # keep serving the previous version; retry when it changes again
             else:
-                self._loaded[name] = _Loaded(stamp, None, None, frozenset())
+                self._loaded[name] = _Loaded(stamp, None, None, frozenset(), frozenset())
             return False
         machines = frozenset(str(m) for m in entry.metadata.get("machines", []))
-        self._loaded[name] = _Loaded(stamp, entry.version, model, machines)
-        log.info("anomaly model %s %s loaded for %s", name, entry.version, sorted(machines))
+        types = frozenset(str(t) for t in entry.metadata.get("machine_types", []))
+        self._loaded[name] = _Loaded(stamp, entry.version, model, machines, types)
+        served = sorted(machines) + [f"type {t}" for t in sorted(types)]
+        log.info("anomaly model %s %s loaded for %s", name, entry.version, served)
         return True
 
-    def _pick(self, key: str) -> AnomalyModel | None:
+    def _pick(self, machine: MachineSpec) -> AnomalyModel | None:
         loaded = [entry for _, entry in sorted(self._loaded.items()) if entry.model is not None]
-        for wanted in (key, "*"):  # a model naming the machine beats one serving every machine
+        # the most specific model wins: the machine itself, then its type, then every machine
+        for entry in loaded:
+            if machine.key in entry.machines:
+                return entry.model
+        if machine.type is not None:
             for entry in loaded:
-                if wanted in entry.machines:
+                if machine.type in entry.machine_types:
                     return entry.model
+        for entry in loaded:
+            if "*" in entry.machines:
+                return entry.model
         return None
 
 

@@ -193,8 +193,6 @@ def kafka_records(
 
 
 def _machines(plant: PlantConfig, refs: list[str]) -> tuple[MachineSpec, ...]:
-    if not refs:
-        raise ConfigError("--machine: name at least one machine (ID or TENANT/ID)")
     out = []
     for ref in refs:
         tenant, _, machine_id = ref.rpartition("/")
@@ -205,14 +203,42 @@ def _machines(plant: PlantConfig, refs: list[str]) -> tuple[MachineSpec, ...]:
     return tuple(out)
 
 
+def _machines_of_type(plant: PlantConfig, machine_type: str) -> tuple[MachineSpec, ...]:
+    matches = tuple(m for m in plant.machines if m.type == machine_type)
+    if not matches:
+        known = sorted({m.type for m in plant.machines if m.type is not None})
+        raise ConfigError(
+            f"--machine-type: no machine of the plant has type {machine_type!r} (types: {known or 'none'})"
+        )
+    return matches
+
+
+def _model_name(args: argparse.Namespace, machines: tuple[MachineSpec, ...]) -> str:
+    if args.name:
+        return str(args.name)
+    if args.machine_type:
+        return str(args.machine_type)
+    if len(machines) == 1:
+        return machines[0].key.replace("/", ".")
+    raise ConfigError("--name: required when a model serves several machines")
+
+
 def train(
-    data: TrainingData, config: ModelConfig, registry: ModelRegistry, name: str, source: str
+    data: TrainingData,
+    config: ModelConfig,
+    registry: ModelRegistry,
+    name: str,
+    source: str,
+    machine_types: tuple[str, ...] = (),
 ) -> ModelVersion:
+    """Fit and register ``name``'s next version; it serves ``data.machines`` and every machine of
+    ``machine_types``, including machines of those types added to the plant later."""
     fitted = fit_model(data.rows, data.signals, config, name=name)
     model = fitted.model
     metadata: dict[str, Any] = {
         "detector": config.detector,
         "machines": list(data.machines),
+        "machine_types": list(machine_types),
         "signals": list(data.signals),
         "features": list(model.features.names),
         "training": {
@@ -244,7 +270,10 @@ def _time(text: str | None) -> int | None:
 
 def _train(args: argparse.Namespace) -> int:
     plant = load_plant(Path(args.config) if args.config else None)
-    machines = _machines(plant, args.machine)
+    if args.machine_type:
+        machines = _machines_of_type(plant, args.machine_type)
+    else:
+        machines = _machines(plant, args.machine)
     start_ms, end_ms = _time(args.start), _time(args.end)
     if args.telemetry is not None:
         records: Iterable[bytes] = file_records(args.telemetry)
@@ -255,10 +284,9 @@ def _train(args: argparse.Namespace) -> int:
     signals = tuple(s.strip() for s in args.signals.split(",") if s.strip()) if args.signals else None
     data = collect(records, plant, machines, signals=signals, start_ms=start_ms, end_ms=end_ms)
     config = replace(DEFAULT_CONFIG, detector=args.detector) if args.detector else DEFAULT_CONFIG
-    name = args.name or (machines[0].key.replace("/", ".") if len(machines) == 1 else None)
-    if name is None:
-        raise ConfigError("--name: required when a model serves several machines")
-    entry = train(data, config, ModelRegistry(args.registry), name, source)
+    name = _model_name(args, machines)
+    types = (args.machine_type,) if args.machine_type else ()
+    entry = train(data, config, ModelRegistry(args.registry), name, source, machine_types=types)
     print(
         f"registered {name} {entry.version}: {len(data.rows)} rows, "
         f"threshold {entry.metadata['threshold']:.4g}"
@@ -276,10 +304,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--registry", type=Path, required=True, metavar="DIR", help="model registry directory"
     )
-    parser.add_argument(
+    chosen = parser.add_mutually_exclusive_group(required=True)
+    chosen.add_argument(
         "--machine", action="append", default=[], metavar="ID", help="machine(s) to learn; repeatable"
     )
-    parser.add_argument("--name", help="model name (default: TENANT.ID of the single machine)")
+    chosen.add_argument(
+        "--machine-type",
+        metavar="TYPE",
+        help="learn every machine of this type (plant file `type`); the model serves the type",
+    )
+    parser.add_argument(
+        "--name", help="model name (default: TYPE with --machine-type, else TENANT.ID of the single machine)"
+    )
     parser.add_argument("--signals", help="comma-separated signals (default: every signal seen)")
     parser.add_argument("--start", help="training range start: RFC 3339, epoch ms, or relative (-24h)")
     parser.add_argument("--end", help="training range end (exclusive)")

@@ -145,7 +145,7 @@ _KEYWORDS: tuple[tuple[tuple[str, ...], MachineProfile], ...] = (
 
 
 def profile_for(machine: MachineSpec) -> MachineProfile:
-    text = f"{machine.name or ''} {machine.id}".lower()
+    text = f"{machine.type or ''} {machine.name or ''} {machine.id}".lower()
     for keywords, profile in _KEYWORDS:
         if any(keyword in text for keyword in keywords):
             return profile

@@ -109,3 +109,30 @@ def test_analyze_scores_with_the_registry(registry: Path, tmp_path: Path) -> Non
     )
     alerts = [orjson.loads(line) for line in (out / "alerts.jsonl").read_bytes().splitlines()]
     assert any(a["kind"] == "anomaly" and a["evidence"]["model"] == "demo.M01" for a in alerts)
+
+
+def test_train_per_machine_type_learns_every_machine_of_the_type(
+    registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = registry.parent / "history.jsonl"
+    by_type = tmp_path / "registry"
+    args = ["train", "--telemetry", str(history), "--registry", str(by_type), "--machine-type", "cnc"]
+    assert main(args) == 0
+    assert "registered cnc v1" in capsys.readouterr().out
+    metadata = json.loads((by_type / "cnc" / "manifest.json").read_text())["versions"][0]["metadata"]
+    assert metadata["machines"] == ["demo/M02", "demo/M04"] and metadata["machine_types"] == ["cnc"]
+    plant = load_plant(None)
+    models = RegistryModels(by_type)
+    served = {m.id: (model.name if (model := models.model_for(m)) else None) for m in plant.machines}
+    assert served == {"M01": None, "M02": "cnc", "M03": None, "M04": "cnc", "M05": None}
+
+
+def test_train_refuses_an_unknown_machine_type(
+    registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = registry.parent / "history.jsonl"
+    args = ["train", "--telemetry", str(history), "--registry", str(tmp_path), "--machine-type", "robot"]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "--machine-type: no machine of the plant has type 'robot'" in error
+    assert "['assembly', 'cnc', 'press']" in error

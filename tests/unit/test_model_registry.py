@@ -138,3 +138,22 @@ def test_hot_reload_picks_up_a_new_version_without_restart(tmp_path: Path) -> No
     now[0] = 12.0
     assert models.model_for(machine) is second
     assert any("v3.skops" in error for error in models.errors)
+
+
+def test_the_most_specific_model_serves_a_machine_then_its_type_then_every_machine(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted(name="all").model, {"machines": ["*"]})
+    registry.register(_fitted(name="cnc").model, {"machines": ["demo/M02"], "machine_types": ["cnc"]})
+    registry.register(_fitted(name="demo.M04").model, {"machines": ["demo/M04"]})
+    models = RegistryModels(registry)
+
+    def served_by(machine_id: str, machine_type: str | None) -> str | None:
+        spec = MachineSpec(tenant="demo", site="p1", line="L1", id=machine_id, type=machine_type)
+        model = models.model_for(spec)
+        return None if model is None else model.name
+
+    assert served_by("M02", "cnc") == "cnc"
+    assert served_by("M07", "cnc") == "cnc"  # a machine of the type added after training
+    assert served_by("M04", "cnc") == "demo.M04"  # its own model beats its type's
+    assert served_by("M01", "press") == "all"
+    assert served_by("M03", None) == "all"

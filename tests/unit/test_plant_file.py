@@ -70,6 +70,7 @@ def test_config_version_changes_with_loss_classification(tmp_path: Path) -> None
         (MINIMAL.replace("ideal_cycle_s: 12.0", "ideal_cycle_s: -1"), "machines[0].ideal_cycle_s"),
         (MINIMAL.replace('"14:00"}', '"25:00"}', 1), "shifts[0].end"),
         (MINIMAL.replace("id: M01", "id: ../M01"), "machines[0].id"),
+        (MINIMAL.replace("id: M01", "id: M01, type: big press"), "machines[0].type: String should match"),
         (MINIMAL + "  - {tenant: acme, site: p1, line: L1, id: M01}\n", "machines listed twice"),
         (MINIMAL + "colour: blue\n", "colour: Extra inputs are not permitted"),
         (
