@@ -1,7 +1,7 @@
 """Behaviour profiles: how a press, a CNC machine or an assembly cell fails, sounds and measures.
 
-``MachineSpec`` carries no machine type, so the profile is picked from keywords in the machine's display
-name or id ("press", "cnc"/"lathe"/"mill", "assembly"/"pack"); anything else gets the generic profile.
+The profile is picked from keywords in the machine's type, display name or id ("press",
+"cnc"/"lathe"/"mill", "assembly"/"pack"); anything else gets the generic profile.
 All numbers are plausible orders of magnitude, not data from a real plant.
 """
 
