@@ -17,15 +17,16 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models.anomaly.scoring import align_rows
-from models.anomaly.training import EVALUATED_CONFIG, ModelConfig, fit_model
+from models.anomaly.training import ModelConfig, fit_model
 from models.plant import MachineSpec, PlantConfig
+from service.cli_args import add_model_options, model_config
 from service.exceptions import ConfigError
 from service.model_registry import ModelRegistry, ModelVersion
 from service.plant_file import load_plant
@@ -33,29 +34,23 @@ from service.simulator.timeparse import parse_start
 from streams.decode import Rejection, TelemetryDecoder
 from streams.frames import Frame
 
-__all__ = ["DEFAULT_CONFIG", "TrainingData", "collect", "kafka_records", "register", "train"]
+__all__ = ["TrainingData", "collect", "kafka_records", "register", "train"]
 
-DEFAULT_CONFIG = EVALUATED_CONFIG
 _NOW_SLACK_MS = 10 * 365 * 86_400_000  # history may be old; the decoder's future check stays meaningful
-
-
-@dataclass(slots=True)
-class _MachineRows:
-    signals: tuple[str, ...]
-    hold: np.ndarray
-    hold_ts: np.ndarray
-    ts: list[np.ndarray] = field(default_factory=list)
-    rows: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class TrainingData:
     signals: tuple[str, ...]
-    rows: np.ndarray  # all machines' rows, each machine's in time order
+    series: tuple[np.ndarray, ...]  # each machine's rows in time order, machines as in ``machines``
     start_ms: int
     end_ms: int
     machines: tuple[str, ...]
     records: int
+
+    @property
+    def row_count(self) -> int:
+        return sum(rows.shape[0] for rows in self.series)
 
 
 def _series(event: object) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -81,8 +76,12 @@ def collect(
     signals: tuple[str, ...] | None,
     start_ms: int | None,
     end_ms: int | None,
+    skip_incomplete: bool = False,
 ) -> TrainingData:
-    """Decode ``records`` and align the chosen machines' readings in ``[start_ms, end_ms)`` into rows."""
+    """Decode ``records`` and align the chosen machines' readings in ``[start_ms, end_ms)`` into rows.
+
+    A machine without complete rows is an error, unless ``skip_incomplete`` (a machine type's model
+    learns from the machines of the type that have history, and serves the others too)."""
     decoder = TelemetryDecoder(plant, max_payload_bytes=8 * 1024 * 1024, max_future_ms=_NOW_SLACK_MS)
     wanted = {m.key for m in machines}
     buffered: dict[str, list[list[tuple[str, np.ndarray, np.ndarray]]]] = {key: [] for key in wanted}
@@ -113,23 +112,33 @@ def collect(
     if missing:
         raise ConfigError(f"--signals: no readings of {missing} in the training range")
     all_ts: list[np.ndarray] = []
-    all_rows: list[np.ndarray] = []
+    machine_rows: list[np.ndarray] = []
+    learnt: list[str] = []
+    incomplete: list[str] = []
     for key in sorted(wanted):
-        state = _MachineRows(chosen, np.full(len(chosen), np.nan), np.full(len(chosen), -1, dtype=np.int64))
-        for series in buffered[key]:
-            ts, rows = align_rows(chosen, series, state.hold, state.hold_ts)
-            all_ts.append(ts)
-            all_rows.append(rows)
-    ts_all = np.concatenate(all_ts) if all_ts else np.empty(0, dtype=np.int64)
-    rows_all = np.concatenate(all_rows) if all_rows else np.empty((0, len(chosen)))
-    if rows_all.shape[0] == 0:
-        raise ConfigError("no complete rows (every signal seen) in the training range")
+        hold, hold_ts = np.full(len(chosen), np.nan), np.full(len(chosen), -1, dtype=np.int64)
+        parts = [align_rows(chosen, batch, hold, hold_ts) for batch in buffered[key]]
+        rows = np.concatenate([r for _, r in parts]) if parts else np.empty((0, len(chosen)))
+        if rows.shape[0] == 0:
+            seen = {name for batch in buffered[key] for name, _, _ in batch}
+            incomplete.append(f"{key} (no readings of {sorted(set(chosen) - seen) or 'any signal'})")
+            continue
+        all_ts += [ts for ts, _ in parts]
+        machine_rows.append(np.ascontiguousarray(rows))
+        learnt.append(key)
+    if incomplete and (not skip_incomplete or not machine_rows):
+        # A model's machines must send every one of its signals: rows are aligned across all of them.
+        raise ConfigError(
+            f"no complete rows (every signal of {list(chosen)} seen) for {', '.join(incomplete)}; "
+            "choose machines with the same signals, or --signals"
+        )
+    ts_all = np.concatenate(all_ts)
     return TrainingData(
         signals=chosen,
-        rows=np.ascontiguousarray(rows_all),
+        series=tuple(machine_rows),
         start_ms=int(ts_all.min()),
         end_ms=int(ts_all.max()),
-        machines=tuple(sorted(wanted)),
+        machines=tuple(learnt),
         records=count,
     )
 
@@ -233,7 +242,7 @@ def train(
 ) -> ModelVersion:
     """Fit and register ``name``'s next version; it serves ``data.machines`` and every machine of
     ``machine_types``, including machines of those types added to the plant later."""
-    fitted = fit_model(data.rows, data.signals, config, name=name)
+    fitted = fit_model(data.series, data.signals, config, name=name)
     model = fitted.model
     metadata: dict[str, Any] = {
         "detector": config.detector,
@@ -282,13 +291,21 @@ def _train(args: argparse.Namespace) -> int:
         records = kafka_records(args.bootstrap_servers, args.topic, start_ms, end_ms)
         source = f"kafka:{args.topic}"
     signals = tuple(s.strip() for s in args.signals.split(",") if s.strip()) if args.signals else None
-    data = collect(records, plant, machines, signals=signals, start_ms=start_ms, end_ms=end_ms)
-    config = replace(DEFAULT_CONFIG, detector=args.detector) if args.detector else DEFAULT_CONFIG
+    data = collect(
+        records,
+        plant,
+        machines,
+        signals=signals,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        skip_incomplete=bool(args.machine_type),
+    )
+    config = model_config(args)
     name = _model_name(args, machines)
     types = (args.machine_type,) if args.machine_type else ()
     entry = train(data, config, ModelRegistry(args.registry), name, source, machine_types=types)
     print(
-        f"registered {name} {entry.version}: {len(data.rows)} rows, "
+        f"registered {name} {entry.version}: {data.row_count} rows, "
         f"threshold {entry.metadata['threshold']:.4g}"
     )
     return 0
@@ -319,5 +336,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--signals", help="comma-separated signals (default: every signal seen)")
     parser.add_argument("--start", help="training range start: RFC 3339, epoch ms, or relative (-24h)")
     parser.add_argument("--end", help="training range end (exclusive)")
-    parser.add_argument("--detector", choices=("pca_t2q", "isolation_forest"), help="default: pca_t2q")
+    add_model_options(parser)
     parser.set_defaults(handler=_train)

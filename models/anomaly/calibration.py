@@ -6,9 +6,10 @@ above it (before the consecutive-rows rule of :mod:`models.anomaly.scoring`, whi
 alert rate further). ``margin > 1`` buys headroom for the small shifts that separate a training
 period from the next days (temperature, wear) at the price of sensitivity.
 
-The default target is 0.5 % of rows (:data:`DEFAULT_FALSE_ALARM_RATE`): at 1 Hz that is one row in
-200, and with the default rule of 3 consecutive rows a random false alarm needs 3 such rows in a
-row. A quantile of a few hundred training rows is noisy at small ``r``; the quantile is therefore
+:data:`DEFAULT_FALSE_ALARM_RATE` (0.5 % of rows) is only the bare default of a ``ModelConfig``; what
+``linepulse train`` and ``evaluate skab`` use is :func:`models.anomaly.training.default_config`: the
+largest training score (``r = 0``) times 3 for T²+Q, the 99.9 % quantile times 1 for the isolation
+forest (its scores never exceed 1). A quantile of a few hundred training rows is noisy at small ``r``; the quantile is therefore
 never taken beyond the largest training score (``numpy.quantile``'s linear interpolation).
 """
 

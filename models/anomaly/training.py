@@ -6,7 +6,8 @@ result is what the stream scores with, so the three share every line of model co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -18,7 +19,7 @@ from models.anomaly.isolation_forest import fit_isolation_forest
 from models.anomaly.pca_t2q import fit_pca_t2q
 from models.anomaly.scoring import AnomalyModel
 
-__all__ = ["EVALUATED_CONFIG", "DetectorKind", "FittedModel", "ModelConfig", "fit_model"]
+__all__ = ["EVALUATED_CONFIG", "DetectorKind", "FittedModel", "ModelConfig", "default_config", "fit_model"]
 
 DetectorKind = Literal["pca_t2q", "isolation_forest"]
 
@@ -56,6 +57,24 @@ EVALUATED_CONFIG = ModelConfig(
     explained_variance=0.95,
 )
 
+# The isolation forest's scores lie in (0, 1] (2 ** -(mean depth / c)): a margin of 3 over the largest
+# training score is never reached. Its axis-aligned splits isolate a machine's start-ups by the window
+# means (levels follow the state), so it judges the window's spread only, at the 99.9 % training
+# quantile, 10 rows in a row (docs/anomaly.md, "Isolation forest").
+_FOREST_CONFIG = replace(
+    EVALUATED_CONFIG,
+    detector="isolation_forest",
+    stats=("std",),
+    false_alarm_rate=0.001,
+    margin=1.0,
+    consecutive=10,
+)
+
+
+def default_config(detector: DetectorKind = "pca_t2q") -> ModelConfig:
+    """The configuration ``linepulse train`` and ``linepulse evaluate skab`` start from."""
+    return _FOREST_CONFIG if detector == "isolation_forest" else EVALUATED_CONFIG
+
 
 @dataclass(frozen=True, slots=True)
 class FittedModel:
@@ -76,17 +95,22 @@ def _fit_detector(config: ModelConfig, features: FloatArray) -> Detector:
 
 
 def fit_model(
-    rows: FloatArray,
+    rows: FloatArray | Sequence[FloatArray],
     signals: tuple[str, ...],
     config: ModelConfig,
     *,
     name: str,
     version: str = "unregistered",
 ) -> FittedModel:
-    """Fit on aligned training ``rows`` (n, len(signals)), oldest first."""
+    """Fit on aligned training ``rows`` (n, len(signals)), oldest first, or on several such series
+    (one per machine of a type): each series' windows are computed on its own rows, as the stream
+    computes them per machine, so no window spans two machines."""
     spec = FeatureSpec(signals=signals, window=config.window, stats=config.stats)
-    data = as_rows(rows, len(signals), "rows")
-    features = window_features(spec, data)
+    series = [rows] if isinstance(rows, np.ndarray) else list(rows)
+    data = [as_rows(part, len(signals), "rows") for part in series]
+    if not data:
+        raise ValueError("rows: no training series")
+    features = np.concatenate([window_features(spec, part) for part in data])
     detector = _fit_detector(config, features)
     scores = detector.score(features)
     calibration = calibrate(scores, config.false_alarm_rate, config.margin)
@@ -105,4 +129,4 @@ def fit_model(
         "training_score_max": float(np.max(scores)),
         "training_alarm_rate": calibration.training_alarm_rate,
     }
-    return FittedModel(model, calibration, int(data.shape[0]), metrics)
+    return FittedModel(model, calibration, int(features.shape[0]), metrics)

@@ -71,24 +71,34 @@ def _run(lines: list[bytes], registry: Path) -> tuple[list[dict[str, object]], d
     return alerts, states
 
 
-def test_an_anomaly_burst_raises_one_anomaly_alert_with_evidence(registry: Path, tmp_path: Path) -> None:
+def _burst_alerts(
+    registry: Path, tmp_path: Path, machine: str
+) -> tuple[list[dict[str, object]], dict[str, MachineState]]:
+    """Anomaly alerts of 3 hours on day 2 with a 10-minute burst on ``machine`` after 2 h; every
+    alert opened must lie inside the burst (no false alarm in 3 hours) and carry its evidence."""
     day2 = START_MS + 24 * HOUR_MS
-    burst = FaultSpec(FaultKind.ANOMALY_BURST, "M01", None, 2 * HOUR_MS, 10 * 60_000)
+    burst = FaultSpec(FaultKind.ANOMALY_BURST, machine, None, 2 * HOUR_MS, 10 * 60_000)
     lines = _write(tmp_path / "day2.jsonl", day2, 3, seed=4, faults=[burst])
     alerts, states = _run(lines, registry)
     opened = [a for a in alerts if a["status"] == "open"]
     assert opened, "the burst raised no anomaly alert"
     burst_start, burst_end = day2 + 2 * HOUR_MS, day2 + 2 * HOUR_MS + 10 * 60_000
-    for alert in opened:  # every alert lies inside the burst: no false alarm in 3 hours
-        assert alert["machine"] == "M01"
+    for alert in opened:
+        assert alert["machine"] == machine
         started = datetime.fromisoformat(str(alert["started_at"])).timestamp() * 1000
         assert burst_start <= started <= burst_end
         evidence = alert["evidence"]
+        assert isinstance(evidence, dict)
         assert evidence["model_version"] == "v1" and evidence["score"] > evidence["threshold"]
         assert len(evidence["top_features"]) == 3
-    assert len(opened) <= 3
     for alert in alerts:
         assert isinstance(alert["evidence"], dict)
+    return opened, states
+
+
+def test_an_anomaly_burst_raises_one_anomaly_alert_with_evidence(registry: Path, tmp_path: Path) -> None:
+    opened, states = _burst_alerts(registry, tmp_path, "M01")
+    assert len(opened) <= 3
     assert states["demo/M01"].anomaly is not None
     # The state, including the feature window, survives the table's JSON round trip.
     restored = MachineState.from_dict(orjson.loads(orjson.dumps(states["demo/M01"].to_dict())))
@@ -119,12 +129,32 @@ def test_train_per_machine_type_learns_every_machine_of_the_type(
     args = ["train", "--telemetry", str(history), "--registry", str(by_type), "--machine-type", "cnc"]
     assert main(args) == 0
     assert "registered cnc v1" in capsys.readouterr().out
+    assert _threshold(by_type, "cnc") < 2 * _threshold(registry, "demo.M01")  # no window spans machines
     metadata = json.loads((by_type / "cnc" / "manifest.json").read_text())["versions"][0]["metadata"]
     assert metadata["machines"] == ["demo/M02", "demo/M04"] and metadata["machine_types"] == ["cnc"]
     plant = load_plant(None)
     models = RegistryModels(by_type)
     served = {m.id: (model.name if (model := models.model_for(m)) else None) for m in plant.machines}
     assert served == {"M01": None, "M02": "cnc", "M03": None, "M04": "cnc", "M05": None}
+    opened, _ = _burst_alerts(by_type, tmp_path, "M02")
+    assert {alert["evidence"]["model"] for alert in opened} == {"cnc"}  # type: ignore[index]
+
+
+def test_an_isolation_forest_with_its_defaults_raises_the_burst(registry: Path, tmp_path: Path) -> None:
+    """Its scores never exceed 1: with T²+Q's margin of 3 no row could reach the threshold, and with
+    the window means its splits isolated start-ups rather than the burst (docs/anomaly.md)."""
+    history = registry.parent / "history.jsonl"
+    forest = tmp_path / "forest"
+    args = ["train", "--telemetry", str(history), "--registry", str(forest), "--machine", "M01"]
+    assert main([*args, "--detector", "isolation_forest"]) == 0
+    assert _threshold(forest, "demo.M01") < 1
+    opened, _ = _burst_alerts(forest, tmp_path, "M01")
+    assert {alert["evidence"]["model"] for alert in opened} == {"demo.M01"}  # type: ignore[index]
+
+
+def _threshold(registry: Path, name: str) -> float:
+    manifest = json.loads((registry / name / "manifest.json").read_text())
+    return float(manifest["versions"][-1]["metadata"]["threshold"])
 
 
 def test_train_refuses_an_unknown_machine_type(
