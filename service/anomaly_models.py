@@ -9,8 +9,9 @@ added to the plant after it was trained.
 Hot reload: at most every ``reload_interval_s`` (monotonic clock) the registry's manifests are
 checked by modification time and size; a changed manifest is re-read and, if its ``latest`` moved,
 that version is verified and loaded. Nothing is restarted: the next batch is scored by the new
-version, and its alerts name it. A version that fails verification is logged and skipped; the
-previous version keeps serving, so a bad upload never takes scoring down.
+version, and its alerts name it. A version that fails verification is logged and skipped; the newest
+earlier version that verifies serves instead (after a restart too), so a bad upload never takes
+scoring down.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 
 from models.anomaly.scoring import AnomalyModel
 from models.plant import MachineSpec
-from service.exceptions import ModelFileError
-from service.model_registry import ModelRegistry
+from service.exceptions import ConfigError, ModelFileError
+from service.model_registry import ModelRegistry, ModelVersion
 from service.settings import Settings
 
 __all__ = ["RegistryModels", "anomaly_models"]
@@ -90,25 +91,56 @@ class RegistryModels:
 
     def _reload(self, name: str, stamp: tuple[int, int], current: _Loaded | None) -> bool:
         try:
-            entry = self.registry.entry(name)
-            if current is not None and current.version == entry.version:
-                current.stamp = stamp
-                return False
-            model, entry = self.registry.load(name, entry.version)
-        except ModelFileError as exc:
-            log.error("anomaly model %s not (re)loaded: %s", name, exc)
-            self.errors = [*self.errors[-99:], str(exc)]
+            versions = self.registry.versions(name)
+            latest = self.registry.entry(name)
+        except ModelFileError as exc:  # the manifest itself: nothing in it can be trusted
+            self._refused(name, exc)
+            versions, latest = [], None
+        if current is not None and latest is not None and current.version == latest.version:
+            current.stamp = stamp
+            return False
+        found = self._newest_verified(name, versions, latest, current)
+        if found is None:
             if current is not None:
-                current.stamp = stamp  # keep serving the previous version; retry when it changes again
+                current.stamp = stamp  # keep serving what was loaded; retry when the manifest changes
             else:
                 self._loaded[name] = _Loaded(stamp, None, None, frozenset(), frozenset())
             return False
-        machines = frozenset(str(m) for m in entry.metadata.get("machines", []))
-        types = frozenset(str(t) for t in entry.metadata.get("machine_types", []))
+        model, entry = found
+        if current is not None and current.version == entry.version:
+            current.stamp = stamp
+            return False
+        machines = frozenset(entry.metadata.get("machines", []))
+        types = frozenset(entry.metadata.get("machine_types", []))
         self._loaded[name] = _Loaded(stamp, entry.version, model, machines, types)
         served = sorted(machines) + [f"type {t}" for t in sorted(types)]
         log.info("anomaly model %s %s loaded for %s", name, entry.version, served)
         return True
+
+    def _newest_verified(
+        self,
+        name: str,
+        versions: list[ModelVersion],
+        latest: ModelVersion | None,
+        current: _Loaded | None,
+    ) -> tuple[AnomalyModel, ModelVersion] | None:
+        """``latest``, else the newest earlier version that verifies: a refused upload leaves the
+        previous version serving, after a restart too."""
+        if latest is None:
+            return None
+        earlier = versions[: next(i for i, v in enumerate(versions) if v.version == latest.version)]
+        for entry in [latest, *reversed(earlier)]:
+            if current is not None and current.model is not None and current.version == entry.version:
+                return current.model, entry
+            try:
+                return self.registry.load(name, entry.version)
+            except ModelFileError as exc:
+                self._refused(name, exc)
+        return None
+
+    def _refused(self, name: str, exc: ModelFileError) -> None:
+        log.error("anomaly model %s not (re)loaded: %s", name, exc)
+        self.errors = [*self.errors[-99:], str(exc)]
 
     def _pick(self, machine: MachineSpec) -> AnomalyModel | None:
         loaded = [entry for _, entry in sorted(self._loaded.items()) if entry.model is not None]
@@ -130,4 +162,10 @@ def anomaly_models(settings: Settings) -> RegistryModels | None:
     """The registry-backed models when ``model_registry`` is set (the worker and ``analyze``)."""
     if settings.model_registry is None:
         return None
+    if not settings.model_registry.is_dir():
+        # A typo here would otherwise mean a worker that silently scores nothing.
+        raise ConfigError(
+            f"model_registry (--model-registry, LINEPULSE_MODEL_REGISTRY): {settings.model_registry}: "
+            "no such directory"
+        )
     return RegistryModels(settings.model_registry, reload_interval_s=settings.model_reload_s)

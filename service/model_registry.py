@@ -194,6 +194,35 @@ def model_to_artifact(model: AnomalyModel) -> dict[str, Any]:
     }
 
 
+_TEXT_FIELDS: Final = ("version", "file", "sha256", "created")
+_LIST_METADATA: Final = ("machines", "machine_types")  # what serving reads: lists of strings
+
+
+def _version_entry(name: str, entry: object, where: str) -> ModelVersion:
+    """A manifest's version entry, checked field by field: a hand-edited manifest must be refused
+    with the field named, never break the scoring that reads it."""
+    if not isinstance(entry, dict):
+        raise ModelFileError(f"{where}: expected an object")
+    for key in _TEXT_FIELDS:
+        if not isinstance(entry.get(key), str):
+            raise ModelFileError(f"{where}.{key}: expected a string")
+    metadata = entry.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{where}.metadata: expected an object")
+    for key in _LIST_METADATA:
+        value = metadata.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ModelFileError(f"{where}.metadata.{key}: expected a list of strings")
+    return ModelVersion(
+        name=name,
+        version=entry["version"],
+        file=entry["file"],
+        sha256=entry["sha256"],
+        created=entry["created"],
+        metadata=dict(metadata),
+    )
+
+
 class ModelRegistry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -228,20 +257,12 @@ class ModelRegistry:
     def versions(self, name: str) -> list[ModelVersion]:
         data = self.manifest(name)
         path = self.manifest_path(name)
-        try:
-            return [
-                ModelVersion(
-                    name=name,
-                    version=str(entry["version"]),
-                    file=str(entry["file"]),
-                    sha256=str(entry["sha256"]),
-                    created=str(entry["created"]),
-                    metadata=dict(entry.get("metadata", {})),
-                )
-                for entry in data["versions"]
-            ]
-        except (KeyError, TypeError) as exc:
-            raise ModelFileError(f"{path}: malformed version entry ({exc})") from None
+        entries = data.get("versions")
+        if not isinstance(entries, list):
+            raise ModelFileError(f"{path}: versions: expected a list of version entries")
+        return [
+            _version_entry(name, entry, f"{path}: versions[{index}]") for index, entry in enumerate(entries)
+        ]
 
     def entry(self, name: str, version: str | None = None) -> ModelVersion:
         """The manifest entry of ``version`` (default: the manifest's ``latest``)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,9 +15,10 @@ import skops.io as sio
 
 from models.anomaly.training import ModelConfig, fit_model
 from models.plant import MachineSpec
-from service.anomaly_models import RegistryModels
-from service.exceptions import ModelFileError
+from service.anomaly_models import RegistryModels, anomaly_models
+from service.exceptions import ConfigError, ModelFileError
 from service.model_registry import ModelRegistry, model_to_artifact
+from service.settings import Settings
 
 SIGNALS = ("a", "b", "c")
 PROBE = np.random.default_rng(9).normal(size=(5, 6))
@@ -157,3 +160,60 @@ def test_the_most_specific_model_serves_a_machine_then_its_type_then_every_machi
     assert served_by("M04", "cnc") == "demo.M04"  # its own model beats its type's
     assert served_by("M01", "press") == "all"
     assert served_by("M03", None) == "all"
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda m: m["versions"][0].update(metadata="x"), "versions[0].metadata: expected an object"),
+        (
+            lambda m: m["versions"][0]["metadata"].update(machines="demo/M01"),
+            "versions[0].metadata.machines: expected a list of strings",
+        ),
+        (lambda m: m["versions"][0].update(sha256=7), "versions[0].sha256: expected a string"),
+        (lambda m: m.update(versions={"v1": {}}), "versions: expected a list"),
+        (lambda m: m["versions"].__setitem__(0, "v1"), "versions[0]: expected an object"),
+    ],
+    ids=["metadata", "machines", "sha256", "versions", "entry"],
+)
+def test_a_malformed_manifest_is_refused_naming_the_field_and_other_models_still_serve(
+    tmp_path: Path, edit: Any, field: str
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted(name="demo.M01").model, {"machines": ["demo/M01"]})
+    registry.register(_fitted(name="zzz.M03").model, {"machines": ["demo/M03"]})
+    manifest_path = tmp_path / "demo.M01" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    edit(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=re.escape(field)):
+        registry.load("demo.M01")
+    models = RegistryModels(registry)
+    m01 = MachineSpec(tenant="demo", site="p1", line="L1", id="M01")
+    m03 = MachineSpec(tenant="demo", site="p1", line="L1", id="M03")
+    assert models.model_for(m01) is None
+    served = models.model_for(m03)
+    assert served is not None and served.name == "zzz.M03"
+    assert any(field in error for error in models.errors)
+
+
+def test_after_a_restart_a_refused_latest_version_falls_back_to_the_newest_that_verifies(
+    tmp_path: Path,
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    for seed in (1, 2, 3):
+        registry.register(_fitted(seed=seed).model, {"machines": ["demo/M01"]})
+    v3 = tmp_path / "demo.M01" / "v3.skops"
+    tampered = bytearray(v3.read_bytes())
+    tampered[len(tampered) // 2] ^= 0xFF
+    v3.write_bytes(bytes(tampered))
+    machine = MachineSpec(tenant="demo", site="p1", line="L1", id="M01")
+    served = RegistryModels(registry).model_for(machine)  # a fresh process: nothing loaded before
+    assert served is not None and served.version == "v2"
+    assert np.array_equal(served.detector.score(PROBE), _fitted(seed=2).model.detector.score(PROBE))
+
+
+def test_a_registry_directory_that_does_not_exist_is_a_settings_error(tmp_path: Path) -> None:
+    settings = Settings(model_registry=tmp_path / "modles")
+    with pytest.raises(ConfigError, match=r"model_registry .*modles: no such directory"):
+        anomaly_models(settings)
