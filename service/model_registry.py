@@ -279,7 +279,10 @@ class ModelRegistry:
         import skops.io as sio
 
         directory = self._dir(model.name)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelFileError(f"{directory}: cannot create the model's directory ({exc})") from None
         try:
             existing = self.versions(model.name)
         except ModelFileError:

@@ -30,12 +30,14 @@ from service.cli_args import add_model_options, model_config
 from service.exceptions import ConfigError
 from service.model_registry import ModelRegistry, ModelVersion
 from service.plant_file import load_plant
+from service.simulator.exceptions import SpecError
 from service.simulator.timeparse import parse_start
 from streams.decode import Rejection, TelemetryDecoder
 from streams.frames import Frame
 
 __all__ = ["TrainingData", "collect", "kafka_records", "register", "train"]
 
+_BOOTSTRAP_TIMEOUT_MS = 10_000  # a reachable broker answers in far less; kafka-python waits 30 s
 _NOW_SLACK_MS = 10 * 365 * 86_400_000  # history may be old; the decoder's future check stays meaningful
 
 
@@ -158,14 +160,19 @@ def kafka_records(
 ) -> Iterator[bytes]:
     """Values of ``topic`` from the first offset at or after ``start_ms`` until past ``end_ms`` or idle."""
     from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=int(idle_timeout_s * 1000),
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=int(idle_timeout_s * 1000),
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            bootstrap_timeout_ms=_BOOTSTRAP_TIMEOUT_MS,
+        )
+    except KafkaError as exc:
+        raise ConfigError(f"--bootstrap-servers {bootstrap_servers}: no broker reachable ({exc})") from None
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -269,12 +276,14 @@ def train(
     return registry.register(model, metadata)
 
 
-def _time(text: str | None) -> int | None:
-    if text is None:
-        return None
+def _range_time(text: str) -> int:
+    """An argparse type: epoch milliseconds, or what ``linepulse simulate --start`` accepts."""
     if text.lstrip("-").isdigit():
         return int(text)
-    return int(parse_start(text).resolve(int(time.time() * 1000)))
+    try:
+        return int(parse_start(text).resolve(int(time.time() * 1000)))
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -283,7 +292,9 @@ def _train(args: argparse.Namespace) -> int:
         machines = _machines_of_type(plant, args.machine_type)
     else:
         machines = _machines(plant, args.machine)
-    start_ms, end_ms = _time(args.start), _time(args.end)
+    start_ms, end_ms = args.start, args.end
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise ConfigError("--end: must be after --start")
     if args.telemetry is not None:
         records: Iterable[bytes] = file_records(args.telemetry)
         source = str(args.telemetry)
@@ -334,7 +345,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--name", help="model name (default: TYPE with --machine-type, else TENANT.ID of the single machine)"
     )
     parser.add_argument("--signals", help="comma-separated signals (default: every signal seen)")
-    parser.add_argument("--start", help="training range start: RFC 3339, epoch ms, or relative (-24h)")
-    parser.add_argument("--end", help="training range end (exclusive)")
+    parser.add_argument(
+        "--start",
+        type=_range_time,
+        help="training range start: RFC 3339 with offset, epoch ms, or relative: now-24h or --start=-24h",
+    )
+    parser.add_argument("--end", type=_range_time, help="training range end (exclusive), as --start")
     add_model_options(parser)
     parser.set_defaults(handler=_train)

@@ -60,6 +60,20 @@ def test_bad_environment_variable_is_named(
         (["worker", "--web-port", "http"], "--web-port"),
         (["analyze"], "TELEMETRY.jsonl"),
         (["simulate", "--speed", "-3"], "--speed"),
+        (
+            ["train", "--telemetry", "h.jsonl", "--registry", "r", "--machine", "M01", "--start", "soon"],
+            "--start",
+        ),
+        (["train", "--telemetry", "h.jsonl", "--registry", "r"], "--machine --machine-type"),
+        (
+            ["train", "--telemetry", "h.jsonl", "--registry", "r", "--machine", "M01", "--margin", "-1"],
+            "--margin",
+        ),
+        (["evaluate", "skab", "data", "--window", "0"], "--window"),
+        (["evaluate", "skab", "data", "--consecutive", "1.5"], "--consecutive"),
+        (["evaluate", "skab", "data", "--false-alarm-rate", "2"], "--false-alarm-rate"),
+        (["evaluate", "skab", "data", "--stats", "mean,median"], "--stats"),
+        (["evaluate", "skab", "data", "--tuning-far-limit", "13.55"], "--tuning-far-limit"),
     ],
 )
 def test_bad_arguments_name_the_option(
@@ -67,6 +81,19 @@ def test_bad_arguments_name_the_option(
 ) -> None:
     code, err = run_cli(argv, capsys)
     assert code == 2 and named in err
+
+
+def test_train_errors_name_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = tmp_path / "h.jsonl"
+    history.write_text("")
+    base = ["train", "--telemetry", str(history), "--machine", "M01"]
+    code, err = run_cli([*base, "--registry", "r", "--start=-1h", "--end=-2h"], capsys)
+    assert code == 2 and "--end: must be after --start" in err
+    code, err = run_cli(
+        ["train", "--bootstrap-servers", "127.0.0.1:1", "--registry", "r", "--machine", "M01"], capsys
+    )
+    assert code == 2 and "--bootstrap-servers 127.0.0.1:1: no broker reachable" in err
+    assert "Traceback" not in err
 
 
 def test_analyze_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

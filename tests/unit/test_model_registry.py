@@ -217,3 +217,10 @@ def test_a_registry_directory_that_does_not_exist_is_a_settings_error(tmp_path: 
     settings = Settings(model_registry=tmp_path / "modles")
     with pytest.raises(ConfigError, match=r"model_registry .*modles: no such directory"):
         anomaly_models(settings)
+
+
+def test_a_registry_that_cannot_be_written_is_a_model_file_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the registry's directory should be
+    with pytest.raises(ModelFileError, match="cannot create the model's directory"):
+        ModelRegistry(blocked).register(_fitted().model, {"machines": ["demo/M01"]})
