@@ -1,6 +1,6 @@
 """Isolation-forest scoring speed: the numba walker vs scikit-learn's ``score_samples``, same run, same model.
 
-Run: ``.venv/bin/python benchmarks/bench_scoring.py`` (prints a Markdown table; ``--quick`` for CI).
+Run: ``.venv/bin/python -m benchmarks.bench_scoring`` (prints a Markdown table; ``--quick`` for CI).
 Each measurement scores batches for a fixed wall time and reports rows/s; scores are checked equal
 to scikit-learn's (rtol 1e-12) before timing. Every call gets rows it has not seen (batches cycle
 through a pool of 32k rows), as in the stream: scoring the same batch again and again lets the
@@ -14,12 +14,15 @@ import argparse
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from benchmarks.results import Figure, best_rate, rate_figure
-from models.anomaly.isolation_forest import compile_forest
+from models.anomaly.isolation_forest import IsolationForestDetector, compile_forest
+from models.anomaly.scoring import AnomalyModel, AnomalyWindow, score_batch
+from models.anomaly.training import ModelConfig, fit_model
 
 __all__ = ["figures", "main"]
 
@@ -36,6 +39,12 @@ features, scored by `CompiledForest.score_samples` (the padded, branchless walk 
 gets fresh rows (batches cycle through a pool of 32k rows), so the branch predictor cannot learn a
 batch's paths. Scores are checked equal to scikit-learn's (rtol 1e-12) before timing. The issue's
 target is 200k rows/s at batch sizes 1 to 64 (`.vs_target`).
+
+`scoring.path.*` is the whole per-message path the worker runs for a machine with a model
+(`models.anomaly.scoring.score_batch`: align the 8 signals' readings into rows, window features with
+the machine's history, score, consecutive-row flags, top features when flagged), one message of
+`b` readings per signal per call, against the same path with scikit-learn's `score_samples` in the
+detector's place. Its rows/s at batch 1 is bounded by that path's per-call Python, not by scoring.
 """
 
 
@@ -65,6 +74,65 @@ def _rate(score: Callable[[np.ndarray], np.ndarray], pool: np.ndarray, size: int
 
 def _forest(rng: np.random.Generator) -> IsolationForest:
     return IsolationForest(n_estimators=100, random_state=0).fit(rng.normal(size=(20_000, _FEATURES)))
+
+
+_PATH_SIGNALS = tuple(f"s{i}" for i in range(_FEATURES // 2))
+
+
+class _SklearnDetector(IsolationForestDetector):
+    """The same forest scored by scikit-learn, so the path differs from linepulse's only there."""
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        scores: np.ndarray = -self.estimator.score_samples(features)
+        return scores
+
+
+class _Messages:
+    """Calls ``score_batch`` on the next message of a stream of one machine's readings."""
+
+    def __init__(self, model: AnomalyModel, pool: np.ndarray, size: int) -> None:
+        self._model = model
+        self._window: AnomalyWindow | None = None
+        self._messages = []
+        for k in range(0, pool.shape[0] - size + 1, size):
+            ts = np.arange(k, k + size, dtype=np.int64) * 1000
+            self._messages.append(
+                [
+                    (name, ts, np.ascontiguousarray(pool[k : k + size, i]))
+                    for i, name in enumerate(_PATH_SIGNALS)
+                ]
+            )
+        self._next = 0
+
+    def __call__(self) -> None:
+        self._window, _ = score_batch(self._model, self._window, self._messages[self._next])
+        self._next = (self._next + 1) % len(self._messages)
+
+
+def _path_figures(rng: np.random.Generator, min_time: float) -> list[Figure]:
+    config = ModelConfig(detector="isolation_forest", window=20, stats=("mean", "std"), n_estimators=100)
+    fitted = fit_model(rng.normal(size=(20_000, len(_PATH_SIGNALS))), _PATH_SIGNALS, config, name="bench")
+    model = fitted.model
+    assert isinstance(model.detector, IsolationForestDetector)
+    sklearn_model = replace(
+        model, detector=_SklearnDetector(model.detector.estimator, model.detector.compiled)
+    )
+    readings = rng.normal(size=(_POOL_ROWS, len(_PATH_SIGNALS)))
+    found = []
+    for size in (1, 64):
+        fast = best_rate(_Messages(model, readings, size), size, min_time_s=min_time)
+        slow = best_rate(_Messages(sklearn_model, readings, size), size, min_time_s=min_time)
+        found.append(
+            rate_figure(
+                f"scoring.path.b{size}.vs_sklearn",
+                fast,
+                slow,
+                "rows/s",
+                what=f"the worker's scoring path (8 signals, window 20), {size} reading(s) per signal",
+                vs="the same path with scikit-learn score_samples",
+            )
+        )
+    return found
 
 
 def figures(quick: bool) -> list[Figure]:
@@ -97,7 +165,7 @@ def figures(quick: bool) -> list[Figure]:
                 f"scoring.b{size}.vs_target", fast, TARGET_ROWS_PER_S, "rows/s", what=what, vs="200k rows/s"
             )
         )
-    return found
+    return found + _path_figures(rng, min_time)
 
 
 def main() -> None:

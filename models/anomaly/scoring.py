@@ -23,7 +23,6 @@ model uses the same signals (the rows do not depend on the model otherwise).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +31,7 @@ import numpy.typing as npt
 
 from models.anomaly.detector import Detector, FloatArray
 from models.anomaly.features import FeatureSpec, next_history, window_features
+from models.anomaly.row_alignment import Series, align_rows
 from models.numba_config import kernel
 from models.plant import MachineSpec
 
@@ -45,8 +45,6 @@ __all__ = [
     "score_batch",
     "top_features",
 ]
-
-Series = Sequence[tuple[str, npt.NDArray[np.int64], FloatArray]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,48 +151,6 @@ class BatchScore:
     @property
     def any_flagged(self) -> bool:
         return bool(self.flagged.any())
-
-
-def align_rows(
-    signals: tuple[str, ...], series: Series, hold: FloatArray, hold_ts: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.int64], FloatArray]:
-    """Rows at the clock signal's reading times; updates ``hold``/``hold_ts`` in place.
-
-    Readings older than a held value of the same signal still align by their own time, but never
-    replace the newer held value.
-    """
-    by_name: dict[str, tuple[npt.NDArray[np.int64], FloatArray]] = {}
-    for name, times, values in series:
-        if name in signals:
-            order = np.argsort(times, kind="stable")
-            by_name[name] = (times[order], values[order])
-    clock = by_name.get(signals[0])
-    n_signals = len(signals)
-    if clock is None:
-        ts = np.empty(0, dtype=np.int64)
-        rows = np.empty((0, n_signals))
-    else:
-        ts = clock[0]
-        rows = np.empty((ts.shape[0], n_signals))
-        for s, name in enumerate(signals):
-            got = by_name.get(name)
-            column = np.full(ts.shape[0], hold[s] if hold_ts[s] >= 0 else np.nan)
-            if got is not None:
-                times, values = got
-                position = np.searchsorted(times, ts, side="right") - 1
-                seen = position >= 0
-                # A batch reading is newer than the held one unless the held one is later.
-                use = seen & (times[np.maximum(position, 0)] >= hold_ts[s])
-                column = np.where(use, values[np.maximum(position, 0)], column)
-            rows[:, s] = column
-        complete = ~np.isnan(rows).any(axis=1)
-        ts, rows = ts[complete], np.ascontiguousarray(rows[complete])
-    for s, name in enumerate(signals):
-        got = by_name.get(name)
-        if got is not None and got[0].shape[0] and got[0][-1] >= hold_ts[s]:
-            hold[s] = got[1][-1]
-            hold_ts[s] = got[0][-1]
-    return ts, rows
 
 
 @kernel

@@ -1,0 +1,121 @@
+"""Aligning a machine's readings into rows: one per reading of the model's first signal (the clock).
+
+Every other signal contributes its newest reading at or before the row's instant, or the value held
+from earlier batches; a reading older than the held value of its signal still aligns by its own time
+but never replaces the newer held value. Rows missing a signal (never seen yet) are dropped.
+
+One numba pass over the batch's readings laid end to end: per call the Python side only joins the
+arrays, so a message of one reading per signal costs a few microseconds instead of a handful of
+numpy calls per signal (alignment was two thirds of scoring a one-row batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from models.numba_config import kernel
+
+__all__ = ["Series", "align_rows"]
+
+FloatArray = npt.NDArray[np.float64]
+Series = Sequence[tuple[str, npt.NDArray[np.int64], FloatArray]]
+
+
+@kernel
+def _align_kernel(
+    block_signal: npt.NDArray[np.int64],
+    starts: npt.NDArray[np.int64],
+    times: npt.NDArray[np.int64],
+    values: FloatArray,
+    n_signals: int,
+    hold: FloatArray,
+    hold_ts: npt.NDArray[np.int64],
+    out_ts: npt.NDArray[np.int64],
+    out_rows: FloatArray,
+) -> int:
+    # The last block of each signal is the one that counts (as a later entry of a mapping would).
+    chosen = np.full(n_signals, -1, dtype=np.int64)
+    for b in range(block_signal.shape[0]):
+        chosen[block_signal[b]] = b
+    order_t = np.empty(times.shape[0], dtype=np.int64)
+    order_v = np.empty(times.shape[0], dtype=np.float64)
+    for s in range(n_signals):
+        b = chosen[s]
+        if b < 0:
+            continue
+        lo, hi = starts[b], starts[b + 1]
+        ordered = True
+        for i in range(lo + 1, hi):
+            if times[i] < times[i - 1]:
+                ordered = False
+                break
+        if ordered:
+            order_t[lo:hi] = times[lo:hi]
+            order_v[lo:hi] = values[lo:hi]
+        else:
+            perm = np.argsort(times[lo:hi], kind="mergesort")  # stable: equal times keep their order
+            for j in range(hi - lo):
+                order_t[lo + j] = times[lo + perm[j]]
+                order_v[lo + j] = values[lo + perm[j]]
+    rows = 0
+    clock = chosen[0]
+    if clock >= 0:
+        c_lo, c_hi = starts[clock], starts[clock + 1]
+        pointer = np.empty(n_signals, dtype=np.int64)
+        for s in range(n_signals):
+            pointer[s] = starts[chosen[s]] - 1 if chosen[s] >= 0 else -1
+        for c in range(c_lo, c_hi):
+            at = order_t[c]
+            complete = True
+            for s in range(n_signals):
+                value = hold[s] if hold_ts[s] >= 0 else np.nan
+                b = chosen[s]
+                if b >= 0:
+                    lo, hi = starts[b], starts[b + 1]
+                    p = pointer[s]
+                    while p + 1 < hi and order_t[p + 1] <= at:
+                        p += 1
+                    pointer[s] = p
+                    if p >= lo and order_t[p] >= hold_ts[s]:
+                        value = order_v[p]
+                out_rows[rows, s] = value
+                if np.isnan(value):
+                    complete = False
+            if complete:
+                out_ts[rows] = at
+                rows += 1
+    for s in range(n_signals):
+        b = chosen[s]
+        if b >= 0 and starts[b + 1] > starts[b]:
+            last = starts[b + 1] - 1
+            if order_t[last] >= hold_ts[s]:
+                hold[s] = order_v[last]
+                hold_ts[s] = order_t[last]
+    return rows
+
+
+def align_rows(
+    signals: tuple[str, ...], series: Series, hold: FloatArray, hold_ts: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Rows at the clock signal's reading times; updates ``hold``/``hold_ts`` in place."""
+    index = {name: s for s, name in enumerate(signals)}
+    used = [(index[name], times, values) for name, times, values in series if name in index]
+    n_signals = len(signals)
+    if not used:
+        return np.empty(0, dtype=np.int64), np.empty((0, n_signals))
+    lengths = [times.shape[0] for _, times, _ in used]
+    starts = np.zeros(len(used) + 1, dtype=np.int64)
+    starts[1:] = np.cumsum(lengths)
+    all_times = np.concatenate([times for _, times, _ in used]).astype(np.int64, copy=False)
+    all_values = np.concatenate([values for _, _, values in used]).astype(np.float64, copy=False)
+    block_signal = np.array([s for s, _, _ in used], dtype=np.int64)
+    clock_rows = max((n for (s, _, _), n in zip(used, lengths, strict=True) if s == 0), default=0)
+    out_ts = np.empty(clock_rows, dtype=np.int64)
+    out_rows = np.empty((clock_rows, n_signals))
+    rows = _align_kernel(
+        block_signal, starts, all_times, all_values, n_signals, hold, hold_ts, out_ts, out_rows
+    )
+    return out_ts[:rows], out_rows[:rows]
