@@ -602,13 +602,12 @@ def _checked_call(state: object, values: object, params: object, out: FloatArray
     a call) and raises TypeError for anything else, which lands here.
     """
     checked_state = _check_state(state)
-    checked = as_values(values)
     if not (isinstance(params, np.ndarray) and params.dtype == _F8 and params.ndim == 1):
         raise ValueError(f"params: expected MonitorParams.vector(), a float64 array of {N_PARAMS}")
-    # Equal dtypes spelled differently, or a read-only or strided params: the kernel's own types.
-    vector = np.ascontiguousarray(params, dtype=np.float64)
-    if checked.dtype is not _F8:
-        checked = checked.astype(np.float64)
+    # Valid but not the kernel's types (a strided params, a dtype spelled differently): a plain
+    # C-contiguous float64 array, copied only if it has to be.
+    checked = np.require(as_values(values), np.float64, ("C", "E"))
+    vector = np.require(params, np.float64, ("C", "E"))
     dispatcher: Any = _update_kernel
     with _COMPILING:
         if not dispatcher.signatures:

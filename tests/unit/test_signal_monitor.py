@@ -169,8 +169,19 @@ def test_odd_arguments_compile_nothing_and_read_only_readings_detect_the_same() 
     expected = sm.update(sm.new_state(PARAMS), values, pv)
     assert expected
     assert sm.update(sm.new_state(PARAMS), frozen, pv) == expected
+    # Other valid readings detect the same: an unaligned view (bytes at an odd offset; numba's types
+    # ignore alignment) and an ndarray subclass.
+    raw = b"x" + values.tobytes()
+    unaligned = np.frombuffer(raw, dtype=np.float64, offset=1)
+    assert not unaligned.flags.aligned
+    assert sm.update(sm.new_state(PARAMS), unaligned, pv) == expected
+    assert sm.update(sm.new_state(PARAMS), values.view(_Subclass), pv) == expected
     kernel: Any = sm._update_kernel
     assert len(kernel.signatures) == 2
+
+
+class _Subclass(np.ndarray):
+    pass
 
 
 def test_finite_check_equals_numpy_on_every_kind_of_float() -> None:
