@@ -145,6 +145,67 @@ def test_bad_input_is_rejected() -> None:
     assert sm.update(state, readonly, PARAMS.vector()) == []
 
 
+def test_odd_arguments_compile_nothing_and_read_only_readings_detect_the_same() -> None:
+    # update() calls the kernel directly and relies on its dispatcher refusing other types: after
+    # every kind of odd argument it still has exactly its two specialisations.
+    values = _stream(6)
+    pv = PARAMS.vector()
+    state = sm.new_state(PARAMS)
+    for odd, field in (
+        ((state, values.astype(np.float32), pv), "values"),
+        ((state, values[::2], pv), "values"),
+        ((state, values.reshape(2, -1), pv), "values"),
+        ((state, values.tolist(), pv), "values"),
+        ((state, values, pv.astype(np.float32)), "params"),
+        ((state, values, pv[:-1]), "params"),
+        ((state[::2], values, pv), "state"),
+        ((state.astype(np.float32), values, pv), "state"),
+        ((state.tolist(), values, pv), "state"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            sm.update(*odd)
+    frozen = values.copy()
+    frozen.flags.writeable = False
+    expected = sm.update(sm.new_state(PARAMS), values, pv)
+    assert expected
+    assert sm.update(sm.new_state(PARAMS), frozen, pv) == expected
+    # Other valid readings detect the same: an unaligned view (bytes at an odd offset; numba's types
+    # ignore alignment) and an ndarray subclass.
+    raw = b"x" + values.tobytes()
+    unaligned = np.frombuffer(raw, dtype=np.float64, offset=1)
+    assert not unaligned.flags.aligned
+    assert sm.update(sm.new_state(PARAMS), unaligned, pv) == expected
+    assert sm.update(sm.new_state(PARAMS), values.view(_Subclass), pv) == expected
+    kernel: Any = sm._update_kernel
+    assert len(kernel.signatures) == 2
+
+
+class _Subclass(np.ndarray):
+    pass
+
+
+def test_finite_check_equals_numpy_on_every_kind_of_float() -> None:
+    # Random bit patterns: NaNs of every payload, infinities, subnormals, zeros of both signs.
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**64, size=20_000, dtype=np.uint64)
+    exponent = np.uint64(0x7FF0000000000000)
+    bits[::3] |= exponent  # many non-finite ones
+    bits[1::7] &= ~exponent  # and subnormals and zeros
+    floats = bits.view(np.float64)
+    for lo in range(0, floats.shape[0], 50):
+        chunk = floats[lo : lo + 50]
+        assert sm._all_finite(chunk) == bool(np.isfinite(chunk).all())
+        finite = chunk[np.isfinite(chunk)]
+        assert sm._all_finite(finite)
+    extremes = np.array([np.finfo(np.float64).max, -np.finfo(np.float64).max, 5e-324, -0.0, 0.0])
+    assert sm._all_finite(extremes)
+    for bad in (np.nan, np.inf, -np.inf):
+        for at in (0, 2, 4):
+            row = extremes.copy()
+            row[at] = bad
+            assert not sm._all_finite(row)
+
+
 # -- through the engine -------------------------------------------------------------------------
 
 
