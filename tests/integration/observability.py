@@ -48,15 +48,20 @@ def demo_machines() -> set[tuple[str, str]]:
 
 
 def demo_start_ms(now_ms: int) -> int:
-    """Where the demo hour starts: about two hours back, inside one shift of the demo plant.
+    """Where the demo hour starts: two to three hours back, at half past, inside one shift.
 
-    Two hours back, the newest events are about an hour old: recent, but older than the 30-minute
-    LinepulseMachineSilent threshold. Inside one shift (and so one production day, which starts with
-    a shift), every machine's open shift and day hold the whole hour; data that crossed a boundary
-    would leave minutes in the new shift, where a machine that was down has no OEE yet.
+    The newest events are then an hour or more old: recent, but older than the 30-minute
+    LinepulseMachineSilent threshold. At half past, the data holds a whole hour boundary well inside
+    it, so every machine of a line passes it and the line's hour closes (the Grafana "Line OEE" panel
+    once came back empty when the data started at a few minutes past and ended just after the hour).
+    Inside one shift (and so one production day, which starts with a shift), every machine's open
+    shift and day hold the whole hour; data that crossed a boundary would leave minutes in the new
+    shift, where a machine that was down has no OEE yet. (The demo plant's zone is a whole number of
+    hours from UTC, so its hours start on UTC hours.)
     """
     calendar = PlantCalendar.from_plant(load_demo_plant())
-    start_ms = now_ms - 2 * HOUR_MS
+    back_ms = now_ms - 150 * 60_000
+    start_ms = back_ms - back_ms % HOUR_MS + 30 * 60_000
     last_ms = start_ms + DEMO_SPAN_MS
     shift = calendar.shift_at(last_ms)
     if shift is None or shift.start_ms > start_ms:

@@ -2,6 +2,8 @@
 
 CI once failed at 22:14 UTC (07:14 in Seoul): the demo hour had crossed the 06:00 shift and day
 start, so a machine that was down in the new shift's few minutes had no OEE on the status page.
+And the Grafana "Line OEE" panel (closed hours of a line) came back empty when the data held no
+hour boundary that every machine had passed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from service.plant_file import load_demo_plant
 from tests.integration.observability import DEMO_SPAN_MS, demo_start_ms
 
 SILENT_AFTER_MS = 30 * 60_000  # LinepulseMachineSilent's threshold
+DATA_SPAN_MS = 59 * 60_000  # what the DEMO_MESSAGES actually span
+HOUR_MS = 3_600_000
 
 
 def test_demo_hour_lies_in_one_shift_and_is_old_enough_at_any_time_of_day() -> None:
@@ -27,3 +31,7 @@ def test_demo_hour_lies_in_one_shift_and_is_old_enough_at_any_time_of_day() -> N
         assert calendar.day_at(start_ms) == calendar.day_at(last_ms)
         assert now_ms - last_ms > SILENT_AFTER_MS
         assert now_ms - start_ms < 4 * 3_600_000  # still recent: the rate and silence rules see it
+        next_hour_ms = start_ms - start_ms % HOUR_MS + HOUR_MS
+        # An hour closes for every machine: its end lies well inside the data, whole minutes of
+        # data on both sides of it.
+        assert start_ms + 15 * 60_000 <= next_hour_ms <= start_ms + DATA_SPAN_MS - 15 * 60_000, now_ms
