@@ -190,6 +190,9 @@ def main() -> None:
         slow = _rate(forest.score_samples, pool, size, seconds)
         fast = _rate(compiled.score_samples, pool, size, seconds)
         print(f"| {size} | {slow:,.0f} | {fast:,.0f} | {fast / slow:,.0f}x |")
+    print()
+    for figure in _path_figures(rng, seconds):
+        print(f"{figure.name}: {figure.value:,.0f} rows/s, {figure.ratio:,.1f}x {figure.vs}")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 Which model serves a machine: a model whose latest version's metadata lists the machine's key
 (``tenant/id``) wins over one that lists the machine's type (``machine_types``, the plant file's
-``type``), which wins over one that lists ``"*"`` (every machine); among equals, the model name
-sorting first. A machine no model lists is not scored. A type's model serves machines of that type
-added to the plant after it was trained.
+``type``, within the model's ``tenant``), which wins over one that lists ``"*"`` (every machine);
+among equals, the model name sorting first. A machine no model lists is not scored. A type's model
+serves machines of that type added to the plant after it was trained.
 
 Hot reload: at most every ``reload_interval_s`` (monotonic clock) the registry's manifests are
 checked by modification time and size; a changed manifest is re-read and, if its ``latest`` moved,
@@ -39,7 +39,8 @@ class _Loaded:
     version: str | None
     model: AnomalyModel | None
     machines: frozenset[str]
-    machine_types: frozenset[str]
+    machine_types: frozenset[str]  # served within ``tenant`` only
+    tenant: str | None
 
 
 class RegistryModels:
@@ -91,8 +92,7 @@ class RegistryModels:
 
     def _reload(self, name: str, stamp: tuple[int, int], current: _Loaded | None) -> bool:
         try:
-            versions = self.registry.versions(name)
-            latest = self.registry.entry(name)
+            versions, latest = self.registry.snapshot(name)
         except ModelFileError as exc:  # the manifest itself: nothing in it can be trusted
             self._refused(name, exc)
             versions, latest = [], None
@@ -104,7 +104,7 @@ class RegistryModels:
             if current is not None:
                 current.stamp = stamp  # keep serving what was loaded; retry when the manifest changes
             else:
-                self._loaded[name] = _Loaded(stamp, None, None, frozenset(), frozenset())
+                self._loaded[name] = _Loaded(stamp, None, None, frozenset(), frozenset(), None)
             return False
         model, entry = found
         if current is not None and current.version == entry.version:
@@ -112,7 +112,8 @@ class RegistryModels:
             return False
         machines = frozenset(entry.metadata.get("machines", []))
         types = frozenset(entry.metadata.get("machine_types", []))
-        self._loaded[name] = _Loaded(stamp, entry.version, model, machines, types)
+        tenant = entry.metadata.get("tenant")
+        self._loaded[name] = _Loaded(stamp, entry.version, model, machines, types, tenant)
         served = sorted(machines) + [f"type {t}" for t in sorted(types)]
         log.info("anomaly model %s %s loaded for %s", name, entry.version, served)
         return True
@@ -128,7 +129,7 @@ class RegistryModels:
         previous version serving, after a restart too."""
         if latest is None:
             return None
-        earlier = versions[: next(i for i, v in enumerate(versions) if v.version == latest.version)]
+        earlier = versions[: versions.index(latest)]
         for entry in [latest, *reversed(earlier)]:
             if current is not None and current.model is not None and current.version == entry.version:
                 return current.model, entry
@@ -150,7 +151,8 @@ class RegistryModels:
                 return entry.model
         if machine.type is not None:
             for entry in loaded:
-                if machine.type in entry.machine_types:
+                # A type's model learnt from one tenant's machines never serves another tenant's.
+                if machine.type in entry.machine_types and entry.tenant == machine.tenant:
                     return entry.model
         for entry in loaded:
             if "*" in entry.machines:

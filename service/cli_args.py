@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Callable
 from dataclasses import replace
 
-from models.anomaly.features import STATS
+from models.anomaly.features import MAX_WINDOW, STATS
+from models.anomaly.scoring import MAX_ROWS
 from models.anomaly.training import DetectorKind, ModelConfig, default_config
 
 Defaults = Callable[[DetectorKind], ModelConfig]
@@ -24,14 +25,24 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
+def positive_int(text: str, maximum: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {maximum:,}")
     return value
+
+
+def _window_rows(text: str) -> int:
+    return positive_int(text, MAX_WINDOW)
+
+
+def _row_count(text: str) -> int:
+    return positive_int(text, MAX_ROWS)
 
 
 def fraction(text: str) -> float:
@@ -50,7 +61,7 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: Defaults = defa
     gives each detector's configuration before the options."""
     pca, forest = defaults("pca_t2q"), defaults("isolation_forest")
     parser.add_argument("--detector", choices=("pca_t2q", "isolation_forest"), help="default: pca_t2q")
-    parser.add_argument("--window", type=positive_int, help=f"feature window in rows (default {pca.window})")
+    parser.add_argument("--window", type=_window_rows, help=f"feature window in rows (default {pca.window})")
     parser.add_argument(
         "--false-alarm-rate",
         type=fraction,
@@ -72,7 +83,7 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: Defaults = defa
     )
     parser.add_argument(
         "--consecutive",
-        type=positive_int,
+        type=_row_count,
         help=f"rows above the threshold before a row is flagged (default {pca.consecutive}; "
         f"{forest.consecutive} for isolation_forest)",
     )

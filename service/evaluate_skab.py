@@ -211,8 +211,8 @@ def format_report(summary: dict[str, Any], label: str | None = None) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     config = model_config(args, skab_config)
-    if args.json is not None and not args.json.parent.is_dir():
-        raise ConfigError(f"--json: directory {args.json.parent} does not exist")
+    if args.json is not None and (args.json.is_dir() or not args.json.parent.is_dir()):
+        raise ConfigError(f"--json: {args.json} is not a file in an existing directory")
     files = load_skab_tree(args.path)
     extra: dict[str, Any] = {}
     if args.cross_validate:

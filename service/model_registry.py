@@ -213,6 +213,8 @@ def _version_entry(name: str, entry: object, where: str) -> ModelVersion:
         value = metadata.get(key, [])
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ModelFileError(f"{where}.metadata.{key}: expected a list of strings")
+    if not isinstance(metadata.get("tenant", ""), str):
+        raise ModelFileError(f"{where}.metadata.tenant: expected a string")
     return ModelVersion(
         name=name,
         version=entry["version"],
@@ -255,21 +257,34 @@ class ModelRegistry:
         return data
 
     def versions(self, name: str) -> list[ModelVersion]:
-        data = self.manifest(name)
+        return self._versions(name, self.manifest(name))
+
+    def _versions(self, name: str, data: dict[str, Any]) -> list[ModelVersion]:
         path = self.manifest_path(name)
         entries = data.get("versions")
         if not isinstance(entries, list):
             raise ModelFileError(f"{path}: versions: expected a list of version entries")
-        return [
-            _version_entry(name, entry, f"{path}: versions[{index}]") for index, entry in enumerate(entries)
-        ]
+        return [_version_entry(name, entry, f"{path}: versions[{i}]") for i, entry in enumerate(entries)]
 
     def entry(self, name: str, version: str | None = None) -> ModelVersion:
         """The manifest entry of ``version`` (default: the manifest's ``latest``)."""
-        wanted = version or str(self.manifest(name).get("latest"))
-        for entry in self.versions(name):
-            if entry.version == wanted:
+        versions, latest = self.snapshot(name)
+        if version is None:
+            return latest
+        for entry in versions:
+            if entry.version == version:
                 return entry
+        raise ModelFileError(f"{self.manifest_path(name)}: no version {version!r}")
+
+    def snapshot(self, name: str) -> tuple[list[ModelVersion], ModelVersion]:
+        """Every version and the ``latest`` one, from one read of the manifest (a trainer may
+        replace it between two reads)."""
+        data = self.manifest(name)
+        versions = self._versions(name, data)
+        wanted = str(data.get("latest"))
+        for entry in versions:
+            if entry.version == wanted:
+                return versions, entry
         raise ModelFileError(f"{self.manifest_path(name)}: no version {wanted!r}")
 
     # -- writing ---------------------------------------------------------------------------------

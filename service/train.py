@@ -15,6 +15,7 @@ read from the beginning (``--start`` omitted) or use a file.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class TrainingData:
     end_ms: int
     machines: tuple[str, ...]
     records: int
+    skipped: tuple[str, ...] = ()  # machines without complete rows, and the signals they lack
 
     @property
     def row_count(self) -> int:
@@ -142,6 +144,7 @@ def collect(
         end_ms=int(ts_all.max()),
         machines=tuple(learnt),
         records=count,
+        skipped=tuple(incomplete),
     )
 
 
@@ -219,12 +222,23 @@ def _machines(plant: PlantConfig, refs: list[str]) -> tuple[MachineSpec, ...]:
     return tuple(out)
 
 
-def _machines_of_type(plant: PlantConfig, machine_type: str) -> tuple[MachineSpec, ...]:
-    matches = tuple(m for m in plant.machines if m.type == machine_type)
+def _machines_of_type(plant: PlantConfig, machine_type: str, tenant: str | None) -> tuple[MachineSpec, ...]:
+    matches = tuple(
+        m for m in plant.machines if m.type == machine_type and (tenant is None or m.tenant == tenant)
+    )
     if not matches:
         known = sorted({m.type for m in plant.machines if m.type is not None})
+        where = f" of tenant {tenant!r}" if tenant is not None else ""
         raise ConfigError(
-            f"--machine-type: no machine of the plant has type {machine_type!r} (types: {known or 'none'})"
+            f"--machine-type: no machine{where} of the plant has type {machine_type!r} "
+            f"(types: {known or 'none'})"
+        )
+    tenants = sorted({m.tenant for m in matches})
+    if len(tenants) > 1:
+        # A model learnt from one tenant's telemetry must not score (or reveal) another's.
+        raise ConfigError(
+            f"--machine-type: machines of tenants {tenants} have type {machine_type!r}; "
+            "choose one with --tenant"
         )
     return matches
 
@@ -245,16 +259,29 @@ def train(
     registry: ModelRegistry,
     name: str,
     source: str,
-    machine_types: tuple[str, ...] = (),
+    machine_type: tuple[str, str] | None = None,
 ) -> ModelVersion:
-    """Fit and register ``name``'s next version; it serves ``data.machines`` and every machine of
-    ``machine_types``, including machines of those types added to the plant later."""
-    fitted = fit_model(data.series, data.signals, config, name=name)
+    """Fit and register ``name``'s next version. It serves ``data.machines``, or with
+    ``machine_type`` (tenant, type) every machine of that tenant and type, including machines of the
+    type added to the plant later; a machine's own model still wins over its type's."""
+    try:
+        fitted = fit_model(data.series, data.signals, config, name=name)
+    except ValueError as exc:  # e.g. every feature constant: the options chose nothing to learn
+        raise ConfigError(f"training: {exc}") from None
     model = fitted.model
+    if config.detector == "isolation_forest" and model.threshold >= 1.0:
+        raise ConfigError(
+            f"--margin/--false-alarm-rate: threshold {model.threshold:.4g} is above the isolation "
+            "forest's largest possible score (1): no row could ever be flagged"
+        )
+    served: dict[str, Any] = (
+        {"machines": [], "machine_types": [machine_type[1]], "tenant": machine_type[0]}
+        if machine_type is not None
+        else {"machines": list(data.machines), "machine_types": []}
+    )
     metadata: dict[str, Any] = {
         "detector": config.detector,
-        "machines": list(data.machines),
-        "machine_types": list(machine_types),
+        **served,
         "signals": list(data.signals),
         "features": list(model.features.names),
         "training": {
@@ -263,6 +290,7 @@ def train(
             "end_ms": data.end_ms,
             "rows": fitted.training_rows,
             "records": data.records,
+            "machines": list(data.machines),
         },
         "threshold": model.threshold,
         "calibration": {
@@ -289,7 +317,9 @@ def _range_time(text: str) -> int:
 def _train(args: argparse.Namespace) -> int:
     plant = load_plant(Path(args.config) if args.config else None)
     if args.machine_type:
-        machines = _machines_of_type(plant, args.machine_type)
+        machines = _machines_of_type(plant, args.machine_type, args.tenant)
+    elif args.tenant is not None:
+        raise ConfigError("--tenant: only with --machine-type (--machine takes TENANT/ID)")
     else:
         machines = _machines(plant, args.machine)
     start_ms, end_ms = args.start, args.end
@@ -302,6 +332,8 @@ def _train(args: argparse.Namespace) -> int:
         records = kafka_records(args.bootstrap_servers, args.topic, start_ms, end_ms)
         source = f"kafka:{args.topic}"
     signals = tuple(s.strip() for s in args.signals.split(",") if s.strip()) if args.signals else None
+    if signals is not None and len(set(signals)) != len(signals):
+        raise ConfigError(f"--signals: a signal is listed twice in {list(signals)}")
     data = collect(
         records,
         plant,
@@ -313,8 +345,10 @@ def _train(args: argparse.Namespace) -> int:
     )
     config = model_config(args)
     name = _model_name(args, machines)
-    types = (args.machine_type,) if args.machine_type else ()
-    entry = train(data, config, ModelRegistry(args.registry), name, source, machine_types=types)
+    for skipped in data.skipped:
+        print(f"linepulse train: note: skipped {skipped}", file=sys.stderr)
+    served = (machines[0].tenant, args.machine_type) if args.machine_type else None
+    entry = train(data, config, ModelRegistry(args.registry), name, source, machine_type=served)
     print(
         f"registered {name} {entry.version}: {data.row_count} rows, "
         f"threshold {entry.metadata['threshold']:.4g}"
@@ -341,6 +375,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="TYPE",
         help="learn every machine of this type (plant file `type`); the model serves the type",
     )
+    parser.add_argument("--tenant", help="with --machine-type: the tenant whose machines to learn")
     parser.add_argument(
         "--name", help="model name (default: TYPE with --machine-type, else TENANT.ID of the single machine)"
     )

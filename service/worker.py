@@ -29,15 +29,14 @@ class WorkerParts:
 
 def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -> WorkerParts:
     """Create the topics if missing, then a Faust app sized to the telemetry topic's partitions."""
+    models = anomaly_models(settings)  # a bad registry setting fails before the broker is touched
     counts = ensure_topics(
         bootstrap_servers, topic_specs(settings.topics, settings.partitions, settings.replication_factor)
     )
     partitions = counts[settings.topic_telemetry]
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
-    stream = create_stream(
-        settings.stream_config(bootstrap_servers, partitions), plant, metrics, anomaly_models(settings)
-    )
+    stream = create_stream(settings.stream_config(bootstrap_servers, partitions), plant, metrics, models)
     registry.register(MachineCollector(stream.live, plant))
     registry.register(LineCollector(stream.lines))
     metrics.ready.set_function(lambda: 1.0 if stream.is_ready() else 0.0)

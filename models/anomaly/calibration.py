@@ -7,11 +7,11 @@ alert rate further). ``margin > 1`` buys headroom for the small shifts that sepa
 period from the next days (temperature, wear) at the price of sensitivity.
 
 :data:`DEFAULT_FALSE_ALARM_RATE` (0.5 % of rows) is only the bare default of a ``ModelConfig``; what
-``linepulse train`` and ``evaluate skab`` use is :func:`models.anomaly.training.default_config`: the
-largest training score (``r = 0``) times 3 for T²+Q, the 99.9 % quantile times 1 for the isolation
-forest (its scores never exceed 1). A quantile of a few hundred training rows is noisy at small
-``r``; the quantile is therefore never taken beyond the largest training score (``numpy.quantile``'s
-linear interpolation).
+``linepulse train`` uses is :func:`models.anomaly.training.default_config`: the largest training
+score (``r = 0``) times 3 for T²+Q, the 99.9 % quantile times 1 for the isolation forest (its scores
+never exceed 1); ``evaluate skab`` starts from ``service.evaluate_skab.skab_config``. A quantile of
+a few hundred training rows is noisy at small ``r``; the quantile is therefore never taken beyond the
+largest training score (``numpy.quantile``'s linear interpolation).
 """
 
 from __future__ import annotations

@@ -103,6 +103,9 @@ def align_rows(
     """Rows at the clock signal's reading times; updates ``hold``/``hold_ts`` in place."""
     index = {name: s for s, name in enumerate(signals)}
     used = [(index[name], times, values) for name, times, values in series if name in index]
+    for _, times, values in used:
+        if times.ndim != 1 or times.shape != values.shape:
+            raise ValueError(f"series: times {times.shape} and values {values.shape} differ or are not 1-D")
     n_signals = len(signals)
     if not used:
         return np.empty(0, dtype=np.int64), np.empty((0, n_signals))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,7 @@ from models.numba_config import kernel
 from models.plant import MachineSpec
 
 __all__ = [
+    "MAX_ROWS",
     "AnomalyModel",
     "AnomalyModels",
     "AnomalyWindow",
@@ -45,6 +46,9 @@ __all__ = [
     "score_batch",
     "top_features",
 ]
+
+
+MAX_ROWS: Final = 10_000_000  # bounds row counts a model sets (~4 months at 1 Hz); the kernels use int64
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +70,15 @@ class AnomalyModel:
                 f"model {self.name} {self.version}: detector expects {self.detector.n_features} features, "
                 f"the feature spec makes {len(self.features.names)}"
             )
-        if self.consecutive < 1 or not math.isfinite(self.threshold) or not 0.0 < self.release <= 1.0:
+        if (
+            not 1 <= self.consecutive <= MAX_ROWS
+            or not 1 <= self.resolve_after <= MAX_ROWS
+            or not math.isfinite(self.threshold)
+            or not 0.0 < self.release <= 1.0
+        ):
             raise ValueError(
-                f"model {self.name} {self.version}: needs consecutive >= 1, a finite threshold "
-                "and release in (0, 1]"
+                f"model {self.name} {self.version}: needs consecutive and resolve_after in 1..{MAX_ROWS}, "
+                "a finite threshold and release in (0, 1]"
             )
 
     @property

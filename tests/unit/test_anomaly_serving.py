@@ -126,18 +126,45 @@ def test_train_per_machine_type_learns_every_machine_of_the_type(
 ) -> None:
     history = registry.parent / "history.jsonl"
     by_type = tmp_path / "registry"
-    args = ["train", "--telemetry", str(history), "--registry", str(by_type), "--machine-type", "cnc"]
-    assert main(args) == 0
-    assert "registered cnc v1" in capsys.readouterr().out
+    # The demo plant and a sixth CNC machine that has no history yet.
+    plant_file = tmp_path / "plant.yaml"
+    demo_yaml = (Path(__file__).parents[2] / "service" / "plants" / "demo.yaml").read_text()
+    plant_file.write_text(
+        demo_yaml.replace(
+            "\nlosses:",
+            "\n  - {tenant: demo, site: p1, line: L2, id: M06, name: CNC lathe 6, type: cnc, "
+            "ideal_cycle_s: 40.0}\n\nlosses:",
+            1,
+        )
+    )
+    base = ["train", "--telemetry", str(history), "--registry", str(by_type), "--config", str(plant_file)]
+    assert main([*base, "--machine-type", "cnc"]) == 0
+    out = capsys.readouterr()
+    assert (
+        "registered cnc v1" in out.out
+        and "skipped demo/M06 (no readings of ['current', 'spindle_temp'" in out.err
+    )
     assert _threshold(by_type, "cnc") < 2 * _threshold(registry, "demo.M01")  # no window spans machines
     metadata = json.loads((by_type / "cnc" / "manifest.json").read_text())["versions"][0]["metadata"]
-    assert metadata["machines"] == ["demo/M02", "demo/M04"] and metadata["machine_types"] == ["cnc"]
-    plant = load_plant(None)
-    models = RegistryModels(by_type)
-    served = {m.id: (model.name if (model := models.model_for(m)) else None) for m in plant.machines}
-    assert served == {"M01": None, "M02": "cnc", "M03": None, "M04": "cnc", "M05": None}
+    assert (
+        metadata["machines"] == [] and metadata["machine_types"] == ["cnc"] and metadata["tenant"] == "demo"
+    )
+    assert metadata["training"]["machines"] == ["demo/M02", "demo/M04"]
+    plant = load_plant(plant_file)
+    served = {
+        m.id: (model.name if (model := RegistryModels(by_type).model_for(m)) else None)
+        for m in plant.machines
+    }
+    assert served == {"M01": None, "M02": "cnc", "M03": None, "M04": "cnc", "M05": None, "M06": "cnc"}
     opened, _ = _burst_alerts(by_type, tmp_path, "M02")
     assert {alert["evidence"]["model"] for alert in opened} == {"cnc"}  # type: ignore[index]
+    # A machine's own model beats its type's, whatever the names.
+    assert main([*base, "--machine", "M02"]) == 0
+    served = {
+        m.id: (model.name if (model := RegistryModels(by_type).model_for(m)) else None)
+        for m in plant.machines
+    }
+    assert served["M02"] == "demo.M02" and served["M04"] == "cnc"
 
 
 def test_an_isolation_forest_with_its_defaults_raises_the_burst(registry: Path, tmp_path: Path) -> None:
@@ -146,6 +173,7 @@ def test_an_isolation_forest_with_its_defaults_raises_the_burst(registry: Path, 
     history = registry.parent / "history.jsonl"
     forest = tmp_path / "forest"
     args = ["train", "--telemetry", str(history), "--registry", str(forest), "--machine", "M01"]
+    assert main([*args, "--detector", "isolation_forest", "--margin", "3", "--false-alarm-rate", "0"]) == 2
     assert main([*args, "--detector", "isolation_forest"]) == 0
     assert _threshold(forest, "demo.M01") < 1
     opened, _ = _burst_alerts(forest, tmp_path, "M01")

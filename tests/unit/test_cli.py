@@ -70,6 +70,9 @@ def test_bad_environment_variable_is_named(
             "--margin",
         ),
         (["evaluate", "skab", "data", "--window", "0"], "--window"),
+        (["evaluate", "skab", "data", "--window", "100000"], "--window"),
+        (["evaluate", "skab", "data", "--consecutive", "99999999999999999999"], "--consecutive"),
+        (["evaluate", "skab", "data", "--json", "/"], "--json"),
         (["evaluate", "skab", "data", "--consecutive", "1.5"], "--consecutive"),
         (["evaluate", "skab", "data", "--false-alarm-rate", "2"], "--false-alarm-rate"),
         (["evaluate", "skab", "data", "--stats", "mean,median"], "--stats"),
@@ -108,3 +111,24 @@ def test_schema_command_writes_the_published_schemas(
     docs = Path(__file__).parents[2] / "docs" / "schema"
     for name in ("telemetry.v1.json", "kpi.v1.json", "alert.v1.json", "control.v1.json"):
         assert (tmp_path / name).read_bytes() == (docs / name).read_bytes(), f"docs/schema/{name} is stale"
+
+
+def test_a_machine_type_model_learns_from_one_tenant_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(
+        "timezone: Asia/Seoul\n"
+        "machines:\n"
+        "  - {tenant: acme, site: p1, line: L1, id: M01, type: cnc, ideal_cycle_s: 10}\n"
+        "  - {tenant: zenith, site: p9, line: L1, id: M01, type: cnc, ideal_cycle_s: 10}\n"
+    )
+    history = tmp_path / "h.jsonl"
+    history.write_text("")
+    base = ["train", "--telemetry", str(history), "--registry", str(tmp_path / "r"), "--config", str(plant)]
+    code, err = run_cli([*base, "--machine-type", "cnc"], capsys)
+    assert code == 2 and "machines of tenants ['acme', 'zenith'] have type 'cnc'" in err and "--tenant" in err
+    code, err = run_cli([*base, "--machine-type", "cnc", "--tenant", "acme"], capsys)
+    assert code == 2 and "no sensor readings" in err  # the tenant's machines chosen; the history is empty
+    code, err = run_cli([*base, "--machine", "acme/M01", "--tenant", "acme"], capsys)
+    assert code == 2 and "--tenant: only with --machine-type" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -146,20 +147,23 @@ def test_hot_reload_picks_up_a_new_version_without_restart(tmp_path: Path) -> No
 def test_the_most_specific_model_serves_a_machine_then_its_type_then_every_machine(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
     registry.register(_fitted(name="all").model, {"machines": ["*"]})
-    registry.register(_fitted(name="cnc").model, {"machines": ["demo/M02"], "machine_types": ["cnc"]})
+    # What `linepulse train --machine-type cnc` writes: the type, its tenant, and no machine keys.
+    type_model = {"machines": [], "machine_types": ["cnc"], "tenant": "demo"}
+    registry.register(_fitted(name="a.cnc").model, type_model)  # sorts before the machine's own
     registry.register(_fitted(name="demo.M04").model, {"machines": ["demo/M04"]})
     models = RegistryModels(registry)
 
-    def served_by(machine_id: str, machine_type: str | None) -> str | None:
-        spec = MachineSpec(tenant="demo", site="p1", line="L1", id=machine_id, type=machine_type)
+    def served_by(machine_id: str, machine_type: str | None, tenant: str = "demo") -> str | None:
+        spec = MachineSpec(tenant=tenant, site="p1", line="L1", id=machine_id, type=machine_type)
         model = models.model_for(spec)
         return None if model is None else model.name
 
-    assert served_by("M02", "cnc") == "cnc"
-    assert served_by("M07", "cnc") == "cnc"  # a machine of the type added after training
+    assert served_by("M02", "cnc") == "a.cnc"
+    assert served_by("M07", "cnc") == "a.cnc"  # a machine of the type added after training
     assert served_by("M04", "cnc") == "demo.M04"  # its own model beats its type's
     assert served_by("M01", "press") == "all"
     assert served_by("M03", None) == "all"
+    assert served_by("M02", "cnc", tenant="other") == "all"  # another tenant's type model never
 
 
 @pytest.mark.parametrize(
@@ -224,3 +228,31 @@ def test_a_registry_that_cannot_be_written_is_a_model_file_error(tmp_path: Path)
     blocked.write_text("")  # a file where the registry's directory should be
     with pytest.raises(ModelFileError, match="cannot create the model's directory"):
         ModelRegistry(blocked).register(_fitted().model, {"machines": ["demo/M01"]})
+
+
+def test_a_manifest_replaced_while_it_is_read_never_breaks_serving(tmp_path: Path) -> None:
+    """The worker reads a manifest while `linepulse train` may replace it: one read per refresh."""
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted(seed=1).model, {"machines": ["demo/M01"]})
+    manifest = tmp_path / "demo.M01" / "manifest.json"
+    before = manifest.read_bytes()
+    registry.register(_fitted(seed=2).model, {"machines": ["demo/M01"]})
+    after = manifest.read_bytes()
+    manifest.write_bytes(before)
+
+    class Racing(ModelRegistry):
+        def manifest(self, name: str) -> dict[str, Any]:
+            data = super().manifest(name)
+            manifest.write_bytes(after)  # the trainer's replacement lands right after the read
+            return data
+
+    served = RegistryModels(Racing(tmp_path)).model_for(
+        MachineSpec(tenant="demo", site="p1", line="L1", id="M01")
+    )
+    assert served is not None and served.version == "v1"
+
+
+def test_row_counts_a_model_sets_are_bounded(tmp_path: Path) -> None:
+    fitted = _fitted()
+    with pytest.raises(ValueError, match="consecutive and resolve_after"):
+        dataclasses.replace(fitted.model, consecutive=10**20)
