@@ -304,7 +304,9 @@ class MachineEngine:
         Cheaper for consecutive messages of one machine: each signal's statistics take all the
         batches in one kernel call (:func:`models.signal_stats.update_runs`, bit for bit the same
         as one call per batch). They are folded first, because nothing else reads them; time
-        accounting, drift/SPC monitors and alerts run per batch, in order, exactly as one by one.
+        accounting and alerts run per batch, in order, exactly as one by one, and each signal's
+        drift/SPC monitor takes the run in one call where that is the same
+        (:meth:`_judge_quiet_runs`), else per batch.
         """
         if self._anomaly_models is not None:
             # The anomaly window's features follow each batch's own series: keep them one by one.
