@@ -68,7 +68,21 @@ with a `running` state per machine, 5 minutes before its first reading
 reaches its monitor), so the figures include the full analytics. With each machine running, the
 in-process apply path costs ~75 µs per frame instead of ~37 (~56 µs of it in the engine), and the
 state writes ~25 µs instead of ~10 per frame at 40 messages a batch. The empty agent counts the
-five state messages as frames: 0.06 % more readings than it got, against linepulse."""
+five state messages as frames: 0.06 % more readings than it got, against linepulse.
+
+2026-11-26, later (Tansu, 8,000-16,000 frames, py-spy and gc callbacks in the worker): batches held
+100-700 messages (runs of ~60-140 frames per machine), so state writes were ~2-5 µs per frame; full
+garbage collections walking the startup heap (numba, Faust) cost ~48 µs per frame, now frozen at
+agent start (`streams/heap.py`; 0.37-0.41 s of collections per 8,000 frames before, 0.05-0.11 s
+after). A signal's drift/SPC monitor now takes a quiet run of frames in one call (in-process apply
+~94 → ~80 µs per frame). Same-session A/B of both (`benchmarks/ab_e2e.py`), 8,000 frames, 9
+interleaved rounds per broker in two sessions, median µs CPU per frame at load average 2-3: Apache
+Kafka 274 → 244 (best run 212 → 177; empty agent 133), Tansu 237 → 239 (best 202 → 192; empty agent
+105). Single runs move by ±25 %, more than these changes. What is left per frame in the worker:
+decoding and validating ~15 µs, accounting ~5 µs, the temperature's expected level (still training
+during these runs) ~8 µs, the monitors' own work ~5-9 µs, records and Python plumbing per message
+~15 µs; the worker's Faust side (take_events, its other topics) costs ~30 µs per message more than
+the empty agent's."""
 
 LONG_FRAME_PER_SIGNAL: Final = 1_000
 LONG_FRAME_READINGS: Final = len(SIGNALS) * LONG_FRAME_PER_SIGNAL

@@ -170,7 +170,9 @@ def start_consumer(
     latency: bool = False,
     warmup: int = 0,
     page_hinkley: bool = False,
+    checkout: Path = REPO,
 ) -> Consumer:
+    """``checkout``: the source tree the consumer runs (another commit's, for an A/B in one session)."""
     tag = f"{kind}-{uuid.uuid4().hex[:8]}"
     result = workdir / f"{tag}.json"
     log = workdir / f"{tag}.log"
@@ -185,7 +187,7 @@ def start_consumer(
         if latency:
             argv.append("--latency")
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, cwd=checkout, stdout=out, stderr=subprocess.STDOUT)
     return Consumer(kind, process, result, log)
 
 

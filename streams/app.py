@@ -22,6 +22,7 @@ from models.plant import PlantConfig
 from streams.batch import BatchApplier
 from streams.decode import Rejection
 from streams.fetch_wait import app_with_fetch_wait
+from streams.heap import freeze_startup_heap
 from streams.line_stream import add_line_view
 from streams.lines import LineAggregator
 from streams.live import LiveLines, LiveMachines
@@ -204,6 +205,7 @@ def create_stream(
     @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
     async def process_telemetry(stream: faust.StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)  # StreamT does not declare take_events
+        freeze_startup_heap()  # started: imports and app done, the first message not yet read
         async for events in stream.take_events(config.batch_max_messages, within=config.batch_within_s):
             await process_batch(events)
 
