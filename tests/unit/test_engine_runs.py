@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from models import machine, signal_monitor
+from models.anomaly.scoring import AnomalyModel
+from models.anomaly.training import default_config, fit_model
 from models.machine import EngineOutput, MachineEngine, MachineState
 from models.plant import MachineSpec, PlantConfig
 from service.plant_file import load_demo_plant
@@ -103,17 +105,37 @@ def _each(engine: MachineEngine, state: MachineState, spec: MachineSpec, batch: 
         yield out, _alerts([out])[0]
 
 
+class _OneModel:
+    """The anomaly-model lookup the service implements over the registry, for one fitted model."""
+
+    def __init__(self, model: AnomalyModel) -> None:
+        self.model = model
+
+    def model_for(self, machine: MachineSpec) -> AnomalyModel | None:
+        return self.model
+
+
+def _anomaly_model() -> AnomalyModel:
+    rng = np.random.default_rng(5)
+    normal = np.column_stack(
+        [rng.normal(40.0, 0.2, 5_000), rng.normal(2.0, 0.1, 5_000), rng.normal(12.0, 0.5, 5_000)]
+    )
+    return fit_model(normal, SIGNALS, default_config("pca_t2q"), name="runs").model
+
+
+@pytest.mark.parametrize("with_model", [False, True], ids=["monitors", "monitors+anomaly-model"])
 def test_runs_give_the_alerts_windows_and_states_of_one_frame_at_a_time(
-    plant: PlantConfig, monkeypatch: pytest.MonkeyPatch
+    plant: PlantConfig, monkeypatch: pytest.MonkeyPatch, with_model: bool
 ) -> None:
     spec = plant.machines[0]
     start = 1_790_000_000_000
     frames = _frames(spec, start, 600, seed=8)
     counting = _CountingUpdate()
     monkeypatch.setattr(machine.signal_monitor, "update", counting)
+    models = _OneModel(_anomaly_model()) if with_model else None
 
     def run(sizes: Iterator[int]) -> tuple[Any, MachineState, int]:
-        engine = MachineEngine(plant)
+        engine = MachineEngine(plant, models)
         state = engine.new_state(spec)
         engine.on_state(state, spec, start - 600_000, "running", None)
         alerts, closed = [], []
@@ -138,5 +160,11 @@ def test_runs_give_the_alerts_windows_and_states_of_one_frame_at_a_time(
     assert any(a[0] == "drift" and a[1] == "vibration_rms" for a in opened)
     assert any(a[0] == "drift" and a[1] == "vibration_rms" for a in resolved)
     assert any(single[1]), "the frames span hours: windows close inside runs"
-    # Quiet runs took one monitor call per signal: far fewer calls than one per frame and signal.
-    assert merged_calls < single_calls / 3
+    if with_model:
+        # A machine with an anomaly model is applied one batch at a time (its feature windows follow
+        # each batch), and raises its anomaly alerts exactly as one frame at a time.
+        assert merged_calls == single_calls
+        assert any(a[0] == "anomaly" for a in opened)
+    else:
+        # Quiet runs took one monitor call per signal: far fewer than one per frame and signal.
+        assert merged_calls < single_calls / 3
