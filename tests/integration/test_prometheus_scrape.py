@@ -197,6 +197,15 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroke
         wait_for(silent_pending, 10, "LinepulseMachineSilent pending for every machine")
         assert not prometheus.query('ALERTS{alertname=~"LinepulseWorkerDown|LinepulseNotReady"}')
 
+        # The line view is two hops behind the machines (kpis -> kpis-by-line -> line-view table, then
+        # a scrape): on a loaded machine it can trail the applied events by seconds. A closed hour
+        # of each demo line must show before the panels are checked (CI once queried too early).
+        wait_for(
+            lambda: lines_of('linepulse_line_oee_ratio{window="hour"}') == {"L1", "L2"},
+            60,
+            "line OEE of a closed hour per demo line",
+        )
+
         # Every Grafana panel query is PromQL this server accepts (api() asserts status success).
         queries = _dashboard_queries()
         assert len(queries) >= 12
