@@ -369,7 +369,7 @@ def load_version(directory: Path, entry: ModelVersion) -> AnomalyModel:
         ) from None
     try:
         return model_from_artifact(artifact, entry.name, entry.version)
-    except (ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # of trusted types but any shape: whatever breaks, it is refused
         raise ModelFileError(f"{path}: refused: malformed model artifact ({exc})") from None
 
 

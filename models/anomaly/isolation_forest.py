@@ -195,6 +195,11 @@ def compile_forest(forest: IsolationForest) -> CompiledForest:
     if not estimators:
         raise ValueError("isolation forest: not fitted")
     n_features = int(forest.n_features_in_)
+    subsets = forest.estimators_features_
+    if len(subsets) != len(estimators):
+        raise ValueError("isolation forest: estimators and feature subsets disagree in number")
+    for index, (estimator, subset) in enumerate(zip(estimators, subsets, strict=True)):
+        _check_tree(estimator.tree_, subset, n_features, index)
     trees = [
         _tree_nodes(estimator.tree_, subset)
         for estimator, subset in zip(estimators, forest.estimators_features_, strict=True)
@@ -226,6 +231,49 @@ def compile_forest(forest: IsolationForest) -> CompiledForest:
         denominator=denominator,
         heap=build_heap_forest(trees, denominator),
     )
+
+
+def _check_tree(tree: Any, subset: npt.ArrayLike, n_features: int, index: int) -> None:
+    """ValueError unless ``tree`` is a well-formed binary tree over the forest's columns.
+
+    A model file is input: a tree whose child indices leave the node arrays or loop back makes
+    scikit-learn's own depth computation read out of bounds (a segfault) and a walk never end.
+    scikit-learn numbers every child after its parent, so ``parent < child < n_nodes`` for every
+    split rules out both, and each node has one parent.
+    """
+    where = f"isolation forest tree {index}"
+    left = np.asarray(tree.children_left)
+    right = np.asarray(tree.children_right)
+    n_nodes = int(tree.node_count)
+    columns = np.asarray(subset)
+    arrays = (
+        left,
+        right,
+        np.asarray(tree.feature),
+        np.asarray(tree.threshold),
+        np.asarray(tree.n_node_samples),
+    )
+    if n_nodes < 1 or any(a.ndim != 1 or a.shape[0] != n_nodes for a in arrays):
+        raise ValueError(f"{where}: node arrays disagree with node_count {n_nodes}")
+    if columns.ndim != 1 or columns.dtype.kind not in "iu" or ((columns < 0) | (columns >= n_features)).any():
+        raise ValueError(f"{where}: feature subset outside the forest's {n_features} columns")
+    split = left != -1
+    nodes = np.arange(n_nodes)
+    if ((right != -1) != split).any():
+        raise ValueError(f"{where}: a node with one child")
+    for children in (left[split], right[split]):
+        if ((children <= nodes[split]) | (children >= n_nodes)).any():
+            raise ValueError(f"{where}: a child index out of order or out of range")
+    if np.unique(np.concatenate((left[split], right[split]))).shape[0] != 2 * int(split.sum()):
+        raise ValueError(f"{where}: a node with two parents")
+    used = np.asarray(tree.feature)[split]
+    if ((used < 0) | (used >= columns.shape[0])).any():
+        raise ValueError(f"{where}: a split on a column outside its feature subset")
+    depth = np.zeros(n_nodes, dtype=np.int64)
+    for node in np.flatnonzero(split):  # parents come before their children
+        depth[left[node]] = depth[right[node]] = depth[node] + 1
+    if int(depth.max()) != int(tree.max_depth):
+        raise ValueError(f"{where}: max_depth {tree.max_depth} is not the tree's depth {int(depth.max())}")
 
 
 def _tree_nodes(tree: Any, subset: npt.ArrayLike) -> HeapTree:

@@ -256,3 +256,51 @@ def test_row_counts_a_model_sets_are_bounded(tmp_path: Path) -> None:
     fitted = _fitted()
     with pytest.raises(ValueError, match="consecutive and resolve_after"):
         dataclasses.replace(fitted.model, consecutive=10**20)
+
+
+def _crafted_forest(edit: Any) -> bytes:
+    """A real forest artifact of trusted types whose first tree ``edit`` rewrites."""
+    artifact = model_to_artifact(_fitted("isolation_forest").model)
+    tree = artifact["detector"]["estimator"].estimators_[0].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    edit(nodes, state)
+    state["nodes"] = nodes
+    tree.__setstate__(state)
+    return bytes(sio.dumps(artifact))
+
+
+def _set_max_depth(nodes: Any, state: Any) -> None:
+    state["max_depth"] = 1
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (
+            lambda nodes, _: nodes["left_child"].__setitem__(0, 10**6),
+            "child index out of order or out of range",
+        ),
+        (lambda nodes, _: nodes["left_child"].__setitem__(0, 0), "a child index out of order or out of range"),
+        (lambda nodes, _: nodes["feature"].__setitem__(0, 10**6), "a split on a column outside"),
+        (lambda nodes, _: nodes["right_child"].__setitem__(0, -1), "a node with one child"),
+        (_set_max_depth, "max_depth 1 is not the tree's depth"),
+    ],
+    ids=["child-out-of-range", "cycle", "feature", "one-child", "max-depth"],
+)
+def test_a_crafted_forest_of_trusted_types_is_refused_before_any_tree_is_walked(
+    tmp_path: Path, edit: Any, reason: str
+) -> None:
+    """With its hash fixed in the manifest: out-of-range children made scikit-learn's own depth
+    computation segfault, and a cycle made the walk loop forever."""
+    registry = _swap_in(tmp_path, _crafted_forest(edit))
+    with pytest.raises(ModelFileError, match=f"malformed model artifact .*tree 0: .*{re.escape(reason)}"):
+        registry.load("demo.M01")
+
+
+def test_an_artifact_of_the_wrong_shape_is_refused_whatever_breaks(tmp_path: Path) -> None:
+    artifact = model_to_artifact(_fitted().model)
+    artifact["detector"] = []
+    registry = _swap_in(tmp_path, bytes(sio.dumps(artifact)))
+    with pytest.raises(ModelFileError, match="malformed model artifact"):
+        registry.load("demo.M01")
