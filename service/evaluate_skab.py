@@ -211,8 +211,26 @@ def format_report(summary: dict[str, Any], label: str | None = None) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     config = model_config(args, skab_config)
-    if args.json is not None and (args.json.is_dir() or not args.json.parent.is_dir()):
-        raise ConfigError(f"--json: {args.json} is not a file in an existing directory")
+    if args.wide_grid and not args.cross_validate:
+        raise ConfigError("--wide-grid: only with --cross-validate")
+    if args.json is not None:
+        _writable(args.json)  # before a run of minutes, not after it
+    try:
+        return _evaluate_with(args, config)
+    except ValueError as exc:  # the options make a model that cannot be fitted (e.g. no variance)
+        raise ConfigError(f"model options: {exc}") from None
+
+
+def _writable(path: Path) -> None:
+    if path.is_dir():
+        raise ConfigError(f"--json: {path} is a directory")
+    try:
+        path.touch()
+    except OSError as exc:
+        raise ConfigError(f"--json: cannot write {path} ({exc.strerror or exc})") from None
+
+
+def _evaluate_with(args: argparse.Namespace, config: ModelConfig) -> int:
     files = load_skab_tree(args.path)
     extra: dict[str, Any] = {}
     if args.cross_validate:
@@ -232,7 +250,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json is not None:
         keys = ("f1", "far", "mar", "nab_standard", "nab_lowfp", "nab_lowfn")
         payload = {key: summary[key] for key in keys} | extra
-        args.json.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+        try:
+            args.json.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            raise ConfigError(f"--json: cannot write {args.json} ({exc.strerror or exc})") from None
     return 0
 
 

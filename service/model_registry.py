@@ -28,6 +28,7 @@ the previous version or the complete new one: that is what makes hot reload safe
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -213,8 +214,12 @@ def _version_entry(name: str, entry: object, where: str) -> ModelVersion:
         value = metadata.get(key, [])
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ModelFileError(f"{where}.metadata.{key}: expected a list of strings")
-    if not isinstance(metadata.get("tenant", ""), str):
+    tenant = metadata.get("tenant")
+    if tenant is not None and not isinstance(tenant, str):
         raise ModelFileError(f"{where}.metadata.tenant: expected a string")
+    if metadata.get("machine_types") and tenant is None:
+        # A type's model serves the type within one tenant; without one it would serve any tenant's.
+        raise ModelFileError(f"{where}.metadata.tenant: required with machine_types")
     return ModelVersion(
         name=name,
         version=entry["version"],
@@ -291,13 +296,22 @@ class ModelRegistry:
 
     def register(self, model: AnomalyModel, metadata: Mapping[str, Any]) -> ModelVersion:
         """Store ``model`` as the next version ``vN`` of ``model.name`` and make it ``latest``."""
-        import skops.io as sio
-
         directory = self._dir(model.name)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ModelFileError(f"{directory}: cannot create the model's directory ({exc})") from None
+        # Two trainers registering the same model at once would each write "their" next version and
+        # manifest; one at a time, under an exclusive lock on the model's directory.
+        with (directory / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._register_locked(model, metadata, directory)
+
+    def _register_locked(
+        self, model: AnomalyModel, metadata: Mapping[str, Any], directory: Path
+    ) -> ModelVersion:
+        import skops.io as sio
+
         try:
             existing = self.versions(model.name)
         except ModelFileError:

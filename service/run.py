@@ -21,12 +21,13 @@ from typing import Any
 
 import orjson
 
+from service.anomaly_models import anomaly_models
 from service.brokers.tansu import TansuBroker
 from service.processes import spawn, stop_process, tail
 from service.settings import Settings
 from streams.topics import ensure_topics, topic_specs
 
-__all__ = ["run_all"]
+__all__ = ["run_all", "worker_arguments"]
 
 _READY_TIMEOUT_S = 90.0
 _VIEW_INTERVAL_S = 5.0
@@ -88,7 +89,16 @@ def render_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def worker_arguments(settings: Settings, common: list[str]) -> list[str]:
+    """The worker's command line: what ``run`` was given that the worker takes as options."""
+    argv = [*common, "--web-port", str(settings.web_port), "--app-id", settings.app_id]
+    if settings.model_registry is not None:
+        argv += ["--model-registry", str(settings.model_registry)]
+    return argv
+
+
 def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
+    anomaly_models(settings)  # a bad model registry setting stops here, before anything starts
     signal.signal(signal.SIGTERM, _raise_interrupt)
     logs_dir = settings.data_dir / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
@@ -111,10 +121,7 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
             if settings.plant_config is not None:
                 common += ["--config", str(settings.plant_config)]
             children["worker"] = spawn(
-                _child_argv(
-                    "worker", *common, "--web-port", str(settings.web_port), "--app-id", settings.app_id
-                ),
-                logs["worker"],
+                _child_argv("worker", *worker_arguments(settings, common)), logs["worker"]
             )
             children["simulator"] = spawn(
                 _child_argv(

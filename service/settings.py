@@ -5,19 +5,34 @@ Only the service layer reads the environment; everything below gets this object'
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.exceptions import ConfigError
 from streams.app import StreamConfig
 from streams.topics import TopicNames
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "bootstrap_servers_problem", "load_settings"]
 
 _TOPIC = r"^[A-Za-z0-9._-]{1,200}$"
+_SERVER = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})$")
+
+
+def bootstrap_servers_problem(text: str) -> str | None:
+    """Why ``text`` is not a comma-separated list of HOST:PORT (IPv6 as [ADDR]:PORT), or None."""
+    for server in text.split(","):
+        match = _SERVER.match(server)
+        if match is None:
+            return f"{server!r} is not HOST:PORT (an IPv6 address as [ADDR]:PORT)"
+        if not 1 <= int(match.group(1)) <= 65535:
+            return f"{server!r}: port must be 1-65535"
+    return None
+
+
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
@@ -85,6 +100,14 @@ class Settings(BaseSettings):
             kpis_by_line=self.topic_kpis_by_line,
             control=self.topic_control,
         )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str | None) -> str | None:
+        problem = None if value is None else bootstrap_servers_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     def stream_config(self, bootstrap_servers: str, partitions: int) -> StreamConfig:
         return StreamConfig(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from service.cli_args import add_model_options, model_config
 from service.exceptions import ConfigError
 from service.model_registry import ModelRegistry, ModelVersion
 from service.plant_file import load_plant
+from service.settings import bootstrap_servers_problem
 from service.simulator.exceptions import SpecError
 from service.simulator.timeparse import parse_start
 from streams.decode import Rejection, TelemetryDecoder
@@ -161,7 +162,10 @@ def file_records(path: Path) -> Iterator[bytes]:
 def kafka_records(
     bootstrap_servers: str, topic: str, start_ms: int | None, end_ms: int | None, idle_timeout_s: float = 5.0
 ) -> Iterator[bytes]:
-    """Values of ``topic`` from the first offset at or after ``start_ms`` until past ``end_ms`` or idle."""
+    """Values of ``topic`` from the first offset at or after ``start_ms`` (broker time) to the end
+    offsets as they were at the start, or until idle; the range's end is applied to event times by
+    :func:`collect` (broker time says nothing of event time: a backfilled history carries the time it
+    was produced, so stopping on it once read nothing at all)."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
@@ -197,10 +201,6 @@ def kafka_records(
                 break
             for tp, messages in batch.items():
                 for message in messages:
-                    if end_ms is not None and message.timestamp >= end_ms + 3_600_000:
-                        # Broker time well past the range: the rest of this partition is later.
-                        done.add(tp)
-                        break
                     if message.value is not None:
                         yield message.value
                     if message.offset + 1 >= ends[tp]:
@@ -244,13 +244,36 @@ def _machines_of_type(plant: PlantConfig, machine_type: str, tenant: str | None)
 
 
 def _model_name(args: argparse.Namespace, machines: tuple[MachineSpec, ...]) -> str:
-    if args.name:
-        return str(args.name)
+    if args.name is not None:
+        return str(args.name)  # the registry refuses a name it cannot store
     if args.machine_type:
-        return str(args.machine_type)
+        # Tenants may share type names: one tenant's type model must not replace another's.
+        return f"{machines[0].tenant}.{args.machine_type}"
     if len(machines) == 1:
         return machines[0].key.replace("/", ".")
     raise ConfigError("--name: required when a model serves several machines")
+
+
+def _served(metadata: Mapping[str, Any]) -> tuple[list[str], list[str], str | None]:
+    return (
+        sorted(metadata.get("machines", [])),
+        sorted(metadata.get("machine_types", [])),
+        metadata.get("tenant"),
+    )
+
+
+def _check_same_service(registry: ModelRegistry, name: str, served: dict[str, Any]) -> None:
+    """A new version must serve what the model's latest version serves: a reused ``--name`` would
+    otherwise take a machine's or another tenant's model away from them."""
+    if name not in registry.names():
+        return
+    before = _served(registry.entry(name).metadata)
+    if before != _served(served):
+        raise ConfigError(
+            f"--name {name}: its latest version serves machines {before[0]}, types {before[1]} "
+            f"(tenant {before[2]}); this one would serve machines {_served(served)[0]}, types "
+            f"{_served(served)[1]} (tenant {_served(served)[2]}): choose another --name"
+        )
 
 
 def train(
@@ -279,6 +302,7 @@ def train(
         if machine_type is not None
         else {"machines": list(data.machines), "machine_types": []}
     )
+    _check_same_service(registry, name, served)
     metadata: dict[str, Any] = {
         "detector": config.detector,
         **served,
@@ -302,6 +326,13 @@ def train(
         "config": config.to_dict(),
     }
     return registry.register(model, metadata)
+
+
+def _servers(text: str) -> str:
+    problem = bootstrap_servers_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _range_time(text: str) -> int:
@@ -360,7 +391,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("train", help="fit an anomaly model on telemetry history and register it")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--telemetry", type=Path, metavar="FILE.jsonl", help="telemetry JSON Lines file")
-    source.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="read history from Kafka")
+    source.add_argument(
+        "--bootstrap-servers", type=_servers, metavar="HOST:PORT", help="read history from Kafka"
+    )
     parser.add_argument("--topic", default="telemetry", help="Kafka topic (default: telemetry)")
     parser.add_argument("--config", metavar="PLANT.yaml", help="plant file (default: the demo plant)")
     parser.add_argument(
@@ -377,7 +410,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--tenant", help="with --machine-type: the tenant whose machines to learn")
     parser.add_argument(
-        "--name", help="model name (default: TYPE with --machine-type, else TENANT.ID of the single machine)"
+        "--name",
+        help="model name (default: TENANT.TYPE with --machine-type, else TENANT.ID of the single machine)",
     )
     parser.add_argument("--signals", help="comma-separated signals (default: every signal seen)")
     parser.add_argument(

@@ -51,5 +51,7 @@ def calibrate(
     # Scores are non-negative for both detectors' conventions up to the isolation forest's sign; a
     # margin scales the distance from zero, so a negative quantile moves towards zero, not away.
     threshold = quantile * margin if quantile >= 0 else quantile / margin
+    if not math.isfinite(threshold):
+        raise ValueError(f"margin: {margin:g} x training quantile {quantile:.4g} is not a finite threshold")
     rate = float(np.mean(values > threshold))
     return Calibration(threshold, false_alarm_rate, margin, rate)

@@ -141,11 +141,11 @@ def test_train_per_machine_type_learns_every_machine_of_the_type(
     assert main([*base, "--machine-type", "cnc"]) == 0
     out = capsys.readouterr()
     assert (
-        "registered cnc v1" in out.out
+        "registered demo.cnc v1" in out.out
         and "skipped demo/M06 (no readings of ['current', 'spindle_temp'" in out.err
     )
-    assert _threshold(by_type, "cnc") < 2 * _threshold(registry, "demo.M01")  # no window spans machines
-    metadata = json.loads((by_type / "cnc" / "manifest.json").read_text())["versions"][0]["metadata"]
+    assert _threshold(by_type, "demo.cnc") < 2 * _threshold(registry, "demo.M01")  # no window spans machines
+    metadata = json.loads((by_type / "demo.cnc" / "manifest.json").read_text())["versions"][0]["metadata"]
     assert (
         metadata["machines"] == [] and metadata["machine_types"] == ["cnc"] and metadata["tenant"] == "demo"
     )
@@ -155,16 +155,26 @@ def test_train_per_machine_type_learns_every_machine_of_the_type(
         m.id: (model.name if (model := RegistryModels(by_type).model_for(m)) else None)
         for m in plant.machines
     }
-    assert served == {"M01": None, "M02": "cnc", "M03": None, "M04": "cnc", "M05": None, "M06": "cnc"}
+    assert served == {
+        "M01": None,
+        "M02": "demo.cnc",
+        "M03": None,
+        "M04": "demo.cnc",
+        "M05": None,
+        "M06": "demo.cnc",
+    }
     opened, _ = _burst_alerts(by_type, tmp_path, "M02")
-    assert {alert["evidence"]["model"] for alert in opened} == {"cnc"}  # type: ignore[index]
+    assert {alert["evidence"]["model"] for alert in opened} == {"demo.cnc"}  # type: ignore[index]
     # A machine's own model beats its type's, whatever the names.
     assert main([*base, "--machine", "M02"]) == 0
     served = {
         m.id: (model.name if (model := RegistryModels(by_type).model_for(m)) else None)
         for m in plant.machines
     }
-    assert served["M02"] == "demo.M02" and served["M04"] == "cnc"
+    assert served["M02"] == "demo.M02" and served["M04"] == "demo.cnc"
+    # A reused --name never takes a model away from what it serves.
+    assert main([*base, "--machine", "M04", "--name", "demo.cnc"]) == 2
+    assert "--name demo.cnc: its latest version serves machines []" in capsys.readouterr().err
 
 
 def test_an_isolation_forest_with_its_defaults_raises_the_burst(registry: Path, tmp_path: Path) -> None:

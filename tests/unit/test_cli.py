@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from service.cli import main
+from service.run import worker_arguments
+from service.settings import Settings
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -73,6 +75,21 @@ def test_bad_environment_variable_is_named(
         (["evaluate", "skab", "data", "--window", "100000"], "--window"),
         (["evaluate", "skab", "data", "--consecutive", "99999999999999999999"], "--consecutive"),
         (["evaluate", "skab", "data", "--json", "/"], "--json"),
+        (["evaluate", "skab", "data", "--json", "/proc/none/x.json"], "--json"),
+        (["evaluate", "skab", "data", "--wide-grid"], "--wide-grid"),
+        (
+            ["train", "--bootstrap-servers", "localhost:notaport", "--registry", "r", "--machine", "M01"],
+            "--bootstrap-servers",
+        ),
+        (
+            ["train", "--bootstrap-servers", "a:b:c", "--registry", "r", "--machine", "M01"],
+            "--bootstrap-servers",
+        ),
+        (
+            ["train", "--bootstrap-servers", "[::1", "--registry", "r", "--machine", "M01"],
+            "--bootstrap-servers",
+        ),
+        (["worker", "--bootstrap-servers", "kafka:99999"], "bootstrap_servers"),
         (["evaluate", "skab", "data", "--consecutive", "1.5"], "--consecutive"),
         (["evaluate", "skab", "data", "--false-alarm-rate", "2"], "--false-alarm-rate"),
         (["evaluate", "skab", "data", "--stats", "mean,median"], "--stats"),
@@ -132,3 +149,13 @@ def test_a_machine_type_model_learns_from_one_tenant_only(
     assert code == 2 and "no sensor readings" in err  # the tenant's machines chosen; the history is empty
     code, err = run_cli([*base, "--machine", "acme/M01", "--tenant", "acme"], capsys)
     assert code == 2 and "--tenant: only with --machine-type" in err
+
+
+def test_run_hands_the_model_registry_to_its_worker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(model_registry=tmp_path)
+    argv = worker_arguments(settings, ["--bootstrap-servers", "127.0.0.1:9092"])
+    assert argv[argv.index("--model-registry") + 1] == str(tmp_path)
+    code, err = run_cli(["run", "--model-registry", str(tmp_path / "missing"), "--no-view"], capsys)
+    assert code == 2 and "no such directory" in err  # before any broker or process starts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -281,7 +282,10 @@ def _set_max_depth(nodes: Any, state: Any) -> None:
             lambda nodes, _: nodes["left_child"].__setitem__(0, 10**6),
             "child index out of order or out of range",
         ),
-        (lambda nodes, _: nodes["left_child"].__setitem__(0, 0), "a child index out of order or out of range"),
+        (
+            lambda nodes, _: nodes["left_child"].__setitem__(0, 0),
+            "a child index out of order or out of range",
+        ),
         (lambda nodes, _: nodes["feature"].__setitem__(0, 10**6), "a split on a column outside"),
         (lambda nodes, _: nodes["right_child"].__setitem__(0, -1), "a node with one child"),
         (_set_max_depth, "max_depth 1 is not the tree's depth"),
@@ -304,3 +308,21 @@ def test_an_artifact_of_the_wrong_shape_is_refused_whatever_breaks(tmp_path: Pat
     registry = _swap_in(tmp_path, bytes(sio.dumps(artifact)))
     with pytest.raises(ModelFileError, match="malformed model artifact"):
         registry.load("demo.M01")
+
+
+def test_a_type_model_without_its_tenant_is_refused(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted().model, {"machines": [], "machine_types": ["cnc"]})
+    with pytest.raises(ModelFileError, match=r"metadata\.tenant: required with machine_types"):
+        registry.load("demo.M01")
+
+
+def test_two_trainers_registering_one_model_at_once_leave_every_version_intact(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    models = [_fitted(seed=seed).model for seed in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda model: registry.register(model, {"machines": ["demo/M01"]}), models))
+    versions = registry.versions("demo.M01")
+    assert sorted(v.version for v in versions) == sorted(f"v{n}" for n in range(1, 9))
+    for version in versions:
+        registry.load("demo.M01", version.version)  # every hash matches its file
