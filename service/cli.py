@@ -15,7 +15,7 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def _registrars() -> list[Registrar]:
     # Imported here so `linepulse --help` stays fast and one broken optional part names itself.
-    from service import baseline, evaluate_skab, train
+    from service import baseline, evaluate_skab, models_command, train
     from service import commands as service_commands
     from service.brokers import commands as broker_commands
     from service.simulator import commands as simulator_commands
@@ -25,6 +25,7 @@ def _registrars() -> list[Registrar]:
         simulator_commands.register,
         broker_commands.register,
         train.register,
+        models_command.register,
         evaluate_skab.register,
         baseline.register,
     ]

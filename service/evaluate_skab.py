@@ -213,12 +213,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = model_config(args, skab_config)
     if args.wide_grid and not args.cross_validate:
         raise ConfigError("--wide-grid: only with --cross-validate")
+    created = args.json is not None and not args.json.exists()
     if args.json is not None:
         _writable(args.json)  # before a run of minutes, not after it
     try:
         return _evaluate_with(args, config)
     except ValueError as exc:  # the options make a model that cannot be fitted (e.g. no variance)
         raise ConfigError(f"model options: {exc}") from None
+    finally:
+        if created and args.json.exists() and args.json.stat().st_size == 0:
+            args.json.unlink()  # the run failed: no empty result file left behind
 
 
 def _writable(path: Path) -> None:

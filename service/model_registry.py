@@ -34,10 +34,11 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -160,7 +161,7 @@ def _detector_from(data: Mapping[str, Any]) -> Detector:
 
 
 def model_from_artifact(artifact: Any, name: str, version: str) -> AnomalyModel:
-    """Build the serving model from a loaded artifact dict (ValueError/KeyError/TypeError if malformed)."""
+    """Build the serving model from a loaded artifact dict (an exception if malformed)."""
     if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
         raise ValueError(f"not a {ARTIFACT_FORMAT} artifact")
     features = artifact["features"]
@@ -169,12 +170,16 @@ def model_from_artifact(artifact: Any, name: str, version: str) -> AnomalyModel:
         window=int(features["window"]),
         stats=tuple(str(s) for s in features["stats"]),
     )
+    detector = _detector_from(artifact["detector"])
+    threshold = float(artifact["threshold"])
+    if detector.kind == "isolation_forest" and threshold >= 1.0:
+        raise ValueError(f"threshold {threshold:.4g}: an isolation forest never scores above 1")
     return AnomalyModel(
         name=name,
         version=version,
         features=spec,
-        detector=_detector_from(artifact["detector"]),
-        threshold=float(artifact["threshold"]),
+        detector=detector,
+        threshold=threshold,
         consecutive=int(artifact["consecutive"]),
         release=float(artifact.get("release", 1.0)),
     )
@@ -217,9 +222,6 @@ def _version_entry(name: str, entry: object, where: str) -> ModelVersion:
     tenant = metadata.get("tenant")
     if tenant is not None and not isinstance(tenant, str):
         raise ModelFileError(f"{where}.metadata.tenant: expected a string")
-    if metadata.get("machine_types") and tenant is None:
-        # A type's model serves the type within one tenant; without one it would serve any tenant's.
-        raise ModelFileError(f"{where}.metadata.tenant: required with machine_types")
     return ModelVersion(
         name=name,
         version=entry["version"],
@@ -294,21 +296,49 @@ class ModelRegistry:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def register(self, model: AnomalyModel, metadata: Mapping[str, Any]) -> ModelVersion:
-        """Store ``model`` as the next version ``vN`` of ``model.name`` and make it ``latest``."""
+    def register(
+        self,
+        model: AnomalyModel,
+        metadata: Mapping[str, Any],
+        check: Callable[[list[ModelVersion]], None] | None = None,
+    ) -> ModelVersion:
+        """Store ``model`` as the next version ``vN`` of ``model.name`` and make it ``latest``.
+
+        ``check`` sees the existing versions under the registry's lock and may refuse by raising.
+        """
         directory = self._dir(model.name)
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            lock = (directory / ".lock").open("a")
         except OSError as exc:
-            raise ModelFileError(f"{directory}: cannot create the model's directory ({exc})") from None
+            raise ModelFileError(f"{directory}: cannot write the model's directory ({exc})") from None
         # Two trainers registering the same model at once would each write "their" next version and
         # manifest; one at a time, under an exclusive lock on the model's directory.
-        with (directory / ".lock").open("a") as lock:
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            return self._register_locked(model, metadata, directory)
+            try:
+                return self._register_locked(model, metadata, directory, check)
+            except OSError as exc:
+                raise ModelFileError(f"{directory}: cannot write the model ({exc})") from None
+
+    def remove(self, name: str) -> None:
+        """Take a model out of the registry: its manifest goes first, so readers stop serving it at
+        their next reload, then its files."""
+        directory = self._dir(name)
+        if not self.manifest_path(name).is_file():
+            raise ModelFileError(f"{self.manifest_path(name)}: no such model in the registry")
+        try:
+            self.manifest_path(name).unlink()
+            shutil.rmtree(directory)
+        except OSError as exc:
+            raise ModelFileError(f"{directory}: cannot remove the model ({exc})") from None
 
     def _register_locked(
-        self, model: AnomalyModel, metadata: Mapping[str, Any], directory: Path
+        self,
+        model: AnomalyModel,
+        metadata: Mapping[str, Any],
+        directory: Path,
+        check: Callable[[list[ModelVersion]], None] | None,
     ) -> ModelVersion:
         import skops.io as sio
 
@@ -318,6 +348,8 @@ class ModelRegistry:
             if self.manifest_path(model.name).exists():
                 raise
             existing = []
+        if check is not None:
+            check(existing)
         numbers = [int(m.group(1)) for e in existing if (m := _VERSION.match(e.version))]
         version = f"v{max(numbers, default=0) + 1}"
         data = sio.dumps(model_to_artifact(model))

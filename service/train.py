@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from models.anomaly.training import ModelConfig, fit_model
 from models.plant import MachineSpec, PlantConfig
 from service.cli_args import add_model_options, model_config
 from service.exceptions import ConfigError
+from service.model_coverage import Coverage, check_no_tie, check_same_coverage
 from service.model_registry import ModelRegistry, ModelVersion
 from service.plant_file import load_plant
 from service.settings import bootstrap_servers_problem
@@ -254,28 +255,6 @@ def _model_name(args: argparse.Namespace, machines: tuple[MachineSpec, ...]) -> 
     raise ConfigError("--name: required when a model serves several machines")
 
 
-def _served(metadata: Mapping[str, Any]) -> tuple[list[str], list[str], str | None]:
-    return (
-        sorted(metadata.get("machines", [])),
-        sorted(metadata.get("machine_types", [])),
-        metadata.get("tenant"),
-    )
-
-
-def _check_same_service(registry: ModelRegistry, name: str, served: dict[str, Any]) -> None:
-    """A new version must serve what the model's latest version serves: a reused ``--name`` would
-    otherwise take a machine's or another tenant's model away from them."""
-    if name not in registry.names():
-        return
-    before = _served(registry.entry(name).metadata)
-    if before != _served(served):
-        raise ConfigError(
-            f"--name {name}: its latest version serves machines {before[0]}, types {before[1]} "
-            f"(tenant {before[2]}); this one would serve machines {_served(served)[0]}, types "
-            f"{_served(served)[1]} (tenant {_served(served)[2]}): choose another --name"
-        )
-
-
 def train(
     data: TrainingData,
     config: ModelConfig,
@@ -302,7 +281,8 @@ def train(
         if machine_type is not None
         else {"machines": list(data.machines), "machine_types": []}
     )
-    _check_same_service(registry, name, served)
+    coverage = Coverage.of(served)
+    check_no_tie(registry, name, coverage)
     metadata: dict[str, Any] = {
         "detector": config.detector,
         **served,
@@ -325,7 +305,9 @@ def train(
         "metrics": fitted.metrics,
         "config": config.to_dict(),
     }
-    return registry.register(model, metadata)
+    return registry.register(
+        model, metadata, check=lambda existing: check_same_coverage(name, coverage, existing)
+    )
 
 
 def _servers(text: str) -> str:

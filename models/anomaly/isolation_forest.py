@@ -195,6 +195,9 @@ def compile_forest(forest: IsolationForest) -> CompiledForest:
     if not estimators:
         raise ValueError("isolation forest: not fitted")
     n_features = int(forest.n_features_in_)
+    max_samples = float(forest._max_samples)
+    if not (math.isfinite(max_samples) and max_samples >= 1):
+        raise ValueError(f"isolation forest: max_samples {max_samples} is not a sample count")
     subsets = forest.estimators_features_
     if len(subsets) != len(estimators):
         raise ValueError("isolation forest: estimators and feature subsets disagree in number")
@@ -266,6 +269,11 @@ def _check_tree(tree: Any, subset: npt.ArrayLike, n_features: int, index: int) -
             raise ValueError(f"{where}: a child index out of order or out of range")
     if np.unique(np.concatenate((left[split], right[split]))).shape[0] != 2 * int(split.sum()):
         raise ValueError(f"{where}: a node with two parents")
+    if (
+        not np.isfinite(np.asarray(tree.threshold)[split]).all()
+        or (np.asarray(tree.n_node_samples) < 1).any()
+    ):
+        raise ValueError(f"{where}: a split threshold that is not finite, or a node without samples")
     used = np.asarray(tree.feature)[split]
     if ((used < 0) | (used >= columns.shape[0])).any():
         raise ValueError(f"{where}: a split on a column outside its feature subset")

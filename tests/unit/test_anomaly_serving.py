@@ -174,7 +174,21 @@ def test_train_per_machine_type_learns_every_machine_of_the_type(
     assert served["M02"] == "demo.M02" and served["M04"] == "demo.cnc"
     # A reused --name never takes a model away from what it serves.
     assert main([*base, "--machine", "M04", "--name", "demo.cnc"]) == 2
-    assert "--name demo.cnc: its latest version serves machines []" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--name demo.cnc: its versions serve types ['cnc'] of tenant demo; this one would serve" in err
+    # Two models equally specific for a machine: refused, naming the other and how to go on.
+    assert main([*base, "--machine", "M02", "--machine", "M04", "--name", "cnc-cell"]) == 2
+    err = capsys.readouterr().err
+    assert "model demo.M02 already serves demo/M02" in err and "linepulse models remove demo.M02" in err
+    registry_args = ["--registry", str(by_type)]
+    assert main(["models", "remove", "demo.M02", *registry_args]) == 0
+    assert main([*base, "--machine", "M02", "--machine", "M04", "--name", "cnc-cell"]) == 0
+    capsys.readouterr()
+    assert main(["models", "list", *registry_args]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listing] == ["cnc-cell", "demo.cnc"]
+    assert "serves machines ['demo/M02', 'demo/M04']" in listing[0]
+    assert "serves types ['cnc'] of tenant demo" in listing[1]
 
 
 def test_an_isolation_forest_with_its_defaults_raises_the_burst(registry: Path, tmp_path: Path) -> None:

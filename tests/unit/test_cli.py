@@ -159,3 +159,11 @@ def test_run_hands_the_model_registry_to_its_worker(
     assert argv[argv.index("--model-registry") + 1] == str(tmp_path)
     code, err = run_cli(["run", "--model-registry", str(tmp_path / "missing"), "--no-view"], capsys)
     assert code == 2 and "no such directory" in err  # before any broker or process starts
+
+
+def test_evaluate_leaves_no_empty_json_when_it_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "skab.json"
+    code, err = run_cli(["evaluate", "skab", str(tmp_path / "none"), "--json", str(out)], capsys)
+    assert code == 2 and "SKAB data directory not found" in err and not out.exists()

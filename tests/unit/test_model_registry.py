@@ -227,7 +227,7 @@ def test_a_registry_directory_that_does_not_exist_is_a_settings_error(tmp_path: 
 def test_a_registry_that_cannot_be_written_is_a_model_file_error(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("")  # a file where the registry's directory should be
-    with pytest.raises(ModelFileError, match="cannot create the model's directory"):
+    with pytest.raises(ModelFileError, match="cannot write the model's directory"):
         ModelRegistry(blocked).register(_fitted().model, {"machines": ["demo/M01"]})
 
 
@@ -289,8 +289,10 @@ def _set_max_depth(nodes: Any, state: Any) -> None:
         (lambda nodes, _: nodes["feature"].__setitem__(0, 10**6), "a split on a column outside"),
         (lambda nodes, _: nodes["right_child"].__setitem__(0, -1), "a node with one child"),
         (_set_max_depth, "max_depth 1 is not the tree's depth"),
+        (lambda nodes, _: nodes["threshold"].__setitem__(0, np.nan), "a split threshold that is not finite"),
+        (lambda nodes, _: nodes["n_node_samples"].__setitem__(1, -5), "or a node without samples"),
     ],
-    ids=["child-out-of-range", "cycle", "feature", "one-child", "max-depth"],
+    ids=["child-out-of-range", "cycle", "feature", "one-child", "max-depth", "nan-threshold", "samples"],
 )
 def test_a_crafted_forest_of_trusted_types_is_refused_before_any_tree_is_walked(
     tmp_path: Path, edit: Any, reason: str
@@ -310,11 +312,11 @@ def test_an_artifact_of_the_wrong_shape_is_refused_whatever_breaks(tmp_path: Pat
         registry.load("demo.M01")
 
 
-def test_a_type_model_without_its_tenant_is_refused(tmp_path: Path) -> None:
+def test_a_type_model_without_a_tenant_serves_no_machine_by_its_type(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
     registry.register(_fitted().model, {"machines": [], "machine_types": ["cnc"]})
-    with pytest.raises(ModelFileError, match=r"metadata\.tenant: required with machine_types"):
-        registry.load("demo.M01")
+    machine = MachineSpec(tenant="demo", site="p1", line="L1", id="M02", type="cnc")
+    assert RegistryModels(registry).model_for(machine) is None
 
 
 def test_two_trainers_registering_one_model_at_once_leave_every_version_intact(tmp_path: Path) -> None:
@@ -326,3 +328,35 @@ def test_two_trainers_registering_one_model_at_once_leave_every_version_intact(t
     assert sorted(v.version for v in versions) == sorted(f"v{n}" for n in range(1, 9))
     for version in versions:
         registry.load("demo.M01", version.version)  # every hash matches its file
+
+
+@pytest.mark.parametrize("max_samples", [float("nan"), 0, -3])
+def test_a_crafted_forest_sample_count_is_refused(tmp_path: Path, max_samples: float) -> None:
+    """Served, it scored every row exactly 1.0: every row above any threshold."""
+    artifact = model_to_artifact(_fitted("isolation_forest").model)
+    artifact["detector"]["estimator"]._max_samples = max_samples
+    registry = _swap_in(tmp_path, bytes(sio.dumps(artifact)))
+    with pytest.raises(ModelFileError, match=r"max_samples .* is not a sample count"):
+        registry.load("demo.M01")
+
+
+def test_a_forest_whose_threshold_it_can_never_reach_is_refused(tmp_path: Path) -> None:
+    artifact = model_to_artifact(_fitted("isolation_forest").model)
+    artifact["threshold"] = 2.39
+    registry = _swap_in(tmp_path, bytes(sio.dumps(artifact)))
+    with pytest.raises(ModelFileError, match="never scores above 1"):
+        registry.load("demo.M01")
+
+
+def test_remove_takes_a_model_out_and_serving_drops_it(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted().model, {"machines": ["demo/M01"]})
+    now = [0.0]
+    models = RegistryModels(registry, reload_interval_s=1.0, clock=lambda: now[0])
+    machine = MachineSpec(tenant="demo", site="p1", line="L1", id="M01")
+    assert models.model_for(machine) is not None
+    registry.remove("demo.M01")
+    now[0] = 2.0
+    assert models.model_for(machine) is None and registry.names() == []
+    with pytest.raises(ModelFileError, match="no such model"):
+        registry.remove("demo.M01")
