@@ -109,6 +109,7 @@ def create_stream(
     app = app_with_fetch_wait(
         config.fetch_wait_s,
         config.app_id,
+        direct_delivery=True,  # streams.delivery: not four tasks per message
         broker=_brokers(config.bootstrap_servers),
         store="memory://",
         datadir=str(config.data_dir),
