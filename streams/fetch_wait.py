@@ -63,15 +63,30 @@ def _transport_class(fetch_max_wait_ms: int, direct_delivery: bool) -> type[faus
 
 
 def app_with_fetch_wait(
-    fetch_wait_s: float, *args: Any, direct_delivery: bool = False, **kwargs: Any
+    fetch_wait_s: float,
+    *args: Any,
+    direct_delivery: bool = False,
+    monitor_sensor: bool = True,
+    **kwargs: Any,
 ) -> faust.App:
     """``faust.App(*args, **kwargs)`` whose consumer waits at most ``fetch_wait_s`` per fetch and,
-    with ``direct_delivery``, delivers messages as :mod:`streams.delivery` does."""
+    with ``direct_delivery``, delivers messages as :mod:`streams.delivery` does.
+
+    Without ``monitor_sensor``, Faust's Monitor is not called for every message and event (about
+    2.5 µs of CPU per event: its counters and timings serve only Faust's debug ``/stats`` page; the
+    consumer still tells it end offsets and commits).
+    """
     if not 0 < fetch_wait_s <= 30:
         raise ValueError(f"fetch_wait_s: must lie in (0, 30] seconds, got {fetch_wait_s!r}")
     transport_class = _transport_class(max(1, round(fetch_wait_s * 1000)), direct_delivery)
 
     class App(faust.App):
+        def on_init_dependencies(self) -> Any:
+            dependencies = super().on_init_dependencies()  # adds the Monitor to the sensors
+            if not monitor_sensor:
+                self.sensors.remove(self.monitor)
+            return dependencies
+
         def _new_transport(self) -> TransportT:
             # Only the kafka:// driver is replaced; faust's own default for any other URL.
             url = self.conf.broker_consumer[0]
