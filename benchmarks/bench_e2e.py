@@ -82,7 +82,17 @@ Kafka 274 → 244 (best run 212 → 177; empty agent 133), Tansu 237 → 239 (be
 decoding and validating ~15 µs, accounting ~5 µs, the temperature's expected level (still training
 during these runs) ~8 µs, the monitors' own work ~5-9 µs, records and Python plumbing per message
 ~15 µs; the worker's Faust side (take_events, its other topics) costs ~30 µs per message more than
-the empty agent's."""
+the empty agent's.
+
+2026-11-26, CPU rather than py-spy samples (per-thread CPU, timers around the apply path): the
+worker's Faust side cost about what the empty agent costs (94-117 against 92-166 µs per frame on
+Tansu, 104-149 against 111-125 on Apache Kafka);
+py-spy's extra ~30 µs were wall time (runnable threads waiting for a core, socket writes waking the
+broker). Both pay ~32 µs per message for Faust's delivery race (mode's `wait_first`, four tasks);
+the worker now delivers directly unless a delivery waits (`streams/delivery.py`) and leaves Faust's
+Monitor sensor out (~2.5 µs per event). Same-session A/B, 4 rounds, median µs CPU per frame: Apache
+Kafka 199 → 153 (empty agent 105), Tansu 234 → 164 (empty agent 120). The empty agent keeps
+Faust's delivery and Monitor, as a user's agent would (docs/operations.md)."""
 
 LONG_FRAME_PER_SIGNAL: Final = 1_000
 LONG_FRAME_READINGS: Final = len(SIGNALS) * LONG_FRAME_PER_SIGNAL

@@ -14,7 +14,8 @@ producer compete for the same cores; wall time is reported beside it. The result
   message, the time from the newest reading's event time to the moment its effects were published
   and its state written (after the agent's ``publish``): a worker-side event-to-processed latency.
 - ``empty`` is the framework's ceiling: ``async for _ in stream.events(): pass`` with the same
-  consumer settings.
+  consumer settings. It stays a plain Faust agent as a user would write it: Faust's own delivery
+  and Monitor sensor, which the worker leaves out (:mod:`streams.delivery`, docs/operations.md).
 """
 
 from __future__ import annotations

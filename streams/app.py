@@ -109,6 +109,8 @@ def create_stream(
     app = app_with_fetch_wait(
         config.fetch_wait_s,
         config.app_id,
+        direct_delivery=True,  # streams.delivery: not four tasks per message
+        monitor_sensor=False,  # linepulse has its own metrics; Faust's Monitor costs per event
         broker=_brokers(config.bootstrap_servers),
         store="memory://",
         datadir=str(config.data_dir),

@@ -44,3 +44,15 @@ def test_faust_alone_waits_1500_ms(tmp_path: Path) -> None:
 def test_out_of_range_waits_are_refused(wait: float) -> None:
     with pytest.raises(ValueError, match=r"^fetch_wait_s"):
         app_with_fetch_wait(wait, "fetch-wait-bad", broker="kafka://127.0.0.1:1")
+
+
+def test_the_monitor_sensor_can_be_left_out(tmp_path: Path) -> None:
+    """Faust adds its Monitor to the sensors when the app's dependencies are set up."""
+    quiet = app_with_fetch_wait(
+        0.05, "monitor-off", broker="kafka://127.0.0.1:1", datadir=str(tmp_path), monitor_sensor=False
+    )
+    plain = app_with_fetch_wait(0.05, "monitor-on", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+    for app in (quiet, plain):
+        app.on_init_dependencies()
+    assert quiet.monitor not in set(quiet.sensors)
+    assert plain.monitor in set(plain.sensors)

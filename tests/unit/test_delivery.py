@@ -1,0 +1,140 @@
+"""The consumer's delivery without Faust's four tasks per message keeps Faust's semantics.
+
+Deliveries here are real coroutines on a real event loop and a real mode Service; the worker's
+integration tests (bad input, kill -9, frames, late events) run it against Apache Kafka and Tansu.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import inspect
+from typing import Any
+
+import pytest
+from faust.transport.consumer import Consumer
+from mode import Service
+
+from streams.delivery import FAUST_DRAIN_SHA256, DirectDeliveryConsumer, deliver
+from streams.fetch_wait import app_with_fetch_wait
+
+_seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="caller")
+
+
+class _Counting(Service):
+    """A mode Service that counts the wait_first races it runs (Faust's per-message path)."""
+
+    races = 0
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:  # noqa: ASYNC109 (mode's signature)
+        self.races += 1
+        return await super().wait_first(*coros, timeout=timeout)
+
+
+def test_faust_drain_loop_is_the_one_copied() -> None:
+    """streams.delivery copies Faust's loop: when faust changes it, review the copy."""
+    source = inspect.getsource(Consumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest() == FAUST_DRAIN_SHA256
+    assert "await self.wait_first(\n" in source and "callback(message), self.suspend_flow.wait()" in source
+
+
+def test_the_worker_consumer_delivers_directly(tmp_path: Any) -> None:
+    app = app_with_fetch_wait(0.05, "delivery-test", broker="kafka://127.0.0.1:1", datadir=str(tmp_path),
+                              direct_delivery=True)  # fmt: skip
+    assert isinstance(app.consumer, DirectDeliveryConsumer)
+    plain = app_with_fetch_wait(0.05, "delivery-plain", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+    assert not isinstance(plain.consumer, DirectDeliveryConsumer)
+
+
+def test_a_delivery_that_does_not_wait_runs_no_race() -> None:
+    delivered: list[int] = []
+
+    async def callback(message: int) -> None:
+        _seen.set("callback")  # a task's context is a copy: the caller must not see this
+        delivered.append(message)
+
+    async def run() -> int:
+        service = _Counting()
+        for message in range(3):
+            await deliver(service, asyncio.Event(), callback, message)
+        assert _seen.get() == "caller"
+        return service.races
+
+    assert asyncio.run(run()) == 0
+    assert delivered == [0, 1, 2]
+
+
+def test_a_delivery_that_waits_finishes_in_a_race_with_the_suspension() -> None:
+    async def run() -> tuple[list[str], int]:
+        service, room = _Counting(), asyncio.get_running_loop().create_future()
+        steps: list[str] = []
+
+        async def callback(message: str) -> str:
+            _seen.set("callback")
+            steps.append(f"{message} waits")
+            steps.append(f"{message} got {await room}, saw {_seen.get()}")
+            await asyncio.sleep(0)  # a bare yield after the first wait
+            return message
+
+        task = asyncio.ensure_future(deliver(service, asyncio.Event(), callback, "m"))
+        await asyncio.sleep(0.01)
+        assert not task.done() and steps == ["m waits"]
+        room.set_result("room")
+        await asyncio.wait_for(task, 1)
+        assert _seen.get() == "caller"
+        return steps, service.races
+
+    assert asyncio.run(run()) == (["m waits", "m got room, saw callback"], 1)
+
+
+def test_a_waiting_delivery_gives_way_when_the_flow_is_suspended() -> None:
+    """As in Faust: a rebalance suspends the flow, the stuck delivery is cancelled, draining goes on."""
+
+    async def run() -> bool:
+        service, suspend = _Counting(), asyncio.Event()
+        cancelled = asyncio.get_running_loop().create_future()
+
+        async def callback(message: str) -> None:
+            try:
+                await asyncio.get_running_loop().create_future()  # a full buffer, never emptied
+            except asyncio.CancelledError:
+                cancelled.set_result(True)
+                raise
+
+        task = asyncio.ensure_future(deliver(service, suspend, callback, "m"))
+        await asyncio.sleep(0.01)
+        assert not task.done()
+        suspend.set()
+        await asyncio.wait_for(task, 1)
+        return bool(await asyncio.wait_for(cancelled, 1))
+
+    assert asyncio.run(run())
+
+
+@pytest.mark.parametrize("waits", [False, True])
+def test_a_failing_delivery_raises_to_the_drain_loop(waits: bool) -> None:
+    async def callback(message: str) -> None:
+        if waits:
+            await asyncio.sleep(0.001)
+        raise ValueError(f"cannot deliver {message}")
+
+    async def run() -> None:
+        await deliver(_Counting(), asyncio.Event(), callback, "m")
+
+    with pytest.raises(ValueError, match="cannot deliver m"):
+        asyncio.run(run())
+
+
+def test_a_suspended_flow_takes_faust_path() -> None:
+    async def run() -> int:
+        service, suspend = _Counting(), asyncio.Event()
+        suspend.set()
+
+        async def callback(message: str) -> None:
+            return None
+
+        await deliver(service, suspend, callback, "m")
+        return service.races
+
+    assert asyncio.run(run()) == 1
