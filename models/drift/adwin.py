@@ -238,12 +238,18 @@ def _candidates(
         n0 += gs[c]
         u0 += t
         u1 -= t
-        n1 = width - n0
-        x = u0 * n1
-        y = u1 * n0
-        gap = abs(x - y) + 1e-12 * (abs(x) + abs(y))
-        candidates += int((gap * gap > screen_c * n0 * n1) & (n1 >= min_len) & (n0 >= min_len))
+        candidates += _passes_screen(n0, u0, u1, width, screen_c, min_len)
     return candidates
+
+
+@inline_kernel
+def _passes_screen(n0: float, u0: float, u1: float, width: float, screen_c: float, min_len: float) -> int:
+    """1 if the cut after ``n0`` readings (sums ``u0`` before, ``u1`` after) passes the screen."""
+    n1 = width - n0
+    x = u0 * n1
+    y = u1 * n0
+    gap = abs(x - y) + 1e-12 * (abs(x) + abs(y))
+    return int((gap * gap > screen_c * n0 * n1) & (n1 >= min_len) & (n0 >= min_len))
 
 
 @inline_kernel
@@ -275,11 +281,7 @@ def _screen_rows(
             n0 += size
             u0 += t
             u1 -= t
-            n1 = width - n0
-            x = u0 * n1
-            y = u1 * n0
-            gap = abs(x - y) + 1e-12 * (abs(x) + abs(y))
-            candidates += int((gap * gap > screen_c * n0 * n1) & (n1 >= min_len) & (n0 >= min_len))
+            candidates += _passes_screen(n0, u0, u1, width, screen_c, min_len)
     return candidates
 
 
