@@ -235,16 +235,22 @@ def _raise_signal_error(index: int, entry: object) -> NoReturn:
     raise FrameError(f"{prefix}.n", f"must be an integer from 1 to {MAX_READINGS_PER_SIGNAL}, got {_show(n)}")
 
 
-def _parse_header(header: object) -> _Header:
-    """Validate a decoded header object; field names follow the JSON record's (``signals.0.n``)."""
-    if not isinstance(header, dict):
-        raise FrameError("header", f"must be a JSON object, got {type(header).__name__}")
-    _check_fields(header, _HEADER_FIELDS, _REQUIRED, "")
+def _check_version_and_seq(header: dict[str, Any]) -> int | None:
+    """The header's ``seq`` (or None), once ``v`` and ``seq`` are checked."""
     if not (_is_int(header["v"]) and header["v"] == CONTRACT_VERSION):
         raise FrameError("v", f"must be {CONTRACT_VERSION}, got {_show(header['v'])}")
     seq = header.get("seq")
     if seq is not None and not (_is_int(seq) and 0 <= seq <= _MAX_SEQ):
         raise FrameError("seq", f"must be an integer from 0 to 2**64 - 1, got {_show(seq)}")
+    return None if seq is None else int(seq)
+
+
+def _parse_header(header: object) -> _Header:
+    """Validate a decoded header object; field names follow the JSON record's (``signals.0.n``)."""
+    if not isinstance(header, dict):
+        raise FrameError("header", f"must be a JSON object, got {type(header).__name__}")
+    _check_fields(header, _HEADER_FIELDS, _REQUIRED, "")
+    seq = _check_version_and_seq(header)
     signals = header["signals"]
     if not isinstance(signals, list):
         raise FrameError("signals", f"must be a list, got {type(signals).__name__}")
@@ -464,11 +470,7 @@ class FrameDecoder:
         """:func:`_parse_header` for a header whose signal list is known to be valid."""
         if not (header.keys() <= _HEADER_FIELDS and all(key in header for key in _REQUIRED)):
             _check_fields(header, _HEADER_FIELDS, _REQUIRED, "")
-        if not (_is_int(header["v"]) and header["v"] == CONTRACT_VERSION):
-            raise FrameError("v", f"must be {CONTRACT_VERSION}, got {_show(header['v'])}")
-        seq = header.get("seq")
-        if seq is not None and not (_is_int(seq) and 0 <= seq <= _MAX_SEQ):
-            raise FrameError("seq", f"must be an integer from 0 to 2**64 - 1, got {_show(seq)}")
+        seq = _check_version_and_seq(header)
         ids = (header["tenant"], header["site"], header["line"], header["machine"])
         try:
             known = ids in self._known_ids
