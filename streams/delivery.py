@@ -13,12 +13,19 @@ so nothing could have raced it. If it waits, the rest of it runs as a task raced
 suspension, exactly as Faust does. Each step runs in a copy of the caller's context, as a task's
 would. The rest of the loop is Faust's, copied (faust-streaming is pinned in constraints.txt;
 tests/unit/test_delivery.py fails when the original changes).
+
+Python 3.11 only (:data:`SUPPORTED`): the first step runs as the drain task, so
+``asyncio.current_task()`` there is the drain task. From 3.12 ``asyncio.wait_for`` is built on
+``asyncio.timeout``, which cancels the current task when it expires; Faust's producer buffer calls
+it in a delivery's first step, and a timeout would cancel the drain loop itself. On other versions
+the worker keeps Faust's delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Final, cast
@@ -27,12 +34,14 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
-__all__ = ["FAUST_DRAIN_SHA256", "DirectDeliveryConsumer", "deliver"]
+__all__ = ["FAUST_DRAIN_SHA256", "SUPPORTED", "DirectDeliveryConsumer", "deliver"]
 
 # sha256 of inspect.getsource(faust.transport.consumer.Consumer._drain_messages), the loop copied below.
 FAUST_DRAIN_SHA256: Final = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
 Delivery = Callable[[Any], Awaitable[Any]]
+
+SUPPORTED: Final = sys.version_info[:2] == (3, 11)  # see the module docstring
 
 
 @types.coroutine
@@ -74,7 +83,23 @@ async def deliver(service: Service, suspend_flow: asyncio.Event, callback: Deliv
         waits_on = context.run(pending.send, None)
     except StopIteration:
         return  # delivered in its first step
-    await service.wait_first(_rest(pending, waits_on, context), suspend_flow.wait())
+    rest = asyncio.ensure_future(_rest(pending, waits_on, context))
+    rest.add_done_callback(lambda _: _cancel_unstarted(pending, context))
+    await service.wait_first(rest, suspend_flow.wait())
+
+
+def _cancel_unstarted(pending: Coroutine[Any, Any, Any], context: contextvars.Context) -> None:
+    """A delivery task cancelled before its first step (a task sweep at shutdown) never told the
+    suspended callback: cancel it as its own task would have been, so its ``finally`` and lock
+    waiters unwind now. A callback that finished or was cancelled through the task is untouched."""
+    # Native coroutines only: a compiled one (Faust's Cython conductor) shows no frame; left as is.
+    if getattr(pending, "cr_frame", None) is None or getattr(pending, "cr_running", True):
+        return
+    try:
+        context.run(pending.throw, asyncio.CancelledError())
+    except BaseException:
+        return
+    pending.close()  # it swallowed the cancellation and waits again: nothing will resume it
 
 
 class DirectDeliveryConsumer(faust_aiokafka.Consumer):

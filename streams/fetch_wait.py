@@ -28,6 +28,7 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
 
+from streams.delivery import SUPPORTED as DELIVERY_SUPPORTED
 from streams.delivery import DirectDeliveryConsumer
 
 __all__ = ["FAUST_FETCH_MAX_WAIT_MS", "app_with_fetch_wait"]
@@ -46,7 +47,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 def _transport_class(fetch_max_wait_ms: int, direct_delivery: bool) -> type[faust_aiokafka.Transport]:
     thread_class = type("ConsumerThread", (_ConsumerThread,), {"fetch_max_wait_ms": fetch_max_wait_ms})
-    consumer_base = DirectDeliveryConsumer if direct_delivery else faust_aiokafka.Consumer
+    direct = direct_delivery and DELIVERY_SUPPORTED
+    consumer_base = DirectDeliveryConsumer if direct else faust_aiokafka.Consumer
 
     class Consumer(consumer_base):  # type: ignore[valid-type,misc]
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:

@@ -10,12 +10,14 @@ import asyncio
 import contextvars
 import hashlib
 import inspect
+import sys
 from typing import Any
 
 import pytest
 from faust.transport.consumer import Consumer
 from mode import Service
 
+from streams import delivery, fetch_wait
 from streams.delivery import FAUST_DRAIN_SHA256, DirectDeliveryConsumer, deliver
 from streams.fetch_wait import app_with_fetch_wait
 
@@ -138,3 +140,52 @@ def test_a_suspended_flow_takes_faust_path() -> None:
         return service.races
 
     assert asyncio.run(run()) == 1
+
+
+def test_a_delivery_cancelled_before_its_first_step_still_cancels_the_callback() -> None:
+    """A task sweep at shutdown can cancel the delivery's task before it ran: the suspended callback
+    must still unwind (it once kept a lock waiter, and the next acquirer deadlocked)."""
+
+    async def run() -> list[str]:
+        lock, log = asyncio.Lock(), []
+        await lock.acquire()
+        me = asyncio.current_task()
+
+        async def callback(message: str) -> None:
+            try:
+                async with lock:
+                    log.append(f"{message} got the lock")
+            except asyncio.CancelledError:
+                log.append(f"{message} cancelled")
+                raise
+
+        def sweep() -> None:
+            for task in asyncio.all_tasks():
+                if task is not me:
+                    task.cancel()
+
+        async def drain() -> None:
+            asyncio.get_running_loop().call_soon(sweep)  # runs before the delivery task's first step
+            await deliver(Service(), asyncio.Event(), callback, "m1")
+
+        drained = asyncio.ensure_future(drain())
+        await asyncio.sleep(0.01)
+        assert drained.cancelled()
+        lock.release()
+        await asyncio.wait_for(callback("m2"), 1.0)
+        return log
+
+    assert asyncio.run(run()) == ["m1 cancelled", "m2 got the lock"]
+
+
+def test_direct_delivery_only_where_its_first_step_may_run_as_the_drain_task(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From Python 3.12 asyncio.wait_for cancels the current task on timeout: in a first step run
+    as the drain task, Faust's producer-buffer wait would cancel the drain loop. There the worker
+    keeps Faust's delivery."""
+    assert (sys.version_info[:2] == (3, 11)) == delivery.SUPPORTED
+    monkeypatch.setattr(fetch_wait, "DELIVERY_SUPPORTED", False)
+    app = app_with_fetch_wait(0.05, "delivery-312", broker="kafka://127.0.0.1:1", datadir=str(tmp_path),
+                              direct_delivery=True)  # fmt: skip
+    assert not isinstance(app.consumer, DirectDeliveryConsumer)
