@@ -21,10 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from models.anomaly.scoring import AnomalyModel
 from models.plant import MachineSpec
 from service.exceptions import ConfigError, ModelFileError
+from service.model_coverage import Coverage
 from service.model_registry import ModelRegistry, ModelVersion
 from service.settings import Settings
 
@@ -38,9 +40,10 @@ class _Loaded:
     stamp: tuple[int, int]  # manifest (mtime_ns, size)
     version: str | None
     model: AnomalyModel | None
-    machines: frozenset[str]
-    machine_types: frozenset[str]  # served within ``tenant`` only
-    tenant: str | None
+    coverage: Coverage  # what it serves; type models within their tenant only
+
+
+_NOTHING: Final = Coverage(frozenset(), frozenset(), None)
 
 
 class RegistryModels:
@@ -104,18 +107,15 @@ class RegistryModels:
             if current is not None:
                 current.stamp = stamp  # keep serving what was loaded; retry when the manifest changes
             else:
-                self._loaded[name] = _Loaded(stamp, None, None, frozenset(), frozenset(), None)
+                self._loaded[name] = _Loaded(stamp, None, None, _NOTHING)
             return False
         model, entry = found
         if current is not None and current.version == entry.version:
             current.stamp = stamp
             return False
-        machines = frozenset(entry.metadata.get("machines", []))
-        types = frozenset(entry.metadata.get("machine_types", []))
-        tenant = entry.metadata.get("tenant")
-        self._loaded[name] = _Loaded(stamp, entry.version, model, machines, types, tenant)
-        served = sorted(machines) + [f"type {t}" for t in sorted(types)]
-        log.info("anomaly model %s %s loaded for %s", name, entry.version, served)
+        coverage = Coverage.of(entry.metadata)
+        self._loaded[name] = _Loaded(stamp, entry.version, model, coverage)
+        log.info("anomaly model %s %s loaded for %s", name, entry.version, coverage.describe())
         return True
 
     def _newest_verified(
@@ -134,7 +134,7 @@ class RegistryModels:
             if current is not None and current.model is not None and current.version == entry.version:
                 return current.model, entry
             try:
-                return self.registry.load(name, entry.version)
+                return self.registry.load_entry(entry), entry  # no second read of the manifest
             except ModelFileError as exc:
                 self._refused(name, exc)
         return None
@@ -147,15 +147,16 @@ class RegistryModels:
         loaded = [entry for _, entry in sorted(self._loaded.items()) if entry.model is not None]
         # the most specific model wins: the machine itself, then its type, then every machine
         for entry in loaded:
-            if machine.key in entry.machines:
+            if machine.key in entry.coverage.machines:
                 return entry.model
         if machine.type is not None:
             for entry in loaded:
                 # A type's model learnt from one tenant's machines never serves another tenant's.
-                if machine.type in entry.machine_types and entry.tenant == machine.tenant:
+                coverage = entry.coverage
+                if machine.type in coverage.types and coverage.tenant == machine.tenant:
                     return entry.model
         for entry in loaded:
-            if "*" in entry.machines:
+            if "*" in entry.coverage.machines:
                 return entry.model
         return None
 

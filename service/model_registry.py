@@ -381,7 +381,11 @@ class ModelRegistry:
 
     def load(self, name: str, version: str | None = None) -> tuple[AnomalyModel, ModelVersion]:
         entry = self.entry(name, version)
-        return load_version(self._dir(name), entry), entry
+        return self.load_entry(entry), entry
+
+    def load_entry(self, entry: ModelVersion) -> AnomalyModel:
+        """Verify and load the version ``entry`` describes (from a manifest already read)."""
+        return load_version(self._dir(entry.name), entry)
 
 
 def load_version(directory: Path, entry: ModelVersion) -> AnomalyModel:
