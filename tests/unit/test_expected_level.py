@@ -174,6 +174,41 @@ def test_state_round_trip_gives_the_same_expected_levels() -> None:
             el.from_list(bad)
 
 
+def test_training_sums_follow_their_definitions() -> None:
+    # The training kernel works on its sums in a scratch layout of its own for speed; here they are
+    # recomputed from the model's definitions, reading by reading, across a batch boundary (sums
+    # stored and loaded again) and with the machine's state changing inside a batch.
+    plant = _plant(11, 3_000)
+    params = el.ThermalParams(train_s=10 * HOUR_S).vector()  # still training at the end
+    state = el.new_state()
+    # Idle, running from reading 600, idle again from reading 1,700.
+    for lo, hi, since, running in ((0, 1_234, 600, True), (1_234, 3_000, 1_700, False)):
+        el.update(
+            state, plant.times[lo:hi], plant.values[lo:hi], params,
+            running_since_ms=int(plant.times[since]), running=running, utc_offset_ms=UTC_OFFSET_MS,
+        )  # fmt: skip
+    u = ((np.arange(3_000) >= 600) & (np.arange(3_000) < 1_700)).astype(float)
+    t = (plant.times - plant.times[0]) / 1000.0
+    y = plant.values - plant.values[0]
+    s = t / 3_600.0
+    shared = [len(t), s.sum(), (s * s).sum(), y.sum(), (s * y).sum(), (y * y).sum()]
+    np.testing.assert_allclose(state[el.TRAIN_AT : el.TRAIN_AT + el.SHARED], shared, rtol=1e-12)
+    dt = np.diff(t, prepend=t[0])
+    for k, tau in enumerate(el.TAUS_S):
+        x = np.empty_like(t)
+        level = u[0]
+        for i in range(len(t)):
+            level = u[i] + np.exp(-dt[i] / tau) * (level - u[i])
+            x[i] = level
+        e = np.exp(-t / tau)
+        want = [x[-1], x.sum(), (x * x).sum(), (x * s).sum(), (x * y).sum(),
+                e.sum(), (e * e).sum(), (e * x).sum(), (e * s).sum(), (e * y).sum()]  # fmt: skip
+        at = el.TRAIN_AT + el.SHARED + k * el.PER_TAU
+        got = state[at : at + el.PER_TAU]
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f"tau {tau}")
+    assert state[el.FLIPS] == 2.0
+
+
 def test_bad_input_is_rejected_naming_the_field() -> None:
     state = el.new_state()
     params = el.ThermalParams().vector()
