@@ -33,6 +33,12 @@ last (startup, group join and numba compilation are outside the interval):
   per batch;
 - **empty Faust agent**: `async for _ in stream.events(): pass` with the same consumer settings
   (the 50 ms fetch wait of `LINEPULSE_FETCH_WAIT_S` included), the framework's ceiling;
+- **empty Faust agent with the worker's Faust side** (frames, full runs only, not gated): the same
+  agent with the worker's direct delivery (`streams/delivery.py`), no Monitor sensor and the startup
+  heap frozen. The worker skips those Faust costs and the plain empty agent pays them, so the goal's
+  ratio credits linepulse with them; this one shows what linepulse's own work costs against Faust's
+  cheapest path (in the first run, 2026-11-26: 43 µs per 500-reading frame against the plain
+  agent's 83, the worker 138);
 - **Quix Streams + river**: a Quix Streams app (own virtualenv, `.venv-bench-quix`) decoding each
   message as a user would and updating river's Var/Min/Max/Sum/EWMean/EWVar per machine and signal
   (plus PageHinkley when linepulse's engine runs drift detection) in a dict: no validation, no KPIs,
@@ -98,12 +104,15 @@ LONG_FRAME_PER_SIGNAL: Final = 1_000
 LONG_FRAME_READINGS: Final = len(SIGNALS) * LONG_FRAME_PER_SIGNAL
 
 
+# Frames also against an empty agent with the worker's own Faust side (full runs only, see figures()).
+_FRAME_PEERS: Final[tuple[e2e.ConsumerKind, ...]] = ("empty", "empty-direct", "quix")
+
 # (kind of message, builder, readings per message, messages in quick and full runs, peers to run)
 _Kind = tuple[str, Callable[[int], list[Message]], int, int, int, tuple[e2e.ConsumerKind, ...]]
 _KINDS: Final[tuple[_Kind, ...]] = (
     ("events", partial(sensor_events, running=True), 1, 12_000, 40_000, ("empty", "quix")),
     ("samples", partial(samples_records, running=True), READINGS_PER_BATCH, 1_200, 4_000, ("empty", "quix")),
-    ("frames", partial(frames, running=True), READINGS_PER_BATCH, 2_000, 8_000, ("empty", "quix")),
+    ("frames", partial(frames, running=True), READINGS_PER_BATCH, 2_000, 8_000, _FRAME_PEERS),
     # 10x longer frames: Faust's fixed cost per message shrinks per reading, so this is where the
     # per-reading cost of the analytics shows against river's.
     (
@@ -112,14 +121,15 @@ _KINDS: Final[tuple[_Kind, ...]] = (
         LONG_FRAME_READINGS,
         300,
         1_000,
-        ("empty", "quix"),
+        _FRAME_PEERS,
     ),
 )
 _PEER_TEXT: Final = {
     "empty": "an empty Faust agent on the same messages",
+    "empty-direct": "an empty Faust agent with the worker's delivery, no Monitor, frozen heap",
     "quix": "Quix Streams + river on the same messages",
 }
-_PEER_NAME: Final = {"empty": "empty_faust", "quix": "quix_river"}
+_PEER_NAME: Final = {"empty": "empty_faust", "empty-direct": "empty_faust_direct", "quix": "quix_river"}
 
 
 def _engine_runs_drift() -> bool:
@@ -138,6 +148,8 @@ def _broker_figures(broker: e2e.BrokerName, quick: bool) -> list[Figure]:
             e2e.produce(bootstrap, topic, messages)
             timings = {}
             for consumer in ("linepulse", *peers):
+                if consumer == "empty-direct" and quick:
+                    continue  # a diagnosis of the goal's ratio, not gated: make bench only
                 if consumer == "quix" and not e2e.QUIX_PYTHON.exists():
                     print(f"skipping Quix Streams: {e2e.QUIX_PYTHON} is missing (make bench sets it up)")
                     continue

@@ -41,7 +41,7 @@ __all__ = [
 REPO: Final = Path(__file__).resolve().parent.parent
 QUIX_PYTHON: Final = REPO / ".venv-bench-quix" / "bin" / "python"
 BrokerName = Literal["tansu", "apache-kafka"]
-ConsumerKind = Literal["linepulse", "empty", "quix"]
+ConsumerKind = Literal["linepulse", "empty", "empty-direct", "quix"]
 _MAX_REQUEST: Final = 8 * 1024 * 1024
 
 

@@ -39,6 +39,7 @@ from service.settings import Settings
 from streams.app import create_stream
 from streams.decode import Rejection
 from streams.fetch_wait import app_with_fetch_wait
+from streams.heap import freeze_startup_heap
 from streams.processing import Outcome
 from streams.topics import MAX_MESSAGE_BYTES, ensure_topics, topic_specs
 
@@ -138,9 +139,14 @@ def _linepulse_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> fau
 
 def _empty_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> faust.App:
     # The worker's consumer settings, the fetch wait included (one topic never waits on it).
+    # "empty-direct": also the worker's delivery (streams.delivery) and no Monitor sensor, so the
+    # ratio against it is what linepulse's own work costs on top of the same Faust side.
+    direct = args.mode == "empty-direct"
     app = app_with_fetch_wait(
         Settings().fetch_wait_s,
         args.app_id,
+        direct_delivery=direct,
+        monitor_sensor=not direct,
         broker=[f"kafka://{args.bootstrap}"],
         store="memory://",
         datadir=str(workdir),
@@ -159,6 +165,8 @@ def _empty_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> faust.A
 
     @app.agent(topic, concurrency=1)
     async def consume(stream: faust.StreamT[bytes]) -> None:
+        if direct:
+            freeze_startup_heap()  # as the worker's agent does
         async for _ in stream.events():
             probe.hit(per_message)
 
@@ -167,7 +175,7 @@ def _empty_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> faust.A
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e_worker")
-    parser.add_argument("mode", choices=("linepulse", "empty"))
+    parser.add_argument("mode", choices=("linepulse", "empty", "empty-direct"))
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--app-id", required=True)
