@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,22 @@ from service.evaluate_skab import SkabFile, evaluate_files, load_skab_tree
 from service.skab_metrics import FileResult, binary_scores, changepoints_from_labels, nab_scores
 from service.skab_tuning import Grid, split_files, tune
 
-REAL_SKAB = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "skab" / "data"
+
+def _real_skab() -> Path:
+    """SKAB's data: $LINEPULSE_DATASETS/skab/data, else shared/datasets/skab/data beside the
+    checkout or any directory above it (a clean clone for CI may sit deeper than the usual one)."""
+    configured = os.environ.get("LINEPULSE_DATASETS")
+    if configured:
+        return Path(configured) / "skab" / "data"
+    repo = Path(__file__).resolve().parents[2]
+    for parent in repo.parents:
+        candidate = parent / "shared" / "datasets" / "skab" / "data"
+        if candidate.is_dir():
+            return candidate
+    return repo.parent / "shared" / "datasets" / "skab" / "data"
+
+
+REAL_SKAB = _real_skab()
 
 
 def _result(n: int, anomaly: list[int], changepoint: list[int], predicted: list[int]) -> FileResult:
