@@ -11,6 +11,7 @@ module adds the sensors, drift/SPC monitors, capability, anomaly scoring and ale
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -24,6 +25,7 @@ from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
 from models.calendar import PlantCalendar
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, LatenessLog
 from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSettings, SeriesKind
+from models.numba_config import kernel
 from models.plant import LossCategory, MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
 from models.spc.rules import RULE_POINTS
@@ -164,6 +166,9 @@ class _Tuning:
     params: np.ndarray  # signal_monitor's
     thermal: np.ndarray  # expected_level's
     key: str  # the monitor's key in MachineState.monitors
+    drift_key: str  # its drift and SPC alerts' keys in MachineState.alerts
+    spc_key: str
+    settle_ms: int  # settings.settle_s in the readings' unit
 
 
 class _Judged(NamedTuple):
@@ -177,7 +182,20 @@ class _Judged(NamedTuple):
 
 
 def _readings(series: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> int:
-    return sum(int(values.shape[0]) for _, _, values in series)
+    count = 0
+    for _, _, values in series:  # a plain loop: sum() over a generator costs ~1 us a batch more
+        count += values.shape[0]
+    return count
+
+
+@kernel
+def _finite_count(values: np.ndarray) -> int:
+    """How many of ``values`` are finite: one call where isfinite, all and any are three (~2.5 us)."""
+    count = 0
+    for i in range(values.shape[0]):
+        if math.isfinite(values[i]):
+            count += 1
+    return count
 
 
 class MachineEngine:
@@ -415,12 +433,16 @@ class MachineEngine:
         """
         jobs: list[_Judged] = []
         # Read once per batch, not per signal (each is a ledger lookup).
-        running_since = state.state_since_ms if state.state == "running" else None
+        running = state.state == "running"
+        state_since = state.state_since_ms
+        running_since = state_since if running else None
         for signal, times, values in series:
             tuning = self._tuning("signals", signal, spec.id)
             settings = tuning.settings
             if settings.expected_level != "none":
-                job = self._residual_job(state, signal, times, values, series, tuning)
+                job = self._residual_job(
+                    state, signal, times, values, series, tuning, running, state_since or 0
+                )
                 if job is not None:
                     jobs.append(job)
                 continue
@@ -436,8 +458,11 @@ class MachineEngine:
             elif running_since is not None:
                 # Only readings taken after the machine has run for settle_s: a batch cut just
                 # after a start still holds idle readings, and levels need a moment to settle.
-                since = running_since + int(settings.settle_s * 1000)
-                first = int(np.searchsorted(times, since)) if times[0] < since else 0
+                since = running_since + tuning.settle_ms
+                if times[0] >= since:  # the usual case: the whole batch (no slicing, ~0.3 us)
+                    jobs.append(_Judged(signal, times, values, None))
+                    continue
+                first = int(np.searchsorted(times, since))
                 if first < times.shape[0]:
                     jobs.append(_Judged(signal, times[first:], values[first:], None))
         return jobs
@@ -450,9 +475,12 @@ class MachineEngine:
         values: np.ndarray,
         series: Sequence[tuple[str, np.ndarray, np.ndarray]],
         tuning: _Tuning,
+        running: bool,
+        state_since_ms: int,
     ) -> _Judged | None:
         """``reading - expected`` to judge (:mod:`models.expected_level`): thermal lag and ambient
-        removed; None when there is nothing to judge yet."""
+        removed; None when there is nothing to judge yet. ``running`` and ``state_since_ms`` (0 when
+        unknown) are the machine's state, which the caller reads once per batch."""
         settings = tuning.settings
         model = state.expected.get(signal)
         learnt_with = None if model is None else expected_level.uses_ambient(model)
@@ -471,21 +499,21 @@ class MachineEngine:
             )
             if ambient is None:
                 return None  # no hall reading seen yet: nothing to judge against
-        running = state.state == "running"
         expected = expected_level.update(
             model,
             times,
             values,
             tuning.thermal,
-            running_since_ms=state.state_since_ms if state.state_since_ms is not None else 0,
+            running_since_ms=state_since_ms,
             running=running,
             utc_offset_ms=self._utc_offset_ms(int(times[0])) if times.shape[0] else 0,
             ambient=ambient,
         )
-        known = np.isfinite(expected)
-        if known.all():
+        finite = _finite_count(expected)
+        if finite == expected.shape[0]:
             residual = values - expected
-        elif known.any():
+        elif finite:
+            known = np.isfinite(expected)
             times, values, expected = times[known], values[known], expected[known]
             residual = values - expected
         else:
@@ -507,7 +535,13 @@ class MachineEngine:
         if tuning is None:
             settings = self._monitoring.settings_for(kind, name, machine)
             tuning = _Tuning(
-                settings, settings.params().vector(), settings.thermal_params().vector(), f"{kind}:{name}"
+                settings,
+                settings.params().vector(),
+                settings.thermal_params().vector(),
+                f"{kind}:{name}",
+                f"drift/{name}",
+                f"spc/{name}",
+                int(settings.settle_s * 1000),
             )
             _bounded(self._tunings)[(kind, name, machine)] = tuning
         return tuning
@@ -647,6 +681,11 @@ class MachineEngine:
         params, min_shift = tuning.params, tuning.settings.min_shift
         vector = self._monitor_state(state, tuning)
         detections = signal_monitor.update(vector, values, params)
+        alerts = state.alerts
+        if not detections and tuning.drift_key not in alerts and tuning.spc_key not in alerts:
+            # The usual case: nothing detected and no alert of this series to update or resolve,
+            # so the baseline and gap below would be read for nothing (~2 us of a frame's signal).
+            return
         base = signal_monitor.baseline(vector)
         gap = _relative_gap(vector, base, reference) if min_shift > 0.0 else None
         for found in detections:
