@@ -166,6 +166,7 @@ class _Tuning:
     params: np.ndarray  # signal_monitor's
     thermal: np.ndarray  # expected_level's
     key: str  # the monitor's key in MachineState.monitors
+    buckets: float  # params' ADWIN row cap, as a state vector stores it (its layout)
     drift_key: str  # its drift and SPC alerts' keys in MachineState.alerts
     spc_key: str
     settle_ms: int  # settings.settle_s in the readings' unit
@@ -179,6 +180,7 @@ class _Judged(NamedTuple):
     times: np.ndarray
     values: np.ndarray
     expected: np.ndarray | None
+    tuning: _Tuning  # the signal's, looked up once for the batch
 
 
 def _readings(series: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> int:
@@ -382,19 +384,21 @@ class MachineEngine:
         batch otherwise, the largest part of a frame's analytics).
         """
         by_name: dict[str, list[np.ndarray]] = {}
+        tunings: dict[str, _Tuning] = {}
         for jobs in judged:
             for job in jobs:
                 run = by_name.get(job.name)
                 if run is None:
                     by_name[job.name] = [job.values]
+                    tunings[job.name] = job.tuning
                 else:
                     run.append(job.values)
         done: set[str] = set()
         alerts = state.alerts
         for name, run in by_name.items():
-            if len(run) < 2 or f"drift/{name}" in alerts or f"spc/{name}" in alerts:
+            tuning = tunings[name]
+            if len(run) < 2 or tuning.drift_key in alerts or tuning.spc_key in alerts:
                 continue
-            tuning = self._tuning("signals", name, state.machine)
             vector = self._monitor_state(state, tuning)
             before = vector.copy()
             if signal_monitor.update(vector, np.concatenate(run), tuning.params):
@@ -420,7 +424,9 @@ class MachineEngine:
         return out
 
     def _judge(self, state: MachineState, out: EngineOutput, job: _Judged) -> None:
-        self._monitor(state, out, "signals", job.name, job.times, job.values, expected=job.expected)
+        self._monitor(
+            state, out, "signals", job.name, job.times, job.values, expected=job.expected, tuning=job.tuning
+        )
 
     def _to_judge(
         self, state: MachineState, spec: MachineSpec, series: Sequence[tuple[str, np.ndarray, np.ndarray]]
@@ -454,17 +460,17 @@ class MachineEngine:
             # Sensor levels follow the machine state (idle vs running): judging idle readings
             # against a running baseline would raise a "drift" at every stop.
             if not settings.only_running:
-                jobs.append(_Judged(signal, times, values, None))
+                jobs.append(_Judged(signal, times, values, None, tuning))
             elif running_since is not None:
                 # Only readings taken after the machine has run for settle_s: a batch cut just
                 # after a start still holds idle readings, and levels need a moment to settle.
                 since = running_since + tuning.settle_ms
                 if times[0] >= since:  # the usual case: the whole batch (no slicing, ~0.3 us)
-                    jobs.append(_Judged(signal, times, values, None))
+                    jobs.append(_Judged(signal, times, values, None, tuning))
                     continue
                 first = int(np.searchsorted(times, since))
                 if first < times.shape[0]:
-                    jobs.append(_Judged(signal, times[first:], values[first:], None))
+                    jobs.append(_Judged(signal, times[first:], values[first:], None, tuning))
         return jobs
 
     def _residual_job(
@@ -518,7 +524,7 @@ class MachineEngine:
             residual = values - expected
         else:
             return None
-        return _Judged(signal, times, residual, expected)
+        return _Judged(signal, times, residual, expected, tuning)
 
     def _utc_offset_ms(self, ts_ms: int) -> int:
         """The plant's UTC offset at ``ts_ms`` (the ambient profile is by local hour); cached per hour."""
@@ -534,11 +540,13 @@ class MachineEngine:
         tuning = self._tunings.get((kind, name, machine))
         if tuning is None:
             settings = self._monitoring.settings_for(kind, name, machine)
+            params = settings.params().vector()
             tuning = _Tuning(
                 settings,
-                settings.params().vector(),
+                params,
                 settings.thermal_params().vector(),
                 f"{kind}:{name}",
+                float(params[signal_monitor.P_ADWIN_BUCKETS]),
                 f"drift/{name}",
                 f"spc/{name}",
                 int(settings.settle_s * 1000),
@@ -670,14 +678,17 @@ class MachineEngine:
         values: np.ndarray,
         reference: float | None = None,
         expected: np.ndarray | None = None,
+        tuning: _Tuning | None = None,
     ) -> None:
         """Run one series' detectors over a batch; open, update or resolve its drift/SPC alerts.
 
         ``reference``: the level ``min_shift`` is a fraction of (1.0 for cycle times judged as a
         ratio to the ideal); None: the baseline mean. ``expected``: ``values`` are residuals
-        ``reading - expected`` (the evidence then gives both).
+        ``reading - expected`` (the evidence then gives both). ``tuning``: the series' settings
+        when the caller has them already.
         """
-        tuning = self._tuning(kind, name, state.machine)
+        if tuning is None:
+            tuning = self._tuning(kind, name, state.machine)
         params, min_shift = tuning.params, tuning.settings.min_shift
         vector = self._monitor_state(state, tuning)
         detections = signal_monitor.update(vector, values, params)
@@ -754,12 +765,11 @@ class MachineEngine:
     @staticmethod
     def _monitor_state(state: MachineState, tuning: _Tuning) -> np.ndarray:
         """The series' monitor state vector, created if it has none or one of another layout."""
-        params = tuning.params
         vector = state.monitors.get(tuning.key)
-        if vector is None or vector[signal_monitor.MAX_BUCKETS] != params[signal_monitor.P_ADWIN_BUCKETS]:
+        if vector is None or vector[signal_monitor.MAX_BUCKETS] != tuning.buckets:
             # New series, or a configuration whose ADWIN layout differs: start a new baseline.
             vector = state.monitors[tuning.key] = signal_monitor.new_state(
-                signal_monitor.params_from_vector(params)
+                signal_monitor.params_from_vector(tuning.params)
             )
         return vector
 
@@ -810,7 +820,8 @@ class MachineEngine:
             or state.state_since_ms is None
             or state.cursor_ms is None
         ):
-            self._resolve_alert(state, out, key, state.cursor_ms or 0)
+            if key in state.alerts:  # rarely: read the cursor only then
+                self._resolve_alert(state, out, key, state.cursor_ms or 0)
             return
         stopped_ms = state.cursor_ms - state.state_since_ms
         if stopped_ms < self._down_after_ms or key in state.alerts:
