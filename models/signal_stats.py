@@ -45,10 +45,14 @@ on every update (it comes from the plant configuration).
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
+import typing
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -200,10 +204,20 @@ def _first_non_finite(values: FloatArray) -> int:
     return -1
 
 
+# The update kernel's own checks (what numba's dispatcher cannot see in the types): negative codes.
+_BAD_STATE_SIZE: Final = -2
+_BAD_LENGTHS: Final = -3
+
+
 @kernel
 def _update_kernel(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float) -> int:
-    """Fold readings into ``state``; returns -1, or the first non-finite value's index (state untouched)."""
+    """Fold readings into ``state``; returns -1, the first non-finite value's index, or
+    :data:`_BAD_STATE_SIZE` / :data:`_BAD_LENGTHS` (state untouched but for -1)."""
+    if state.shape[0] != STATE_SIZE:
+        return _BAD_STATE_SIZE
     n = values.shape[0]
+    if ts_ms.shape[0] != n:
+        return _BAD_LENGTHS
     if n == 0:
         return -1
     # Reject a batch with a non-finite value before touching the state (a NaN would poison the
@@ -269,6 +283,41 @@ def _check_column(array: object, name: str, dtype: np.dtype[Any]) -> None:
         raise ValueError(f"{name}: must be C-contiguous")
 
 
+# Sealed from the start: until _checked_update has compiled the kernel's specialisations, every
+# call takes the checked path (``disable_compile`` itself requires a compiled signature).
+typing.cast(Any, _update_kernel)._can_compile = False
+_COMPILING: Final = threading.Lock()
+
+
+def _checked_update(state: object, ts_ms: object, values: object, alpha: object) -> int:
+    """The kernel behind full argument checks (clear errors, in the reference order), compiling its
+    specialisations once; returns the kernel's code."""
+    _check_state(state, "state", writable=True)
+    _check_column(ts_ms, "ts_ms", _I8)
+    _check_column(values, "values", _F8)
+    assert isinstance(state, np.ndarray)  # for the type checker: the checks above made sure
+    assert isinstance(ts_ms, np.ndarray) and isinstance(values, np.ndarray)
+    if ts_ms.shape[0] != values.shape[0]:
+        raise ValueError(f"values: has {values.shape[0]} readings but ts_ms has {ts_ms.shape[0]}")
+    if not (isinstance(alpha, (float, int)) and 0.0 < alpha <= 1.0):
+        raise ValueError(f"alpha: must lie in (0, 1], got {alpha!r}")
+    dispatcher: Any = _update_kernel
+    with _COMPILING:
+        if not dispatcher.signatures:
+            # Decoded frames' columns are read-only views (numpy.frombuffer), JSON ones writable.
+            dispatcher._can_compile = True
+            floats = numba.types.Array(numba.types.float64, 1, "C")
+            for ts_ro, values_ro in itertools.product((False, True), repeat=2):
+                ints = numba.types.Array(numba.types.int64, 1, "C", readonly=ts_ro)
+                column = numba.types.Array(numba.types.float64, 1, "C", readonly=values_ro)
+                dispatcher.compile((floats, ints, column, numba.types.float64))
+            dispatcher.disable_compile()
+    # Valid but not the kernel's types (an ndarray subclass, a dtype spelled differently): plain
+    # arrays, views of the same memory (the state is updated in place).
+    state, ts_ms, values = (np.asarray(array) for array in (state, ts_ms, values))
+    return int(dispatcher(state, ts_ms, values, float(alpha)))
+
+
 def update(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float = DEFAULT_ALPHA) -> None:
     """Fold a batch of readings, oldest first, into ``state`` in place.
 
@@ -277,16 +326,23 @@ def update(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float 
     non-finite value is rejected whole, leaving ``state`` unchanged. Readings older than the state's
     newest still count for the moments and the EW fields; they do not replace ``LAST``.
     """
-    _check_state(state, "state", writable=True)
-    _check_column(ts_ms, "ts_ms", _I8)
-    _check_column(values, "values", _F8)
-    if ts_ms.shape[0] != values.shape[0]:
-        raise ValueError(f"values: has {values.shape[0]} readings but ts_ms has {ts_ms.shape[0]}")
-    if not (isinstance(alpha, (float, int)) and 0.0 < alpha <= 1.0):
-        raise ValueError(f"alpha: must lie in (0, 1], got {alpha!r}")
-    bad = _update_kernel(state, ts_ms, values, float(alpha))
+    # Runs once per signal and message: the arguments' Python checks cost as much as the kernel on a
+    # small batch. The kernel is called straight away with compilation disabled, so numba's
+    # dispatcher checks the types itself (in C, as part of the call) and raises TypeError for
+    # anything else, which takes the checked path; the kernel checks the sizes.
+    if type(alpha) is float and 0.0 < alpha <= 1.0:
+        try:
+            bad = _update_kernel(state, ts_ms, values, alpha)
+        except TypeError:
+            bad = _checked_update(state, ts_ms, values, alpha)
+    else:
+        bad = _checked_update(state, ts_ms, values, alpha)
     if bad >= 0:
         raise ValueError(f"values: values[{bad}] is not finite ({values[bad]})")
+    if bad == _BAD_STATE_SIZE:
+        _check_state(state, "state", writable=True)  # raises, naming the shape
+    if bad == _BAD_LENGTHS:
+        raise ValueError(f"values: has {values.shape[0]} readings but ts_ms has {ts_ms.shape[0]}")
 
 
 def update_runs(

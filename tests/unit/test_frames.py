@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import pickle
 import struct
@@ -443,3 +444,17 @@ def test_the_column_kernel_agrees_with_the_worded_checks(sizes: list[int], data:
         ts, values, np.array(ends, dtype=np.int64), frames_module._MIN_TS_MS, frames_module._MAX_TS_MS
     )
     assert kernel_ok == worded_ok
+
+
+def test_decoded_blocks_are_plain_frozen_signal_blocks() -> None:
+    """_columns builds blocks with the slots' setters (frames._block), not SignalBlock's __init__:
+    the same objects, as frozen."""
+    ts, values = np.array([T0, T0 + 1]), np.array([1.0, 2.0])
+    fast = frames_module._block("temp", "C", ts, values)
+    assert type(fast) is SignalBlock and fast == SignalBlock("temp", "C", ts, values)
+    assert (fast.signal, fast.unit, fast.ts_ms, fast.values) == ("temp", "C", ts, values)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.signal = "other"  # type: ignore[misc]
+    frame = _frame(_block("a", 3), _block("b", 2, unit=None))
+    decoded = decode_frame(encode_frame(frame))
+    assert decoded == frame and all(type(block) is SignalBlock for block in decoded.signals)

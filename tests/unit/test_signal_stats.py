@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import json
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -278,3 +279,38 @@ def test_json_round_trip(readings: int) -> None:
 def test_from_list_rejects(payload: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         from_list(payload)  # type: ignore[arg-type]
+
+
+def test_fast_path_checks_sizes_and_accepts_every_valid_array() -> None:
+    """update() calls the compiled kernel directly (its dispatcher checks the types); the kernel
+    checks the sizes, and anything the dispatcher refuses takes the checked path: the same errors,
+    and the same state for every valid kind of array."""
+    update(new_state(), np.array([T0]), np.array([1.0]))  # compiles and seals the kernel
+    kernel: Any = signal_stats._update_kernel
+    assert len(kernel.signatures) == 4  # writable and read-only columns, in every combination
+    with pytest.raises(ValueError, match=r"^state: expected float64 of shape"):
+        update(np.zeros(STATE_SIZE + 1), np.array([T0]), np.array([1.0]))
+    with pytest.raises(ValueError, match=r"^values: has 1 readings but ts_ms has 2"):
+        update(new_state(), np.array([T0, T0]), np.array([1.0]))
+    ts, values = T0 + np.arange(50, dtype=np.int64), np.linspace(0.0, 5.0, 50)
+    reference = new_state()
+    update(reference, ts, values)
+    for ts_ro, values_ro in ((True, False), (False, True), (True, True)):
+        ts_view, values_view = ts.copy(), values.copy()
+        ts_view.setflags(write=not ts_ro)
+        values_view.setflags(write=not values_ro)
+        state = new_state()
+        update(state, ts_view, values_view)
+        np.testing.assert_array_equal(state, reference)
+    state = new_state().view(_Subclass)
+    update(state, ts.view(_Subclass), values.view(_Subclass))
+    np.testing.assert_array_equal(state, reference)
+    state = new_state()
+    update(state, ts, values, 1)  # an int alpha, as before: the checked path
+    with pytest.raises(ValueError, match=r"^alpha"):
+        update(state, ts, values, "0.1")  # type: ignore[arg-type]
+    assert len(kernel.signatures) == 4  # nothing compiled on the way
+
+
+class _Subclass(np.ndarray):
+    pass
