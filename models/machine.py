@@ -174,6 +174,10 @@ class _Judged(NamedTuple):
     times: np.ndarray
     values: np.ndarray
     expected: np.ndarray | None
+    # What each expected level came from, when not all from one source: True where the interim
+    # ambient's (no profile value yet). None: all from ``source``.
+    interim: np.ndarray | None = None
+    source: str = "profile"
 
 
 def _readings(series: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> int:
@@ -402,7 +406,16 @@ class MachineEngine:
         return out
 
     def _judge(self, state: MachineState, out: EngineOutput, job: _Judged) -> None:
-        self._monitor(state, out, "signals", job.name, job.times, job.values, expected=job.expected)
+        self._monitor(
+            state,
+            out,
+            "signals",
+            job.name,
+            job.times,
+            job.values,
+            expected=job.expected,
+            expected_from=(job.source, job.interim),
+        )
 
     def _to_judge(
         self, state: MachineState, spec: MachineSpec, series: Sequence[tuple[str, np.ndarray, np.ndarray]]
@@ -472,6 +485,8 @@ class MachineEngine:
             if ambient is None:
                 return None  # no hall reading seen yet: nothing to judge against
         running = state.state == "running"
+        interim = np.empty(times.shape[0], dtype=np.bool_)
+        handovers = expected_level.handovers(model)
         expected = expected_level.update(
             model,
             times,
@@ -481,16 +496,24 @@ class MachineEngine:
             running=running,
             utc_offset_ms=self._utc_offset_ms(int(times[0])) if times.shape[0] else 0,
             ambient=ambient,
+            interim=interim,
         )
         known = np.isfinite(expected)
+        if expected_level.handovers(model) != handovers:
+            # The profile took over from the interim ambient: its residuals have another mean and
+            # spread (docs/drift-and-spc.md, "Temperatures: the first day"), so the monitor learns a
+            # new baseline on them, from the handover on.
+            state.monitors.pop(f"signals:{signal}", None)
+            known &= ~interim
         if known.all():
             residual = values - expected
         elif known.any():
-            times, values, expected = times[known], values[known], expected[known]
+            times, values, expected, interim = times[known], values[known], expected[known], interim[known]
             residual = values - expected
         else:
             return None
-        return _Judged(signal, times, residual, expected)
+        source = "ambient_signal" if ambient is not None else "profile"
+        return _Judged(signal, times, residual, expected, interim if interim.any() else None, source)
 
     def _utc_offset_ms(self, ts_ms: int) -> int:
         """The plant's UTC offset at ``ts_ms`` (the ambient profile is by local hour); cached per hour."""
@@ -636,12 +659,14 @@ class MachineEngine:
         values: np.ndarray,
         reference: float | None = None,
         expected: np.ndarray | None = None,
+        expected_from: tuple[str, np.ndarray | None] = ("profile", None),
     ) -> None:
         """Run one series' detectors over a batch; open, update or resolve its drift/SPC alerts.
 
         ``reference``: the level ``min_shift`` is a fraction of (1.0 for cycle times judged as a
         ratio to the ideal); None: the baseline mean. ``expected``: ``values`` are residuals
-        ``reading - expected`` (the evidence then gives both).
+        ``reading - expected`` (the evidence then gives both). ``expected_from``: where the
+        expected levels came from, and per reading True where the interim ambient's (or None).
         """
         tuning = self._tuning(kind, name, state.machine)
         params, min_shift = tuning.params, tuning.settings.min_shift
@@ -683,6 +708,11 @@ class MachineEngine:
                 evidence["judged"] = "residual"
                 evidence["expected"] = float(expected[found.last])
                 evidence["observed"] = float(expected[found.last] + found.value)
+                # A manager weighs an alert judged against the first day's interim ambient differently.
+                source, interim = expected_from
+                evidence["expected_from"] = (
+                    "interim" if interim is not None and interim[found.last] else source
+                )
             if gap is not None:
                 evidence["level"] = gap[0]
                 evidence["reference"] = reference if reference is not None else base[0]
