@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from models import expected_level as el
+from models import signal_monitor
 from models.machine import MachineEngine, MachineState
 from models.plant import PlantConfig
 from service.analyze import analyze_file
@@ -415,6 +416,40 @@ def test_engine_raises_a_drift_alert_on_a_temperature_ramp_and_none_on_a_normal_
     # noise of the shift (sigma 0.15), never the raw ~45 degC.
     assert evidence["shift_sigma"] > 1.0 and abs(evidence["value"]) < 1.0 and evidence["observed"] > 30.0
     assert "expected" in alert.message
+
+
+def _interim_engine(**fields: Any) -> MachineEngine:
+    config = _engine_plant().model_dump()
+    config["monitoring"] = {"overrides": {"spindle_temp": fields}}
+    return MachineEngine(PlantConfig.model_validate(config))
+
+
+def test_engine_judges_the_first_day_against_the_interim_ambient_and_says_so() -> None:
+    engine = _interim_engine(ambient_interim_s=2_700.0, ambient_interim_trend=True)
+    start = 10 * HOUR_S
+    _, drifted = _through_engine(_plant(11, 30 * HOUR_S, ramp=(start, HOUR_S, 8.0)), engine)
+    drifts = [(c, evidence) for c, evidence in drifted if c.alert.kind == "drift"]
+    assert drifts, "a steep ramp on the first day must be detected against the interim ambient"
+    alert, evidence = drifts[0][0].alert, drifts[0][1]
+    assert T0 + start * 1000 <= alert.started_ms <= T0 + (start + 2 * HOUR_S) * 1000
+    assert evidence["expected_from"] == "interim" and evidence["shift_sigma"] > 1.0
+    # Without the interim ambient nothing is judged on the first day (the profile needs a day).
+    _, unjudged = _through_engine(
+        _plant(11, 26 * HOUR_S, ramp=(start, HOUR_S, 8.0)), MachineEngine(_engine_plant())
+    )
+    assert not [c for c, _ in unjudged if c.alert.kind == "drift"]
+
+
+def test_the_monitor_starts_a_new_baseline_when_the_profile_takes_over() -> None:
+    engine = _interim_engine(ambient_interim_s=2_700.0, ambient_interim_trend=True)
+    plant = _plant(12, 30 * HOUR_S)
+    state, opened = _through_engine(plant, engine)
+    model = state.expected["spindle_temp"]
+    assert el.handovers(model) == 1
+    assert not [c for c, _ in opened if c.alert.kind == "drift"]
+    # Judged since ~4 h, but the monitor holds only the readings since the handover (~27 h).
+    monitor = state.monitors["signals:spindle_temp"]
+    assert 0 < monitor[signal_monitor.N] < 4 * HOUR_S
 
 
 def test_machine_state_keeps_the_model_and_old_states_still_load() -> None:
