@@ -423,8 +423,9 @@ def _expect(
     active, handovers = state[I_ACTIVE], state[I_HANDOVERS]
     i_dt_cached = -1.0
     i_keep = 1.0
+    flags = interim.shape[0] != 0  # the caller wants to know which readings are interim
+    profiled = True
     for i in range(start, n):
-        interim[i] = False
         t = float(times[i])
         u = 1.0 if (running_now if times[i] >= since_ms else u_prev != 0.0) else 0.0
         dt = max(t - last, 0.0) * 0.001
@@ -462,14 +463,16 @@ def _expect(
                 centre = day * _DAY_MS + (j + 0.5) * _HOUR_MS
                 slope = (state[j1] - state[j0]) / _HOUR_MS
                 level = state[j0] + slope * (seg_lo - centre)
+                profiled = True
+                if active != 0.0:
+                    active = 0.0
+                    handovers += 1.0
             else:
                 slope, level = 0.0, math.nan
+                profiled = interim_ms <= 0.0  # NaN: not judged
         ambient_now = values[i] - thermal
-        if not math.isnan(level) or interim_ms <= 0.0:
+        if profiled:
             expected[i] = level + slope * (local - seg_lo) + thermal
-            if active != 0.0 and not math.isnan(level):
-                active = 0.0
-                handovers += 1.0
         else:
             # No profile value yet: the interim estimate from the previous readings, then this one in.
             gap = t - i_last
@@ -487,7 +490,8 @@ def _expect(
                 # Judged only once it has seen a time constant of readings (before, the start dominates).
                 if i_seen >= interim_ms:
                     expected[i] = guess + thermal
-                    interim[i] = True
+                    if flags:
+                        interim[i] = True
                     active = 1.0
                 else:
                     expected[i] = math.nan
@@ -530,7 +534,6 @@ def _update_kernel(
         start = _train(state, times, values, since_ms, running_now, ambient, ambient_mode, taus, ratio, p)
         for i in range(start):
             expected[i] = math.nan
-            interim[i] = False
     if start < values.shape[0]:
         _expect(
             state,
@@ -551,6 +554,7 @@ def _update_kernel(
 
 _F8: Final = np.dtype(np.float64)
 _I8: Final = np.dtype(np.int64)
+_NO_FLAGS: Final = np.empty(0, dtype=np.bool_)  # empty, so nothing is ever written to it
 
 
 def update(
@@ -590,11 +594,13 @@ def update(
         raise ValueError("ambient: readings must be finite")
     out = np.empty(values.shape[0], dtype=np.float64)
     if interim is None:
-        interim = np.empty(values.shape[0], dtype=np.bool_)
+        interim = _NO_FLAGS  # not written to (empty): no allocation per call
     elif not (
         isinstance(interim, np.ndarray) and interim.dtype == np.bool_ and interim.shape == values.shape
     ):
         raise ValueError("interim: expected a bool array of the values' shape")
+    else:
+        interim[:] = False  # the kernel marks only the interim readings
     finite = _update_kernel(
         state,
         np.ascontiguousarray(times),

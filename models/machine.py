@@ -485,7 +485,10 @@ class MachineEngine:
             if ambient is None:
                 return None  # no hall reading seen yet: nothing to judge against
         running = state.state == "running"
-        interim = np.empty(times.shape[0], dtype=np.bool_)
+        # Which readings the interim ambient judged, only if it is on (an array per batch otherwise).
+        interim = (
+            np.zeros(times.shape[0], dtype=np.bool_) if tuning.thermal[expected_level.P_INTERIM_MS] else None
+        )
         handovers = expected_level.handovers(model)
         expected = expected_level.update(
             model,
@@ -504,16 +507,25 @@ class MachineEngine:
             # spread (docs/drift-and-spc.md, "Temperatures: the first day"), so the monitor learns a
             # new baseline on them, from the handover on.
             state.monitors.pop(f"signals:{signal}", None)
-            known &= ~interim
+            if interim is not None:
+                known &= ~interim
         if known.all():
             residual = values - expected
         elif known.any():
-            times, values, expected, interim = times[known], values[known], expected[known], interim[known]
+            times, values, expected = times[known], values[known], expected[known]
+            interim = interim[known] if interim is not None else None
             residual = values - expected
         else:
             return None
         source = "ambient_signal" if ambient is not None else "profile"
-        return _Judged(signal, times, residual, expected, interim if interim.any() else None, source)
+        return _Judged(
+            signal,
+            times,
+            residual,
+            expected,
+            interim if interim is not None and interim.any() else None,
+            source,
+        )
 
     def _utc_offset_ms(self, ts_ms: int) -> int:
         """The plant's UTC offset at ``ts_ms`` (the ambient profile is by local hour); cached per hour."""
