@@ -152,8 +152,8 @@ class ThermalParams:
     alpha_day: float = 0.25
     clip_sigma: float = 3.0
     min_bin_readings: int = 60
-    interim_s: float = 0.0
-    interim_trend: bool = False
+    interim_s: float = 0.0  # off here; MonitorSettings.ambient_interim_s has the shipped default
+    interim_trend: bool = True
 
     def vector(self) -> FloatArray:
         if not (self.train_s > 0 and self.min_flips >= 0):

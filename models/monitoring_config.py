@@ -146,20 +146,21 @@ class MonitorSettings(BaseModel):
         ),
     )
     ambient_interim_s: float = Field(
-        default=0.0,
+        default=2_400.0,
         ge=0,
         le=86_400,
         description=(
             "thermal, no ambient_signal: until the profile has both hours around a reading (a day "
             "after training), judge it against an exponentially weighted estimate of the ambient "
-            "over this time constant (evidence expected_from: interim). 0: not judged until then."
+            "over this time constant (evidence expected_from: interim). Longer: more of a first-day "
+            "drift seen, more false alarms from the ambient's curvature. 0: not judged until then."
         ),
     )
     ambient_interim_trend: bool = Field(
-        default=False,
+        default=True,
         description=(
-            "thermal: the interim estimate follows the ambient's slope (double smoothing) instead "
-            "of lagging it by slope x ambient_interim_s."
+            "thermal: the interim estimate follows the ambient's slope (double smoothing); false: "
+            "its mean, which lags the ambient by slope x ambient_interim_s (many false alarms)."
         ),
     )
     rules_sigma: Literal["moving_range", "overall"] = "overall"

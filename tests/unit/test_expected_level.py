@@ -425,7 +425,7 @@ def _interim_engine(**fields: Any) -> MachineEngine:
 
 
 def test_engine_judges_the_first_day_against_the_interim_ambient_and_says_so() -> None:
-    engine = _interim_engine(ambient_interim_s=2_700.0, ambient_interim_trend=True)
+    engine = MachineEngine(_engine_plant())  # the defaults: an interim ambient of 40 min
     start = 10 * HOUR_S
     _, drifted = _through_engine(_plant(11, 30 * HOUR_S, ramp=(start, HOUR_S, 8.0)), engine)
     drifts = [(c, evidence) for c, evidence in drifted if c.alert.kind == "drift"]
@@ -435,13 +435,13 @@ def test_engine_judges_the_first_day_against_the_interim_ambient_and_says_so() -
     assert evidence["expected_from"] == "interim" and evidence["shift_sigma"] > 1.0
     # Without the interim ambient nothing is judged on the first day (the profile needs a day).
     _, unjudged = _through_engine(
-        _plant(11, 26 * HOUR_S, ramp=(start, HOUR_S, 8.0)), MachineEngine(_engine_plant())
+        _plant(11, 26 * HOUR_S, ramp=(start, HOUR_S, 8.0)), _interim_engine(ambient_interim_s=0.0)
     )
     assert not [c for c, _ in unjudged if c.alert.kind == "drift"]
 
 
 def test_the_monitor_starts_a_new_baseline_when_the_profile_takes_over() -> None:
-    engine = _interim_engine(ambient_interim_s=2_700.0, ambient_interim_trend=True)
+    engine = MachineEngine(_engine_plant())
     plant = _plant(12, 30 * HOUR_S)
     state, opened = _through_engine(plant, engine)
     model = state.expected["spindle_temp"]
