@@ -30,7 +30,7 @@ swings over the day. The model is
   slow drift as well, so it hides part of one (docs/drift-and-spc.md, "Temperatures: the first day").
 
 The model's state is one float64 vector (:func:`new_state`), serialised with :func:`to_list` into
-the machine's table state (2 KB at most: ~2.0 KB of JSON while training, ~0.7 KB afterwards).
+the machine's table state (2 KB at most: ~2.0 KB of JSON while training, ~0.8 KB afterwards).
 Everything here is pure: arrays in, arrays out.
 """
 

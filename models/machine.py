@@ -503,9 +503,9 @@ class MachineEngine:
         )
         known = np.isfinite(expected)
         if expected_level.handovers(model) != handovers:
-            # The profile took over from the interim ambient: its residuals have another mean and
-            # spread (docs/drift-and-spc.md, "Temperatures: the first day"), so the monitor learns a
-            # new baseline on them, from the handover on.
+            # The profile took over from the interim ambient: its residuals have the same spread but
+            # another mean (docs/drift-and-spc.md, "Temperatures: the first day"), so the monitor
+            # learns a new baseline on them, from the handover on.
             state.monitors.pop(f"signals:{signal}", None)
             if interim is not None:
                 known &= ~interim
