@@ -146,7 +146,7 @@ class MonitorSettings(BaseModel):
         ),
     )
     ambient_interim_s: float = Field(
-        default=2_400.0,
+        default=2_100.0,
         ge=0,
         le=86_400,
         description=(

@@ -425,7 +425,7 @@ def _interim_engine(**fields: Any) -> MachineEngine:
 
 
 def test_engine_judges_the_first_day_against_the_interim_ambient_and_says_so() -> None:
-    engine = MachineEngine(_engine_plant())  # the defaults: an interim ambient of 40 min
+    engine = MachineEngine(_engine_plant())  # the defaults: an interim ambient of 35 min
     start = 10 * HOUR_S
     _, drifted = _through_engine(_plant(11, 30 * HOUR_S, ramp=(start, HOUR_S, 8.0)), engine)
     drifts = [(c, evidence) for c, evidence in drifted if c.alert.kind == "drift"]
