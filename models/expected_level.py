@@ -20,10 +20,17 @@ swings over the day. The model is
   weighted mean over days (each day's move capped at ``clip_sigma`` training residual sigmas, so
   a drift cannot teach itself to the profile in one day), linearly interpolated between hour
   centres. Until both hours around a reading have a value (a day after training) the reading has
-  no expected level (NaN) and is not judged.
+  no expected level from the profile.
+- **Interim ambient** (``interim_s`` > 0; 0: off, such readings have no expected level, NaN, and
+  are not judged): for readings whose hours have no profile value yet, an exponentially weighted
+  estimate of ``reading - g * x`` over the previous readings with time constant ``interim_s``,
+  either its mean or (``interim_trend``) Brown's double smoothing ``2 s1 - s2`` extrapolated by
+  its slope ``(s1 - s2) / T``, which follows a linear ambient without lag. It is used once it has
+  seen ``interim_s`` of readings and restarts after a gap longer than ``interim_s``; it follows a
+  slow drift as well, so it hides part of one (docs/drift-and-spc.md, "Temperatures: the first day").
 
 The model's state is one float64 vector (:func:`new_state`), serialised with :func:`to_list` into
-the machine's table state (2 KB at most: ~2.0 KB of JSON while training, ~0.7 KB afterwards).
+the machine's table state (2 KB at most: ~2.0 KB of JSON while training, ~0.8 KB afterwards).
 Everything here is pure: arrays in, arrays out.
 """
 
@@ -36,9 +43,12 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from models.drift._arrays import FloatArray, IntArray
 from models.numba_config import kernel
+
+BoolArray = npt.NDArray[np.bool_]
 
 __all__ = [
     "N_TAUS",
@@ -47,6 +57,7 @@ __all__ = [
     "ThermalParams",
     "fit",
     "from_list",
+    "handovers",
     "last_ambient",
     "new_state",
     "ready",
@@ -61,7 +72,8 @@ TAUS_S: Final = np.concatenate(([1e-3], np.geomspace(60.0, 5_400.0, N_TAUS - 1))
 _RATIO: Final = float(TAUS_S[2] / TAUS_S[1])
 _HOUR_MS: Final = 3_600_000.0
 _DAY_MS: Final = 86_400_000.0
-_VERSION: Final = 1.0
+_VERSION: Final = 2.0  # 2: the interim ambient's slots after the profile (1 loads: they start at 0)
+_VERSIONS: Final = (1.0, 2.0)
 _OFFSET_READINGS: Final = 3_600.0
 
 # Header.
@@ -107,7 +119,18 @@ TRAIN_AT: Final = HEADER
 # After training the same slots hold the profile: value and days per hour (never both in use).
 PROFILE_AT: Final = HEADER
 SIZE: Final = HEADER + SHARED + N_TAUS * PER_TAU
-_FITTED_SIZE: Final = PROFILE_AT + 2 * 24
+# Then the interim ambient (after training; the training sums held these slots before): the two
+# smoothed values, the time of the last reading folded in (0: none), the time it has seen, whether
+# the newest judged reading was judged against it, and how often the profile took over from it.
+INTERIM_AT: Final = PROFILE_AT + 2 * 24
+I_S1: Final = INTERIM_AT
+I_S2: Final = INTERIM_AT + 1
+I_LAST_MS: Final = INTERIM_AT + 2
+I_SEEN_MS: Final = INTERIM_AT + 3
+I_ACTIVE: Final = INTERIM_AT + 4
+I_HANDOVERS: Final = INTERIM_AT + 5
+_FITTED_SIZE: Final = INTERIM_AT + 6
+_FITTED_SIZE_V1: Final = INTERIM_AT
 
 # Parameter vector (ThermalParams.vector()).
 P_TRAIN_MS: Final = 0
@@ -115,7 +138,9 @@ P_MIN_FLIPS: Final = 1
 P_ALPHA_DAY: Final = 2
 P_CLIP_SIGMA: Final = 3
 P_MIN_BIN_N: Final = 4
-N_PARAMS: Final = 5
+P_INTERIM_MS: Final = 5
+P_INTERIM_TREND: Final = 6
+N_PARAMS: Final = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +152,16 @@ class ThermalParams:
     alpha_day: float = 0.25
     clip_sigma: float = 3.0
     min_bin_readings: int = 60
+    interim_s: float = 0.0  # off here; MonitorSettings.ambient_interim_s has the shipped default
+    interim_trend: bool = True
 
     def vector(self) -> FloatArray:
         if not (self.train_s > 0 and self.min_flips >= 0):
             raise ValueError("train_s > 0 and min_flips >= 0 are required")
         if not (0 < self.alpha_day <= 1 and self.clip_sigma > 0 and self.min_bin_readings >= 1):
             raise ValueError("alpha_day in (0, 1], clip_sigma > 0 and min_bin_readings >= 1 are required")
+        if not (self.interim_s >= 0 and math.isfinite(self.interim_s)):
+            raise ValueError("interim_s >= 0 (0: off) is required")
         return np.array(
             [
                 self.train_s * 1000.0,
@@ -140,6 +169,8 @@ class ThermalParams:
                 self.alpha_day,
                 self.clip_sigma,
                 self.min_bin_readings,
+                self.interim_s * 1000.0,
+                1.0 if self.interim_trend else 0.0,
             ],
             dtype=np.float64,
         )
@@ -422,12 +453,14 @@ def _expect(
     offset_ms: int,
     p: FloatArray,
     expected: FloatArray,
+    interim: BoolArray,
 ) -> None:
     """The fitted model over ``values[start:]``, its state in locals (stores to ``state`` could alias).
 
     The profile's interpolation is linear in time between two hour centres, so it is recomputed
     only when a reading leaves the current half hour: per reading there is the lag filter, one
-    comparison and a multiply-add.
+    comparison and a multiply-add. The interim ambient runs only where the profile has no value
+    (``interim[i]``: the expected level is the interim's), so a learnt profile costs nothing more.
     """
     n = values.shape[0]
     x, gain, last, u_prev = state[X], state[GAIN], state[LAST_MS], state[U_PREV]
@@ -438,6 +471,14 @@ def _expect(
     keep = 1.0
     seg_lo, seg_hi = 1.0, 0.0  # local ms of the current half hour (empty: recompute at once)
     slope, level = 0.0, math.nan  # expected ambient = level + slope * (local - seg_lo)
+    interim_ms = p[P_INTERIM_MS]
+    trend = p[P_INTERIM_TREND] != 0.0
+    s1, s2, i_last, i_seen = state[I_S1], state[I_S2], state[I_LAST_MS], state[I_SEEN_MS]
+    active, handovers = state[I_ACTIVE], state[I_HANDOVERS]
+    i_dt_cached = -1.0
+    i_keep = 1.0
+    flags = interim.shape[0] != 0  # the caller wants to know which readings are interim
+    profiled = True
     for i in range(start, n):
         t = float(times[i])
         u = 1.0 if (running_now if times[i] >= since_ms else u_prev != 0.0) else 0.0
@@ -476,12 +517,47 @@ def _expect(
                 centre = day * _DAY_MS + (j + 0.5) * _HOUR_MS
                 slope = (state[j1] - state[j0]) / _HOUR_MS
                 level = state[j0] + slope * (seg_lo - centre)
+                profiled = True
+                if active != 0.0:
+                    active = 0.0
+                    handovers += 1.0
             else:
                 slope, level = 0.0, math.nan
-        expected[i] = level + slope * (local - seg_lo) + thermal
-        total += values[i] - thermal
+                profiled = interim_ms <= 0.0  # NaN: not judged
+        ambient_now = values[i] - thermal
+        if profiled:
+            expected[i] = level + slope * (local - seg_lo) + thermal
+        else:
+            # No profile value yet: the interim estimate from the previous readings, then this one in.
+            gap = t - i_last
+            if i_last <= 0.0 or gap > interim_ms or gap < 0.0:
+                # First reading, or after a gap the smoothed values no longer describe: restart.
+                s1, s2, i_seen = ambient_now, ambient_now, 0.0
+                expected[i] = math.nan
+            else:
+                if gap != i_dt_cached:
+                    i_keep = math.exp(-gap / interim_ms)
+                    i_dt_cached = gap
+                guess = s1
+                if trend:
+                    guess = 2.0 * s1 - s2 + (s1 - s2) * (gap / interim_ms)
+                # Judged only once it has seen a time constant of readings (before, the start dominates).
+                if i_seen >= interim_ms:
+                    expected[i] = guess + thermal
+                    if flags:
+                        interim[i] = True
+                    active = 1.0
+                else:
+                    expected[i] = math.nan
+                s1 = ambient_now + i_keep * (s1 - ambient_now)
+                s2 = s1 + i_keep * (s2 - s1)
+                i_seen += gap
+            i_last = t
+        total += ambient_now
         count += 1.0
     state[X], state[LAST_MS], state[U_PREV], state[OFFSET] = x, last, u_prev, offset
+    state[I_S1], state[I_S2], state[I_LAST_MS], state[I_SEEN_MS] = s1, s2, i_last, i_seen
+    state[I_ACTIVE], state[I_HANDOVERS] = active, handovers
     state[CUR_BIN], state[CUR_DAY], state[CUR_SUM], state[CUR_N] = cur_bin, cur_day, total, count
 
 
@@ -499,6 +575,7 @@ def _update_kernel(
     ratio: float,
     p: FloatArray,
     expected: FloatArray,
+    interim: BoolArray,
 ) -> bool:
     """False (state untouched) if a value is not finite: 0*x is NaN exactly then, and the sum vectorises."""
     acc = 0.0
@@ -513,13 +590,25 @@ def _update_kernel(
             expected[i] = math.nan
     if start < values.shape[0]:
         _expect(
-            state, times, values, start, since_ms, running_now, ambient, ambient_mode, offset_ms, p, expected
+            state,
+            times,
+            values,
+            start,
+            since_ms,
+            running_now,
+            ambient,
+            ambient_mode,
+            offset_ms,
+            p,
+            expected,
+            interim,
         )
     return True
 
 
 _F8: Final = np.dtype(np.float64)
 _I8: Final = np.dtype(np.int64)
+_NO_FLAGS: Final = np.empty(0, dtype=np.bool_)  # empty, so nothing is ever written to it
 
 
 def update(
@@ -532,6 +621,7 @@ def update(
     running: bool,
     utc_offset_ms: int,
     ambient: FloatArray | None = None,
+    interim: BoolArray | None = None,
 ) -> FloatArray:
     """Fold a batch (oldest first) into the model; the expected level per reading (NaN: none yet).
 
@@ -539,6 +629,8 @@ def update(
     when it began), before that the state of the previous reading. ``utc_offset_ms``: the plant's
     UTC offset for the batch (the profile is by local hour). ``ambient``: the hall sensor's reading
     at each time, in ambient-sensor mode (a model learns in the mode of its first batch).
+    ``interim``: if given (bool, one per value), set True where the expected level is the interim
+    ambient's (no profile value yet), so alerts can say what they were judged against.
     """
     if not (isinstance(state, np.ndarray) and state.dtype == _F8 and state.shape == (SIZE,)):
         raise ValueError("state: expected new_state()")
@@ -555,6 +647,14 @@ def update(
     if ambient_mode and amb.size and not np.isfinite(amb).all():
         raise ValueError("ambient: readings must be finite")
     out = np.empty(values.shape[0], dtype=np.float64)
+    if interim is None:
+        interim = _NO_FLAGS  # not written to (empty): no allocation per call
+    elif not (
+        isinstance(interim, np.ndarray) and interim.dtype == np.bool_ and interim.shape == values.shape
+    ):
+        raise ValueError("interim: expected a bool array of the values' shape")
+    else:
+        interim[:] = False  # the kernel marks only the interim readings
     finite = _update_kernel(
         state,
         np.ascontiguousarray(times),
@@ -568,6 +668,7 @@ def update(
         _RATIO,
         params,
         out,
+        interim,
     )
     if not finite:
         raise ValueError("values: readings must be finite")
@@ -594,8 +695,8 @@ _PACKED: Final = "b64:"
 
 def to_list(state: FloatArray) -> list[str]:
     """JSON-safe and exact: the vector as little-endian float64, base64; once trained only the
-    header and the profile (528 bytes, ~0.7 KB of JSON; 1,472 bytes, ~2.0 KB of JSON while
-    training, whose sums are gone afterwards)."""
+    header, the profile and the interim ambient (576 bytes, ~0.8 KB of JSON; 1,472 bytes, ~2.0 KB
+    of JSON while training, whose sums are gone afterwards)."""
     used = state if state[PHASE] < 3.0 else state[:_FITTED_SIZE]
     return [_PACKED + base64.b64encode(used.astype("<f8").tobytes()).decode("ascii")]
 
@@ -611,16 +712,28 @@ def from_list(values: object) -> FloatArray:
         raw = base64.b64decode(text[len(_PACKED) :], validate=True)
     except binascii.Error as exc:
         raise ValueError(f"expected level: corrupt state ({exc})") from None
-    if len(raw) not in (SIZE * 8, _FITTED_SIZE * 8):
+    if len(raw) not in (SIZE * 8, _FITTED_SIZE * 8, _FITTED_SIZE_V1 * 8):
         raise ValueError("expected level: state of another layout")
     stored = np.frombuffer(raw, dtype="<f8")
-    if stored[VERSION] != _VERSION:
+    version = stored[VERSION]
+    if version not in _VERSIONS:
         raise ValueError("expected level: state of another version")
+    fitted = {_FITTED_SIZE_V1: 1.0, _FITTED_SIZE: _VERSION}.get(stored.shape[0], version)
+    if fitted != version:
+        raise ValueError("expected level: state of another layout")
     if stored.shape[0] == _FITTED_SIZE and stored[PHASE] < 3.0:
         raise ValueError("expected level: a state in training must be whole")
     state = np.zeros(SIZE, dtype=np.float64)
     state[: stored.shape[0]] = stored
+    # Version 1 had no interim ambient: its slots (zero, as after training) start it afresh.
+    state[VERSION] = _VERSION
     return state
+
+
+def handovers(state: FloatArray) -> int:
+    """How often the profile has taken over from the interim ambient (a monitor whose baseline was
+    learnt on interim residuals starts a new one then)."""
+    return int(state[I_HANDOVERS])
 
 
 def uses_ambient(state: FloatArray) -> bool | None:

@@ -181,6 +181,10 @@ class _Judged(NamedTuple):
     values: np.ndarray
     expected: np.ndarray | None
     tuning: _Tuning  # the signal's, looked up once for the batch
+    # What each expected level came from, when not all from one source: True where the interim
+    # ambient's (no profile value yet). None: all from ``source``.
+    interim: np.ndarray | None = None
+    source: str = "profile"
 
 
 def _readings(series: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> int:
@@ -425,7 +429,15 @@ class MachineEngine:
 
     def _judge(self, state: MachineState, out: EngineOutput, job: _Judged) -> None:
         self._monitor(
-            state, out, "signals", job.name, job.times, job.values, expected=job.expected, tuning=job.tuning
+            state,
+            out,
+            "signals",
+            job.name,
+            job.times,
+            job.values,
+            expected=job.expected,
+            tuning=job.tuning,
+            expected_from=(job.source, job.interim),
         )
 
     def _to_judge(
@@ -505,6 +517,11 @@ class MachineEngine:
             )
             if ambient is None:
                 return None  # no hall reading seen yet: nothing to judge against
+        # Which readings the interim ambient judged, only if it is on (an array per batch otherwise).
+        interim = (
+            np.zeros(times.shape[0], dtype=np.bool_) if tuning.thermal[expected_level.P_INTERIM_MS] else None
+        )
+        handovers = expected_level.handovers(model)
         expected = expected_level.update(
             model,
             times,
@@ -514,17 +531,36 @@ class MachineEngine:
             running=running,
             utc_offset_ms=self._utc_offset_ms(int(times[0])) if times.shape[0] else 0,
             ambient=ambient,
+            interim=interim,
         )
+        handed_over = expected_level.handovers(model) != handovers
+        if handed_over:
+            # The profile took over from the interim ambient: its residuals have the same spread but
+            # another mean (docs/drift-and-spc.md, "Temperatures: the first day"), so the monitor
+            # learns a new baseline on them, from the handover on.
+            state.monitors.pop(f"signals:{signal}", None)
         finite = _finite_count(expected)
-        if finite == expected.shape[0]:
-            residual = values - expected
-        elif finite:
-            known = np.isfinite(expected)
-            times, values, expected = times[known], values[known], expected[known]
+        if finite == expected.shape[0] and not (handed_over and interim is not None):
             residual = values - expected
         else:
-            return None
-        return _Judged(signal, times, residual, expected, tuning)
+            known = np.isfinite(expected)
+            if handed_over and interim is not None:
+                known &= ~interim  # judged against the interim ambient, before the new baseline
+            if not known.any():
+                return None
+            times, values, expected = times[known], values[known], expected[known]
+            interim = interim[known] if interim is not None else None
+            residual = values - expected
+        source = "ambient_signal" if ambient is not None else "profile"
+        return _Judged(
+            signal,
+            times,
+            residual,
+            expected,
+            tuning,
+            interim if interim is not None and interim.any() else None,
+            source,
+        )
 
     def _utc_offset_ms(self, ts_ms: int) -> int:
         """The plant's UTC offset at ``ts_ms`` (the ambient profile is by local hour); cached per hour."""
@@ -679,13 +715,15 @@ class MachineEngine:
         reference: float | None = None,
         expected: np.ndarray | None = None,
         tuning: _Tuning | None = None,
+        expected_from: tuple[str, np.ndarray | None] = ("profile", None),
     ) -> None:
         """Run one series' detectors over a batch; open, update or resolve its drift/SPC alerts.
 
         ``reference``: the level ``min_shift`` is a fraction of (1.0 for cycle times judged as a
         ratio to the ideal); None: the baseline mean. ``expected``: ``values`` are residuals
         ``reading - expected`` (the evidence then gives both). ``tuning``: the series' settings
-        when the caller has them already.
+        when the caller has them already. ``expected_from``: where the expected levels came from,
+        and per reading True where the interim ambient's (or None).
         """
         if tuning is None:
             tuning = self._tuning(kind, name, state.machine)
@@ -733,6 +771,11 @@ class MachineEngine:
                 evidence["judged"] = "residual"
                 evidence["expected"] = float(expected[found.last])
                 evidence["observed"] = float(expected[found.last] + found.value)
+                # A manager weighs an alert judged against the first day's interim ambient differently.
+                source, interim = expected_from
+                evidence["expected_from"] = (
+                    "interim" if interim is not None and interim[found.last] else source
+                )
             if gap is not None:
                 evidence["level"] = gap[0]
                 evidence["reference"] = reference if reference is not None else base[0]

@@ -145,6 +145,24 @@ class MonitorSettings(BaseModel):
             "sigmas a day, so a drift cannot teach itself to the profile."
         ),
     )
+    ambient_interim_s: float = Field(
+        default=2_100.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "thermal, no ambient_signal: until the profile has both hours around a reading (a day "
+            "after training), judge it against an exponentially weighted estimate of the ambient "
+            "over this time constant (evidence expected_from: interim). Longer: more of a first-day "
+            "drift seen, more false alarms from the ambient's curvature. 0: not judged until then."
+        ),
+    )
+    ambient_interim_trend: bool = Field(
+        default=True,
+        description=(
+            "thermal: the interim estimate follows the ambient's slope (double smoothing); false: "
+            "its mean, which lags the ambient by slope x ambient_interim_s (many false alarms)."
+        ),
+    )
     rules_sigma: Literal["moving_range", "overall"] = "overall"
     only_running: bool = Field(default=True, description="Judge sensor readings only while the machine runs.")
     settle_s: float = Field(
@@ -208,6 +226,8 @@ class MonitorSettings(BaseModel):
             min_flips=2 * self.thermal_min_stops,
             alpha_day=self.ambient_alpha_day,
             clip_sigma=self.ambient_clip_sigma,
+            interim_s=self.ambient_interim_s,
+            interim_trend=self.ambient_interim_trend,
         )
 
 

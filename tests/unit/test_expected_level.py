@@ -7,6 +7,7 @@ whatever a machine does from its data.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import orjson
 import pytest
 
 from models import expected_level as el
+from models import signal_monitor
 from models.machine import MachineEngine, MachineState
 from models.plant import PlantConfig
 from service.analyze import analyze_file
@@ -86,8 +88,12 @@ def _feed(
     lo: int = 0,
     hi: int | None = None,
     with_hall: bool = False,
+    interim: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Batches of 10 readings as the engine hands them over: the state at the batch's end and its start."""
+    """Batches of 10 readings as the engine hands them over: the state at the batch's end and its start.
+
+    ``interim``: filled (from ``lo``) with where the expected level was the interim ambient's.
+    """
     state = el.new_state() if state is None else state
     hi = plant.times.shape[0] if hi is None else hi
     changes = np.flatnonzero(np.diff(plant.running)) + 1
@@ -105,6 +111,7 @@ def _feed(
             running=bool(plant.running[end - 1]),
             utc_offset_ms=UTC_OFFSET_MS,
             ambient=plant.hall[start:end] if with_hall else None,
+            interim=None if interim is None else interim[start - lo : end - lo],
         )
     return state, out
 
@@ -209,6 +216,137 @@ def test_training_sums_follow_their_definitions() -> None:
     assert state[el.FLIPS] == 2.0
 
 
+def _interim_reference(
+    plant: Plant, thermal: np.ndarray, from_ms: int, tau_ms: float, trend: bool
+) -> np.ndarray:
+    """The interim ambient the slow way: double exponential smoothing of reading - g x, per reading."""
+    out = np.full(plant.times.shape[0], np.nan)
+    s1 = s2 = last = seen = None
+    for i in range(plant.times.shape[0]):
+        t = float(plant.times[i])
+        if t < from_ms:
+            continue
+        a = plant.values[i] - thermal[i]
+        if last is None or s1 is None or s2 is None or seen is None or t - last > tau_ms:
+            s1 = s2 = a
+            seen = 0.0
+        else:
+            gap = t - last
+            k = np.exp(-gap / tau_ms)
+            guess = 2 * s1 - s2 + (s1 - s2) * gap / tau_ms if trend else s1
+            if seen >= tau_ms:
+                out[i] = guess + thermal[i]
+            s1 = a + k * (s1 - a)
+            s2 = s1 + k * (s2 - s1)
+            seen += gap
+        last = t
+    return out
+
+
+@pytest.mark.parametrize("trend", [False, True])
+def test_the_interim_ambient_judges_the_first_day_and_hands_over_to_the_profile(trend: bool) -> None:
+    plant = _plant(7, 2 * DAY_S)
+    off, expected_off = _feed(plant, el.ThermalParams().vector())
+    params = el.ThermalParams(interim_s=3_600.0, interim_trend=trend).vector()
+    interim = np.zeros(plant.times.shape[0], dtype=bool)
+    on, expected = _feed(plant, params, interim=interim)
+    profiled = np.isfinite(expected_off)
+    first_profiled = int(np.argmax(profiled))
+    judged = np.isfinite(expected)
+    first = int(np.argmax(judged))
+    # Judged from the end of training plus one time constant (4 h), not from ~27 h.
+    assert 4 * HOUR_S <= first <= 5 * HOUR_S and first_profiled > 26 * HOUR_S
+    assert judged[first:].all()
+    # Interim exactly where the profile had nothing; where it has a value, nothing changes.
+    np.testing.assert_array_equal(interim, judged & ~profiled)
+    np.testing.assert_array_equal(expected[profiled], expected_off[profiled])
+    np.testing.assert_array_equal(on[: el.INTERIM_AT], off[: el.INTERIM_AT])
+    assert el.handovers(on) == 1 and el.handovers(off) == 0
+    # The lag is removed and the ambient (4 degC a day) followed: the residual is about the noise
+    # (sigma 0.15); the mean lags the ambient's slope (up to 0.5 degC/h) by its time constant.
+    residual = (plant.values - expected)[first:first_profiled]
+    assert abs(residual.mean()) < (0.05 if trend else 0.35)
+    assert residual.std() < (0.25 if trend else 0.45)
+
+
+@pytest.mark.parametrize("trend", [False, True])
+def test_the_interim_ambient_equals_the_slow_reference_through_gaps(trend: bool) -> None:
+    """A machine that never stops has no thermal part (g = 0, training ends at 4 x train_s), so the
+    expected level is the interim ambient itself; gaps shorter than its time constant are bridged,
+    a longer one restarts it."""
+    plant = _plant(8, 12 * HOUR_S, amplitude=3.0)
+    plant.running[:] = True
+    keep = np.ones(plant.times.shape[0], dtype=bool)
+    keep[6 * HOUR_S : 6 * HOUR_S + 600] = False  # 10 min: bridged
+    keep[8 * HOUR_S : 8 * HOUR_S + 2 * HOUR_S] = False  # 2 h: restarted
+    plant = Plant(plant.times[keep], plant.values[keep], plant.running[keep], plant.hall[keep])
+    params = el.ThermalParams(train_s=1_800.0, interim_s=1_800.0, interim_trend=trend).vector()
+    interim = np.zeros(plant.times.shape[0], dtype=bool)
+    state, expected = _feed(plant, params, interim=interim)
+    fit = el.fit(state)
+    assert fit is not None and fit.gain == 0.0
+    trained = int(np.argmax(plant.times >= T0 + 4 * 1_800 * 1000))
+    reference = _interim_reference(
+        plant, np.zeros(plant.times.shape[0]), int(plant.times[trained + 1]), 1.8e6, trend
+    )
+    np.testing.assert_allclose(expected, reference, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(interim, np.isfinite(reference))
+    # Not judged during training plus a time constant, nor for one after the long gap.
+    after_gap = int(np.argmax(plant.times >= T0 + 10 * HOUR_S * 1000))
+    assert np.isnan(expected[after_gap : after_gap + 1_700]).all() and np.isfinite(expected[-1])
+
+
+def test_a_restart_on_the_first_day_resumes_the_interim_ambient_exactly() -> None:
+    plant = _plant(9, 30 * HOUR_S)
+    params = el.ThermalParams(interim_s=1_800.0, interim_trend=True).vector()
+    whole, expected = _feed(plant, params)
+    half = 10 * HOUR_S  # judged against the interim ambient
+    state, first = _feed(plant, params, hi=half)
+    assert np.isfinite(first[-1])
+    stored = orjson.dumps(el.to_list(state))
+    assert len(stored) < 800
+    restored, second = _feed(plant, params, el.from_list(orjson.loads(stored)), lo=half)
+    np.testing.assert_array_equal(np.concatenate([first, second]), expected)
+    np.testing.assert_array_equal(restored, whole)
+
+
+def _packed(vector: np.ndarray) -> list[str]:
+    return ["b64:" + base64.b64encode(vector.astype("<f8").tobytes()).decode("ascii")]
+
+
+def test_a_state_stored_by_version_1_loads_and_goes_on_as_before() -> None:
+    """Version 1 stored a trained state as header and profile only (no interim slots)."""
+    plant = _plant(10, 2 * DAY_S)
+    params = el.ThermalParams().vector()
+    split = 30 * HOUR_S
+    state, _ = _feed(plant, params, hi=split)
+    old = state[: el.INTERIM_AT].copy()
+    old[el.VERSION] = 1.0
+    loaded = el.from_list(_packed(old))
+    _, expected = _feed(plant, params, el.from_list(el.to_list(state)), lo=split)
+    _, from_old = _feed(plant, params, loaded, lo=split)
+    np.testing.assert_array_equal(from_old, expected)
+    assert np.isfinite(expected).all()
+    # With the interim ambient switched on too: the profile's readings are judged as before.
+    on = el.ThermalParams(interim_s=3_600.0).vector()
+    _, from_old_on = _feed(plant, on, el.from_list(_packed(old)), lo=split)
+    np.testing.assert_array_equal(from_old_on, expected)
+    # A training state is the same in both versions; other layouts of a version are refused.
+    training, _ = _feed(plant, params, hi=HOUR_S)
+    training[el.VERSION] = 1.0
+    assert el.ready(el.from_list(_packed(training))) is False
+    wrong = state[: el.INTERIM_AT].copy()  # version 2 without its interim slots
+    with pytest.raises(ValueError, match="layout"):
+        el.from_list(_packed(wrong))
+    wrong = state[: el.I_HANDOVERS + 1].copy()  # a version 2 layout
+    wrong[el.VERSION] = 1.0
+    with pytest.raises(ValueError, match="layout"):
+        el.from_list(_packed(wrong))
+    wrong[el.VERSION] = 3.0
+    with pytest.raises(ValueError, match="version"):
+        el.from_list(_packed(wrong))
+
+
 def test_bad_input_is_rejected_naming_the_field() -> None:
     state = el.new_state()
     params = el.ThermalParams().vector()
@@ -240,6 +378,19 @@ def test_bad_input_is_rejected_naming_the_field() -> None:
     np.testing.assert_array_equal(state, before)  # untouched
     with pytest.raises(ValueError, match="train_s"):
         el.ThermalParams(train_s=0).vector()
+    with pytest.raises(ValueError, match="interim_s"):
+        el.ThermalParams(interim_s=-1.0).vector()
+    with pytest.raises(ValueError, match="interim"):
+        el.update(
+            state,
+            times,
+            np.ones(3),
+            params,
+            running_since_ms=T0,
+            running=True,
+            utc_offset_ms=0,
+            interim=np.zeros(2, dtype=bool),
+        )
 
 
 # -- through the engine ------------------------------------------------------------------------------
@@ -294,11 +445,46 @@ def test_engine_raises_a_drift_alert_on_a_temperature_ramp_and_none_on_a_normal_
     assert alert.subject == "spindle_temp" and "spindle_temp" in alert.message
     assert T0 + start * 1000 <= alert.started_ms <= T0 + (start + 2 * HOUR_S) * 1000
     assert evidence["judged"] == "residual" and evidence["signal"] == "spindle_temp"
+    assert evidence["expected_from"] == "profile"
     assert evidence["observed"] - evidence["expected"] == pytest.approx(evidence["value"])
     # When it opened: an upward shift of the residual (the ramp), whose single reading is within
     # noise of the shift (sigma 0.15), never the raw ~45 degC.
     assert evidence["shift_sigma"] > 1.0 and abs(evidence["value"]) < 1.0 and evidence["observed"] > 30.0
     assert "expected" in alert.message
+
+
+def _interim_engine(**fields: Any) -> MachineEngine:
+    config = _engine_plant().model_dump()
+    config["monitoring"] = {"overrides": {"spindle_temp": fields}}
+    return MachineEngine(PlantConfig.model_validate(config))
+
+
+def test_engine_judges_the_first_day_against_the_interim_ambient_and_says_so() -> None:
+    engine = MachineEngine(_engine_plant())  # the defaults: an interim ambient of 35 min
+    start = 10 * HOUR_S
+    _, drifted = _through_engine(_plant(11, 30 * HOUR_S, ramp=(start, HOUR_S, 8.0)), engine)
+    drifts = [(c, evidence) for c, evidence in drifted if c.alert.kind == "drift"]
+    assert drifts, "a steep ramp on the first day must be detected against the interim ambient"
+    alert, evidence = drifts[0][0].alert, drifts[0][1]
+    assert T0 + start * 1000 <= alert.started_ms <= T0 + (start + 2 * HOUR_S) * 1000
+    assert evidence["expected_from"] == "interim" and evidence["shift_sigma"] > 1.0
+    # Without the interim ambient nothing is judged on the first day (the profile needs a day).
+    _, unjudged = _through_engine(
+        _plant(11, 26 * HOUR_S, ramp=(start, HOUR_S, 8.0)), _interim_engine(ambient_interim_s=0.0)
+    )
+    assert not [c for c, _ in unjudged if c.alert.kind == "drift"]
+
+
+def test_the_monitor_starts_a_new_baseline_when_the_profile_takes_over() -> None:
+    engine = MachineEngine(_engine_plant())
+    plant = _plant(12, 30 * HOUR_S)
+    state, opened = _through_engine(plant, engine)
+    model = state.expected["spindle_temp"]
+    assert el.handovers(model) == 1
+    assert not [c for c, _ in opened if c.alert.kind == "drift"]
+    # Judged since ~4 h, but the monitor holds only the readings since the handover (~27 h).
+    monitor = state.monitors["signals:spindle_temp"]
+    assert 0 < monitor[signal_monitor.N] < 4 * HOUR_S
 
 
 def test_machine_state_keeps_the_model_and_old_states_still_load() -> None:
