@@ -185,6 +185,10 @@ class _Judged(NamedTuple):
     # ambient's (no profile value yet). None: all from ``source``.
     interim: np.ndarray | None = None
     source: str = "profile"
+    # The monitor starts afresh before these readings (the profile took over from the interim
+    # ambient in this batch). Done when the job is judged, not when it is prepared: in a run of
+    # batches the earlier batches' jobs, judged later, still belong to the old baseline.
+    restart: bool = False
 
 
 def _readings(series: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> int:
@@ -389,8 +393,11 @@ class MachineEngine:
         """
         by_name: dict[str, list[np.ndarray]] = {}
         tunings: dict[str, _Tuning] = {}
+        restarts: set[str] = set()  # a monitor starting afresh inside the run: batch by batch
         for jobs in judged:
             for job in jobs:
+                if job.restart:
+                    restarts.add(job.name)
                 run = by_name.get(job.name)
                 if run is None:
                     by_name[job.name] = [job.values]
@@ -401,7 +408,7 @@ class MachineEngine:
         alerts = state.alerts
         for name, run in by_name.items():
             tuning = tunings[name]
-            if len(run) < 2 or tuning.drift_key in alerts or tuning.spc_key in alerts:
+            if len(run) < 2 or tuning.drift_key in alerts or tuning.spc_key in alerts or name in restarts:
                 continue
             vector = self._monitor_state(state, tuning)
             before = vector.copy()
@@ -428,6 +435,10 @@ class MachineEngine:
         return out
 
     def _judge(self, state: MachineState, out: EngineOutput, job: _Judged) -> None:
+        if job.restart:
+            state.monitors.pop(f"signals:{job.name}", None)
+            if job.values.shape[0] == 0:
+                return
         self._monitor(
             state,
             out,
@@ -533,14 +544,12 @@ class MachineEngine:
             ambient=ambient,
             interim=interim,
         )
+        # The profile took over from the interim ambient: its residuals have the same spread but
+        # another mean (docs/drift-and-spc.md, "Temperatures: the first day"), so the monitor learns
+        # a new baseline on them, from the handover on (the job's restart).
         handed_over = expected_level.handovers(model) != handovers
-        if handed_over:
-            # The profile took over from the interim ambient: its residuals have the same spread but
-            # another mean (docs/drift-and-spc.md, "Temperatures: the first day"), so the monitor
-            # learns a new baseline on them, from the handover on.
-            state.monitors.pop(f"signals:{signal}", None)
         finite = _finite_count(expected)
-        if finite == 0:
+        if finite == 0 and not handed_over:
             return None  # training, or no ambient yet: the usual batch of a signal's first hours
         # (count_nonzero below, not any(): ndarray.any costs ~3 us through numpy's Python layer.)
         if finite == expected.shape[0] and not (handed_over and interim is not None):
@@ -549,8 +558,6 @@ class MachineEngine:
             known = np.isfinite(expected)
             if handed_over and interim is not None:
                 known &= ~interim  # judged against the interim ambient, before the new baseline
-                if not np.count_nonzero(known):
-                    return None
             times, values, expected = times[known], values[known], expected[known]
             interim = interim[known] if interim is not None else None
             residual = values - expected
@@ -563,6 +570,7 @@ class MachineEngine:
             tuning,
             interim if interim is not None and np.count_nonzero(interim) else None,
             source,
+            restart=handed_over,
         )
 
     def _utc_offset_ms(self, ts_ms: int) -> int:

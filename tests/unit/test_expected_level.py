@@ -405,7 +405,9 @@ def _engine_plant() -> PlantConfig:
     )
 
 
-def _through_engine(plant: Plant, engine: MachineEngine) -> tuple[MachineState, list[Any]]:
+def _through_engine(plant: Plant, engine: MachineEngine, run: int = 1) -> tuple[MachineState, list[Any]]:
+    """``run`` > 1: consecutive batches of a machine state go through ``on_samples_each`` that many
+    at a time, as the worker applies a Kafka batch's messages of one machine."""
     spec = engine.plant.machines[0]
     state = engine.new_state(spec)
     changes = np.flatnonzero(np.diff(plant.running)) + 1
@@ -415,16 +417,24 @@ def _through_engine(plant: Plant, engine: MachineEngine) -> tuple[MachineState, 
     lo = 0
     for edge in edges:
         # Batches of up to 10 readings, cut at each state change (its state record comes first).
-        for start in range(lo, edge, 10):
-            end = min(start + 10, edge)
-            out = engine.on_samples(
-                state,
-                spec,
-                int(plant.times[end - 1]),
-                [("spindle_temp", plant.times[start:end], plant.values[start:end])],
+        batches = [
+            (
+                int(plant.times[min(start + 10, edge) - 1]),
+                [("spindle_temp", plant.times[start : start + 10][: edge - start],
+                  plant.values[start : start + 10][: edge - start])],
             )
-            # With the evidence as opened (the alert object is updated in place later).
-            opened.extend((c, dict(c.alert.evidence)) for c in out.alerts if c.status == "open")
+            for start in range(lo, edge, 10)
+        ]  # fmt: skip
+        for first in range(0, len(batches), run):
+            group = batches[first : first + run]
+            outs = (
+                engine.on_samples_each(state, spec, group)
+                if run > 1
+                else [engine.on_samples(state, spec, *group[0])]
+            )
+            for out in outs:
+                # With the evidence as opened (the alert object is updated in place later).
+                opened.extend((c, dict(c.alert.evidence)) for c in out.alerts if c.status == "open")
         if edge < plant.times.shape[0]:
             new = "running" if plant.running[edge] else "idle"
             engine.on_state(state, spec, int(plant.times[edge]), new, None)
@@ -485,6 +495,21 @@ def test_the_monitor_starts_a_new_baseline_when_the_profile_takes_over() -> None
     # Judged since ~4 h, but the monitor holds only the readings since the handover (~27 h).
     monitor = state.monitors["signals:spindle_temp"]
     assert 0 < monitor[signal_monitor.N] < 4 * HOUR_S
+
+
+@pytest.mark.parametrize("run", [8, 30])
+def test_runs_of_batches_cross_the_handover_as_one_by_one(run: int) -> None:
+    # The worker applies a machine's consecutive messages as a run, preparing every batch before
+    # judging them: the monitor's restart at the handover must still come after the batches before
+    # it, so the new baseline holds no residual of the interim ambient.
+    plant = _plant(12, 30 * HOUR_S)
+    one_state, one_opened = _through_engine(plant, MachineEngine(_engine_plant()))
+    run_state, run_opened = _through_engine(plant, MachineEngine(_engine_plant()), run)
+    assert el.handovers(run_state.expected["spindle_temp"]) == 1
+    assert run_state.to_dict() == one_state.to_dict()
+    assert [(c.alert.id, c.alert.started_ms, evidence) for c, evidence in run_opened] == [
+        (c.alert.id, c.alert.started_ms, evidence) for c, evidence in one_opened
+    ]
 
 
 def test_machine_state_keeps_the_model_and_old_states_still_load() -> None:
