@@ -1,6 +1,6 @@
 """A worker process for the end-to-end benchmarks: the real linepulse worker, or an empty Faust agent.
 
-``python -m benchmarks.e2e_worker linepulse|empty --bootstrap B --topic T --expect N --result FILE``
+``python -m benchmarks.e2e_worker linepulse|empty|empty-direct --bootstrap B --topic T --expect N --result FILE``
 
 Both consume ``T`` from the earliest offset in a fresh consumer group and time themselves from the
 first message to the ``N``-th: wall time and this process's CPU time (``time.process_time``, all
@@ -16,6 +16,8 @@ producer compete for the same cores; wall time is reported beside it. The result
 - ``empty`` is the framework's ceiling: ``async for _ in stream.events(): pass`` with the same
   consumer settings. It stays a plain Faust agent as a user would write it: Faust's own delivery
   and Monitor sensor, which the worker leaves out (:mod:`streams.delivery`, docs/operations.md).
+- ``empty-direct`` is that agent with the worker's own Faust side: direct delivery, no Monitor
+  sensor, the startup heap frozen; against it the ratio is what linepulse's own work costs.
 """
 
 from __future__ import annotations

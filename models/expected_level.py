@@ -26,8 +26,9 @@ swings over the day. The model is
   estimate of ``reading - g * x`` over the previous readings with time constant ``interim_s``,
   either its mean or (``interim_trend``) Brown's double smoothing ``2 s1 - s2`` extrapolated by
   its slope ``(s1 - s2) / T``, which follows a linear ambient without lag. It is used once it has
-  seen ``interim_s`` of readings and restarts after a gap longer than ``interim_s``; it follows a
-  slow drift as well, so it hides part of one (docs/drift-and-spc.md, "Temperatures: the first day").
+  seen ``interim_s`` of readings and restarts after a gap longer than ``interim_s`` (a late reading
+  is judged against it but not folded in); it follows a slow drift as well, so it hides part of one
+  (docs/drift-and-spc.md, "Temperatures: the first day").
 
 The model's state is one float64 vector (:func:`new_state`), serialised with :func:`to_list` into
 the machine's table state (2 KB at most: ~2.0 KB of JSON while training, ~0.8 KB afterwards).
@@ -374,7 +375,9 @@ def _train(
         dt = max(t - last, 0.0) / 1000.0
         if u != u_prev:
             flips += 1.0
-        u_prev, last = u, t
+        # (A late reading does not turn the filter's clock back: the next one would count the
+        # time between them twice.)
+        u_prev, last = u, max(last, t)
         if dt != dt_cached:
             for k in range(N_TAUS):
                 acc[_KEEP * c + k] = math.exp(-dt * acc[_INV_TAU * c + k])
@@ -487,7 +490,9 @@ def _expect(
             keep = math.exp(-dt * inv_tau)
             dt_cached = dt
         x = u + keep * (x - u)
-        u_prev, last = u, t
+        # (A late reading does not turn the filter's clock back: the next one would count the
+        # time between them twice.)
+        u_prev, last = u, max(last, t)
         thermal = gain * x
         if ambient_mode:
             if count < _OFFSET_READINGS:
@@ -530,17 +535,23 @@ def _expect(
         else:
             # No profile value yet: the interim estimate from the previous readings, then this one in.
             gap = t - i_last
-            if i_last <= 0.0 or gap > interim_ms or gap < 0.0:
+            if i_last <= 0.0 or gap > interim_ms:
                 # First reading, or after a gap the smoothed values no longer describe: restart.
                 s1, s2, i_seen = ambient_now, ambient_now, 0.0
                 expected[i] = math.nan
+                i_last = t
             else:
-                if gap != i_dt_cached:
-                    i_keep = math.exp(-gap / interim_ms)
-                    i_dt_cached = gap
+                # A late reading (older than the newest seen) is judged against the estimate as it
+                # stands and not folded in: the smoothing runs forward in time, and restarting it
+                # would leave the next interim_s of readings unjudged.
+                late = gap < 0.0
+                step = 0.0 if late else gap
+                if step != i_dt_cached:
+                    i_keep = math.exp(-step / interim_ms)
+                    i_dt_cached = step
                 guess = s1
                 if trend:
-                    guess = 2.0 * s1 - s2 + (s1 - s2) * (gap / interim_ms)
+                    guess = 2.0 * s1 - s2 + (s1 - s2) * (step / interim_ms)
                 # Judged only once it has seen a time constant of readings (before, the start dominates).
                 if i_seen >= interim_ms:
                     expected[i] = guess + thermal
@@ -549,10 +560,11 @@ def _expect(
                     active = 1.0
                 else:
                     expected[i] = math.nan
-                s1 = ambient_now + i_keep * (s1 - ambient_now)
-                s2 = s1 + i_keep * (s2 - s1)
-                i_seen += gap
-            i_last = t
+                if not late:
+                    s1 = ambient_now + i_keep * (s1 - ambient_now)
+                    s2 = s1 + i_keep * (s2 - s1)
+                    i_seen += gap
+                    i_last = t
         total += ambient_now
         count += 1.0
     state[X], state[LAST_MS], state[U_PREV], state[OFFSET] = x, last, u_prev, offset

@@ -347,6 +347,28 @@ def test_a_state_stored_by_version_1_loads_and_goes_on_as_before() -> None:
         el.from_list(_packed(wrong))
 
 
+def test_a_late_reading_does_not_restart_the_interim_ambient() -> None:
+    # A gateway re-sends a reading taken a minute ago, after newer ones: it is judged against the
+    # interim estimate as it stands. Restarting the estimate left the next 35 min unjudged.
+    plant = _plant(9, 14 * HOUR_S)
+    params = el.ThermalParams(interim_s=2_100.0).vector()
+    cut = 10 * HOUR_S
+    state, first = _feed(plant, params, hi=cut)
+    assert np.isfinite(first[cut - 600 :]).all()  # judged against the interim ambient by then
+    clean = state.copy()
+    late = cut - 60
+    flags = np.zeros(1, dtype=np.bool_)
+    expected = el.update(
+        state, plant.times[late : late + 1], plant.values[late : late + 1], params,
+        running_since_ms=0, running=bool(plant.running[late]), utc_offset_ms=UTC_OFFSET_MS, interim=flags,
+    )  # fmt: skip
+    assert np.isfinite(expected).all() and flags.all()
+    _, after_late = _feed(plant, params, state, lo=cut)
+    _, after_clean = _feed(plant, params, clean, lo=cut)
+    assert np.isfinite(after_late[:HOUR_S]).all()
+    np.testing.assert_allclose(after_late, after_clean, rtol=0, atol=1e-6)
+
+
 def test_bad_input_is_rejected_naming_the_field() -> None:
     state = el.new_state()
     params = el.ThermalParams().vector()
