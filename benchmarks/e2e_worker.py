@@ -1,6 +1,7 @@
 """A worker process for the end-to-end benchmarks: the real linepulse worker, or an empty Faust agent.
 
-``python -m benchmarks.e2e_worker linepulse|empty|empty-direct --bootstrap B --topic T --expect N --result FILE``
+``python -m benchmarks.e2e_worker MODE --bootstrap B --topic T --expect N --result FILE``, ``MODE``
+one of ``linepulse``, ``empty``, ``empty-direct``.
 
 Both consume ``T`` from the earliest offset in a fresh consumer group and time themselves from the
 first message to the ``N``-th: wall time and this process's CPU time (``time.process_time``, all

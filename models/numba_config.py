@@ -21,14 +21,15 @@ slower.
 
 from __future__ import annotations
 
+import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import numba
 
-__all__ = ["JIT_OPTIONS", "KernelCacheWarning", "inline_kernel", "kernel"]
+__all__ = ["JIT_OPTIONS", "KernelCacheWarning", "SealedKernel", "inline_kernel", "kernel"]
 
 JIT_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -82,3 +83,36 @@ def inline_kernel(func: _F) -> _F:
     typed and optimised in the caller. Only for small helpers: each caller compiles its own copy.
     """
     return _compile(func, inline="always")
+
+
+class SealedKernel:
+    """A kernel a wrapper calls straight away, with numba's compilation disabled, so that the
+    dispatcher checks the argument types itself (in C, as part of the call) and raises TypeError
+    for anything else, which the wrapper sends down its checked path.
+
+    :meth:`seal` compiles exactly the given signatures once, under a lock, and only then is
+    :attr:`ready` True. The wrapper takes its direct call only when ``ready``: while one thread
+    compiles, the dispatcher compiles lazily, and a direct call from another thread with other
+    types would add a specialisation that accepts them from then on.
+    """
+
+    def __init__(self, dispatcher: Any, signatures: Callable[[], Sequence[tuple[Any, ...]]]) -> None:
+        self.dispatcher = dispatcher
+        self._signatures = signatures
+        self._lock = threading.Lock()
+        self.ready = False
+        # Disabled from the start (``disable_compile`` itself requires a compiled signature).
+        dispatcher._can_compile = False
+
+    def seal(self) -> None:
+        """Compile the signatures (once; from numba's cache when it has them) and disable compiling."""
+        if self.ready:
+            return
+        with self._lock:
+            if self.ready:
+                return
+            self.dispatcher._can_compile = True
+            for signature in self._signatures():
+                self.dispatcher.compile(signature)
+            self.dispatcher.disable_compile()
+            self.ready = True

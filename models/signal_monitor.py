@@ -40,8 +40,6 @@ import base64
 import binascii
 import functools
 import math
-import threading
-import typing
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, get_args
 
@@ -50,7 +48,7 @@ import numpy as np
 
 from models.drift import adwin, cusum, ewma_chart, page_hinkley
 from models.drift._arrays import FloatArray, IntArray, as_values
-from models.numba_config import kernel
+from models.numba_config import SealedKernel, kernel
 from models.spc import rules
 
 __all__ = [
@@ -588,10 +586,14 @@ _ERRORS: Final = {
 }
 
 
-# Sealed from the start: until _checked_call has compiled the two specialisations, every call takes
-# the checked path (``disable_compile`` itself requires a compiled signature).
-typing.cast(Any, _update_kernel)._can_compile = False
-_COMPILING: Final = threading.Lock()
+def _kernel_signatures() -> list[tuple[Any, ...]]:
+    # Decoded frames are read-only views (numpy.frombuffer): both kinds of values are usual.
+    array = numba.types.Array(numba.types.float64, 1, "C")
+    frozen = numba.types.Array(numba.types.float64, 1, "C", readonly=True)
+    return [(array, values_type, array, array) for values_type in (array, frozen)]
+
+
+_SEALED: Final = SealedKernel(_update_kernel, _kernel_signatures)
 
 
 def _checked_call(state: object, values: object, params: object, out: FloatArray) -> int:
@@ -608,16 +610,8 @@ def _checked_call(state: object, values: object, params: object, out: FloatArray
     # C-contiguous float64 array, copied only if it has to be.
     checked = np.require(as_values(values), np.float64, ("C", "E"))
     vector = np.require(params, np.float64, ("C", "E"))
+    _SEALED.seal()
     dispatcher: Any = _update_kernel
-    with _COMPILING:
-        if not dispatcher.signatures:
-            # Decoded frames are read-only views (numpy.frombuffer): both kinds of values are usual.
-            dispatcher._can_compile = True
-            array = numba.types.Array(numba.types.float64, 1, "C")
-            frozen = numba.types.Array(numba.types.float64, 1, "C", readonly=True)
-            for values_type in (array, frozen):
-                dispatcher.compile((array, values_type, array, array))
-            dispatcher.disable_compile()
     return int(dispatcher(checked_state, checked, vector, out))
 
 
@@ -632,9 +626,12 @@ def update(state: FloatArray, values: FloatArray, params: FloatArray) -> list[De
     # kernel straight away (its dispatcher accepts only C-contiguous float64 vectors and a writable
     # state; anything else raises TypeError and takes the checked path), one tolist().
     out = np.empty(_OUT_SIZE)
-    try:
-        codes = _update_kernel(state, values, params, out)
-    except TypeError:
+    if _SEALED.ready:
+        try:
+            codes = _update_kernel(state, values, params, out)
+        except TypeError:
+            codes = _checked_call(state, values, params, out)
+    else:
         codes = _checked_call(state, values, params, out)
     if codes <= 0:
         if codes < 0:

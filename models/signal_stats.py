@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
-import typing
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -56,7 +54,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from models.numba_config import kernel
+from models.numba_config import SealedKernel, kernel
 
 __all__ = [
     "COUNT",
@@ -283,10 +281,18 @@ def _check_column(array: object, name: str, dtype: np.dtype[Any]) -> None:
         raise ValueError(f"{name}: must be C-contiguous")
 
 
-# Sealed from the start: until _checked_update has compiled the kernel's specialisations, every
-# call takes the checked path (``disable_compile`` itself requires a compiled signature).
-typing.cast(Any, _update_kernel)._can_compile = False
-_COMPILING: Final = threading.Lock()
+def _kernel_signatures() -> list[tuple[Any, ...]]:
+    # Decoded frames' columns are read-only views (numpy.frombuffer), JSON ones writable.
+    floats = numba.types.Array(numba.types.float64, 1, "C")
+    out = []
+    for ts_ro, values_ro in itertools.product((False, True), repeat=2):
+        ints = numba.types.Array(numba.types.int64, 1, "C", readonly=ts_ro)
+        column = numba.types.Array(numba.types.float64, 1, "C", readonly=values_ro)
+        out.append((floats, ints, column, numba.types.float64))
+    return out
+
+
+_SEALED: Final = SealedKernel(_update_kernel, _kernel_signatures)
 
 
 def _checked_update(state: object, ts_ms: object, values: object, alpha: object) -> int:
@@ -301,17 +307,8 @@ def _checked_update(state: object, ts_ms: object, values: object, alpha: object)
         raise ValueError(f"values: has {values.shape[0]} readings but ts_ms has {ts_ms.shape[0]}")
     if not (isinstance(alpha, (float, int)) and 0.0 < alpha <= 1.0):
         raise ValueError(f"alpha: must lie in (0, 1], got {alpha!r}")
+    _SEALED.seal()
     dispatcher: Any = _update_kernel
-    with _COMPILING:
-        if not dispatcher.signatures:
-            # Decoded frames' columns are read-only views (numpy.frombuffer), JSON ones writable.
-            dispatcher._can_compile = True
-            floats = numba.types.Array(numba.types.float64, 1, "C")
-            for ts_ro, values_ro in itertools.product((False, True), repeat=2):
-                ints = numba.types.Array(numba.types.int64, 1, "C", readonly=ts_ro)
-                column = numba.types.Array(numba.types.float64, 1, "C", readonly=values_ro)
-                dispatcher.compile((floats, ints, column, numba.types.float64))
-            dispatcher.disable_compile()
     # Valid but not the kernel's types (an ndarray subclass, a dtype spelled differently): plain
     # arrays, views of the same memory (the state is updated in place).
     state, ts_ms, values = (np.asarray(array) for array in (state, ts_ms, values))
@@ -330,7 +327,7 @@ def update(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float 
     # small batch. The kernel is called straight away with compilation disabled, so numba's
     # dispatcher checks the types itself (in C, as part of the call) and raises TypeError for
     # anything else, which takes the checked path; the kernel checks the sizes.
-    if type(alpha) is float and 0.0 < alpha <= 1.0:
+    if _SEALED.ready and type(alpha) is float and 0.0 < alpha <= 1.0:
         try:
             bad = _update_kernel(state, ts_ms, values, alpha)
         except TypeError:
