@@ -43,9 +43,21 @@ LEVEL: Mapping[str, Any] = {"expected_level": "none", "only_running": True, "set
 CASES: Mapping[str, tuple[float, float, dict[str, Any]]] = {
     "expected level (default), as simulated": (1.0, 1.0, {}),
     # The first day (the profile needs a day): an interim ambient estimate with time constant T.
-    "expected level, interim mean 30 min": (1.0, 1.0, {"ambient_interim_s": 1_800}),
-    "expected level, interim mean 1 h": (1.0, 1.0, {"ambient_interim_s": 3_600}),
-    "expected level, interim mean 2 h": (1.0, 1.0, {"ambient_interim_s": 7_200}),
+    "expected level, interim mean 30 min": (
+        1.0,
+        1.0,
+        {"ambient_interim_s": 1_800, "ambient_interim_trend": False},
+    ),
+    "expected level, interim mean 1 h": (
+        1.0,
+        1.0,
+        {"ambient_interim_s": 3_600, "ambient_interim_trend": False},
+    ),
+    "expected level, interim mean 2 h": (
+        1.0,
+        1.0,
+        {"ambient_interim_s": 7_200, "ambient_interim_trend": False},
+    ),
     "expected level, interim trend 30 min": (
         1.0,
         1.0,
