@@ -733,7 +733,7 @@ def from_list(values: object) -> FloatArray:
     fitted = {_FITTED_SIZE_V1: 1.0, _FITTED_SIZE: _VERSION}.get(stored.shape[0], version)
     if fitted != version:
         raise ValueError("expected level: state of another layout")
-    if stored.shape[0] == _FITTED_SIZE and stored[PHASE] < 3.0:
+    if stored.shape[0] != SIZE and stored[PHASE] < 3.0:
         raise ValueError("expected level: a state in training must be whole")
     state = np.zeros(SIZE, dtype=np.float64)
     state[: stored.shape[0]] = stored

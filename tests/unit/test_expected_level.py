@@ -345,6 +345,9 @@ def test_a_state_stored_by_version_1_loads_and_goes_on_as_before() -> None:
     wrong[el.VERSION] = 3.0
     with pytest.raises(ValueError, match="version"):
         el.from_list(_packed(wrong))
+    cut = training[: el.INTERIM_AT].copy()  # a version 1 state in training, cut to the trained size
+    with pytest.raises(ValueError, match="training must be whole"):
+        el.from_list(_packed(cut))
 
 
 def test_a_late_reading_does_not_restart_the_interim_ambient() -> None:
