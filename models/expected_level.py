@@ -541,9 +541,9 @@ def _expect(
                 expected[i] = math.nan
                 i_last = t
             else:
-                # A late reading (older than the newest seen) is judged against the estimate as it
-                # stands and not folded in: the smoothing runs forward in time, and restarting it
-                # would leave the next interim_s of readings unjudged.
+                # A late reading (older than the newest one folded in) is judged against the
+                # estimate as it stands and not folded in: the smoothing runs forward in time, and
+                # restarting it would leave the next interim_s of readings unjudged.
                 late = gap < 0.0
                 step = 0.0 if late else gap
                 if step != i_dt_cached:
@@ -557,7 +557,10 @@ def _expect(
                     expected[i] = guess + thermal
                     if flags:
                         interim[i] = True
-                    active = 1.0
+                    # (Not for a late reading: its half hour may lack a profile value after the
+                    # profile took over, and the next reading would count a second handover.)
+                    if not late:
+                        active = 1.0
                 else:
                     expected[i] = math.nan
                 if not late:
@@ -745,7 +748,8 @@ def from_list(values: object) -> FloatArray:
 def handovers(state: FloatArray) -> int:
     """How often the profile has taken over from the interim ambient (a monitor whose baseline was
     learnt on interim residuals starts a new one then)."""
-    return int(state[I_HANDOVERS])
+    # (While training, the slot holds a training sum.)
+    return int(state[I_HANDOVERS]) if state[PHASE] >= 3.0 else 0
 
 
 def uses_ambient(state: FloatArray) -> bool | None:

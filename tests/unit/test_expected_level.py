@@ -372,6 +372,35 @@ def test_a_late_reading_does_not_restart_the_interim_ambient() -> None:
     np.testing.assert_allclose(after_late, after_clean, rtol=0, atol=1e-6)
 
 
+def test_a_late_reading_judged_against_the_interim_ambient_is_no_handover() -> None:
+    # A gateway off 12:00-13:00 every day: the profile lacks hour 12, so 13:00-13:30 stays judged
+    # against the interim ambient and the profile takes over again at 13:30 each day. A reading
+    # from 13:15 re-sent after that must not count as another handover (the monitor restarts at
+    # each one and would drop its baseline).
+    full = _plant(12, 40 * HOUR_S)
+    local_h = ((full.times + UTC_OFFSET_MS) / 3_600_000.0) % 24.0
+    keep = ~((local_h >= 12.0) & (local_h < 13.0))
+    plant = Plant(full.times[keep], full.values[keep], full.running[keep], full.hall[keep])
+    params = el.ThermalParams(interim_s=900.0).vector()
+    local_h = local_h[keep]
+    # The plant starts at 23:13 local: its second 13:00 is ~38 h in (the profile has a day by then).
+    day2 = np.flatnonzero(plant.times >= T0 + 30 * HOUR_S * 1000)
+    after = int(day2[np.flatnonzero(local_h[day2] >= 13.75)[0]])  # 13:45
+    state, _ = _feed(plant, params, hi=after)
+    assert el.handovers(state) == 2
+    late = int(day2[np.flatnonzero(local_h[day2] >= 13.25)[0]])
+    flags = np.zeros(1, dtype=np.bool_)
+    expected = el.update(
+        state, plant.times[late : late + 1], plant.values[late : late + 1], params,
+        running_since_ms=0, running=bool(plant.running[late]), utc_offset_ms=UTC_OFFSET_MS, interim=flags,
+    )  # fmt: skip
+    assert np.isfinite(expected).all() and flags.all()  # judged against the interim ambient
+    _feed(plant, params, state, lo=after, hi=after + 600)
+    assert el.handovers(state) == 2
+    training, _ = _feed(plant, params, hi=HOUR_S)  # and none while training, whose sum the slot holds
+    assert training[el.I_HANDOVERS] != 0 and el.handovers(training) == 0
+
+
 def test_bad_input_is_rejected_naming_the_field() -> None:
     state = el.new_state()
     params = el.ThermalParams().vector()
