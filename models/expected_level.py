@@ -318,9 +318,7 @@ def _load_acc(state: FloatArray, taus: FloatArray) -> FloatArray:
 
 
 @kernel
-def _store_acc(state: FloatArray, acc: FloatArray, shared: FloatArray) -> None:
-    for j in range(SHARED):
-        state[TRAIN_AT + j] = shared[j]
+def _store_acc(state: FloatArray, acc: FloatArray) -> None:
     for k in range(N_TAUS):
         at = TRAIN_AT + SHARED + k * PER_TAU
         for j in range(PER_TAU):
@@ -351,10 +349,9 @@ def _train(
     if n == 0 or state[PHASE] >= 3.0:
         return 0
     acc = _load_acc(state, taus)
-    shared = np.empty(SHARED)
-    for j in range(SHARED):
-        shared[j] = state[TRAIN_AT + j]
-    s_n, s_t, s_tt, s_y, s_ty, s_yy = shared[0], shared[1], shared[2], shared[3], shared[4], shared[5]
+    sh = TRAIN_AT
+    s_n, s_t, s_tt = state[sh + S_N], state[sh + S_T], state[sh + S_TT]
+    s_y, s_ty, s_yy = state[sh + S_Y], state[sh + S_TY], state[sh + S_YY]
     c = N_TAUS
     fading_ready = False
     dt_cached = -1.0
@@ -420,8 +417,9 @@ def _train(
     state[PHASE], state[T0_MS], state[LAST_MS], state[Y0], state[U_PREV], state[FLIPS] = (
         phase, t0, last, y0, u_prev, flips
     )  # fmt: skip
-    shared[0], shared[1], shared[2], shared[3], shared[4], shared[5] = s_n, s_t, s_tt, s_y, s_ty, s_yy
-    _store_acc(state, acc, shared)
+    state[sh + S_N], state[sh + S_T], state[sh + S_TT] = s_n, s_t, s_tt
+    state[sh + S_Y], state[sh + S_TY], state[sh + S_YY] = s_y, s_ty, s_yy
+    _store_acc(state, acc)
     if fit:
         _fit_kernel(state, taus, ratio)
     return stop
@@ -546,9 +544,6 @@ def _expect(
                 # restarting it would leave the next interim_s of readings unjudged.
                 late = gap < 0.0
                 step = 0.0 if late else gap
-                if step != i_dt_cached:
-                    i_keep = math.exp(-step / interim_ms)
-                    i_dt_cached = step
                 guess = s1
                 if trend:
                     guess = 2.0 * s1 - s2 + (s1 - s2) * (step / interim_ms)
@@ -564,6 +559,9 @@ def _expect(
                 else:
                     expected[i] = math.nan
                 if not late:
+                    if gap != i_dt_cached:
+                        i_keep = math.exp(-gap / interim_ms)
+                        i_dt_cached = gap
                     s1 = ambient_now + i_keep * (s1 - ambient_now)
                     s2 = s1 + i_keep * (s2 - s1)
                     i_seen += gap
