@@ -26,9 +26,13 @@ swings over the day. The model is
   estimate of ``reading - g * x`` over the previous readings with time constant ``interim_s``,
   either its mean or (``interim_trend``) Brown's double smoothing ``2 s1 - s2`` extrapolated by
   its slope ``(s1 - s2) / T``, which follows a linear ambient without lag. It is used once it has
-  seen ``interim_s`` of readings and restarts after a gap longer than ``interim_s`` (a late reading
-  is judged against it but not folded in); it follows a slow drift as well, so it hides part of one
-  (docs/drift-and-spc.md, "Temperatures: the first day").
+  seen ``interim_s`` of readings and restarts after a gap longer than ``interim_s``; it follows a
+  slow drift as well, so it hides part of one (docs/drift-and-spc.md, "Temperatures: the first
+  day").
+- **Late readings** (older than one already folded in) are judged but learn nothing: the interim
+  estimate judges one within ``interim_s`` of its newest reading, as it stands; the profile takes
+  one only into the hour being accumulated (an earlier hour is folded already); and neither counts
+  as the handover from the interim ambient to the profile.
 
 The model's state is one float64 vector (:func:`new_state`), serialised with :func:`to_list` into
 the machine's table state (2 KB at most: ~2.0 KB of JSON while training, ~0.8 KB afterwards).
@@ -480,8 +484,10 @@ def _expect(
     i_keep = 1.0
     flags = interim.shape[0] != 0  # the caller wants to know which readings are interim
     profiled = True
+    in_bin = True  # the reading's hour is the one being accumulated
     for i in range(start, n):
         t = float(times[i])
+        late = t < last  # older than a reading already folded in
         u = 1.0 if (running_now if times[i] >= since_ms else u_prev != 0.0) else 0.0
         dt = max(t - last, 0.0) * 0.001
         if dt != dt_cached:
@@ -508,9 +514,12 @@ def _expect(
             day = math.floor(local / _DAY_MS)
             half = math.floor((local - day * _DAY_MS) / (_HOUR_MS / 2.0))
             b = int(half) // 2
-            if b != cur_bin or day != cur_day:
+            # Only a newer hour ends the current one: a late reading from an hour already folded
+            # would otherwise fold the current hour half-way and start it again (two folds a day).
+            if cur_bin < 0 or day * 24.0 + b > cur_day * 24.0 + cur_bin:
                 _fold_bin(state, p, cur_bin, total, count)
                 cur_bin, cur_day, total, count = b, day, 0.0, 0.0
+            in_bin = b == cur_bin and day == cur_day
             seg_lo = day * _DAY_MS + half * (_HOUR_MS / 2.0)
             seg_hi = seg_lo + _HOUR_MS / 2.0
             j = (int(half) - 1) // 2  # the hour centre at or before the segment
@@ -521,7 +530,9 @@ def _expect(
                 slope = (state[j1] - state[j0]) / _HOUR_MS
                 level = state[j0] + slope * (seg_lo - centre)
                 profiled = True
-                if active != 0.0:
+                # (Not for a late reading: on the first day the profile has values for the hours
+                # before the last one, and the next reading is judged against the interim again.)
+                if active != 0.0 and not late:
                     active = 0.0
                     handovers += 1.0
             else:
@@ -533,22 +544,21 @@ def _expect(
         else:
             # No profile value yet: the interim estimate from the previous readings, then this one in.
             gap = t - i_last
-            if i_last <= 0.0 or gap > interim_ms:
+            if not late and (i_last <= 0.0 or gap > interim_ms):
                 # First reading, or after a gap the smoothed values no longer describe: restart.
                 s1, s2, i_seen = ambient_now, ambient_now, 0.0
                 expected[i] = math.nan
                 i_last = t
             else:
-                # A late reading (older than the newest one folded in) is judged against the
-                # estimate as it stands and not folded in: the smoothing runs forward in time, and
-                # restarting it would leave the next interim_s of readings unjudged.
-                late = gap < 0.0
+                # A late reading (older than one already folded in) is judged against the estimate
+                # as it stands, if that describes its time, and not folded in: the smoothing runs
+                # forward in time, and restarting it would leave the next interim_s unjudged.
                 step = 0.0 if late else gap
                 guess = s1
                 if trend:
                     guess = 2.0 * s1 - s2 + (s1 - s2) * (step / interim_ms)
                 # Judged only once it has seen a time constant of readings (before, the start dominates).
-                if i_seen >= interim_ms:
+                if i_seen >= interim_ms and abs(gap) <= interim_ms:
                     expected[i] = guess + thermal
                     if flags:
                         interim[i] = True
@@ -566,8 +576,9 @@ def _expect(
                     s2 = s1 + i_keep * (s2 - s1)
                     i_seen += gap
                     i_last = t
-        total += ambient_now
-        count += 1.0
+        if in_bin:
+            total += ambient_now
+            count += 1.0
     state[X], state[LAST_MS], state[U_PREV], state[OFFSET] = x, last, u_prev, offset
     state[I_S1], state[I_S2], state[I_LAST_MS], state[I_SEEN_MS] = s1, s2, i_last, i_seen
     state[I_ACTIVE], state[I_HANDOVERS] = active, handovers

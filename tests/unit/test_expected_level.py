@@ -401,6 +401,49 @@ def test_a_late_reading_judged_against_the_interim_ambient_is_no_handover() -> N
     assert training[el.I_HANDOVERS] != 0 and el.handovers(training) == 0
 
 
+def _resend(state: np.ndarray, plant: Plant, params: np.ndarray, at: int) -> tuple[np.ndarray, np.ndarray]:
+    """A gateway re-sends the reading ``at`` after newer ones: its expected level and interim flag."""
+    flags = np.zeros(1, dtype=np.bool_)
+    expected = el.update(
+        state, plant.times[at : at + 1], plant.values[at : at + 1], params,
+        running_since_ms=0, running=bool(plant.running[at]), utc_offset_ms=UTC_OFFSET_MS, interim=flags,
+    )  # fmt: skip
+    return expected, flags
+
+
+@pytest.mark.parametrize("hours_late", [1.5, 2.5, 5.0])
+def test_a_reading_from_an_earlier_hour_neither_splits_the_profile_nor_hands_over(hours_late: float) -> None:
+    # First day, 20 min into an hour: the profile has values for the hours before the last one, so
+    # a re-sent reading from 2 h ago is judged against the profile. It counted as the handover from
+    # the interim ambient (the engine restarts the monitor there, dropping its baseline), and it
+    # ended the hour being accumulated: that hour was folded twice into the profile, half each time.
+    plant = _plant(9, 14 * HOUR_S)
+    params = el.ThermalParams(interim_s=2_100.0).vector()
+    cut = 10 * HOUR_S + 1_200
+    clean, _ = _feed(plant, params, hi=cut)
+    state = clean.copy()
+    expected, flags = _resend(state, plant, params, cut - int(hours_late * HOUR_S))
+    assert np.isfinite(expected).all() and not flags.any()  # judged against the profile
+    assert el.handovers(state) == 0
+    state, after = _feed(plant, params, state, lo=cut)
+    clean, after_clean = _feed(plant, params, clean, lo=cut)
+    np.testing.assert_array_equal(after, after_clean)
+    np.testing.assert_array_equal(state, clean)  # the profile too: the late reading was not learnt
+
+
+def test_a_late_reading_far_behind_the_interim_estimate_is_not_judged() -> None:
+    # The estimate describes the ambient around its newest reading; 2 h back the daily swing has
+    # moved it by several sigma, so judging against it would raise false alarms.
+    plant = _plant(9, 14 * HOUR_S)
+    params = el.ThermalParams(interim_s=2_100.0).vector()
+    cut = 10 * HOUR_S + 1_200
+    state, _ = _feed(plant, params, hi=cut)
+    expected, flags = _resend(state, plant, params, cut - 3_000)  # its half hour has no profile value
+    assert np.isnan(expected).all() and not flags.any()
+    expected, flags = _resend(state, plant, params, cut - 600)
+    assert np.isfinite(expected).all() and flags.all()
+
+
 def test_bad_input_is_rejected_naming_the_field() -> None:
     state = el.new_state()
     params = el.ThermalParams().vector()
