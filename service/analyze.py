@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Final
 
 import orjson
 
@@ -24,6 +24,7 @@ from service.baseline import ScheduledReset
 from service.capability_view import capability_rows
 from service.exceptions import ConfigError
 from service.settings import Settings
+from service.telemetry_file import FileRecord, read_records
 from streams.control import control_value
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
@@ -34,10 +35,21 @@ from streams.silence import SilenceClock
 __all__ = ["analyze_file", "dead_letter_line"]
 
 
-def dead_letter_line(line_number: int, raw: bytes, rejection: Rejection) -> dict[str, Any]:
-    """A dead letter in a file: the reason and the original bytes (as text when they are UTF-8)."""
+_OUTPUT_FILES: Final = frozenset(
+    {"kpis.jsonl", "alerts.jsonl", "dead_letters.jsonl", "line_kpis.jsonl", "capability.json"}
+)
+
+
+def dead_letter_line(
+    line_number: int, raw: bytes, rejection: Rejection, offset: int | None = None
+) -> dict[str, Any]:
+    """A dead letter in a file: the reason and the original bytes (as text when they are UTF-8).
+
+    ``line_number``: the record's number in the file (its line number in JSON Lines); ``offset``: of
+    its first byte."""
     entry: dict[str, Any] = {
         "line": line_number,
+        **({} if offset is None else {"offset": offset}),
         "code": rejection.code,
         "field": rejection.field,
         "reason": rejection.reason,
@@ -49,11 +61,28 @@ def dead_letter_line(line_number: int, raw: bytes, rejection: Rejection) -> dict
     return entry
 
 
-def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(handle, start=1):
-        stripped = line.rstrip(b"\r\n")
-        if stripped.strip():
-            yield number, stripped
+def _outputs(telemetry: Path, out_dir: Path) -> None:
+    """Create ``out_dir``, refusing what would fail half-way or overwrite the input."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: exists and is not a directory")
+    if telemetry.resolve().parent == out_dir.resolve() and telemetry.name in _OUTPUT_FILES:
+        raise ConfigError(
+            f"{telemetry}: is one of the files analyze writes to --out {out_dir}; choose another --out"
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
+
+
+def _unreadable(record: FileRecord) -> Rejection:
+    assert record.unreadable is not None
+    error = record.unreadable
+    reason = (
+        f"{error.reason}; the frame's size cannot be read, so the rest of the file "
+        f"({record.rest_bytes} bytes from offset {record.offset}) is not read"
+    )
+    return Rejection("invalid_frame", error.field, reason)
 
 
 def analyze_file(
@@ -67,7 +96,7 @@ def analyze_file(
     line that brings the machine's telemetry to their time (or never, if it does not get there)."""
     if not telemetry.is_file():
         raise ConfigError(f"{telemetry}: telemetry file not found")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _outputs(telemetry, out_dir)
     processor = TelemetryProcessor(
         plant,
         max_payload_bytes=settings.max_payload_bytes,
@@ -93,7 +122,6 @@ def analyze_file(
     for reset in sorted(resets, key=lambda r: r.at_ms):
         pending.setdefault(reset.spec.key, []).append(reset)
     with (
-        telemetry.open("rb") as source,
         (out_dir / "kpis.jsonl").open("wb") as kpis,
         (out_dir / "alerts.jsonl").open("wb") as alerts,
         (out_dir / "dead_letters.jsonl").open("wb") as dead_letters,
@@ -115,10 +143,19 @@ def analyze_file(
             counts["kpis"] += len(outcome.kpis)
             counts["alerts"] += len(outcome.alerts)
 
-        for number, line in _lines(source):
+        for record in read_records(telemetry):
             counts["lines"] += 1
+            if record.unreadable is not None:
+                unreadable = _unreadable(record)
+                counts["dead_letters"] += 1
+                counts["unread_bytes"] = record.rest_bytes
+                dead_letters.write(
+                    orjson.dumps(dead_letter_line(record.number, record.raw, unreadable, record.offset))
+                    + b"\n"
+                )
+                break
             outcome = processor.process(
-                None, line, now_ms=int(time.time() * 1000), load_state=states.get, require_key=False
+                None, record.raw, now_ms=int(time.time() * 1000), load_state=states.get, require_key=False
             )
             if isinstance(outcome, Rejection):
                 if outcome.machine_key is not None:
@@ -126,7 +163,8 @@ def analyze_file(
                     # return to (the worker has its table), start that machine afresh.
                     states.pop(outcome.machine_key, None)
                 counts["dead_letters"] += 1
-                dead_letters.write(orjson.dumps(dead_letter_line(number, line, outcome)) + b"\n")
+                entry = dead_letter_line(record.number, record.raw, outcome, record.offset)
+                dead_letters.write(orjson.dumps(entry) + b"\n")
                 continue
             states[outcome.state.key] = outcome.state
             counts["applied"] += 1
@@ -156,6 +194,7 @@ def analyze_file(
         for state in states.values():
             for kpi in processor.open_window_records(state):
                 kpis.write(record_bytes(kpi) + b"\n")
+                counts["kpis"] += 1
     totals = {key: state.totals.to_dict() for key, state in sorted(states.items())}
     capability = {
         key: rows

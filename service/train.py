@@ -35,6 +35,7 @@ from service.plant_file import load_plant
 from service.settings import bootstrap_servers_problem
 from service.simulator.exceptions import SpecError
 from service.simulator.timeparse import parse_start
+from service.telemetry_file import read_records
 from streams.decode import Rejection, TelemetryDecoder
 from streams.frames import Frame
 
@@ -151,13 +152,14 @@ def collect(
 
 
 def file_records(path: Path) -> Iterator[bytes]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: telemetry file not found")
-    with path.open("rb") as handle:
-        for line in handle:
-            stripped = line.strip()
-            if stripped:
-                yield stripped
+    """The records of a telemetry file (JSON lines and binary frames, :mod:`service.telemetry_file`)."""
+    for record in read_records(path):
+        if record.unreadable is not None:
+            raise ConfigError(
+                f"{path}: record {record.number} at offset {record.offset}: {record.unreadable}; "
+                "the frame's size cannot be read, so the rest of the file cannot be"
+            )
+        yield record.raw
 
 
 def kafka_records(

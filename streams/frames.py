@@ -59,6 +59,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import mmap
 import re
 import struct
 import typing
@@ -84,6 +85,7 @@ __all__ = [
     "SignalBlock",
     "decode_frame",
     "encode_frame",
+    "frame_size",
     "is_frame",
 ]
 
@@ -289,6 +291,39 @@ def _parse_header(header: object) -> _Header:
         seq=seq,
         signals=tuple(parsed),
     )
+
+
+def frame_size(data: bytes | memoryview | mmap.mmap, offset: int = 0) -> int:
+    """The bytes the frame starting at ``data[offset]`` occupies, as its prefix and header say.
+
+    A frame is self-delimiting (``8 + H + 16 N``), so frames can follow one another in a file. Only
+    what the size needs is checked here (the framing, and each signal's ``n``); the frame itself is
+    judged by :func:`decode_frame`. Raises :class:`FrameError` when the size cannot be read.
+    """
+    prefix = bytes(data[offset : offset + _PREFIX.size])
+    head = prefix[:4]
+    if head != FRAME_MAGIC:
+        raise FrameError("magic", f"expected {FRAME_MAGIC!r}, got {head!r}")
+    if len(prefix) < _PREFIX.size:
+        raise FrameError("header_length", f"truncated: the frame has only {len(prefix)} bytes")
+    header_len: int = _PREFIX.unpack(prefix)[1]
+    if header_len == 0 or header_len % 8 or header_len > MAX_HEADER_BYTES:
+        raise FrameError("header_length", f"must be a positive multiple of 8 up to {MAX_HEADER_BYTES}")
+    body_start = offset + _PREFIX.size + header_len
+    try:
+        header = orjson.loads(bytes(data[offset + _PREFIX.size : body_start]))
+    except orjson.JSONDecodeError as exc:
+        raise FrameError("header", f"not valid UTF-8 JSON: {exc}") from None
+    signals = header.get("signals") if isinstance(header, dict) else None
+    if not isinstance(signals, list) or not 1 <= len(signals) <= MAX_SIGNALS:
+        raise FrameError("signals", f"must be a list of 1 to {MAX_SIGNALS} signals")
+    readings = 0
+    for index, entry in enumerate(signals):
+        n = entry.get("n") if isinstance(entry, dict) else None
+        if not (isinstance(n, int) and _is_int(n) and 1 <= n <= MAX_READINGS_PER_SIGNAL):
+            raise FrameError(f"signals.{index}.n", f"must be an integer from 1 to {MAX_READINGS_PER_SIGNAL}")
+        readings += n
+    return _PREFIX.size + header_len + 16 * readings
 
 
 def _locate(ends: list[int], row: int) -> tuple[int, int]:

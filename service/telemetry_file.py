@@ -1,0 +1,79 @@
+"""Telemetry files: what ``analyze`` and ``train`` read, the records of a topic one after another.
+
+A file holds JSON records, one per line (JSON Lines), and binary frames (``LPF1``, docs/telemetry.md)
+in any mix. A frame is self-delimiting (its header gives its size), so it is read whole whatever bytes
+its columns hold, newlines included; one newline straight after a frame is its terminator and is
+skipped, so frames may be written bare, one after another, or each followed by ``\\n`` as lines are.
+Blank lines are skipped but counted, so a JSON Lines file's record numbers are its line numbers.
+
+A frame whose size cannot be read (a damaged prefix or header) ends the file: nothing after it can
+be located reliably, since frame bytes may look like anything. It comes as the last record, with
+``unreadable`` set and the rest of the file's size, so the caller reports it instead of
+dead-lettering fragments of frames as records.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from service.exceptions import ConfigError
+from streams.exceptions import FrameError
+from streams.frames import FRAME_MAGIC, MAX_HEADER_BYTES, frame_size
+
+__all__ = ["FileRecord", "read_records"]
+
+# Kept of an unreadable frame for its dead letter: the prefix and the largest header, what is damaged.
+_UNREADABLE_KEPT: Final = 8 + MAX_HEADER_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One record of a telemetry file: a JSON line (without its line end) or a whole frame."""
+
+    number: int  # 1-based; every line, blank ones included, and every frame counts one
+    offset: int  # of its first byte in the file
+    raw: bytes
+    unreadable: FrameError | None = None  # a frame of unknown size: ``raw`` is its start only
+    rest_bytes: int = 0  # with ``unreadable``: the bytes from ``offset`` to the end, not read
+
+
+def read_records(path: Path) -> Iterator[FileRecord]:
+    """The records of the telemetry file at ``path``, in order; ConfigError if it is not a file."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: telemetry file not found")
+    with path.open("rb") as handle:
+        try:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            return
+        with data:
+            yield from _records(data)
+
+
+def _records(data: mmap.mmap) -> Iterator[FileRecord]:
+    size = len(data)
+    at = 0
+    number = 0
+    while at < size:
+        number += 1
+        if data[at : at + 4] == FRAME_MAGIC:
+            try:
+                end = at + frame_size(data, at)
+            except FrameError as exc:
+                kept = data[at : min(size, at + _UNREADABLE_KEPT)]
+                yield FileRecord(number, at, kept, unreadable=exc, rest_bytes=size - at)
+                return
+            # A truncated last frame is passed on as it is: decoding names what is missing.
+            yield FileRecord(number, at, data[at : min(end, size)])
+            at = end + 1 if data[end : end + 1] == b"\n" else end
+            continue
+        newline = data.find(b"\n", at)
+        end = size if newline < 0 else newline
+        line = data[at:end].rstrip(b"\r\n")
+        if line.strip():
+            yield FileRecord(number, at, line)
+        at = end + 1

@@ -1,0 +1,159 @@
+"""Telemetry files with binary frames: read whole whatever their bytes, and analysed like their JSON."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from service.cli import main
+from service.telemetry_file import read_records
+from streams.exceptions import FrameError
+from streams.frames import Frame, SignalBlock, encode_frame, frame_size
+from tests.unit.test_processing import simulated
+
+
+def _as_frame(value: bytes) -> bytes:
+    """A JSON ``samples`` record as the binary frame carrying the same readings."""
+    record = orjson.loads(value)
+    blocks = tuple(
+        SignalBlock(
+            series["signal"],
+            series.get("unit"),
+            np.array(series["ts"], dtype=np.int64),
+            np.array(series["values"], dtype=np.float64),
+        )
+        for series in record["signals"]
+    )
+    ids = (record["tenant"], record["site"], record["line"], record["machine"])
+    return encode_frame(Frame(*ids, record["ts"], record.get("seq"), blocks))
+
+
+def _with_frames(values: list[bytes]) -> list[bytes]:
+    return [_as_frame(v) if b'"kind":"samples"' in v else v for v in values]
+
+
+def _file(records: list[bytes]) -> bytes:
+    """JSON records each on its line, frames bare (the reader also takes them followed by a newline)."""
+    return b"".join(r if r.startswith(b"LPF1") else r + b"\n" for r in records)
+
+
+def _frame_with_newlines() -> bytes:
+    # 10.0 is 0x4024000000000000 and 0x0a is a newline: the columns hold newline bytes.
+    ts = 1_795_392_000_000 + np.arange(4, dtype=np.int64) * 10
+    block = SignalBlock("vibration", None, ts, np.array([10.0, 10.0, 2.5, 10.0]))
+    frame = encode_frame(Frame("demo", "p1", "L1", "M01", int(ts[-1]), None, (block,)))
+    assert b"\n" in frame
+    return frame
+
+
+def test_frame_size_is_the_encoded_length_and_names_what_hides_it() -> None:
+    frame = _frame_with_newlines()
+    assert frame_size(frame) == len(frame)
+    assert frame_size(b"{}\n" + frame, 3) == len(frame)
+    header_len = struct.unpack_from("<I", frame, 4)[0]
+    with pytest.raises(FrameError) as error:
+        frame_size(b"LPF2" + frame[4:])
+    assert error.value.field == "magic"
+    with pytest.raises(FrameError) as error:
+        frame_size(frame[:4] + struct.pack("<I", 12) + frame[8:])
+    assert error.value.field == "header_length"
+    with pytest.raises(FrameError) as error:
+        frame_size(frame[:8] + b"{" * header_len + frame[8 + header_len :])
+    assert error.value.field == "header"
+    broken = frame[:8] + frame[8 : 8 + header_len].replace(b'"n":4', b'"n":0') + frame[8 + header_len :]
+    with pytest.raises(FrameError) as error:
+        frame_size(broken)
+    assert error.value.field == "signals.0.n"
+
+
+def test_a_file_of_lines_and_frames_gives_each_record_whole(tmp_path: Path) -> None:
+    frame = _frame_with_newlines()
+    line = b'{"v":1}'
+    # A frame bare, one with its newline, blank and CRLF lines, a frame last without a newline.
+    content = frame + frame + b"\n" + line + b"\r\n\n" + frame + b"\n" + line + b"\n" + frame
+    source = tmp_path / "t.bin"
+    source.write_bytes(content)
+    got = [(r.number, r.offset, r.raw) for r in read_records(source)]
+    size = len(frame)
+    assert got == [
+        (1, 0, frame),
+        (2, size, frame),
+        (3, 2 * size + 1, line),
+        (5, 2 * size + 1 + len(line) + 3, frame),
+        (6, 3 * size + len(line) + 5, line),
+        (7, 3 * size + 2 * len(line) + 6, frame),
+    ]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert list(read_records(empty)) == []
+
+
+def _analyze(source: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    assert main(["analyze", str(source), "--out", str(out)]) == 0
+    summary: dict[str, object] = orjson.loads(capsys.readouterr().out)
+    return summary
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines()
+
+
+def test_analyze_replays_frames_as_it_replays_their_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = simulated(3000, seed=4)
+    frames = _with_frames(values)
+    assert sum(v.startswith(b"LPF1") for v in frames) > 300
+    assert sum(b"\n" in v for v in frames) > 100  # the reviewer's case: newlines inside the columns
+    as_json, as_frames = tmp_path / "t.jsonl", tmp_path / "t.lpf"
+    as_json.write_bytes(b"\n".join(values) + b"\n")
+    as_frames.write_bytes(_file(frames))
+    by_json = _analyze(as_json, tmp_path / "json", capsys)
+    by_frames = _analyze(as_frames, tmp_path / "frames", capsys)
+    assert by_frames["dead_letters"] == 0 and by_frames["applied"] == 3000
+    assert by_frames["readings"] == by_json["readings"] and by_frames["machines"] == by_json["machines"]
+    for name in ("kpis.jsonl", "alerts.jsonl", "line_kpis.jsonl"):
+        assert _lines(tmp_path / "frames" / name) == _lines(tmp_path / "json" / name), name
+    assert by_json["kpis"] == len(_lines(tmp_path / "json" / "kpis.jsonl"))  # open windows counted too
+
+
+def test_a_frame_of_unreadable_size_ends_the_file_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = _with_frames(simulated(600, seed=4))
+    cut = next(i for i, v in enumerate(frames) if v.startswith(b"LPF1") and i > 100)
+    damaged = frames[cut][:8] + b"[" + frames[cut][9:]  # the header is no longer JSON
+    content = _file(frames[:cut]) + damaged + _file(frames[cut + 1 :])
+    source = tmp_path / "t.lpf"
+    source.write_bytes(content)
+    summary = _analyze(source, tmp_path / "out", capsys)
+    assert summary["applied"] == cut and summary["dead_letters"] == 1
+    offset = len(_file(frames[:cut]))
+    assert summary["unread_bytes"] == len(content) - offset
+    (entry,) = [orjson.loads(line) for line in _lines(tmp_path / "out" / "dead_letters.jsonl")]
+    assert (entry["line"], entry["offset"], entry["code"], entry["field"]) == (
+        cut + 1,
+        offset,
+        "invalid_frame",
+        "header",
+    )
+    assert f"{len(content) - offset} bytes from offset {offset}" in entry["reason"]
+
+
+def test_analyze_refuses_an_output_that_would_destroy_its_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = b"\n".join(simulated(50)) + b"\n"
+    source = tmp_path / "alerts.jsonl"
+    source.write_bytes(values)
+    assert main(["analyze", str(source), "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "alerts.jsonl" in error and "--out" in error and "Traceback" not in error
+    assert source.read_bytes() == values
+    assert main(["analyze", str(source), "--out", str(source)]) == 2
+    error = capsys.readouterr().err
+    assert "not a directory" in error and "Traceback" not in error
