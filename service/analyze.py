@@ -23,6 +23,7 @@ from service.anomaly_models import anomaly_models
 from service.baseline import ScheduledReset
 from service.capability_view import capability_rows
 from service.exceptions import ConfigError
+from service.output_dir import output_dir
 from service.settings import Settings
 from service.telemetry_file import FileRecord, read_records
 from streams.control import control_value
@@ -63,16 +64,11 @@ def dead_letter_line(
 
 def _outputs(telemetry: Path, out_dir: Path) -> None:
     """Create ``out_dir``, refusing what would fail half-way or overwrite the input."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: exists and is not a directory")
     if telemetry.resolve().parent == out_dir.resolve() and telemetry.name in _OUTPUT_FILES:
         raise ConfigError(
             f"{telemetry}: is one of the files analyze writes to --out {out_dir}; choose another --out"
         )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
+    output_dir(out_dir)
 
 
 def _unreadable(record: FileRecord) -> Rejection:

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from service.output_dir import output_dir
 from streams.contract import telemetry_json_schema
 from streams.control import control_json_schema
 from streams.records import AlertRecord, KpiRecord, LineKpiRecord
@@ -29,7 +30,7 @@ def schemas() -> dict[str, dict[str, Any]]:
 
 
 def write_schemas(out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_dir(out_dir)
     written = []
     for name, schema in schemas().items():
         path = out_dir / name

@@ -157,3 +157,11 @@ def test_analyze_refuses_an_output_that_would_destroy_its_input(
     assert main(["analyze", str(source), "--out", str(source)]) == 2
     error = capsys.readouterr().err
     assert "not a directory" in error and "Traceback" not in error
+
+
+def test_schema_names_an_out_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    taken = tmp_path / "schemas"
+    taken.write_bytes(b"")
+    assert main(["schema", "--out", str(taken)]) == 2
+    error = capsys.readouterr().err
+    assert "--out" in error and "not a directory" in error and "Traceback" not in error
