@@ -28,6 +28,14 @@ _WINDOW_LABELS = (*_MACHINE_LABELS, "window")
 _RATIOS = ("oee", "availability", "performance", "quality", "coverage")
 
 
+def _fully_productive_s(figures: WindowFigures) -> float | None:
+    """OEE x planned busy time, the line view's weight (models/line.py): 0 for a machine that did not
+    run or was not planned; unknown (None) when its OEE is undefined although it ran."""
+    if figures.oee is not None:
+        return figures.oee * figures.planned_s
+    return 0.0 if figures.planned_s == 0 or figures.run_s == 0 else None
+
+
 class WorkerMetrics:
     """Counters about the stream itself; implements :class:`streams.app.StreamObserver`."""
 
@@ -102,7 +110,8 @@ class MachineCollector(Collector):
         }
         seconds = GaugeMetricFamily(
             "linepulse_window_seconds",
-            "Seconds of the current window by time-model bucket; 'ideal' is ideal production time.",
+            "Seconds of the current window by time-model bucket; 'ideal' is ideal production time, "
+            "'fully_productive' OEE x planned busy time (as the line view sums it).",
             labels=(*_WINDOW_LABELS, "category"),
         )
         units = GaugeMetricFamily(
@@ -244,6 +253,7 @@ class MachineCollector(Collector):
             ("planned_busy", figures.planned_s),
             ("run", figures.run_s),
             ("ideal", figures.ideal_s),
+            ("fully_productive", _fully_productive_s(figures)),
             ("availability_loss", figures.availability_loss_s),
             ("performance_loss", figures.performance_loss_s),
             ("unknown", figures.unknown_s),

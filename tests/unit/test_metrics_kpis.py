@@ -86,3 +86,13 @@ def test_cycle_time_quantiles_per_product() -> None:
     for stat, exact in (("p50", 50.0), ("p95", 95.0), ("p99", 99.0)):
         found = value(samples, "linepulse_cycle_time_seconds", product="P1", stat=stat)
         assert abs(found - exact) <= 0.011 * exact, (stat, found)  # the sketch is within 1 % (+ rank)
+
+
+def test_fully_productive_seconds_are_the_oee_times_planned_busy_time() -> None:
+    # The line's OEE rule sums this series over the planned busy time (docker/prometheus/rules), as
+    # the line view (models/line.py) sums OEE x PBT: with performance capped, not ideal x quality.
+    samples = scrape()
+    oee = value(samples, "linepulse_oee_ratio")
+    planned = value(samples, "linepulse_window_seconds", category="planned_busy")
+    assert 0 < oee < 1 and planned > 0
+    assert value(samples, "linepulse_window_seconds", category="fully_productive") == oee * planned
