@@ -3,12 +3,14 @@
 ``/api/machines`` returns the live machines this worker owns, each with its open alerts and its
 Cp/Cpk/Pp/Ppk per characteristic, product and shift; ``/api/capability`` returns only the latter,
 one row per machine, characteristic, product and shift. ``?tenant=ID`` limits either to one tenant
-(and an unknown or malformed tenant gets a 400 naming the parameter, not an empty success).
+(an unknown or malformed tenant, a repeated ``tenant`` or any other parameter gets a 400 naming
+the parameter, not an empty or unfiltered success).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Set
 from importlib import resources
 from typing import Any
 
@@ -19,7 +21,7 @@ from models.machine import MachineState
 from service.capability_view import capability_rows
 from streams.app import LinepulseStream
 
-__all__ = ["machine_view", "register_routes"]
+__all__ = ["machine_view", "register_routes", "tenant_param"]
 
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -65,6 +67,28 @@ def machine_view(stream: LinepulseStream, state: MachineState, newest_ms: int | 
     }
 
 
+def tenant_param(query: Mapping[str, str], known_tenants: Set[str]) -> tuple[str | None, str | None]:
+    """The ``tenant`` of an API request's query, or the error naming the parameter and the reason.
+
+    Strict, because a lenient parser leaks: with the first of two ``tenant``s winning, a proxy that
+    appends the caller's own tenant would be overridden by one the caller put first, and a misspelt
+    ``Tenant`` that is ignored would answer with every tenant.
+    """
+    unknown = sorted(set(query) - {"tenant"})
+    if unknown:
+        return None, f"{unknown[0]}: unknown query parameter (the only one is tenant)"
+    getall = getattr(query, "getall", None)  # aiohttp's query is a multidict: all values of a key
+    given: list[str] = (
+        list(getall("tenant", [])) if getall else ([query["tenant"]] if "tenant" in query else [])
+    )
+    if len(given) > 1:
+        return None, f"tenant: given {len(given)} times; give it once"
+    tenant = given[0] if given else None
+    if tenant is not None and (not _TENANT.match(tenant) or tenant not in known_tenants):
+        return None, "tenant: unknown tenant or not [A-Za-z0-9_.-]{1,64}"
+    return tenant, None
+
+
 def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> None:
     app = stream.app
     known_tenants = {machine.tenant for machine in stream.processor.plant.machines}
@@ -89,9 +113,9 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
 
     @app.page("/api/capability")
     async def capability(web: Any, request: Any) -> Any:
-        tenant = request.query.get("tenant")
-        if tenant is not None and (not _TENANT.match(tenant) or tenant not in known_tenants):
-            return web.json({"error": "tenant: unknown tenant or not [A-Za-z0-9_.-]{1,64}"}, status=400)
+        tenant, error = tenant_param(request.query, known_tenants)
+        if error is not None:
+            return web.json({"error": error}, status=400)
         rows = [
             {"tenant": state.tenant, "site": state.site, "line": state.line, "machine": state.machine, **row}
             for state in stream.live
@@ -103,9 +127,9 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
 
     @app.page("/api/machines")
     async def machines(web: Any, request: Any) -> Any:
-        tenant = request.query.get("tenant")
-        if tenant is not None and (not _TENANT.match(tenant) or tenant not in known_tenants):
-            return web.json({"error": "tenant: unknown tenant or not [A-Za-z0-9_.-]{1,64}"}, status=400)
+        tenant, error = tenant_param(request.query, known_tenants)
+        if error is not None:
+            return web.json({"error": error}, status=400)
         shown = [state for state in stream.live if tenant is None or state.tenant == tenant]
         newest = max((state.last_seen_ms for state in shown if state.last_seen_ms is not None), default=None)
         body = orjson.dumps(

@@ -77,12 +77,12 @@ def chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
-def _bad_tenant(worker: WorkerProcess) -> tuple[int, dict[str, str]]:
+def _bad_tenant(worker: WorkerProcess, query: str = "tenant=nope") -> tuple[int, dict[str, str]]:
     try:
-        urllib.request.urlopen(worker.base_url + "/api/machines?tenant=nope", timeout=5)
+        urllib.request.urlopen(worker.base_url + "/api/machines?" + query, timeout=5)
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-    raise AssertionError("an unknown tenant was answered with a success")
+    raise AssertionError(f"?{query} was answered with a success")
 
 
 def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> None:
@@ -125,4 +125,14 @@ def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> 
         status, body = _bad_tenant(worker)
         assert status == 400
         assert body["error"].startswith("tenant"), body
+        status, body = _bad_tenant(worker, "tenant=demo&tenant=demo")
+        assert status == 400 and "2 times" in body["error"], body
+        status, body = _bad_tenant(worker, "Tenant=demo")
+        assert status == 400 and body["error"].startswith("Tenant: unknown query parameter"), body
+        # The page says what the API said, instead of "worker unreachable: TypeError".
+        bad = chromium(
+            binary, tmp_path / "profile-bad", "--dump-dom", "--virtual-time-budget=4000", url + "?tenant=nope"
+        )
+        assert bad.returncode == 0, bad.stderr.decode(errors="replace")[-2000:]
+        assert "error: tenant: unknown tenant" in bad.stdout.decode()
         worker.assert_alive()
