@@ -32,7 +32,18 @@ from models.spc.rules import RULE_POINTS
 from models.time_ledger import TimeLedger
 from models.timemodel import WindowAccumulator
 
-__all__ = ["ClosedWindow", "EngineOutput", "LifetimeTotals", "MachineEngine", "MachineState"]
+__all__ = [
+    "MAX_PRODUCT_MONITORS",
+    "ClosedWindow",
+    "EngineOutput",
+    "LifetimeTotals",
+    "MachineEngine",
+    "MachineState",
+]
+
+# Drift/SPC monitors per quality characteristic, one per product (product ids come from telemetry:
+# the machine state must stay bounded; parts of further products are not judged, documented).
+MAX_PRODUCT_MONITORS = 32
 
 
 @dataclass(slots=True)
@@ -583,8 +594,10 @@ class MachineEngine:
             cached = self._offsets[hour] = self.calendar.utc_offset_ms(hour * 3_600_000)
         return cached
 
-    def _tuning(self, kind: SeriesKind, name: str, machine: str) -> _Tuning:
-        tuning = self._tunings.get((kind, name, machine))
+    def _tuning(self, kind: SeriesKind, name: str, machine: str, series: str | None = None) -> _Tuning:
+        """``name``'s settings for the monitor of ``series`` (``name`` itself unless one per product)."""
+        series = series or name
+        tuning = self._tunings.get((kind, series, machine))
         if tuning is None:
             settings = self._monitoring.settings_for(kind, name, machine)
             params = settings.params().vector()
@@ -592,13 +605,13 @@ class MachineEngine:
                 settings,
                 params,
                 settings.thermal_params().vector(),
-                f"{kind}:{name}",
+                f"{kind}:{series}",
                 float(params[signal_monitor.P_ADWIN_BUCKETS]),
-                f"drift/{name}",
-                f"spc/{name}",
+                f"drift/{series}",
+                f"spc/{series}",
                 int(settings.settle_s * 1000),
             )
-            _bounded(self._tunings)[(kind, name, machine)] = tuning
+            _bounded(self._tunings)[(kind, series, machine)] = tuning
         return tuning
 
     def _check_anomaly(
@@ -657,10 +670,12 @@ class MachineEngine:
         product: str | None = None,
     ) -> EngineOutput:
         out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, ())
-        if self._monitoring.enabled:
+        if self._monitoring.enabled and self._may_monitor(state, characteristic, product):
+            # One monitor per product: products of one characteristic have their own nominal (a
+            # 25 mm and a 32 mm part), and a changeover is no drift.
             self._monitor(
                 state, out, "characteristics", characteristic,
-                np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64),
+                np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64), product=product,
             )  # fmt: skip
             settings = self._tuning("characteristics", characteristic, spec.id).settings
             shift = self.calendar.shift_at(ts_ms) if self._has_shifts else None
@@ -691,6 +706,15 @@ class MachineEngine:
         else:
             self._resolve_alert(state, out, key, ts_ms)
         return out
+
+    @staticmethod
+    def _may_monitor(state: MachineState, characteristic: str, product: str | None) -> bool:
+        """Whether the part is judged: a product's monitor exists or may be created (the state is
+        bounded, and product ids come from telemetry: at most MAX_PRODUCT_MONITORS per characteristic)."""
+        if product is None or f"characteristics:{characteristic}@{product}" in state.monitors:
+            return True
+        prefix = f"characteristics:{characteristic}@"
+        return sum(key.startswith(prefix) for key in state.monitors) < MAX_PRODUCT_MONITORS
 
     def _record(
         self,
@@ -727,8 +751,12 @@ class MachineEngine:
         expected: np.ndarray | None = None,
         tuning: _Tuning | None = None,
         expected_from: tuple[str, np.ndarray | None] = ("profile", None),
+        product: str | None = None,
     ) -> None:
         """Run one series' detectors over a batch; open, update or resolve its drift/SPC alerts.
+
+        ``product``: the series is ``name``'s for that product (its own monitor and alerts, keyed
+        ``name@product``; evidence ``signal`` is still ``name``, with ``product``).
 
         ``reference``: the level ``min_shift`` is a fraction of (1.0 for cycle times judged as a
         ratio to the ideal); None: the baseline mean. ``expected``: ``values`` are residuals
@@ -736,8 +764,9 @@ class MachineEngine:
         when the caller has them already. ``expected_from``: where the expected levels came from,
         and per reading True where the interim ambient's (or None).
         """
+        series = name if product is None else f"{name}@{product}"
         if tuning is None:
-            tuning = self._tuning(kind, name, state.machine)
+            tuning = self._tuning(kind, name, state.machine, series)
         params, min_shift = tuning.params, tuning.settings.min_shift
         vector = self._monitor_state(state, tuning)
         detections = signal_monitor.update(vector, values, params)
@@ -752,13 +781,13 @@ class MachineEngine:
             assert base is not None  # nothing is detected before the baseline is complete
             alert_kind = _alert_kind(found)
             is_rule = alert_kind == "spc"
-            if gap is not None and gap[1] < min_shift and f"{alert_kind}/{name}" not in state.alerts:
+            if gap is not None and gap[1] < min_shift and f"{alert_kind}/{series}" not in state.alerts:
                 # A shift the detectors can see but too small to act on (a designed slow run, a
                 # recipe's spread): no new alert. An open one keeps being updated.
                 continue
             # One alert per series and kind: four drift detectors agreeing on one shift are one
             # condition for the people acting on it; the evidence lists every detector that fired.
-            alert_key = f"{alert_kind}/{name}"
+            alert_key = f"{alert_kind}/{series}"
             open_alert = state.alerts.get(alert_key)
             fired = set(open_alert.evidence.get("detectors", ())) if open_alert is not None else set()
             points = RULE_POINTS[int(found.detector[4:]) - 1] if is_rule else None
@@ -771,6 +800,7 @@ class MachineEngine:
                 "first_ts_ms": int(times[found.first]),
                 "last_ts_ms": last_ms,
                 "detections": found.count,
+                **({} if product is None else {"product": product}),
                 "rule_points": points,
                 "value": found.value,
                 "baseline_mean": base[0],
@@ -796,10 +826,12 @@ class MachineEngine:
                 out,
                 alert_key,
                 kind=alert_kind,
-                subject=name,
+                subject=series,
                 severity="warning",
                 at_ms=last_ms,
-                message=_drift_message(name, found, base, gap, reference, expected),
+                message=_drift_message(
+                    name if product is None else f"{name} ({product})", found, base, gap, reference, expected
+                ),
                 evidence=evidence,
             )
         # Gated series: back within half the gate is over too (hysteresis, so no flapping at it).
@@ -807,7 +839,7 @@ class MachineEngine:
         at_ms = int(times[-1]) if times.shape[0] else 0
         quiet: set[str] | None = None  # read from the state only when an alert is open (rarely)
         for alert_kind in ("drift", "spc"):
-            alert_key = f"{alert_kind}/{name}"
+            alert_key = f"{alert_kind}/{series}"
             open_alert = state.alerts.get(alert_key)
             if open_alert is None:
                 continue
@@ -846,7 +878,8 @@ class MachineEngine:
             key
             for key in state.monitors
             if (series is None or key.partition(":")[0] == series)
-            and (name is None or key.partition(":")[2] == name)
+            # A characteristic's name also matches its monitors per product (``name@product``).
+            and (name is None or key.partition(":")[2].partition("@")[0] == name)
         )
         for key in dropped:
             del state.monitors[key]

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from models import signal_monitor as sm
-from models.machine import MachineEngine, MachineState
+from models.machine import MAX_PRODUCT_MONITORS, MachineEngine, MachineState
 from models.plant import PlantConfig
 
 PARAMS = sm.MonitorParams(baseline_n=100, cusum_h=8.0, ph_threshold=30.0, adwin_delta=0.01, adwin_clock=8)
@@ -272,12 +272,50 @@ def test_quality_characteristic_gets_spc_and_capability(plant: PlantConfig) -> N
         out = engine.on_quality(state, spec, t0 + i * 60_000, "diameter_mm", value, 24.97, 25.03, "P1")
         changes.extend(out.alerts)
     opened = [c.alert for c in changes if c.status == "open" and c.alert.kind == "spc"]
-    # One SPC alert for the characteristic; every rule that fired on the step is in its evidence.
-    assert len(opened) == 1 and opened[0].subject == "diameter_mm"
-    assert "rule1" in state.alerts["spc/diameter_mm"].evidence["detectors"]
-    assert state.alerts["spc/diameter_mm"].count > 1
+    # One SPC alert for the characteristic and product; every rule that fired on the step is in its evidence.
+    assert len(opened) == 1 and opened[0].subject == "diameter_mm@P1"
+    evidence = state.alerts["spc/diameter_mm@P1"].evidence
+    assert "rule1" in evidence["detectors"] and (evidence["signal"], evidence["product"]) == (
+        "diameter_mm",
+        "P1",
+    )
+    assert state.alerts["spc/diameter_mm@P1"].count > 1
+    assert opened[0].message.startswith("diameter_mm (P1): ")
     cap = engine.capability(state)["diameter_mm|P1|-"]
     assert cap.n == 60 and cap.cpk is not None and cap.lsl == 24.97
+
+
+def test_a_product_changeover_is_no_drift_and_each_product_is_judged(plant: PlantConfig) -> None:
+    # A 25 mm and a 32 mm part measured as one series gave +174 sigma alerts at every changeover.
+    engine = MachineEngine(plant)
+    spec = plant.machines[0]
+    state = engine.new_state(spec)
+    rng = np.random.default_rng(3)
+    t0 = 1_790_000_000_000
+    changes = []
+    for i in range(240):
+        product, nominal = ("P1", 25.0) if (i // 40) % 2 == 0 else ("P2", 32.0)
+        step = 0.03 if product == "P2" and i >= 200 else 0.0  # P2 drifts in its last run only
+        value = nominal + rng.normal(0.0, 0.006) + step
+        changes.extend(
+            engine.on_quality(state, spec, t0 + i * 60_000, "diameter_mm", value, None, None, product).alerts
+        )
+    opened = {c.alert.subject for c in changes if c.status == "open"}
+    assert opened == {"diameter_mm@P2"}, opened
+    # A baseline reset of the characteristic resets its monitors of every product.
+    engine.reset_baselines(state, t0 + 240 * 60_000, "characteristics", "diameter_mm")
+    assert not [key for key in state.monitors if key.startswith("characteristics:")]
+    assert not [key for key in state.alerts if key.endswith("@P2")]
+
+
+def test_parts_of_products_beyond_the_bound_are_not_judged(plant: PlantConfig) -> None:
+    engine = MachineEngine(plant)
+    spec = plant.machines[0]
+    state = engine.new_state(spec)
+    for i in range(MAX_PRODUCT_MONITORS + 5):
+        engine.on_quality(state, spec, 1_790_000_000_000 + i, "diameter_mm", 25.0, None, None, f"P{i}")
+    monitors = [key for key in state.monitors if key.startswith("characteristics:diameter_mm@")]
+    assert len(monitors) == MAX_PRODUCT_MONITORS
 
 
 # -- state size ---------------------------------------------------------------------------------
