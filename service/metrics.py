@@ -2,13 +2,15 @@
 
 Stream counters are updated by :class:`WorkerMetrics` (the stream's observer). Per-machine KPIs are
 read from the worker's live machine states at scrape time by :class:`MachineCollector`, so labels
-come only from configured machines (a bounded set) and the hot path pays nothing per event.
+come only from configured machines (a bounded set, and at most LABEL_VALUES reason codes or products
+each) and the hot path pays nothing per event.
 """
 
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -21,11 +23,27 @@ from streams.decode import REJECTION_CODES, Rejection
 from streams.live import LiveLines, LiveMachines
 from streams.processing import Outcome
 
-__all__ = ["LineCollector", "MachineCollector", "WorkerMetrics", "build_registry"]
+__all__ = ["LABEL_VALUES", "OTHER", "LineCollector", "MachineCollector", "WorkerMetrics", "build_registry"]
 
 _MACHINE_LABELS = ("tenant", "site", "line", "machine")
 _WINDOW_LABELS = (*_MACHINE_LABELS, "window")
 _RATIOS = ("oee", "availability", "performance", "quality", "coverage")
+
+
+# Label values that come from telemetry (reason codes, scrap reasons, products) are not bounded by
+# the plant file: per machine and window the LABEL_VALUES largest get their own series, the rest are
+# summed under OTHER, so a gateway sending free text cannot grow the series without bound.
+LABEL_VALUES: Final = 20
+OTHER: Final = "other"
+
+
+def _capped(items: Iterable[tuple[str, int | float]]) -> list[tuple[str, float]]:
+    """``(label value, value)`` largest first: the first LABEL_VALUES as they are, the rest as OTHER."""
+    ordered = sorted(items, key=lambda item: (-item[1], item[0]))
+    capped = [(label, float(value)) for label, value in ordered[:LABEL_VALUES]]
+    if len(ordered) > LABEL_VALUES:
+        capped.append((OTHER, float(sum(value for _, value in ordered[LABEL_VALUES:]))))
+    return capped
 
 
 def _fully_productive_s(figures: WindowFigures) -> float | None:
@@ -91,8 +109,9 @@ class WorkerMetrics:
 class MachineCollector(Collector):
     """Per-machine KPIs of the open hour, shift and day windows, read at scrape time.
 
-    Labels come from the plant file (machines, states, loss categories) or from reason codes the
-    machine reported, so series are bounded by what the plant configured and uses.
+    Labels come from the plant file (machines, states, loss categories) or from what the machine
+    reported (reason codes, scrap reasons, products), of which at most LABEL_VALUES per machine, window
+    and metric get their own series (the rest: OTHER), so series stay bounded whatever telemetry says.
     """
 
     def __init__(self, live: LiveMachines, plant: PlantConfig) -> None:
@@ -197,13 +216,19 @@ class MachineCollector(Collector):
                         loss["seconds"],
                     )
                 micro_stops.add_metric(labels, figures.micro_stops)
-                for product, stats in window.cycle_products.items():
+                # Products come from telemetry: the LABEL_VALUES busiest get their own series, the
+                # others' cycles are counted together as "other" (quantiles do not add up).
+                products = sorted(window.cycle_products.items(), key=lambda item: (-item[1].count, item[0]))
+                for product, stats in products[:LABEL_VALUES]:
                     cycle = stats.figures()
                     cycles.add_metric([*labels, product], float(stats.count))
                     for stat in ("mean", "p50", "p95", "p99", "ideal"):
                         value = cycle[f"{stat}_s"]
                         if value is not None:
                             cycle_time.add_metric([*labels, product, stat], float(value))
+                if len(products) > LABEL_VALUES:
+                    rest = float(sum(stats.count for _, stats in products[LABEL_VALUES:]))
+                    cycles.add_metric([*labels, OTHER], rest)
             good.add_metric(machine, state.totals.good)
             scrap.add_metric(machine, state.totals.scrap)
             run.add_metric(machine, state.totals.run_ms / 1000.0)
@@ -264,13 +289,15 @@ class MachineCollector(Collector):
                 seconds.add_metric([*labels, category], value)
         units.add_metric([*labels, "good"], figures.good)
         units.add_metric([*labels, "scrap"], figures.scrap)
-        for reason, count in window.scrap_by_reason.items():
+        for reason, count in _capped(window.scrap_by_reason.items()):
             scrap_reasons.add_metric([*labels, reason], count)
-        for loss in window.loss_entries():
-            losses.add_metric(
-                [*labels, loss["category"], loss["big_loss"] or "-", loss["state"], loss["reason"] or "-"],
-                loss["seconds"],
-            )
+        loss_seconds: dict[tuple[str, str, str, str], float] = {}
+        for rank, loss in enumerate(window.loss_entries()):  # largest first
+            reason = (loss["reason"] or "-") if rank < LABEL_VALUES else OTHER
+            key = (loss["category"], loss["big_loss"] or "-", loss["state"], reason)
+            loss_seconds[key] = loss_seconds.get(key, 0.0) + loss["seconds"]
+        for key, value in loss_seconds.items():
+            losses.add_metric([*labels, *key], value)
         return figures
 
 

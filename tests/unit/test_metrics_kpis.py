@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.machine import MachineEngine
 from models.plant import PlantConfig
-from service.metrics import build_registry
+from service.metrics import LABEL_VALUES, OTHER, build_registry
 from streams.live import LiveMachines
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -96,3 +96,48 @@ def test_fully_productive_seconds_are_the_oee_times_planned_busy_time() -> None:
     planned = value(samples, "linepulse_window_seconds", category="planned_busy")
     assert 0 < oee < 1 and planned > 0
     assert value(samples, "linepulse_window_seconds", category="fully_productive") == oee * planned
+
+
+def test_reasons_and_products_from_telemetry_stay_bounded_and_sum_up() -> None:
+    # A gateway sending free text (a new reason and product every stop and cycle) grew the series
+    # without bound: 600 messages gave 1,575 cycle-time series. Now the 20 largest per machine,
+    # window and metric have their own, and the rest are summed as "other".
+    plant = PlantConfig.model_validate(
+        {
+            "timezone": "Asia/Seoul",
+            "machines": [{"tenant": "acme", "site": "p1", "line": "L1", "id": "M01", "ideal_cycle_s": 10.0}],
+            "state_timeout_s": 3600,
+        }
+    )
+    engine, spec = MachineEngine(plant), plant.machines[0]
+    state = engine.new_state(spec)
+    t = at(6)
+    for i in range(60):
+        engine.on_state(state, spec, t, "running", None)
+        engine.on_cycle(state, spec, t + 5_000, 5.0, f"P{i:02d}")
+        engine.on_count(state, spec, t + 6_000, 1, 1, f"P{i:02d}", f"scrap{i:02d}")
+        engine.on_state(state, spec, t + 10_000, "down", f"r{i:02d}")
+        t += 10_000 + (i + 1) * 1_000  # stops of 1 s, 2 s, ... 60 s: distinct sizes
+    engine.on_state(state, spec, t, "running", None)
+    live = LiveMachines()
+    live.update(state)
+    registry, _ = build_registry(live, plant)
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+
+    def hour(name: str, label: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for sample in families[name].samples:
+            if sample.labels["window"] == "hour" and sample.name == name:
+                out[sample.labels[label]] = out.get(sample.labels[label], 0.0) + sample.value
+        return out
+
+    losses = hour("linepulse_loss_seconds", "reason")
+    assert len(losses) == LABEL_VALUES + 1 and OTHER in losses
+    assert losses["r59"] == 60.0  # the largest keep their own series
+    assert sum(losses.values()) == sum(i + 1 for i in range(60))  # nothing lost, the rest summed
+    cycles = hour("linepulse_window_cycles", "product")
+    assert len(cycles) == LABEL_VALUES + 1 and sum(cycles.values()) == 60
+    quantiles = {s.labels["product"] for s in families["linepulse_cycle_time_seconds"].samples}
+    assert len(quantiles) == LABEL_VALUES and OTHER not in quantiles  # quantiles do not add up
+    scrap = hour("linepulse_window_scrap_units", "reason")
+    assert len(scrap) == LABEL_VALUES + 1 and sum(scrap.values()) == 60
