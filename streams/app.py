@@ -123,6 +123,10 @@ def create_stream(
         web_host=config.web_host,
         web_port=config.web_port,
         web_in_thread=False,
+        # Faust's own /table/NAME/KEY/ serves any machine's state (and /router/ the partition map)
+        # to whoever reaches the port, past the API's tenant filter: off.
+        web_tables_enabled=False,
+        web_router_enabled=False,
         broker_session_timeout=config.session_timeout_s,
         broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
         broker_commit_interval=config.commit_interval_s,

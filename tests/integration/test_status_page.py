@@ -129,6 +129,14 @@ def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> 
         assert status == 400 and "2 times" in body["error"], body
         status, body = _bad_tenant(worker, "Tenant=demo")
         assert status == 400 and body["error"].startswith("Tenant: unknown query parameter"), body
+        # Faust's own table and router views are not served: /table/machine-state/KEY/ would hand
+        # out any tenant's machine state past the API's tenant filter.
+        for path in ("/table/", "/table/machine-state/", "/router/"):
+            try:
+                urllib.request.urlopen(worker.base_url + path, timeout=5)
+                raise AssertionError(f"{path} is served")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 404, (path, exc.code)
         # The page says what the API said, instead of "worker unreachable: TypeError".
         bad = chromium(
             binary, tmp_path / "profile-bad", "--dump-dom", "--virtual-time-budget=4000", url + "?tenant=nope"
