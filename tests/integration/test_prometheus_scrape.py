@@ -3,7 +3,9 @@
 Proves, end to end: /metrics is valid exposition Prometheus ingests; ``linepulse_oee_ratio`` has one
 ``window="day"`` series per demo machine with the expected labels; the rules file loads in a real
 server, its recording rules produce series from real data, and an alert's expression matches real
-label sets; and every Grafana panel query is PromQL the server accepts.
+label sets; every Grafana panel query is PromQL the server accepts; and the worker's own open alerts
+become LinepulseMachineAlert with their labels, go to firing, and reach a real Alertmanager with the
+shipped config (docker/alertmanager/alertmanager.yml), routed to the tenant's receivers.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import json
 import re
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,8 @@ import yaml
 
 from service.brokers import TansuBroker
 from service.brokers.readiness import free_port
-from tests.integration.harness import WorkerProcess, wait_for
+from tests.integration.alertmanager import AlertmanagerServer, alertmanager_running
+from tests.integration.harness import WorkerProcess, produce, wait_for
 from tests.integration.observability import demo_machines, demo_worker, require_executable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,25 +65,26 @@ class PrometheusServer:
 
 
 @contextmanager
-def prometheus_scraping(worker: WorkerProcess, workdir: Path) -> Iterator[PrometheusServer]:
+def prometheus_scraping(
+    worker: WorkerProcess, workdir: Path, alertmanager: AlertmanagerServer | None = None
+) -> Iterator[PrometheusServer]:
     binary = require_executable("prometheus")
     config = workdir / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
+    document: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
             {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(RULES)],
-                "scrape_configs": [
-                    {
-                        "job_name": "linepulse",
-                        "metrics_path": "/metrics",
-                        "static_configs": [{"targets": [f"127.0.0.1:{worker.web_port}"]}],
-                    }
-                ],
+                "job_name": "linepulse",
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [f"127.0.0.1:{worker.web_port}"]}],
             }
-        ),
-        encoding="utf-8",
-    )
+        ],
+    }
+    if alertmanager is not None:
+        target = alertmanager.base_url.removeprefix("http://")
+        document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]}
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
     port = free_port()
     log = workdir / "prometheus.log"
     with log.open("wb") as handle:
@@ -131,12 +137,45 @@ def _dashboard_queries() -> list[tuple[str, str]]:
     return found
 
 
+def _open_alerts(worker: WorkerProcess) -> set[tuple[str, ...]]:
+    """(tenant, site, line, machine, kind, severity) of every alert the worker has open."""
+    return {
+        (m["tenant"], m["site"], m["line"], m["machine"], a["kind"], a["severity"])
+        for m in worker.machines()
+        for a in m["alerts"]
+    }
+
+
+def _stop_a_machine(bootstrap: str, worker: WorkerProcess) -> set[tuple[str, ...]]:
+    """demo/M01 goes down (jam) a minute after its newest demo event and reports a part out of spec
+    eight minutes later: linepulse opens machine_stopped (critical) and quality_out_of_spec.
+
+    Both events stay more than 30 minutes in the past, so LinepulseMachineSilent still holds for it.
+    """
+    (m01,) = [m for m in worker.machines() if (m["tenant"], m["machine"]) == ("demo", "M01")]
+    newest_ms = int(datetime.fromisoformat(m01["last_seen"]).timestamp() * 1000)
+    base = {"v": 1, "tenant": "demo", "site": m01["site"], "line": m01["line"], "machine": "M01"}
+    events = [
+        {**base, "ts": newest_ms + 60_000, "kind": "state", "state": "down", "reason": "jam"},
+        {**base, "ts": newest_ms + 480_000, "kind": "quality", "characteristic": "d", "value": 9, "usl": 5},
+    ]
+    produce(bootstrap, worker.topics["telemetry"], [(b"demo/M01", json.dumps(e).encode()) for e in events])
+    wait_for(
+        lambda: {alert[4] for alert in _open_alerts(worker)} >= {"machine_stopped", "quality_out_of_spec"},
+        30,
+        "demo/M01's machine_stopped and quality_out_of_spec alerts",
+    )
+    return _open_alerts(worker)
+
+
 def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroker, tmp_path: Path) -> None:
     machines = demo_machines()
     with (
         demo_worker(tansu.bootstrap_servers, tmp_path) as worker,
-        prometheus_scraping(worker, tmp_path) as prometheus,
+        alertmanager_running(tmp_path) as alertmanager,
+        prometheus_scraping(worker, tmp_path, alertmanager) as prometheus,
     ):
+        open_alerts = _stop_a_machine(tansu.bootstrap_servers, worker)
         day_series: list[dict[str, Any]] = []
 
         def one_day_series_per_machine() -> bool:
@@ -158,7 +197,7 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroke
 
         # The rules file loads in a real server and evaluates without errors against real series.
         groups = {group["name"]: group for group in prometheus.api("rules")["groups"]}
-        assert set(groups) == {"linepulse.recording", "linepulse.alerts"}
+        assert set(groups) == {"linepulse.recording", "linepulse.alerts", "linepulse.machine_alerts"}
 
         def rules_evaluated() -> bool:
             groups.update({group["name"]: group for group in prometheus.api("rules")["groups"]})
@@ -197,6 +236,23 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroke
         wait_for(silent_pending, 10, "LinepulseMachineSilent pending for every machine")
         assert not prometheus.query('ALERTS{alertname=~"LinepulseWorkerDown|LinepulseNotReady"}')
 
+        # linepulse's own open alerts (the worker's /api/machines) are LinepulseMachineAlert, one per
+        # machine, kind and severity, with exactly linepulse's labels (no job/instance: over workers).
+        label_names = ("tenant", "site", "line", "machine", "kind", "severity")
+
+        def forwarded(state: str) -> set[tuple[str, ...]]:
+            alerts = prometheus.query(f'ALERTS{{alertname="LinepulseMachineAlert",alertstate="{state}"}}')
+            for alert in alerts:
+                assert set(alert["metric"]) == {"__name__", "alertname", "alertstate", *label_names}, alert
+            return {tuple(alert["metric"][name] for name in label_names) for alert in alerts}
+
+        wait_for(
+            lambda: forwarded("pending") | forwarded("firing") == open_alerts,
+            10,
+            f"LinepulseMachineAlert for each open linepulse alert {sorted(open_alerts)}",
+        )
+        started = time.monotonic()
+
         # The line view is two hops behind the machines (kpis -> kpis-by-line -> line-view table, then
         # a scrape): on a loaded machine it can trail the applied events by seconds. A closed hour
         # of each demo line must show before the panels are checked (CI once queried too early).
@@ -215,4 +271,39 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroke
         assert set(empty) <= {"Active machine alerts", "Firing Prometheus alerts", "What held the line"}, (
             empty
         )
+
+        # After its `for: 1m` the alert fires, Prometheus sends it to Alertmanager, and Alertmanager
+        # notifies the tenant's receivers (critical: the people on shift) with the rule's annotations.
+        wait_for(
+            lambda: forwarded("firing") == open_alerts, max(5.0, 80 - (time.monotonic() - started)), "firing"
+        )
+
+        def received() -> dict[tuple[str, ...], dict[str, Any]]:
+            return {
+                tuple(alert["labels"].get(name, "") for name in label_names): alert
+                for alert in alertmanager.alerts()
+                if alert["labels"]["alertname"] == "LinepulseMachineAlert"
+            }
+
+        wait_for(lambda: set(received()) == open_alerts, 20, "the forwarded alerts in Alertmanager")
+        for labels, alert in received().items():
+            assert alert["annotations"]["summary"].startswith(f"{labels[0]}/{labels[3]} "), alert
+            assert f"/api/machines?tenant={labels[0]}" in alert["annotations"]["evidence"], alert
+
+        def notified() -> set[tuple[tuple[str, ...], str]]:
+            return {
+                (tuple(alert["labels"].get(name, "") for name in label_names), receiver)
+                for receiver, payload in alertmanager.notifications()
+                for alert in payload["alerts"]
+                if alert["labels"]["alertname"] == "LinepulseMachineAlert"
+            }
+
+        expected = {
+            (labels, "demo-plant-on-shift" if labels[5] == "critical" else "demo-plant-managers")
+            for labels in open_alerts
+            # A critical alert of the same machine inhibits its warnings and infos (by design).
+            if labels[5] == "critical"
+            or not any(o[:4] == labels[:4] and o[5] == "critical" for o in open_alerts)
+        }
+        wait_for(lambda: notified() >= expected, 20, f"notifications {sorted(expected)}")
         worker.assert_alive()

@@ -33,9 +33,9 @@ def _services() -> dict[str, dict[str, Any]]:
     return services
 
 
-def test_compose_has_the_five_services_each_with_an_image() -> None:
+def test_compose_has_the_six_services_each_with_an_image() -> None:
     services = _services()
-    assert set(services) == {"kafka", "worker", "simulator", "prometheus", "grafana"}
+    assert set(services) == {"kafka", "worker", "simulator", "prometheus", "alertmanager", "grafana"}
     for name, service in services.items():
         assert isinstance(service.get("image"), str) and service["image"], f"{name} has no image"
     assert services["kafka"]["image"] == "apache/kafka:4.1.1"
@@ -99,3 +99,22 @@ def test_dockerfile_essentials() -> None:
     for copied in re.findall(r"^COPY (.+) \S+$", text, re.MULTILINE):
         for source in copied.split():
             assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+
+
+def test_prometheus_sends_alerts_to_the_alertmanager_service() -> None:
+    services = _services()
+    alertmanager = services["alertmanager"]
+    # The official image at a pinned version, never a moving tag.
+    assert re.fullmatch(r"prom/alertmanager:v\d+\.\d+\.\d+", alertmanager["image"]), alertmanager["image"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    assert "./alertmanager:/etc/alertmanager:ro" in alertmanager["volumes"]
+    assert (DOCKER / "alertmanager" / "alertmanager.yml").is_file()
+    # Silences are the acknowledgements: they must survive a restart of the container.
+    storage = next(arg for arg in alertmanager["command"] if arg.startswith("--storage.path="))
+    data_volume = storage.removeprefix("--storage.path=")
+    assert any(volume.endswith(f":{data_volume}") for volume in alertmanager["volumes"])
+    assert "9093:9093" in alertmanager["ports"]
+    config = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    (target_group,) = config["alerting"]["alertmanagers"]
+    assert target_group["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    assert "alertmanager" in services["prometheus"]["depends_on"]

@@ -28,7 +28,12 @@ EXPECTED_ALERTS = {
     "LinepulseEventsTooLate",
     "LinepulseMachineSilent",
     "LinepulseShiftOeeLow",
+    "LinepulseMachineAlert",
 }
+# Forwards linepulse's own alerts: the severity is linepulse's (a label of linepulse_active_alerts),
+# so the rule must keep it in its aggregation and must not set one of its own.
+SEVERITY_FROM_LINEPULSE = {"LinepulseMachineAlert"}
+MACHINE_ALERT_BY = "max by (tenant, site, line, machine, kind, severity) (linepulse_active_alerts)"
 EXPECTED_RECORDS = {
     "line:linepulse_oee_ratio:mean",
     "linepulse:dead_letters:rate5m",
@@ -83,8 +88,12 @@ def test_the_expected_rules_exist_with_severity_and_annotations() -> None:
     assert set(alerts) == EXPECTED_ALERTS
     for name, rule in alerts.items():
         assert rule.get("for"), f"{name} has no for:"
-        labels = rule["labels"]
-        assert isinstance(labels, dict) and labels["severity"] in {"critical", "warning", "info"}
+        if name in SEVERITY_FROM_LINEPULSE:
+            assert "severity" not in rule.get("labels", {}), f"{name} overrides linepulse's severity"
+            assert MACHINE_ALERT_BY in rule["expr"], f"{name} drops a label linepulse alerts by"
+        else:
+            labels = rule["labels"]
+            assert isinstance(labels, dict) and labels["severity"] in {"critical", "warning", "info"}
         annotations = rule["annotations"]
         assert isinstance(annotations, dict) and annotations["summary"] and annotations["description"]
     records = {rule["record"] for rule in rules if "record" in rule}
@@ -106,18 +115,53 @@ def test_a_broken_rules_file_fails_check_rules(promtool: str, tmp_path: Path) ->
     assert "LinepulseNotReady" in result.stdout + result.stderr
 
 
-def test_a_changed_threshold_fails_the_rule_unit_tests(promtool: str, tmp_path: Path) -> None:
-    """``promtool test rules`` pins behaviour, not just syntax: a different OEE threshold is caught."""
+def _unit_tests_of_a_changed_copy(
+    promtool: str, tmp_path: Path, target: str, replacement: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the promtool unit tests against a copy of the rules with ``target`` replaced."""
     rules = tmp_path / "linepulse.yml"
     text = RULES.read_text(encoding="utf-8")
-    target = 'linepulse_oee_ratio{window="shift"} < 0.45'
     assert target in text
-    rules.write_text(text.replace(target, 'linepulse_oee_ratio{window="shift"} < 0.25'), encoding="utf-8")
+    rules.write_text(text.replace(target, replacement), encoding="utf-8")
     tests = yaml.safe_load(RULE_TESTS.read_text(encoding="utf-8"))
     tests["rule_files"] = [str(rules)]
     test_file = tmp_path / "linepulse_test.yml"
     test_file.write_text(yaml.safe_dump(tests, sort_keys=False), encoding="utf-8")
     assert _run(promtool, "check", "rules", rules).returncode == 0
-    result = _run(promtool, "test", "rules", test_file)
+    return _run(promtool, "test", "rules", test_file)
+
+
+def test_a_changed_threshold_fails_the_rule_unit_tests(promtool: str, tmp_path: Path) -> None:
+    """``promtool test rules`` pins behaviour, not just syntax: a different OEE threshold is caught."""
+    result = _unit_tests_of_a_changed_copy(
+        promtool,
+        tmp_path,
+        'linepulse_oee_ratio{window="shift"} < 0.45',
+        'linepulse_oee_ratio{window="shift"} < 0.25',
+    )
     assert result.returncode != 0, result.stdout
     assert "LinepulseShiftOeeLow" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "replacement", "failing_at"),
+    [
+        # Without keep_firing_for the gap of a rebalance resolves the alert and fires it again.
+        ("keep_firing_for: 5m", "keep_firing_for: 0s", "time: 6m"),
+        # Kept too long, a real resolution is not notified when the tests expect it.
+        ("keep_firing_for: 5m", "keep_firing_for: 10m", "time: 16m"),
+        # Per worker instead of over workers: two alerts for one machine during a rebalance.
+        (MACHINE_ALERT_BY, "linepulse_active_alerts > 0", "time: 4m"),
+        # Summed over workers, the overlap of a rebalance doubles the count in the description.
+        (MACHINE_ALERT_BY, MACHINE_ALERT_BY.replace("max", "sum"), "time: 4m"),
+        # Without the tenant, acme/M01 and demo/M01 would be one alert.
+        (MACHINE_ALERT_BY, MACHINE_ALERT_BY.replace("tenant, ", ""), "time: 3m"),
+    ],
+)
+def test_a_changed_machine_alert_rule_fails_the_rule_unit_tests(
+    promtool: str, tmp_path: Path, target: str, replacement: str, failing_at: str
+) -> None:
+    result = _unit_tests_of_a_changed_copy(promtool, tmp_path, target, replacement)
+    assert result.returncode != 0, result.stdout
+    output = result.stdout + result.stderr
+    assert f"alertname: LinepulseMachineAlert, {failing_at}," in output, output
