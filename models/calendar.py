@@ -164,6 +164,10 @@ class PlantCalendar:
     def _local_date(self, ts_ms: int) -> date:
         return (_NAIVE_EPOCH + timedelta(milliseconds=self._wall_ms(ts_ms))).date()
 
+    def local_date(self, ts_ms: int) -> date:
+        """The plant's local calendar date at ``ts_ms`` (a night shift's date is its start's)."""
+        return self._local_date(ts_ms)
+
     def _resolve(self, day: date, clock: time) -> tuple[int, datetime]:
         """The first instant whose wall clock reads ``day clock`` or later (see module doc)."""
         key = (day, clock)

@@ -20,7 +20,7 @@ import numpy as np
 
 from models import expected_level, signal_monitor, signal_stats, time_kernel
 from models.accounting import ClosedWindow, EngineOutput, TimeAccounting, ledger_from_parts
-from models.alert_rules import AlertChange, AlertState, alert_id
+from models.alert_rules import AlertChange, AlertState, alert_id, signature
 from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
 from models.calendar import PlantCalendar
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, LatenessLog
@@ -202,6 +202,16 @@ class _Judged(NamedTuple):
     restart: bool = False
 
 
+class _Pending(NamedTuple):
+    """The detections of a batch for an alert that was open: the last one's evidence and message
+    (its ``detectors`` the union of all), to update the alert with unless the batch resolves it."""
+
+    evidence: dict[str, Any]
+    message: str
+    at_ms: int
+    detections: int
+
+
 def _readings(series: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> int:
     count = 0
     for _, _, values in series:  # a plain loop: sum() over a generator costs ~1 us a batch more
@@ -228,6 +238,7 @@ class MachineEngine:
         self.calendar = PlantCalendar.from_plant(plant)
         self.accounting = TimeAccounting(plant, self.calendar)
         self._down_after_ms = int(plant.alerts.down_after_s * 1000)
+        self._in_spec_to_resolve = plant.alerts.in_spec_to_resolve
         self._has_shifts = bool(plant.shifts)
         self._monitoring = plant.monitoring
         # Per (kind, series, machine): its settings and what the kernels take of them (settings_for
@@ -632,7 +643,8 @@ class MachineEngine:
         at_ms = int(batch.ts_ms[batch.worst])
         if not batch.any_flagged:
             if state.anomaly.quiet >= model.resolve_after:
-                self._resolve_alert(state, out, "anomaly", at_ms)
+                resolution = {"by": "scores_normal", "quiet": state.anomaly.quiet}
+                self._resolve_alert(state, out, "anomaly", at_ms, resolution)
             return
         score = float(batch.scores[batch.worst])
         self._open_alert(
@@ -688,24 +700,56 @@ class MachineEngine:
                 lsl if lsl is not None else settings.lsl,
                 usl if usl is not None else settings.usl,
             )
-        out_of_spec = (lsl is not None and value < lsl) or (usl is not None and value > usl)
-        key = f"quality_out_of_spec/{characteristic}"
-        if out_of_spec:
-            evidence = {"characteristic": characteristic, "value": value, "lsl": lsl, "usl": usl}
+        self._check_spec(state, out, ts_ms, characteristic, value, lsl, usl, product)
+        return out
+
+    def _check_spec(
+        self,
+        state: MachineState,
+        out: EngineOutput,
+        ts_ms: int,
+        characteristic: str,
+        value: float,
+        lsl: float | None,
+        usl: float | None,
+        product: str | None,
+    ) -> None:
+        """One open alert per characteristic and product while parts keep failing (count and last
+        value kept up to date); resolved after ``in_spec_to_resolve`` consecutive in-spec parts."""
+        # Without a product the key is the characteristic alone (as alerts stored before products).
+        subject = characteristic if product is None else f"{characteristic}|{product}"
+        key = f"quality_out_of_spec/{subject}"
+        open_alert = state.alerts.get(key)
+        above = usl is not None and value > usl
+        if above or (lsl is not None and value < lsl):
+            count = 1 if open_alert is None else int(open_alert.evidence.get("count", open_alert.count)) + 1
+            part = characteristic if product is None else f"{characteristic} of {product}"
+            message = f"{part} = {value:g} outside spec [{_fmt(lsl)}, {_fmt(usl)}]"
             self._open_alert(
                 state,
                 out,
                 key,
                 kind="quality_out_of_spec",
-                subject=characteristic,
+                subject=subject,
                 severity="warning",
                 at_ms=ts_ms,
-                message=f"{characteristic} = {value:g} outside spec [{_fmt(lsl)}, {_fmt(usl)}]",
-                evidence=evidence,
+                message=message if count == 1 else f"{message}; {count} parts out of spec",
+                evidence={
+                    "characteristic": characteristic,
+                    "product": product,
+                    "value": value,
+                    "lsl": lsl,
+                    "usl": usl,
+                    "side": "above" if above else "below",
+                    "count": count,
+                },
+                refresh=True,
             )
-        else:
-            self._resolve_alert(state, out, key, ts_ms)
-        return out
+        elif open_alert is not None:
+            open_alert.quiet += 1
+            if open_alert.quiet >= self._in_spec_to_resolve:
+                resolution = {"by": "in_spec_parts", "parts": open_alert.quiet, "value": value}
+                self._resolve_alert(state, out, key, ts_ms, resolution)
 
     @staticmethod
     def _may_monitor(state: MachineState, characteristic: str, product: str | None) -> bool:
@@ -734,7 +778,7 @@ class MachineEngine:
         self._check_stopped(state, spec, out)
         for closed in out.closed:
             if closed.window.kind == "shift" and closed.revision == 0:
-                self._check_shift_oee(state, closed.window, out)
+                self._check_shift_oee(state, spec, closed.window, out)
         return out
 
     # -- drift and SPC ----------------------------------------------------------------------------
@@ -777,19 +821,29 @@ class MachineEngine:
             return
         base = signal_monitor.baseline(vector)
         gap = _relative_gap(vector, base, reference) if min_shift > 0.0 else None
+        # Detections of an alert open during this batch, applied after the resolution check below:
+        # the detection that sees a series return to normal must not become the alert's evidence.
+        pending: dict[str, _Pending] = {}
         for found in detections:
             assert base is not None  # nothing is detected before the baseline is complete
             alert_kind = _alert_kind(found)
             is_rule = alert_kind == "spc"
-            if gap is not None and gap[1] < min_shift and f"{alert_kind}/{series}" not in state.alerts:
+            alert_key = f"{alert_kind}/{series}"
+            open_alert = state.alerts.get(alert_key)
+            if gap is not None and gap[1] < min_shift and open_alert is None:
                 # A shift the detectors can see but too small to act on (a designed slow run, a
                 # recipe's spread): no new alert. An open one keeps being updated.
                 continue
             # One alert per series and kind: four drift detectors agreeing on one shift are one
             # condition for the people acting on it; the evidence lists every detector that fired.
-            alert_key = f"{alert_kind}/{series}"
-            open_alert = state.alerts.get(alert_key)
-            fired = set(open_alert.evidence.get("detectors", ())) if open_alert is not None else set()
+            earlier = pending.get(alert_key)
+            fired = (
+                set(earlier.evidence["detectors"])
+                if earlier is not None
+                else set(open_alert.evidence.get("detectors", ()))
+                if open_alert is not None
+                else set()
+            )
             points = RULE_POINTS[int(found.detector[4:]) - 1] if is_rule else None
             last_ms = int(times[found.last])
             evidence: dict[str, Any] = {
@@ -821,19 +875,23 @@ class MachineEngine:
                 evidence["level"] = gap[0]
                 evidence["reference"] = reference if reference is not None else base[0]
                 evidence["relative_shift"] = gap[1]
-            self._open_alert(
-                state,
-                out,
-                alert_key,
-                kind=alert_kind,
-                subject=series,
-                severity="warning",
-                at_ms=last_ms,
-                message=_drift_message(
-                    name if product is None else f"{name} ({product})", found, base, gap, reference, expected
-                ),
-                evidence=evidence,
-            )
+            label = name if product is None else f"{name} ({product})"
+            message = _drift_message(label, found, base, gap, reference, expected)
+            if open_alert is None:
+                self._open_alert(
+                    state,
+                    out,
+                    alert_key,
+                    kind=alert_kind,
+                    subject=series,
+                    severity="warning",
+                    at_ms=last_ms,
+                    message=message,
+                    evidence=evidence,
+                )
+            else:
+                detections_so_far = 0 if earlier is None else earlier.detections
+                pending[alert_key] = _Pending(evidence, message, last_ms, detections_so_far + 1)
         # Gated series: back within half the gate is over too (hysteresis, so no flapping at it).
         back = gap is not None and gap[1] < min_shift / 2
         at_ms = int(times[-1]) if times.shape[0] else 0
@@ -845,8 +903,35 @@ class MachineEngine:
                 continue
             if quiet is None:
                 quiet = set(signal_monitor.quiet_codes(vector, params))
-            if back or quiet.issuperset(open_alert.evidence.get("detectors", ())):
-                self._resolve_alert(state, out, alert_key, at_ms)
+            update = pending.get(alert_key)
+            fired = (update.evidence if update is not None else open_alert.evidence).get("detectors", ())
+            if back or quiet.issuperset(fired):
+                # Resolved with the evidence last published; how it ended goes in the resolution.
+                resolution: dict[str, Any] = {"by": "back_within_gate" if back else "detectors_quiet"}
+                if gap is not None:
+                    resolution["level"] = gap[0]
+                    resolution["relative_shift"] = gap[1]
+                if update is not None:
+                    open_alert.count += update.detections
+                    resolution["last_detection"] = {
+                        key: update.evidence[key]
+                        for key in ("detector", "first_ts_ms", "last_ts_ms", "value", "shift_sigma")
+                    }
+                resolution["detections"] = open_alert.count
+                self._resolve_alert(state, out, alert_key, at_ms, resolution)
+            elif update is not None:
+                self._open_alert(
+                    state,
+                    out,
+                    alert_key,
+                    kind=alert_kind,
+                    subject=name,
+                    severity="warning",
+                    at_ms=update.at_ms,
+                    message=update.message,
+                    evidence=update.evidence,
+                    detections=update.detections,
+                )
 
     @staticmethod
     def _monitor_state(state: MachineState, tuning: _Tuning) -> np.ndarray:
@@ -887,7 +972,7 @@ class MachineEngine:
             # the monitor's new baseline of its residuals declares the current offset normal.
             subject = key.partition(":")[2]
             for alert_kind in ("drift", "spc"):
-                self._resolve_alert(state, out, f"{alert_kind}/{subject}", at_ms)
+                self._resolve_alert(state, out, f"{alert_kind}/{subject}", at_ms, {"by": "baseline_reset"})
         return out, dropped
 
     def capability(self, state: MachineState) -> dict[str, Capability]:
@@ -908,42 +993,95 @@ class MachineEngine:
             or state.cursor_ms is None
         ):
             if key in state.alerts:  # rarely: read the cursor only then
-                self._resolve_alert(state, out, key, state.cursor_ms or 0)
+                self._resolve_stop(state, spec, out, state.cursor_ms or 0)
             return
         stopped_ms = state.cursor_ms - state.state_since_ms
-        if stopped_ms < self._down_after_ms or key in state.alerts:
+        open_alert = state.alerts.get(key)
+        if open_alert is None and stopped_ms < self._down_after_ms:
             return
-        reason = state.reason or "no reason code"
+        self._publish_stop(state, spec, out, open_alert)
+
+    def _publish_stop(
+        self, state: MachineState, spec: MachineSpec, out: EngineOutput, open_alert: AlertState | None
+    ) -> None:
+        """Open the stop's alert, or update it when the stop's state or reason changed (one stop,
+        one alert: idle for want of material, then down for a breakdown, is one stop)."""
+        state_reason = state.ledger.state_reason
+        if open_alert is not None and (
+            open_alert.evidence.get("state"),
+            open_alert.evidence.get("reason"),
+        ) == tuple(state_reason):
+            return  # the same stop goes on: nothing a manager acts on changed (no record)
+        assert state.state_since_ms is not None and state.cursor_ms is not None
+        since_ms = state.state_since_ms if open_alert is None else open_alert.started_ms
+        stopped_ms = state.cursor_ms - since_ms
+        # A breakdown during the stop makes it critical until it ends (escalation, never back).
+        critical = state.state == "down" or (open_alert is not None and open_alert.severity == "critical")
         self._open_alert(
             state,
             out,
-            key,
+            "machine_stopped",
             kind="machine_stopped",
             subject=spec.id,
-            severity="critical" if state.state == "down" else "warning",
+            severity="critical" if critical else "warning",
             at_ms=state.state_since_ms,
-            message=f"{spec.name or spec.id} {state.state} ({reason}) for {stopped_ms // 60000} min",
+            message=(
+                f"{spec.name or spec.id} {state.state} ({state.reason or 'no reason code'}) "
+                f"for {_duration(stopped_ms)}"
+                if open_alert is None
+                else f"{spec.name or spec.id} now {state.state} ({state.reason or 'no reason code'}), "
+                f"stopped for {_duration(stopped_ms)}"
+            ),
             evidence={"state": state.state, "reason": state.reason, "stopped_s": stopped_ms / 1000.0},
         )
 
-    def _check_shift_oee(self, state: MachineState, window: WindowAccumulator, out: EngineOutput) -> None:
+    def _resolve_stop(self, state: MachineState, spec: MachineSpec, out: EngineOutput, at_ms: int) -> None:
+        """Resolve the stop's alert with its final figures: how long the whole stop lasted."""
+        alert = state.alerts["machine_stopped"]
+        stopped_ms = max(at_ms - alert.started_ms, 0)
+        last = f"{alert.evidence.get('state')} ({alert.evidence.get('reason') or 'no reason code'})"
+        self._resolve_alert(
+            state,
+            out,
+            "machine_stopped",
+            at_ms,
+            {"by": "state_change", "state": state.state, "reason": state.reason},
+            message=f"{spec.name or spec.id} was stopped for {_duration(stopped_ms)} (last {last})",
+            evidence={**alert.evidence, "stopped_s": stopped_ms / 1000.0},
+        )
+
+    def _check_shift_oee(
+        self, state: MachineState, spec: MachineSpec, window: WindowAccumulator, out: EngineOutput
+    ) -> None:
+        """Each shift is its own condition: the previous shift's alert is resolved when the next
+        shift's figure arrives (low or not), and a low shift opens its own."""
         threshold = self.plant.alerts.oee_below
         if threshold is None:
             return
         figures = window.figures()
+        if figures.oee is None:
+            return  # no planned time (a shift off): no figure to judge or to end the last one
         key = "oee_low"
-        if figures.oee is not None and figures.oee < threshold:
-            state.alerts.pop(key, None)  # each shift is its own condition
+        shift = window.shift or "shift"
+        date = self.calendar.local_date(window.start_ms).isoformat()
+        ended = {"by": "next_shift", "shift": shift, "date": date, "oee": figures.oee}
+        self._resolve_alert(state, out, key, window.end_ms, ended)
+        if figures.oee < threshold:
             self._open_alert(
                 state,
                 out,
                 key,
                 kind="oee_low",
-                subject=window.shift or "shift",
+                subject=shift,
                 severity="warning",
                 at_ms=window.end_ms,
-                message=f"OEE {figures.oee:.0%} in shift {window.shift} (target {threshold:.0%})",
+                message=(
+                    f"{spec.name or spec.id}: OEE {figures.oee:.0%} in the {shift} shift of {date} "
+                    f"(target {threshold:.0%})"
+                ),
                 evidence={
+                    "shift": shift,
+                    "date": date,
                     "oee": figures.oee,
                     "availability": figures.availability,
                     "performance": figures.performance,
@@ -952,8 +1090,6 @@ class MachineEngine:
                     "window_end_ms": window.end_ms,
                 },
             )
-        elif figures.oee is not None:
-            self._resolve_alert(state, out, key, window.end_ms)
 
     def _open_alert(
         self,
@@ -967,12 +1103,26 @@ class MachineEngine:
         at_ms: int,
         message: str,
         evidence: dict[str, Any],
+        detections: int = 1,
+        refresh: bool = False,
     ) -> None:
+        """Open the alert of ``key``, or update the open one.
+
+        An open alert is published again (same id, status ``open``) only when its
+        :func:`~models.alert_rules.signature` changes, with this call's severity, message and
+        evidence; otherwise the detection is counted and, with ``refresh``, the stored message and
+        evidence (an out-of-spec alert's count and latest value) are replaced without a record.
+        """
         existing = state.alerts.get(key)
         if existing is not None:
-            existing.count += 1
+            existing.count += detections
             existing.last_ms = at_ms
-            existing.evidence = evidence
+            existing.quiet = 0
+            if signature(kind, severity, evidence) != signature(kind, existing.severity, existing.evidence):
+                existing.severity, existing.message, existing.evidence = severity, message, evidence
+                out.alerts.append(AlertChange(existing.snapshot(), "open", at_ms, update=True))
+            elif refresh:
+                existing.message, existing.evidence = message, evidence
             return
         alert = AlertState(
             id=alert_id(state.key, kind, subject, at_ms),
@@ -985,12 +1135,27 @@ class MachineEngine:
             evidence=evidence,
         )
         state.alerts[key] = alert
-        out.alerts.append(AlertChange(alert, "open", at_ms))
+        out.alerts.append(AlertChange(alert.snapshot(), "open", at_ms))
 
-    def _resolve_alert(self, state: MachineState, out: EngineOutput, key: str, at_ms: int) -> None:
+    def _resolve_alert(
+        self,
+        state: MachineState,
+        out: EngineOutput,
+        key: str,
+        at_ms: int,
+        resolution: dict[str, Any],
+        *,
+        message: str | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
+        """Resolve the open alert of ``key`` (if any); ``message`` and ``evidence``: its final figures."""
         alert = state.alerts.pop(key, None)
         if alert is not None:
-            out.alerts.append(AlertChange(alert, "resolved", at_ms))
+            if message is not None:
+                alert.message = message
+            if evidence is not None:
+                alert.evidence = evidence
+            out.alerts.append(AlertChange(alert.snapshot(), "resolved", at_ms, resolution))
 
 
 def _load_vectors(stored: dict[str, Any], from_list: Callable[[Any], np.ndarray]) -> dict[str, np.ndarray]:
@@ -1038,6 +1203,12 @@ def _ambient_at(
     if abs(int(times[0]) - int(ambient_stats[signal_stats.LAST_TS])) > AMBIENT_MAX_AGE_MS:
         return None
     return np.full(times.shape[0], float(ambient_stats[signal_stats.LAST]))
+
+
+def _duration(ms: int) -> str:
+    """A stop's length as a manager reads it: "41 min", "2 h 05 min"."""
+    minutes = ms // 60_000
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _fmt(limit: float | None) -> str:

@@ -175,6 +175,13 @@ class AlertRules(_Frozen):
     oee_below: Annotated[float, Field(ge=0, le=1)] | None = Field(
         default=0.45, description="Raise oee_low when a closed shift's OEE is below this (null: off)."
     )
+    in_spec_to_resolve: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=5,
+        description=(
+            "Resolve a quality_out_of_spec alert after this many consecutive in-spec parts of its "
+            "characteristic and product (fewer makes one failing part in every few a flood of alerts)."
+        ),
+    )
 
 
 class PlantConfig(_Frozen):

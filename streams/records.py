@@ -148,6 +148,14 @@ class AlertRecord(BaseModel):
     updated_at: str
     message: str
     evidence: dict[str, Any]
+    resolution: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "resolved records: how the alert ended (`by`: state_change, next_shift, in_spec_parts, "
+            "back_within_gate, detectors_quiet, baseline_reset, scores_normal, with its figures); "
+            "null while open"
+        ),
+    )
 
 
 def kpi_record(
@@ -223,6 +231,7 @@ def alert_record(state: MachineState, change: AlertChange, calendar: PlantCalend
         updated_at=calendar.local_isoformat(change.at_ms),
         message=alert.message,
         evidence=alert.evidence,
+        resolution=change.resolution,
     )
 
 

@@ -51,7 +51,14 @@ def _feed(
         now += round(seconds * 1000)
         for c in engine.on_cycle(state, spec, now, seconds, product).alerts:
             changes.append(
-                Change(c.status, c.alert.id, c.alert.started_ms, dict(c.alert.evidence), c.alert.message)
+                # An update (the open alert published again) is not an alert opened.
+                Change(
+                    "update" if c.update else c.status,
+                    c.alert.id,
+                    c.alert.started_ms,
+                    dict(c.alert.evidence),
+                    c.alert.message,
+                )
             )
     return changes, now
 

@@ -1,0 +1,395 @@
+"""Alert records a manager can trust: open alerts are published again when what a manager acts on
+changes (and only then), every alert is resolved with its final figures, and repeated detections
+of one condition stay one alert."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from models.alert_rules import AlertChange, AlertState, signature
+from models.machine import MachineEngine, MachineState
+from models.plant import MachineSpec, PlantConfig
+from service.analyze import analyze_file
+from service.settings import load_settings
+
+
+def at(hh: int, mm: int = 0, day: int = 25) -> int:
+    return int(datetime(2026, 11, day, hh, mm, tzinfo=UTC).timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """An alert change as it was published (copied when it happened)."""
+
+    status: str
+    update: bool
+    id: str
+    kind: str
+    severity: str
+    at_ms: int
+    message: str
+    evidence: dict[str, Any]
+    resolution: dict[str, Any] | None
+
+
+def seen(changes: list[AlertChange]) -> list[Seen]:
+    return [
+        Seen(
+            c.status,
+            c.update,
+            c.alert.id,
+            c.alert.kind,
+            c.alert.severity,
+            c.at_ms,
+            c.alert.message,
+            dict(c.alert.evidence),
+            c.resolution,
+        )
+        for c in changes
+    ]
+
+
+def _plant(**alerts: object) -> PlantConfig:
+    return PlantConfig.model_validate(
+        {
+            "timezone": "UTC",
+            "shifts": [
+                {"name": "day", "start": "06:00", "end": "14:00"},
+                {"name": "swing", "start": "14:00", "end": "22:00"},
+                {"name": "night", "start": "22:00", "end": "06:00"},
+            ],
+            "machines": [
+                {
+                    "tenant": "acme",
+                    "site": "p1",
+                    "line": "L1",
+                    "id": "M01",
+                    "name": "Press 1",
+                    "ideal_cycle_s": 12.0,
+                }
+            ],
+            "alerts": {"down_after_s": 300, **alerts},
+            "state_timeout_s": 3600,
+        }
+    )
+
+
+@pytest.fixture
+def plant() -> PlantConfig:
+    return _plant()
+
+
+@pytest.fixture
+def engine(plant: PlantConfig) -> MachineEngine:
+    return MachineEngine(plant)
+
+
+@pytest.fixture
+def spec(plant: PlantConfig) -> MachineSpec:
+    return plant.machines[0]
+
+
+@pytest.fixture
+def state(engine: MachineEngine, spec: MachineSpec) -> MachineState:
+    return engine.new_state(spec)
+
+
+# -- machine_stopped --------------------------------------------------------------------------
+
+
+def _stop_sequence(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState, steps: list[tuple[int, str, str | None]]
+) -> list[Seen]:
+    """State events every minute from 9:00 (each step: the minute it starts, state, reason) to the last."""
+    changes: list[AlertChange] = []
+    current = steps[0]
+    plan = {minute: (name, reason) for minute, name, reason in steps}
+    for minute in range(0, steps[-1][0] + 1):
+        name, reason = plan.get(minute, current[1:])
+        current = (minute, name, reason)
+        changes += engine.on_state(state, spec, at(9) + minute * 60_000, name, reason).alerts
+    return seen(changes)
+
+
+def test_a_stop_that_escalates_is_published_again_and_resolved_with_its_total(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    changes = _stop_sequence(
+        engine,
+        spec,
+        state,
+        [
+            (0, "idle", "no_material"),
+            (6, "down", "breakdown"),
+            (20, "down", "electrical"),
+            (41, "running", None),
+        ],
+    )
+    assert [(c.status, c.update, c.severity, c.evidence["state"], c.evidence["reason"]) for c in changes] == [
+        ("open", False, "warning", "idle", "no_material"),
+        ("open", True, "critical", "down", "breakdown"),
+        ("open", True, "critical", "down", "electrical"),
+        ("resolved", False, "critical", "down", "electrical"),
+    ]
+    assert len({c.id for c in changes}) == 1, "one stop, one alert"
+    assert [c.at_ms for c in changes] == [at(9), at(9, 6), at(9, 20), at(9, 41)]
+    assert changes[0].message == "Press 1 idle (no_material) for 5 min"
+    assert changes[1].message == "Press 1 now down (breakdown), stopped for 6 min"
+    assert changes[1].evidence["stopped_s"] == 360.0
+    # The resolved record carries the whole stop, not the figures of when it was raised.
+    final = changes[-1]
+    assert final.evidence["stopped_s"] == 41 * 60.0
+    assert final.message == "Press 1 was stopped for 41 min (last down (electrical))"
+    assert final.resolution == {"by": "state_change", "state": "running", "reason": None}
+
+
+def test_a_stop_is_not_republished_while_nothing_changes_and_stays_critical_after_a_breakdown(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    changes = _stop_sequence(
+        engine,
+        spec,
+        state,
+        [(0, "down", "breakdown"), (30, "idle", "no_material"), (95, "running", None)],
+    )
+    assert [(c.status, c.update, c.severity) for c in changes] == [
+        ("open", False, "critical"),
+        ("open", True, "critical"),  # waiting for material after the repair: still the same stop
+        ("resolved", False, "critical"),
+    ]
+    assert changes[-1].message == "Press 1 was stopped for 1 h 35 min (last idle (no_material))"
+
+
+# -- oee_low ------------------------------------------------------------------------------------
+
+
+def _run_shifts(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState, units_per_10_min: list[int]
+) -> list[Seen]:
+    """Running from 06:00, one count every 10 minutes; each shift (8 h) makes the given units."""
+    changes: list[AlertChange] = list(engine.on_state(state, spec, at(6), "running", None).alerts)
+    for shift, units in enumerate(units_per_10_min):
+        for step in range(48):
+            ts = at(6) + shift * 8 * 3_600_000 + (step + 1) * 600_000
+            changes += engine.on_count(state, spec, ts, units, 0, None, None).alerts
+    return [c for c in seen(changes) if c.kind == "oee_low"]
+
+
+def test_each_low_shift_is_its_own_alert_resolved_when_the_next_shift_figure_arrives(
+    spec: MachineSpec,
+) -> None:
+    plant = _plant(oee_below=0.5)
+    engine = MachineEngine(plant)
+    state = engine.new_state(spec)
+    # 10 units of 12 s in 10 min: OEE 0.2; 50 units: 1.0. Day low, swing low, night good, day low.
+    changes = _run_shifts(engine, spec, state, [10, 10, 50, 10, 50])
+    assert [(c.status, c.evidence["shift"], c.at_ms) for c in changes] == [
+        ("open", "day", at(14)),
+        ("resolved", "day", at(22)),  # the swing shift's figure arrived (low too)
+        ("open", "swing", at(22)),
+        ("resolved", "swing", at(6, day=26)),  # the night's (good)
+        ("open", "day", at(14, day=26)),
+        ("resolved", "day", at(22, day=26)),
+    ]
+    assert len({c.id for c in changes}) == 3, "each shift its own alert"
+    assert changes[0].message == "Press 1: OEE 20% in the day shift of 2026-11-25 (target 50%)"
+    assert changes[0].evidence["date"] == "2026-11-25"
+    assert changes[1].resolution is not None and changes[1].resolution["by"] == "next_shift"
+    assert changes[1].resolution["shift"] == "swing" and changes[1].resolution["oee"] == pytest.approx(0.2)
+    assert (
+        changes[3].resolution is not None and changes[3].resolution["oee"] > 0.9
+    )  # not low: no alert of its own
+    assert "oee_low" not in state.alerts
+
+
+# -- quality_out_of_spec ------------------------------------------------------------------------
+
+
+def _parts(
+    engine: MachineEngine,
+    spec: MachineSpec,
+    state: MachineState,
+    values: list[float],
+    product: str | None = "P1",
+) -> list[Seen]:
+    changes: list[AlertChange] = []
+    for i, value in enumerate(values):
+        changes += engine.on_quality(
+            state, spec, at(8) + i * 60_000, "len_mm", value, 9.8, 10.2, product
+        ).alerts
+    return [c for c in seen(changes) if c.kind == "quality_out_of_spec"]
+
+
+def test_parts_that_keep_failing_are_one_alert_resolved_after_in_spec_parts(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    # Every third part fails, ten times (the pattern that raised ten alerts), then five good parts.
+    values = [10.0, 10.0, 10.5] * 10 + [10.0] * 5
+    changes = _parts(engine, spec, state, values)
+    assert [c.status for c in changes] == ["open", "resolved"]
+    opened, resolved = changes
+    assert opened.id == resolved.id
+    assert opened.evidence == {
+        "characteristic": "len_mm",
+        "product": "P1",
+        "value": 10.5,
+        "lsl": 9.8,
+        "usl": 10.2,
+        "side": "above",
+        "count": 1,
+    }
+    assert opened.message == "len_mm of P1 = 10.5 outside spec [9.8, 10.2]"
+    # The resolved record has the final count; resolved at the fifth in-spec part after the last bad one.
+    assert resolved.evidence["count"] == 10
+    assert resolved.message == "len_mm of P1 = 10.5 outside spec [9.8, 10.2]; 10 parts out of spec"
+    assert resolved.at_ms == at(8) + (len(values) - 1) * 60_000
+    assert resolved.resolution == {"by": "in_spec_parts", "parts": 5, "value": 10.0}
+
+
+def test_fewer_in_spec_parts_than_configured_leave_the_alert_open(spec: MachineSpec) -> None:
+    for needed, expected in ((5, ["open"]), (4, ["open", "resolved"])):
+        engine = MachineEngine(_plant(in_spec_to_resolve=needed))
+        state = engine.new_state(spec)
+        changes = _parts(engine, spec, state, [10.5, 10.0, 10.0, 10.0, 10.0])
+        assert [c.status for c in changes] == expected
+
+
+def test_out_of_spec_alerts_are_per_product_and_a_change_of_side_is_published(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    changes = _parts(engine, spec, state, [10.5, 10.6, 9.7], "P1")
+    changes += _parts(engine, spec, state, [10.5], "P2")
+    assert [(c.status, c.update, c.evidence["product"], c.evidence["side"]) for c in changes] == [
+        ("open", False, "P1", "above"),
+        ("open", True, "P1", "below"),  # the same part now fails the other limit: published
+        ("open", False, "P2", "above"),
+    ]
+    assert changes[0].id == changes[1].id != changes[2].id
+    assert changes[1].evidence["count"] == 3 and changes[1].message.startswith("len_mm of P1 = 9.7 ")
+
+
+# -- drift and SPC ------------------------------------------------------------------------------
+
+
+def _quality_shift(engine: MachineEngine, spec: MachineSpec, state: MachineState) -> list[Seen]:
+    rng = np.random.default_rng(2)
+    changes: list[AlertChange] = []
+    for i in range(90):
+        value = 25.0 + rng.normal(0.0, 0.006) + (0.03 if i >= 40 else 0.0)
+        ts = at(6) + i * 60_000
+        changes += engine.on_quality(state, spec, ts, "diameter_mm", value, None, None, "P1").alerts
+    out, _ = engine.reset_baselines(state, at(6) + 90 * 60_000)
+    changes += out.alerts
+    return [c for c in seen(changes) if c.kind in ("drift", "spc")]
+
+
+def test_drift_and_spc_records_name_the_detector_of_their_evidence(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    changes = _quality_shift(engine, spec, state)
+    spc = [c for c in changes if c.kind == "spc"]
+    assert len({c.id for c in spc}) == 1 and len(spc) >= 3, "rules joining the alert are published"
+    for change in changes:
+        assert change.message.startswith(f"diameter_mm (P1): {change.evidence['detector']} detects"), change
+        assert change.evidence["detector"] in change.evidence["detectors"]
+
+
+def test_open_drift_alerts_are_published_only_when_detectors_or_direction_change(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    changes = _quality_shift(engine, spec, state)
+    assert state.alerts == {}
+    by_id: dict[str, list[Seen]] = {}
+    for change in changes:
+        by_id.setdefault(change.id, []).append(change)
+    for records in by_id.values():
+        assert [c.status for c in records][-1] == "resolved"
+        assert not records[0].update and all(c.update for c in records[1:-1])
+        published = [signature(c.kind, c.severity, c.evidence) for c in records[:-1]]
+        assert len(published) == len(set(published)), "an update changes what a manager acts on"
+        # Resolved with the evidence last published, and how it ended apart from it.
+        assert records[-1].evidence == records[-2].evidence
+        assert records[-1].resolution is not None and records[-1].resolution["by"] == "baseline_reset"
+    assert sum(len(records) for records in by_id.values()) < 20, "no flood"
+
+
+def test_a_drift_resolved_by_the_return_keeps_the_evidence_that_raised_it() -> None:
+    plant = PlantConfig.model_validate(
+        {
+            "timezone": "UTC",
+            "machines": [{"tenant": "acme", "site": "p1", "line": "L1", "id": "M01", "ideal_cycle_s": 55.0}],
+        }
+    )
+    engine = MachineEngine(plant)
+    spec = plant.machines[0]
+    state = engine.new_state(spec)
+    engine.on_state(state, spec, at(0), "running", None)
+    rng = np.random.default_rng(4)
+    factors = [1.0] * 150 + [1.6] * 60 + [1.0] * 60
+    now = at(0)
+    changes: list[AlertChange] = []
+    for factor in factors:
+        seconds = float(55.0 * factor * rng.lognormal(0.01, 0.03))
+        now += round(seconds * 1000)
+        changes += engine.on_cycle(state, spec, now, seconds).alerts
+    records = [c for c in seen(changes) if c.kind == "drift"]
+    assert records[-1].status == "resolved" and len({c.id for c in records}) == 1
+    final, last_published = records[-1], records[-2]
+    assert final.evidence == last_published.evidence
+    assert final.evidence["first_ts_ms"] < last_published.at_ms + 1 < final.at_ms
+    assert final.resolution is not None and final.resolution["by"] == "back_within_gate"
+    assert final.resolution["relative_shift"] < 0.45 / 2
+    assert final.resolution["detections"] >= 1
+
+
+# -- records and state --------------------------------------------------------------------------
+
+
+def test_a_published_change_is_a_snapshot_later_detections_leave_alone(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    first = engine.on_quality(state, spec, at(8), "len_mm", 10.5, 9.8, 10.2, "P1").alerts
+    engine.on_quality(state, spec, at(8, 1), "len_mm", 10.6, 9.8, 10.2, "P1")
+    assert first[0].alert.evidence["count"] == 1 and first[0].alert.evidence["value"] == 10.5
+    assert state.alerts["quality_out_of_spec/len_mm|P1"].evidence["count"] == 2
+
+
+def test_alert_state_round_trips_and_loads_states_stored_before_quiet() -> None:
+    alert = AlertState("x", "quality_out_of_spec", "len_mm", "warning", 1, 2, "m", {"count": 1}, 3, 2)
+    assert AlertState.from_dict(orjson.loads(orjson.dumps(alert.to_dict()))) == alert
+    stored = alert.to_dict()
+    del stored["quiet"]
+    assert AlertState.from_dict(stored).quiet == 0
+
+
+def test_analyze_publishes_the_escalation_and_the_resolution(tmp_path: Path, plant: PlantConfig) -> None:
+    base = {"v": 1, "tenant": "acme", "site": "p1", "line": "L1", "machine": "M01"}
+    lines = [{**base, "ts": at(9), "kind": "state", "state": "idle", "reason": "no_material"}]
+    lines += [{**base, "ts": at(9, m), "kind": "sensor", "signal": "v", "value": 1.0} for m in range(1, 6)]
+    lines.append({**base, "ts": at(9, 6), "kind": "state", "state": "down", "reason": "breakdown"})
+    lines += [{**base, "ts": at(9, m), "kind": "sensor", "signal": "v", "value": 1.0} for m in range(7, 41)]
+    lines.append({**base, "ts": at(9, 41), "kind": "state", "state": "running"})
+    source = tmp_path / "telemetry.jsonl"
+    source.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    analyze_file(source, plant, tmp_path / "out", load_settings())
+    records = [orjson.loads(line) for line in (tmp_path / "out" / "alerts.jsonl").read_bytes().splitlines()]
+    assert [(r["status"], r["severity"], r["updated_at"], r["resolution"]) for r in records] == [
+        ("open", "warning", "2026-11-25T09:00:00+00:00", None),
+        ("open", "critical", "2026-11-25T09:06:00+00:00", None),
+        (
+            "resolved",
+            "critical",
+            "2026-11-25T09:41:00+00:00",
+            {"by": "state_change", "state": "running", "reason": None},
+        ),
+    ]
+    assert {r["id"] for r in records} == {records[0]["id"]}
+    assert {r["started_at"] for r in records} == {"2026-11-25T09:00:00+00:00"}
+    assert records[-1]["evidence"]["stopped_s"] == 41 * 60.0
