@@ -20,7 +20,14 @@ from service.simulator.exceptions import SpecError
 from service.simulator.faults import FaultSpec, parse_fault_spec, random_faults, resolve_faults
 from service.simulator.runner import run
 from service.simulator.sinks import JsonlSink, KafkaSink, Sink
-from service.simulator.timeparse import StartTime, format_rfc3339, parse_duration_ms, parse_start
+from service.simulator.timeparse import (
+    StartTime,
+    format_duration,
+    format_rfc3339,
+    parse_duration_ms,
+    parse_start,
+)
+from streams.contract import TELEMETRY_MAX_MS, TELEMETRY_MIN_MS
 
 __all__ = ["register"]
 
@@ -180,6 +187,13 @@ def _open_sink(args: argparse.Namespace, settings: Settings) -> Sink:
         raise SpecError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
 
 
+def _fault_text(spec: FaultSpec) -> str:
+    machine = spec.machine if spec.signal is None else f"{spec.machine}:{spec.signal}"
+    return (
+        f"{spec.kind.value}@{machine}@{format_duration(spec.offset_ms)}+{format_duration(spec.duration_ms)}"
+    )
+
+
 def _simulate(args: argparse.Namespace) -> int:
     # The plant file, brokers and topic follow the LINEPULSE_* settings like every other command's;
     # a flag overrides its variable, and --out (a file or '-') overrides LINEPULSE_BOOTSTRAP_SERVERS.
@@ -195,7 +209,20 @@ def _simulate(args: argparse.Namespace) -> int:
         return _fail(f"--config: {exc}")
     clock = SystemClock()
     start_ms: int = args.start.resolve(clock.wall_ms())
+    if not TELEMETRY_MIN_MS <= start_ms < TELEMETRY_MAX_MS:
+        # Checked after resolving, so a relative start (--start=-30000d) is held to it too.
+        return _fail(
+            f"--start: {format_rfc3339(start_ms, plant.zone)} is outside the telemetry contract's "
+            "range (2000-01-01 to 2100-01-01); a decoder would dead-letter every record"
+        )
     specs: list[FaultSpec] = args.fault
+    if args.duration is not None:
+        late = [spec for spec in specs if spec.offset_ms >= args.duration]
+        if late:
+            return _fail(
+                f"--fault: {_fault_text(late[0])} starts at or after the end of the run "
+                f"(--duration {format_duration(args.duration)}), so it would never happen"
+            )
     try:
         faults = resolve_faults(specs, plant, start_ms)
     except SpecError as exc:
