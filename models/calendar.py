@@ -168,6 +168,13 @@ class PlantCalendar:
         """The plant's local calendar date at ``ts_ms`` (a night shift's date is its start's)."""
         return self._local_date(ts_ms)
 
+    def local_instant_ms(self, local: datetime) -> int:
+        """The instant of a naive local time: the first whose wall clock reads it or later (a time
+        in a spring-forward gap is the transition, a repeated one its first occurrence)."""
+        if local.tzinfo is not None:
+            raise ValueError("local_instant_ms takes a naive local time")
+        return self._resolve(local.date(), local.time())[0]
+
     def _resolve(self, day: date, clock: time) -> tuple[int, datetime]:
         """The first instant whose wall clock reads ``day clock`` or later (see module doc)."""
         key = (day, clock)

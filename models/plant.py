@@ -158,6 +158,11 @@ class LossRule(_Frozen):
         return self
 
 
+def _classification(rule: LossRule) -> str:
+    text = f"category {rule.category.value!r}"
+    return text + (f", big_loss {rule.big_loss.value!r}" if rule.big_loss is not None else "")
+
+
 DEFAULT_LOSS_RULES: tuple[LossRule, ...] = (
     LossRule(state="running", category=LossCategory.PRODUCTION),
     LossRule(state="idle", category=LossCategory.AVAILABILITY),
@@ -249,6 +254,27 @@ class PlantConfig(_Frozen):
                 f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
             ) from None
         return value
+
+    @field_validator("losses")
+    @classmethod
+    def _no_contradicting_rules(cls, rules: list[LossRule]) -> list[LossRule]:
+        # Lookup takes the first rule for a state and reason, so a later one that says otherwise
+        # would be ignored without a word; an identical repeat is harmless and allowed.
+        first: dict[tuple[str, str | None], int] = {}
+        for index, rule in enumerate(rules):
+            key = (rule.state, rule.reason)
+            earlier = first.setdefault(key, index)
+            if earlier == index:
+                continue
+            other = rules[earlier]
+            if (other.category, other.big_loss) != (rule.category, rule.big_loss):
+                what = f"state {rule.state!r}" + (f", reason {rule.reason!r}" if rule.reason else "")
+                raise ValueError(
+                    f"losses[{index}] repeats losses[{earlier}] ({what}) with another classification "
+                    f"({_classification(rule)} instead of {_classification(other)}); only one can "
+                    "apply, so remove one"
+                )
+        return rules
 
     @field_validator("day_start", mode="before")
     @classmethod

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from service.exceptions import LinepulseError
+from streams.exceptions import TopicSetupError
 
 __all__ = ["main"]
 
@@ -48,11 +50,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except LinepulseError as exc:
+    except (LinepulseError, TopicSetupError) as exc:
+        # TopicSetupError: the brokers or topics the command needs are not usable (unreachable,
+        # refused, partition counts that must agree but don't): the user's cluster, not a bug.
         print(f"linepulse: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+# 128 + SIGPIPE: what a shell reports for a tool that a closed pipe stopped (`... | head -1`).
+_EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_closed() -> int:
+    """The reader of our stdout went away: stop quietly, as Unix tools do.
+
+    Python ignores SIGPIPE, so the write raised instead; the interpreter's final flush of stdout
+    would raise again and print "Exception ignored ...", so stdout is pointed at /dev/null first
+    (the recipe in the Python docs for signal/SIGPIPE).
+    """
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced by an in-memory stream: nothing to do
+        return _EXIT_BROKEN_PIPE
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fileno)
+    finally:
+        os.close(devnull)
+    return _EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

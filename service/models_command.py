@@ -7,7 +7,7 @@ from pathlib import Path
 
 from service.exceptions import ConfigError, ModelFileError
 from service.model_coverage import Coverage
-from service.model_registry import ModelRegistry
+from service.model_registry import ModelRegistry, ModelVersion
 
 __all__ = ["register"]
 
@@ -30,9 +30,22 @@ def _list(args: argparse.Namespace) -> int:
         print(
             f"{name}  {latest.version} of {len(versions)}  {meta.get('detector', '?')}  "
             f"serves {Coverage.of(meta).describe()}  threshold {meta.get('threshold', float('nan')):.4g}  "
-            f"created {latest.created}"
+            f"created {latest.created}{_verification(registry, latest)}"
         )
     return 0
+
+
+def _verification(registry: ModelRegistry, latest: ModelVersion) -> str:
+    """Empty when the latest artifact verifies and loads as a worker would load it; else why not.
+
+    The manifest alone looks fine for a corrupted or replaced artifact, and a worker then serves an
+    earlier version (or none), so the listing must not show it as if it were being served.
+    """
+    try:
+        registry.load_entry(latest)
+    except ModelFileError as exc:
+        return f"  FAILS VERIFICATION ({exc}); workers serve the newest earlier version that verifies, if any"
+    return ""
 
 
 def _remove(args: argparse.Namespace) -> int:

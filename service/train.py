@@ -32,7 +32,7 @@ from service.exceptions import ConfigError
 from service.model_coverage import Coverage, check_no_tie, check_same_coverage
 from service.model_registry import ModelRegistry, ModelVersion
 from service.plant_file import load_plant
-from service.settings import bootstrap_servers_problem
+from service.settings import bootstrap_servers_problem, load_settings
 from service.simulator.exceptions import SpecError
 from service.simulator.timeparse import parse_start
 from service.telemetry_file import read_records
@@ -330,7 +330,10 @@ def _range_time(text: str) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    plant = load_plant(Path(args.config) if args.config else None)
+    # The plant file, topic and brokers follow the LINEPULSE_* settings like every other command's;
+    # a flag overrides its variable.
+    settings = load_settings(plant_config=args.config, bootstrap_servers=args.bootstrap_servers)
+    plant = load_plant(settings.plant_config)
     if args.machine_type:
         machines = _machines_of_type(plant, args.machine_type, args.tenant)
     elif args.tenant is not None:
@@ -343,9 +346,16 @@ def _train(args: argparse.Namespace) -> int:
     if args.telemetry is not None:
         records: Iterable[bytes] = file_records(args.telemetry)
         source = str(args.telemetry)
+    elif settings.bootstrap_servers is not None:
+        topic = args.topic or settings.topic_telemetry
+        records = kafka_records(settings.bootstrap_servers, topic, start_ms, end_ms)
+        source = f"kafka:{topic}"
     else:
-        records = kafka_records(args.bootstrap_servers, args.topic, start_ms, end_ms)
-        source = f"kafka:{args.topic}"
+        raise ConfigError(
+            "history: give --telemetry FILE.jsonl, or --bootstrap-servers (or LINEPULSE_BOOTSTRAP_SERVERS)"
+        )
+    if args.telemetry is not None and args.topic is not None:
+        raise ConfigError("--topic: only with Kafka history, not with --telemetry")
     signals = tuple(s.strip() for s in args.signals.split(",") if s.strip()) if args.signals else None
     if signals is not None and len(set(signals)) != len(signals):
         raise ConfigError(f"--signals: a signal is listed twice in {list(signals)}")
@@ -373,13 +383,21 @@ def _train(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("train", help="fit an anomaly model on telemetry history and register it")
-    source = parser.add_mutually_exclusive_group(required=True)
+    # Neither given: Kafka history from LINEPULSE_BOOTSTRAP_SERVERS, if set.
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--telemetry", type=Path, metavar="FILE.jsonl", help="telemetry JSON Lines file")
     source.add_argument(
-        "--bootstrap-servers", type=_servers, metavar="HOST:PORT", help="read history from Kafka"
+        "--bootstrap-servers",
+        type=_servers,
+        metavar="HOST:PORT",
+        help="read history from Kafka (default: LINEPULSE_BOOTSTRAP_SERVERS)",
     )
-    parser.add_argument("--topic", default="telemetry", help="Kafka topic (default: telemetry)")
-    parser.add_argument("--config", metavar="PLANT.yaml", help="plant file (default: the demo plant)")
+    parser.add_argument("--topic", help="Kafka topic (default: LINEPULSE_TOPIC_TELEMETRY, else telemetry)")
+    parser.add_argument(
+        "--config",
+        metavar="PLANT.yaml",
+        help="plant file (default: LINEPULSE_PLANT_CONFIG, else the demo plant)",
+    )
     parser.add_argument(
         "--registry", type=Path, required=True, metavar="DIR", help="model registry directory"
     )

@@ -30,6 +30,8 @@ __all__ = [
     "CONTRACT_VERSION",
     "ID_PATTERN",
     "MACHINE_STATES",
+    "TELEMETRY_MAX_MS",
+    "TELEMETRY_MIN_MS",
     "CountEvent",
     "CycleEvent",
     "QualityEvent",
@@ -48,8 +50,10 @@ ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MACHINE_STATES = ("running", "idle", "down", "setup", "planned_stop", "offline")
 # Epoch-ms bounds for a timestamp to be plausible at all; the "not in the future" check needs a
 # clock and lives in the decoder.
-_MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
-_MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+TELEMETRY_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+TELEMETRY_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
+_MIN_TS_MS = TELEMETRY_MIN_MS
+_MAX_TS_MS = TELEMETRY_MAX_MS
 _MAX_SAMPLES = 100_000
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]

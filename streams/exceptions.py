@@ -7,7 +7,7 @@ anything else is a bug or an outage and is not caught by that policy.
 
 from __future__ import annotations
 
-__all__ = ["FrameError", "InvalidTelemetry", "StreamsError", "TopicMismatch"]
+__all__ = ["FrameError", "InvalidTelemetry", "StreamsError", "TopicMismatch", "TopicSetupError"]
 
 
 class StreamsError(Exception):
@@ -31,5 +31,12 @@ class FrameError(InvalidTelemetry):
     """A binary batched frame (:mod:`streams.frames`) that cannot be decoded or is invalid."""
 
 
-class TopicMismatch(StreamsError):
+class TopicSetupError(StreamsError):
+    """The topics could not be checked or created: no broker reachable, or the cluster refused.
+
+    ``str()`` names the bootstrap servers (and the topic, when one is to blame) and the reason.
+    """
+
+
+class TopicMismatch(TopicSetupError):
     """A topic linepulse needs cannot be described, or differs from what the worker requires."""

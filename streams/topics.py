@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from streams.exceptions import TopicMismatch
+from streams.exceptions import TopicMismatch, TopicSetupError
 
 __all__ = ["TopicNames", "TopicSpec", "ensure_topics", "partition_count", "topic_specs"]
 
@@ -69,12 +69,30 @@ def ensure_topics(
     An existing telemetry topic keeps its partition count (the worker adapts to it); changing the
     count of a keyed topic would move machines between partitions, so it is never done here. A
     co-partitioned topic (control, kpis-by-line) is created with its reference's count, and a mismatch raises
-    :class:`TopicMismatch` (commands would reach the wrong worker).
+    :class:`TopicMismatch` (commands would reach the wrong worker). Any other failure (no broker
+    reachable, a creation the cluster refuses) raises :class:`TopicSetupError` naming the servers.
     """
+    try:
+        return _ensure_topics(bootstrap_servers, specs, timeout_s)
+    except KafkaTimeoutError as exc:
+        raise TopicSetupError(
+            f"bootstrap servers {bootstrap_servers}: no answer within {timeout_s:g} s, so the topics "
+            f"could not be checked or created ({exc})"
+        ) from exc
+    except KafkaError as exc:
+        # kafka-python's messages name the failure but not the cluster: the caller reports this
+        # one line to a user, who needs both.
+        raise TopicSetupError(
+            f"bootstrap servers {bootstrap_servers}: cannot set up the topics: {exc}"
+        ) from exc
+
+
+def _ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_s: float) -> dict[str, int]:
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers.split(","),
         client_id="linepulse-admin",
         request_timeout_ms=int(timeout_s * 1000),
+        bootstrap_timeout_ms=int(timeout_s * 1000),
     )
     try:
         existing = set(admin.list_topics())
@@ -102,7 +120,8 @@ def ensure_topics(
             wanted = _count(admin, counts, spec.copartitioned_with)
             if counts[spec.name] != wanted:
                 raise TopicMismatch(
-                    f"topic {spec.name!r} has {counts[spec.name]} partitions but "
+                    f"bootstrap servers {bootstrap_servers}: topic {spec.name!r} has "
+                    f"{counts[spec.name]} partitions but "
                     f"{spec.copartitioned_with!r} has {wanted}; they must be equal, so recreate "
                     f"{spec.name!r} with {wanted} partitions"
                 )

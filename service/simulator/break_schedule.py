@@ -1,15 +1,24 @@
 """The plant's planned stops in event time: breaks and lunch inside each shift, and time outside all shifts.
 
-Windows are built from the local calendar (shifts may cross midnight; DST is handled by ``zoneinfo``)
-one week at a time, on demand, because the simulator may run forever.
+Windows are built from the local calendar (shifts may cross midnight) one week at a time, on demand,
+because the simulator may run forever.
+
+On DST days a break starts at its local wall-clock time and lasts its length in elapsed time, as
+people take it: a 30-minute lunch at 02:30 on the fall-back night is the first 02:30 to 03:00 (not
+the whole repeated hour, 90 minutes), and on the spring-forward night, when 02:30 does not exist, it
+starts at the first instant after the gap (03:00) and still lasts 30 minutes. Local times resolve
+as the KPI calendar resolves shift boundaries (:meth:`models.calendar.PlantCalendar.local_instant_ms`),
+so the simulator's shifts and the stream's shift windows agree. Offsets into a shift scale with its
+wall-clock length (8 hours for 22:00-06:00, also on the nights that last 7 or 9).
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
+from models.calendar import PlantCalendar
 from models.plant import PlantConfig, Shift
 
 __all__ = ["BREAK_PLAN", "BreakSchedule", "PlannedWindow"]
@@ -22,6 +31,7 @@ BREAK_PLAN: tuple[tuple[timedelta, timedelta, str], ...] = (
 )
 _CHUNK_MS = 7 * 86_400_000
 _EIGHT_HOURS = timedelta(hours=8)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -31,15 +41,11 @@ class PlannedWindow:
     reason: str
 
 
-def _ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
-
-
 class BreakSchedule:
     """Answers "is this instant a planned stop, and when does that next change?" for one plant."""
 
     def __init__(self, plant: PlantConfig) -> None:
-        self._zone = plant.zone
+        self._calendar = PlantCalendar(plant.zone, plant.shifts, plant.production_day_start)
         self._shifts: tuple[Shift, ...] = tuple(plant.shifts)
         self._windows: list[PlannedWindow] = []
         self._starts: list[int] = []
@@ -74,8 +80,9 @@ class BreakSchedule:
 
     def _add_chunk(self, chunk: int) -> None:
         low, high = chunk * _CHUNK_MS, (chunk + 1) * _CHUNK_MS
-        first = datetime.fromtimestamp(low / 1000, tz=self._zone).date() - timedelta(days=2)
-        last = datetime.fromtimestamp(high / 1000, tz=self._zone).date() + timedelta(days=2)
+        zone = self._calendar.zone
+        first = datetime.fromtimestamp(low / 1000, tz=zone).date() - timedelta(days=2)
+        last = datetime.fromtimestamp(high / 1000, tz=zone).date() + timedelta(days=2)
         # A window belongs to the chunk its start falls in, so chunks never duplicate or split one.
         fresh = [window for window in self._windows_for(first, last) if low <= window.start_ms < high]
         merged = sorted({*self._windows, *fresh})
@@ -88,14 +95,19 @@ class BreakSchedule:
         day = first
         while day <= last:
             for shift in self._shifts:
-                begin = self._local(day, shift.start)
-                end = self._local(day + timedelta(days=1) if shift.crosses_midnight else day, shift.end)
-                shifts.append((_ms(begin), _ms(end)))
+                # Naive local times: arithmetic on them is wall-clock arithmetic, on purpose here.
+                begin = datetime.combine(day, shift.start)
+                end = datetime.combine(day + timedelta(days=1) if shift.crosses_midnight else day, shift.end)
+                begin_ms, end_ms = self._instant(begin), self._instant(end)
+                if end_ms <= begin_ms:
+                    continue  # squeezed to nothing by a DST gap: the calendar skips it too
+                shifts.append((begin_ms, end_ms))
                 scale = (end - begin) / _EIGHT_HOURS
                 for offset, length, reason in BREAK_PLAN:
-                    break_start = begin + offset * scale
-                    if break_start + length <= end:
-                        breaks.append(PlannedWindow(_ms(break_start), _ms(break_start + length), reason))
+                    break_start = self._instant(begin + offset * scale)
+                    break_end = break_start + length // _ONE_MS  # elapsed, whatever the clock does
+                    if break_end <= end_ms:
+                        breaks.append(PlannedWindow(break_start, break_end, reason))
             day += timedelta(days=1)
         windows = sorted(breaks)
         # Time between shifts (after merging overlapping ones) is planned: nobody is scheduled to work.
@@ -107,8 +119,8 @@ class BreakSchedule:
             covered_end = end_ms if covered_end is None else max(covered_end, end_ms)
         return _non_overlapping(sorted(windows))
 
-    def _local(self, day: date, clock: time) -> datetime:
-        return datetime.combine(day, clock, tzinfo=self._zone)
+    def _instant(self, local: datetime) -> int:
+        return self._calendar.local_instant_ms(local)
 
 
 def _non_overlapping(windows: list[PlannedWindow]) -> list[PlannedWindow]:

@@ -8,19 +8,26 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import FrameType
 
 from service.cli_args import positive_float
 from service.exceptions import ConfigError
 from service.plant_file import load_plant
+from service.settings import Settings, load_settings
 from service.simulator.clock import SystemClock
 from service.simulator.engine import PlantSimulator, SimOptions
 from service.simulator.exceptions import SpecError
 from service.simulator.faults import FaultSpec, parse_fault_spec, random_faults, resolve_faults
 from service.simulator.runner import run
 from service.simulator.sinks import JsonlSink, KafkaSink, Sink
-from service.simulator.timeparse import StartTime, format_rfc3339, parse_duration_ms, parse_start
+from service.simulator.timeparse import (
+    StartTime,
+    format_duration,
+    format_rfc3339,
+    parse_duration_ms,
+    parse_start,
+)
+from streams.contract import TELEMETRY_MAX_MS, TELEMETRY_MIN_MS
 
 __all__ = ["register"]
 
@@ -71,7 +78,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument(
-        "--config", metavar="PLANT.yaml", help="plant file (default: the built-in demo plant)"
+        "--config",
+        metavar="PLANT.yaml",
+        help="plant file (default: LINEPULSE_PLANT_CONFIG, else the built-in demo plant)",
     )
     parser.add_argument("--seed", type=_int_at_least(0), default=1, help="random seed (default 1)")
     parser.add_argument(
@@ -91,10 +100,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--max-events", type=_int_at_least(1), metavar="N", help="stop after N records")
     sink = parser.add_mutually_exclusive_group()
     sink.add_argument(
-        "--out", metavar="FILE.jsonl", help="write JSON Lines to a file ('-': stdout, the default)"
+        "--out",
+        metavar="FILE.jsonl",
+        help="write JSON Lines to a file ('-': stdout, the default without LINEPULSE_BOOTSTRAP_SERVERS)",
     )
-    sink.add_argument("--bootstrap-servers", type=_host_port, metavar="HOST:PORT", help="produce to Kafka")
-    parser.add_argument("--topic", help="Kafka topic (default: telemetry)")
+    sink.add_argument(
+        "--bootstrap-servers",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="produce to Kafka (default: LINEPULSE_BOOTSTRAP_SERVERS)",
+    )
+    parser.add_argument("--topic", help="Kafka topic (default: LINEPULSE_TOPIC_TELEMETRY, else telemetry)")
     parser.add_argument(
         "--linger-ms", type=_int_at_least(0), default=20, help="Kafka producer linger.ms (default 20)"
     )
@@ -149,32 +165,64 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _open_sink(args: argparse.Namespace) -> Sink:
-    if args.bootstrap_servers:
+def _destination(args: argparse.Namespace, settings: Settings) -> str:
+    servers = None if args.out is not None else settings.bootstrap_servers
+    if servers is not None:
+        return f"Kafka topic {args.topic or settings.topic_telemetry!r} at {servers}"
+    return "stdout" if args.out in (None, "-") else str(args.out)
+
+
+def _open_sink(args: argparse.Namespace, settings: Settings) -> Sink:
+    servers = None if args.out is not None else settings.bootstrap_servers
+    if servers is not None:
         from kafka.errors import KafkaError
 
         try:
-            return KafkaSink(args.bootstrap_servers, args.topic or "telemetry", linger_ms=args.linger_ms)
+            return KafkaSink(servers, args.topic or settings.topic_telemetry, linger_ms=args.linger_ms)
         except KafkaError as exc:
-            raise SpecError(
-                f"--bootstrap-servers: cannot connect to {args.bootstrap_servers}: {exc}"
-            ) from None
+            raise SpecError(f"--bootstrap-servers: cannot connect to {servers}: {exc}") from None
     try:
         return JsonlSink(args.out or "-")
     except OSError as exc:
         raise SpecError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
 
 
+def _fault_text(spec: FaultSpec) -> str:
+    machine = spec.machine if spec.signal is None else f"{spec.machine}:{spec.signal}"
+    return (
+        f"{spec.kind.value}@{machine}@{format_duration(spec.offset_ms)}+{format_duration(spec.duration_ms)}"
+    )
+
+
 def _simulate(args: argparse.Namespace) -> int:
-    if args.topic is not None and not args.bootstrap_servers:
-        return _fail("--topic: only meaningful with --bootstrap-servers")
+    # The plant file, brokers and topic follow the LINEPULSE_* settings like every other command's;
+    # a flag overrides its variable, and --out (a file or '-') overrides LINEPULSE_BOOTSTRAP_SERVERS.
     try:
-        plant = load_plant(Path(args.config) if args.config else None)
+        settings = load_settings(plant_config=args.config, bootstrap_servers=args.bootstrap_servers)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if args.topic is not None and (args.out is not None or settings.bootstrap_servers is None):
+        return _fail("--topic: only meaningful with --bootstrap-servers (or LINEPULSE_BOOTSTRAP_SERVERS)")
+    try:
+        plant = load_plant(settings.plant_config)
     except ConfigError as exc:
         return _fail(f"--config: {exc}")
     clock = SystemClock()
     start_ms: int = args.start.resolve(clock.wall_ms())
+    if not TELEMETRY_MIN_MS <= start_ms < TELEMETRY_MAX_MS:
+        # Checked after resolving, so a relative start (--start=-30000d) is held to it too.
+        return _fail(
+            f"--start: {format_rfc3339(start_ms, plant.zone)} is outside the telemetry contract's "
+            "range (2000-01-01 to 2100-01-01); a decoder would dead-letter every record"
+        )
     specs: list[FaultSpec] = args.fault
+    if args.duration is not None:
+        late = [spec for spec in specs if spec.offset_ms >= args.duration]
+        if late:
+            return _fail(
+                f"--fault: {_fault_text(late[0])} starts at or after the end of the run "
+                f"(--duration {format_duration(args.duration)}), so it would never happen"
+            )
     try:
         faults = resolve_faults(specs, plant, start_ms)
     except SpecError as exc:
@@ -184,7 +232,7 @@ def _simulate(args: argparse.Namespace) -> int:
         faults += random_faults(plant, args.seed, start_ms, horizon, args.random_faults)
     sim = PlantSimulator(plant, args.seed, start_ms, faults, SimOptions(ts_format=args.ts_format))
     try:
-        sink = _open_sink(args)
+        sink = _open_sink(args, settings)
         truth = JsonlSink(args.truth) if args.truth else None
     except SpecError as exc:
         return _fail(str(exc))
@@ -209,7 +257,7 @@ def _simulate(args: argparse.Namespace) -> int:
     until = "-" if stats.last_ms is None else format_rfc3339(stats.last_ms, plant.zone)
     print(
         f"linepulse simulate: {stats.events} records from {format_rfc3339(start_ms, plant.zone)} "
-        f"to {until} ({stats.stopped}); {stats.faults} fault(s) started",
+        f"to {until} into {_destination(args, settings)} ({stats.stopped}); {stats.faults} fault(s) started",
         file=sys.stderr,
     )
     return 0

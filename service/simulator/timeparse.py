@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from service.simulator.exceptions import SpecError
 
-__all__ = ["StartTime", "format_rfc3339", "parse_duration_ms", "parse_start"]
+__all__ = ["StartTime", "format_duration", "format_rfc3339", "parse_duration_ms", "parse_start"]
 
 _UNIT_MS = MappingProxyType({"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000})
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -34,6 +34,18 @@ def parse_duration_ms(text: str, *, allow_zero: bool = False) -> int:
     if millis < 0 or (millis == 0 and not allow_zero):
         raise SpecError(f"{text!r} must be longer than zero")
     return millis
+
+
+def format_duration(millis: int) -> str:
+    """The inverse of :func:`parse_duration_ms`, largest units first: 5_400_000 -> ``"1h30m"``."""
+    if millis == 0:
+        return "0"
+    parts = []
+    for unit in ("d", "h", "m", "s", "ms"):
+        count, millis = divmod(millis, _UNIT_MS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,26 @@ def test_a_tampered_artifact_is_refused(tmp_path: Path) -> None:
         registry.load("demo.M01")
 
 
+def test_models_list_marks_a_latest_version_that_fails_verification(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli import main
+
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted().model, {"machines": ["demo/M01"], "threshold": 1.0})
+    registry.register(_fitted(seed=1).model, {"machines": ["demo/M01"], "threshold": 1.0})
+    assert main(["models", "list", "--registry", str(tmp_path)]) == 0
+    assert "FAILS VERIFICATION" not in capsys.readouterr().out
+    path = tmp_path / "demo.M01" / "v2.skops"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert main(["models", "list", "--registry", str(tmp_path)]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("demo.M01  v2 of 2") and "FAILS VERIFICATION" in line
+    assert "v2.skops: refused: SHA-256 mismatch" in line
+
+
 def _swap_in(tmp_path: Path, data: bytes) -> ModelRegistry:
     """Replace v1's bytes and fix up the manifest hash: what an attacker with the manifest could do."""
     registry = ModelRegistry(tmp_path)

@@ -54,6 +54,12 @@ def test_unquoted_clock_times_still_mean_clock_times(tmp_path: Path) -> None:
     assert plant.shifts[0].start.hour == 6
 
 
+def test_a_repeated_identical_loss_rule_is_harmless(tmp_path: Path) -> None:
+    rule = "  - {state: down, reason: jam, category: planned}\n"
+    plant = load_plant(write(tmp_path, MINIMAL + "losses:\n" + rule + rule))
+    assert plant.classify("down", "jam") is LossCategory.PLANNED
+
+
 def test_config_version_changes_with_loss_classification(tmp_path: Path) -> None:
     a = load_plant(write(tmp_path, MINIMAL))
     b = load_plant(write(tmp_path, MINIMAL + "losses:\n  - {state: setup, category: planned}\n"))
@@ -80,6 +86,19 @@ def test_config_version_changes_with_loss_classification(tmp_path: Path) -> None
         (
             MINIMAL + "monitoring:\n  overrides:\n    vibration: {cusum_h: 0}\n",
             "monitoring: overrides.vibration.cusum_h: Input should be greater than 0",
+        ),
+        (
+            MINIMAL
+            + "losses:\n  - {state: down, reason: jam, category: planned}\n"
+            + "  - {state: down, reason: jam, category: availability}\n",
+            "losses: losses[1] repeats losses[0] (state 'down', reason 'jam') with another "
+            "classification (category 'availability' instead of category 'planned')",
+        ),
+        (
+            MINIMAL
+            + "losses:\n  - {state: idle, category: performance}\n"
+            + "  - {state: idle, category: performance, big_loss: slow_cycles}\n",
+            "losses[1] repeats losses[0] (state 'idle')",
         ),
         ("timezone: [unclosed\n", "not valid YAML at line"),
         ("- just a list\n", "must be a mapping"),

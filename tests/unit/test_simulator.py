@@ -30,7 +30,7 @@ from service.simulator import (
     run,
 )
 from service.simulator.break_schedule import BreakSchedule
-from service.simulator.timeparse import parse_duration_ms, parse_start
+from service.simulator.timeparse import format_duration, parse_duration_ms, parse_start
 from streams.contract import telemetry_adapter
 
 HOUR = 3_600_000
@@ -418,6 +418,30 @@ def test_cli_rejects_a_fault_on_an_unknown_machine(capsys: pytest.CaptureFixture
     args = _parser().parse_args(["simulate", "--fault", "stoppage@M42@1h+1h", "--out", "/dev/null"])
     assert args.handler(args) == 2
     assert "--fault: unknown machine 'M42'" in capsys.readouterr().err
+
+
+def test_cli_rejects_a_fault_after_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["simulate", "--duration", "1h", "--fault", "sensor_drift@M04:spindle_temp@1h+10m"]
+    args = _parser().parse_args([*argv, "--out", "/dev/null"])
+    assert args.handler(args) == 2
+    err = capsys.readouterr().err
+    assert "--fault: sensor_drift@M04:spindle_temp@1h+10m starts at or after the end of the run" in err
+    assert "(--duration 1h)" in err
+
+
+@pytest.mark.parametrize("start", ["1999-12-31T23:59:59Z", "-10000d", "2100-01-01T00:00:00Z"])
+def test_cli_rejects_a_start_the_decoder_would_reject(start: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parser().parse_args(["simulate", f"--start={start}", "--duration", "1h", "--out", "/dev/null"])
+    assert args.handler(args) == 2
+    err = capsys.readouterr().err
+    assert "--start:" in err and "2000-01-01 to 2100-01-01" in err
+
+
+def test_durations_format_as_they_parse() -> None:
+    for text in ("1h30m", "2d", "45s", "1h0m5s250ms", "0"):
+        millis = parse_duration_ms(text, allow_zero=True)
+        assert parse_duration_ms(format_duration(millis), allow_zero=True) == millis
+    assert format_duration(5_400_000) == "1h30m"
 
 
 def test_cli_writes_telemetry_and_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

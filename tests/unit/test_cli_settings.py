@@ -1,0 +1,89 @@
+"""``simulate`` and ``train`` follow the LINEPULSE_* settings as the other commands do; flags win.
+
+The settings table in the README promises "environment variables or flags" for every command.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import orjson
+import pytest
+
+from service.cli import main
+
+START = "2026-11-25T00:00:00Z"
+
+
+def berlin_plant(tmp_path: Path) -> Path:
+    """The demo plant under another tenant and time zone, so its records cannot pass for the demo's."""
+    text = resources.files("service.plants").joinpath("demo.yaml").read_text(encoding="utf-8")
+    text = text.replace("tenant: demo", "tenant: berlin").replace("Asia/Seoul", "Europe/Berlin")
+    path = tmp_path / "berlin.yaml"
+    path.write_text(text)
+    return path
+
+
+def simulate(out: Path, *extra: str) -> int:
+    argv = ["simulate", "--start", START, "--duration", "90m", "--as-fast-as-possible", "--seed", "3"]
+    return main([*argv, "--out", str(out), *extra])
+
+
+def tenants(path: Path) -> set[str]:
+    return {orjson.loads(line)["tenant"] for line in path.read_bytes().splitlines()}
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PLANT_CONFIG", "BOOTSTRAP_SERVERS", "TOPIC_TELEMETRY"):
+        monkeypatch.delenv(f"LINEPULSE_{name}", raising=False)
+
+
+def test_simulate_uses_the_plant_file_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINEPULSE_PLANT_CONFIG", str(berlin_plant(tmp_path)))
+    out = tmp_path / "t.jsonl"
+    assert simulate(out) == 0
+    assert tenants(out) == {"berlin"}
+
+
+def test_simulate_config_flag_overrides_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINEPULSE_PLANT_CONFIG", str(tmp_path / "missing.yaml"))
+    out = tmp_path / "t.jsonl"
+    assert simulate(out, "--config", str(berlin_plant(tmp_path))) == 0
+    assert tenants(out) == {"berlin"}
+
+
+def test_simulate_out_overrides_the_bootstrap_servers_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens there: had simulate chosen Kafka, it could not have written the file.
+    monkeypatch.setenv("LINEPULSE_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    out = tmp_path / "t.jsonl"
+    assert simulate(out) == 0
+    assert tenants(out) == {"demo"}
+    assert f"into {out}" in capsys.readouterr().err
+
+
+def test_simulate_topic_without_kafka_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert simulate(tmp_path / "t.jsonl", "--topic", "x") == 2
+    assert "--topic" in capsys.readouterr().err
+
+
+def test_train_uses_the_plant_file_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plant = berlin_plant(tmp_path)
+    history = tmp_path / "history.jsonl"
+    assert simulate(history, "--config", str(plant)) == 0
+    monkeypatch.setenv("LINEPULSE_PLANT_CONFIG", str(plant))
+    registry = tmp_path / "registry"
+    argv = ["train", "--telemetry", str(history), "--machine", "M01", "--registry", str(registry)]
+    assert main(argv) == 0
+    manifest = json.loads((registry / "berlin.M01" / "manifest.json").read_text())
+    assert manifest["versions"][0]["metadata"]["machines"] == ["berlin/M01"]
+
+
+def test_train_needs_a_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--machine", "M01", "--registry", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--telemetry" in err and "LINEPULSE_BOOTSTRAP_SERVERS" in err
