@@ -200,7 +200,7 @@ def create_stream(
             for message, outcome in zip(messages, outcomes, strict=True):
                 if isinstance(outcome, Rejection):
                     await dead_letter(message, outcome)
-            await publish_then_write([*outcomes, *ticked])
+            await publish_then_write([*applier.in_order(outcomes), *ticked])
         for outcome in outcomes:
             observer.on_outcome(outcome)
 
@@ -239,6 +239,7 @@ def create_stream(
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         table.clear()
+        applier.stops.forget()
         if applier.silence is not None:
             applier.silence.forget()
         live.forget_all()
