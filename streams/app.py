@@ -61,6 +61,9 @@ class StreamObserver(Protocol):
 
     def on_outcome(self, outcome: Outcome) -> None: ...
 
+    def on_records(self, outcome: Applied) -> None:
+        """Records no message of their own caused (silence ticks, stops judged on stream time)."""
+
     def on_rebalance(self) -> None: ...
 
 
@@ -203,6 +206,10 @@ def create_stream(
             await publish_then_write([*applier.in_order(outcomes), *ticked])
         for outcome in outcomes:
             observer.on_outcome(outcome)
+        for _, judged in applier.judged:
+            observer.on_records(judged)
+        for outcome in ticked:
+            observer.on_records(outcome)
 
     @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
     async def process_telemetry(stream: faust.StreamT[bytes]) -> None:

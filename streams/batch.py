@@ -102,10 +102,8 @@ class BatchApplier:
                 outcome = outcomes[index] = self._apply_one(message, decoded, applied, now_ms)
                 if isinstance(outcome, Applied):  # readings only never change a stop
                     self.stops.schedule(message.partition, key, self.processor.stop_deadline(outcome.state))
-            if decoded.newest_ms is not None:
-                self._judge_stops(
-                    message.partition, decoded.newest_ms, index, runs, outcomes, applied, now_ms
-                )
+            # Duplicates too: after a restart, re-read messages rebuild the stream time they made.
+            self._judge_stops(message.partition, decoded.newest_ms, index, runs, outcomes, applied, now_ms)
         for run in runs.values():
             self._apply_run(run, outcomes, applied, now_ms)
         assert all(outcome is not None for outcome in outcomes)

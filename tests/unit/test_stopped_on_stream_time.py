@@ -16,8 +16,10 @@ from faust.types import Message
 from models.machine import MachineEngine
 from models.plant import PlantConfig
 from service.analyze import analyze_file
+from service.metrics import build_registry
 from service.settings import Settings
 from streams.batch import BatchApplier
+from streams.live import LiveLines, LiveMachines
 from streams.processing import Applied, TelemetryProcessor
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
@@ -262,3 +264,19 @@ def test_a_restarted_worker_judges_the_stops_its_table_holds(tmp_path: Path, tab
         ("A", "resolved"),
     ]
     assert alert_records(published) == analyze(tmp_path, lines, config)
+
+
+def test_alerts_judged_on_stream_time_are_counted_as_records_not_as_messages(table: Any) -> None:
+    config = plant()
+    processor = TelemetryProcessor(config, max_payload_bytes=1 << 20, max_future_ms=300_000)
+    applier = BatchApplier(processor, StateTable(table), "telemetry")
+    lines = breakdown(10 * MIN)[:9]  # up to B's reading at 6 min: the stop is judged, not ended
+    outcomes = applier.apply(messages(lines), int(time.time() * 1000))
+    [(index, judged)] = applier.judged
+    assert orjson.loads(lines[index])["machine"] == "B"  # B's reading at 5 min got A judged
+    _, metrics = build_registry(LiveMachines(), config, LiveLines())
+    for outcome in outcomes:
+        metrics.on_outcome(outcome)
+    metrics.on_records(judged)
+    assert metrics.alert_records.labels(status="open")._value.get() == 1
+    assert metrics.messages.labels(result="applied")._value.get() == len(lines)
