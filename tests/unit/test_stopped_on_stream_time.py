@@ -4,7 +4,9 @@ before any stream time judged it raised when the machine's own next event arrive
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -213,12 +215,17 @@ def messages(values: list[bytes], partition: int = 0, first_offset: int = 0) -> 
 
 
 @pytest.fixture
-def table(tmp_path: Path) -> Any:
+def table(tmp_path: Path) -> Iterator[Any]:
+    # Changelog writes need a current event loop, and an earlier test's asyncio.run() leaves none.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     app = faust.App(
         "stop-test", broker="kafka://127.0.0.1:1", store="memory://", datadir=str(tmp_path),
         key_serializer="raw", value_serializer="raw", topic_partitions=2,
     )  # fmt: skip
-    return app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=2)
+    yield app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=2)
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 def alert_records(outcomes: list[Any]) -> list[dict[str, Any]]:
