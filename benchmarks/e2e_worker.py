@@ -43,7 +43,7 @@ from streams.app import create_stream
 from streams.decode import Rejection
 from streams.fetch_wait import app_with_fetch_wait
 from streams.heap import freeze_startup_heap
-from streams.processing import Outcome
+from streams.processing import Applied, Outcome
 from streams.topics import MAX_MESSAGE_BYTES, ensure_topics, topic_specs
 
 __all__ = ["Probe", "main"]
@@ -110,6 +110,9 @@ class _ProbingObserver:
         # The message's own newest reading: the state may already hold later messages of its batch.
         newest = float(outcome.newest_ms) if outcome.newest_ms is not None else None
         self.probe.hit(outcome.readings, newest)
+
+    def on_records(self, outcome: Applied) -> None:
+        self.metrics.on_records(outcome)
 
     def on_rebalance(self) -> None:
         self.metrics.on_rebalance()

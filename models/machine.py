@@ -239,6 +239,7 @@ class MachineEngine:
         self.accounting = TimeAccounting(plant, self.calendar)
         self._down_after_ms = int(plant.alerts.down_after_s * 1000)
         self._in_spec_to_resolve = plant.alerts.in_spec_to_resolve
+        self._state_timeout_ms = int(plant.state_timeout_s * 1000)
         self._has_shifts = bool(plant.shifts)
         self._monitoring = plant.monitoring
         # Per (kind, series, machine): its settings and what the kernels take of them (settings_for
@@ -774,7 +775,11 @@ class MachineEngine:
         if rank != RANK_TICK:
             state.totals.events += 1
             state.totals.readings += readings
+        # Only a state event can end a stop: the one case where the state before it is needed.
+        before = (state.ledger.state_reason, state.state_since_ms) if rank == RANK_STATE else None
         self.accounting.record(state, spec, ts_ms, rank, values, out)
+        if before is not None and state.state_since_ms != before[1]:
+            self._check_ended_stop(state, spec, out, before)
         self._check_stopped(state, spec, out)
         for closed in out.closed:
             if closed.window.kind == "shift" and closed.revision == 0:
@@ -981,12 +986,14 @@ class MachineEngine:
 
     # -- alerts -----------------------------------------------------------------------------------
 
-    def _check_stopped(self, state: MachineState, spec: MachineSpec, out: EngineOutput) -> None:
+    def _check_stopped(
+        self, state: MachineState, spec: MachineSpec, out: EngineOutput, stream_ms: int | None = None
+    ) -> None:
+        """Judge the current stop on the machine's own time (its cursor), or on ``stream_ms``, the
+        partition's stream time (:meth:`on_stream_time`)."""
         key = "machine_stopped"
         state_reason = state.ledger.state_reason
-        category = self._categories.get(state_reason)
-        if category is None:  # the plant is frozen: classify (a rule search) once per state and reason
-            category = _bounded(self._categories)[state_reason] = self.plant.classify(*state_reason)
+        category = self._category(state_reason)
         if (
             category is not LossCategory.AVAILABILITY
             or state.state_since_ms is None
@@ -995,14 +1002,23 @@ class MachineEngine:
             if key in state.alerts:  # rarely: read the cursor only then
                 self._resolve_stop(state, spec, out, state.cursor_ms or 0)
             return
-        stopped_ms = state.cursor_ms - state.state_since_ms
+        now_ms = state.cursor_ms if stream_ms is None else stream_ms
+        stopped_ms = now_ms - state.state_since_ms
         open_alert = state.alerts.get(key)
         if open_alert is None and stopped_ms < self._down_after_ms:
             return
-        self._publish_stop(state, spec, out, open_alert)
+        self._publish_stop(
+            state, spec, out, open_alert, now_ms, "machine_time" if stream_ms is None else "stream_time"
+        )
 
     def _publish_stop(
-        self, state: MachineState, spec: MachineSpec, out: EngineOutput, open_alert: AlertState | None
+        self,
+        state: MachineState,
+        spec: MachineSpec,
+        out: EngineOutput,
+        open_alert: AlertState | None,
+        now_ms: int,
+        measured_on: str,
     ) -> None:
         """Open the stop's alert, or update it when the stop's state or reason changed (one stop,
         one alert: idle for want of material, then down for a breakdown, is one stop)."""
@@ -1012,9 +1028,9 @@ class MachineEngine:
             open_alert.evidence.get("reason"),
         ) == tuple(state_reason):
             return  # the same stop goes on: nothing a manager acts on changed (no record)
-        assert state.state_since_ms is not None and state.cursor_ms is not None
+        assert state.state_since_ms is not None
         since_ms = state.state_since_ms if open_alert is None else open_alert.started_ms
-        stopped_ms = state.cursor_ms - since_ms
+        stopped_ms = now_ms - since_ms
         # A breakdown during the stop makes it critical until it ends (escalation, never back).
         critical = state.state == "down" or (open_alert is not None and open_alert.severity == "critical")
         self._open_alert(
@@ -1032,7 +1048,90 @@ class MachineEngine:
                 else f"{spec.name or spec.id} now {state.state} ({state.reason or 'no reason code'}), "
                 f"stopped for {_duration(stopped_ms)}"
             ),
-            evidence={"state": state.state, "reason": state.reason, "stopped_s": stopped_ms / 1000.0},
+            evidence={
+                "state": state.state,
+                "reason": state.reason,
+                "stopped_s": stopped_ms / 1000.0,
+                "measured_on": measured_on,
+            },
+        )
+
+    def _category(self, state_reason: tuple[str | None, str | None]) -> LossCategory:
+        category = self._categories.get(state_reason)
+        if category is None:  # the plant is frozen: classify (a rule search) once per state and reason
+            category = _bounded(self._categories)[state_reason] = self.plant.classify(*state_reason)
+        return category
+
+    def stop_deadline(self, state: MachineState) -> int | None:
+        """The stream time at which the machine's current stop becomes a ``machine_stopped`` alert:
+        its start plus ``down_after_s``. None when it is not in an availability-loss state, or its
+        alert is open already."""
+        since = state.state_since_ms
+        if since is None or "machine_stopped" in state.alerts:
+            return None
+        if self._category(state.ledger.state_reason) is not LossCategory.AVAILABILITY:
+            return None
+        return since + self._down_after_ms
+
+    def on_stream_time(self, state: MachineState, spec: MachineSpec, stream_ms: int) -> EngineOutput:
+        """The machine's partition reached ``stream_ms`` (its newest event time, any machine's):
+        open ``machine_stopped`` if the machine's current stop has lasted ``down_after_s`` by then.
+
+        PLCs often report only state changes, so a stopped machine's own time stands still while
+        its stop goes on; the stop is therefore judged on the partition's stream time, the Kafka
+        Streams way (:mod:`streams.stop_watch`). Nothing is accounted: the machine's time moves only
+        with its own events and ticks, so its KPI records do not depend on other machines. The
+        stop counts only while its state is believed: up to ``state_timeout_s`` after the
+        machine's newest telemetry (beyond that its time is ``unknown``, not down).
+        """
+        out = EngineOutput()
+        deadline = self.stop_deadline(state)
+        if deadline is None or stream_ms < deadline:
+            return out
+        last_seen = state.last_seen_ms
+        if last_seen is None or last_seen + self._state_timeout_ms < deadline:
+            return out
+        self._check_stopped(state, spec, out, min(stream_ms, last_seen + self._state_timeout_ms))
+        return out
+
+    def _check_ended_stop(
+        self,
+        state: MachineState,
+        spec: MachineSpec,
+        out: EngineOutput,
+        before: tuple[tuple[str | None, str | None], int | None],
+    ) -> None:
+        """A state event ended a stop no one had alerted on (no stream time passed its
+        ``down_after_s`` before the machine's own next event, as with a stop then ``offline``):
+        if it lasted ``down_after_s``, its alert opens now, with the stop's start and length;
+        :meth:`_check_stopped` resolves it at once unless the next state is a stop as well."""
+        (stopped, reason), since = before
+        end = state.state_since_ms
+        if since is None or end is None or end <= since or "machine_stopped" in state.alerts:
+            return
+        stopped_ms = end - since
+        if stopped_ms < self._down_after_ms:
+            return
+        if self._category((stopped, reason)) is not LossCategory.AVAILABILITY:
+            return
+        self._open_alert(
+            state,
+            out,
+            "machine_stopped",
+            kind="machine_stopped",
+            subject=spec.id,
+            severity="critical" if stopped == "down" else "warning",
+            at_ms=since,
+            message=(
+                f"{spec.name or spec.id} {stopped} ({reason or 'no reason code'}) for {_duration(stopped_ms)}"
+            ),
+            evidence={
+                "state": stopped,
+                "reason": reason,
+                "stopped_s": stopped_ms / 1000.0,
+                "measured_on": "machine_time",
+                "ended_ms": end,
+            },
         )
 
     def _resolve_stop(self, state: MachineState, spec: MachineSpec, out: EngineOutput, at_ms: int) -> None:

@@ -175,7 +175,11 @@ DEFAULT_LOSS_RULES: tuple[LossRule, ...] = (
 
 class AlertRules(_Frozen):
     down_after_s: PositiveSeconds = Field(
-        default=300.0, description="Raise machine_down after an availability-loss state lasts this long."
+        default=300.0,
+        description=(
+            "Raise machine_stopped after an availability-loss state lasts this long, judged on the "
+            "partition's stream time (docs/kpis.md, Machine stopped alerts)."
+        ),
     )
     oee_below: Annotated[float, Field(ge=0, le=1)] | None = Field(
         default=0.45, description="Raise oee_low when a closed shift's OEE is below this (null: off)."

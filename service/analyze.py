@@ -32,6 +32,7 @@ from streams.lines import LineAggregator, line_key
 from streams.processing import Applied, TelemetryProcessor
 from streams.records import record_bytes
 from streams.silence import SilenceClock
+from streams.stop_watch import StopWatch
 
 __all__ = ["analyze_file", "dead_letter_line"]
 
@@ -114,6 +115,7 @@ def analyze_file(
     }
     close_after = plant.close_silent_after_s
     silence = None if close_after is None else SilenceClock(int(close_after * 1000))
+    stops = StopWatch()  # the file is one partition, as for the silence clock
     pending: dict[str, list[ScheduledReset]] = {}
     for reset in sorted(resets, key=lambda r: r.at_ms):
         pending.setdefault(reset.spec.key, []).append(reset)
@@ -166,6 +168,14 @@ def analyze_file(
             counts["applied"] += 1
             counts["readings"] += outcome.readings
             write(outcome)
+            if outcome.newest_ms is not None:
+                # Stopped machines are judged on stream time right after the line that moved it, as
+                # the worker does (streams.batch), so the alerts are the same.
+                stops.schedule(0, outcome.state.key, processor.stop_deadline(outcome.state))
+                for key in stops.advance(0, outcome.newest_ms):
+                    judged = processor.process_stream_time(states[key], stops.stream_ms[0])
+                    if judged is not None:
+                        write(judged)
             if silence is not None and outcome.newest_ms is not None:
                 # The file is one partition: its newest event time closes silent machines' windows.
                 silence.observe(0, outcome.newest_ms)

@@ -21,7 +21,7 @@ from models.timemodel import WindowAccumulator, WindowFigures
 from streams.contract import MACHINE_STATES
 from streams.decode import REJECTION_CODES, Rejection
 from streams.live import LiveLines, LiveMachines
-from streams.processing import Outcome
+from streams.processing import Applied, Outcome
 
 __all__ = ["LABEL_VALUES", "OTHER", "LineCollector", "MachineCollector", "WorkerMetrics", "build_registry"]
 
@@ -97,6 +97,11 @@ class WorkerMetrics:
             return
         self._by_result["too_late" if outcome.too_late else "late" if outcome.late else "applied"].inc()
         self.readings.inc(outcome.readings)
+        self.on_records(outcome)
+
+    def on_records(self, outcome: Applied) -> None:
+        """The KPI and alert records of an outcome that is not a message's (a silence tick, a stop
+        judged on stream time): counted as records, not as messages."""
         if outcome.kpis:
             self.kpi_records.inc(len(outcome.kpis))
         for alert in outcome.alerts:

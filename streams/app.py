@@ -61,6 +61,9 @@ class StreamObserver(Protocol):
 
     def on_outcome(self, outcome: Outcome) -> None: ...
 
+    def on_records(self, outcome: Applied) -> None:
+        """Records no message of their own caused (silence ticks, stops judged on stream time)."""
+
     def on_rebalance(self) -> None: ...
 
 
@@ -204,9 +207,13 @@ def create_stream(
             for message, outcome in zip(messages, outcomes, strict=True):
                 if isinstance(outcome, Rejection):
                     await dead_letter(message, outcome)
-            await publish_then_write([*outcomes, *ticked])
+            await publish_then_write([*applier.in_order(outcomes), *ticked])
         for outcome in outcomes:
             observer.on_outcome(outcome)
+        for _, judged in applier.judged:
+            observer.on_records(judged)
+        for outcome in ticked:
+            observer.on_records(outcome)
 
     @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
     async def process_telemetry(stream: faust.StreamT[bytes]) -> None:
@@ -243,6 +250,7 @@ def create_stream(
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         table.clear()
+        applier.stops.forget()
         if applier.silence is not None:
             applier.silence.forget()
         live.forget_all()

@@ -24,6 +24,7 @@ from streams.decode import Accepted, Rejection
 from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.silence import SilenceClock
 from streams.state_table import StateTable
+from streams.stop_watch import StopWatch
 
 __all__ = ["BatchApplier", "SourceMessage"]
 
@@ -64,9 +65,20 @@ class BatchApplier:
         self.telemetry_topic = telemetry_topic
         close_after = processor.plant.close_silent_after_s
         self.silence = None if close_after is None else SilenceClock(int(close_after * 1000))
+        self.stops = StopWatch()
+        # The last batch's stopped machines judged on stream time: (index of the message whose
+        # event time got there, outcome); :meth:`in_order` puts them among the batch's outcomes.
+        self.judged: list[tuple[int, Applied]] = []
 
     def apply(self, messages: Sequence[SourceMessage], now_ms: int) -> list[Outcome]:
-        """One outcome per message, in order; the changed states are staged in the table."""
+        """One outcome per message, in order; the changed states are staged in the table.
+
+        Stopped machines whose stop the partition's stream time has made an alert are judged after
+        the message that moved it there (:mod:`streams.stop_watch`); their outcomes are in
+        :attr:`judged`.
+        """
+        self.judged = []
+        stops = self.stops
         outcomes: list[Outcome | None] = [None] * len(messages)
         applied: dict[str, list[SourceMessage]] = {}  # per machine, for a replay
         runs: dict[str, _Run] = {}  # per machine: its readings waiting to be applied together
@@ -88,7 +100,16 @@ class BatchApplier:
                 run.messages.append(message)
                 run.decoded.append(decoded)
             else:
-                outcomes[index] = self._apply_one(message, decoded, applied, now_ms)
+                outcome = outcomes[index] = self._apply_one(message, decoded, applied, now_ms)
+                if isinstance(outcome, Applied):  # readings only never change a stop
+                    stops.schedule(message.partition, key, self.processor.stop_deadline(outcome.state))
+            # Duplicates too: after a restart, re-read messages rebuild the stream time they made.
+            partition = message.partition
+            if not stops.seeded(partition):
+                self._seed_stops(partition)
+            due = stops.advance(partition, decoded.newest_ms)
+            if due:  # rarely: the usual message costs the two calls above (~0.25 us, measured)
+                self._judge_stops(partition, due, index, runs, outcomes, applied, now_ms)
         for run in runs.values():
             self._apply_run(run, outcomes, applied, now_ms)
         assert all(outcome is not None for outcome in outcomes)
@@ -98,6 +119,54 @@ class BatchApplier:
                 if isinstance(outcome, Applied) and not outcome.duplicate and outcome.newest_ms is not None:
                     self.silence.observe(message.partition, outcome.newest_ms)
         return done
+
+    def in_order(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """The batch's outcomes with the stream-time judgements (:attr:`judged`) of the last
+        :meth:`apply` each after the message that caused it: the order the records are published in."""
+        if not self.judged:
+            return list(outcomes)
+        merged: list[Outcome] = []
+        judged = iter(self.judged)
+        upcoming = next(judged, None)
+        for index, outcome in enumerate(outcomes):
+            merged.append(outcome)
+            while upcoming is not None and upcoming[0] == index:
+                merged.append(upcoming[1])
+                upcoming = next(judged, None)
+        return merged
+
+    def _judge_stops(
+        self,
+        partition: int,
+        due: list[str],
+        index: int,
+        runs: dict[str, _Run],
+        outcomes: list[Outcome | None],
+        applied: dict[str, list[SourceMessage]],
+        now_ms: int,
+    ) -> None:
+        """Judge the machines the partition's stream time made due (:mod:`streams.stop_watch`)."""
+        for key in due:
+            run = runs.pop(key, None)
+            if run is not None:  # its readings come first, as they did in the partition
+                self._apply_run(run, outcomes, applied, now_ms)
+            state = self.table.load(key)
+            if state is None:
+                continue
+            outcome = self.processor.process_stream_time(state, self.stops.stream_ms[partition])
+            if outcome is not None:
+                self.table.stage(outcome.state, partition)
+                self.judged.append((index, outcome))
+
+    def _seed_stops(self, partition: int) -> None:
+        """Schedule the stops of the partition's machines the table holds (after a start or a
+        rebalance: once per partition, at its first message)."""
+        self.stops.mark_seeded(partition)
+        source = f"{self.telemetry_topic}:{partition}"
+        for raw_key in list(self.table.keys()):
+            state = self.table.load(raw_key.decode())
+            if state is not None and source in state.applied:
+                self.stops.schedule(partition, state.key, self.processor.stop_deadline(state))
 
     def _apply_run(
         self,
@@ -115,7 +184,7 @@ class BatchApplier:
         except Exception:
             # A bug, not bad input, and the state is half-changed: rebuild it, then apply the run
             # one by one, which dead-letters only the failing message (and logs why).
-            self._replay(key, applied.get(key, ()), now_ms)
+            self._replay(key, applied.get(key, ()), now_ms, run.messages[0].partition)
             for index, message, decoded in zip(run.indices, run.messages, run.decoded, strict=True):
                 outcomes[index] = self._apply_one(message, decoded, applied, now_ms)
             return
@@ -137,7 +206,8 @@ class BatchApplier:
         )
         if isinstance(outcome, Rejection):
             if outcome.machine_key is not None:
-                self._replay(outcome.machine_key, applied.get(outcome.machine_key, ()), now_ms)
+                key = outcome.machine_key
+                self._replay(key, applied.get(key, ()), now_ms, message.partition)
         elif not outcome.duplicate:
             self.table.stage(outcome.state, message.partition)
             applied.setdefault(outcome.state.key, []).append(message)
@@ -177,7 +247,7 @@ class BatchApplier:
             offset=message.offset,
         )
 
-    def _replay(self, key: str, messages: Sequence[SourceMessage], now_ms: int) -> None:
+    def _replay(self, key: str, messages: Sequence[SourceMessage], now_ms: int, partition: int) -> None:
         # The engine is deterministic: the same messages give the same state and the same records
         # (those are already among the batch's outcomes, so the replay's are dropped).
         self.table.forget(key)
@@ -187,6 +257,11 @@ class BatchApplier:
                 self.table.stage(outcome.state, message.partition)
             elif isinstance(outcome, Rejection):
                 self.table.forget(key)
+        # A stop judged on stream time earlier in the batch is not among the replayed messages:
+        # judge the replayed state again at the next message (the same alert id if it re-opens).
+        replayed = self.table.load(key)
+        if replayed is not None:
+            self.stops.schedule(partition, key, self.processor.stop_deadline(replayed))
 
 
 def _source(message: SourceMessage) -> str:

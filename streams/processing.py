@@ -187,6 +187,19 @@ class TelemetryProcessor:
             return None
         return self._applied(state, self.engine.on_tick(state, spec, tick_ms))
 
+    def stop_deadline(self, state: MachineState) -> int | None:
+        """When stream time makes the machine's current stop an alert (:mod:`streams.stop_watch`)."""
+        return self.engine.stop_deadline(state)
+
+    def process_stream_time(self, state: MachineState, stream_ms: int) -> Applied | None:
+        """Judge a stopped machine on its partition's stream time (:mod:`streams.stop_watch`); None
+        when that changes nothing (it is not stopped long enough, or has no spec in this plant)."""
+        spec = self.plant.machine(state.tenant, state.machine)
+        if spec is None:
+            return None
+        output = self.engine.on_stream_time(state, spec, stream_ms)
+        return self._applied(state, output) if output.alerts else None
+
     def _applied(self, state: MachineState, output: EngineOutput, **extra: Any) -> Applied:
         """The state with the KPI records of the windows ``output`` closed and its alerts."""
         calendar, version = self.engine.calendar, self.config_version

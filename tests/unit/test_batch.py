@@ -28,6 +28,7 @@ from streams.decode import Rejection
 from streams.frames import Frame, SignalBlock, decode_frame, encode_frame
 from streams.processing import Applied, TelemetryProcessor, decode_state, encode_state
 from streams.state_table import StateTable
+from streams.stop_watch import StopWatch
 from tests.unit.test_processing import key, simulated, totals
 
 PARTITION = 2
@@ -218,6 +219,30 @@ def _as_frame(record: dict[str, Any]) -> bytes:
     return encode_frame(frame)
 
 
+def one_by_one_with_stops(
+    processor: TelemetryProcessor, values: list[bytes], states: dict[str, MachineState], now: int
+) -> list[Applied]:
+    """The outcomes of ``values`` applied one message at a time, each followed by the stopped
+    machines its event time made due on the partition's stream time (what ``analyze`` does)."""
+    stops = StopWatch()
+    single: list[Applied] = []
+    for offset, value in enumerate(values):
+        outcome = processor.process(
+            key_of(value), value, now_ms=now, load_state=states.get,
+            source=f"telemetry:{PARTITION}", offset=offset,
+        )  # fmt: skip
+        assert isinstance(outcome, Applied)
+        states[outcome.state.key] = outcome.state
+        single.append(outcome)
+        stops.schedule(PARTITION, outcome.state.key, processor.stop_deadline(outcome.state))
+        assert outcome.newest_ms is not None
+        for due in stops.advance(PARTITION, outcome.newest_ms):
+            judged = processor.process_stream_time(states[due], stops.stream_ms[PARTITION])
+            if judged is not None:
+                single.append(judged)
+    return single
+
+
 def test_readings_applied_in_runs_give_exactly_the_states_and_records_of_one_by_one(
     processor: TelemetryProcessor, table: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,20 +260,12 @@ def test_readings_applied_in_runs_give_exactly_the_states_and_records_of_one_by_
     applier = BatchApplier(processor, states, "telemetry")
     merged: list[Any] = []
     for start in range(0, len(values), 500):
-        merged += applier.apply(messages(values[start : start + 500], start), now)
+        merged += applier.in_order(applier.apply(messages(values[start : start + 500], start), now))
         states.write_staged()
     assert max(runs) >= 20 and sum(runs) > len(values) / 2  # most readings were applied in runs
 
     reference: dict[str, MachineState] = {}
-    single: list[Any] = []
-    for offset, value in enumerate(values):
-        outcome = processor.process(
-            key_of(value), value, now_ms=now, load_state=reference.get,
-            source=f"telemetry:{PARTITION}", offset=offset,
-        )  # fmt: skip
-        assert isinstance(outcome, Applied)
-        reference[outcome.state.key] = outcome.state
-        single.append(outcome)
+    single = one_by_one_with_stops(processor, values, reference, now)
 
     def fields(outcome: Any) -> Any:
         return (outcome.kpis, outcome.alerts, outcome.duplicate, outcome.late, outcome.too_late,
@@ -257,6 +274,8 @@ def test_readings_applied_in_runs_give_exactly_the_states_and_records_of_one_by_
     assert [fields(o) for o in merged] == [fields(o) for o in single]
     stored = {k: s.to_dict() for k, s in table_states(table).items()}
     assert stored == {k: decode_state(encode_state(s)).to_dict() for k, s in reference.items()}
+    stopped = [a for o in single for a in o.alerts if a.kind == "machine_stopped" and a.status == "open"]
+    assert any(a.evidence["measured_on"] == "stream_time" for a in stopped)  # judged mid-batch too
     drift = [a for o in single for a in o.alerts if a.kind == "drift"]
     assert any(a.evidence["signal"] == "vibration_rms" and a.machine == "M01" for a in drift)
     assert sum(len(o.kpis) for o in single) > 0
