@@ -204,6 +204,11 @@ def create_stream(
         for state in table.write_staged():
             live.update(state)
 
+    # Set once a batch was not applied. Nothing after it may be applied in this process: a later
+    # message of the same machine would record an offset past it, and the next start would skip
+    # it as a duplicate. (Faust's supervisor restarts a crashed agent, even while stopping.)
+    halted: list[BaseException] = []
+
     async def process_batch(events: Sequence[faust.EventT[bytes]]) -> None:
         """Apply a batch, publish its dead letters and records, then write each changed state once.
 
@@ -211,6 +216,9 @@ def create_stream(
         state writes) before it commits their offsets: a committed offset is always in a state.
         """
         messages = [event.message for event in events]
+        if halted:  # stopping or crashed: leave it to the next start, uncommitted
+            withhold_acks(messages)
+            return
         async with applying:
             outcomes = applier.apply(messages, now_ms=int(time.time() * 1000))
             # Machines the partition's stream time left silent: their ended windows close now.
@@ -229,6 +237,7 @@ def create_stream(
         take_events' ``finally``), and this worker must not go on past it (a later message of the
         same machine would mark it applied), so a worker not already stopping stops, failing."""
         withhold_acks(event.message for event in events)
+        halted.append(error)
         first, last = events[0].message, events[-1].message
         log.critical(
             "a batch of %d message(s) (%s:%d@%d .. %s:%d@%d) was not applied (%r): its offsets are "
@@ -257,6 +266,9 @@ def create_stream(
                 raise
 
     async def apply_control(message: Any) -> None:
+        if halted:
+            withhold_acks([message])
+            return
         async with applying:
             outcome = processor.process_control(
                 message.key,
