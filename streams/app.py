@@ -237,6 +237,10 @@ def create_stream(
         take_events' ``finally``), and this worker must not go on past it (a later message of the
         same machine would mark it applied), so a worker not already stopping stops, failing."""
         withhold_acks(event.message for event in events)
+        # Nothing after the gap may be applied, so no message in flight is: withholding them all
+        # also lets a stopping consumer's wait_empty end (it waits for every delivered message,
+        # and one left in take_events' buffer of a stopped agent would never be yielded).
+        withhold_acks(list(getattr(app.consumer, "_unacked_messages", ())))
         halted.append(error)
         first, last = events[0].message, events[-1].message
         log.critical(
