@@ -117,6 +117,12 @@ class _ProbingObserver:
     def on_rebalance(self) -> None:
         self.metrics.on_rebalance()
 
+    def on_send_failed(self, topic: str) -> None:
+        self.metrics.on_send_failed(topic)
+
+    def on_send_stuck(self, stuck: bool) -> None:
+        self.metrics.on_send_stuck(stuck)
+
 
 def _linepulse_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> faust.App:
     prefix = args.topic

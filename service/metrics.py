@@ -77,7 +77,21 @@ class WorkerMetrics:
         )
         self.rebalances = Counter("linepulse_rebalances", "Partition rebalances seen.", registry=registry)
         self.ready = Gauge(
-            "linepulse_ready", "1 when partitions are assigned and state recovered.", registry=registry
+            "linepulse_ready",
+            "1 when partitions are assigned, state recovered and records being sent.",
+            registry=registry,
+        )
+        # streams.outbox: a refused send is retried and the partitions wait (nothing is skipped).
+        self.send_failures = Counter(
+            "linepulse_send_failures",
+            "Record sends the broker refused (each is retried until it succeeds), by topic.",
+            ["topic"],
+            registry=registry,
+        )
+        self.send_stuck = Gauge(
+            "linepulse_send_stuck",
+            "1 while the worker waits for a refused record to be accepted: its partitions do not progress.",
+            registry=registry,
         )
         for code in REJECTION_CODES:
             self.dead_letters.labels(code=code)
@@ -109,6 +123,12 @@ class WorkerMetrics:
 
     def on_rebalance(self) -> None:
         self.rebalances.inc()
+
+    def on_send_failed(self, topic: str) -> None:
+        self.send_failures.labels(topic=topic).inc()
+
+    def on_send_stuck(self, stuck: bool) -> None:
+        self.send_stuck.set(1.0 if stuck else 0.0)
 
 
 class MachineCollector(Collector):

@@ -9,6 +9,7 @@ published, then each machine state the batch changed is written once (:mod:`stre
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,12 +27,16 @@ from streams.heap import freeze_startup_heap
 from streams.line_stream import add_line_view
 from streams.lines import LineAggregator
 from streams.live import LiveLines, LiveMachines
+from streams.outbox import Outbox, Outgoing, SendAbandoned
 from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.records import record_bytes
 from streams.state_table import StateTable
-from streams.topics import MAX_MESSAGE_BYTES, TopicNames
+from streams.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, TopicNames
+from streams.withhold import withhold_acks
 
 __all__ = ["LinepulseStream", "StreamConfig", "StreamObserver", "create_stream", "dead_letter_headers"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,10 @@ class StreamObserver(Protocol):
 
     def on_rebalance(self) -> None: ...
 
+    def on_send_failed(self, topic: str) -> None: ...
+
+    def on_send_stuck(self, stuck: bool) -> None: ...
+
 
 @dataclass(slots=True)
 class LinepulseStream:
@@ -74,10 +83,12 @@ class LinepulseStream:
     live: LiveMachines
     lines: LiveLines
     config: StreamConfig
+    outbox: Outbox
 
     def is_ready(self) -> bool:
-        """Partitions assigned and table state recovered: safe to trust this worker's figures."""
-        return _ready(self.app)
+        """Partitions assigned, table state recovered and records being sent: safe to trust this
+        worker's figures (a worker retrying a refused send is stuck, :mod:`streams.outbox`)."""
+        return _ready(self.app) and not self.outbox.stuck
 
 
 def _ready(app: Any) -> bool:
@@ -135,7 +146,8 @@ def create_stream(
         broker_commit_interval=config.commit_interval_s,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_max_request_size=MAX_MESSAGE_BYTES,
+        # A dead letter is a telemetry message of up to MAX_MESSAGE_BYTES plus its error headers.
+        producer_max_request_size=DEAD_LETTER_MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         table_standby_replicas=0,
     )
@@ -164,50 +176,66 @@ def create_stream(
     applying = asyncio.Lock()
     applier = BatchApplier(processor, table, config.topics.telemetry)
 
-    async def publish(outcomes: Sequence[Outcome]) -> None:
-        """Send the batch's KPI and alert records and wait for the broker's acks.
+    # Every record is sent until the broker acknowledges it; a failed send waits, never skipped.
+    outbox = Outbox(lambda: bool(app.should_stop), observer)
 
-        Called *before* the states are written: a crash can then only make messages be processed
-        again (the records are re-sent with the same content and ids), never leave a state that
-        says "applied" with its records lost.
-        """
-        pending = []
+    def records_of(outcomes: Sequence[Outcome]) -> list[Outgoing]:
+        records: list[Outgoing] = []
         for outcome in outcomes:
             if isinstance(outcome, Applied) and (outcome.kpis or outcome.alerts):
                 key = outcome.state.key.encode()
-                pending += [await kpis.send(key=key, value=record_bytes(kpi)) for kpi in outcome.kpis]
-                pending += [await alerts.send(key=key, value=record_bytes(a)) for a in outcome.alerts]
-        for delivery in pending:
-            await delivery
+                records += [Outgoing(kpis, key, record_bytes(kpi)) for kpi in outcome.kpis]
+                records += [Outgoing(alerts, key, record_bytes(alert)) for alert in outcome.alerts]
+        return records
 
-    async def publish_then_write(outcomes: Sequence[Outcome]) -> None:
+    def dead_letter_of(message: Any, rejection: Rejection) -> Outgoing:
+        headers = dead_letter_headers(rejection, message.topic, message.partition, message.offset)
+        return Outgoing(dead_letters, message.key, message.value, headers)
+
+    async def dead_letter(message: Any, rejection: Rejection) -> None:
+        await outbox.deliver([dead_letter_of(message, rejection)])
+
+    async def publish_then_write(records: Sequence[Outgoing]) -> None:
+        """Send the records (dead letters, KPI records, alerts), wait for every ack, then write the
+        staged states.
+
+        The states are written only *after* the acks: a crash can then only make messages be
+        processed again (the records are re-sent with the same content and ids), never leave a
+        state that says "applied" with its records lost.
+        """
         try:
-            await publish(outcomes)
+            await outbox.deliver(records)
         except BaseException:
             table.forget_staged()  # their effects are in the cache only: reload from the table
             raise
         for state in table.write_staged():
             live.update(state)
 
-    async def dead_letter(message: Any, rejection: Rejection) -> None:
-        headers = dead_letter_headers(rejection, message.topic, message.partition, message.offset)
-        await dead_letters.send(key=message.key, value=message.value, headers=headers)
+    # Set once a batch was not applied. Nothing after it may be applied in this process: a later
+    # message of the same machine would record an offset past it, and the next start would skip
+    # it as a duplicate. (Faust's supervisor restarts a crashed agent, even while stopping.)
+    halted: list[BaseException] = []
 
     async def process_batch(events: Sequence[faust.EventT[bytes]]) -> None:
-        """Apply a batch, publish its records, then write each changed state once.
+        """Apply a batch, publish its dead letters and records, then write each changed state once.
 
         Faust acks the batch's events only after this returns, and flushes the producer (so the
         state writes) before it commits their offsets: a committed offset is always in a state.
         """
         messages = [event.message for event in events]
+        if halted:  # stopping or crashed: leave it to the next start, uncommitted
+            withhold_acks(messages)
+            return
         async with applying:
             outcomes = applier.apply(messages, now_ms=int(time.time() * 1000))
             # Machines the partition's stream time left silent: their ended windows close now.
             ticked = applier.tick_silent()
-            for message, outcome in zip(messages, outcomes, strict=True):
-                if isinstance(outcome, Rejection):
-                    await dead_letter(message, outcome)
-            await publish_then_write([*applier.in_order(outcomes), *ticked])
+            rejected = [
+                dead_letter_of(message, outcome)
+                for message, outcome in zip(messages, outcomes, strict=True)
+                if isinstance(outcome, Rejection)
+            ]
+            await publish_then_write([*rejected, *records_of([*applier.in_order(outcomes), *ticked])])
         for outcome in outcomes:
             observer.on_outcome(outcome)
         for _, judged in applier.judged:
@@ -215,34 +243,73 @@ def create_stream(
         for outcome in ticked:
             observer.on_records(outcome)
 
+    async def not_applied(events: Sequence[faust.EventT[bytes]], error: BaseException) -> None:
+        """The batch was not applied: its offsets must never be committed (Faust would ack it in
+        take_events' ``finally``), and this worker must not go on past it (a later message of the
+        same machine would mark it applied), so a worker not already stopping stops, failing."""
+        withhold_acks(event.message for event in events)
+        # Nothing after the gap may be applied, so no message in flight is: withholding them all
+        # also lets a stopping consumer's wait_empty end (it waits for every delivered message,
+        # and one left in take_events' buffer of a stopped agent would never be yielded).
+        withhold_acks(list(getattr(app.consumer, "_unacked_messages", ())))
+        halted.append(error)
+        first, last = events[0].message, events[-1].message
+        log.critical(
+            "a batch of %d message(s) (%s:%d@%d .. %s:%d@%d) was not applied (%r): its offsets are "
+            "not committed, and it is applied again at the next start",
+            len(events),
+            first.topic,
+            first.partition,
+            first.offset,
+            last.topic,
+            last.partition,
+            last.offset,
+            error,
+        )
+        if not isinstance(error, asyncio.CancelledError | SendAbandoned) and not app.should_stop:
+            await app.crash(error)
+
     @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
     async def process_telemetry(stream: faust.StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)  # StreamT does not declare take_events
         freeze_startup_heap()  # started: imports and app done, the first message not yet read
         async for events in stream.take_events(config.batch_max_messages, within=config.batch_within_s):
-            await process_batch(events)
+            try:
+                await process_batch(events)
+            except BaseException as exc:
+                await not_applied(events, exc)
+                raise
+
+    async def apply_control(message: Any) -> None:
+        if halted:
+            withhold_acks([message])
+            return
+        async with applying:
+            outcome = processor.process_control(
+                message.key,
+                message.value,
+                load_state=table.load,
+                source=f"{message.topic}:{message.partition}",
+                offset=message.offset,
+            )
+            if isinstance(outcome, Rejection):
+                if outcome.machine_key is not None:
+                    table.forget(outcome.machine_key)  # the table keeps the last good state
+                await dead_letter(message, outcome)
+            elif not outcome.duplicate:
+                # Control is co-partitioned with telemetry: the same partition holds the state.
+                table.stage(outcome.state, message.partition)
+                await publish_then_write(records_of([outcome]))
 
     @app.agent(control, concurrency=1)
     async def process_control(stream: faust.StreamT[bytes]) -> None:
         """Operator commands (``linepulse baseline reset``), applied like telemetry: exactly once."""
         async for event in stream.events():
-            message = event.message
-            async with applying:
-                outcome = processor.process_control(
-                    message.key,
-                    message.value,
-                    load_state=table.load,
-                    source=f"{message.topic}:{message.partition}",
-                    offset=message.offset,
-                )
-                if isinstance(outcome, Rejection):
-                    if outcome.machine_key is not None:
-                        table.forget(outcome.machine_key)  # the table keeps the last good state
-                    await dead_letter(message, outcome)
-                elif not outcome.duplicate:
-                    # Control is co-partitioned with telemetry: the same partition holds the state.
-                    table.stage(outcome.state, message.partition)
-                    await publish_then_write([outcome])
+            try:
+                await apply_control(event.message)
+            except BaseException as exc:
+                await not_applied([event], exc)
+                raise
 
     lines = LiveLines()
     aggregator = LineAggregator(plant, processor.config_version)
@@ -269,4 +336,4 @@ def create_stream(
             if key not in live and state is not None:
                 live.update(state)
 
-    return LinepulseStream(app=app, processor=processor, live=live, lines=lines, config=config)
+    return LinepulseStream(app=app, processor=processor, live=live, lines=lines, config=config, outbox=outbox)

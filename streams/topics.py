@@ -8,19 +8,36 @@ would make the worker crash on the first rebalance.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from streams.exceptions import TopicMismatch, TopicSetupError
 
-__all__ = ["TopicNames", "TopicSpec", "ensure_topics", "partition_count", "topic_specs"]
+__all__ = [
+    "DEAD_LETTER_HEADROOM_BYTES",
+    "DEAD_LETTER_MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "TopicNames",
+    "TopicSpec",
+    "ensure_topics",
+    "partition_count",
+    "topic_specs",
+]
+
+log = logging.getLogger(__name__)
 
 # Large enough to keep a bad 2 MB message byte for byte in the dead-letter topic.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# A dead letter is the original message plus linepulse's error headers (their reason is capped,
+# streams.dead_letters): the dead-letter topic must take anything telemetry takes, plus this.
+DEAD_LETTER_HEADROOM_BYTES = 64 * 1024
+DEAD_LETTER_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES + DEAD_LETTER_HEADROOM_BYTES
+_MAX_MESSAGE = "max.message.bytes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +61,18 @@ class TopicSpec:
     # Created with, and required to keep, the partition count of this topic (keyed alike, so a
     # machine's messages share one partition number and one worker).
     copartitioned_with: str | None = None
+    # The topic whose bad messages this one receives, byte for byte: it must take any of them.
+    dead_letters_of: str | None = None
 
 
 def topic_specs(names: TopicNames, partitions: int, replication: int) -> list[TopicSpec]:
-    big = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    big = {_MAX_MESSAGE: str(MAX_MESSAGE_BYTES)}
+    bigger = {_MAX_MESSAGE: str(DEAD_LETTER_MAX_MESSAGE_BYTES)}
     return [
         TopicSpec(names.telemetry, partitions, replication, big),
         TopicSpec(names.kpis, partitions, replication),
         TopicSpec(names.alerts, partitions, replication),
-        TopicSpec(names.dead_letters, partitions, replication, big),
+        TopicSpec(names.dead_letters, partitions, replication, bigger, dead_letters_of=names.telemetry),
         TopicSpec(names.line_kpis, partitions, replication),
         # The line-view table's changelog has the worker's partition count, so this topic must too.
         TopicSpec(names.kpis_by_line, partitions, replication, copartitioned_with=names.telemetry),
@@ -71,6 +91,10 @@ def ensure_topics(
     co-partitioned topic (control, kpis-by-line) is created with its reference's count, and a mismatch raises
     :class:`TopicMismatch` (commands would reach the wrong worker). Any other failure (no broker
     reachable, a creation the cluster refuses) raises :class:`TopicSetupError` naming the servers.
+
+    A dead-letter topic must take any message of the topic it holds dead letters of
+    (:func:`_check_dead_letter_size`): a dead letter that the topic refuses would stall the worker
+    on bad input.
     """
     try:
         return _ensure_topics(bootstrap_servers, specs, timeout_s)
@@ -125,6 +149,9 @@ def _ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_s
                     f"{spec.copartitioned_with!r} has {wanted}; they must be equal, so recreate "
                     f"{spec.name!r} with {wanted} partitions"
                 )
+        for spec in specs:
+            if spec.dead_letters_of is not None:
+                _check_dead_letter_size(admin, spec.dead_letters_of, spec.name)
         return {spec.name: counts[spec.name] for spec in specs}
     finally:
         admin.close()
@@ -150,3 +177,53 @@ def partition_count(admin: KafkaAdminClient, topic: str, wait_s: float = 10.0) -
             raise TopicMismatch(f"topic {topic!r} could not be described: {described}")
         # Metadata of a topic created a moment ago may not have reached this broker yet.
         time.sleep(0.1)
+
+
+def _check_dead_letter_size(admin: KafkaAdminClient, source: str, dead_letters: str) -> None:
+    """Every message ``source`` accepts must fit ``dead_letters`` with linepulse's headers.
+
+    Bad input goes there byte for byte; a dead letter the topic refuses can only be retried (the
+    worker waits, :mod:`streams.outbox`), so a topic too small for it stops the start instead.
+    """
+    limits = _max_message_bytes(admin, [source, dead_letters])
+    if limits is None:
+        return
+    source_limit, limit = limits[source], limits[dead_letters]
+    if source_limit > MAX_MESSAGE_BYTES:
+        raise TopicMismatch(
+            f"topic {source!r} accepts messages of up to {source_limit} bytes "
+            f"({_MAX_MESSAGE}) but the worker produces dead letters of at most "
+            f"{DEAD_LETTER_MAX_MESSAGE_BYTES} bytes; set {_MAX_MESSAGE}={MAX_MESSAGE_BYTES} or less "
+            f"on {source!r}"
+        )
+    wanted = max(source_limit + DEAD_LETTER_HEADROOM_BYTES, DEAD_LETTER_MAX_MESSAGE_BYTES)
+    if limit < wanted:
+        raise TopicMismatch(
+            f"topic {dead_letters!r} accepts messages of up to {limit} bytes "
+            f"({_MAX_MESSAGE}) but {source!r} accepts {source_limit}, and a bad message goes "
+            f"to {dead_letters!r} byte for byte with up to {DEAD_LETTER_HEADROOM_BYTES} bytes "
+            f"of headers; set {_MAX_MESSAGE}={wanted} on "
+            f"{dead_letters!r} (kafka-configs.sh --alter --entity-type topics --entity-name "
+            f"{dead_letters} --add-config {_MAX_MESSAGE}={wanted})"
+        )
+
+
+def _max_message_bytes(admin: KafkaAdminClient, topics: Sequence[str]) -> dict[str, int] | None:
+    """Each topic's effective ``max.message.bytes``, or None where the broker cannot say.
+
+    Tansu (the embedded broker) does not implement DescribeConfigs (it drops the connection) and
+    enforces no per-topic limit, so there is nothing to check there.
+    """
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, topic, configs={_MAX_MESSAGE: None}) for topic in topics
+    ]
+    try:
+        described = admin.describe_configs(resources, config_filter="all")
+    except KafkaError as exc:  # KafkaConnectionError from Tansu included
+        log.warning("cannot read %s of %s (%r): message size limits not checked", _MAX_MESSAGE, topics, exc)
+        return None
+    found = described.get("topic", {})
+    try:
+        return {topic: int(found[topic][_MAX_MESSAGE]["value"]) for topic in topics}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TopicMismatch(f"{_MAX_MESSAGE} of {topics} could not be read: {described}") from exc

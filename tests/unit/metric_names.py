@@ -70,6 +70,7 @@ def exposed_sample_names() -> frozenset[str]:
         live.update(outcome.state)
         metrics.on_outcome(outcome)
     metrics.on_rebalance()
+    metrics.on_send_failed("kpis")
     # The line view folds closed windows; fold the open ones as if they had closed.
     aggregator = LineAggregator(plant, processor.config_version)
     for state in states.values():
