@@ -13,12 +13,14 @@ import pytest
 
 from models.calendar import PlantCalendar
 from service.plant_file import load_demo_plant
+from service.simulator.break_schedule import BreakSchedule
 from tests.integration.harness import WorkerProcess, produce, wait_for
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
 
 __all__ = [
     "DEMO_MESSAGES",
     "DEMO_SPAN_MS",
+    "closed_hour_production_ms",
     "demo_machines",
     "demo_start_ms",
     "demo_worker",
@@ -58,16 +60,46 @@ def demo_start_ms(now_ms: int) -> int:
     shift and day hold the whole hour; data that crossed a boundary would leave minutes in the new
     shift, where a machine that was down has no OEE yet. (The demo plant's zone is a whole number of
     hours from UTC, so its hours start on UTC hours.)
+
+    The closed hour's part inside the data must hold production: when it fell wholly in a planned
+    stop (the swing shift's lunch, 18:30-19:00 in Seoul, for tests started 12:00-13:00 UTC) that hour
+    had no OEE and the line OEE series never came. Such a start moves ten minutes back.
     """
-    calendar = PlantCalendar.from_plant(load_demo_plant())
+    plant = load_demo_plant()
+    calendar = PlantCalendar.from_plant(plant)
+    schedule = BreakSchedule(plant)
     back_ms = now_ms - 150 * 60_000
-    start_ms = back_ms - back_ms % HOUR_MS + 30 * 60_000
+    half_past_ms = back_ms - back_ms % HOUR_MS + 30 * 60_000
+    for earlier_ms in (0, 10 * 60_000, HOUR_MS, HOUR_MS + 10 * 60_000):
+        start_ms = _in_one_shift(calendar, half_past_ms - earlier_ms)
+        if closed_hour_production_ms(schedule, start_ms) >= 5 * 60_000:
+            return start_ms
+    raise AssertionError(f"no demo hour with 5 minutes of production found before {now_ms}")
+
+
+def _in_one_shift(calendar: PlantCalendar, start_ms: int) -> int:
+    """``start_ms``, or earlier so that the data ends in the shift it starts in."""
     last_ms = start_ms + DEMO_SPAN_MS
     shift = calendar.shift_at(last_ms)
     if shift is None or shift.start_ms > start_ms:
         boundary_ms = shift.start_ms if shift is not None else calendar.day_at(last_ms).start_ms
         start_ms = boundary_ms - DEMO_SPAN_MS - 10 * 60_000
     return start_ms
+
+
+def closed_hour_production_ms(schedule: BreakSchedule, start_ms: int) -> int:
+    """Milliseconds of production (outside planned stops) from ``start_ms`` to the next hour."""
+    end_ms = start_ms - start_ms % HOUR_MS + HOUR_MS
+    produced, at_ms = 0, start_ms
+    while at_ms < end_ms:
+        stop = schedule.window_at(at_ms)
+        if stop is not None:
+            at_ms = min(stop.end_ms, end_ms)
+            continue
+        next_ms = min(schedule.next_boundary(at_ms) or end_ms, end_ms)
+        produced += next_ms - at_ms
+        at_ms = next_ms
+    return produced
 
 
 @contextmanager
