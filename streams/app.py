@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,7 +228,8 @@ def create_stream(
             withhold_acks(messages)
             return
         async with applying:
-            outcomes = applier.apply(messages, now_ms=int(time.time() * 1000))
+            # No clock: each message is judged against its own Kafka timestamp (streams.decode).
+            outcomes = applier.apply(messages)
             # Machines the partition's stream time left silent: their ended windows close now.
             ticked = applier.tick_silent()
             rejected = [
