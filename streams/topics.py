@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 # Large enough to keep a bad 2 MB message byte for byte in the dead-letter topic.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-# A dead letter is the original message plus linepulse's error headers (their reason is capped,
-# streams.dead_letters): the dead-letter topic must take anything telemetry takes, plus this.
+# A dead letter is the original message (key, value and its own headers, all within what telemetry
+# takes) plus linepulse's error headers, capped at streams.dead_letters.CONTEXT_MAX_BYTES: the
+# dead-letter topic must take anything telemetry takes, plus this.
 DEAD_LETTER_HEADROOM_BYTES = 64 * 1024
 DEAD_LETTER_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES + DEAD_LETTER_HEADROOM_BYTES
 _MAX_MESSAGE = "max.message.bytes"
