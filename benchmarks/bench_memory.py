@@ -44,7 +44,7 @@ def _run_plant(hours: float) -> dict[str, MachineState]:
         value = orjson.dumps(record)
         key = f"{record['tenant']}/{record['machine']}".encode()
         outcome = processor.process(
-            key, value, now_ms=now, load_state=states.get, source="t:0", offset=offset
+            key, value, timestamp_ms=now, load_state=states.get, source="t:0", offset=offset
         )
         if isinstance(outcome, Applied):
             states[outcome.state.key] = outcome.state

@@ -53,7 +53,7 @@ def _simulate(
         outcome = processor.process(
             None,
             orjson.dumps(record),
-            now_ms=int(record["ts"]),  # type: ignore[call-overload]
+            timestamp_ms=int(record["ts"]),  # type: ignore[call-overload]
             load_state=states.get,
             require_key=False,
         )

@@ -2,7 +2,11 @@
 
 Every line goes through the same :class:`~streams.processing.TelemetryProcessor` as the Faust
 agent, so the KPI records of a complete window are identical to those on the ``kpis`` topic. Lines
-carry no Kafka key, so the key check is the one thing skipped. Windows still open at the end of the
+carry no Kafka key, so the key check is skipped. Nor do they carry a Kafka timestamp, the time the
+worker judges "event time too far in the future" against (:mod:`streams.decode`): a line is judged
+against ``received_at_ms`` (``--received-at``: when the file's records were received, as if each had
+that Kafka timestamp), and not judged without it. Never against the clock of the analysis, so
+analysing a file again next year gives the same results. Windows still open at the end of the
 file are written too, marked ``complete: false``. ``capability.json`` (and the summary) hold each
 machine's Cp/Cpk/Pp/Ppk per characteristic, product and shift at the end of the file.
 """
@@ -10,7 +14,6 @@ machine's Cp/Cpk/Pp/Ppk per characteristic, product and shift at the end of the 
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -26,6 +29,7 @@ from service.exceptions import ConfigError
 from service.output_dir import output_dir
 from service.settings import Settings
 from service.telemetry_file import FileRecord, read_records
+from streams.contract import _parse_timestamp
 from streams.control import control_value
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
@@ -34,7 +38,7 @@ from streams.records import record_bytes
 from streams.silence import SilenceClock
 from streams.stop_watch import StopWatch
 
-__all__ = ["analyze_file", "dead_letter_line"]
+__all__ = ["analyze_file", "dead_letter_line", "parse_received_at"]
 
 
 _OUTPUT_FILES: Final = frozenset(
@@ -63,6 +67,14 @@ def dead_letter_line(
     return entry
 
 
+def parse_received_at(text: str) -> int:
+    """``--received-at``: RFC 3339 with an offset or epoch milliseconds."""
+    try:
+        return _parse_timestamp(int(text) if text.isdigit() else text)
+    except ValueError as exc:
+        raise ConfigError(f"--received-at: time {text!r}: {exc}") from None
+
+
 def _outputs(telemetry: Path, out_dir: Path) -> None:
     """Create ``out_dir``, refusing what would fail half-way or overwrite the input."""
     if telemetry.resolve().parent == out_dir.resolve() and telemetry.name in _OUTPUT_FILES:
@@ -88,9 +100,12 @@ def analyze_file(
     out_dir: Path,
     settings: Settings,
     resets: Sequence[ScheduledReset] = (),
+    received_at_ms: int | None = None,
 ) -> dict[str, Any]:
     """``resets``: baseline resets applied, through the worker's own control path, right after the
-    line that brings the machine's telemetry to their time (or never, if it does not get there)."""
+    line that brings the machine's telemetry to their time (or never, if it does not get there).
+    ``received_at_ms``: the Kafka timestamp every line is judged as having (None: no line is
+    judged as too far in the future)."""
     if not telemetry.is_file():
         raise ConfigError(f"{telemetry}: telemetry file not found")
     _outputs(telemetry, out_dir)
@@ -153,7 +168,7 @@ def analyze_file(
                 )
                 break
             outcome = processor.process(
-                None, record.raw, now_ms=int(time.time() * 1000), load_state=states.get, require_key=False
+                None, record.raw, timestamp_ms=received_at_ms, load_state=states.get, require_key=False
             )
             if isinstance(outcome, Rejection):
                 if outcome.machine_key is not None:

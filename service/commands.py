@@ -47,13 +47,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from service.analyze import analyze_file
+    from service.analyze import analyze_file, parse_received_at
     from service.baseline import parse_scheduled_reset
 
     settings = _settings(args)
     plant = load_plant(settings.plant_config)
     resets = [parse_scheduled_reset(plant, text) for text in args.baseline_reset]
-    summary = analyze_file(args.telemetry, plant, args.out, settings, resets)
+    received_at = None if args.received_at is None else parse_received_at(args.received_at)
+    summary = analyze_file(args.telemetry, plant, args.out, settings, resets, received_at)
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return 0
 
@@ -99,6 +100,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="[TENANT/]MACHINE[:NAME]@TIME",
         help="recompute drift/SPC baselines (one signal or characteristic, or all) once the machine's "
         "telemetry reaches TIME (RFC 3339 with offset, or epoch ms); repeatable",
+    )
+    analyze.add_argument(
+        "--received-at",
+        metavar="TIME",
+        help="when the file's records were received (RFC 3339 with offset, or epoch ms): event times "
+        "more than max_future_s after it are dead-lettered, as the worker judges them against each "
+        "message's Kafka timestamp; without it, files have no such time and no line is judged",
     )
     analyze.set_defaults(handler=_analyze)
 

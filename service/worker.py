@@ -30,9 +30,12 @@ class WorkerParts:
 def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -> WorkerParts:
     """Create the topics if missing, then a Faust app sized to the telemetry topic's partitions."""
     models = anomaly_models(settings)  # a bad registry setting fails before the broker is touched
-    counts = ensure_topics(
-        bootstrap_servers, topic_specs(settings.topics, settings.partitions, settings.replication_factor)
+    # With the app id: its table changelogs must have telemetry's count too, or Faust would start
+    # and then fail on the first message ("Unrecognized partition") after a partition increase.
+    specs = topic_specs(
+        settings.topics, settings.partitions, settings.replication_factor, app_id=settings.app_id
     )
+    counts = ensure_topics(bootstrap_servers, specs)
     partitions = counts[settings.topic_telemetry]
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)

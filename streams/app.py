@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import faust
 from models.anomaly.scoring import AnomalyModels
 from models.plant import PlantConfig
 from streams.batch import BatchApplier
+from streams.dead_letters import dead_letter_headers
 from streams.decode import Rejection
 from streams.fetch_wait import app_with_fetch_wait
 from streams.heap import freeze_startup_heap
@@ -34,7 +34,7 @@ from streams.state_table import StateTable
 from streams.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, TopicNames
 from streams.withhold import withhold_acks
 
-__all__ = ["LinepulseStream", "StreamConfig", "StreamObserver", "create_stream", "dead_letter_headers"]
+__all__ = ["LinepulseStream", "StreamConfig", "StreamObserver", "create_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -96,20 +96,6 @@ def _ready(app: Any) -> bool:
     return bool(recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery)
 
 
-def dead_letter_headers(
-    rejection: Rejection, topic: str, partition: int, offset: int
-) -> list[tuple[str, bytes]]:
-    """Kafka Connect-style context headers, so an operator can fix and replay the original bytes."""
-    return [
-        ("linepulse.error.code", rejection.code.encode()),
-        ("linepulse.error.field", rejection.field.encode()),
-        ("linepulse.error.reason", rejection.reason.encode()),
-        ("linepulse.source.topic", topic.encode()),
-        ("linepulse.source.partition", str(partition).encode()),
-        ("linepulse.source.offset", str(offset).encode()),
-    ]
-
-
 def _brokers(bootstrap_servers: str) -> Sequence[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
 
@@ -148,7 +134,8 @@ def create_stream(
         broker_commit_interval=config.commit_interval_s,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # A dead letter is a telemetry message of up to MAX_MESSAGE_BYTES plus its error headers.
+        # A dead letter is a telemetry message of up to MAX_MESSAGE_BYTES (its own headers included)
+        # plus linepulse's error headers (streams.dead_letters).
         producer_max_request_size=DEAD_LETTER_MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         table_standby_replicas=0,
@@ -191,7 +178,11 @@ def create_stream(
         return records
 
     def dead_letter_of(message: Any, rejection: Rejection) -> Outgoing:
-        headers = dead_letter_headers(rejection, message.topic, message.partition, message.offset)
+        # The original message whole, its headers too (as Kafka Connect's dead-letter queue keeps
+        # them), then linepulse's: telemetry's and the line view's (streams.line_stream) alike.
+        headers = dead_letter_headers(
+            message.headers, rejection, message.topic, message.partition, message.offset
+        )
         return Outgoing(dead_letters, message.key, message.value, headers)
 
     async def dead_letter(message: Any, rejection: Rejection) -> None:
@@ -229,7 +220,8 @@ def create_stream(
             withhold_acks(messages)
             return
         async with applying:
-            outcomes = applier.apply(messages, now_ms=int(time.time() * 1000))
+            # No clock: each message is judged against its own Kafka timestamp (streams.decode).
+            outcomes = applier.apply(messages)
             # Machines the partition's stream time left silent: their ended windows close now.
             ticked = applier.tick_silent()
             rejected = [

@@ -26,7 +26,7 @@ from streams.silence import SilenceClock
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
 
-__all__ = ["BatchApplier", "SourceMessage"]
+__all__ = ["BatchApplier", "SourceMessage", "kafka_timestamp_ms"]
 
 
 class SourceMessage(Protocol):
@@ -46,6 +46,10 @@ class SourceMessage(Protocol):
 
     @property
     def value(self) -> bytes | None: ...
+
+    @property
+    def timestamp(self) -> float | None:
+        """The Kafka timestamp in seconds (Faust's unit): CreateTime or LogAppendTime."""
 
 
 @dataclass(slots=True)
@@ -70,8 +74,12 @@ class BatchApplier:
         # event time got there, outcome); :meth:`in_order` puts them among the batch's outcomes.
         self.judged: list[tuple[int, Applied]] = []
 
-    def apply(self, messages: Sequence[SourceMessage], now_ms: int) -> list[Outcome]:
+    def apply(self, messages: Sequence[SourceMessage]) -> list[Outcome]:
         """One outcome per message, in order; the changed states are staged in the table.
+
+        A function of the messages (and the table) alone: each message's event time is judged
+        against its own Kafka timestamp, never a clock, so a batch applied again after a restart
+        gets the same outcomes.
 
         Stopped machines whose stop the partition's stream time has made an alert are judged after
         the message that moved it there (:mod:`streams.stop_watch`); their outcomes are in
@@ -83,7 +91,9 @@ class BatchApplier:
         applied: dict[str, list[SourceMessage]] = {}  # per machine, for a replay
         runs: dict[str, _Run] = {}  # per machine: its readings waiting to be applied together
         for index, message in enumerate(messages):
-            decoded = self.processor.decode(message.key, message.value, now_ms=now_ms)
+            decoded = self.processor.decode(
+                message.key, message.value, timestamp_ms=kafka_timestamp_ms(message)
+            )
             if isinstance(decoded, Rejection):
                 outcomes[index] = decoded  # nothing was applied: no state to rebuild
                 continue
@@ -91,7 +101,7 @@ class BatchApplier:
             samples = self.processor.is_samples(decoded)
             run = runs.get(key)
             if run is not None and (not samples or run.source != source):
-                self._apply_run(runs.pop(key), outcomes, applied, now_ms)
+                self._apply_run(runs.pop(key), outcomes, applied)
                 run = None
             if samples:
                 if run is None:
@@ -100,7 +110,7 @@ class BatchApplier:
                 run.messages.append(message)
                 run.decoded.append(decoded)
             else:
-                outcome = outcomes[index] = self._apply_one(message, decoded, applied, now_ms)
+                outcome = outcomes[index] = self._apply_one(message, decoded, applied)
                 if isinstance(outcome, Applied):  # readings only never change a stop
                     stops.schedule(message.partition, key, self.processor.stop_deadline(outcome.state))
             # Duplicates too: after a restart, re-read messages rebuild the stream time they made.
@@ -109,9 +119,9 @@ class BatchApplier:
                 self._seed_stops(partition)
             due = stops.advance(partition, decoded.newest_ms)
             if due:  # rarely: the usual message costs the two calls above (~0.25 us, measured)
-                self._judge_stops(partition, due, index, runs, outcomes, applied, now_ms)
+                self._judge_stops(partition, due, index, runs, outcomes, applied)
         for run in runs.values():
-            self._apply_run(run, outcomes, applied, now_ms)
+            self._apply_run(run, outcomes, applied)
         assert all(outcome is not None for outcome in outcomes)
         done = [outcome for outcome in outcomes if outcome is not None]
         if self.silence is not None:
@@ -143,13 +153,12 @@ class BatchApplier:
         runs: dict[str, _Run],
         outcomes: list[Outcome | None],
         applied: dict[str, list[SourceMessage]],
-        now_ms: int,
     ) -> None:
         """Judge the machines the partition's stream time made due (:mod:`streams.stop_watch`)."""
         for key in due:
             run = runs.pop(key, None)
             if run is not None:  # its readings come first, as they did in the partition
-                self._apply_run(run, outcomes, applied, now_ms)
+                self._apply_run(run, outcomes, applied)
             state = self.table.load(key)
             if state is None:
                 continue
@@ -173,7 +182,6 @@ class BatchApplier:
         run: _Run,
         outcomes: list[Outcome | None],
         applied: dict[str, list[SourceMessage]],
-        now_ms: int,
     ) -> None:
         key = run.decoded[0].spec.key
         offsets = [message.offset for message in run.messages]
@@ -184,9 +192,9 @@ class BatchApplier:
         except Exception:
             # A bug, not bad input, and the state is half-changed: rebuild it, then apply the run
             # one by one, which dead-letters only the failing message (and logs why).
-            self._replay(key, applied.get(key, ()), now_ms, run.messages[0].partition)
+            self._replay(key, applied.get(key, ()), run.messages[0].partition)
             for index, message, decoded in zip(run.indices, run.messages, run.decoded, strict=True):
-                outcomes[index] = self._apply_one(message, decoded, applied, now_ms)
+                outcomes[index] = self._apply_one(message, decoded, applied)
             return
         for index, message, outcome in zip(run.indices, run.messages, results, strict=True):
             if not outcome.duplicate:
@@ -199,7 +207,6 @@ class BatchApplier:
         message: SourceMessage,
         decoded: Accepted,
         applied: dict[str, list[SourceMessage]],
-        now_ms: int,
     ) -> Outcome:
         outcome = self.processor.process_decoded(
             decoded, load_state=self.table.load, source=_source(message), offset=message.offset
@@ -207,7 +214,7 @@ class BatchApplier:
         if isinstance(outcome, Rejection):
             if outcome.machine_key is not None:
                 key = outcome.machine_key
-                self._replay(key, applied.get(key, ()), now_ms, message.partition)
+                self._replay(key, applied.get(key, ()), message.partition)
         elif not outcome.duplicate:
             self.table.stage(outcome.state, message.partition)
             applied.setdefault(outcome.state.key, []).append(message)
@@ -237,22 +244,22 @@ class BatchApplier:
                     ticked.append(outcome)
         return ticked
 
-    def _apply(self, message: SourceMessage, now_ms: int) -> Outcome:
+    def _apply(self, message: SourceMessage) -> Outcome:
         return self.processor.process(
             message.key,
             message.value,
-            now_ms=now_ms,
+            timestamp_ms=kafka_timestamp_ms(message),
             load_state=self.table.load,
             source=_source(message),
             offset=message.offset,
         )
 
-    def _replay(self, key: str, messages: Sequence[SourceMessage], now_ms: int, partition: int) -> None:
+    def _replay(self, key: str, messages: Sequence[SourceMessage], partition: int) -> None:
         # The engine is deterministic: the same messages give the same state and the same records
         # (those are already among the batch's outcomes, so the replay's are dropped).
         self.table.forget(key)
         for message in messages:
-            outcome = self._apply(message, now_ms)
+            outcome = self._apply(message)
             if isinstance(outcome, Applied) and not outcome.duplicate:
                 self.table.stage(outcome.state, message.partition)
             elif isinstance(outcome, Rejection):
@@ -266,3 +273,15 @@ class BatchApplier:
 
 def _source(message: SourceMessage) -> str:
     return f"{message.topic}:{message.partition}"
+
+
+def kafka_timestamp_ms(message: SourceMessage) -> int | None:
+    """The message's Kafka timestamp in epoch milliseconds, or None if it has none.
+
+    Faust hands it over in seconds (the broker's milliseconds / 1000, so rounding gives them back
+    exactly); a record without one (message format v0) has None or -1.
+    """
+    seconds = message.timestamp
+    if seconds is None or seconds < 0:
+        return None
+    return round(seconds * 1000)

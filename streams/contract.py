@@ -48,8 +48,8 @@ __all__ = [
 CONTRACT_VERSION = 1
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MACHINE_STATES = ("running", "idle", "down", "setup", "planned_stop", "offline")
-# Epoch-ms bounds for a timestamp to be plausible at all; the "not in the future" check needs a
-# clock and lives in the decoder.
+# Epoch-ms bounds for a timestamp to be plausible at all; the "not in the future" check needs the
+# message's Kafka timestamp and lives in the decoder.
 TELEMETRY_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 TELEMETRY_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
 _MIN_TS_MS = TELEMETRY_MIN_MS

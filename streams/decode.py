@@ -2,9 +2,16 @@
 
 This is the input boundary of the stream and of ``analyze``: it never raises on bad input. Checks
 that need context beyond the contract happen here too: the payload size, the message key (which must
-be ``"{tenant}/{machine}"`` so one machine's events stay ordered on one partition), timestamps too
-far in the future, and machines the plant configuration does not know (which would otherwise grow
-Prometheus label sets without bound).
+be ``"{tenant}/{machine}"`` so one machine's events stay ordered on one partition), event times too
+far ahead of the message's own Kafka timestamp, and machines the plant configuration does not know
+(which would otherwise grow Prometheus label sets without bound).
+
+The "in the future" check is judged against the message's Kafka timestamp (the producer's
+CreateTime, or the broker's LogAppendTime), as the broker judges ``message.timestamp.after.max.ms``,
+never against the clock of whoever decodes it: that timestamp is fixed for the message forever, so
+a batch applied again after a restart, a topic replayed a year later and ``analyze`` give the same
+verdict. A message without one (a line of a file, unless ``analyze --received-at`` gives one) has
+nothing to be judged against and is not judged.
 """
 
 from __future__ import annotations
@@ -69,8 +76,9 @@ class TelemetryDecoder:
         self._frames = FrameDecoder()  # validates each machine's repeating frame header once
 
     def decode(
-        self, key: bytes | None, value: bytes | None, now_ms: int, *, require_key: bool = True
+        self, key: bytes | None, value: bytes | None, timestamp_ms: int | None, *, require_key: bool = True
     ) -> Accepted | Rejection:
+        """``timestamp_ms``: the message's Kafka timestamp (None: it has none, the time is not judged)."""
         if not value:
             return Rejection("empty", "value", "empty message")
         if len(value) > self.max_payload_bytes:
@@ -91,22 +99,23 @@ class TelemetryDecoder:
             except ValidationError as exc:
                 return _schema_rejection(exc)
             event = _samples_to_frame(parsed) if isinstance(parsed, SamplesEvent) else parsed
-        return self._check_context(key, event, now_ms, require_key)
+        return self._check_context(key, event, timestamp_ms, require_key)
 
     def _check_context(
-        self, key: bytes | None, event: Decoded, now_ms: int, require_key: bool
+        self, key: bytes | None, event: Decoded, timestamp_ms: int | None, require_key: bool
     ) -> Accepted | Rejection:
         expected_key = f"{event.tenant}/{event.machine}"
         if require_key and (key is None or key != expected_key.encode()):
             shown = "none" if key is None else repr(key[:80].decode("utf-8", "replace"))
             return Rejection("key_mismatch", "key", f"must be {expected_key!r} (tenant/machine), got {shown}")
         newest = _newest_ms(event)
-        if newest > now_ms + self.max_future_ms:
-            ahead_s = (newest - now_ms) / 1000.0
+        if timestamp_ms is not None and newest > timestamp_ms + self.max_future_ms:
+            ahead_s = (newest - timestamp_ms) / 1000.0
             return Rejection(
                 "future_timestamp",
                 "ts",
-                f"{ahead_s:.0f} s in the future (limit {self.max_future_ms / 1000:.0f} s)",
+                f"{ahead_s:.0f} s ahead of the message's Kafka timestamp "
+                f"(limit {self.max_future_ms / 1000:.0f} s)",
             )
         spec = self._machines.get(expected_key)
         if spec is None:

@@ -25,7 +25,8 @@ from streams.topics import TopicNames
 
 __all__ = ["DeadLetter", "add_line_view"]
 
-# Sends a consumed message's original bytes to the dead-letter topic, with the rejection's reason.
+# Sends a consumed message whole (key, value and headers) to the dead-letter topic, with the
+# rejection's reason in linepulse's headers after its own (streams.dead_letters).
 DeadLetter = Callable[[Any, Rejection], Awaitable[None]]
 
 

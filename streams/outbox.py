@@ -50,7 +50,7 @@ class Outgoing:
     topic: Any
     key: bytes | None
     value: bytes | None
-    headers: Sequence[tuple[str, bytes]] | None = None
+    headers: Sequence[tuple[str, bytes | None]] | None = None  # Kafka header values may be null
 
     @property
     def topic_name(self) -> str:

@@ -86,7 +86,7 @@ class TelemetryProcessor:
         key: bytes | None,
         value: bytes | None,
         *,
-        now_ms: int,
+        timestamp_ms: int | None,
         load_state: StateLoader,
         source: str | None = None,
         offset: int | None = None,
@@ -94,16 +94,20 @@ class TelemetryProcessor:
     ) -> Outcome:
         """Apply one message. ``source`` ("topic:partition") and ``offset`` make re-delivery a no-op.
 
-        ``require_key=False`` is for files, whose lines carry no Kafka key.
+        ``timestamp_ms``: the message's Kafka timestamp, what the event time may not be more than
+        ``max_future_ms`` ahead of (None: not judged). ``require_key=False`` is for files, whose
+        lines carry no Kafka key.
         """
-        decoded = self.decoder.decode(key, value, now_ms, require_key=require_key)
+        decoded = self.decoder.decode(key, value, timestamp_ms, require_key=require_key)
         if isinstance(decoded, Rejection):
             return decoded
         return self.process_decoded(decoded, load_state=load_state, source=source, offset=offset)
 
-    def decode(self, key: bytes | None, value: bytes | None, *, now_ms: int) -> Accepted | Rejection:
+    def decode(
+        self, key: bytes | None, value: bytes | None, *, timestamp_ms: int | None
+    ) -> Accepted | Rejection:
         """The first half of :meth:`process`: validation only, no state touched."""
-        return self.decoder.decode(key, value, now_ms)
+        return self.decoder.decode(key, value, timestamp_ms)
 
     def process_decoded(
         self,

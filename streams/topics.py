@@ -22,8 +22,10 @@ __all__ = [
     "DEAD_LETTER_HEADROOM_BYTES",
     "DEAD_LETTER_MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_BYTES",
+    "TABLES",
     "TopicNames",
     "TopicSpec",
+    "changelog_topic",
     "ensure_topics",
     "partition_count",
     "topic_specs",
@@ -33,11 +35,21 @@ log = logging.getLogger(__name__)
 
 # Large enough to keep a bad 2 MB message byte for byte in the dead-letter topic.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-# A dead letter is the original message plus linepulse's error headers (their reason is capped,
-# streams.dead_letters): the dead-letter topic must take anything telemetry takes, plus this.
+# A dead letter is the original message (key, value and its own headers, all within what telemetry
+# takes) plus linepulse's error headers, capped at streams.dead_letters.CONTEXT_MAX_BYTES: the
+# dead-letter topic must take anything telemetry takes, plus this.
 DEAD_LETTER_HEADROOM_BYTES = 64 * 1024
 DEAD_LETTER_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES + DEAD_LETTER_HEADROOM_BYTES
 _MAX_MESSAGE = "max.message.bytes"
+# The worker's Faust tables (streams.app, streams.line_stream). Faust creates their changelog topics
+# with the worker's partition count (telemetry's), and a table's partition N must hold the keys
+# that telemetry's partition N carries: keyed state cannot follow a change of that count.
+TABLES = ("machine-state", "line-view")
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """Faust's name for a table's changelog topic (``Collection._changelog_topic_name``)."""
+    return f"{app_id}-{table}-changelog"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +75,28 @@ class TopicSpec:
     copartitioned_with: str | None = None
     # The topic whose bad messages this one receives, byte for byte: it must take any of them.
     dead_letters_of: str | None = None
+    # False: someone else creates it (Faust, a table's changelog); only checked when it exists.
+    create: bool = True
 
 
-def topic_specs(names: TopicNames, partitions: int, replication: int) -> list[TopicSpec]:
+def topic_specs(
+    names: TopicNames, partitions: int, replication: int, app_id: str | None = None
+) -> list[TopicSpec]:
+    """The topics linepulse creates; with ``app_id``, the worker's table changelogs too (checked,
+    never created: Faust creates them)."""
     big = {_MAX_MESSAGE: str(MAX_MESSAGE_BYTES)}
     bigger = {_MAX_MESSAGE: str(DEAD_LETTER_MAX_MESSAGE_BYTES)}
+    changelogs = [
+        TopicSpec(
+            changelog_topic(app_id, table),
+            partitions,
+            replication,
+            copartitioned_with=names.telemetry,
+            create=False,
+        )
+        for table in TABLES
+        if app_id is not None
+    ]
     return [
         TopicSpec(names.telemetry, partitions, replication, big),
         TopicSpec(names.kpis, partitions, replication),
@@ -78,18 +107,22 @@ def topic_specs(names: TopicNames, partitions: int, replication: int) -> list[To
         TopicSpec(names.kpis_by_line, partitions, replication, copartitioned_with=names.telemetry),
         # Commands go to the worker holding the machine's state: the telemetry's partition number.
         TopicSpec(names.control, partitions, replication, copartitioned_with=names.telemetry),
+        *changelogs,
     ]
 
 
 def ensure_topics(
     bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_s: float = 30.0
 ) -> dict[str, int]:
-    """Create missing topics; return every topic's actual partition count.
+    """Create missing topics; return every existing topic's actual partition count.
 
     An existing telemetry topic keeps its partition count (the worker adapts to it); changing the
     count of a keyed topic would move machines between partitions, so it is never done here. A
-    co-partitioned topic (control, kpis-by-line) is created with its reference's count, and a mismatch raises
-    :class:`TopicMismatch` (commands would reach the wrong worker). Any other failure (no broker
+    co-partitioned topic (control, kpis-by-line) is created with its reference's count; a table
+    changelog is left to Faust. Every co-partitioned topic whose count differs from its
+    reference's (commands would reach the wrong worker, a table's state the wrong partition: Faust
+    fails later with "Unrecognized partition") is named in one :class:`TopicMismatch`, with what
+    to do (docs/operations.md, "Changing the partition count"). Any other failure (no broker
     reachable, a creation the cluster refuses) raises :class:`TopicSetupError` naming the servers.
 
     A dead-letter topic must take any message of the topic it holds dead letters of
@@ -127,7 +160,7 @@ def _ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_s
         for group in (independent, dependent):
             missing = []
             for spec in group:
-                if spec.name in existing:
+                if spec.name in existing or not spec.create:
                     continue
                 partitions = spec.partitions
                 if spec.copartitioned_with is not None:
@@ -138,23 +171,49 @@ def _ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_s
                 with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(missing, timeout_ms=int(timeout_s * 1000))
             for spec in group:
-                counts[spec.name] = partition_count(admin, spec.name)
+                if spec.create or spec.name in existing:
+                    counts[spec.name] = partition_count(admin, spec.name)
+        mismatched: list[tuple[TopicSpec, int, int]] = []
         for spec in dependent:
             assert spec.copartitioned_with is not None
             wanted = _count(admin, counts, spec.copartitioned_with)
-            if counts[spec.name] != wanted:
-                raise TopicMismatch(
-                    f"bootstrap servers {bootstrap_servers}: topic {spec.name!r} has "
-                    f"{counts[spec.name]} partitions but "
-                    f"{spec.copartitioned_with!r} has {wanted}; they must be equal, so recreate "
-                    f"{spec.name!r} with {wanted} partitions"
-                )
+            if spec.name in counts and counts[spec.name] != wanted:
+                mismatched.append((spec, counts[spec.name], wanted))
+        if mismatched:
+            raise TopicMismatch(f"bootstrap servers {bootstrap_servers}: {_mismatch_reason(mismatched)}")
         for spec in specs:
             if spec.dead_letters_of is not None:
                 _check_dead_letter_size(admin, spec.dead_letters_of, spec.name)
-        return {spec.name: counts[spec.name] for spec in specs}
+        return {spec.name: counts[spec.name] for spec in specs if spec.name in counts}
     finally:
         admin.close()
+
+
+def _mismatch_reason(mismatched: Sequence[tuple[TopicSpec, int, int]]) -> str:
+    """Every topic whose partition count differs from its reference's, and what to do, in one line."""
+    parts = []
+    for reference in dict.fromkeys(spec.copartitioned_with for spec, _, _ in mismatched):
+        wanted = next(want for spec, _, want in mismatched if spec.copartitioned_with == reference)
+        named = ", ".join(
+            f"{spec.name!r} has {count} partitions"
+            for spec, count, _ in mismatched
+            if spec.copartitioned_with == reference
+        )
+        parts.append(f"topic {reference!r} has {wanted} partitions but {named}; they must be equal")
+    advice = [
+        f"recreate {spec.name!r} with {wanted} partitions"
+        for spec, _, wanted in mismatched
+        if spec.create  # control holds commands, kpis-by-line records the worker forwards again
+    ]
+    if any(not spec.create for spec, _, _ in mismatched):
+        advice.append(
+            "a table's state cannot follow a change of the partition count (keys now hash to other "
+            "partitions than their stored state): start the worker with a new --app-id, whose "
+            "changelogs are created with the new count and whose state is rebuilt from the topics' "
+            "history"
+        )
+    where = "docs/operations.md, 'Changing the partition count'"
+    return f"{'; '.join(parts)}. To fix: {'; '.join(advice)} ({where})"
 
 
 def _count(admin: KafkaAdminClient, counts: dict[str, int], topic: str) -> int:

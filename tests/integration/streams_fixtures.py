@@ -74,13 +74,18 @@ def create_topics(bootstrap: str, topics: dict[str, str], partitions: int = 3) -
 
 
 def analyze_lines(values: Iterable[bytes], workdir: Path, plant: PlantConfig | None = None) -> dict[str, Any]:
-    """Run ``analyze`` over the same values, one per line, as an operator would with a file."""
+    """Run ``analyze`` over the same values, one per line, as an operator would with a file.
+
+    The file's lines were produced to the topic before now: ``--received-at`` now gives them the
+    worker's verdicts on their Kafka timestamps (an event in 2096 is too far ahead of either).
+    """
     source = workdir / f"telemetry-{uuid.uuid4().hex[:6]}.jsonl"
     with source.open("wb") as handle:
         for value in values:
             handle.write(value + b"\n")
     out = workdir / f"analyze-{source.stem}"
-    summary = analyze_file(source, plant or load_demo_plant(), out, load_settings())
+    received_at_ms = int(time.time() * 1000)
+    summary = analyze_file(source, plant or load_demo_plant(), out, load_settings(), (), received_at_ms)
     kpis = [orjson.loads(line) for line in (out / "kpis.jsonl").read_bytes().splitlines()]
     dead = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
     lines = [orjson.loads(line) for line in (out / "line_kpis.jsonl").read_bytes().splitlines()]

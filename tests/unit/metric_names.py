@@ -63,7 +63,7 @@ def exposed_sample_names() -> frozenset[str]:
     for offset, event in enumerate(_events(now_ms)):
         key = f"{event['tenant']}/{event['machine']}".encode()
         outcome = processor.process(
-            key, orjson.dumps(event), now_ms=now_ms, load_state=states.get, source="t:0", offset=offset
+            key, orjson.dumps(event), timestamp_ms=now_ms, load_state=states.get, source="t:0", offset=offset
         )
         assert isinstance(outcome, Applied), outcome
         states[outcome.state.key] = outcome.state

@@ -63,7 +63,7 @@ def _run(lines: list[bytes], registry: Path) -> tuple[list[dict[str, object]], d
     alerts = []
     for line in lines:
         outcome = processor.process(
-            None, line, now_ms=START_MS + 1000 * HOUR_MS, load_state=states.get, require_key=False
+            None, line, timestamp_ms=START_MS + 1000 * HOUR_MS, load_state=states.get, require_key=False
         )
         assert not isinstance(outcome, Rejection)
         states[outcome.state.key] = outcome.state

@@ -62,7 +62,7 @@ def messages(values: list[bytes], first_offset: int = 0) -> list[Message]:
             topic="telemetry",
             partition=PARTITION,
             offset=first_offset + i,
-            timestamp=0.0,
+            timestamp=time.time(),  # CreateTime: produced now
             timestamp_type=0,
             headers=[],
             key=key_of(value),
@@ -84,7 +84,7 @@ def one_at_a_time(
         outcome = processor.process(
             key(value),
             value,
-            now_ms=now,
+            timestamp_ms=now,
             load_state=states.get,
             source=f"telemetry:{PARTITION}",
             offset=offset,
@@ -106,7 +106,7 @@ def test_a_batch_writes_each_changed_state_once_with_the_effects_of_every_messag
     applier = BatchApplier(processor, states, "telemetry")
     written = []
     for start in range(0, len(values), 150):  # three batches
-        outcomes = applier.apply(messages(values[start : start + 150], start), int(time.time() * 1000))
+        outcomes = applier.apply(messages(values[start : start + 150], start))
         assert all(isinstance(o, Applied) and not o.duplicate for o in outcomes)
         written.append(len(states.write_staged()))
     machines = {key(value) for value in values}
@@ -121,11 +121,11 @@ def test_a_redelivered_batch_is_all_duplicates(processor: TelemetryProcessor, ta
     values = simulated(120, seed=12)
     states = StateTable(table)
     applier = BatchApplier(processor, states, "telemetry")
-    applier.apply(messages(values), int(time.time() * 1000))
+    applier.apply(messages(values))
     states.write_staged()
     before = totals(table_states(table))
     states.clear()  # a restart: states come back from the table
-    outcomes = applier.apply(messages(values), int(time.time() * 1000))
+    outcomes = applier.apply(messages(values))
     assert all(isinstance(o, Applied) and o.duplicate for o in outcomes)
     assert states.write_staged() == []
     assert totals(table_states(table)) == before
@@ -167,7 +167,7 @@ def test_a_processing_error_mid_batch_keeps_the_other_messages_of_its_machine(
 
     monkeypatch.setattr(processor.engine, "_record", broken)
     states = StateTable(table)
-    outcomes = BatchApplier(processor, states, "telemetry").apply(messages(values), int(time.time() * 1000))
+    outcomes = BatchApplier(processor, states, "telemetry").apply(messages(values))
     states.write_staged()
     rejected = [i for i, o in enumerate(outcomes) if isinstance(o, Rejection)]
     assert rejected == [bad]
@@ -228,7 +228,7 @@ def one_by_one_with_stops(
     single: list[Applied] = []
     for offset, value in enumerate(values):
         outcome = processor.process(
-            key_of(value), value, now_ms=now, load_state=states.get,
+            key_of(value), value, timestamp_ms=now, load_state=states.get,
             source=f"telemetry:{PARTITION}", offset=offset,
         )  # fmt: skip
         assert isinstance(outcome, Applied)
@@ -260,7 +260,7 @@ def test_readings_applied_in_runs_give_exactly_the_states_and_records_of_one_by_
     applier = BatchApplier(processor, states, "telemetry")
     merged: list[Any] = []
     for start in range(0, len(values), 500):
-        merged += applier.in_order(applier.apply(messages(values[start : start + 500], start), now))
+        merged += applier.in_order(applier.apply(messages(values[start : start + 500], start)))
         states.write_staged()
     assert max(runs) >= 20 and sum(runs) > len(values) / 2  # most readings were applied in runs
 
@@ -308,7 +308,7 @@ def test_a_machine_the_partition_left_silent_is_ticked_and_its_hours_close(
     values += [event("M02", minute * 60_000, kind="count", good=1) for minute in range(0, 181)]
     states = StateTable(table)
     applier = BatchApplier(processor, states, "telemetry")
-    applier.apply(messages(values), int(time.time() * 1000))
+    applier.apply(messages(values))
     # As the worker does: ticks before the batch's states are written, so a machine first seen in
     # this very batch is only staged (its whole life and the silence in one batch).
     ticked = applier.tick_silent()
@@ -323,3 +323,22 @@ def test_a_machine_the_partition_left_silent_is_ticked_and_its_hours_close(
     assert (hours[0].run_s, hours[0].unknown_s) == (1500, 2100)
     assert (hours[1].run_s, hours[1].unknown_s) == (0, 3600)
     assert applier.tick_silent() == []  # the next check waits for stream time to move on
+
+
+def test_a_batch_is_judged_by_its_messages_kafka_timestamps_not_the_clock(
+    processor: TelemetryProcessor, table: Any
+) -> None:
+    """The same batch gives the same outcomes whenever it is applied (after a restart, in a replay a
+    year later): an event time is too far in the future only relative to its message's timestamp."""
+    clock_ms = int(time.time() * 1000)
+    base = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01", "kind": "state"}
+    # Sent by a source an hour ahead (CreateTime an hour ahead too): its own times agree.
+    ahead = orjson.dumps({**base, "ts": clock_ms + 3_600_000, "state": "running"})
+    # Sent a day ago, with an event time an hour after it was sent: a clock an hour fast.
+    fast = orjson.dumps({**base, "machine": "M02", "ts": clock_ms - 23 * 3_600_000, "state": "idle"})
+    batch = messages([ahead, fast])
+    for message, ms in zip(batch, [clock_ms + 3_600_000 - 60_000, clock_ms - 24 * 3_600_000], strict=True):
+        message.timestamp = ms / 1000.0  # as Faust gives it: the broker's milliseconds / 1000
+    outcomes = BatchApplier(processor, StateTable(table), "telemetry").apply(batch)
+    assert isinstance(outcomes[0], Applied)
+    assert isinstance(outcomes[1], Rejection) and outcomes[1].code == "future_timestamp"

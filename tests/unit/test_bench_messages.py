@@ -18,7 +18,7 @@ def _apply(messages: list[Message]) -> dict[str, MachineState]:
     states: dict[str, MachineState] = {}
     now = int(time.time() * 1000)
     for key, value in messages:
-        outcome = processor.process(key, value, now_ms=now, load_state=states.get)
+        outcome = processor.process(key, value, timestamp_ms=now, load_state=states.get)
         assert isinstance(outcome, Applied), outcome
         states[key.decode()] = outcome.state
     return states

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from service.cli import main
@@ -119,6 +123,35 @@ def test_train_errors_name_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureF
 def test_analyze_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_cli(["analyze", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "none.jsonl: telemetry file not found" in err
+
+
+def test_analyze_judges_event_times_against_received_at_never_the_clock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file has no Kafka timestamps: the future check uses --received-at, or nothing; so the same
+    file gives the same results whenever it is analysed."""
+    ahead_ms = int(time.time() * 1000) + 3_600_000  # an hour ahead of this machine's clock
+    record = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01", "ts": ahead_ms}
+    telemetry = tmp_path / "t.jsonl"
+    telemetry.write_bytes(orjson.dumps({**record, "kind": "state", "state": "running"}) + b"\n")
+
+    def summary(*extra: str) -> dict[str, Any]:
+        code = main(["analyze", str(telemetry), "--out", str(tmp_path / f"o{len(extra)}"), *extra])
+        assert code == 0
+        result: dict[str, Any] = orjson.loads(capsys.readouterr().out)
+        return result
+
+    applied = summary()
+    assert (applied["applied"], applied["dead_letters"]) == (1, 0)
+    received = datetime.fromtimestamp((ahead_ms - 600_000) / 1000, UTC).isoformat()
+    judged = summary("--received-at", received)
+    assert (judged["applied"], judged["dead_letters"]) == (0, 1)  # 600 s ahead, limit 300 s
+    assert summary("--received-at", str(ahead_ms - 600_000))["dead_letters"] == 1
+    assert summary("--received-at", str(ahead_ms - 200_000))["dead_letters"] == 0
+    code, err = run_cli(
+        ["analyze", str(telemetry), "--out", str(tmp_path / "x"), "--received-at", "now"], capsys
+    )
+    assert code == 2 and "--received-at: time 'now'" in err
 
 
 def test_schema_command_writes_the_published_schemas(

@@ -124,3 +124,18 @@ def test_samples_with_mismatched_lengths_are_rejected(decoder: TelemetryDecoder)
     }
     result = decoder.decode(key_of(BASE), orjson.dumps(samples), NOW)
     assert isinstance(result, Rejection) and result.field.startswith("signals.0")
+
+
+def test_the_future_is_judged_against_the_message_kafka_timestamp(decoder: TelemetryDecoder) -> None:
+    """Like the broker's message.timestamp.after.max.ms: the limit is measured from the message's
+    own Kafka timestamp, whatever the decoding machine's clock says."""
+    later = {**COUNT, "ts": NOW + 3_600_000}  # an hour ahead of the clock
+    assert isinstance(decoder.decode(key_of(later), orjson.dumps(later), NOW + 3_600_000 - 300_000), Accepted)
+    result = decoder.decode(key_of(later), orjson.dumps(later), NOW + 3_600_000 - 300_001)
+    assert isinstance(result, Rejection) and (result.code, result.field) == ("future_timestamp", "ts")
+    assert "ahead of the message's Kafka timestamp (limit 300 s)" in result.reason
+
+
+def test_a_message_without_a_kafka_timestamp_is_not_judged(decoder: TelemetryDecoder) -> None:
+    far = {**COUNT, "ts": 4_000_000_000_000}  # year 2096, within the contract's bounds
+    assert isinstance(decoder.decode(key_of(far), orjson.dumps(far), None), Accepted)

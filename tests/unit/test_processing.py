@@ -57,7 +57,7 @@ def run(
     offsets = offsets or range(len(values))
     for offset, value in zip(offsets, values, strict=True):
         outcome = processor.process(
-            key(value), value, now_ms=now, load_state=states.get, source="t:0", offset=offset
+            key(value), value, timestamp_ms=now, load_state=states.get, source="t:0", offset=offset
         )
         assert isinstance(outcome, Applied)
         applied.append(outcome)
@@ -170,7 +170,7 @@ def test_a_processing_bug_dead_letters_the_message_instead_of_stalling(
     outcome = processor.process(
         key(values[10]),
         values[10],
-        now_ms=int(time.time() * 1000),
+        timestamp_ms=int(time.time() * 1000),
         load_state=states.get,
         source="t:0",
         offset=10,

@@ -203,7 +203,7 @@ def messages(values: list[bytes], partition: int = 0, first_offset: int = 0) -> 
             topic="telemetry",
             partition=partition,
             offset=first_offset + i,
-            timestamp=0.0,
+            timestamp=time.time(),  # CreateTime: produced now
             timestamp_type=0,
             headers=[],
             key=f"t/{orjson.loads(value)['machine']}".encode(),
@@ -243,9 +243,8 @@ def test_the_worker_gives_analyzes_alerts_whatever_the_batches(
     states = StateTable(table)
     applier = BatchApplier(processor, states, "telemetry")
     published: list[Any] = []
-    now = int(time.time() * 1000)
     for start in range(0, len(lines), batch):
-        published += applier.in_order(applier.apply(messages(lines[start : start + batch], 0, start), now))
+        published += applier.in_order(applier.apply(messages(lines[start : start + batch], 0, start)))
         published += applier.tick_silent()
         states.write_staged()
     assert alert_records(published) == expected
@@ -259,13 +258,12 @@ def test_a_restarted_worker_judges_the_stops_its_table_holds(tmp_path: Path, tab
     lines = breakdown(10 * MIN)
     processor = TelemetryProcessor(config, max_payload_bytes=1 << 20, max_future_ms=300_000)
     states = StateTable(table)
-    now = int(time.time() * 1000)
     first = BatchApplier(processor, states, "telemetry")
-    assert alert_records(first.in_order(first.apply(messages(lines[:4], 1), now))) == []  # up to 2 min
+    assert alert_records(first.in_order(first.apply(messages(lines[:4], 1)))) == []  # up to 2 min
     states.write_staged()
     states.clear()
     restarted = BatchApplier(processor, states, "telemetry")
-    published = restarted.in_order(restarted.apply(messages(lines[4:], 1, 4), now))
+    published = restarted.in_order(restarted.apply(messages(lines[4:], 1, 4)))
     assert [(a["machine"], a["status"]) for a in alert_records(published)] == [
         ("A", "open"),
         ("A", "resolved"),
@@ -278,7 +276,7 @@ def test_alerts_judged_on_stream_time_are_counted_as_records_not_as_messages(tab
     processor = TelemetryProcessor(config, max_payload_bytes=1 << 20, max_future_ms=300_000)
     applier = BatchApplier(processor, StateTable(table), "telemetry")
     lines = breakdown(10 * MIN)[:9]  # up to B's reading at 6 min: the stop is judged, not ended
-    outcomes = applier.apply(messages(lines), int(time.time() * 1000))
+    outcomes = applier.apply(messages(lines))
     [(index, judged)] = applier.judged
     assert orjson.loads(lines[index])["machine"] == "B"  # B's reading at 5 min got A judged
     _, metrics = build_registry(LiveMachines(), config, LiveLines())
