@@ -199,14 +199,17 @@ def create_stream(
 
     async def publish_then_write(records: Sequence[Outgoing]) -> None:
         """Send the records (dead letters, KPI records, alerts), wait for every ack, then write the
-        staged states.
+        staged states to the changelog, wait for those acks too, then to the local store.
 
-        The states are written only *after* the acks: a crash can then only make messages be
-        processed again (the records are re-sent with the same content and ids), never leave a
-        state that says "applied" with its records lost.
+        The states are written only *after* the records' acks: a crash can then only make messages
+        be processed again (the records are re-sent with the same content and ids), never leave a
+        state that says "applied" with its records lost. And the batch is acked (its offsets
+        committed) only after the states' acks: a committed offset is always in a state on the
+        changelog, which is what a restart or the partition's next owner recovers from.
         """
         try:
             await outbox.deliver(records)
+            await outbox.deliver(table.changelog_records())
         except BaseException:
             table.forget_staged()  # their effects are in the cache only: reload from the table
             raise
@@ -221,8 +224,9 @@ def create_stream(
     async def process_batch(events: Sequence[faust.EventT[bytes]]) -> None:
         """Apply a batch, publish its dead letters and records, then write each changed state once.
 
-        Faust acks the batch's events only after this returns, and flushes the producer (so the
-        state writes) before it commits their offsets: a committed offset is always in a state.
+        Faust acks the batch's events only after this returns, and this returns only once the
+        broker has acknowledged the changed states' changelog records: a committed offset is always
+        in a state on the changelog.
         """
         messages = [event.message for event in events]
         if halted:  # stopping or crashed: leave it to the next start, uncommitted
@@ -315,7 +319,17 @@ def create_stream(
 
     lines = LiveLines()
     aggregator = LineAggregator(plant, processor.config_version)
-    add_line_view(app, config.topics, config.partitions, aggregator, lines, dead_letter)
+    add_line_view(
+        app,
+        config.topics,
+        config.partitions,
+        aggregator,
+        lines,
+        dead_letter,
+        outbox,
+        not_applied,
+        halted=lambda: bool(halted),
+    )
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         table.clear()
