@@ -31,6 +31,7 @@ from streams.outbox import Outbox, Outgoing, SendAbandoned
 from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.records import record_bytes
 from streams.state_table import StateTable
+from streams.stop_deadline import StopDeadline
 from streams.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, TopicNames
 from streams.withhold import withhold_acks
 
@@ -59,6 +60,10 @@ class StreamConfig:
     batch_within_s: float = 0.05
     # Longest the broker may hold a fetch that finds no data (streams.fetch_wait: why not Faust's 1.5 s).
     fetch_wait_s: float = 0.05
+    # A send unacknowledged this long makes the worker stuck (/ready 503): an outage, not a slow ack.
+    send_stuck_after_s: float = 5.0
+    # A worker stopping with a send abandoned (broker unreachable) exits at the latest this much later.
+    stop_grace_s: float = 10.0
 
 
 class StreamObserver(Protocol):
@@ -179,7 +184,8 @@ def create_stream(
     applier = BatchApplier(processor, table, config.topics.telemetry)
 
     # Every record is sent until the broker acknowledges it; a failed send waits, never skipped.
-    outbox = Outbox(lambda: bool(app.should_stop), observer)
+    outbox = Outbox(lambda: bool(app.should_stop), observer, stuck_after_s=config.send_stuck_after_s)
+    stop_deadline = StopDeadline(config.stop_grace_s)
 
     def records_of(outcomes: Sequence[Outcome]) -> list[Outgoing]:
         records: list[Outgoing] = []
@@ -272,7 +278,10 @@ def create_stream(
             last.offset,
             error,
         )
-        if not isinstance(error, asyncio.CancelledError | SendAbandoned) and not app.should_stop:
+        if isinstance(error, SendAbandoned):
+            # Faust's stop would wait for an unreachable broker (streams.stop_deadline).
+            stop_deadline.arm(str(error))
+        elif not isinstance(error, asyncio.CancelledError) and not app.should_stop:
             await app.crash(error)
 
     @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
