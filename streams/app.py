@@ -213,9 +213,12 @@ def create_stream(
         committed) only after the states' acks: a committed offset is always in a state on the
         changelog, which is what a restart or the partition's next owner recovers from.
         """
+        # Taken before any await: a rebalance meanwhile clears the staged states, and the batch's
+        # acks must still follow its states onto the changelog.
+        changelog = table.changelog_records()
         try:
             await outbox.deliver(records)
-            await outbox.deliver(table.changelog_records())
+            await outbox.deliver(changelog)
         except BaseException:
             table.forget_staged()  # their effects are in the cache only: reload from the table
             raise
