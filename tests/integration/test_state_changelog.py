@@ -116,6 +116,12 @@ def test_no_offset_is_committed_past_a_state_the_changelog_refused(
         )
         assert worker.metric("linepulse_send_stuck") == 0.0
         committed = _committed(bootstrap, worker.app_id, topics["telemetry"])
+        totals = worker.totals()
+        worker.kill9()  # no final flush or commit: what a restart finds is what was acknowledged
 
     assert _uncovered(bootstrap, topics["telemetry"], changelog, committed) == []
     assert _events_on_changelog(bootstrap, changelog) == VALID
+    # Every offset is committed, so a restart re-reads nothing: its states come from the changelog.
+    with WorkerProcess(bootstrap, topics, tmp_path, app_id=worker.app_id, partitions=PARTITIONS) as again:
+        wait_for(lambda: again.applied_events() == VALID, 60, "the recovered states to show every event")
+        assert again.totals() == totals

@@ -323,3 +323,23 @@ def test_a_machine_the_partition_left_silent_is_ticked_and_its_hours_close(
     assert (hours[0].run_s, hours[0].unknown_s) == (1500, 2100)
     assert (hours[1].run_s, hours[1].unknown_s) == (0, 3600)
     assert applier.tick_silent() == []  # the next check waits for stream time to move on
+
+
+def test_the_changelog_records_are_one_per_changed_machine_on_its_partition_and_what_the_store_gets(
+    processor: TelemetryProcessor, table: Any
+) -> None:
+    """What the outbox delivers before the batch is acked is exactly what the local store then holds."""
+    values = simulated(300, seed=14)
+    states = StateTable(table)
+    applier = BatchApplier(processor, states, "telemetry")
+    applier.apply(messages(values), int(time.time() * 1000))
+    records = states.changelog_records()
+    assert sorted(record.key for record in records) == sorted({key(value) for value in values})
+    assert {record.partition for record in records} == {PARTITION}
+    assert {record.topic_name for record in records} == {table.changelog_topic.get_topic_name()}
+    assert all(record.key not in table.data for record in records)  # not in the store before the acks
+    states.write_staged()
+    assert {record.key: record.value for record in records} == {raw: table.data[raw] for raw in table.data}
+    assert states.changelog_records() == []  # written: nothing staged any more
+    reference = one_at_a_time(processor, values)
+    assert totals(table_states(table)) == totals(reference)
