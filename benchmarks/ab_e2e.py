@@ -7,7 +7,9 @@ machine first), then, round after round, each variant's linepulse worker and the
 read all of it (the order reversed every other round, so neither always goes first). A variant is
 a source tree, e.g. ``git archive <commit> | tar -x -C /tmp/base``: the worker runs from it with this
 virtualenv (``python -m`` takes the packages from the working directory first). Prints µs of CPU
-per message per run and each variant's median; on two shared cores single runs move by ±25 %.
+per message per run and each variant's median, and the wall time per message (throughput: a change
+that waits, e.g. for acknowledgements, shows there and not in the CPU); on two shared cores single
+runs move by ±25 %.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ def _variant(text: str) -> tuple[str, Path]:
     return name, Path(path).resolve()
 
 
-def _cpu_us_per_message(
+def _us_per_message(
     kind: e2e.ConsumerKind, checkout: Path, bootstrap: str, topic: str, expect: int, per_message: int
-) -> float:
+) -> tuple[float, float]:
+    """µs of CPU and of wall time per message."""
     with tempfile.TemporaryDirectory(prefix="linepulse-ab-") as tmp:
         consumer = e2e.start_consumer(
             kind, bootstrap, topic, expect, Path(tmp), readings_per_message=per_message, checkout=checkout
@@ -41,7 +44,7 @@ def _cpu_us_per_message(
         timing = e2e.wait_result(consumer, 400)
     if timing.rejected:
         raise RuntimeError(f"{kind} from {checkout}: {timing.rejected} messages were dead-lettered")
-    return timing.cpu_s / timing.messages * 1e6
+    return timing.cpu_s / timing.messages * 1e6, timing.wall_s / timing.messages * 1e6
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: list[tuple[str, Path]] = [*args.variant, ("empty", e2e.REPO)]
     per_message = len(SIGNALS) * args.per_signal
     cpu: dict[str, list[float]] = {name: [] for name, _ in runs}
+    wall: dict[str, list[float]] = {name: [] for name, _ in runs}
     with e2e.running_broker(broker) as bootstrap:
         messages = frames(args.frames, per_signal=args.per_signal, running=True)
         topic = e2e.create_topic(bootstrap, "ab")
@@ -63,14 +67,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_ in range(args.rounds):
             for name, checkout in runs if round_ % 2 == 0 else runs[::-1]:
                 kind: e2e.ConsumerKind = "empty" if name == "empty" else "linepulse"
-                us = _cpu_us_per_message(kind, checkout, bootstrap, topic, len(messages), per_message)
+                us, wall_us = _us_per_message(kind, checkout, bootstrap, topic, len(messages), per_message)
                 cpu[name].append(us)
-                print(f"round {round_} {name:>10}: {us:7.1f} us CPU per message", flush=True)
+                wall[name].append(wall_us)
+                line = f"round {round_} {name:>10}: {us:7.1f} us CPU, {wall_us:7.1f} us wall per message"
+                print(line, flush=True)
     empty = statistics.median(cpu["empty"])
     for name, values in cpu.items():
         median = statistics.median(values)
         ratio = empty / median
         print(f"{name:>10}: median {median:7.1f} us, min {min(values):7.1f} us, vs empty {ratio:.3f}x")
+    for name, values in wall.items():
+        print(f"{name:>10}: wall median {statistics.median(values):7.1f} us per message")
     return 0
 
 

@@ -90,7 +90,7 @@ class WorkerMetrics:
         )
         self.send_stuck = Gauge(
             "linepulse_send_stuck",
-            "1 while the worker waits for a refused record to be accepted: its partitions do not progress.",
+            "1 while the worker waits for a refused or unanswered record: its partitions do not progress.",
             registry=registry,
         )
         for code in REJECTION_CODES:

@@ -31,6 +31,7 @@ from streams.outbox import Outbox, Outgoing, SendAbandoned
 from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.records import record_bytes
 from streams.state_table import StateTable
+from streams.stop_deadline import StopDeadline
 from streams.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, TopicNames
 from streams.withhold import withhold_acks
 
@@ -59,6 +60,10 @@ class StreamConfig:
     batch_within_s: float = 0.05
     # Longest the broker may hold a fetch that finds no data (streams.fetch_wait: why not Faust's 1.5 s).
     fetch_wait_s: float = 0.05
+    # A send unacknowledged this long makes the worker stuck (/ready 503): an outage, not a slow ack.
+    send_stuck_after_s: float = 5.0
+    # A worker stopping with a send abandoned (broker unreachable) exits at the latest this much later.
+    stop_grace_s: float = 10.0
 
 
 class StreamObserver(Protocol):
@@ -166,7 +171,8 @@ def create_stream(
     applier = BatchApplier(processor, table, config.topics.telemetry)
 
     # Every record is sent until the broker acknowledges it; a failed send waits, never skipped.
-    outbox = Outbox(lambda: bool(app.should_stop), observer)
+    outbox = Outbox(lambda: bool(app.should_stop), observer, stuck_after_s=config.send_stuck_after_s)
+    stop_deadline = StopDeadline(config.stop_grace_s)
 
     def records_of(outcomes: Sequence[Outcome]) -> list[Outgoing]:
         records: list[Outgoing] = []
@@ -190,14 +196,20 @@ def create_stream(
 
     async def publish_then_write(records: Sequence[Outgoing]) -> None:
         """Send the records (dead letters, KPI records, alerts), wait for every ack, then write the
-        staged states.
+        staged states to the changelog, wait for those acks too, then to the local store.
 
-        The states are written only *after* the acks: a crash can then only make messages be
-        processed again (the records are re-sent with the same content and ids), never leave a
-        state that says "applied" with its records lost.
+        The states are written only *after* the records' acks: a crash can then only make messages
+        be processed again (the records are re-sent with the same content and ids), never leave a
+        state that says "applied" with its records lost. And the batch is acked (its offsets
+        committed) only after the states' acks: a committed offset is always in a state on the
+        changelog, which is what a restart or the partition's next owner recovers from.
         """
+        # Taken before any await: a rebalance meanwhile clears the staged states, and the batch's
+        # acks must still follow its states onto the changelog.
+        changelog = table.changelog_records()
         try:
             await outbox.deliver(records)
+            await outbox.deliver(changelog)
         except BaseException:
             table.forget_staged()  # their effects are in the cache only: reload from the table
             raise
@@ -212,8 +224,9 @@ def create_stream(
     async def process_batch(events: Sequence[faust.EventT[bytes]]) -> None:
         """Apply a batch, publish its dead letters and records, then write each changed state once.
 
-        Faust acks the batch's events only after this returns, and flushes the producer (so the
-        state writes) before it commits their offsets: a committed offset is always in a state.
+        Faust acks the batch's events only after this returns, and this returns only once the
+        broker has acknowledged the changed states' changelog records: a committed offset is always
+        in a state on the changelog.
         """
         messages = [event.message for event in events]
         if halted:  # stopping or crashed: leave it to the next start, uncommitted
@@ -260,7 +273,10 @@ def create_stream(
             last.offset,
             error,
         )
-        if not isinstance(error, asyncio.CancelledError | SendAbandoned) and not app.should_stop:
+        if isinstance(error, SendAbandoned):
+            # Faust's stop would wait for an unreachable broker (streams.stop_deadline).
+            stop_deadline.arm(str(error))
+        elif not isinstance(error, asyncio.CancelledError) and not app.should_stop:
             await app.crash(error)
 
     @app.agent(telemetry, concurrency=1)  # >1 can commit past an in-flight message (faust issue 606)
@@ -307,7 +323,17 @@ def create_stream(
 
     lines = LiveLines()
     aggregator = LineAggregator(plant, processor.config_version)
-    add_line_view(app, config.topics, config.partitions, aggregator, lines, dead_letter)
+    add_line_view(
+        app,
+        config.topics,
+        config.partitions,
+        aggregator,
+        lines,
+        dead_letter,
+        outbox,
+        not_applied,
+        halted=lambda: bool(halted),
+    )
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         table.clear()

@@ -6,11 +6,18 @@ as Faust's ``group_by`` does, but with a topic created up front like the others)
 folds them per line with :class:`~streams.lines.LineAggregator` into the ``line-view`` table, which is
 co-partitioned with ``kpis-by-line``. As for machines, a line record is published and acknowledged
 before the state that produced it is written, and a re-delivered record changes nothing.
+
+Every send goes through the worker's :class:`~streams.outbox.Outbox`, the line view's changelog
+write included: a refused send is retried (the worker says it is stuck) and the event is acked only
+after the broker acknowledged all it caused. An event whose sends did not complete (the worker
+stops, or a bug) is handed to ``not_applied``, which withholds its ack and halts the worker, as for
+telemetry: otherwise Faust would ack it in ``events()``'s ``finally`` and commit a KPI record that
+was never regrouped or folded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -20,14 +27,18 @@ from pydantic import ValidationError
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
 from streams.live import LiveLines
+from streams.outbox import Outbox, Outgoing
 from streams.records import KpiRecord, record_bytes
 from streams.topics import TopicNames
+from streams.withhold import withhold_acks
 
-__all__ = ["DeadLetter", "add_line_view"]
+__all__ = ["DeadLetter", "NotApplied", "add_line_view"]
 
 # Sends a consumed message whole (key, value and headers) to the dead-letter topic, with the
 # rejection's reason in linepulse's headers after its own (streams.dead_letters).
 DeadLetter = Callable[[Any, Rejection], Awaitable[None]]
+# Withholds the acks of events that were not applied, and halts the worker (streams.app).
+NotApplied = Callable[[Sequence[Any], BaseException], Awaitable[None]]
 
 
 def add_line_view(
@@ -37,9 +48,13 @@ def add_line_view(
     aggregator: LineAggregator,
     live: LiveLines,
     dead_letter: DeadLetter,
+    outbox: Outbox,
+    not_applied: NotApplied,
+    halted: Callable[[], bool],
 ) -> None:
     """Declare the two agents and the table on ``app``; a record on ``kpis`` that is not a valid
-    KPI record goes to ``dead_letter``."""
+    KPI record goes to ``dead_letter``. Once ``halted``, no event is applied any more (its ack is
+    withheld, :func:`streams.withhold.withhold_acks`): the next start applies it."""
     kpis = app.topic(topics.kpis, key_type=bytes, value_type=bytes)
     by_line = app.topic(topics.kpis_by_line, key_type=bytes, value_type=bytes, partitions=partitions)
     line_kpis = app.topic(topics.line_kpis, key_type=bytes, value_type=bytes)
@@ -60,31 +75,50 @@ def add_line_view(
             return None
         return record.model_dump(mode="json")
 
+    async def regroup(message: Any) -> None:
+        record = await valid_record(message)
+        if record is not None and record["complete"]:
+            await outbox.deliver([Outgoing(by_line, line_key(record), message.value)])
+
+    async def fold(message: Any) -> None:
+        record = await valid_record(message)
+        if record is None:
+            return
+        if message.key != line_key(record):
+            # The table entry lives on the message's partition: it must be the line's.
+            reason = f"key must be the record's tenant/line {line_key(record).decode()!r}"
+            await dead_letter(message, Rejection("key_mismatch", "key", reason))
+            return
+        stored = table.get(message.key)
+        state, line_record = aggregator.apply(None if stored is None else orjson.loads(stored), record)
+        if line_record is not None:
+            await outbox.deliver([Outgoing(line_kpis, message.key, record_bytes(line_record))])
+            live.update(line_record)
+        # What Table.__setitem__ does, with the changelog write acknowledged before the local store
+        # (and so before the event's ack): the line view's changelog is where it is recovered from.
+        value = orjson.dumps(state)
+        changelog = Outgoing(table.changelog_topic, message.key, value, partition=message.partition)
+        await outbox.deliver([changelog])
+        table.data[message.key] = value
+
+    async def each_event(stream: faust.StreamT[bytes], apply: Callable[[Any], Awaitable[None]]) -> None:
+        async for event in stream.events():
+            if halted():  # stopping or crashed: leave it to the next start, uncommitted
+                withhold_acks([event.message])
+                continue
+            try:
+                await apply(event.message)
+            except BaseException as exc:
+                await not_applied([event], exc)
+                raise
+
     @app.agent(kpis, concurrency=1)
     async def regroup_kpis(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            record = await valid_record(event.message)
-            if record is not None and record["complete"]:
-                await (await by_line.send(key=line_key(record), value=event.message.value))
+        await each_event(stream, regroup)
 
     @app.agent(by_line, concurrency=1)
     async def fold_lines(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            record = await valid_record(message)
-            if record is None:
-                continue
-            if message.key != line_key(record):
-                # The table entry lives on the message's partition: it must be the line's.
-                reason = f"key must be the record's tenant/line {line_key(record).decode()!r}"
-                await dead_letter(message, Rejection("key_mismatch", "key", reason))
-                continue
-            stored = table.get(message.key)
-            state, line_record = aggregator.apply(None if stored is None else orjson.loads(stored), record)
-            if line_record is not None:
-                await (await line_kpis.send(key=message.key, value=record_bytes(line_record)))
-                live.update(line_record)
-            table[message.key] = orjson.dumps(state)
+        await each_event(stream, fold)
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         live.forget_all()

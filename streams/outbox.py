@@ -1,18 +1,22 @@
 """Sending a batch's records until the broker has acknowledged every one: a failed send waits, it is
 never skipped.
 
-The agent applies a batch, then sends its dead letters, KPI and alert records, and only after every
-one is acknowledged writes the machine states and lets Faust ack (and later commit) the batch's
-offsets. A send the broker refuses (a topic whose ``max.message.bytes`` is too small, a missing
-topic, an outage) is sent again, with a doubling backoff, until it succeeds: the partitions'
-progress waits, as Kafka Streams and Connect stop rather than commit past a record they could not
-write. Meanwhile :attr:`Outbox.stuck` is set (``/ready`` says 503 and ``linepulse_send_stuck`` is
-1) and every failure is logged and counted. Only when the worker stops does :meth:`Outbox.deliver`
-give up, with :class:`SendAbandoned`; the agent then withholds the batch's acks
-(:mod:`streams.withhold`), so its offsets are never committed and the next start applies it.
+The agent applies a batch, then sends its dead letters, KPI and alert records, then (once every one
+is acknowledged) the changelog records of the machine states it changed, and only after those are
+acknowledged too lets Faust ack (and later commit) the batch's offsets. A send the broker refuses
+(a topic whose ``max.message.bytes`` is too small, a missing topic) is sent again, with a doubling
+backoff, until it succeeds: the partitions' progress waits, as Kafka Streams and Connect stop rather
+than commit past a record they could not write. A send the broker does not answer (an outage) is
+not sent again while the producer still retries it, but after ``stuck_after_s`` it counts as stuck
+too. While any caller's send is stuck, :attr:`Outbox.stuck` is set (``/ready`` says 503 and
+``linepulse_send_stuck`` is 1) and every failure is logged and counted. Only when the worker stops
+does :meth:`Outbox.deliver` give up, with :class:`SendAbandoned`, at once even while a send is
+outstanding; the agent then withholds the batch's acks (:mod:`streams.withhold`), so its offsets
+are never committed and the next start applies it.
 
 Records already acknowledged are not sent again; the ones that failed are, with the same content
-(KPI records and alerts are keyed and revisioned, so a consumer that sees one twice keeps one).
+(KPI records and alerts are keyed and revisioned, changelog records carry a whole state, so a
+consumer that sees one twice keeps one).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ __all__ = ["Outbox", "Outgoing", "SendAbandoned", "SendObserver"]
 
 log = logging.getLogger(__name__)
 
+# How often a caller waiting for acknowledgements looks whether the worker stops.
+_POLL_S = 0.2
+
 
 class SendObserver(Protocol):
     """Told about every failed send (a metric), and when sending works again."""
@@ -45,12 +52,14 @@ class SendAbandoned(StreamsError):
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One record to send: ``topic`` is a Faust topic (its ``send`` returns the delivery future)."""
+    """One record to send: ``topic`` is a Faust topic (its ``send`` returns the delivery future);
+    ``partition`` None lets the producer's partitioner choose by key."""
 
     topic: Any
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes | None]] | None = None  # Kafka header values may be null
+    partition: int | None = None
 
     @property
     def topic_name(self) -> str:
@@ -64,30 +73,44 @@ class Outbox:
         observer: SendObserver,
         first_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        stuck_after_s: float = 5.0,
     ) -> None:
         self._should_stop = should_stop
         self._observer = observer
         self._first_backoff_s = first_backoff_s
         self._max_backoff_s = max_backoff_s
-        self.stuck = False
+        self._stuck_after_s = stuck_after_s
+        # Callers (concurrent deliver calls: telemetry, control, line-view agents) stuck right now:
+        # one caller's success must not hide another's stuck send.
+        self._stuck_callers = 0
+
+    @property
+    def stuck(self) -> bool:
+        """True while any caller's send is refused or has gone unanswered for ``stuck_after_s``."""
+        return self._stuck_callers > 0
 
     async def deliver(self, records: Sequence[Outgoing]) -> None:
         """Send ``records`` and wait for every acknowledgement, sending failed ones again until
         they succeed; raises :class:`SendAbandoned` only when the worker stops first."""
+        caller = _Caller(self)
+        try:
+            await self._deliver(records, caller)
+        finally:
+            caller.unstick()
+
+    async def _deliver(self, records: Sequence[Outgoing], caller: _Caller) -> None:
         pending = list(records)
         backoff_s = self._first_backoff_s
         attempt = 0
         since = time.monotonic()
         while pending:
             attempt += 1
-            failed = await self._send_once(pending)
+            failed = await self._attempt(pending, caller)
             if not failed:
                 break
             pending = [record for record, _ in failed]
             record, error = failed[0]
-            if not self.stuck:
-                self.stuck = True
-                self._observer.on_send_stuck(True)
+            caller.stick()
             log.error(
                 "%d record(s) could not be sent (first: topic %r, %r); attempt %d, retrying in %.1f s. "
                 "The batch's offsets are not committed until every record is acknowledged: "
@@ -104,10 +127,41 @@ class Outbox:
                     f"{record.topic_name!r}, {error!r}); their batch is not acknowledged"
                 )
             backoff_s = min(backoff_s * 2, self._max_backoff_s)
-        if self.stuck:
-            self.stuck = False
-            self._observer.on_send_stuck(False)
+        if caller.is_stuck:
             log.warning("sending works again after %.1f s and %d attempts", time.monotonic() - since, attempt)
+
+    async def _attempt(
+        self, records: Sequence[Outgoing], caller: _Caller
+    ) -> list[tuple[Outgoing, BaseException]]:
+        """One send of ``records``, watched: stuck once it is outstanding ``stuck_after_s`` (the
+        producer retries an unanswered request for ``producer_request_timeout``, 20 minutes by
+        default), abandoned as soon as the worker stops."""
+        started = time.monotonic()
+        task = asyncio.ensure_future(self._send_once(records))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=_POLL_S)
+                if done:
+                    return task.result()
+                if self._should_stop():
+                    raise SendAbandoned(
+                        f"the worker stops with {len(records)} record(s) unacknowledged after "
+                        f"{time.monotonic() - started:.1f} s (first: topic {records[0].topic_name!r}); "
+                        "their batch is not acknowledged"
+                    )
+                if not caller.is_stuck and time.monotonic() - started >= self._stuck_after_s:
+                    caller.stick()
+                    log.error(
+                        "%d record(s) (first: topic %r) unacknowledged after %.0f s: is the broker "
+                        "reachable? The batch's offsets are not committed until every record is.",
+                        len(records),
+                        records[0].topic_name,
+                        self._stuck_after_s,
+                    )
+        finally:
+            # Abandoned (stopping) or cancelled: stop waiting. The delivery futures themselves are
+            # shielded, so the producer's own bookkeeping of them is untouched.
+            task.cancel()
 
     async def _send_once(self, records: Sequence[Outgoing]) -> list[tuple[Outgoing, BaseException]]:
         futures: list[tuple[Outgoing, Any]] = []
@@ -115,14 +169,15 @@ class Outbox:
         for record in records:
             try:
                 headers = None if record.headers is None else list(record.headers)
-                futures.append(
-                    (record, await record.topic.send(key=record.key, value=record.value, headers=headers))
+                future = await record.topic.send(
+                    key=record.key, value=record.value, partition=record.partition, headers=headers
                 )
+                futures.append((record, future))
             except Exception as exc:  # refused before it left (too large for the producer, ...)
                 failed.append((record, exc))
         for record, future in futures:
             try:
-                await future
+                await asyncio.shield(future)
             except Exception as exc:  # refused by the broker
                 failed.append((record, exc))
         for record, _ in failed:
@@ -136,5 +191,35 @@ class Outbox:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            await asyncio.sleep(min(left, 0.2))
+            await asyncio.sleep(min(left, _POLL_S))
         return True
+
+    def _stick(self) -> None:
+        self._stuck_callers += 1
+        if self._stuck_callers == 1:
+            self._observer.on_send_stuck(True)
+
+    def _unstick(self) -> None:
+        self._stuck_callers -= 1
+        if self._stuck_callers == 0:
+            self._observer.on_send_stuck(False)
+
+
+class _Caller:
+    """One :meth:`Outbox.deliver` call's share of :attr:`Outbox.stuck`: counted once while stuck."""
+
+    __slots__ = ("_outbox", "is_stuck")
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self.is_stuck = False
+
+    def stick(self) -> None:
+        if not self.is_stuck:
+            self.is_stuck = True
+            self._outbox._stick()
+
+    def unstick(self) -> None:
+        if self.is_stuck:
+            self.is_stuck = False
+            self._outbox._unstick()

@@ -6,6 +6,14 @@ JSON, and stages the states a batch changed so that each is encoded and written 
 once per batch rather than once per message (the per-message write of the whole state cost more
 CPU than all the analytics; see benchmarks/RESULTS.md).
 
+The changelog records are not written with Faust's ``send_changelog``: that goes through the
+producer buffer (``send_soon``), where a refused or unanswered write is only logged, and Faust's
+flush before a commit may return with writes still queued, so an offset could be committed that no
+state on the changelog has applied, and a recovery from the changelog would miss it. Instead
+:meth:`StateTable.changelog_records` hands them to the outbox, which waits until the broker has
+acknowledged each (:mod:`streams.outbox`); only then does :meth:`StateTable.write_staged` put them
+in the local store and the batch is acked.
+
 A staged write carries its source partition explicitly: the machine's state lives on its telemetry
 partition (co-partitioned), and a write made after ``stream.take_events()`` has yielded has no
 current event for Faust to take the partition from (faust-streaming issue 497).
@@ -16,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.machine import MachineState
+from streams.outbox import Outgoing
 from streams.processing import decode_state, encode_state
 
 __all__ = ["StateTable"]
@@ -26,6 +35,7 @@ class StateTable:
         self._table = table
         self._decoded: dict[str, MachineState] = {}
         self._staged: dict[str, tuple[MachineState, int]] = {}
+        self._encoded: dict[str, bytes] = {}  # changelog values of the staged states, once encoded
 
     def load(self, key: str) -> MachineState | None:
         """The machine's newest state: staged or cached, else decoded from the table."""
@@ -45,24 +55,35 @@ class StateTable:
         """Drop the cached and staged state of ``key``: the next load reads the table."""
         self._decoded.pop(key, None)
         self._staged.pop(key, None)
+        self._encoded.pop(key, None)
 
     def forget_staged(self) -> None:
         """Drop every staged state (their effects were never published): loads read the table."""
         for key in self._staged:
             self._decoded.pop(key, None)
         self._staged.clear()
+        self._encoded.clear()
+
+    def changelog_records(self) -> list[Outgoing]:
+        """The changelog record of each staged state (encoded once), to be delivered before
+        :meth:`write_staged`; on the state's source partition, as ``Table.__setitem__`` would."""
+        topic = self._table.changelog_topic
+        records = []
+        for key, (state, partition) in self._staged.items():
+            value = self._encoded[key] = encode_state(state)
+            records.append(Outgoing(topic, key.encode(), value, partition=partition))
+        return records
 
     def write_staged(self) -> list[MachineState]:
-        """Write each staged state once (changelog and local store); returns them."""
+        """Put each staged state in the local store, its changelog record already acknowledged
+        (:meth:`changelog_records`); returns them."""
         written = []
-        for key, (state, partition) in self._staged.items():
-            raw_key, value = key.encode(), encode_state(state)
-            # What Table.__setitem__ does, with the partition given instead of read from the
-            # current event: the changelog record first, then the local store.
-            self._table.send_changelog(partition, raw_key, value)
-            self._table.data[raw_key] = value
+        for key, (state, _) in self._staged.items():
+            value = self._encoded.pop(key, None)
+            self._table.data[key.encode()] = encode_state(state) if value is None else value
             written.append(state)
         self._staged.clear()
+        self._encoded.clear()
         return written
 
     def keys(self) -> list[bytes]:
@@ -75,3 +96,4 @@ class StateTable:
         """On rebalance: machines of revoked partitions may now belong to another worker."""
         self._decoded.clear()
         self._staged.clear()
+        self._encoded.clear()

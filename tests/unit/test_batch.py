@@ -342,3 +342,23 @@ def test_a_batch_is_judged_by_its_messages_kafka_timestamps_not_the_clock(
     outcomes = BatchApplier(processor, StateTable(table), "telemetry").apply(batch)
     assert isinstance(outcomes[0], Applied)
     assert isinstance(outcomes[1], Rejection) and outcomes[1].code == "future_timestamp"
+
+
+def test_the_changelog_records_are_one_per_changed_machine_on_its_partition_and_what_the_store_gets(
+    processor: TelemetryProcessor, table: Any
+) -> None:
+    """What the outbox delivers before the batch is acked is exactly what the local store then holds."""
+    values = simulated(300, seed=14)
+    states = StateTable(table)
+    applier = BatchApplier(processor, states, "telemetry")
+    applier.apply(messages(values))
+    records = states.changelog_records()
+    assert sorted(record.key for record in records) == sorted({key(value) for value in values})
+    assert {record.partition for record in records} == {PARTITION}
+    assert {record.topic_name for record in records} == {table.changelog_topic.get_topic_name()}
+    assert all(record.key not in table.data for record in records)  # not in the store before the acks
+    states.write_staged()
+    assert {record.key: record.value for record in records} == {raw: table.data[raw] for raw in table.data}
+    assert states.changelog_records() == []  # written: nothing staged any more
+    reference = one_at_a_time(processor, values)
+    assert totals(table_states(table)) == totals(reference)

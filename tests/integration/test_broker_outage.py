@@ -1,0 +1,89 @@
+"""A broker outage in the middle of a backlog: noticed within seconds, and a SIGTERM during it stops
+the worker promptly without committing what it did not write (a dedicated Apache Kafka cluster,
+since its only broker is killed).
+
+The producer retries an unanswered send for ``producer_request_timeout`` (20 minutes): the worker
+must not wait that long to say so (``/ready`` 503, ``linepulse_send_stuck`` 1), nor to stop. Once
+the broker is back, a restarted worker applies every message exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from service.brokers import BrokerError, KafkaCluster
+from tests.integration.harness import WorkerProcess, produce, wait_for
+from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
+
+MESSAGES = 30_000
+PARTITIONS = 3
+
+
+@pytest.fixture
+def own_kafka() -> Iterator[KafkaCluster]:
+    cluster = KafkaCluster(1)
+    try:
+        cluster.start()
+    except BrokerError as exc:
+        pytest.fail(f"Apache Kafka (1 node, dedicated) could not start: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False)
+    try:
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(PARTITIONS))
+    finally:
+        consumer.close()
+
+
+def _metric(worker: WorkerProcess, sample: str) -> float | None:
+    worker.assert_alive()
+    try:
+        return worker.metric(sample)
+    except (OSError, AssertionError):
+        return None
+
+
+def test_an_outage_makes_the_worker_unready_and_sigterm_stops_it_without_committing(
+    own_kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    bootstrap = own_kafka.bootstrap_servers
+    topics = unique_topics()
+    create_topics(bootstrap, topics, PARTITIONS)
+    produce(bootstrap, topics["telemetry"], simulated_messages(MESSAGES, seed=29))
+    first = WorkerProcess(bootstrap, topics, tmp_path, partitions=PARTITIONS)
+    with first:
+        # Killed while the worker works through its fetched backlog: its next sends go unanswered.
+        wait_for(lambda: first.applied_events() >= 2_000, 120, "the first messages applied")
+        own_kafka.kill_broker(0)
+        wait_for(lambda: _metric(first, "linepulse_send_stuck") == 1.0, 30, "the outage noticed")
+        assert _metric(first, "linepulse_ready") == 0.0
+        applied = first.applied_events()
+        assert applied < MESSAGES, "the backlog was all applied before the outage: nothing tested"
+        started = time.monotonic()
+        first.stop()
+        stop_s = time.monotonic() - started
+    assert first.process is not None and first.process.returncode is not None
+    assert stop_s < 29, f"SIGTERM during the outage took {stop_s:.0f} s (killed after 30 s)"
+    assert "was not applied" in first.log_path.read_text(errors="replace")
+
+    own_kafka.start_broker(0)
+    assert _committed(bootstrap, first.app_id, topics["telemetry"]) <= applied
+    with WorkerProcess(bootstrap, topics, tmp_path, app_id=first.app_id, partitions=PARTITIONS) as again:
+        wait_for(lambda: again.applied_events() >= MESSAGES, 240, f"all {MESSAGES} messages applied")
+        wait_for(
+            lambda: _committed(bootstrap, first.app_id, topics["telemetry"]) == MESSAGES,
+            60,
+            "every offset committed",
+        )
+        time.sleep(3)
+        assert again.applied_events() == MESSAGES  # none twice, none lost
