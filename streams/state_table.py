@@ -13,12 +13,16 @@ current event for Faust to take the partition from (faust-streaming issue 497).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from models.machine import MachineState
 from streams.processing import decode_state, encode_state
 
-__all__ = ["StateTable"]
+__all__ = ["FAUST_MEMORY_RECOVERY_SHA256", "StateTable"]
+
+# sha256 of inspect.getsource(faust.stores.memory.Store.on_recovery_completed): it drops the keys
+# whose partition (in the store's ``_key_partition``) this worker no longer holds.
+FAUST_MEMORY_RECOVERY_SHA256: Final = "a00bef343e139602606996e88809e62731a9113691ae678095266a52e0e0b013"
 
 
 class StateTable:
@@ -61,6 +65,7 @@ class StateTable:
             # current event: the changelog record first, then the local store.
             self._table.send_changelog(partition, raw_key, value)
             self._table.data[raw_key] = value
+            _remember_partition(self._table.data, raw_key, partition)
             written.append(state)
         self._staged.clear()
         return written
@@ -75,3 +80,16 @@ class StateTable:
         """On rebalance: machines of revoked partitions may now belong to another worker."""
         self._decoded.clear()
         self._staged.clear()
+
+
+def _remember_partition(store: Any, raw_key: bytes, partition: int) -> None:
+    """Record the key's partition where Faust's memory store keeps it for the keys it recovers.
+
+    After every rebalance the store drops the keys of partitions this worker no longer holds
+    (``Store.on_recovery_completed``), but only those it knows the partition of: a key written
+    here (not through ``Table.__setitem__``, which records nothing either) would otherwise stay,
+    and a worker that lost a machine would keep showing it, frozen, in /metrics and /api/machines.
+    """
+    key_partition = getattr(store, "_key_partition", None)
+    if key_partition is not None:
+        key_partition[raw_key] = partition
