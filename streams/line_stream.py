@@ -29,6 +29,7 @@ from streams.lines import LineAggregator, line_key
 from streams.live import LiveLines
 from streams.outbox import Outbox, Outgoing
 from streams.records import KpiRecord, record_bytes
+from streams.state_table import remember_partition
 from streams.topics import TopicNames
 from streams.withhold import withhold_acks
 
@@ -100,6 +101,9 @@ def add_line_view(
         changelog = Outgoing(table.changelog_topic, message.key, value, partition=message.partition)
         await outbox.deliver([changelog])
         table.data[message.key] = value
+        # So the store drops the line once its partition moves to another worker, as it does for
+        # the keys it recovered (streams.state_table.remember_partition).
+        remember_partition(table.data, message.key, message.partition)
 
     async def each_event(stream: faust.StreamT[bytes], apply: Callable[[Any], Awaitable[None]]) -> None:
         async for event in stream.events():

@@ -21,13 +21,17 @@ current event for Faust to take the partition from (faust-streaming issue 497).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from models.machine import MachineState
 from streams.outbox import Outgoing
 from streams.processing import decode_state, encode_state
 
-__all__ = ["StateTable"]
+__all__ = ["FAUST_MEMORY_RECOVERY_SHA256", "StateTable", "remember_partition"]
+
+# sha256 of inspect.getsource(faust.stores.memory.Store.on_recovery_completed): it drops the keys
+# whose partition (in the store's ``_key_partition``) this worker no longer holds.
+FAUST_MEMORY_RECOVERY_SHA256: Final = "a00bef343e139602606996e88809e62731a9113691ae678095266a52e0e0b013"
 
 
 class StateTable:
@@ -78,9 +82,10 @@ class StateTable:
         """Put each staged state in the local store, its changelog record already acknowledged
         (:meth:`changelog_records`); returns them."""
         written = []
-        for key, (state, _) in self._staged.items():
-            value = self._encoded.pop(key, None)
-            self._table.data[key.encode()] = encode_state(state) if value is None else value
+        for key, (state, partition) in self._staged.items():
+            raw_key, value = key.encode(), self._encoded.pop(key, None)
+            self._table.data[raw_key] = encode_state(state) if value is None else value
+            remember_partition(self._table.data, raw_key, partition)
             written.append(state)
         self._staged.clear()
         self._encoded.clear()
@@ -97,3 +102,16 @@ class StateTable:
         self._decoded.clear()
         self._staged.clear()
         self._encoded.clear()
+
+
+def remember_partition(store: Any, raw_key: bytes, partition: int) -> None:
+    """Record the key's partition where Faust's memory store keeps it for the keys it recovers.
+
+    After every rebalance the store drops the keys of partitions this worker no longer holds
+    (``Store.on_recovery_completed``), but only those it knows the partition of: a key written
+    here (not through ``Table.__setitem__``, which records nothing either) would otherwise stay,
+    and a worker that lost a machine would keep showing it, frozen, in /metrics and /api/machines.
+    """
+    key_partition = getattr(store, "_key_partition", None)
+    if key_partition is not None:
+        key_partition[raw_key] = partition

@@ -1,0 +1,58 @@
+"""streams.state_table records each written key's partition where Faust's memory store looks for it
+after a rebalance (tests/integration/test_rebalance.py shows the effect on two real workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+from faust.stores.memory import Store
+from faust.types import TP
+
+from models.machine import MachineState
+from streams.state_table import FAUST_MEMORY_RECOVERY_SHA256, StateTable
+
+
+def test_faust_memory_store_recovery_is_the_one_relied_on() -> None:
+    """When faust changes how the memory store drops revoked keys, review streams.state_table."""
+    source = inspect.getsource(Store.on_recovery_completed)
+    assert hashlib.sha256(source.encode()).hexdigest() == FAUST_MEMORY_RECOVERY_SHA256
+    assert "self._key_partition.items()" in source
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Iterator[Any]:
+    # Changelog writes need a current event loop, and an earlier test's asyncio.run() leaves none.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = faust.App(
+        "partitions-test", broker="kafka://127.0.0.1:1", store="memory://", datadir=str(tmp_path),
+        key_serializer="raw", value_serializer="raw", topic_partitions=3,
+    )  # fmt: skip
+    yield app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=3)
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
+def test_a_rebalance_drops_the_states_of_partitions_this_worker_no_longer_holds(table: Any) -> None:
+    """The worker kept M02 (partition 1) frozen in /metrics after partition 1 moved: its state was
+    in the store without a partition, so Faust's recovery never dropped it."""
+    states = StateTable(table)
+    for machine, partition in (("M01", 0), ("M02", 1)):
+        states.stage(MachineState(tenant="demo", site="s", line="l", machine=machine), partition)
+    assert [state.key for state in states.write_staged()] == ["demo/M01", "demo/M02"]
+
+    # What Faust calls on every worker once a rebalance's recovery completes: it holds partition 0.
+    held = {TP(table.changelog_topic.get_topic_name(), 0)}
+    asyncio.get_event_loop().run_until_complete(table.on_recovery_completed(held, set()))
+    states.clear()  # what the worker does on revocation
+
+    assert states.keys() == [b"demo/M01"]
+    assert states.load("demo/M02") is None
+    assert states.load("demo/M01") is not None
