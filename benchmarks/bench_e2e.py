@@ -97,8 +97,12 @@ py-spy's extra ~30 µs were wall time (runnable threads waiting for a core, sock
 broker). Both pay ~32 µs per message for Faust's delivery race (mode's `wait_first`, four tasks);
 the worker now delivers directly unless a delivery waits (`streams/delivery.py`) and leaves Faust's
 Monitor sensor out (~2.5 µs per event). Same-session A/B, 4 rounds, median µs CPU per frame: Apache
-Kafka 199 → 153 (empty agent 105), Tansu 234 → 164 (empty agent 120). The empty agent keeps
-Faust's delivery and Monitor, as a user's agent would (docs/operations.md)."""
+Kafka 199 → 153 (empty agent 105), Tansu 234 → 164 (empty agent 120). Withdrawn for a few hours
+on 2026-11-26 (it lost records fetched during a rebalance's recovery) and restored with the fix;
+same-session A/B on Apache Kafka, 4 rounds, median µs CPU per frame (`python -m benchmarks.ab_e2e
+--broker apache-kafka --variant faust=<bf44a15> --variant direct=<be40b63> --rounds 4`): Faust's
+delivery 170 (0.577x the empty agent), the direct delivery 115 (0.858x), empty agent 98. The empty
+agent keeps Faust's delivery and Monitor, as a user's agent would (docs/operations.md)."""
 
 LONG_FRAME_PER_SIGNAL: Final = 1_000
 LONG_FRAME_READINGS: Final = len(SIGNALS) * LONG_FRAME_PER_SIGNAL
