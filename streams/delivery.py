@@ -156,16 +156,24 @@ def held_back(rebalancing: bool, is_changelog: bool, tp: Any, held: HeldBack) ->
 
 
 class DirectDeliveryConsumer(faust_aiokafka.Consumer):
-    async def _fetch_again(self, positions: dict[Any, int]) -> None:  # pragma: no cover
-        """Seek each partition that had records held back to the first of them (one no longer
-        assigned is its next owner's, from the committed offset, which cannot be past them)."""
+    async def _fetch_again(self, held: HeldBack) -> None:  # pragma: no cover
+        """Fetch each assigned partition's held-back records again: seek back to the first of them
+        unless the position already lies at or before it (a seek to the committed offset after
+        they were fetched, or a reset on assignment): never forward, past records the rebalance
+        cleared from the stream buffers. A partition no longer assigned is its next owner's, from
+        the committed offset, which cannot lie past records never delivered. One that fails stays
+        held back, so no later record of it is delivered past them, and is tried again."""
         assigned = self.assignment()
-        for tp, offset in positions.items():
-            if tp in assigned:
-                try:
-                    await self.seek(tp, offset)
-                except Exception as exc:  # revoked meanwhile: the next assignment positions it
-                    self.log.warning("Could not fetch %r again from %r: %r", tp, offset, exc)
+        for tp, first in held.take().items():
+            if tp not in assigned:
+                continue
+            try:
+                position = await self.position(tp)
+                if position is not None and position > first:
+                    await self.seek(tp, first)
+            except Exception as exc:
+                self.log.warning("Could not fetch %r again from %r: %r", tp, first, exc)
+                held.hold(tp, first)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover
         # Faust's loop (faust.transport.consumer.Consumer._drain_messages), but for the delivery
@@ -192,7 +200,7 @@ class DirectDeliveryConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 if held and not app.rebalancing:
-                    await self._fetch_again(held.take())
+                    await self._fetch_again(held)
                 set_flag(flag_consumer_fetching)
                 ait = getmany(timeout=1.0)
 
