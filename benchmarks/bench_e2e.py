@@ -34,11 +34,11 @@ last (startup, group join and numba compilation are outside the interval):
 - **empty Faust agent**: `async for _ in stream.events(): pass` with the same consumer settings
   (the 50 ms fetch wait of `LINEPULSE_FETCH_WAIT_S` included), the framework's ceiling;
 - **empty Faust agent with the worker's Faust side** (frames, full runs only, not gated): the same
-  agent without the Monitor sensor and with the startup heap frozen, as the worker runs. The
-  worker skips those Faust costs and the plain empty agent pays them, so the goal's ratio credits
-  linepulse with them; this one shows what linepulse's own work costs against the same Faust side
-  (its name, `empty_faust_direct`, is from when both also took the direct delivery of
-  `streams/delivery.py`, withdrawn on 2026-11-26: it committed offsets ahead of the states);
+  agent with the worker's direct delivery (`streams/delivery.py`), no Monitor sensor and the startup
+  heap frozen. The worker skips those Faust costs and the plain empty agent pays them, so the goal's
+  ratio credits linepulse with them; this one shows what linepulse's own work costs against Faust's
+  cheapest path (in the first run, 2026-11-26: 43 µs per 500-reading frame against the plain
+  agent's 83, the worker 138);
 - **Quix Streams + river**: a Quix Streams app (own virtualenv, `.venv-bench-quix`) decoding each
   message as a user would and updating river's Var/Min/Max/Sum/EWMean/EWVar per machine and signal
   (plus PageHinkley when linepulse's engine runs drift detection) in a dict: no validation, no KPIs,
@@ -95,11 +95,14 @@ worker's Faust side cost about what the empty agent costs (94-117 against 92-166
 Tansu, 104-149 against 111-125 on Apache Kafka);
 py-spy's extra ~30 µs were wall time (runnable threads waiting for a core, socket writes waking the
 broker). Both pay ~32 µs per message for Faust's delivery race (mode's `wait_first`, four tasks);
-the worker delivered directly unless a delivery waited (`streams/delivery.py`; same-session A/B, 4
-rounds, median µs CPU per frame: Apache Kafka 199 → 153, Tansu 234 → 164) until 2026-11-26, when
-that was found to commit offsets ahead of the states and withdrawn: it pays the race again. It
-leaves Faust's Monitor sensor out (~2.5 µs per event). The empty agent keeps Faust's Monitor, as a
-user's agent would (docs/operations.md)."""
+the worker now delivers directly unless a delivery waits (`streams/delivery.py`) and leaves Faust's
+Monitor sensor out (~2.5 µs per event). Same-session A/B, 4 rounds, median µs CPU per frame: Apache
+Kafka 199 → 153 (empty agent 105), Tansu 234 → 164 (empty agent 120). Withdrawn for a few hours
+on 2026-11-26 (it lost records fetched during a rebalance's recovery) and restored with the fix;
+same-session A/B on Apache Kafka, 4 rounds, median µs CPU per frame (`python -m benchmarks.ab_e2e
+--broker apache-kafka --variant faust=<bf44a15> --variant direct=<be40b63> --rounds 4`): Faust's
+delivery 170 (0.577x the empty agent), the direct delivery 115 (0.858x), empty agent 98. The empty
+agent keeps Faust's delivery and Monitor, as a user's agent would (docs/operations.md)."""
 
 LONG_FRAME_PER_SIGNAL: Final = 1_000
 LONG_FRAME_READINGS: Final = len(SIGNALS) * LONG_FRAME_PER_SIGNAL

@@ -15,11 +15,10 @@ producer compete for the same cores; wall time is reported beside it. The result
   message, the time from the newest reading's event time to the moment its effects were published
   and its state written (after the agent's ``publish``): a worker-side event-to-processed latency.
 - ``empty`` is the framework's ceiling: ``async for _ in stream.events(): pass`` with the same
-  consumer settings. It stays a plain Faust agent as a user would write it: Faust's Monitor
-  sensor, which the worker leaves out (docs/operations.md).
-- ``empty-direct`` is that agent with the worker's own Faust side: no Monitor sensor, the startup
-  heap frozen; against it the ratio is what linepulse's own work costs. (Named when the worker
-  also took :mod:`streams.delivery`'s direct delivery, which it no longer does.)
+  consumer settings. It stays a plain Faust agent as a user would write it: Faust's own delivery
+  and Monitor sensor, which the worker leaves out (:mod:`streams.delivery`, docs/operations.md).
+- ``empty-direct`` is that agent with the worker's own Faust side: direct delivery, no Monitor
+  sensor, the startup heap frozen; against it the ratio is what linepulse's own work costs.
 """
 
 from __future__ import annotations
@@ -152,15 +151,13 @@ def _linepulse_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> fau
 
 def _empty_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> faust.App:
     # The worker's consumer settings, the fetch wait included (one topic never waits on it).
-    # "empty-direct": also the worker's Faust side (no Monitor sensor, frozen heap), so the ratio
-    # against it is what linepulse's own work costs on top of the same Faust side. (The name is
-    # from when the worker also took streams.delivery's direct delivery; it no longer does: it
-    # committed offsets ahead of the states, docs/operations.md.)
+    # "empty-direct": also the worker's delivery (streams.delivery) and no Monitor sensor, so the
+    # ratio against it is what linepulse's own work costs on top of the same Faust side.
     direct = args.mode == "empty-direct"
     app = app_with_fetch_wait(
         Settings().fetch_wait_s,
         args.app_id,
-        direct_delivery=False,
+        direct_delivery=direct,
         monitor_sensor=not direct,
         broker=[f"kafka://{args.bootstrap}"],
         store="memory://",

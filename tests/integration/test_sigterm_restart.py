@@ -2,8 +2,9 @@
 applies every message exactly once: no offset is committed past a message it did not apply.
 
 Found on 2026-11-26: with the worker's direct delivery (streams/delivery.py) the restarted worker
-committed 3,450-3,817 of 4,000 offsets while its states held 2,146-2,624 events (no error logged);
-with Faust's own delivery every run applied all 4,000. The worker now uses Faust's delivery.
+committed 3,450-3,817 of 4,000 offsets while its states held 2,146-2,624 events (no error logged):
+records it delivered while Faust's recovery sought the partitions and then cleared the stream
+buffers were lost, and counted as a committable gap. The delivery now holds them back.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 
 from service.brokers import KafkaCluster
-from tests.integration.harness import WorkerProcess, produce, wait_for
+from tests.integration.harness import WorkerProcess, consume_all, produce, wait_for
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
 
 MESSAGES = 4_000
+SHOWN_AFTER_S = 12.0  # streams.app shows recovered machines every 5 s once ready: two ticks and a margin
 
 
 def _committed(bootstrap: str, group: str, topic: str) -> int:
@@ -28,6 +30,16 @@ def _committed(bootstrap: str, group: str, topic: str) -> int:
         consumer.close()
 
 
+def _recovered_machines(bootstrap: str, app_id: str) -> set[str]:
+    """The machines with a state in the table's changelog: a restarted worker recovers them."""
+    changelog = consume_all(bootstrap, f"{app_id}-machine-state-changelog")
+    return {message.key.decode() for message in changelog if message.value is not None}
+
+
+# Apache Kafka only: on Tansu the restarted worker's states ended 1-90 events short of the 4,000
+# committed offsets in about half the runs, with Faust's own delivery as with the direct one
+# (2026-11-26), while the instrumented worker applied and acked every offset once: a state lost
+# or recovered stale across the stop, not the delivery. Open; see docs/operations.md.
 def test_sigterm_with_a_backlog_then_restart_applies_every_message(
     apache_kafka: KafkaCluster, tmp_path: Path
 ) -> None:
@@ -41,20 +53,30 @@ def test_sigterm_with_a_backlog_then_restart_applies_every_message(
         first.stop()  # SIGTERM with most of the backlog unread
     stopped_at = _committed(bootstrap, first.app_id, topics["telemetry"])
     assert stopped_at < MESSAGES, "the backlog was all applied before the stop: nothing tested"
+    recovered = _recovered_machines(bootstrap, first.app_id)
+    assert recovered, "the first worker wrote no state: nothing to recover"
     with WorkerProcess(bootstrap, topics, tmp_path, app_id=first.app_id) as again:
         # While it catches up, a committed offset is always applied: read the commits first, then
         # the states (written before their offsets are acked), so applied >= committed at any time.
         # With the direct delivery the commits ran ~1,000 messages ahead of the states.
-        deadline = time.monotonic() + 240
+        ready_at = time.monotonic()
+        deadline, checked = ready_at + 240, 0
         while time.monotonic() < deadline:
             committed = _committed(bootstrap, first.app_id, topics["telemetry"])
-            applied = again.applied_events()
-            # (Once it has committed offsets of its own: recovered machines are shown within 5 s.)
-            if committed > stopped_at:
+            shown = again.totals()
+            applied = sum(totals["events"] for totals in shown.values())
+            # A recovered machine that has sent nothing since is shown by a 5 s timer once the
+            # worker is ready: until then its events are applied but not counted here. Checked once
+            # it has committed offsets of its own, the timer has run and every recovered machine
+            # is shown (after a fast catch-up, only at its end: a lost message still shows there).
+            shows_all = time.monotonic() - ready_at >= SHOWN_AFTER_S and recovered <= shown.keys()
+            if committed > stopped_at and shows_all:
+                checked += 1
                 assert applied >= committed, f"{committed} offsets committed, {applied} messages applied"
-            if applied >= MESSAGES:
+            if applied >= MESSAGES and checked:
                 break
             time.sleep(0.5)
+        assert checked, "no sample showed every recovered machine with offsets committed since the stop"
         wait_for(lambda: again.applied_events() >= MESSAGES, 30, f"all {MESSAGES} messages applied")
         deadline = time.monotonic() + 60
         while (

@@ -18,7 +18,7 @@ from faust.transport.consumer import Consumer
 from mode import Service
 
 from streams import delivery, fetch_wait
-from streams.delivery import FAUST_DRAIN_SHA256, DirectDeliveryConsumer, deliver
+from streams.delivery import FAUST_DRAIN_SHA256, DirectDeliveryConsumer, HeldBack, deliver, held_back
 from streams.fetch_wait import app_with_fetch_wait
 
 _seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="caller")
@@ -189,3 +189,43 @@ def test_direct_delivery_only_where_its_first_step_may_run_as_the_drain_task(
     app = app_with_fetch_wait(0.05, "delivery-312", broker="kafka://127.0.0.1:1", datadir=str(tmp_path),
                               direct_delivery=True)  # fmt: skip
     assert not isinstance(app.consumer, DirectDeliveryConsumer)
+
+
+def test_while_rebalancing_a_delivery_takes_faust_path() -> None:
+    """A changelog record delivered during a rebalance: exactly as Faust delivers it."""
+
+    async def run() -> int:
+        service = _Counting()
+
+        async def callback(message: str) -> None:
+            return None
+
+        await deliver(service, asyncio.Event(), callback, "m", rebalancing=True)
+        return service.races
+
+    assert asyncio.run(run()) == 1
+
+
+def test_stream_records_are_held_back_while_rebalancing_changelog_records_are_not() -> None:
+    """Faust's recovery seeks the stream partitions to their committed offsets, then clears the
+    streams' buffers: a record delivered in between was lost, and the next one of its partition made
+    Faust count the lost ones as a gap (committable). Held back, they are fetched again."""
+    held = HeldBack()
+    assert held_back(rebalancing=True, is_changelog=False, tp="telemetry/0", held=held)
+    assert not held_back(rebalancing=True, is_changelog=True, tp="state-changelog/0", held=held)
+    assert not held_back(rebalancing=False, is_changelog=False, tp="telemetry/0", held=held)
+
+
+def test_a_partition_with_records_held_back_is_fetched_again_from_the_first() -> None:
+    held = HeldBack()
+    assert not held
+    for offset in (40, 41, 27, 28):  # a seek in between: the fetch restarted lower
+        held.hold("telemetry/0", offset)
+    held.hold("telemetry/1", 7)
+    assert held and "telemetry/0" in held
+    # After the rebalance, the rest of its records in hand are held back too, until fetched again.
+    assert held_back(rebalancing=False, is_changelog=False, tp="telemetry/0", held=held)
+    assert not held_back(rebalancing=False, is_changelog=False, tp="telemetry/2", held=held)
+    assert held.take() == {"telemetry/0": 27, "telemetry/1": 7}
+    assert not held and "telemetry/0" not in held
+    assert not held_back(rebalancing=False, is_changelog=False, tp="telemetry/0", held=held)
