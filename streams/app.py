@@ -340,9 +340,13 @@ def create_stream(
             key = raw_key.decode()
             if key in live:
                 continue
+            if not live.is_configured(key):  # not decoded: it is never shown
+                if key not in not_configured_logged:
+                    not_configured.append(key)
+                continue
             state = table.load(key)
-            if state is not None and not live.show_recovered(state) and key not in not_configured_logged:
-                not_configured.append(key)
+            if state is not None:
+                live.show_recovered(state)
         if not_configured:
             not_configured_logged.update(not_configured)
             log.warning(
