@@ -152,7 +152,7 @@ def create_stream(
         max_future_ms=int(config.max_future_s * 1000),
         anomaly_models=anomaly_models,
     )
-    live = LiveMachines()
+    live = LiveMachines({machine.key for machine in plant.machines})
     telemetry = app.topic(
         config.topics.telemetry, key_type=bytes, value_type=bytes, partitions=config.partitions
     )
@@ -346,15 +346,33 @@ def create_stream(
 
     app.on_partitions_revoked.connect(_forget_revoked)
 
+    not_configured_logged: set[str] = set()
+
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def _show_recovered_machines() -> None:
-        # After a restart or rebalance, machines that send nothing yet are still shown from the table.
+        # After a restart or rebalance, machines that send nothing yet are still shown from the
+        # table; those no longer in the plant configuration are not (streams.live: why).
         if not _ready(app):
             return
+        not_configured = []
         for raw_key in list(table.keys()):
             key = raw_key.decode()
+            if key in live:
+                continue
+            if not live.is_configured(key):  # not decoded: it is never shown
+                if key not in not_configured_logged:
+                    not_configured.append(key)
+                continue
             state = table.load(key)
-            if key not in live and state is not None:
-                live.update(state)
+            if state is not None:
+                live.show_recovered(state)
+        if not_configured:
+            not_configured_logged.update(not_configured)
+            log.warning(
+                "recovered the state of %d machine(s) not in the plant configuration, not shown or "
+                "exported (kept in the machine-state table; docs/operations.md: purging): %s",
+                len(not_configured),
+                ", ".join(sorted(not_configured)),
+            )
 
     return LinepulseStream(app=app, processor=processor, live=live, lines=lines, config=config, outbox=outbox)

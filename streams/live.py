@@ -2,28 +2,78 @@
 
 Per-machine values are read at scrape time from here (the Prometheus custom-collector pattern)
 instead of being pushed into gauges per event, which keeps the hot path free of metric updates.
+
+Only machines of the plant configuration are kept: a machine removed from the plant file keeps its
+state in the machine-state table (a re-added machine goes on from it), but a restarted worker must
+not export it, frozen, from there forever (its silence alert would never end).
+
+Each machine also remembers when (wall clock) this worker last received an event that moved its
+event time, so pages can tell "no data for X seconds" from "a replay far behind the wall clock"
+(:mod:`service.web.staleness`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 
 from models.machine import MachineState
 from streams.records import LineKpiRecord
 
-__all__ = ["LiveLines", "LiveMachines"]
+__all__ = ["LiveLines", "LiveMachines", "Receipt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """When this worker got a machine's newest event time ``last_seen_ms`` (epoch ms)."""
+
+    last_seen_ms: int | None
+    received_ms: int  # wall clock when it was applied, or when the state was recovered
+    recovered: bool  # from the table at start or rebalance; nothing received since
 
 
 class LiveMachines:
-    def __init__(self) -> None:
+    def __init__(self, configured: Collection[str], clock: Callable[[], float] = time.time) -> None:
+        """``configured``: the plant's machine keys (``tenant/machine``); others are never shown."""
+        self._configured = frozenset(configured)
+        self._clock = clock
         self._states: dict[str, MachineState] = {}
+        self._receipts: dict[str, Receipt] = {}
+
+    def is_configured(self, key: str) -> bool:
+        return key in self._configured
 
     def update(self, state: MachineState) -> None:
+        """A state this worker applied (or ticked): shown, its receipt moved if its event time did."""
+        if state.key not in self._configured:
+            return
         self._states[state.key] = state
+        receipt = self._receipts.get(state.key)
+        # A tick (stream time) changes the state but brings no data: the receipt stays.
+        if receipt is None or state.last_seen_ms != receipt.last_seen_ms:
+            self._receipts[state.key] = Receipt(state.last_seen_ms, self._now_ms(), recovered=False)
+
+    def show_recovered(self, state: MachineState) -> bool:
+        """Show a state recovered from the table that this worker has not shown yet; False when
+        its machine is not configured (it stays in the table, unshown)."""
+        if state.key not in self._configured:
+            return False
+        if state.key not in self._states:
+            self._states[state.key] = state
+            self._receipts[state.key] = Receipt(state.last_seen_ms, self._now_ms(), recovered=True)
+        return True
+
+    def receipt(self, key: str) -> Receipt | None:
+        return self._receipts.get(key)
 
     def forget_all(self) -> None:
         """Called on rebalance: machines on revoked partitions now belong to another worker."""
         self._states.clear()
+        self._receipts.clear()
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
     def __contains__(self, key: str) -> bool:
         return key in self._states

@@ -10,6 +10,7 @@ the parameter, not an empty or unfiltered success).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Set
 from importlib import resources
 from typing import Any
@@ -19,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from models.machine import MachineState
 from service.capability_view import capability_rows
+from service.web.staleness import Silence, silences
 from streams.app import LinepulseStream
 
 __all__ = ["machine_view", "register_routes", "tenant_param"]
@@ -26,14 +28,12 @@ __all__ = ["machine_view", "register_routes", "tenant_param"]
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-def machine_view(stream: LinepulseStream, state: MachineState, newest_ms: int | None) -> dict[str, Any]:
-    """One machine for /api/machines. ``newest_ms`` is the newest event time of any machine shown:
-    a machine silent for longer than the plant's state timeout before it is marked stale (event
-    time, so a replay far behind the wall clock is not all stale)."""
+def machine_view(stream: LinepulseStream, state: MachineState, silent: Silence) -> dict[str, Any]:
+    """One machine for /api/machines; ``silent``: how long it has sent nothing
+    (:mod:`service.web.staleness`: on its tenant's stream clock, so a replay is not all stale)."""
     calendar = stream.processor.engine.calendar
     plant = stream.processor.plant
     spec = plant.machine(state.tenant, state.machine)
-    silent_s = (newest_ms - state.last_seen_ms) / 1000.0 if newest_ms and state.last_seen_ms else None
     windows = {
         record.window: record.model_dump(mode="json")
         for record in stream.processor.open_window_records(state)
@@ -48,8 +48,9 @@ def machine_view(stream: LinepulseStream, state: MachineState, newest_ms: int | 
         "reason": state.reason,
         "state_since": calendar.local_isoformat(state.state_since_ms) if state.state_since_ms else None,
         "last_seen": calendar.local_isoformat(state.last_seen_ms) if state.last_seen_ms else None,
-        "silent_s": silent_s,
-        "stale": silent_s is not None and silent_s > plant.state_timeout_s,
+        "silent_s": silent.silent_s,
+        "received_ago_s": silent.received_ago_s,
+        "stale": silent.stale,
         "totals": state.totals.to_dict(),
         "windows": windows,
         "capability": capability_rows(stream.processor.engine, state),
@@ -131,12 +132,12 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
         if error is not None:
             return web.json({"error": error}, status=400)
         shown = [state for state in stream.live if tenant is None or state.tenant == tenant]
-        newest = max((state.last_seen_ms for state in shown if state.last_seen_ms is not None), default=None)
+        silent = silences(stream.live, shown, int(time.time() * 1000), stream.processor.plant.state_timeout_s)
         body = orjson.dumps(
             {
                 "ready": stream.is_ready(),
                 "oee_target": stream.processor.plant.alerts.oee_below,
-                "machines": [machine_view(stream, state, newest) for state in shown],
+                "machines": [machine_view(stream, m, q) for m, q in zip(shown, silent, strict=True)],
             }
         )
         return web.bytes(body, content_type="application/json")

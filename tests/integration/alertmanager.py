@@ -8,8 +8,6 @@ instead of minutes. Routes, grouping labels and inhibition rules are the shipped
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -22,7 +20,7 @@ from typing import Any
 import yaml
 
 from service.brokers.readiness import free_port
-from tests.integration.harness import wait_for
+from tests.integration.harness import server_process, tail
 from tests.integration.observability import require_executable
 
 __all__ = ["CONFIG", "AlertmanagerServer", "alertmanager_running"]
@@ -88,7 +86,7 @@ class AlertmanagerServer:
             return list(self.webhook.notifications)
 
     def log_tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        return tail(self.log)
 
 
 def _test_config(webhook_url: str) -> dict[str, Any]:
@@ -119,41 +117,19 @@ def alertmanager_running(workdir: Path) -> Iterator[AlertmanagerServer]:
     config.write_text(yaml.safe_dump(_test_config(f"http://{host!s}:{webhook_port}")), encoding="utf-8")
     port = free_port()
     log = workdir / "alertmanager.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.path={workdir / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                # No cluster: a single instance, and no gossip port to collide with other tests.
-                "--cluster.listen-address=",
-                "--log.level=info",
-            ],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    server = AlertmanagerServer(f"http://127.0.0.1:{port}", webhook, log)
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={workdir / 'alertmanager-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        # No cluster: a single instance, and no gossip port to collide with other tests.
+        "--cluster.listen-address=",
+        "--log.level=info",
+    ]
+    base_url = f"http://127.0.0.1:{port}"
     try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"alertmanager exited with {process.returncode}:\n{server.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{server.base_url}/-/ready", timeout=2) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
-
-        wait_for(ready, 30, "alertmanager /-/ready", interval_s=0.2)
-        yield server
+        with server_process("alertmanager", argv, log, base_url):
+            yield AlertmanagerServer(base_url, webhook, log)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         webhook.shutdown()
         webhook.server_close()

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from service.brokers.readiness import free_port
 
-__all__ = ["WorkerProcess", "consume_all", "produce", "wait_for"]
+__all__ = ["WorkerProcess", "consume_all", "produce", "server_process", "stop_process", "tail", "wait_for"]
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5) -> None:
@@ -30,6 +31,47 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interva
             return
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def tail(log: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """No orphans: SIGTERM lets the process close its files; SIGKILL if it does not go in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def server_process(name: str, argv: list[str], log: Path, base_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A server (Prometheus, Alertmanager) with its output in ``log``, yielded once its ``/-/ready``
+    answers 200 (failing with its log if it exits first), stopped by :func:`stop_process` after."""
+    with log.open("wb") as handle:
+        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"{name} exited with {process.returncode}:\n{tail(log)}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/-/ready", timeout=2) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+
+        wait_for(ready, 30, f"{name} /-/ready", interval_s=0.2)
+        yield process
+    finally:
+        stop_process(process, timeout_s=15)
 
 
 def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
@@ -173,19 +215,11 @@ class WorkerProcess:
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout_s=30)
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return tail(self.log_path, lines)
 
     def __enter__(self) -> WorkerProcess:
         return self.start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import time
 import urllib.error
@@ -29,7 +28,7 @@ import yaml
 from service.brokers import TansuBroker
 from service.brokers.readiness import free_port
 from tests.integration.alertmanager import AlertmanagerServer, alertmanager_running
-from tests.integration.harness import WorkerProcess, produce, wait_for
+from tests.integration.harness import WorkerProcess, produce, server_process, tail, wait_for
 from tests.integration.observability import demo_machines, demo_worker, require_executable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +60,7 @@ class PrometheusServer:
         return result
 
     def log_tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        return tail(self.log)
 
 
 @contextmanager
@@ -87,41 +86,16 @@ def prometheus_scraping(
     config.write_text(yaml.safe_dump(document), encoding="utf-8")
     port = free_port()
     log = workdir / "prometheus.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=info",
-            ],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    server = PrometheusServer(f"http://127.0.0.1:{port}", process, log)
-    try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"prometheus exited with {process.returncode}:\n{server.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{server.base_url}/-/ready", timeout=2) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
-
-        wait_for(ready, 30, "prometheus /-/ready", interval_s=0.2)
-        yield server
-    finally:
-        # No orphans: SIGTERM lets it close the TSDB; SIGKILL if it does not go in time.
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={workdir / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=info",
+    ]
+    base_url = f"http://127.0.0.1:{port}"
+    with server_process("prometheus", argv, log, base_url) as process:
+        yield PrometheusServer(base_url, process, log)
 
 
 def _dashboard_queries() -> list[tuple[str, str]]:

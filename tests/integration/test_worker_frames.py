@@ -14,11 +14,10 @@ import struct
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import orjson
 
 from service.brokers import BrokerEndpoint
-from streams.frames import Frame, SignalBlock, encode_frame
+from tests.frame_records import as_frame
 from tests.integration.harness import WorkerProcess, consume_all, produce, records, wait_for
 from tests.integration.streams_fixtures import (
     analyze_lines,
@@ -29,29 +28,6 @@ from tests.integration.streams_fixtures import (
 )
 
 VALID = 6_000
-
-
-def _as_frame(value: bytes) -> bytes:
-    record = orjson.loads(value)
-    blocks = tuple(
-        SignalBlock(
-            series["signal"],
-            series.get("unit"),
-            np.array(series["ts"], dtype=np.int64),
-            np.array(series["values"], dtype=np.float64),
-        )
-        for series in record["signals"]
-    )
-    frame = Frame(
-        record["tenant"],
-        record["site"],
-        record["line"],
-        record["machine"],
-        record["ts"],
-        record.get("seq"),
-        blocks,
-    )
-    return encode_frame(frame)
 
 
 def _damaged(frame: bytes) -> list[tuple[bytes, str]]:
@@ -93,7 +69,7 @@ def test_frames_apply_like_their_json_and_damaged_ones_are_dead_lettered(
         if b'"kind":"samples"' not in value:
             sent.append((key, value))
             continue
-        frame = _as_frame(value)
+        frame = as_frame(value)
         sent.append((key, frame))
         frames += 1
         if frames % 50 == 10 and len(bad) < 21:

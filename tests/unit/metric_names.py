@@ -54,7 +54,7 @@ def exposed_sample_names() -> frozenset[str]:
     """
     plant = load_demo_plant()
     processor = TelemetryProcessor(plant, max_payload_bytes=1 << 20, max_future_ms=300_000)
-    live = LiveMachines()
+    live = LiveMachines({machine.key for machine in plant.machines})
     lines = LiveLines()
     states: dict[str, MachineState] = {}
     registry, metrics = build_registry(live, plant, lines)

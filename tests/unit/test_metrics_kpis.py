@@ -39,7 +39,7 @@ def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     for seconds in range(1, 101):  # cycles of 1 s .. 100 s, one every 10 s from 06:30
         engine.on_cycle(state, spec, at(6, 30) + seconds * 10_000, float(seconds), "P1")
     engine.on_count(state, spec, at(6, 50), 100, 0, "P1", None)
-    live = LiveMachines()
+    live = LiveMachines({machine.key for machine in plant.machines})
     live.update(state)
     registry, _ = build_registry(live, plant)
     samples = {}
@@ -119,7 +119,7 @@ def test_reasons_and_products_from_telemetry_stay_bounded_and_sum_up() -> None:
         engine.on_state(state, spec, t + 10_000, "down", f"r{i:02d}")
         t += 10_000 + (i + 1) * 1_000  # stops of 1 s, 2 s, ... 60 s: distinct sizes
     engine.on_state(state, spec, t, "running", None)
-    live = LiveMachines()
+    live = LiveMachines({machine.key for machine in plant.machines})
     live.update(state)
     registry, _ = build_registry(live, plant)
     families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}

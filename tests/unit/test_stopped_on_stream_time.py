@@ -279,7 +279,7 @@ def test_alerts_judged_on_stream_time_are_counted_as_records_not_as_messages(tab
     outcomes = applier.apply(messages(lines))
     [(index, judged)] = applier.judged
     assert orjson.loads(lines[index])["machine"] == "B"  # B's reading at 5 min got A judged
-    _, metrics = build_registry(LiveMachines(), config, LiveLines())
+    _, metrics = build_registry(LiveMachines(()), config, LiveLines())
     for outcome in outcomes:
         metrics.on_outcome(outcome)
     metrics.on_records(judged)

@@ -13,27 +13,12 @@ from service.cli import main
 from service.telemetry_file import read_records
 from streams.exceptions import FrameError
 from streams.frames import Frame, SignalBlock, encode_frame, frame_size
+from tests.frame_records import as_frame
 from tests.unit.test_processing import simulated
 
 
-def _as_frame(value: bytes) -> bytes:
-    """A JSON ``samples`` record as the binary frame carrying the same readings."""
-    record = orjson.loads(value)
-    blocks = tuple(
-        SignalBlock(
-            series["signal"],
-            series.get("unit"),
-            np.array(series["ts"], dtype=np.int64),
-            np.array(series["values"], dtype=np.float64),
-        )
-        for series in record["signals"]
-    )
-    ids = (record["tenant"], record["site"], record["line"], record["machine"])
-    return encode_frame(Frame(*ids, record["ts"], record.get("seq"), blocks))
-
-
 def _with_frames(values: list[bytes]) -> list[bytes]:
-    return [_as_frame(v) if b'"kind":"samples"' in v else v for v in values]
+    return [as_frame(v) if b'"kind":"samples"' in v else v for v in values]
 
 
 def _file(records: list[bytes]) -> bytes:

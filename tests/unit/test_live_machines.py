@@ -1,0 +1,130 @@
+"""What the live views (/metrics, /api/machines, /status) show: only configured machines, and
+staleness on each tenant's stream clock (:mod:`service.web.staleness`)."""
+
+from __future__ import annotations
+
+from models.machine import MachineEngine, MachineState
+from models.plant import PlantConfig
+from service.web.staleness import silences
+from streams.live import LiveMachines
+
+NOW_MS = 1_795_400_000_000
+DAY_MS = 86_400_000
+PLANT = PlantConfig.model_validate(
+    {
+        "timezone": "Asia/Seoul",
+        "state_timeout_s": 60,
+        "machines": [
+            {"tenant": tenant, "site": "p1", "line": "L1", "id": machine, "ideal_cycle_s": 10.0}
+            for tenant in ("acme", "hist")
+            for machine in ("M01", "M02")
+        ],
+    }
+)
+ENGINE = MachineEngine(PLANT)
+
+
+class Clock:
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> float:
+        return self.now_ms / 1000.0
+
+
+def running(tenant: str, machine: str, at_ms: int, state: MachineState | None = None) -> MachineState:
+    spec = PLANT.machine(tenant, machine)
+    assert spec is not None
+    state = state or ENGINE.new_state(spec)
+    ENGINE.on_state(state, spec, at_ms, "running", None)
+    return state
+
+
+def removed(at_ms: int) -> MachineState:
+    other = PlantConfig.model_validate(
+        {**PLANT.model_dump(), "machines": [{"tenant": "gone", "site": "p1", "line": "L1", "id": "M09"}]}
+    )
+    state = MachineEngine(other).new_state(other.machines[0])
+    MachineEngine(other).on_state(state, other.machines[0], at_ms, "running", None)
+    return state
+
+
+def live_of(clock: Clock) -> LiveMachines:
+    return LiveMachines({machine.key for machine in PLANT.machines}, clock=clock)
+
+
+def test_a_machine_not_in_the_plant_is_neither_recovered_nor_updated() -> None:
+    live = live_of(Clock(NOW_MS))
+    assert not live.show_recovered(removed(NOW_MS))
+    live.update(removed(NOW_MS))
+    assert live.show_recovered(running("acme", "M01", NOW_MS))
+    assert [state.key for state in live] == ["acme/M01"] and "gone/M09" not in live
+
+
+def test_a_recovered_state_does_not_replace_a_newer_one() -> None:
+    live = live_of(Clock(NOW_MS))
+    newer = running("acme", "M01", NOW_MS)
+    live.update(newer)
+    assert live.show_recovered(running("acme", "M01", NOW_MS - DAY_MS))
+    [shown] = live
+    assert shown is newer
+
+
+def stale(live: LiveMachines, now_ms: int) -> dict[str, bool]:
+    shown = list(live)
+    silent = silences(live, shown, now_ms, PLANT.state_timeout_s)
+    return {state.key: of_state.stale for state, of_state in zip(shown, silent, strict=True)}
+
+
+def test_a_whole_plant_that_goes_silent_turns_stale_on_the_wall_clock() -> None:
+    # Measured against the newest event of the shown machines, nothing was ever stale here.
+    clock = Clock(NOW_MS)
+    live = live_of(clock)
+    live.update(running("acme", "M01", NOW_MS - 1_000))
+    live.update(running("acme", "M02", NOW_MS - 2_000))
+    assert stale(live, NOW_MS + 30_000) == {"acme/M01": False, "acme/M02": False}
+    assert stale(live, NOW_MS + 62_000) == {"acme/M01": True, "acme/M02": True}
+    [first, _] = silences(live, list(live), NOW_MS + 62_000, 60)
+    # The newest event's 1 s delay on arrival is transport, not silence.
+    assert first.silent_s == 62.0 and first.received_ago_s == 62.0
+
+
+def test_a_replay_far_behind_the_wall_clock_is_stale_only_where_history_is_silent() -> None:
+    clock = Clock(NOW_MS)
+    live = live_of(clock)
+    old = NOW_MS - 30 * DAY_MS
+    m02 = running("hist", "M02", old)
+    live.update(m02)
+    m01 = running("hist", "M01", old)
+    for minute in range(1, 6):  # five minutes of history in five seconds of wall clock
+        clock.now_ms += 1_000
+        live.update(running("hist", "M01", old + minute * 60_000, m01))
+    assert stale(live, clock.now_ms) == {"hist/M01": False, "hist/M02": True}
+    silent = silences(live, list(live), clock.now_ms, 60)
+    assert [q.silent_s for q in silent] == [0.0, 300.0]
+    # The replay ended: no data arrives any more, so after the timeout on the wall clock all are stale.
+    assert stale(live, clock.now_ms + 61_000) == {"hist/M01": True, "hist/M02": True}
+
+
+def test_each_tenant_has_its_own_stream_clock() -> None:
+    # A live tenant next to a replayed one: the replay is not stale for being old.
+    clock = Clock(NOW_MS)
+    live = live_of(clock)
+    live.update(running("acme", "M01", NOW_MS))
+    live.update(running("hist", "M01", NOW_MS - 30 * DAY_MS))
+    assert stale(live, NOW_MS + 1_000) == {"acme/M01": False, "hist/M01": False}
+
+
+def test_a_tick_is_no_data_and_recovered_states_go_by_the_wall_clock() -> None:
+    clock = Clock(NOW_MS)
+    live = live_of(clock)
+    state = running("acme", "M01", NOW_MS - DAY_MS)
+    live.show_recovered(state)  # nothing received since the start: no lag to go by
+    [recovered] = silences(live, list(live), NOW_MS, 60)
+    assert recovered.stale and recovered.received_ago_s is None
+    m02 = running("acme", "M02", NOW_MS)
+    live.update(m02)
+    clock.now_ms += 50_000
+    live.update(m02)  # written again by a silence tick: its event time did not move
+    receipt = live.receipt("acme/M02")
+    assert receipt is not None and receipt.received_ms == NOW_MS
