@@ -209,6 +209,18 @@ class WorkerProcess:
                 return float(line.rsplit(" ", 1)[1])
         raise AssertionError(f"{sample} not in /metrics")
 
+    def metric_if_up(self, sample: str) -> float | None:
+        """:meth:`metric`, or None while /metrics does not answer or lacks it; the worker must be alive."""
+        self.assert_alive()
+        try:
+            return self.metric(sample)
+        except (OSError, AssertionError):
+            return None
+
+    def send_stuck(self) -> bool:
+        """Whether the worker says a send is stuck (refused, or unanswered during an outage)."""
+        return self.metric_if_up("linepulse_send_stuck") == 1.0
+
     def kill9(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)

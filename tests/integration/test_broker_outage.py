@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from service.brokers import BrokerError, KafkaCluster
 from tests.integration.harness import WorkerProcess, produce, wait_for
+from tests.integration.kafka_admin import committed_total
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
 
 MESSAGES = 30_000
@@ -37,22 +37,6 @@ def own_kafka() -> Iterator[KafkaCluster]:
         cluster.stop()
 
 
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False)
-    try:
-        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(PARTITIONS))
-    finally:
-        consumer.close()
-
-
-def _metric(worker: WorkerProcess, sample: str) -> float | None:
-    worker.assert_alive()
-    try:
-        return worker.metric(sample)
-    except (OSError, AssertionError):
-        return None
-
-
 def test_an_outage_makes_the_worker_unready_and_sigterm_stops_it_without_committing(
     own_kafka: KafkaCluster, tmp_path: Path
 ) -> None:
@@ -65,8 +49,8 @@ def test_an_outage_makes_the_worker_unready_and_sigterm_stops_it_without_committ
         # Killed while the worker works through its fetched backlog: its next sends go unanswered.
         wait_for(lambda: first.applied_events() >= 2_000, 120, "the first messages applied")
         own_kafka.kill_broker(0)
-        wait_for(lambda: _metric(first, "linepulse_send_stuck") == 1.0, 30, "the outage noticed")
-        assert _metric(first, "linepulse_ready") == 0.0
+        wait_for(first.send_stuck, 30, "the outage noticed")
+        assert first.metric_if_up("linepulse_ready") == 0.0
         applied = first.applied_events()
         assert applied < MESSAGES, "the backlog was all applied before the outage: nothing tested"
         started = time.monotonic()
@@ -77,11 +61,11 @@ def test_an_outage_makes_the_worker_unready_and_sigterm_stops_it_without_committ
     assert "was not applied" in first.log_path.read_text(errors="replace")
 
     own_kafka.start_broker(0)
-    assert _committed(bootstrap, first.app_id, topics["telemetry"]) <= applied
+    assert committed_total(bootstrap, first.app_id, topics["telemetry"]) <= applied
     with WorkerProcess(bootstrap, topics, tmp_path, app_id=first.app_id, partitions=PARTITIONS) as again:
         wait_for(lambda: again.applied_events() >= MESSAGES, 240, f"all {MESSAGES} messages applied")
         wait_for(
-            lambda: _committed(bootstrap, first.app_id, topics["telemetry"]) == MESSAGES,
+            lambda: committed_total(bootstrap, first.app_id, topics["telemetry"]) == MESSAGES,
             60,
             "every offset committed",
         )

@@ -11,12 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
-
 from service.brokers import KafkaCluster
 from streams.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
 from tests.integration.harness import WorkerProcess, consume_all, produce, records, wait_for
+from tests.integration.kafka_admin import committed_total, set_max_message_bytes
 from tests.integration.streams_fixtures import (
     analyze_lines,
     create_topics,
@@ -29,31 +27,6 @@ MESSAGES = 4_000
 PARTITIONS = 3
 
 
-def _set_limit(bootstrap: str, topic: str, limit: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    try:
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": str(limit)})
-        admin.alter_configs([resource])
-    finally:
-        admin.close()
-
-
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False)
-    try:
-        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(PARTITIONS))
-    finally:
-        consumer.close()
-
-
-def _stuck(worker: WorkerProcess) -> bool:
-    worker.assert_alive()
-    try:
-        return worker.metric("linepulse_send_stuck") == 1.0
-    except (OSError, AssertionError):
-        return False
-
-
 def test_a_refused_line_record_waits_and_the_line_view_misses_no_kpi_record(
     apache_kafka: KafkaCluster, tmp_path: Path
 ) -> None:
@@ -62,17 +35,21 @@ def test_a_refused_line_record_waits_and_the_line_view_misses_no_kpi_record(
     create_topics(bootstrap, topics, PARTITIONS)
     messages = simulated_messages(MESSAGES, seed=31)
     with WorkerProcess(bootstrap, topics, tmp_path, partitions=PARTITIONS) as worker:
-        _set_limit(bootstrap, topics["line_kpis"], 300)  # too small for a line record
+        set_max_message_bytes(bootstrap, topics["line_kpis"], 300)  # too small for a line record
         produce(bootstrap, topics["telemetry"], messages)
-        wait_for(lambda: _stuck(worker), 120, "the line view to report a refused line record")
+        wait_for(
+            worker.send_stuck,
+            120,
+            "the line view to report a refused line record",
+        )
         assert worker.metric("linepulse_ready") == 0.0
         assert worker.metric(f'linepulse_send_failures_total{{topic="{topics["line_kpis"]}"}}') > 0
         regrouped = len(consume_all(bootstrap, topics["kpis_by_line"], idle_s=2))
-        assert _committed(bootstrap, worker.app_id, topics["kpis_by_line"]) < regrouped
+        assert committed_total(bootstrap, worker.app_id, topics["kpis_by_line"]) < regrouped
 
-        _set_limit(bootstrap, topics["line_kpis"], DEAD_LETTER_MAX_MESSAGE_BYTES)
+        set_max_message_bytes(bootstrap, topics["line_kpis"], DEAD_LETTER_MAX_MESSAGE_BYTES)
         wait_for(lambda: worker.applied_events() >= MESSAGES, 180, f"all {MESSAGES} events")
-        wait_for(lambda: not _stuck(worker), 60, "the line view to carry on")
+        wait_for(lambda: not worker.send_stuck(), 60, "the line view to carry on")
         expected = latest_line_records(analyze_lines((value for _, value in messages), tmp_path)["line_kpis"])
         assert any(record["complete"] for record in expected.values())
         found: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -84,7 +61,7 @@ def test_a_refused_line_record_waits_and_the_line_view_misses_no_kpi_record(
         wait_for(caught_up, 90, "the line records equal analyze's")
         regrouped = len(consume_all(bootstrap, topics["kpis_by_line"], idle_s=2))
         wait_for(
-            lambda: _committed(bootstrap, worker.app_id, topics["kpis_by_line"]) == regrouped,
+            lambda: committed_total(bootstrap, worker.app_id, topics["kpis_by_line"]) == regrouped,
             30,
             "every regrouped KPI record committed",
         )

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.admin import KafkaAdminClient
 
 from service.brokers import KafkaCluster
 from streams.exceptions import TopicMismatch
 from streams.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, TopicNames, ensure_topics, topic_specs
 from tests.integration.harness import WorkerProcess, consume_all, produce, records, wait_for
+from tests.integration.kafka_admin import committed_total, set_max_message_bytes
 from tests.integration.streams_fixtures import (
     analyze_lines,
     create_topics,
@@ -33,23 +33,6 @@ from tests.integration.streams_fixtures import (
 VALID = 4_000
 KAFKA_DEFAULT_LIMIT = 1_048_588
 COMPARED = ("events", "good", "scrap", "run_ms")
-
-
-def _set_limit(bootstrap: str, topic: str, limit: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    try:
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": str(limit)})
-        admin.alter_configs([resource])
-    finally:
-        admin.close()
-
-
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False)
-    try:
-        return sum(consumer.committed(TopicPartition(topic, partition)) or 0 for partition in range(3))
-    finally:
-        consumer.close()
 
 
 def _big_bad_message(size: int) -> tuple[bytes, bytes]:
@@ -65,14 +48,6 @@ def _compared(totals: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     return {machine: {name: values[name] for name in COMPARED} for machine, values in sorted(totals.items())}
 
 
-def _stuck(worker: WorkerProcess) -> bool:
-    worker.assert_alive()
-    try:
-        return worker.metric("linepulse_send_stuck") == 1.0
-    except (OSError, AssertionError):
-        return False
-
-
 @pytest.mark.parametrize("refused", ["kpis", "dead_letters"])
 def test_a_refused_send_waits_and_the_worker_carries_on_when_the_topic_takes_it(
     apache_kafka: KafkaCluster, tmp_path: Path, refused: str
@@ -85,25 +60,29 @@ def test_a_refused_send_waits_and_the_worker_carries_on_when_the_topic_takes_it(
     messages = valid[: VALID // 2] + bad + valid[VALID // 2 :]
     with WorkerProcess(bootstrap, topics, tmp_path) as worker:  # ready: the topics passed its checks
         # Too small for a KPI record; the dead-letter topic back to Kafka's default (under 2 MiB).
-        _set_limit(bootstrap, topics[refused], 300 if refused == "kpis" else KAFKA_DEFAULT_LIMIT)
+        set_max_message_bytes(bootstrap, topics[refused], 300 if refused == "kpis" else KAFKA_DEFAULT_LIMIT)
         produce(bootstrap, topics["telemetry"], messages)
-        wait_for(lambda: _stuck(worker), 120, "the worker to report a refused send")
+        wait_for(
+            worker.send_stuck,
+            120,
+            "the worker to report a refused send",
+        )
         time.sleep(4)  # several commit intervals while stuck
         applied = worker.applied_events()
         assert applied < VALID
-        assert _committed(bootstrap, worker.app_id, topics["telemetry"]) <= applied
+        assert committed_total(bootstrap, worker.app_id, topics["telemetry"]) <= applied
         assert worker.metric("linepulse_ready") == 0.0
         assert worker.metric(f'linepulse_send_failures_total{{topic="{topics[refused]}"}}') > 0
         assert worker.metric('linepulse_messages_total{result="dead_letter"}') == 0.0
 
-        _set_limit(bootstrap, topics[refused], DEAD_LETTER_MAX_MESSAGE_BYTES)
+        set_max_message_bytes(bootstrap, topics[refused], DEAD_LETTER_MAX_MESSAGE_BYTES)
         wait_for(lambda: worker.applied_events() >= VALID, 180, f"all {VALID} events after the fix")
         wait_for(lambda: worker.metric("linepulse_ready") == 1.0, 60, "/ready again")
         assert worker.metric("linepulse_send_stuck") == 0.0
         assert worker.applied_events() == VALID
         assert worker.metric('linepulse_messages_total{result="dead_letter"}') == len(bad)
         wait_for(
-            lambda: _committed(bootstrap, worker.app_id, topics["telemetry"]) == len(messages),
+            lambda: committed_total(bootstrap, worker.app_id, topics["telemetry"]) == len(messages),
             30,
             "every offset committed",
         )
@@ -125,16 +104,20 @@ def test_a_worker_stopped_while_a_send_is_refused_commits_nothing_it_did_not_app
     messages = simulated_messages(VALID, seed=17)
     stopped = WorkerProcess(bootstrap, topics, tmp_path)
     with stopped:
-        _set_limit(bootstrap, topics["kpis"], 300)
+        set_max_message_bytes(bootstrap, topics["kpis"], 300)
         produce(bootstrap, topics["telemetry"], messages)
-        wait_for(lambda: _stuck(stopped), 120, "the worker to report a refused send")
+        wait_for(
+            stopped.send_stuck,
+            120,
+            "the worker to report a refused send",
+        )
         applied = stopped.applied_events()
         started = time.monotonic()
         stopped.stop()
     assert stopped.process is not None
     assert time.monotonic() - started < 29, "the stuck worker did not stop on SIGTERM"
     assert "was not applied" in stopped.log_path.read_text(errors="replace")
-    assert _committed(bootstrap, stopped.app_id, topics["telemetry"]) <= applied < VALID
+    assert committed_total(bootstrap, stopped.app_id, topics["telemetry"]) <= applied < VALID
 
     # What the next start does with the batch is not checked here: a SIGTERM'd worker restarted
     # with a backlog loses messages even on main, without any refused send (reported separately).

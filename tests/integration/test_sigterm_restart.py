@@ -12,24 +12,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
-
 from service.brokers import KafkaCluster
 from tests.integration.harness import WorkerProcess, consume_all, produce, wait_for
+from tests.integration.kafka_admin import committed_total
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
 
 # A backlog the first worker cannot finish between its first applied batch and the SIGTERM: with
 # 4,000 the direct delivery sometimes applied them all first, and the test had nothing to test.
 MESSAGES = 20_000
 SHOWN_AFTER_S = 12.0  # streams.app shows recovered machines every 5 s once ready: two ticks and a margin
-
-
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False)
-    try:
-        return sum(consumer.committed(TopicPartition(topic, partition)) or 0 for partition in range(3))
-    finally:
-        consumer.close()
 
 
 def _recovered_machines(bootstrap: str, app_id: str) -> set[str]:
@@ -53,7 +44,7 @@ def test_sigterm_with_a_backlog_then_restart_applies_every_message(
         produce(bootstrap, topics["telemetry"], simulated_messages(MESSAGES, seed=17))
         wait_for(lambda: first.applied_events() > 0, 120, "the first messages applied", interval_s=0.05)
         first.stop()  # SIGTERM with most of the backlog unread
-    stopped_at = _committed(bootstrap, first.app_id, topics["telemetry"])
+    stopped_at = committed_total(bootstrap, first.app_id, topics["telemetry"])
     assert stopped_at < MESSAGES, "the backlog was all applied before the stop: nothing tested"
     recovered = _recovered_machines(bootstrap, first.app_id)
     assert recovered, "the first worker wrote no state: nothing to recover"
@@ -64,7 +55,7 @@ def test_sigterm_with_a_backlog_then_restart_applies_every_message(
         ready_at = time.monotonic()
         deadline, checked = ready_at + 240, 0
         while time.monotonic() < deadline:
-            committed = _committed(bootstrap, first.app_id, topics["telemetry"])
+            committed = committed_total(bootstrap, first.app_id, topics["telemetry"])
             shown = again.totals()
             applied = sum(totals["events"] for totals in shown.values())
             # A recovered machine that has sent nothing since is shown by a 5 s timer once the
@@ -83,10 +74,10 @@ def test_sigterm_with_a_backlog_then_restart_applies_every_message(
         deadline = time.monotonic() + 60
         while (
             time.monotonic() < deadline
-            and _committed(bootstrap, first.app_id, topics["telemetry"]) < MESSAGES
+            and committed_total(bootstrap, first.app_id, topics["telemetry"]) < MESSAGES
         ):
             time.sleep(1)
-        assert _committed(bootstrap, first.app_id, topics["telemetry"]) == MESSAGES
+        assert committed_total(bootstrap, first.app_id, topics["telemetry"]) == MESSAGES
         time.sleep(3)
         assert again.applied_events() == MESSAGES  # none twice
         again.assert_alive()

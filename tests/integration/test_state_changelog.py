@@ -15,34 +15,15 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
-
 from service.brokers import KafkaCluster
 from streams.processing import decode_state
 from streams.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
 from tests.integration.harness import WorkerProcess, consume_all, produce, wait_for
+from tests.integration.kafka_admin import committed_offsets, committed_total, set_max_message_bytes
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
 
 VALID = 4_000
 PARTITIONS = 3
-
-
-def _set_limit(bootstrap: str, topic: str, limit: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    try:
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": str(limit)})
-        admin.alter_configs([resource])
-    finally:
-        admin.close()
-
-
-def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False)
-    try:
-        return {p: consumer.committed(TopicPartition(topic, p)) or 0 for p in range(PARTITIONS)}
-    finally:
-        consumer.close()
 
 
 def _changelog_states(bootstrap: str, changelog: str) -> dict[bytes, dict[str, int]]:
@@ -73,14 +54,6 @@ def _events_on_changelog(bootstrap: str, changelog: str) -> int:
     return sum(counts.values())
 
 
-def _stuck(worker: WorkerProcess) -> bool:
-    worker.assert_alive()
-    try:
-        return worker.metric("linepulse_send_stuck") == 1.0
-    except (OSError, AssertionError):
-        return False
-
-
 def test_no_offset_is_committed_past_a_state_the_changelog_refused(
     apache_kafka: KafkaCluster, tmp_path: Path
 ) -> None:
@@ -90,32 +63,30 @@ def test_no_offset_is_committed_past_a_state_the_changelog_refused(
     messages = simulated_messages(VALID, seed=23)
     with WorkerProcess(bootstrap, topics, tmp_path, partitions=PARTITIONS) as worker:
         changelog = f"{worker.app_id}-machine-state-changelog"
-        _set_limit(bootstrap, changelog, 300)  # far too small for a machine state
+        set_max_message_bytes(bootstrap, changelog, 300)  # far too small for a machine state
         produce(bootstrap, topics["telemetry"], messages)
 
         def refused_or_committed() -> bool:
-            return (
-                _stuck(worker) or sum(_committed(bootstrap, worker.app_id, topics["telemetry"]).values()) > 0
-            )
+            return worker.send_stuck() or committed_total(bootstrap, worker.app_id, topics["telemetry"]) > 0
 
         wait_for(refused_or_committed, 120, "the worker to be refused a state write (or to commit)")
         time.sleep(5)  # several commit intervals
-        committed = _committed(bootstrap, worker.app_id, topics["telemetry"])
+        committed = committed_offsets(bootstrap, worker.app_id, topics["telemetry"])
         missing = _uncovered(bootstrap, topics["telemetry"], changelog, committed)
         assert not missing, f"committed {committed}, but no state on the changelog applied {missing[:5]}"
         assert worker.metric("linepulse_send_stuck") == 1.0
         assert worker.metric("linepulse_ready") == 0.0
         assert worker.metric(f'linepulse_send_failures_total{{topic="{changelog}"}}') > 0
 
-        _set_limit(bootstrap, changelog, DEAD_LETTER_MAX_MESSAGE_BYTES)
+        set_max_message_bytes(bootstrap, changelog, DEAD_LETTER_MAX_MESSAGE_BYTES)
         wait_for(lambda: worker.applied_events() >= VALID, 180, f"all {VALID} events after the fix")
         wait_for(
-            lambda: sum(_committed(bootstrap, worker.app_id, topics["telemetry"]).values()) == VALID,
+            lambda: committed_total(bootstrap, worker.app_id, topics["telemetry"]) == VALID,
             30,
             "every offset committed",
         )
         assert worker.metric("linepulse_send_stuck") == 0.0
-        committed = _committed(bootstrap, worker.app_id, topics["telemetry"])
+        committed = committed_offsets(bootstrap, worker.app_id, topics["telemetry"])
         totals = worker.totals()
         worker.kill9()  # no final flush or commit: what a restart finds is what was acknowledged
 
