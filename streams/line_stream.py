@@ -17,6 +17,7 @@ was never regrouped or folded.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ from streams.topics import TopicNames
 from streams.withhold import withhold_acks
 
 __all__ = ["DeadLetter", "NotApplied", "add_line_view"]
+
+log = logging.getLogger(__name__)
 
 # Sends a consumed message whole (key, value and headers) to the dead-letter topic, with the
 # rejection's reason in linepulse's headers after its own (streams.dead_letters).
@@ -91,7 +94,15 @@ def add_line_view(
             await dead_letter(message, Rejection("key_mismatch", "key", reason))
             return
         stored = table.get(message.key)
-        state, line_record = aggregator.apply(None if stored is None else orjson.loads(stored), record)
+        try:
+            state, line_record = aggregator.apply(None if stored is None else orjson.loads(stored), record)
+        except Exception as exc:
+            # A record the schema lets through but the line view cannot fold (written by someone
+            # else, e.g. with an empty big_losses_s, or a bug): dead-lettered like telemetry's
+            # processing errors, or its event would halt the worker again at every start.
+            log.exception("folding %s into its line failed; record dead-lettered", message.key)
+            await dead_letter(message, Rejection("processing_error", "value", f"{type(exc).__name__}: {exc}"))
+            return
         if line_record is not None:
             await outbox.deliver([Outgoing(line_kpis, message.key, record_bytes(line_record))])
             live.update(line_record)
