@@ -169,6 +169,11 @@ class DirectDeliveryConsumer(faust_aiokafka.Consumer):
                 continue
             try:
                 position = await self.position(tp)
+                if self.app.rebalancing:
+                    # A new rebalance began while the position was read: its seek to the committed
+                    # offset may already lie before `first`, and seeking on would skip past it.
+                    held.hold(tp, first)
+                    continue
                 if position is not None and position > first:
                     await self.seek(tp, first)
             except Exception as exc:
