@@ -279,7 +279,13 @@ def _max_message_bytes(admin: KafkaAdminClient, topics: Sequence[str]) -> dict[s
     try:
         described = admin.describe_configs(resources, config_filter="all")
     except KafkaError as exc:  # KafkaConnectionError from Tansu included
-        log.warning("cannot read %s of %s (%r): message size limits not checked", _MAX_MESSAGE, topics, exc)
+        log.warning(
+            "the broker did not describe the topics' configs (%r; Tansu, the embedded broker, does not "
+            "implement DescribeConfigs and enforces no per-topic limit): %s of %s not checked",
+            exc,
+            _MAX_MESSAGE,
+            topics,
+        )
         return None
     found = described.get("topic", {})
     try:
