@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from models.machine import MachineState
+from streams.exceptions import StreamsError
 from streams.outbox import Outgoing
 from streams.processing import decode_state, encode_state
 
@@ -81,10 +82,14 @@ class StateTable:
     def write_staged(self) -> list[MachineState]:
         """Put each staged state in the local store, its changelog record already acknowledged
         (:meth:`changelog_records`); returns them."""
+        unsent = self._staged.keys() - self._encoded.keys()
+        if unsent:
+            # Writing them would put a state in the store that no changelog record carries.
+            raise StreamsError(f"write_staged: no changelog record was taken for {sorted(unsent)}")
         written = []
         for key, (state, partition) in self._staged.items():
-            raw_key, value = key.encode(), self._encoded.pop(key, None)
-            self._table.data[raw_key] = encode_state(state) if value is None else value
+            raw_key = key.encode()
+            self._table.data[raw_key] = self._encoded[key]
             remember_partition(self._table.data, raw_key, partition)
             written.append(state)
         self._staged.clear()

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import faust
 import numpy as np
 import orjson
 import pytest
@@ -29,6 +28,7 @@ from streams.frames import Frame, SignalBlock, decode_frame, encode_frame
 from streams.processing import Applied, TelemetryProcessor, decode_state, encode_state
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
+from tests.unit.faust_tables import memory_table, write_acknowledged
 from tests.unit.test_processing import key, simulated, totals
 
 PARTITION = 2
@@ -41,11 +41,8 @@ def processor() -> TelemetryProcessor:
 
 @pytest.fixture
 def table(tmp_path: Path) -> Iterator[Any]:
-    app = faust.App(
-        "batch-test", broker="kafka://127.0.0.1:1", store="memory://", datadir=str(tmp_path),
-        key_serializer="raw", value_serializer="raw", topic_partitions=4,
-    )  # fmt: skip
-    yield app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=4)
+    with memory_table(tmp_path, "batch-test", partitions=4) as table:
+        yield table
 
 
 def key_of(value: bytes) -> bytes:
@@ -108,7 +105,7 @@ def test_a_batch_writes_each_changed_state_once_with_the_effects_of_every_messag
     for start in range(0, len(values), 150):  # three batches
         outcomes = applier.apply(messages(values[start : start + 150], start))
         assert all(isinstance(o, Applied) and not o.duplicate for o in outcomes)
-        written.append(len(states.write_staged()))
+        written.append(len(write_acknowledged(states)))
     machines = {key(value) for value in values}
     assert max(written) == len(machines)  # one write per machine and batch, not one per message
     reference = one_at_a_time(processor, values)
@@ -122,12 +119,12 @@ def test_a_redelivered_batch_is_all_duplicates(processor: TelemetryProcessor, ta
     states = StateTable(table)
     applier = BatchApplier(processor, states, "telemetry")
     applier.apply(messages(values))
-    states.write_staged()
+    write_acknowledged(states)
     before = totals(table_states(table))
     states.clear()  # a restart: states come back from the table
     outcomes = applier.apply(messages(values))
     assert all(isinstance(o, Applied) and o.duplicate for o in outcomes)
-    assert states.write_staged() == []
+    assert write_acknowledged(states) == []
     assert totals(table_states(table)) == before
 
 
@@ -168,7 +165,7 @@ def test_a_processing_error_mid_batch_keeps_the_other_messages_of_its_machine(
     monkeypatch.setattr(processor.engine, "_record", broken)
     states = StateTable(table)
     outcomes = BatchApplier(processor, states, "telemetry").apply(messages(values))
-    states.write_staged()
+    write_acknowledged(states)
     rejected = [i for i, o in enumerate(outcomes) if isinstance(o, Rejection)]
     assert rejected == [bad]
     monkeypatch.setattr(processor.engine, "_record", original)
@@ -261,7 +258,7 @@ def test_readings_applied_in_runs_give_exactly_the_states_and_records_of_one_by_
     merged: list[Any] = []
     for start in range(0, len(values), 500):
         merged += applier.in_order(applier.apply(messages(values[start : start + 500], start)))
-        states.write_staged()
+        write_acknowledged(states)
     assert max(runs) >= 20 and sum(runs) > len(values) / 2  # most readings were applied in runs
 
     reference: dict[str, MachineState] = {}
@@ -312,7 +309,7 @@ def test_a_machine_the_partition_left_silent_is_ticked_and_its_hours_close(
     # As the worker does: ticks before the batch's states are written, so a machine first seen in
     # this very batch is only staged (its whole life and the silence in one batch).
     ticked = applier.tick_silent()
-    states.write_staged()
+    write_acknowledged(states)
     assert [outcome.state.machine for outcome in ticked] == ["M01"]
     tick_ms = start + 3 * hour_ms - 900_000  # stream time (M02's newest event) minus 900 s
     assert ticked[0].state.cursor_ms == tick_ms

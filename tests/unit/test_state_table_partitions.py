@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import faust
 import pytest
 from faust.stores.memory import Store
 from faust.types import TP
 
 from models.machine import MachineState
 from streams.state_table import FAUST_MEMORY_RECOVERY_SHA256, StateTable
+from tests.unit.faust_tables import memory_table, write_acknowledged
 
 
 def test_faust_memory_store_recovery_is_the_one_relied_on() -> None:
@@ -28,16 +28,8 @@ def test_faust_memory_store_recovery_is_the_one_relied_on() -> None:
 
 @pytest.fixture
 def table(tmp_path: Path) -> Iterator[Any]:
-    # Changelog writes need a current event loop, and an earlier test's asyncio.run() leaves none.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    app = faust.App(
-        "partitions-test", broker="kafka://127.0.0.1:1", store="memory://", datadir=str(tmp_path),
-        key_serializer="raw", value_serializer="raw", topic_partitions=3,
-    )  # fmt: skip
-    yield app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=3)
-    asyncio.set_event_loop(None)
-    loop.close()
+    with memory_table(tmp_path, "partitions-test", partitions=3) as table:
+        yield table
 
 
 def test_a_rebalance_drops_the_states_of_partitions_this_worker_no_longer_holds(table: Any) -> None:
@@ -46,7 +38,7 @@ def test_a_rebalance_drops_the_states_of_partitions_this_worker_no_longer_holds(
     states = StateTable(table)
     for machine, partition in (("M01", 0), ("M02", 1)):
         states.stage(MachineState(tenant="demo", site="s", line="l", machine=machine), partition)
-    assert [state.key for state in states.write_staged()] == ["demo/M01", "demo/M02"]
+    assert [state.key for state in write_acknowledged(states)] == ["demo/M01", "demo/M02"]
 
     # What Faust calls on every worker once a rebalance's recovery completes: it holds partition 0.
     held = {TP(table.changelog_topic.get_topic_name(), 0)}

@@ -4,13 +4,11 @@ before any stream time judged it raised when the machine's own next event arrive
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import faust
 import orjson
 import pytest
 from faust.types import Message
@@ -25,6 +23,7 @@ from streams.live import LiveLines, LiveMachines
 from streams.processing import Applied, TelemetryProcessor
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
+from tests.unit.faust_tables import memory_table, write_acknowledged
 
 T0 = 1_795_600_000_000  # 2026-11-25 09:46:40 UTC
 MIN = 60_000
@@ -216,16 +215,8 @@ def messages(values: list[bytes], partition: int = 0, first_offset: int = 0) -> 
 
 @pytest.fixture
 def table(tmp_path: Path) -> Iterator[Any]:
-    # Changelog writes need a current event loop, and an earlier test's asyncio.run() leaves none.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    app = faust.App(
-        "stop-test", broker="kafka://127.0.0.1:1", store="memory://", datadir=str(tmp_path),
-        key_serializer="raw", value_serializer="raw", topic_partitions=2,
-    )  # fmt: skip
-    yield app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=2)
-    asyncio.set_event_loop(None)
-    loop.close()
+    with memory_table(tmp_path, "stop-test", partitions=2) as table:
+        yield table
 
 
 def alert_records(outcomes: list[Any]) -> list[dict[str, Any]]:
@@ -246,7 +237,7 @@ def test_the_worker_gives_analyzes_alerts_whatever_the_batches(
     for start in range(0, len(lines), batch):
         published += applier.in_order(applier.apply(messages(lines[start : start + batch], 0, start)))
         published += applier.tick_silent()
-        states.write_staged()
+        write_acknowledged(states)
     assert alert_records(published) == expected
     assert [a["status"] for a in expected] == ["open", "resolved"]
 
@@ -260,7 +251,7 @@ def test_a_restarted_worker_judges_the_stops_its_table_holds(tmp_path: Path, tab
     states = StateTable(table)
     first = BatchApplier(processor, states, "telemetry")
     assert alert_records(first.in_order(first.apply(messages(lines[:4], 1)))) == []  # up to 2 min
-    states.write_staged()
+    write_acknowledged(states)
     states.clear()
     restarted = BatchApplier(processor, states, "telemetry")
     published = restarted.in_order(restarted.apply(messages(lines[4:], 1, 4)))
