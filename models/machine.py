@@ -1033,6 +1033,39 @@ class MachineEngine:
         stopped_ms = now_ms - since_ms
         # A breakdown during the stop makes it critical until it ends (escalation, never back).
         critical = state.state == "down" or (open_alert is not None and open_alert.severity == "critical")
+        self._open_stop_alert(
+            state,
+            spec,
+            out,
+            (state.state, state.reason),
+            at_ms=state.state_since_ms,
+            stopped_ms=stopped_ms,
+            critical=critical,
+            still_stopped=open_alert is not None,
+            evidence={"measured_on": measured_on},
+        )
+
+    def _open_stop_alert(
+        self,
+        state: MachineState,
+        spec: MachineSpec,
+        out: EngineOutput,
+        stop: tuple[str | None, str | None],
+        *,
+        at_ms: int,
+        stopped_ms: int,
+        critical: bool,
+        still_stopped: bool,
+        evidence: dict[str, Any],
+    ) -> None:
+        """Open (or update, when ``still_stopped``) the ``machine_stopped`` alert of a stop in
+        state ``stop`` (state, reason code) that has lasted ``stopped_ms``."""
+        stopped, reason = stop
+        name, what, lasted = (
+            spec.name or spec.id,
+            f"{stopped} ({reason or 'no reason code'})",
+            _duration(stopped_ms),
+        )
         self._open_alert(
             state,
             out,
@@ -1040,20 +1073,11 @@ class MachineEngine:
             kind="machine_stopped",
             subject=spec.id,
             severity="critical" if critical else "warning",
-            at_ms=state.state_since_ms,
-            message=(
-                f"{spec.name or spec.id} {state.state} ({state.reason or 'no reason code'}) "
-                f"for {_duration(stopped_ms)}"
-                if open_alert is None
-                else f"{spec.name or spec.id} now {state.state} ({state.reason or 'no reason code'}), "
-                f"stopped for {_duration(stopped_ms)}"
-            ),
-            evidence={
-                "state": state.state,
-                "reason": state.reason,
-                "stopped_s": stopped_ms / 1000.0,
-                "measured_on": measured_on,
-            },
+            at_ms=at_ms,
+            message=f"{name} now {what}, stopped for {lasted}"
+            if still_stopped
+            else f"{name} {what} for {lasted}",
+            evidence={"state": stopped, "reason": reason, "stopped_s": stopped_ms / 1000.0, **evidence},
         )
 
     def _category(self, state_reason: tuple[str | None, str | None]) -> LossCategory:
@@ -1114,24 +1138,16 @@ class MachineEngine:
             return
         if self._category((stopped, reason)) is not LossCategory.AVAILABILITY:
             return
-        self._open_alert(
+        self._open_stop_alert(
             state,
+            spec,
             out,
-            "machine_stopped",
-            kind="machine_stopped",
-            subject=spec.id,
-            severity="critical" if stopped == "down" else "warning",
+            (stopped, reason),
             at_ms=since,
-            message=(
-                f"{spec.name or spec.id} {stopped} ({reason or 'no reason code'}) for {_duration(stopped_ms)}"
-            ),
-            evidence={
-                "state": stopped,
-                "reason": reason,
-                "stopped_s": stopped_ms / 1000.0,
-                "measured_on": "machine_time",
-                "ended_ms": end,
-            },
+            stopped_ms=stopped_ms,
+            critical=stopped == "down",
+            still_stopped=False,
+            evidence={"measured_on": "machine_time", "ended_ms": end},
         )
 
     def _resolve_stop(self, state: MachineState, spec: MachineSpec, out: EngineOutput, at_ms: int) -> None:
