@@ -110,12 +110,11 @@ class TelemetryDecoder:
             return Rejection("key_mismatch", "key", f"must be {expected_key!r} (tenant/machine), got {shown}")
         newest = _newest_ms(event)
         if timestamp_ms is not None and newest > timestamp_ms + self.max_future_ms:
-            ahead_s = (newest - timestamp_ms) / 1000.0
             return Rejection(
                 "future_timestamp",
                 "ts",
-                f"{ahead_s:.0f} s ahead of the message's Kafka timestamp "
-                f"(limit {self.max_future_ms / 1000:.0f} s)",
+                f"{_seconds(newest - timestamp_ms)} s ahead of the message's Kafka timestamp "
+                f"(limit {_seconds(self.max_future_ms)} s)",
             )
         spec = self._machines.get(expected_key)
         if spec is None:
@@ -195,3 +194,8 @@ def _is_branch_tag(part: int | str) -> bool:
     return isinstance(part, str) and (
         part in _BRANCH_TAGS or "[" in part or part.startswith(("function-", "constrained-"))
     )
+
+
+def _seconds(ms: int) -> str:
+    # Whole seconds print as such; otherwise milliseconds show, so 300.027 s is not read as 300 s.
+    return str(ms // 1000) if ms % 1000 == 0 else f"{ms / 1000:.3f}"
