@@ -19,7 +19,7 @@ from service.simulator.engine import PlantSimulator, SimOptions
 from service.simulator.exceptions import SpecError
 from service.simulator.faults import FaultSpec, parse_fault_spec, random_faults, resolve_faults
 from service.simulator.runner import run
-from service.simulator.sinks import JsonlSink, KafkaSink, Sink
+from service.simulator.sinks import JsonlSink, KafkaSink, Sink, require_topic
 from service.simulator.timeparse import (
     StartTime,
     format_duration,
@@ -177,8 +177,10 @@ def _open_sink(args: argparse.Namespace, settings: Settings) -> Sink:
     if servers is not None:
         from kafka.errors import KafkaError
 
+        topic = args.topic or settings.topic_telemetry
         try:
-            return KafkaSink(servers, args.topic or settings.topic_telemetry, linger_ms=args.linger_ms)
+            require_topic(servers, topic)
+            return KafkaSink(servers, topic, linger_ms=args.linger_ms)
         except KafkaError as exc:
             raise SpecError(f"--bootstrap-servers: cannot connect to {servers}: {exc}") from None
     try:

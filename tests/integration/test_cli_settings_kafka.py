@@ -41,3 +41,18 @@ def test_simulate_and_train_use_the_kafka_settings(
     training = manifest["versions"][0]["metadata"]["training"]
     assert training["source"] == f"kafka:{topic}"
     assert training["rows"] > 1000
+
+
+def test_simulate_to_a_topic_the_cluster_does_not_have_says_so(
+    broker: BrokerEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It used to wait a minute for the topic's metadata and die with a KafkaTimeoutError traceback."""
+    monkeypatch.setenv("LINEPULSE_BOOTSTRAP_SERVERS", broker.bootstrap_servers)
+    monkeypatch.delenv("LINEPULSE_PLANT_CONFIG", raising=False)
+    simulate = ["simulate", "--duration", "1h", "--as-fast-as-possible", "--topic", "no-such-topic"]
+    assert main(simulate) == 2  # a usage error, as every other refused argument
+    err = capsys.readouterr().err
+    assert f"--topic: 'no-such-topic' does not exist at {broker.bootstrap_servers}" in err
+    assert "Traceback" not in err
