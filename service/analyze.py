@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from kafka.partitioner.default import murmur2
 
 from models.machine import MachineState
 from models.plant import PlantConfig
@@ -94,6 +95,22 @@ def _unreadable(record: FileRecord) -> Rejection:
     return Rejection("invalid_frame", error.field, reason)
 
 
+class _KeyPartitions:
+    """The partition of a machine key on a topic of ``count`` partitions, as Kafka's default
+    partitioner puts a keyed record (murmur2, the same in the Java, kafka-python and aiokafka
+    producers), remembered per key."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._known: dict[str, int] = {}
+
+    def __call__(self, key: str) -> int:
+        partition = self._known.get(key)
+        if partition is None:
+            partition = self._known[key] = (murmur2(key.encode()) & 0x7FFFFFFF) % self._count
+        return partition
+
+
 def analyze_file(
     telemetry: Path,
     plant: PlantConfig,
@@ -105,7 +122,8 @@ def analyze_file(
     """``resets``: baseline resets applied, through the worker's own control path, right after the
     line that brings the machine's telemetry to their time (or never, if it does not get there).
     ``received_at_ms``: the Kafka timestamp every line is judged as having (None: no line is
-    judged as too far in the future)."""
+    judged as too far in the future). Stream time is kept per partition of a telemetry topic of
+    ``settings.partitions`` partitions."""
     if not telemetry.is_file():
         raise ConfigError(f"{telemetry}: telemetry file not found")
     _outputs(telemetry, out_dir)
@@ -130,7 +148,11 @@ def analyze_file(
     }
     close_after = plant.close_silent_after_s
     silence = None if close_after is None else SilenceClock(int(close_after * 1000))
-    stops = StopWatch()  # the file is one partition, as for the silence clock
+    # Stream time is per partition in the worker (the stops, the silence ticks): each line goes to
+    # the partition its key would have on the telemetry topic, so a dump of a topic (its partitions
+    # interleaved in any way) gives the stream's alerts.
+    partition_of = _KeyPartitions(settings.partitions)
+    stops = StopWatch()
     pending: dict[str, list[ScheduledReset]] = {}
     for reset in sorted(resets, key=lambda r: r.at_ms):
         pending.setdefault(reset.spec.key, []).append(reset)
@@ -183,19 +205,22 @@ def analyze_file(
             counts["applied"] += 1
             counts["readings"] += outcome.readings
             write(outcome)
+            partition = partition_of(outcome.state.key)
             if outcome.newest_ms is not None:
                 # Stopped machines are judged on stream time right after the line that moved it, as
                 # the worker does (streams.batch), so the alerts are the same.
-                stops.schedule(0, outcome.state.key, processor.stop_deadline(outcome.state))
-                for key in stops.advance(0, outcome.newest_ms):
-                    judged = processor.process_stream_time(states[key], stops.stream_ms[0])
+                stops.schedule(partition, outcome.state.key, processor.stop_deadline(outcome.state))
+                for key in stops.advance(partition, outcome.newest_ms):
+                    judged = processor.process_stream_time(states[key], stops.stream_ms[partition])
                     if judged is not None:
                         write(judged)
             if silence is not None and outcome.newest_ms is not None:
-                # The file is one partition: its newest event time closes silent machines' windows.
-                silence.observe(0, outcome.newest_ms)
-                for _, tick_ms in silence.due():
+                # The partition's newest event time closes its silent machines' windows.
+                silence.observe(partition, outcome.newest_ms)
+                for ticked_partition, tick_ms in silence.due():
                     for state in states.values():
+                        if partition_of(state.key) != ticked_partition:
+                            continue
                         ticked = processor.process_tick(state, tick_ms)
                         if ticked is not None:
                             write(ticked)

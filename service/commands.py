@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from service.cli_args import positive_float
+from service.cli_args import positive_float, positive_int
 from service.exceptions import ConfigError
 from service.plant_file import load_plant
 from service.settings import Settings, load_settings
@@ -107,6 +107,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="when the file's records were received (RFC 3339 with offset, or epoch ms): event times "
         "more than max_future_s after it are dead-lettered, as the worker judges them against each "
         "message's Kafka timestamp; without it, files have no such time and no line is judged",
+    )
+    analyze.add_argument(
+        "--partitions",
+        type=positive_int,
+        metavar="N",
+        help="partitions of the telemetry topic the file comes from (default: the partitions setting): "
+        "stream time is kept per partition, as the worker keeps it, with each line on its key's partition",
     )
     analyze.set_defaults(handler=_analyze)
 

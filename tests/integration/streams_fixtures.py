@@ -73,8 +73,11 @@ def create_topics(bootstrap: str, topics: dict[str, str], partitions: int = 3) -
     ensure_topics(bootstrap, topic_specs(names, partitions, 1))
 
 
-def analyze_lines(values: Iterable[bytes], workdir: Path, plant: PlantConfig | None = None) -> dict[str, Any]:
-    """Run ``analyze`` over the same values, one per line, as an operator would with a file.
+def analyze_lines(
+    values: Iterable[bytes], workdir: Path, plant: PlantConfig | None = None, partitions: int = 3
+) -> dict[str, Any]:
+    """Run ``analyze`` over the same values, one per line, as an operator would with a file of a
+    telemetry topic of ``partitions`` partitions (the tests' topics have 3).
 
     The file's lines were produced to the topic before now: ``--received-at`` now gives them the
     worker's verdicts on their Kafka timestamps (an event in 2096 is too far ahead of either).
@@ -85,7 +88,9 @@ def analyze_lines(values: Iterable[bytes], workdir: Path, plant: PlantConfig | N
             handle.write(value + b"\n")
     out = workdir / f"analyze-{source.stem}"
     received_at_ms = int(time.time() * 1000)
-    summary = analyze_file(source, plant or load_demo_plant(), out, load_settings(), (), received_at_ms)
+    summary = analyze_file(
+        source, plant or load_demo_plant(), out, load_settings(partitions=partitions), (), received_at_ms
+    )
     kpis = [orjson.loads(line) for line in (out / "kpis.jsonl").read_bytes().splitlines()]
     dead = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
     lines = [orjson.loads(line) for line in (out / "line_kpis.jsonl").read_bytes().splitlines()]

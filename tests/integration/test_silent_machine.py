@@ -84,11 +84,15 @@ def test_a_silent_machine_is_closed_by_its_partitions_stream_time(
     assert second["coverage"] == 0 and second["oee"] is None
     # M04's partition saw nothing after its own last event: its clock stands still, nothing closes.
     assert "M04" not in hours
-    # analyze reads the file as one partition, so it closes M04 too; M01's records are the same.
-    offline = analyze_lines([value for _, value in values], tmp_path, load_plant(plant_file))
+    # analyze keeps stream time per partition of a topic of as many partitions (each line on its
+    # key's), so it closes the same hours: M01's, and none of M04's.
+    offline = analyze_lines([value for _, value in values], tmp_path, load_plant(plant_file), PARTITIONS)
     expected = sorted(
         (r for r in offline["kpis"] if r["machine"] == "M01" and r["window"] == "hour" and r["complete"]),
         key=lambda record: record["start_ms"],
     )
     assert [first, second] == expected[:2]
-    assert any(r["machine"] == "M04" and r["window"] == "hour" and r["complete"] for r in offline["kpis"])
+    assert not any(r["machine"] == "M04" and r["window"] == "hour" and r["complete"] for r in offline["kpis"])
+    # Read as one partition, M01's partition's time closes M04's hours too: not what the stream did.
+    merged = analyze_lines([value for _, value in values], tmp_path, load_plant(plant_file), 1)
+    assert any(r["machine"] == "M04" and r["window"] == "hour" and r["complete"] for r in merged["kpis"])

@@ -23,6 +23,7 @@ timezone: Asia/Seoul
 machines:
   - {tenant: acme, site: p1, line: L1, id: M01, ideal_cycle_s: 6.0}
   - {tenant: acme, site: p1, line: L1, id: M03, ideal_cycle_s: 6.0}
+  - {tenant: acme, site: p1, line: L1, id: M04, ideal_cycle_s: 6.0}
 alerts: {oee_below: null}
 close_silent_after_s: null
 """
@@ -88,3 +89,48 @@ def test_a_machine_down_while_its_neighbour_reports_is_alerted_before_it_runs_ag
         orjson.loads(line) for line in (tmp_path / "analyze" / "alerts.jsonl").read_bytes().splitlines()
     ]
     assert stream == offline
+
+
+def test_analyze_of_a_topic_dumped_partition_after_partition_gives_the_streams_alerts(
+    broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """A dump of a topic holds its partitions one after another (or interleaved any way), never in
+    event time across them. analyze read the file as one partition: M04's readings on another
+    partition moved "stream time" past M01's stop, inventing a stop alert judged on stream time
+    that the stream, where M01's partition saw only M03's first 3 minutes, never raised."""
+    assert partition_of("M01") == partition_of("M03") != partition_of("M04")
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(PLANT_YAML)
+    down = int(time.time() * 1000) - 3_600_000
+    values = [event("M01", down - 60_000, kind="state", state="running")]
+    values.append(event("M01", down, kind="state", state="down", reason="breakdown"))
+    values += [
+        event("M03", at, kind="sensor", signal="v", value=1.0) for at in range(down, down + 180_000, 10_000)
+    ]
+    values += [
+        event("M04", at, kind="sensor", signal="v", value=1.0) for at in range(down, down + 1_200_000, 10_000)
+    ]
+    values.append(event("M01", down + 1_800_000, kind="state", state="running"))
+    topics = unique_topics()
+    create_topics(broker.bootstrap_servers, topics, PARTITIONS)
+    bootstrap = broker.bootstrap_servers
+    with WorkerProcess(bootstrap, topics, tmp_path, config=plant_file) as worker:
+        produce(bootstrap, topics["telemetry"], values)
+        wait_for(lambda: worker.applied_events() >= len(values), 120, "all applied")
+        wait_for(lambda: len(stopped_alerts(bootstrap, topics["alerts"])) >= 2, 60, "the stop's alerts")
+        worker.assert_alive()
+    stream = stopped_alerts(bootstrap, topics["alerts"])
+    # The stop ended before its partition's stream time reached down_after_s: judged at its end.
+    assert [(r["status"], r["evidence"]["measured_on"]) for r in stream] == [
+        ("open", "machine_time"),
+        ("resolved", "machine_time"),
+    ]
+
+    dump = sorted(consume_all(bootstrap, topics["telemetry"]), key=lambda m: (-m.partition, m.offset))
+    source = tmp_path / "dump.jsonl"
+    source.write_bytes(b"".join(message.value + b"\n" for message in dump))
+    analyze_file(source, load_plant(plant_file), tmp_path / "analyze", load_settings(partitions=PARTITIONS))
+    offline = [
+        orjson.loads(line) for line in (tmp_path / "analyze" / "alerts.jsonl").read_bytes().splitlines()
+    ]
+    assert offline == stream

@@ -122,7 +122,8 @@ def test_analyze_closes_a_silent_machines_hours_as_the_stream_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """M01 runs ten minutes and goes silent while M02 reports for three hours: analyze ticks M01
-    by the file's stream time (close_silent_after_s), so its ended hours are complete records."""
+    by its partition's stream time (close_silent_after_s), so its ended hours are complete records
+    when M02 shares its partition."""
     hour_ms = 3_600_000
     start = (int(time.time() * 1000) // hour_ms - 6) * hour_ms
 
@@ -134,14 +135,20 @@ def test_analyze_closes_a_silent_machines_hours_as_the_stream_does(
     lines += [event("M02", minute * 60_000, kind="count", good=1) for minute in range(0, 181)]
     source = tmp_path / "telemetry.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
-    assert main(["analyze", str(source), "--out", str(tmp_path / "out")]) == 0
-    capsys.readouterr()
-    kpis = [orjson.loads(line) for line in (tmp_path / "out" / "kpis.jsonl").read_bytes().splitlines()]
-    silent_hours = [r for r in kpis if r["machine"] == "M01" and r["window"] == "hour" and r["complete"]]
-    assert [(r["start_ms"] - start, r["run_s"], r["unknown_s"]) for r in silent_hours] == [
-        (0, 1500, 2100),
-        (hour_ms, 0, 3600),
-    ]
+
+    def silent_hours(partitions: int) -> list[tuple[int, int, int]]:
+        out = tmp_path / f"out-{partitions}"
+        assert main(["analyze", str(source), "--out", str(out), "--partitions", str(partitions)]) == 0
+        capsys.readouterr()
+        kpis = [orjson.loads(line) for line in (out / "kpis.jsonl").read_bytes().splitlines()]
+        hours = [r for r in kpis if r["machine"] == "M01" and r["window"] == "hour" and r["complete"]]
+        return [(r["start_ms"] - start, r["run_s"], r["unknown_s"]) for r in hours]
+
+    # One partition: M02's readings are M01's partition's stream time.
+    assert silent_hours(1) == [(0, 1500, 2100), (hour_ms, 0, 3600)]
+    # Three: demo/M01 is on partition 1 and demo/M02 on 0 (murmur2), so nothing moves M01's
+    # partition's time past its own last event, as in the worker: its hours stay open.
+    assert silent_hours(3) == []
 
 
 def test_analyze_reports_a_bad_config_without_a_traceback(
