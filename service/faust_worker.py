@@ -5,6 +5,9 @@ above, and to make it spin on every record it sets the root logger to DEBUG. Eve
 Faust and aiokafka (several per message and per produce request) then builds a log record, which
 a profile of the worker showed costing more CPU than the KPI engine. The worker here keeps the
 root logger at the configured level instead.
+
+It also bounds its own stop (:mod:`streams.stop_deadline`): whatever makes it stop, the process
+exits once the stop has taken longer than the deadline it is given.
 """
 
 from __future__ import annotations
@@ -13,15 +16,29 @@ import logging
 
 import faust
 
+from streams.stop_deadline import StopDeadline
+
 __all__ = ["QuietWorker", "quiet_worker"]
 
 
 class QuietWorker(faust.Worker):
+    stop_deadline: StopDeadline | None = None
+
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         """No spinner handler, and the root logger stays at ``level``."""
         self.spinner = None
 
+    async def on_stop(self) -> None:
+        """The first thing a stop does (a SIGTERM's included): an idle worker's stop during a broker
+        outage would otherwise wait in Faust's final commit for as long as the broker is down."""
+        if self.stop_deadline is not None:
+            self.stop_deadline.arm("the worker stopping")
+        await super().on_stop()
 
-def quiet_worker(app: faust.App, loglevel: str) -> QuietWorker:
-    """A worker for ``app`` logging at ``loglevel``, stdout untouched."""
-    return QuietWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+
+def quiet_worker(app: faust.App, loglevel: str, stop_deadline: StopDeadline | None = None) -> QuietWorker:
+    """A worker for ``app`` logging at ``loglevel``, stdout untouched, whose stop is bounded by
+    ``stop_deadline`` (armed when the stop begins)."""
+    worker = QuietWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.stop_deadline = stop_deadline
+    return worker

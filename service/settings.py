@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var/linepulse"), description="Faust's working directory.")
     max_payload_bytes: int = Field(default=1_048_576, ge=1024, le=8 * 1024 * 1024)
     max_future_s: float = Field(
-        default=300.0, ge=0, description="Reject event times this far ahead of the clock."
+        default=300.0,
+        ge=0,
+        description="Reject event times this far ahead of their message's Kafka timestamp.",
     )
     commit_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often consumed offsets are committed."
@@ -79,6 +81,12 @@ class Settings(BaseSettings):
         gt=0,
         le=30,
         description="Longest the broker holds a fetch that finds no data (Faust: 1.5 s, which stalls).",
+    )
+    stop_timeout_s: float = Field(
+        default=25.0,
+        ge=1,
+        le=3600,
+        description="A stop taking longer exits with status 70 (before a supervisor kills it).",
     )
     model_registry: Path | None = Field(
         default=None,

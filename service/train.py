@@ -10,6 +10,11 @@ machines it serves.
 Kafka time ranges use ``offsets_for_times`` (the broker's message timestamps) to find where to start
 reading, then filter on event time. Tansu has known faults with offsets-by-timestamp: with Tansu,
 read from the beginning (``--start`` omitted) or use a file.
+
+An event time too far in the future is judged as the worker and ``analyze`` judge it, never against
+the clock of the training run: a Kafka record against its message's Kafka timestamp, a file's
+records against ``--received-at`` (when they were received), and not at all without it. So the same
+history trains the same model whenever it is read.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 from models.anomaly.scoring import align_rows
 from models.anomaly.training import ModelConfig, fit_model
 from models.plant import MachineSpec, PlantConfig
+from service.analyze import parse_received_at
 from service.cli_args import add_model_options, model_config
 from service.exceptions import ConfigError
 from service.model_coverage import Coverage, check_no_tie, check_same_coverage
@@ -42,7 +48,6 @@ from streams.frames import Frame
 __all__ = ["TrainingData", "collect", "kafka_records", "register", "train"]
 
 _BOOTSTRAP_TIMEOUT_MS = 10_000  # a reachable broker answers in far less; kafka-python waits 30 s
-_NOW_SLACK_MS = 10 * 365 * 86_400_000  # history may be old; the decoder's future check stays meaningful
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,27 +81,31 @@ def _series(event: object) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def collect(
-    records: Iterable[bytes],
+    records: Iterable[tuple[bytes, int | None]],
     plant: PlantConfig,
     machines: tuple[MachineSpec, ...],
     *,
     signals: tuple[str, ...] | None,
     start_ms: int | None,
     end_ms: int | None,
+    max_future_ms: int,
     skip_incomplete: bool = False,
 ) -> TrainingData:
     """Decode ``records`` and align the chosen machines' readings in ``[start_ms, end_ms)`` into rows.
 
+    Each record is its value and the Kafka timestamp it is judged against (the message's own, or a
+    file's ``--received-at``; None: not judged): an event time more than ``max_future_ms`` after it
+    is skipped, as the worker dead-letters it.
+
     A machine without complete rows is an error, unless ``skip_incomplete`` (a machine type's model
     learns from the machines of the type that have history, and serves the others too)."""
-    decoder = TelemetryDecoder(plant, max_payload_bytes=8 * 1024 * 1024, max_future_ms=_NOW_SLACK_MS)
+    decoder = TelemetryDecoder(plant, max_payload_bytes=8 * 1024 * 1024, max_future_ms=max_future_ms)
     wanted = {m.key for m in machines}
     buffered: dict[str, list[list[tuple[str, np.ndarray, np.ndarray]]]] = {key: [] for key in wanted}
     seen_signals: set[str] = set()
     count = 0
-    now_ms = int(time.time() * 1000)
-    for raw in records:
-        accepted = decoder.decode(None, raw, now_ms, require_key=False)
+    for raw, timestamp_ms in records:
+        accepted = decoder.decode(None, raw, timestamp_ms, require_key=False)
         if isinstance(accepted, Rejection) or accepted.spec.key not in wanted:
             continue
         series = []
@@ -151,24 +160,26 @@ def collect(
     )
 
 
-def file_records(path: Path) -> Iterator[bytes]:
-    """The records of a telemetry file (JSON lines and binary frames, :mod:`service.telemetry_file`)."""
+def file_records(path: Path, received_at_ms: int | None = None) -> Iterator[tuple[bytes, int | None]]:
+    """The records of a telemetry file (JSON lines and binary frames, :mod:`service.telemetry_file`),
+    each with ``received_at_ms``: a file carries no Kafka timestamps."""
     for record in read_records(path):
         if record.unreadable is not None:
             raise ConfigError(
                 f"{path}: record {record.number} at offset {record.offset}: {record.unreadable}; "
                 "the frame's size cannot be read, so the rest of the file cannot be"
             )
-        yield record.raw
+        yield record.raw, received_at_ms
 
 
 def kafka_records(
     bootstrap_servers: str, topic: str, start_ms: int | None, end_ms: int | None, idle_timeout_s: float = 5.0
-) -> Iterator[bytes]:
-    """Values of ``topic`` from the first offset at or after ``start_ms`` (broker time) to the end
-    offsets as they were at the start, or until idle; the range's end is applied to event times by
-    :func:`collect` (broker time says nothing of event time: a backfilled history carries the time it
-    was produced, so stopping on it once read nothing at all)."""
+) -> Iterator[tuple[bytes, int | None]]:
+    """Values of ``topic``, each with its Kafka timestamp, from the first offset at or after
+    ``start_ms`` (broker time) to the end offsets as they were at the start, or until idle; the
+    range's end is applied to event times by :func:`collect` (broker time says nothing of event
+    time: a backfilled history carries the time it was produced, so stopping on it once read
+    nothing at all)."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
@@ -205,7 +216,8 @@ def kafka_records(
             for tp, messages in batch.items():
                 for message in messages:
                     if message.value is not None:
-                        yield message.value
+                        # -1: a message without a timestamp (the broker's "none"), not judged.
+                        yield message.value, (message.timestamp if message.timestamp >= 0 else None)
                     if message.offset + 1 >= ends[tp]:
                         done.add(tp)
                 if tp in done:
@@ -343,8 +355,14 @@ def _train(args: argparse.Namespace) -> int:
     start_ms, end_ms = args.start, args.end
     if start_ms is not None and end_ms is not None and end_ms <= start_ms:
         raise ConfigError("--end: must be after --start")
+    if args.telemetry is None and args.received_at is not None:
+        raise ConfigError(
+            "--received-at: only with --telemetry (Kafka history is judged against each message's "
+            "Kafka timestamp)"
+        )
     if args.telemetry is not None:
-        records: Iterable[bytes] = file_records(args.telemetry)
+        received_at = None if args.received_at is None else parse_received_at(args.received_at)
+        records: Iterable[tuple[bytes, int | None]] = file_records(args.telemetry, received_at)
         source = str(args.telemetry)
     elif settings.bootstrap_servers is not None:
         topic = args.topic or settings.topic_telemetry
@@ -366,6 +384,7 @@ def _train(args: argparse.Namespace) -> int:
         signals=signals,
         start_ms=start_ms,
         end_ms=end_ms,
+        max_future_ms=int(settings.max_future_s * 1000),
         skip_incomplete=bool(args.machine_type),
     )
     config = model_config(args)
@@ -422,5 +441,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="training range start: RFC 3339 with offset, epoch ms, or relative: now-24h or --start=-24h",
     )
     parser.add_argument("--end", type=_range_time, help="training range end (exclusive), as --start")
+    parser.add_argument(
+        "--received-at",
+        metavar="TIME",
+        help="with --telemetry: when the file's records were received (RFC 3339 with offset, or epoch "
+        "ms); event times more than max_future_s after it are skipped, as the worker dead-letters them "
+        "(judged against each message's Kafka timestamp, as Kafka history is here); without it, no "
+        "line is judged",
+    )
     add_model_options(parser)
     parser.set_defaults(handler=_train)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from service.metrics import LineCollector, MachineCollector, WorkerMetrics
 from service.settings import Settings
 from service.web import register_routes
 from streams.app import LinepulseStream, create_stream
+from streams.stop_deadline import StopDeadline
 from streams.topics import ensure_topics, topic_specs
 
 __all__ = ["WorkerParts", "build_worker", "run_worker"]
@@ -48,9 +50,11 @@ def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str)
 
 
 def run_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -> int:
-    """Run until SIGINT/SIGTERM; Faust commits offsets and flushes producers on the way out."""
+    """Run until SIGINT/SIGTERM; Faust commits offsets and flushes producers on the way out, and a
+    stop taking longer than ``stop_timeout_s`` exits with status 70 (:mod:`streams.stop_deadline`)."""
     parts = build_worker(settings, plant, bootstrap_servers)
-    worker = quiet_worker(parts.stream.app, settings.log_level)
+    deadline = StopDeadline(settings.stop_timeout_s, after="the stop began", level=logging.INFO)
+    worker = quiet_worker(parts.stream.app, settings.log_level, deadline)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

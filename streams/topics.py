@@ -21,8 +21,10 @@ from streams.exceptions import TopicMismatch, TopicSetupError
 __all__ = [
     "DEAD_LETTER_HEADROOM_BYTES",
     "DEAD_LETTER_MAX_MESSAGE_BYTES",
+    "LOG_APPEND_TIME",
     "MAX_MESSAGE_BYTES",
     "TABLES",
+    "TIMESTAMP_TYPE",
     "TopicNames",
     "TopicSpec",
     "changelog_topic",
@@ -41,6 +43,14 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 DEAD_LETTER_HEADROOM_BYTES = 64 * 1024
 DEAD_LETTER_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES + DEAD_LETTER_HEADROOM_BYTES
 _MAX_MESSAGE = "max.message.bytes"
+# The telemetry topic's messages carry the broker's clock (LogAppendTime), not the producer's
+# (CreateTime): "an event time in the future" is judged against a message's Kafka timestamp
+# (streams.decode), and a producer whose clock runs ahead stamps its CreateTime with the same wrong
+# clock, so its far-future event times would pass and move its partition's stream time (windows
+# closing early, later valid events "late"). The broker's append time is fixed for the message
+# forever, so a replay or a re-applied batch still gets the same verdict.
+TIMESTAMP_TYPE = "message.timestamp.type"
+LOG_APPEND_TIME = "LogAppendTime"
 # The worker's Faust tables (streams.app, streams.line_stream). Faust creates their changelog topics
 # with the worker's partition count (telemetry's), and a table's partition N must hold the keys
 # that telemetry's partition N carries: keyed state cannot follow a change of that count.
@@ -84,7 +94,7 @@ def topic_specs(
 ) -> list[TopicSpec]:
     """The topics linepulse creates; with ``app_id``, the worker's table changelogs too (checked,
     never created: Faust creates them)."""
-    big = {_MAX_MESSAGE: str(MAX_MESSAGE_BYTES)}
+    telemetry = {_MAX_MESSAGE: str(MAX_MESSAGE_BYTES), TIMESTAMP_TYPE: LOG_APPEND_TIME}
     bigger = {_MAX_MESSAGE: str(DEAD_LETTER_MAX_MESSAGE_BYTES)}
     changelogs = [
         TopicSpec(
@@ -98,7 +108,7 @@ def topic_specs(
         if app_id is not None
     ]
     return [
-        TopicSpec(names.telemetry, partitions, replication, big),
+        TopicSpec(names.telemetry, partitions, replication, telemetry),
         TopicSpec(names.kpis, partitions, replication),
         TopicSpec(names.alerts, partitions, replication),
         TopicSpec(names.dead_letters, partitions, replication, bigger, dead_letters_of=names.telemetry),
@@ -181,9 +191,7 @@ def _ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_s
                 mismatched.append((spec, counts[spec.name], wanted))
         if mismatched:
             raise TopicMismatch(f"bootstrap servers {bootstrap_servers}: {_mismatch_reason(mismatched)}")
-        for spec in specs:
-            if spec.dead_letters_of is not None:
-                _check_dead_letter_size(admin, spec.dead_letters_of, spec.name)
+        _check_configs(admin, specs)
         return {spec.name: counts[spec.name] for spec in specs if spec.name in counts}
     finally:
         admin.close()
@@ -238,16 +246,32 @@ def partition_count(admin: KafkaAdminClient, topic: str, wait_s: float = 10.0) -
         time.sleep(0.1)
 
 
-def _check_dead_letter_size(admin: KafkaAdminClient, source: str, dead_letters: str) -> None:
+def _check_configs(admin: KafkaAdminClient, specs: Sequence[TopicSpec]) -> None:
+    """The configs the start checks on existing topics, read in one DescribeConfigs request: a
+    dead-letter topic's size limit (:func:`_check_dead_letter_size`) and the telemetry topic's
+    timestamp type (:func:`_check_timestamp_type`)."""
+    sizes = [(spec.dead_letters_of, spec.name) for spec in specs if spec.dead_letters_of is not None]
+    stamped = {spec.name: spec.config[TIMESTAMP_TYPE] for spec in specs if TIMESTAMP_TYPE in spec.config}
+    topics = list(dict.fromkeys([*(topic for pair in sizes for topic in pair), *stamped]))
+    if not topics:
+        return
+    described = _describe_configs(admin, topics)
+    if described is None:
+        return
+    for source, dead_letters in sizes:
+        _check_dead_letter_size(described, source, dead_letters)
+    for topic, wanted in stamped.items():
+        _check_timestamp_type(described, topic, wanted)
+
+
+def _check_dead_letter_size(described: dict[str, dict[str, str]], source: str, dead_letters: str) -> None:
     """Every message ``source`` accepts must fit ``dead_letters`` with linepulse's headers.
 
     Bad input goes there byte for byte; a dead letter the topic refuses can only be retried (the
     worker waits, :mod:`streams.outbox`), so a topic too small for it stops the start instead.
     """
-    limits = _max_message_bytes(admin, [source, dead_letters])
-    if limits is None:
-        return
-    source_limit, limit = limits[source], limits[dead_letters]
+    source_limit = _int_config(described, source, _MAX_MESSAGE)
+    limit = _int_config(described, dead_letters, _MAX_MESSAGE)
     if source_limit > MAX_MESSAGE_BYTES:
         raise TopicMismatch(
             f"topic {source!r} accepts messages of up to {source_limit} bytes "
@@ -267,28 +291,66 @@ def _check_dead_letter_size(admin: KafkaAdminClient, source: str, dead_letters: 
         )
 
 
-def _max_message_bytes(admin: KafkaAdminClient, topics: Sequence[str]) -> dict[str, int] | None:
-    """Each topic's effective ``max.message.bytes``, or None where the broker cannot say.
+def _check_timestamp_type(described: dict[str, dict[str, str]], topic: str, wanted: str) -> None:
+    """Warn, in one line with the fix, when an existing topic's messages do not carry the broker's
+    clock. Not altered here: the topic is the user's, and other consumers may rely on CreateTime."""
+    actual = described.get(topic, {}).get(TIMESTAMP_TYPE)
+    if actual is None:
+        raise TopicMismatch(f"{TIMESTAMP_TYPE} of {topic!r} could not be read: {described}")
+    if actual != wanted:
+        log.warning(
+            "topic %r has %s=%s: its messages carry the producers' clocks, so a producer whose clock "
+            "runs ahead gets far-future event times past the future check (max_future_s) and moves "
+            "its partition's stream time; to have the broker stamp them: kafka-configs.sh --alter "
+            "--entity-type topics --entity-name %s --add-config %s=%s (docs/operations.md)",
+            topic,
+            TIMESTAMP_TYPE,
+            actual,
+            topic,
+            TIMESTAMP_TYPE,
+            wanted,
+        )
 
-    Tansu (the embedded broker) does not implement DescribeConfigs (it drops the connection) and
-    enforces no per-topic limit, so there is nothing to check there.
+
+def _int_config(described: dict[str, dict[str, str]], topic: str, name: str) -> int:
+    try:
+        return int(described[topic][name])
+    except (KeyError, ValueError) as exc:
+        raise TopicMismatch(f"{name} of {topic!r} could not be read: {described}") from exc
+
+
+_CHECKED = (_MAX_MESSAGE, TIMESTAMP_TYPE)
+
+
+def _describe_configs(admin: KafkaAdminClient, topics: Sequence[str]) -> dict[str, dict[str, str]] | None:
+    """Each topic's effective value of every config in ``_CHECKED``, or None where the broker cannot say.
+
+    Tansu (the embedded broker) does not implement DescribeConfigs (it drops the connection),
+    enforces no per-topic limit, and ignores ``message.timestamp.type`` (its messages always carry
+    the producer's CreateTime), so there is nothing to check there.
     """
     resources = [
-        ConfigResource(ConfigResourceType.TOPIC, topic, configs={_MAX_MESSAGE: None}) for topic in topics
+        ConfigResource(ConfigResourceType.TOPIC, topic, configs=dict.fromkeys(_CHECKED)) for topic in topics
     ]
     try:
         described = admin.describe_configs(resources, config_filter="all")
     except KafkaError as exc:  # KafkaConnectionError from Tansu included
         log.warning(
             "the broker did not describe the topics' configs (%r; Tansu, the embedded broker, does not "
-            "implement DescribeConfigs and enforces no per-topic limit): %s of %s not checked",
+            "implement DescribeConfigs, enforces no per-topic limit and ignores %s: its messages carry "
+            "the producers' CreateTime, so the future check trusts the producers' clocks): %s of %s "
+            "not checked",
             exc,
-            _MAX_MESSAGE,
+            TIMESTAMP_TYPE,
+            " and ".join(_CHECKED),
             topics,
         )
         return None
     found = described.get("topic", {})
     try:
-        return {topic: int(found[topic][_MAX_MESSAGE]["value"]) for topic in topics}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise TopicMismatch(f"{_MAX_MESSAGE} of {topics} could not be read: {described}") from exc
+        return {
+            topic: {name: str(found[topic][name]["value"]) for name in _CHECKED if name in found[topic]}
+            for topic in topics
+        }
+    except (KeyError, TypeError) as exc:
+        raise TopicMismatch(f"{' and '.join(_CHECKED)} of {topics} could not be read: {described}") from exc

@@ -71,3 +71,42 @@ def test_an_outage_makes_the_worker_unready_and_sigterm_stops_it_without_committ
         )
         time.sleep(3)
         assert again.applied_events() == MESSAGES  # none twice, none lost
+
+
+STOP_TIMEOUT_S = 8  # LINEPULSE_STOP_TIMEOUT_S for the idle worker: short, so the test is quick
+
+
+def test_an_idle_worker_sigterm_during_an_outage_exits_within_the_stop_timeout(
+    own_kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    """No backlog, no send in flight: Faust's stop waits in its final commit for a coordinator that
+    is down, for as long as it is down. The stop timeout exits the worker (status 70, a CRITICAL
+    line) before a supervisor's kill; nothing is lost, the states record the offsets they applied."""
+    bootstrap = own_kafka.bootstrap_servers
+    topics = unique_topics()
+    create_topics(bootstrap, topics, PARTITIONS)
+    messages = simulated_messages(300, seed=31)
+    produce(bootstrap, topics["telemetry"], messages)
+    env = {"LINEPULSE_STOP_TIMEOUT_S": str(STOP_TIMEOUT_S)}
+    worker = WorkerProcess(bootstrap, topics, tmp_path, partitions=PARTITIONS, extra_env=env)
+    with worker:
+        wait_for(lambda: worker.applied_events() >= len(messages), 120, "every message applied")
+        time.sleep(3)  # idle: the backlog's offsets committed, nothing in flight
+        own_kafka.kill_broker(0)
+        time.sleep(2)
+        started = time.monotonic()
+        worker.stop()
+        stop_s = time.monotonic() - started
+    assert worker.process is not None
+    log = worker.log_path.read_text(errors="replace")
+    assert worker.process.returncode == 70, (
+        f"exit {worker.process.returncode} after {stop_s:.0f} s:\n{log[-3000:]}"
+    )
+    assert stop_s < STOP_TIMEOUT_S + 5, f"SIGTERM during the outage took {stop_s:.0f} s"
+    assert f"still stopping {STOP_TIMEOUT_S} s after the stop began" in log
+
+    own_kafka.start_broker(0)
+    with WorkerProcess(bootstrap, topics, tmp_path, app_id=worker.app_id, partitions=PARTITIONS) as again:
+        wait_for(lambda: again.applied_events() >= len(messages), 240, "the states recovered")
+        time.sleep(3)
+        assert again.applied_events() == len(messages)  # none applied twice, none lost

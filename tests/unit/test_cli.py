@@ -200,3 +200,61 @@ def test_evaluate_leaves_no_empty_json_when_it_fails(
     out = tmp_path / "skab.json"
     code, err = run_cli(["evaluate", "skab", str(tmp_path / "none"), "--json", str(out)], capsys)
     assert code == 2 and "SKAB data directory not found" in err and not out.exists()
+
+
+def test_train_judges_future_event_times_like_analyze_never_against_the_clock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file has no Kafka timestamps: ``train`` skips event times more than max_future_s after
+    --received-at (as the worker dead-letters them), and judges none without it, so the same
+    history gives the same rows whenever it is read (here: history from 2095)."""
+    from service.plant_file import load_demo_plant
+    from service.train import collect, file_records
+
+    start_ms = int(datetime(2095, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    lines = []
+    for i in range(20):
+        for signal in ("a", "b"):
+            record = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01"}
+            lines.append(
+                {**record, "ts": start_ms + i * 1000, "kind": "sensor", "signal": signal, "value": i}
+            )
+    # An hour after the rest: a source whose clock ran ahead.
+    ahead = [{**line, "ts": start_ms + 3_600_000} for line in lines[-2:]]
+    history = tmp_path / "h.jsonl"
+    history.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in [*lines, *ahead]))
+    plant = load_demo_plant()
+    [m01] = [machine for machine in plant.machines if machine.id == "M01"]
+
+    def collected(received_at_ms: int | None) -> tuple[int, int]:
+        data = collect(
+            file_records(history, received_at_ms),
+            plant,
+            (m01,),
+            signals=None,
+            start_ms=None,
+            end_ms=None,
+            max_future_ms=300_000,
+        )
+        return data.records, data.end_ms
+
+    assert collected(None) == (42, start_ms + 3_600_000)  # not judged: nothing to judge against
+    assert collected(start_ms + 20_000) == (40, start_ms + 19_000)  # the hour-ahead one skipped
+    kafka = ["train", "--bootstrap-servers", "127.0.0.1:1", "--registry", "r", "--machine", "M01"]
+    code, err = run_cli([*kafka, "--received-at", "2095-01-01T00:00:20+00:00"], capsys)
+    assert code == 2 and "--received-at: only with --telemetry" in err
+    code, err = run_cli(
+        [
+            "train",
+            "--telemetry",
+            str(history),
+            "--registry",
+            "r",
+            "--machine",
+            "M01",
+            "--received-at",
+            "soon",
+        ],
+        capsys,
+    )
+    assert code == 2 and "--received-at: time 'soon'" in err
