@@ -137,7 +137,7 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
                 ),
                 logs["simulator"],
             )
-            stack.callback(_stop_children, children)
+            stack.callback(_stop_children, children, settings.stop_timeout_s)
             print(f"broker {bootstrap} · worker and simulator starting (logs in {logs_dir}) ...", flush=True)
             _wait_ready(base_url, children, logs)
             print(
@@ -164,9 +164,10 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
             return 1
 
 
-def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    # The simulator first, so the worker can still commit what it has read.
-    for name in ("simulator", "worker"):
+def _stop_children(children: dict[str, subprocess.Popen[bytes]], worker_stop_timeout_s: float) -> None:
+    # The simulator first, so the worker can still commit what it has read. The worker bounds its
+    # own stop (exit 70 after stop_timeout_s): it gets that long and a margin before a kill.
+    for name, grace_s in (("simulator", 15.0), ("worker", worker_stop_timeout_s + 5.0)):
         child = children.get(name)
         if child is not None:
-            stop_process(child, grace_s=15.0)
+            stop_process(child, grace_s=grace_s)
