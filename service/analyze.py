@@ -154,6 +154,7 @@ def analyze_file(
     partition_of = _KeyPartitions(settings.partitions)
     stops = StopWatch()
     pending: dict[str, list[ScheduledReset]] = {}
+    matched_nothing: list[str] = []
     for reset in sorted(resets, key=lambda r: r.at_ms):
         pending.setdefault(reset.spec.key, []).append(reset)
     with (
@@ -228,12 +229,16 @@ def analyze_file(
             seen = outcome.state.last_seen_ms
             while due and seen is not None and due[0].at_ms <= seen:
                 reset = due.pop(0)
+                monitors_before = len(outcome.state.monitors)
                 applied = processor.process_control(
                     None, control_value(reset.command()), load_state=states.get, require_key=False
                 )
                 if isinstance(applied, Rejection):  # pragma: no cover - built from the plant itself
                     raise ConfigError(f"--baseline-reset: {applied}")
-                counts["baseline_resets"] += 1
+                if isinstance(applied, Applied) and len(applied.state.monitors) < monitors_before:
+                    counts["baseline_resets"] += 1
+                else:  # no such series on the machine (yet): a typo must not look applied
+                    matched_nothing.append(reset.label)
                 for alert in applied.alerts:
                     alerts.write(record_bytes(alert) + b"\n")
                 counts["alerts"] += len(applied.alerts)
@@ -255,7 +260,9 @@ def analyze_file(
         "machines": totals,
         "capability": capability,
     }
-    not_reached = [f"{r.spec.key}@{r.at_ms}" for due in pending.values() for r in due]
+    not_reached = [reset.label for due in pending.values() for reset in due]
     if not_reached:
         summary["baseline_resets_not_reached"] = not_reached
+    if matched_nothing:
+        summary["baseline_resets_matched_nothing"] = matched_nothing
     return summary

@@ -111,6 +111,12 @@ class ScheduledReset:
     name: str | None
     at_ms: int
 
+    @property
+    def label(self) -> str:
+        """As given on the command line: ``tenant/machine[:name]@ms``."""
+        name = "" if self.name is None else f":{self.name}"
+        return f"{self.spec.key}{name}@{self.at_ms}"
+
     def command(self) -> BaselineReset:
         return reset_command(self.spec, name=self.name, ts_ms=self.at_ms, requested_by="analyze")
 

@@ -249,7 +249,9 @@ class TelemetryProcessor:
             return Rejection(
                 "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=spec.key
             )
-        _log.info(
+        # A reset that matched nothing is most likely a misspelt name: say so louder.
+        _log.log(
+            logging.INFO if dropped else logging.WARNING,
             "baseline reset on %s (series %s, name %s, by %s: %s): %d monitors dropped",
             spec.key,
             command.series or "all",

@@ -219,8 +219,10 @@ def test_analyze_applies_a_scheduled_reset_and_reports_capability(plant: PlantCo
 
     reset = parse_scheduled_reset(plant, f"acme/M01:{SIGNAL}@{T0 + 1_200_000}")
     late = parse_scheduled_reset(plant, f"acme/M01@{T0 + 10 * 86_400_000}")
-    summary = analyze_file(source, plant, tmp_path / "reset", settings, [reset, late])
-    assert summary["baseline_resets"] == 1
+    typo = parse_scheduled_reset(plant, f"acme/M01:no_such_signal@{T0 + 1_200_000}")
+    summary = analyze_file(source, plant, tmp_path / "reset", settings, [reset, late, typo])
+    assert summary["baseline_resets"] == 1  # the typo is not counted as applied: it is listed
+    assert summary["baseline_resets_matched_nothing"] == [f"acme/M01:no_such_signal@{T0 + 1_200_000}"]
     assert summary["baseline_resets_not_reached"] == [f"acme/M01@{T0 + 10 * 86_400_000}"]
     drift = [a for a in _alerts(tmp_path / "reset") if a["kind"] == "drift"]
     assert drift[-1]["status"] == "resolved"
