@@ -70,7 +70,8 @@ def analyze(tmp_path: Path, lines: list[bytes], config: PlantConfig) -> list[dic
     source = tmp_path / "telemetry.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "out"
-    analyze_file(source, config, out, Settings())
+    # One partition: B's readings are the stream time of A's partition, as on a shared partition.
+    analyze_file(source, config, out, Settings(partitions=1))
     return [orjson.loads(line) for line in (out / "alerts.jsonl").read_bytes().splitlines()]
 
 
@@ -78,7 +79,7 @@ def kpis(tmp_path: Path, name: str, lines: list[bytes], config: PlantConfig) -> 
     source = tmp_path / f"{name}.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / name
-    analyze_file(source, config, out, Settings())
+    analyze_file(source, config, out, Settings(partitions=1))
     return (out / "kpis.jsonl").read_bytes().splitlines()
 
 
