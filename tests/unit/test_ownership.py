@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiokafka.consumer.group_coordinator import GroupCoordinator
+from faust.types.tuples import TP
 
 from streams.ownership import AIOKAFKA_HEARTBEAT_SHA256, Ownership
 
@@ -45,7 +46,7 @@ class Clock:
 
 
 def _message(partition: int) -> Any:
-    return SimpleNamespace(topic="t", partition=partition)
+    return SimpleNamespace(tp=TP("t", partition))
 
 
 def test_a_claim_is_lost_once_a_rebalance_begins_even_if_the_partition_comes_back() -> None:
