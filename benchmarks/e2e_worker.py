@@ -123,6 +123,9 @@ class _ProbingObserver:
     def on_send_stuck(self, stuck: bool) -> None:
         self.metrics.on_send_stuck(stuck)
 
+    def on_batch_fenced(self, topic: str) -> None:
+        self.metrics.on_batch_fenced(topic)
+
 
 def _linepulse_app(args: argparse.Namespace, probe: Probe, workdir: Path) -> faust.App:
     prefix = args.topic

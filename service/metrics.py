@@ -93,6 +93,14 @@ class WorkerMetrics:
             "1 while the worker waits for a refused or unanswered record: its partitions do not progress.",
             registry=registry,
         )
+        # streams.ownership: a batch whose partition the worker lost is not acked (its next owner
+        # applies it); by source topic (telemetry, control).
+        self.batches_fenced = Counter(
+            "linepulse_batches_fenced",
+            "Batches not acknowledged because the worker lost their partition first, by source topic.",
+            ["topic"],
+            registry=registry,
+        )
         for code in REJECTION_CODES:
             self.dead_letters.labels(code=code)
         # Children bound once: labels() costs more than inc() (~1.5 us a message, measured).
@@ -129,6 +137,9 @@ class WorkerMetrics:
 
     def on_send_stuck(self, stuck: bool) -> None:
         self.send_stuck.set(1.0 if stuck else 0.0)
+
+    def on_batch_fenced(self, topic: str) -> None:
+        self.batches_fenced.labels(topic=topic).inc()
 
 
 class MachineCollector(Collector):

@@ -27,7 +27,8 @@ from streams.heap import freeze_startup_heap
 from streams.line_stream import add_line_view
 from streams.lines import LineAggregator
 from streams.live import LiveLines, LiveMachines
-from streams.outbox import Outbox, Outgoing, SendAbandoned
+from streams.outbox import Outbox, Outgoing, Owner, PartitionLost, SendAbandoned
+from streams.ownership import Ownership
 from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.records import record_bytes
 from streams.state_table import StateTable
@@ -80,6 +81,9 @@ class StreamObserver(Protocol):
 
     def on_send_stuck(self, stuck: bool) -> None: ...
 
+    def on_batch_fenced(self, topic: str) -> None:
+        """A batch of ``topic`` was not acked: the worker lost its partition (streams.ownership)."""
+
 
 @dataclass(slots=True)
 class LinepulseStream:
@@ -99,6 +103,12 @@ class LinepulseStream:
 def _ready(app: Any) -> bool:
     recovery = app.tables.recovery
     return bool(recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery)
+
+
+def _raise_if_lost(owner: Owner) -> None:
+    reason = owner.lost()
+    if reason is not None:
+        raise PartitionLost(f"{reason}; the batch is not applied here")
 
 
 def _brokers(bootstrap_servers: str) -> Sequence[str]:
@@ -173,6 +183,8 @@ def create_stream(
 
     # Every record is sent until the broker acknowledges it; a failed send waits, never skipped.
     outbox = Outbox(lambda: bool(app.should_stop), observer, stuck_after_s=config.send_stuck_after_s)
+    # ...but only while the batch's partitions are still this worker's (streams.ownership: why).
+    ownership = Ownership(app, config.session_timeout_s)
     stop_deadline = StopDeadline(config.stop_grace_s)
 
     def records_of(outcomes: Sequence[Outcome]) -> list[Outgoing]:
@@ -192,10 +204,10 @@ def create_stream(
         )
         return Outgoing(dead_letters, message.key, message.value, headers)
 
-    async def dead_letter(message: Any, rejection: Rejection) -> None:
-        await outbox.deliver([dead_letter_of(message, rejection)])
+    async def dead_letter(message: Any, rejection: Rejection, owner: Owner | None = None) -> None:
+        await outbox.deliver([dead_letter_of(message, rejection)], owner)
 
-    async def publish_then_write(records: Sequence[Outgoing]) -> None:
+    async def publish_then_write(records: Sequence[Outgoing], owner: Owner) -> None:
         """Send the records (dead letters, KPI records, alerts), wait for every ack, then write the
         staged states to the changelog, wait for those acks too, then to the local store.
 
@@ -209,8 +221,10 @@ def create_stream(
         # acks must still follow its states onto the changelog.
         changelog = table.changelog_records()
         try:
-            await outbox.deliver(records)
-            await outbox.deliver(changelog)
+            # Fenced on the batch's source partitions: a worker that lost them must not write a
+            # state after their next owner's (streams.ownership).
+            await outbox.deliver(records, owner)
+            await outbox.deliver(changelog, owner)
         except BaseException:
             table.forget_staged()  # their effects are in the cache only: reload from the table
             raise
@@ -233,7 +247,9 @@ def create_stream(
         if halted:  # stopping or crashed: leave it to the next start, uncommitted
             withhold_acks(messages)
             return
+        owner = ownership.claim(messages)
         async with applying:
+            _raise_if_lost(owner)  # fetched before a rebalance that has begun: not ours to apply
             # No clock: each message is judged against its own Kafka timestamp (streams.decode).
             outcomes = applier.apply(messages)
             # Machines the partition's stream time left silent: their ended windows close now.
@@ -243,13 +259,33 @@ def create_stream(
                 for message, outcome in zip(messages, outcomes, strict=True)
                 if isinstance(outcome, Rejection)
             ]
-            await publish_then_write([*rejected, *records_of([*applier.in_order(outcomes), *ticked])])
+            await publish_then_write([*rejected, *records_of([*applier.in_order(outcomes), *ticked])], owner)
         for outcome in outcomes:
             observer.on_outcome(outcome)
         for _, judged in applier.judged:
             observer.on_records(judged)
         for outcome in ticked:
             observer.on_records(outcome)
+
+    def fenced(events: Sequence[faust.EventT[bytes]], error: PartitionLost) -> None:
+        """The worker lost the batch's partitions before its records were all acknowledged: its
+        acks are withheld (never committed here) and its next owner applies it again from the
+        committed offset. No gap is left behind in this process: the rebalance that took the
+        partitions seeks every partition still assigned back to its committed offset, and drops
+        the cached states, so the worker goes on with what it still owns."""
+        messages = [event.message for event in events]
+        withhold_acks(messages)
+        first = messages[0]
+        log.warning(
+            "a batch of %d message(s) from %s:%d@%d.. was not acknowledged: the worker lost the "
+            "partition (%s)",
+            len(messages),
+            first.topic,
+            first.partition,
+            first.offset,
+            error,
+        )
+        observer.on_batch_fenced(first.topic)
 
     async def not_applied(events: Sequence[faust.EventT[bytes]], error: BaseException) -> None:
         """The batch was not applied: its offsets must never be committed (Faust would ack it in
@@ -287,6 +323,8 @@ def create_stream(
         async for events in stream.take_events(config.batch_max_messages, within=config.batch_within_s):
             try:
                 await process_batch(events)
+            except PartitionLost as exc:
+                fenced(events, exc)
             except BaseException as exc:
                 await not_applied(events, exc)
                 raise
@@ -295,7 +333,9 @@ def create_stream(
         if halted:
             withhold_acks([message])
             return
+        owner = ownership.claim([message])
         async with applying:
+            _raise_if_lost(owner)
             outcome = processor.process_control(
                 message.key,
                 message.value,
@@ -306,11 +346,11 @@ def create_stream(
             if isinstance(outcome, Rejection):
                 if outcome.machine_key is not None:
                     table.forget(outcome.machine_key)  # the table keeps the last good state
-                await dead_letter(message, outcome)
+                await dead_letter(message, outcome, owner)
             elif not outcome.duplicate:
                 # Control is co-partitioned with telemetry: the same partition holds the state.
                 table.stage(outcome.state, message.partition)
-                await publish_then_write(records_of([outcome]))
+                await publish_then_write(records_of([outcome]), owner)
 
     @app.agent(control, concurrency=1)
     async def process_control(stream: faust.StreamT[bytes]) -> None:
@@ -318,6 +358,8 @@ def create_stream(
         async for event in stream.events():
             try:
                 await apply_control(event.message)
+            except PartitionLost as exc:
+                fenced([event], exc)
             except BaseException as exc:
                 await not_applied([event], exc)
                 raise
@@ -345,6 +387,11 @@ def create_stream(
         observer.on_rebalance()
 
     app.on_partitions_revoked.connect(_forget_revoked)
+
+    def _claim_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        ownership.on_assigned()
+
+    app.on_partitions_assigned.connect(_claim_assigned)
 
     not_configured_logged: set[str] = set()
 

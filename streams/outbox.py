@@ -17,6 +17,20 @@ are never committed and the next start applies it.
 Records already acknowledged are not sent again; the ones that failed are, with the same content
 (KPI records and alerts are keyed and revisioned, changelog records carry a whole state, so a
 consumer that sees one twice keeps one).
+
+Fencing: a batch's records are sent only while the worker still owns the partitions the batch came
+from. The caller passes the batch's :class:`Owner` (a :class:`streams.ownership.Claim`); before
+each attempt, and while it waits for an acknowledgement or a backoff, :meth:`Outbox.deliver` asks
+it. Once a rebalance has revoked a partition of the batch (even one that gave it back), or it is no
+longer assigned, the outbox stops with :class:`PartitionLost`, sending nothing more: the partition's
+next owner applies the batch again from the committed offset and writes its own states, which a
+late retry from here would otherwise overwrite with a stale one on the changelog. The caller
+withholds the batch's acks and goes on with the partitions it still owns. While the owner cannot
+be confirmed (no heartbeat acknowledged for most of a session timeout: the process was frozen,
+perhaps evicted), nothing is sent until it is, or until the rebalance that follows says it is lost.
+Records acknowledged before stay acknowledged (they are re-sent, identical, by the next owner). A
+send already handed to the producer when the partition is lost may still land: only Kafka
+transactions fence that, at the broker.
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ from typing import Any, Protocol
 
 from streams.exceptions import StreamsError
 
-__all__ = ["Outbox", "Outgoing", "SendAbandoned", "SendObserver"]
+__all__ = ["Outbox", "Outgoing", "Owner", "PartitionLost", "SendAbandoned", "SendObserver"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +62,21 @@ class SendObserver(Protocol):
 
 class SendAbandoned(StreamsError):
     """The worker stops while a record still could not be sent: its batch must not be acked."""
+
+
+class PartitionLost(StreamsError):
+    """The worker no longer owns a partition the batch came from: its records are not sent (any
+    more), and its acks are withheld; ``str()`` names the topic-partitions. The worker goes on."""
+
+
+class Owner(Protocol):
+    """Whether the partitions a batch came from are still this worker's (streams.ownership.Claim)."""
+
+    def lost(self) -> str | None:
+        """Why they are not (for good), naming them; None while they are."""
+
+    def confirmed(self) -> bool:
+        """False while ownership cannot be vouched for (no recent heartbeat): send nothing yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,23 +118,26 @@ class Outbox:
         """True while any caller's send is refused or has gone unanswered for ``stuck_after_s``."""
         return self._stuck_callers > 0
 
-    async def deliver(self, records: Sequence[Outgoing]) -> None:
+    async def deliver(self, records: Sequence[Outgoing], owner: Owner | None = None) -> None:
         """Send ``records`` and wait for every acknowledgement, sending failed ones again until
-        they succeed; raises :class:`SendAbandoned` only when the worker stops first."""
+        they succeed; raises :class:`SendAbandoned` only when the worker stops first, and
+        :class:`PartitionLost` once ``owner`` (the batch's source partitions) is lost."""
         caller = _Caller(self)
         try:
-            await self._deliver(records, caller)
+            await self._deliver(records, caller, owner)
         finally:
             caller.unstick()
 
-    async def _deliver(self, records: Sequence[Outgoing], caller: _Caller) -> None:
+    async def _deliver(self, records: Sequence[Outgoing], caller: _Caller, owner: Owner | None) -> None:
         pending = list(records)
         backoff_s = self._first_backoff_s
         attempt = 0
         since = time.monotonic()
         while pending:
             attempt += 1
-            failed = await self._attempt(pending, caller)
+            if owner is not None:
+                await self._owned(owner, pending, caller)
+            failed = await self._attempt(pending, caller, owner)
             if not failed:
                 break
             pending = [record for record, _ in failed]
@@ -121,7 +153,7 @@ class Outbox:
                 attempt,
                 backoff_s,
             )
-            if await self._stopped_within(backoff_s):
+            if await self._stopped_within(backoff_s, owner, pending):
                 raise SendAbandoned(
                     f"the worker stops with {len(pending)} record(s) not sent (first: topic "
                     f"{record.topic_name!r}, {error!r}); their batch is not acknowledged"
@@ -131,11 +163,12 @@ class Outbox:
             log.warning("sending works again after %.1f s and %d attempts", time.monotonic() - since, attempt)
 
     async def _attempt(
-        self, records: Sequence[Outgoing], caller: _Caller
+        self, records: Sequence[Outgoing], caller: _Caller, owner: Owner | None
     ) -> list[tuple[Outgoing, BaseException]]:
         """One send of ``records``, watched: stuck once it is outstanding ``stuck_after_s`` (the
         producer retries an unanswered request for ``producer_request_timeout``, 20 minutes by
-        default), abandoned as soon as the worker stops."""
+        default), abandoned as soon as the worker stops or ``owner`` is lost (so a rebalance
+        waiting for the batch goes on: the producer may still deliver what it holds)."""
         started = time.monotonic()
         task = asyncio.ensure_future(self._send_once(records))
         try:
@@ -149,6 +182,7 @@ class Outbox:
                         f"{time.monotonic() - started:.1f} s (first: topic {records[0].topic_name!r}); "
                         "their batch is not acknowledged"
                     )
+                _raise_if_lost(owner, records)
                 if not caller.is_stuck and time.monotonic() - started >= self._stuck_after_s:
                     caller.stick()
                     log.error(
@@ -184,15 +218,46 @@ class Outbox:
             self._observer.on_send_failed(record.topic_name)
         return failed
 
-    async def _stopped_within(self, seconds: float) -> bool:
-        """Sleep ``seconds``, waking early when the worker stops; True if it stops."""
+    async def _stopped_within(self, seconds: float, owner: Owner | None, records: Sequence[Outgoing]) -> bool:
+        """Sleep ``seconds``, waking early when the worker stops (True) or ``owner`` is lost
+        (:class:`PartitionLost`)."""
         deadline = time.monotonic() + seconds
         while not self._should_stop():
+            _raise_if_lost(owner, records)
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             await asyncio.sleep(min(left, _POLL_S))
         return True
+
+    async def _owned(self, owner: Owner, records: Sequence[Outgoing], caller: _Caller) -> None:
+        """Return once ``owner`` is confirmed; :class:`PartitionLost` once it is lost,
+        :class:`SendAbandoned` if the worker stops first. Waiting longer than ``stuck_after_s``
+        is stuck, as an unanswered send is."""
+        started = time.monotonic()
+        logged = False
+        while True:
+            _raise_if_lost(owner, records)
+            if owner.confirmed():
+                return
+            if self._should_stop():
+                raise SendAbandoned(
+                    f"the worker stops with {len(records)} record(s) held while its partitions were "
+                    f"unconfirmed (first: topic {records[0].topic_name!r}); their batch is not acknowledged"
+                )
+            waited = time.monotonic() - started
+            if not logged:
+                logged = True
+                log.warning(
+                    "%d record(s) (first: topic %r) held: no heartbeat acknowledged lately, so this "
+                    "worker may have lost their partitions (a frozen process is evicted from the group); "
+                    "sent once a heartbeat is acknowledged, dropped if a rebalance revoked them",
+                    len(records),
+                    records[0].topic_name,
+                )
+            if waited >= self._stuck_after_s:
+                caller.stick()
+            await asyncio.sleep(_POLL_S)
 
     def _stick(self) -> None:
         self._stuck_callers += 1
@@ -203,6 +268,16 @@ class Outbox:
         self._stuck_callers -= 1
         if self._stuck_callers == 0:
             self._observer.on_send_stuck(False)
+
+
+def _raise_if_lost(owner: Owner | None, records: Sequence[Outgoing]) -> None:
+    reason = None if owner is None else owner.lost()
+    if reason is not None:
+        raise PartitionLost(
+            f"{reason}; {len(records)} record(s) not sent (first: topic {records[0].topic_name!r}), "
+            "their batch is not acknowledged: the partition's owner applies it again from the "
+            "committed offset"
+        )
 
 
 class _Caller:

@@ -9,8 +9,11 @@ A message flagged ``acked`` is skipped by Faust's ``Message.ack`` (nothing reach
 acked offsets, so the committed offset stays below it) and dropped from the consumer's unacked
 set by ``Consumer._clean_unacked_messages`` (so a shutdown's ``wait_empty`` does not wait for it
 forever). The consumer must then not go on past the gap in this process: the worker stops
-(:func:`streams.app.create_stream`). tests/unit/test_withhold.py fails when either Faust method
-changes (faust-streaming is pinned in constraints.txt).
+(:func:`streams.app.create_stream`). Except for a batch fenced because the worker lost its
+partitions (:mod:`streams.ownership`): that loss is a rebalance, after which Faust seeks every
+partition still assigned back to its committed offset, so no gap is left to go past.
+tests/unit/test_withhold.py fails when either Faust method changes (faust-streaming is pinned in
+constraints.txt).
 """
 
 from __future__ import annotations

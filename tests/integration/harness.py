@@ -226,8 +226,18 @@ class WorkerProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process is frozen (no heartbeat), as a paused VM or a long swap would."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            self.resume()  # a frozen process would not act on SIGTERM
             stop_process(self.process, timeout_s=30)
 
     def log_tail(self, lines: int = 60) -> str:

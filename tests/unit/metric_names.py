@@ -71,6 +71,7 @@ def exposed_sample_names() -> frozenset[str]:
         metrics.on_outcome(outcome)
     metrics.on_rebalance()
     metrics.on_send_failed("kpis")
+    metrics.on_batch_fenced("telemetry")
     # The line view folds closed windows; fold the open ones as if they had closed.
     aggregator = LineAggregator(plant, processor.config_version)
     for state in states.values():

@@ -13,7 +13,7 @@ from types import EllipsisType
 
 import pytest
 
-from streams.outbox import Outbox, Outgoing, SendAbandoned
+from streams.outbox import Outbox, Outgoing, PartitionLost, SendAbandoned
 
 
 class Observer:
@@ -101,5 +101,63 @@ def test_an_unanswered_send_makes_the_outbox_stuck_and_a_stop_abandons_it_at_onc
         assert loop.time() - started < 1.0
         assert not outbox.stuck and observer.stuck == [True, False]
         assert observer.failed == []
+
+    asyncio.run(scenario())
+
+
+class Owner:
+    """A batch's claim on its partitions (streams.ownership.Claim), set by the test."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.is_confirmed = True
+
+    def lost(self) -> str | None:
+        return self.reason
+
+    def confirmed(self) -> bool:
+        return self.is_confirmed
+
+
+def test_a_retrying_send_stops_once_its_partition_is_lost_and_sends_nothing_more() -> None:
+    async def scenario() -> None:
+        observer = Observer()
+        outbox = Outbox(lambda: False, observer, first_backoff_s=0.3, max_backoff_s=0.3)
+        refused = Topic("machine-state-changelog", lambda: RuntimeError("refused"))
+        owner = Owner()
+        caller = asyncio.ensure_future(outbox.deliver([Outgoing(refused, b"k", b"v", partition=1)], owner))
+        await refused.retried.wait()
+        owner.reason = "telemetry:1: a rebalance revoked them after the batch was applied"
+        sent = refused.sent
+        with pytest.raises(PartitionLost, match=r"telemetry:1: a rebalance .* 1 record\(s\) not sent"):
+            await asyncio.wait_for(caller, 1.0)  # in the backoff: no need to wait for its end
+        assert refused.sent == sent
+        assert not outbox.stuck
+
+    asyncio.run(scenario())
+
+
+def test_nothing_is_sent_while_the_owner_is_unconfirmed() -> None:
+    async def scenario() -> None:
+        observer = Observer()
+        outbox = Outbox(lambda: False, observer, stuck_after_s=0.3)
+        topic = Topic("kpis", lambda: None)
+        owner = Owner()
+        owner.is_confirmed = False
+        caller = asyncio.ensure_future(outbox.deliver([Outgoing(topic, b"k", b"v")], owner))
+        await asyncio.sleep(0.5)
+        assert topic.sent == 0
+        assert outbox.stuck, "held longer than stuck_after_s"
+        owner.is_confirmed = True  # a heartbeat was acknowledged: still the owner
+        await caller
+        assert topic.sent == 1 and not outbox.stuck
+
+        owner.is_confirmed = False
+        caller = asyncio.ensure_future(outbox.deliver([Outgoing(topic, b"k", b"v")], owner))
+        await asyncio.sleep(0.3)
+        owner.reason = "telemetry:0: a rebalance revoked them after the batch was applied"
+        with pytest.raises(PartitionLost):
+            await caller
+        assert topic.sent == 1
 
     asyncio.run(scenario())
