@@ -24,6 +24,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from service.brokers import KafkaCluster, TansuBroker
+from streams.topics import LOG_APPEND_TIME, TIMESTAMP_TYPE
 
 __all__ = [
     "QUIX_PYTHON",
@@ -60,7 +61,9 @@ def create_topic(bootstrap: str, prefix: str) -> str:
     name = f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="linepulse-bench")
     try:
-        admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+        # As linepulse creates a telemetry topic (streams.topics): the broker stamps the messages.
+        config = {TIMESTAMP_TYPE: LOG_APPEND_TIME}
+        admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1, topic_configs=config)])
     finally:
         admin.close()
     return name
