@@ -102,7 +102,20 @@ on 2026-11-26 (it lost records fetched during a rebalance's recovery) and restor
 same-session A/B on Apache Kafka, 4 rounds, median µs CPU per frame (`python -m benchmarks.ab_e2e
 --broker apache-kafka --variant faust=<bf44a15> --variant direct=<be40b63> --rounds 4`): Faust's
 delivery 170 (0.577x the empty agent), the direct delivery 115 (0.858x), empty agent 98. The empty
-agent keeps Faust's delivery and Monitor, as a user's agent would (docs/operations.md)."""
+agent keeps Faust's delivery and Monitor, as a user's agent would (docs/operations.md).
+
+2026-11-26, `frames5000` (CPU timers inside the worker, Apache Kafka, 2,000 frames, batches of ~250
+messages; µs per frame): decode 35-44, statistics ~20, joins ~16-19, expected level while learning
+~26, drift/SPC monitors 53-81 (the same code, run to run), the rest ~45. In one process the same
+frames cost decode ~22 and monitors ~53: a batch's payloads (20 MB) and runs of ~50 frames per
+machine did not fit in the cache. Runs are now cut at 32,768 readings, a monitor takes the values its
+statistics joined, and the column and non-finite checks are vectorised (docs/operations.md, "What
+linepulse itself costs per frame"). Same-session A/B on a loaded machine (`python -m
+benchmarks.ab_e2e --broker apache-kafka --per-signal 1000 --frames 2000 --rounds 8`), median µs CPU
+per frame 455 → 416 (0.513x → 0.562x the empty agent); in one process ~20 % less. The first batch's
+CPU is outside the worker's interval (timing starts at its first outcome) while its other messages
+are counted: ~110 of 2,000 messages in those runs, more of the 1,000 (300 quick) messages of
+`frames5000`, so its figure is that much too favourable."""
 
 LONG_FRAME_PER_SIGNAL: Final = 1_000
 LONG_FRAME_READINGS: Final = len(SIGNALS) * LONG_FRAME_PER_SIGNAL

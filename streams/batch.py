@@ -11,14 +11,16 @@ Consecutive messages of one machine that carry only readings (frames, ``samples`
 take the run in one kernel call instead of one per message. The outcomes are the same as one by
 one, message by message:
 any other message of that machine (a state change, a count, ...) ends the run first, duplicates
-are still skipped by offset, and a failing run is applied again one by one.
+are still skipped by offset, and a failing run is applied again one by one. A run that reaches
+:data:`RUN_READINGS` readings is applied at once and the next message starts another (for cache
+locality; the same outcomes, as any split of a run gives).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from streams.decode import Accepted, Rejection
 from streams.processing import Applied, Outcome, TelemetryProcessor
@@ -26,7 +28,14 @@ from streams.silence import SilenceClock
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
 
-__all__ = ["BatchApplier", "SourceMessage", "kafka_timestamp_ms"]
+__all__ = ["RUN_READINGS", "BatchApplier", "SourceMessage", "kafka_timestamp_ms"]
+
+# A run is applied once it holds this many readings (a 5,000-reading frame: 7 frames), while the
+# payloads it reads (16 bytes a reading) and the joined copies its kernels make of them (as much
+# again) still fit in the core's 2 MB L2 cache. Uncapped, a batch of ~250 such frames made runs of
+# ~50 frames per machine: each signal's joins were evicted before its monitor read them, and the
+# same apply path cost ~25 % more (in one process, batches of 250; docs/drift-and-spc.md, "Speed").
+RUN_READINGS: Final = 32_768
 
 
 class SourceMessage(Protocol):
@@ -60,6 +69,7 @@ class _Run:
     indices: list[int] = field(default_factory=list)
     messages: list[SourceMessage] = field(default_factory=list)
     decoded: list[Accepted] = field(default_factory=list)
+    readings: int = 0
 
 
 class BatchApplier:
@@ -109,6 +119,9 @@ class BatchApplier:
                 run.indices.append(index)
                 run.messages.append(message)
                 run.decoded.append(decoded)
+                run.readings += self.processor.readings(decoded)
+                if run.readings >= RUN_READINGS:
+                    self._apply_run(runs.pop(key), outcomes, applied)
             else:
                 outcome = outcomes[index] = self._apply_one(message, decoded, applied)
                 if isinstance(outcome, Applied):  # readings only never change a stop

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 import mmap
 import re
 import struct
@@ -332,24 +331,44 @@ def _locate(ends: list[int], row: int) -> tuple[int, int]:
     return signal, row - (ends[signal - 1] if signal else 0)
 
 
+# A float is finite unless its exponent field is all ones: adding one step to the exponent field
+# reaches the top bit only from all ones (models.signal_monitor._all_finite, the same test).
+_EXPONENT: Final = np.uint64(0x7FF0000000000000)
+_EXPONENT_STEP: Final = np.uint64(0x0010000000000000)
+_TOP_BIT: Final = np.uint64(0x8000000000000000)
+
+
 @kernel
 def _columns_ok(
     ts: npt.NDArray[np.int64], values: npt.NDArray[np.float64], ends: npt.NDArray[np.int64], lo: int, hi: int
 ) -> bool:
-    """:func:`_check_columns`' rules in one pass, without the wording: about 1 us for a 500-reading
-    frame where the numpy expressions took ~10 (a dozen small-array calls)."""
-    for i in range(values.shape[0]):
-        if not math.isfinite(values[i]):
-            return False
+    """:func:`_check_columns`' rules in one call, without the wording (~0.4 ns a reading).
+
+    Branch-free so that LLVM vectorises both loops: the values' exponent bits ORed together, and
+    each signal's timestamps compared with their bounds and their predecessor (a slice each, so
+    the compiler sees two non-overlapping streams), ORed into one flag. With an early exit per
+    reading, as before, the loops stayed scalar: ~1.6 ns a reading, 8 us of a 5,000-reading frame.
+    """
+    bits = values.view(np.uint64)
+    acc = np.uint64(0)
+    for i in range(bits.shape[0]):
+        acc |= (bits[i] & _EXPONENT) + _EXPONENT_STEP
+    if acc & _TOP_BIT:
+        return False
+    bad = False
     start = 0
     for k in range(ends.shape[0]):
         stop = ends[k]
-        for i in range(start, stop):
-            t = ts[i]
-            if t < lo or t >= hi or (i > start and t < ts[i - 1]):
-                return False
+        if stop > start:
+            first = ts[start]
+            bad |= (first < lo) | (first >= hi)
+            previous = ts[start : stop - 1]
+            current = ts[start + 1 : stop]
+            for i in range(current.shape[0]):
+                t = current[i]
+                bad |= (t < lo) | (t >= hi) | (t < previous[i])
         start = stop
-    return True
+    return not bad
 
 
 def _check_columns(

@@ -141,6 +141,11 @@ class TelemetryProcessor:
         :meth:`process_samples` can apply several of in one engine call."""
         return isinstance(decoded.event, Frame | SensorEvent)
 
+    @staticmethod
+    def readings(decoded: Accepted) -> int:
+        """How many readings a message carries (1 for anything but a frame or ``samples`` record)."""
+        return _readings(decoded.event)
+
     def process_samples(
         self, run: Sequence[tuple[Accepted, int]], *, load_state: StateLoader, source: str
     ) -> list[Applied]:

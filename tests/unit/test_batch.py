@@ -22,6 +22,7 @@ from models.machine import MachineState
 from service.plant_file import load_demo_plant
 from service.simulator import FaultKind, PlantSimulator
 from service.simulator.faults import _resolve
+from streams import batch as batch_module
 from streams.batch import BatchApplier
 from streams.decode import Rejection
 from streams.frames import Frame, SignalBlock, decode_frame, encode_frame
@@ -240,26 +241,36 @@ def one_by_one_with_stops(
     return single
 
 
+@pytest.mark.parametrize("cap", [None, 300], ids=["runs-as-long-as-the-batch-allows", "runs-cut-at-300"])
 def test_readings_applied_in_runs_give_exactly_the_states_and_records_of_one_by_one(
-    processor: TelemetryProcessor, table: Any, monkeypatch: pytest.MonkeyPatch
+    processor: TelemetryProcessor, table: Any, monkeypatch: pytest.MonkeyPatch, cap: int | None
 ) -> None:
     values = _drifting_stream(hours=6.0)
     now = START_MS + 10 * 24 * 3_600_000
     runs: list[int] = []
+    readings: list[int] = []
     process_samples = processor.process_samples
 
     def counted(run: Any, **kwargs: Any) -> Any:
         runs.append(len(run))
+        readings.append(sum(processor.readings(decoded) for decoded, _ in run))
         return process_samples(run, **kwargs)
 
     monkeypatch.setattr(processor, "process_samples", counted)
+    if cap is not None:  # a run is applied once it holds this many readings: many runs cut short
+        monkeypatch.setattr(batch_module, "RUN_READINGS", cap)
     states = StateTable(table)
     applier = BatchApplier(processor, states, "telemetry")
     merged: list[Any] = []
     for start in range(0, len(values), 500):
         merged += applier.in_order(applier.apply(messages(values[start : start + 500], start)))
         write_acknowledged(states)
-    assert max(runs) >= 20 and sum(runs) > len(values) / 2  # most readings were applied in runs
+    assert sum(runs) > len(values) / 2  # most readings were applied in runs
+    if cap is None:
+        assert max(runs) >= 20 and max(readings) < batch_module.RUN_READINGS
+    else:
+        assert max(runs) >= 2 and sum(n >= cap for n in readings) >= 20
+        assert max(readings) < 2 * cap
 
     reference: dict[str, MachineState] = {}
     single = one_by_one_with_stops(processor, values, reference, now)

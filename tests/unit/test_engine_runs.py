@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models import machine, signal_monitor
+from models import machine, signal_monitor, signal_stats
 from models.anomaly.scoring import AnomalyModel
 from models.anomaly.training import default_config, fit_model
 from models.machine import EngineOutput, MachineEngine, MachineState
@@ -94,10 +94,24 @@ class _CountingUpdate:
     def __init__(self) -> None:
         self.calls = 0
         self.update = signal_monitor.update
+        self.values: list[np.ndarray] = []  # what each call judged
 
     def __call__(self, *args: Any) -> Any:
         self.calls += 1
+        self.values.append(args[1])
         return self.update(*args)
+
+
+class _JoinedStats:
+    """signal_stats.update_runs, remembering the joined values it was given."""
+
+    def __init__(self) -> None:
+        self.update_runs = signal_stats.update_runs
+        self.values: list[np.ndarray] = []
+
+    def __call__(self, *args: Any) -> None:
+        self.values.append(args[2])
+        self.update_runs(*args)
 
 
 def _each(engine: MachineEngine, state: MachineState, spec: MachineSpec, batch: list[Any]) -> Iterator[Any]:
@@ -132,6 +146,8 @@ def test_runs_give_the_alerts_windows_and_states_of_one_frame_at_a_time(
     frames = _frames(spec, start, 600, seed=8)
     counting = _CountingUpdate()
     monkeypatch.setattr(machine.signal_monitor, "update", counting)
+    stats = _JoinedStats()
+    monkeypatch.setattr(machine.signal_stats, "update_runs", stats)
     models = _OneModel(_anomaly_model()) if with_model else None
 
     def run(sizes: Iterator[int]) -> tuple[Any, MachineState, int]:
@@ -168,3 +184,19 @@ def test_runs_give_the_alerts_windows_and_states_of_one_frame_at_a_time(
     else:
         # Quiet runs took one monitor call per signal: far fewer than one per frame and signal.
         assert merged_calls < single_calls / 3
+        # Plain signals' runs were judged on the statistics' joined copy, not joined again; the
+        # temperature's residuals never were (they are not the readings).
+        joined = {id(values) for values in stats.values}
+        shared = [values for values in counting.values if id(values) in joined]
+        assert shared and len(shared) < len(stats.values)
+
+
+def test_a_run_is_joined_once_when_it_is_made_of_the_same_arrays() -> None:
+    parts = [np.arange(3.0), np.arange(2.0)]
+    copy = np.concatenate(parts)
+    assert machine._joined(list(parts), (parts, copy)) is copy
+    for other in ([parts[0]], [parts[0], parts[1].copy()], [parts[1], parts[0]]):
+        fresh = machine._joined(other, (parts, copy))
+        assert fresh is not copy
+        np.testing.assert_array_equal(fresh, np.concatenate(other))
+    np.testing.assert_array_equal(machine._joined(parts, None), copy)

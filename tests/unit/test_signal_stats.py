@@ -314,3 +314,24 @@ def test_fast_path_checks_sizes_and_accepts_every_valid_array() -> None:
 
 class _Subclass(np.ndarray):
     pass
+
+
+def test_first_non_finite_equals_numpy_on_every_kind_of_float() -> None:
+    # The kernel screens the exponent bits before it scans: random bit patterns (NaNs of every
+    # payload, infinities, subnormals, zeros of both signs), read-only views included.
+    rng = np.random.default_rng(11)
+    bits = rng.integers(0, 2**64, size=20_000, dtype=np.uint64)
+    exponent = np.uint64(0x7FF0000000000000)
+    bits[::97] |= exponent  # some non-finite ones
+    bits[1::7] &= ~exponent  # and subnormals and zeros
+    floats = bits.view(np.float64)
+    for lo in range(0, floats.shape[0], 200):
+        chunk = floats[lo : lo + 200]
+        bad = np.flatnonzero(~np.isfinite(chunk))
+        assert signal_stats._first_non_finite(chunk) == (int(bad[0]) if bad.size else -1)
+        finite = chunk[np.isfinite(chunk)]
+        finite.flags.writeable = False
+        assert signal_stats._first_non_finite(finite) == -1
+    for bad_value in (np.nan, np.inf, -np.inf):
+        row = np.array([np.finfo(np.float64).max, 5e-324, -0.0, bad_value, bad_value])
+        assert signal_stats._first_non_finite(row) == 3
