@@ -210,6 +210,11 @@ def wait_result(consumer: Consumer, timeout_s: float) -> Timing:
         data = json.loads(consumer.result.read_text(encoding="utf-8"))
     finally:
         consumer.stop()
+    if int(data["messages"]) <= 0:
+        raise RuntimeError(
+            f"{consumer.kind} consumer processed every message before its clocks started (one batch): "
+            "send more messages"
+        )
     return Timing(
         kind=consumer.kind,
         messages=int(data["messages"]),
