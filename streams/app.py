@@ -27,7 +27,7 @@ from streams.heap import freeze_startup_heap
 from streams.line_stream import add_line_view
 from streams.lines import LineAggregator
 from streams.live import LiveLines, LiveMachines
-from streams.outbox import Outbox, Outgoing, Owner, PartitionLost, SendAbandoned
+from streams.outbox import Outbox, Outgoing, Owner, PartitionLost, SendAbandoned, raise_if_lost
 from streams.ownership import Ownership
 from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.records import record_bytes
@@ -103,12 +103,6 @@ class LinepulseStream:
 def _ready(app: Any) -> bool:
     recovery = app.tables.recovery
     return bool(recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery)
-
-
-def _raise_if_lost(owner: Owner) -> None:
-    reason = owner.lost()
-    if reason is not None:
-        raise PartitionLost(f"{reason}; the batch is not applied here")
 
 
 def _brokers(bootstrap_servers: str) -> Sequence[str]:
@@ -249,7 +243,7 @@ def create_stream(
             return
         owner = ownership.claim(messages)
         async with applying:
-            _raise_if_lost(owner)  # fetched before a rebalance that has begun: not ours to apply
+            raise_if_lost(owner)  # fetched before a rebalance that has begun: not ours to apply
             # No clock: each message is judged against its own Kafka timestamp (streams.decode).
             outcomes = applier.apply(messages)
             # Machines the partition's stream time left silent: their ended windows close now.
@@ -335,7 +329,7 @@ def create_stream(
             return
         owner = ownership.claim([message])
         async with applying:
-            _raise_if_lost(owner)
+            raise_if_lost(owner)
             outcome = processor.process_control(
                 message.key,
                 message.value,
@@ -376,6 +370,8 @@ def create_stream(
         outbox,
         not_applied,
         halted=lambda: bool(halted),
+        claim=ownership.claim,
+        fenced=fenced,
     )
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -12,7 +12,9 @@ write included: a refused send is retried (the worker says it is stuck) and the 
 after the broker acknowledged all it caused. An event whose sends did not complete (the worker
 stops, or a bug) is handed to ``not_applied``, which withholds its ack and halts the worker, as for
 telemetry: otherwise Faust would ack it in ``events()``'s ``finally`` and commit a KPI record that
-was never regrouped or folded.
+was never regrouped or folded. Every send is fenced on the event's partition
+(:mod:`streams.ownership`): a worker that lost it stops sending for the event and withholds its ack,
+so its stale line state never lands on the changelog after the line's next owner's.
 """
 
 from __future__ import annotations
@@ -28,21 +30,26 @@ from pydantic import ValidationError
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
 from streams.live import LiveLines
-from streams.outbox import Outbox, Outgoing
+from streams.outbox import Outbox, Outgoing, Owner, PartitionLost, raise_if_lost
 from streams.records import KpiRecord, record_bytes
 from streams.state_table import remember_partition
 from streams.topics import TopicNames
 from streams.withhold import withhold_acks
 
-__all__ = ["DeadLetter", "NotApplied", "add_line_view"]
+__all__ = ["Claim", "DeadLetter", "Fenced", "NotApplied", "add_line_view"]
 
 log = logging.getLogger(__name__)
 
 # Sends a consumed message whole (key, value and headers) to the dead-letter topic, with the
-# rejection's reason in linepulse's headers after its own (streams.dead_letters).
-DeadLetter = Callable[[Any, Rejection], Awaitable[None]]
+# rejection's reason in linepulse's headers after its own (streams.dead_letters), fenced on the
+# message's partition.
+DeadLetter = Callable[[Any, Rejection, Owner], Awaitable[None]]
 # Withholds the acks of events that were not applied, and halts the worker (streams.app).
 NotApplied = Callable[[Sequence[Any], BaseException], Awaitable[None]]
+# Claims the partitions messages came from (streams.ownership), and withholds the acks of events
+# whose partition the worker lost before their sends were all acknowledged (the worker goes on).
+Claim = Callable[[Sequence[Any]], Owner]
+Fenced = Callable[[Sequence[Any], PartitionLost], None]
 
 
 def add_line_view(
@@ -55,6 +62,8 @@ def add_line_view(
     outbox: Outbox,
     not_applied: NotApplied,
     halted: Callable[[], bool],
+    claim: Claim,
+    fenced: Fenced,
 ) -> None:
     """Declare the two agents and the table on ``app``; a record on ``kpis`` that is not a valid
     KPI record goes to ``dead_letter``. Once ``halted``, no event is applied any more (its ack is
@@ -64,34 +73,34 @@ def add_line_view(
     line_kpis = app.topic(topics.line_kpis, key_type=bytes, value_type=bytes)
     table = app.Table("line-view", key_type=bytes, value_type=bytes, partitions=partitions)
 
-    async def valid_record(message: Any) -> dict[str, Any] | None:
+    async def valid_record(message: Any, owner: Owner) -> dict[str, Any] | None:
         """The message's KPI record, or None after dead-lettering it: someone else wrote to our
         topics. The bytes are kept, the reason given, and the agent carries on."""
         if message.value is None:
-            await dead_letter(message, Rejection("empty", "value", "the message has no value"))
+            await dead_letter(message, Rejection("empty", "value", "the message has no value"), owner)
             return None
         try:
             record = KpiRecord.model_validate_json(message.value)
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"]) or "value"
-            await dead_letter(message, Rejection("invalid_schema", field, error["msg"]))
+            await dead_letter(message, Rejection("invalid_schema", field, error["msg"]), owner)
             return None
         return record.model_dump(mode="json")
 
-    async def regroup(message: Any) -> None:
-        record = await valid_record(message)
+    async def regroup(message: Any, owner: Owner) -> None:
+        record = await valid_record(message, owner)
         if record is not None and record["complete"]:
-            await outbox.deliver([Outgoing(by_line, line_key(record), message.value)])
+            await outbox.deliver([Outgoing(by_line, line_key(record), message.value)], owner)
 
-    async def fold(message: Any) -> None:
-        record = await valid_record(message)
+    async def fold(message: Any, owner: Owner) -> None:
+        record = await valid_record(message, owner)
         if record is None:
             return
         if message.key != line_key(record):
             # The table entry lives on the message's partition: it must be the line's.
             reason = f"key must be the record's tenant/line {line_key(record).decode()!r}"
-            await dead_letter(message, Rejection("key_mismatch", "key", reason))
+            await dead_letter(message, Rejection("key_mismatch", "key", reason), owner)
             return
         stored = table.get(message.key)
         try:
@@ -101,28 +110,37 @@ def add_line_view(
             # else, e.g. with an empty big_losses_s, or a bug): dead-lettered like telemetry's
             # processing errors, or its event would halt the worker again at every start.
             log.exception("folding %s into its line failed; record dead-lettered", message.key)
-            await dead_letter(message, Rejection("processing_error", "value", f"{type(exc).__name__}: {exc}"))
+            rejection = Rejection("processing_error", "value", f"{type(exc).__name__}: {exc}")
+            await dead_letter(message, rejection, owner)
             return
         if line_record is not None:
-            await outbox.deliver([Outgoing(line_kpis, message.key, record_bytes(line_record))])
+            await outbox.deliver([Outgoing(line_kpis, message.key, record_bytes(line_record))], owner)
             live.update(line_record)
         # What Table.__setitem__ does, with the changelog write acknowledged before the local store
         # (and so before the event's ack): the line view's changelog is where it is recovered from.
         value = orjson.dumps(state)
         changelog = Outgoing(table.changelog_topic, message.key, value, partition=message.partition)
-        await outbox.deliver([changelog])
+        # Fenced like the machine states: an evicted worker's retry must not land after the line's
+        # next owner's state (streams.ownership).
+        await outbox.deliver([changelog], owner)
         table.data[message.key] = value
         # So the store drops the line once its partition moves to another worker, as it does for
         # the keys it recovered (streams.state_table.remember_partition).
         remember_partition(table.data, message.key, message.partition)
 
-    async def each_event(stream: faust.StreamT[bytes], apply: Callable[[Any], Awaitable[None]]) -> None:
+    async def each_event(
+        stream: faust.StreamT[bytes], apply: Callable[[Any, Owner], Awaitable[None]]
+    ) -> None:
         async for event in stream.events():
             if halted():  # stopping or crashed: leave it to the next start, uncommitted
                 withhold_acks([event.message])
                 continue
+            owner = claim([event.message])
             try:
-                await apply(event.message)
+                raise_if_lost(owner)  # fetched before a rebalance that has begun
+                await apply(event.message, owner)
+            except PartitionLost as exc:
+                fenced([event], exc)
             except BaseException as exc:
                 await not_applied([event], exc)
                 raise

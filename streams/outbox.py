@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 from streams.exceptions import StreamsError
 
-__all__ = ["Outbox", "Outgoing", "Owner", "PartitionLost", "SendAbandoned", "SendObserver"]
+__all__ = ["Outbox", "Outgoing", "Owner", "PartitionLost", "SendAbandoned", "SendObserver", "raise_if_lost"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,14 @@ class SendAbandoned(StreamsError):
 class PartitionLost(StreamsError):
     """The worker no longer owns a partition the batch came from: its records are not sent (any
     more), and its acks are withheld; ``str()`` names the topic-partitions. The worker goes on."""
+
+
+def raise_if_lost(owner: Owner) -> None:
+    """Raise :class:`PartitionLost` when ``owner``'s partitions are lost: before applying a batch
+    fetched before a rebalance that has begun since (not this worker's to apply any more)."""
+    reason = owner.lost()
+    if reason is not None:
+        raise PartitionLost(f"{reason}; the batch is not applied here")
 
 
 class Owner(Protocol):

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from service.brokers import KafkaCluster
 from streams.processing import decode_state
@@ -38,6 +41,18 @@ def _newest_events(bootstrap: str, changelog: str) -> dict[bytes, int]:
     return newest
 
 
+def _pause_between_retries(worker: WorkerProcess, changelog: str) -> None:
+    """Freeze the worker in a backoff of its refused writes to ``changelog``, not while a retry is
+    with its producer: the producer would still deliver that after the worker wakes, and only Kafka
+    transactions fence that (streams.ownership). Retries follow 0.5, 1, 2, 4, 8 s apart: the one
+    after 4 s is refused 7.5 s in, the next one comes 8 s after it."""
+    refused = f'linepulse_send_failures_total{{topic="{changelog}"}}'
+    time.sleep(4.5)
+    before = worker.metric(refused)
+    wait_for(lambda: worker.metric(refused) > before, 30, "the next retry to be refused", interval_s=0.05)
+    worker.pause()
+
+
 def test_a_worker_evicted_while_retrying_does_not_overwrite_the_new_owners_states(
     apache_kafka: KafkaCluster, tmp_path: Path
 ) -> None:
@@ -55,15 +70,7 @@ def test_a_worker_evicted_while_retrying_does_not_overwrite_the_new_owners_state
         produce(bootstrap, telemetry, messages[FIRST : FIRST + STUCK])
         wait_for(a.send_stuck, 120, "A to be refused its state writes")
         assert committed_total(bootstrap, group, telemetry) == FIRST
-        # Freeze A in a backoff, not while a retry is with its producer: the producer would still
-        # deliver that after A wakes, and only Kafka transactions fence that (streams.ownership).
-        # Retries follow 0.5, 1, 2, 4, 8 s apart: the one after 4 s is refused 7.5 s in, the next
-        # one comes 8 s after it.
-        refused = f'linepulse_send_failures_total{{topic="{changelog}"}}'
-        time.sleep(4.5)
-        before = a.metric(refused)
-        wait_for(lambda: a.metric(refused) > before, 30, "A's next retry to be refused", interval_s=0.05)
-        a.pause()
+        _pause_between_retries(a, changelog)
         try:
             time.sleep(SESSION_TIMEOUT_S + 4)  # the coordinator evicts A: no heartbeat for a session
             set_max_message_bytes(bootstrap, changelog, DEAD_LETTER_MAX_MESSAGE_BYTES)
@@ -96,3 +103,62 @@ def test_a_worker_evicted_while_retrying_does_not_overwrite_the_new_owners_state
         finally:
             a.resume()
     assert committed_total(bootstrap, group, telemetry) == TOTAL
+
+
+def _line_revisions_lost(bootstrap: str, changelog: str) -> list[tuple[bytes, str, str]]:
+    """(line, window, machine) entries some line state on the changelog held that the line's newest
+    state (what a recovery takes) lacks or holds at an older revision."""
+    seen: dict[tuple[bytes, str, str], int] = {}
+    newest: dict[bytes, dict[str, Any]] = {}
+    for message in consume_all(bootstrap, changelog):
+        state = newest[message.key] = orjson.loads(message.value)
+        for window, entry in state["windows"].items():
+            for machine, folded in entry["machines"].items():
+                key = (message.key, window, machine)
+                seen[key] = max(seen.get(key, -1), folded["revision"])
+    lost = []
+    for (line, window, machine), revision in seen.items():
+        folded = newest[line]["windows"].get(window, {}).get("machines", {}).get(machine)
+        if folded is None or folded["revision"] < revision:
+            lost.append((line, window, machine))
+    return lost
+
+
+def test_a_worker_evicted_while_retrying_does_not_overwrite_the_new_owners_line_states(
+    apache_kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    """The same for the line view (found in review: its sends were not fenced). A is refused its
+    line-view changelog writes, frozen, evicted; B takes over and folds on. Without the fence A's
+    retried line state lands last, lacking machines B had folded, and a recovery drops them from
+    the line's figures."""
+    first, stuck, after = 2_000, 6_000, 1_000
+    bootstrap = apache_kafka.bootstrap_servers
+    topics = unique_topics()
+    create_topics(bootstrap, topics)
+    telemetry = topics["telemetry"]
+    messages = simulated_messages(first + stuck + after, seed=31)
+    produce(bootstrap, telemetry, messages[:first])
+    with WorkerProcess(bootstrap, topics, tmp_path) as a:
+        group, changelog = a.app_id, f"{a.app_id}-line-view-changelog"
+        wait_for(lambda: committed_total(bootstrap, group, telemetry) == first, 180, "A to commit part one")
+        set_max_message_bytes(bootstrap, changelog, 300)  # far too small for a line state
+        produce(bootstrap, telemetry, messages[first : first + stuck])
+        wait_for(a.send_stuck, 120, "A to be refused its line-state writes")
+        _pause_between_retries(a, changelog)
+        try:
+            time.sleep(SESSION_TIMEOUT_S + 4)  # the coordinator evicts A
+            set_max_message_bytes(bootstrap, changelog, DEAD_LETTER_MAX_MESSAGE_BYTES)
+            with WorkerProcess(bootstrap, topics, tmp_path, app_id=group) as b:
+                produce(bootstrap, telemetry, messages[first + stuck :])
+                wait_for(lambda: b.applied_events() == len(messages), 180, "B to apply every message")
+                assert _line_revisions_lost(bootstrap, changelog) == []
+                a.resume()
+                wait_for(lambda: not a.send_stuck(), 120, "A to be done with its stuck event")
+                time.sleep(3)  # anything A still had for the producer
+                lost = _line_revisions_lost(bootstrap, changelog)
+                assert lost == [], f"the evicted worker's stale line states landed last: {lost[:5]}"
+                fenced = a.metric(f'linepulse_batches_fenced_total{{topic="{topics["kpis_by_line"]}"}}')
+                assert fenced >= 1, "A was not told it lost the line's partition"
+                a.assert_alive()
+        finally:
+            a.resume()
