@@ -70,6 +70,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from models.finite import all_finite
 from models.numba_config import kernel
 from streams.contract import CONTRACT_VERSION, ID_PATTERN
 from streams.exceptions import FrameError
@@ -331,29 +332,19 @@ def _locate(ends: list[int], row: int) -> tuple[int, int]:
     return signal, row - (ends[signal - 1] if signal else 0)
 
 
-# A float is finite unless its exponent field is all ones: adding one step to the exponent field
-# reaches the top bit only from all ones (models.signal_monitor._all_finite, the same test).
-_EXPONENT: Final = np.uint64(0x7FF0000000000000)
-_EXPONENT_STEP: Final = np.uint64(0x0010000000000000)
-_TOP_BIT: Final = np.uint64(0x8000000000000000)
-
-
 @kernel
 def _columns_ok(
     ts: npt.NDArray[np.int64], values: npt.NDArray[np.float64], ends: npt.NDArray[np.int64], lo: int, hi: int
 ) -> bool:
     """:func:`_check_columns`' rules in one call, without the wording (~0.4 ns a reading).
 
-    Branch-free so that LLVM vectorises both loops: the values' exponent bits ORed together, and
+    Branch-free so that LLVM vectorises both loops: the values' exponent bits ORed together
+    (:func:`models.finite.all_finite`), and
     each signal's timestamps compared with their bounds and their predecessor (a slice each, so
     the compiler sees two non-overlapping streams), ORed into one flag. With an early exit per
     reading, as before, the loops stayed scalar: ~1.6 ns a reading, 8 us of a 5,000-reading frame.
     """
-    bits = values.view(np.uint64)
-    acc = np.uint64(0)
-    for i in range(bits.shape[0]):
-        acc |= (bits[i] & _EXPONENT) + _EXPONENT_STEP
-    if acc & _TOP_BIT:
+    if not all_finite(values):
         return False
     bad = False
     start = 0
