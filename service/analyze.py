@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
-from kafka.partitioner.default import murmur2
 
 from models.machine import MachineState
 from models.plant import PlantConfig
@@ -34,6 +33,7 @@ from streams.contract import _parse_timestamp
 from streams.control import control_value
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
+from streams.partitioning import key_partition
 from streams.processing import Applied, TelemetryProcessor
 from streams.records import record_bytes
 from streams.silence import SilenceClock
@@ -96,9 +96,7 @@ def _unreadable(record: FileRecord) -> Rejection:
 
 
 class _KeyPartitions:
-    """The partition of a machine key on a topic of ``count`` partitions, as Kafka's default
-    partitioner puts a keyed record (murmur2, the same in the Java, kafka-python and aiokafka
-    producers), remembered per key."""
+    """The partition of a machine key on a topic of ``count`` partitions, remembered per key."""
 
     def __init__(self, count: int) -> None:
         self._count = count
@@ -107,7 +105,7 @@ class _KeyPartitions:
     def __call__(self, key: str) -> int:
         partition = self._known.get(key)
         if partition is None:
-            partition = self._known[key] = (murmur2(key.encode()) & 0x7FFFFFFF) % self._count
+            partition = self._known[key] = key_partition(key, self._count)
         return partition
 
 

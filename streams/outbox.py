@@ -69,12 +69,20 @@ class PartitionLost(StreamsError):
     more), and its acks are withheld; ``str()`` names the topic-partitions. The worker goes on."""
 
 
-def raise_if_lost(owner: Owner) -> None:
+def raise_if_lost(owner: Owner | None, records: Sequence[Outgoing] | None = None) -> None:
     """Raise :class:`PartitionLost` when ``owner``'s partitions are lost: before applying a batch
-    fetched before a rebalance that has begun since (not this worker's to apply any more)."""
-    reason = owner.lost()
-    if reason is not None:
+    fetched before a rebalance that has begun since (``records`` None: not this worker's to apply any
+    more), or before sending ``records`` (their batch is then not acknowledged)."""
+    reason = None if owner is None else owner.lost()
+    if reason is None:
+        return
+    if records is None:
         raise PartitionLost(f"{reason}; the batch is not applied here")
+    raise PartitionLost(
+        f"{reason}; {len(records)} record(s) not sent (first: topic {records[0].topic_name!r}), "
+        "their batch is not acknowledged: the partition's owner applies it again from the "
+        "committed offset"
+    )
 
 
 class Owner(Protocol):
@@ -190,7 +198,7 @@ class Outbox:
                         f"{time.monotonic() - started:.1f} s (first: topic {records[0].topic_name!r}); "
                         "their batch is not acknowledged"
                     )
-                _raise_if_lost(owner, records)
+                raise_if_lost(owner, records)
                 if not caller.is_stuck and time.monotonic() - started >= self._stuck_after_s:
                     caller.stick()
                     log.error(
@@ -231,7 +239,7 @@ class Outbox:
         (:class:`PartitionLost`)."""
         deadline = time.monotonic() + seconds
         while not self._should_stop():
-            _raise_if_lost(owner, records)
+            raise_if_lost(owner, records)
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -245,7 +253,7 @@ class Outbox:
         started = time.monotonic()
         logged = False
         while True:
-            _raise_if_lost(owner, records)
+            raise_if_lost(owner, records)
             if owner.confirmed():
                 return
             if self._should_stop():
@@ -276,16 +284,6 @@ class Outbox:
         self._stuck_callers -= 1
         if self._stuck_callers == 0:
             self._observer.on_send_stuck(False)
-
-
-def _raise_if_lost(owner: Owner | None, records: Sequence[Outgoing]) -> None:
-    reason = None if owner is None else owner.lost()
-    if reason is not None:
-        raise PartitionLost(
-            f"{reason}; {len(records)} record(s) not sent (first: topic {records[0].topic_name!r}), "
-            "their batch is not acknowledged: the partition's owner applies it again from the "
-            "committed offset"
-        )
 
 
 class _Caller:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
@@ -27,6 +27,7 @@ __all__ = [
     "TIMESTAMP_TYPE",
     "TopicNames",
     "TopicSpec",
+    "admin_client",
     "changelog_topic",
     "ensure_topics",
     "partition_count",
@@ -154,14 +155,23 @@ def ensure_topics(
         ) from exc
 
 
-def _ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_s: float) -> dict[str, int]:
+@contextlib.contextmanager
+def admin_client(bootstrap_servers: str, client_id: str, timeout_s: float) -> Iterator[KafkaAdminClient]:
+    """A Kafka admin client for the duration, every request bounded by ``timeout_s``."""
     admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers.split(","),
-        client_id="linepulse-admin",
+        bootstrap_servers=[server.strip() for server in bootstrap_servers.split(",") if server.strip()],
+        client_id=client_id,
         request_timeout_ms=int(timeout_s * 1000),
         bootstrap_timeout_ms=int(timeout_s * 1000),
     )
     try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def _ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_s: float) -> dict[str, int]:
+    with admin_client(bootstrap_servers, "linepulse-admin", timeout_s) as admin:
         existing = set(admin.list_topics())
         counts: dict[str, int] = {}
         # Independent topics first, so a co-partitioned one can take its reference's actual count.
@@ -193,8 +203,6 @@ def _ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_s
             raise TopicMismatch(f"bootstrap servers {bootstrap_servers}: {_mismatch_reason(mismatched)}")
         _check_configs(admin, specs)
         return {spec.name: counts[spec.name] for spec in specs if spec.name in counts}
-    finally:
-        admin.close()
 
 
 def _mismatch_reason(mismatched: Sequence[tuple[TopicSpec, int, int]]) -> str:

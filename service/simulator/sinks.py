@@ -91,19 +91,11 @@ def require_topic(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -
     """Refuse a topic the cluster does not have, at once: the producer would wait a minute for its
     metadata and then fail with a traceback. The worker creates the topics it uses (clusters often
     do not create topics on first use), so a fresh cluster has none until a worker started once."""
-    from kafka import KafkaAdminClient
+    from streams.topics import admin_client  # kafka-python only once a Kafka sink is asked for
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=[server.strip() for server in bootstrap_servers.split(",") if server.strip()],
-        client_id="linepulse-simulator",
-        request_timeout_ms=int(timeout_s * 1000),
-        bootstrap_timeout_ms=int(timeout_s * 1000),
-    )
-    try:
+    with admin_client(bootstrap_servers, "linepulse-simulator", timeout_s) as admin:
         if topic not in admin.list_topics():
             raise SpecError(
                 f"--topic: {topic!r} does not exist at {bootstrap_servers}: start the worker once "
                 f"(it creates its topics) or create the topic with the telemetry topic's partition count"
             )
-    finally:
-        admin.close()

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka.partitioner.default import murmur2
 
 from service.plant_file import load_plant
+from streams.partitioning import key_partition
 from tests.integration.conftest import BrokerEndpoint
 from tests.integration.harness import WorkerProcess, consume_all, produce, records, wait_for
 from tests.integration.streams_fixtures import analyze_lines, create_topics, unique_topics
@@ -30,8 +30,7 @@ alerts: {oee_below: null}
 
 
 def partition_of(machine: str) -> int:
-    """The partition Kafka's default partitioner (murmur2, as our producers use) gives the key."""
-    return (murmur2(f"acme/{machine}".encode()) & 0x7FFFFFFF) % PARTITIONS
+    return key_partition(f"acme/{machine}", PARTITIONS)
 
 
 def telemetry(start: int) -> list[tuple[bytes, bytes]]:

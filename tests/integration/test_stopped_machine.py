@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka.partitioner.default import murmur2
 
 from service.analyze import analyze_file
 from service.plant_file import load_plant
 from service.settings import load_settings
+from streams.partitioning import key_partition
 from tests.integration.conftest import BrokerEndpoint
 from tests.integration.harness import WorkerProcess, consume_all, produce, records, wait_for
 from tests.integration.streams_fixtures import create_topics, unique_topics
@@ -31,7 +31,7 @@ DOWN_MS = 308_000  # the reviewer's live case: down 308 s, the neighbour reporti
 
 
 def partition_of(machine: str) -> int:
-    return (murmur2(f"acme/{machine}".encode()) & 0x7FFFFFFF) % PARTITIONS
+    return key_partition(f"acme/{machine}", PARTITIONS)
 
 
 def event(machine: str, at_ms: int, **fields: Any) -> tuple[bytes, bytes]:
