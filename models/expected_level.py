@@ -51,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.drift._arrays import FloatArray, IntArray
+from models.finite import NORMAL_MIN
 from models.numba_config import kernel
 
 BoolArray = npt.NDArray[np.bool_]
@@ -396,13 +397,18 @@ def _train(
         # on by the filters' own factors (a multiplication instead of an exp per reading and tau).
         if fading_ready:
             for k in range(N_TAUS):
-                acc[_FADING * c + k] *= acc[_KEEP * c + k]
+                # Flushed: a short tau's fading error sinks to a subnormal within hours of training
+                # and would stay there (models.finite: why); its products add nothing to the sums.
+                fading = acc[_FADING * c + k] * acc[_KEEP * c + k]
+                acc[_FADING * c + k] = fading if fading >= NORMAL_MIN else 0.0
         else:
             for k in range(N_TAUS):
                 acc[_FADING * c + k] = math.exp(-elapsed * acc[_INV_TAU * c + k])
             fading_ready = True
         for k in range(N_TAUS):
             x = u + acc[_KEEP * c + k] * (acc[K_X * c + k] - u)
+            if abs(x) < NORMAL_MIN:  # days stopped (u = 0): models.finite, why
+                x = 0.0
             e = acc[_FADING * c + k]
             acc[K_X * c + k] = x
             acc[K_SX * c + k] += x
@@ -494,6 +500,8 @@ def _expect(
             keep = math.exp(-dt * inv_tau)
             dt_cached = dt
         x = u + keep * (x - u)
+        if abs(x) < NORMAL_MIN:  # days stopped (u = 0) would leave x a subnormal: models.finite, why
+            x = 0.0
         # (A late reading does not turn the filter's clock back: the next one would count the
         # time between them twice.)
         u_prev, last = u, max(last, t)

@@ -11,6 +11,12 @@ flags in one config module for the same reason):
 - ``error_model="numpy"``: division by zero yields inf/NaN instead of raising, which removes a
   branch from every division in a hot loop. Kernels guard their divisions themselves.
 
+A cached kernel is keyed, besides numba's own key (its bytecode, its file's time stamp, the CPU),
+by :data:`MODELS_DIGEST`, the hash of every source file of :mod:`models`: numba does not notice
+when a kernel it calls, from another module, has changed, and would load the caller compiled with
+the old callee (a kernel edited in ``models/drift`` was silently not run by the monitor that
+inlines it, until its ``__pycache__`` was deleted).
+
 Where the cache lives: numba tries ``NUMBA_CACHE_DIR`` first (numba reads it itself; this module
 reads no environment), then ``__pycache__`` next to the module (works for an editable install,
 whose modules are the source files), then the user-wide cache (``~/.cache/numba``). Only if none of
@@ -21,15 +27,18 @@ slower.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import numba
+from numba.core.caching import FunctionCache
 
-__all__ = ["JIT_OPTIONS", "KernelCacheWarning", "SealedKernel", "inline_kernel", "kernel"]
+__all__ = ["JIT_OPTIONS", "MODELS_DIGEST", "KernelCacheWarning", "SealedKernel", "inline_kernel", "kernel"]
 
 JIT_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -44,6 +53,23 @@ JIT_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def _source_digest(package: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+MODELS_DIGEST: Final = _source_digest(Path(__file__).resolve().parent)
+
+
+class _ModelsKeyedCache(FunctionCache):
+    """numba's cache of one kernel, its entries also keyed by :data:`MODELS_DIGEST`."""
+
+    def _index_key(self, sig: Any, codegen: Any) -> tuple[Any, ...]:
+        return (*super()._index_key(sig, codegen), MODELS_DIGEST)  # type: ignore[no-untyped-call]
+
+
 class KernelCacheWarning(RuntimeWarning):
     """No writable place for numba's on-disk cache: the kernel is compiled at every start."""
 
@@ -51,6 +77,8 @@ class KernelCacheWarning(RuntimeWarning):
 def _compile(func: _F, **extra: Any) -> _F:
     try:
         compiled: _F = numba.jit(**JIT_OPTIONS, **extra)(func)
+        # Replaced before anything is compiled or loaded through it (see the module docstring).
+        compiled._cache = _ModelsKeyedCache(func)  # type: ignore[attr-defined,no-untyped-call]
     except RuntimeError as exc:
         # numba raises at decoration time when no cache locator can write anywhere.
         if "no locator available" not in str(exc):

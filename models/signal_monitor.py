@@ -48,7 +48,7 @@ import numpy as np
 
 from models.drift import adwin, cusum, ewma_chart, page_hinkley
 from models.drift._arrays import FloatArray, IntArray, as_values
-from models.finite import all_finite
+from models.finite import FLUSH_EVERY, NORMAL_MIN, all_finite
 from models.numba_config import SealedKernel, kernel
 from models.spc import rules
 
@@ -318,10 +318,15 @@ def _residuals(state: FloatArray, values: FloatArray, alpha: float, out: FloatAr
         ref = values[0]
         state[REF_SEEDED] = 1.0
     keep = 1.0 - alpha
-    for i in range(values.shape[0]):
-        x = values[i]
-        out[i] = x - ref
-        ref = keep * ref + alpha * x
+    n = values.shape[0]
+    # Readings of exactly 0 would leave ref stuck at a subnormal (models.finite: why).
+    for block in range(0, n, FLUSH_EVERY):
+        for i in range(block, min(block + FLUSH_EVERY, n)):
+            x = values[i]
+            out[i] = x - ref
+            ref = keep * ref + alpha * x
+        if abs(ref) < NORMAL_MIN:
+            ref = 0.0
     state[REF] = ref
 
 
