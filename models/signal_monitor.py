@@ -358,6 +358,12 @@ def _drift_pass(
         state[at + cusum.N_LO],
     )
     pn, mean, s_inc, s_dec, min_inc, max_dec, det = page_hinkley.load(state, PH_AT)
+    # A settled EWMA limit (ewma_chart.SETTLED): the loop carries 0.0 for the decay, which gives
+    # the same comparisons, and the stored decay is brought forward once after it.
+    settled = decay < ewma_chart.SETTLED
+    stored_decay = decay
+    if settled:
+        decay = 0.0
     shift = 0.0
     for i in range(z.shape[0]):
         zi = z[i]
@@ -375,6 +381,8 @@ def _drift_pass(
             )
             bits |= int(det != 0.0)
         flags[i] = bits
+    if settled:
+        decay = ewma_chart.advance_decay(stored_decay, lam, z.shape[0])
     state[EWMA_AT + ewma_chart.W], state[EWMA_AT + ewma_chart.DECAY] = w, decay
     state[at + cusum.HI], state[at + cusum.LO], state[at + cusum.N_HI], state[at + cusum.N_LO] = (
         hi,
