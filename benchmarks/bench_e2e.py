@@ -118,7 +118,16 @@ batch's CPU was outside the worker's interval (timing started at its first outco
 messages were counted: ~110 of 2,000 messages in those runs, more of the 1,000 (300 quick) messages
 of `frames5000`, so the worker's figures were too favourable (bench-quick once gave frames5000
 1.88x the empty agent). Now every consumer counts only what it processed after its clocks started,
-and the quick run sends 600 long frames."""
+and the quick run sends 600 long frames.
+
+2026-11-26, session 10, on an Intel Xeon (the runs above: AMD EPYC): the EWMA chart's decay sank
+into the subnormals after ~72,000 readings of a series (lambda 0.005) and stayed there, and an Intel
+core takes a microcode assist for each multiplication that gives one: in one process the monitors
+cost 376 us per 5,000-reading frame instead of 69. The chart now carries 0.0 once `1 - decay` is
+exactly 1.0 (outputs bit for bit the same). Same-session A/B (`python -m benchmarks.ab_e2e --broker
+apache-kafka --per-signal 1000 --frames 2000 --rounds 6`, two sessions), median us CPU per frame
+885 -> 541 and 997 -> 580: 0.28x -> 0.46x and 0.29x -> 0.50x the empty agent (247 and 289 us).
+A frames5000 ratio depends on the CPU: compare runs on one machine only (docs/operations.md)."""
 
 LONG_FRAME_PER_SIGNAL: Final = 1_000
 LONG_FRAME_READINGS: Final = len(SIGNALS) * LONG_FRAME_PER_SIGNAL
