@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 from benchmarks import e2e
 from benchmarks.messages import (
@@ -16,7 +15,9 @@ from benchmarks.messages import (
     samples_records,
     sensor_events,
 )
+from benchmarks.peer_drift import drift_json
 from benchmarks.results import Figure, rate_figure
+from service.plant_file import load_demo_plant
 
 __all__ = ["NOTES", "TITLE", "figures"]
 
@@ -152,15 +153,15 @@ _PEER_TEXT: Final = {
 _PEER_NAME: Final = {"empty": "empty_faust", "empty-direct": "empty_faust_direct", "quix": "quix_river"}
 
 
-def _engine_runs_drift() -> bool:
-    # The peer computes what linepulse computes: add PageHinkley once the engine monitors drift.
-    machine = importlib.import_module("models.machine")
-    return hasattr(machine, "signal_monitor")
+def _peer_drift() -> dict[str, Any]:
+    # The peer runs the drift detectors the worker's sensor monitors run, with the settings of the
+    # worker's plant (the demo plant).
+    return drift_json(load_demo_plant().monitoring, SIGNALS)
 
 
 def _broker_figures(broker: e2e.BrokerName, quick: bool) -> list[Figure]:
     out: list[Figure] = []
-    page_hinkley = _engine_runs_drift()
+    peer_drift = _peer_drift()
     with e2e.running_broker(broker) as bootstrap:
         for kind, build, per_message, quick_n, full_n, peers in _KINDS:
             messages = build(quick_n if quick else full_n)
@@ -175,7 +176,7 @@ def _broker_figures(broker: e2e.BrokerName, quick: bool) -> list[Figure]:
                     continue
                 timings[consumer] = e2e.time_consumer(
                     consumer, bootstrap, topic, len(messages), readings_per_message=per_message,
-                    timeout_s=300, page_hinkley=page_hinkley,
+                    timeout_s=300, peer_drift=peer_drift,
                 )  # fmt: skip
             ours = timings["linepulse"]
             what = f"linepulse worker, {kind}, {broker}"

@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 from quixstreams import Application
 
-from benchmarks.peers import RiverSignalStats
+from benchmarks.peers import DriftParams, RiverSignalStats
 
 __all__ = ["main"]
 
@@ -41,8 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group", required=True)
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--result", type=Path, required=True)
-    parser.add_argument("--page-hinkley", action="store_true", help="also run river's PageHinkley per signal")
+    parser.add_argument(
+        "--drift",
+        type=json.loads,
+        default={},
+        help="JSON object: signal name -> DriftParams fields (or null: statistics only)",
+    )
     args = parser.parse_args(argv)
+    drift = {name: DriftParams.from_dict(fields) for name, fields in args.drift.items() if fields is not None}
 
     stats: dict[tuple[str, str], RiverSignalStats] = {}
     progress = {"messages": 0, "readings": 0, "first_readings": 0, "t0": 0.0, "cpu0": 0.0}
@@ -50,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def signal(machine: str, name: str) -> RiverSignalStats:
         found = stats.get((machine, name))
         if found is None:
-            found = stats[(machine, name)] = RiverSignalStats(_ALPHA, page_hinkley=args.page_hinkley)
+            found = stats[(machine, name)] = RiverSignalStats(_ALPHA, drift=drift.get(name))
         return found
 
     def process(value: bytes) -> None:
