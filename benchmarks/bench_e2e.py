@@ -43,8 +43,18 @@ processed in that interval (startup, group join and numba compilation are outsid
   agent's 83, the worker 138);
 - **Quix Streams + river**: a Quix Streams app (own virtualenv, `.venv-bench-quix`) decoding each
   message as a user would and updating river's Var/Min/Max/Sum/EWMean/EWVar per machine and signal
-  (plus PageHinkley when linepulse's engine runs drift detection) in a dict: no validation, no KPIs,
-  no changelog, so strictly less work than linepulse.
+  in a dict, and, from 2026-11-26 on, the drift detection linepulse's sensor monitors run, with the
+  demo plant's settings (`benchmarks/peer_drift.py`): mean and sigma of the first `baseline_n`
+  (1,800) readings, then on `z = (x - mean) / sigma` river's PageHinkley and ADWIN with the
+  monitor's parameters and a two-sided CUSUM and an EWMA chart in plain Python (river has neither;
+  they detect at the same readings as linepulse's, `tests/unit/test_peer_drift.py`). Before, it ran
+  only river's PageHinkley with river's default parameters on the raw readings, so its figures are
+  not comparable with earlier ones. It still leaves out validation, the machine state (no
+  running/settle gating), accounting and KPIs, alerts (it counts detections), the changelog,
+  metrics and the temperature's thermal expected level (no river equivalent: `spindle_temp` keeps
+  statistics only; linepulse trains that model during these runs and judges no temperature
+  reading either). So it does less work than linepulse, except that river's ADWIN window is not
+  capped (linepulse caps its rows for state size): a few more buckets scanned every 128 readings.
 
 The gated figures use each process's CPU time (steadier on two shared cores: the broker and the
 consumer compete for them); `.wall` figures use wall time and are shown for information. Messages:
