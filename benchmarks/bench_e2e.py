@@ -55,6 +55,13 @@ processed in that interval (startup, group join and numba compilation are outsid
   statistics only; linepulse trains that model during these runs and judges no temperature
   reading either). So it does less work than linepulse, except that river's ADWIN window is not
   capped (linepulse caps its rows for state size): a few more buckets scanned every 128 readings.
+  What the drift detectors cost the peer (2026-11-26, load average 3-6, medians of interleaved
+  rounds, CPU per reading, the quick run's 2,000 frames of 500 and 600 of 5,000; old peer: river's
+  default PageHinkley on all five signals): decoding and the peer in one process, 9 rounds, 1.21 →
+  1.90 µs (1.57×) and 1.20 → 1.83 µs (1.52×), the statistics alone 0.64; the Quix consumer through
+  Tansu, 7 rounds, 2.21 → 3.29 µs (1.49×) and 2.05 → 2.69 µs (1.31×). Per judged reading river's
+  PageHinkley takes ~0.64 µs, its ADWIN ~0.22, the CUSUM ~0.36 and the EWMA chart ~0.12. The
+  worker's side is unchanged, so its ratios to the peer rise by those factors.
 
 The gated figures use each process's CPU time (steadier on two shared cores: the broker and the
 consumer compete for them); `.wall` figures use wall time and are shown for information. Messages:
