@@ -15,10 +15,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -172,18 +172,22 @@ def start_consumer(
     readings_per_message: int = 1,
     latency: bool = False,
     warmup: int = 0,
-    page_hinkley: bool = False,
+    peer_drift: Mapping[str, Any] | None = None,
     checkout: Path = REPO,
 ) -> Consumer:
-    """``checkout``: the source tree the consumer runs (another commit's, for an A/B in one session)."""
+    """``checkout``: the source tree the consumer runs (another commit's, for an A/B in one session).
+
+    ``peer_drift``: for the Quix peer, the drift detection per signal
+    (:func:`benchmarks.peer_drift.drift_json`); without it the peer keeps statistics only.
+    """
     tag = f"{kind}-{uuid.uuid4().hex[:8]}"
     result = workdir / f"{tag}.json"
     log = workdir / f"{tag}.log"
     common = ["--bootstrap", bootstrap, "--topic", topic, "--expect", str(expect), "--result", str(result)]
     if kind == "quix":
         argv = [str(QUIX_PYTHON), "-m", "benchmarks.quix_pipeline", *common, "--group", f"bench-{tag}"]
-        if page_hinkley:
-            argv.append("--page-hinkley")
+        if peer_drift:
+            argv += ["--drift", json.dumps(peer_drift)]
     else:
         argv = [sys.executable, "-m", "benchmarks.e2e_worker", kind, *common, "--app-id", f"bench-{tag}"]
         argv += ["--readings-per-message", str(readings_per_message), "--warmup", str(warmup)]
@@ -234,12 +238,12 @@ def time_consumer(
     *,
     readings_per_message: int,
     timeout_s: float,
-    page_hinkley: bool = False,
+    peer_drift: Mapping[str, Any] | None = None,
 ) -> Timing:
     with tempfile.TemporaryDirectory(prefix="linepulse-bench-") as tmp:
         consumer = start_consumer(
             kind, bootstrap, topic, expect, Path(tmp),
-            readings_per_message=readings_per_message, page_hinkley=page_hinkley,
+            readings_per_message=readings_per_message, peer_drift=peer_drift,
         )  # fmt: skip
         timing = wait_result(consumer, timeout_s)
     if timing.rejected:

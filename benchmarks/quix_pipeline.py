@@ -6,9 +6,19 @@ pins), from the repository root: ``python -m benchmarks.quix_pipeline --bootstra
 
 Per message it decodes the value the way a user would (``orjson`` for JSON records; for the binary
 frame, its header with ``orjson`` and its columns with ``numpy.frombuffer``) and updates river's
-statistics of each (machine, signal), kept in a plain dict: no validation, no KPIs, no state
-written to a changelog, so this peer does strictly less work than the linepulse worker. Timing is
-from the first message to the ``N``-th, wall and CPU, as in :mod:`benchmarks.e2e_worker`.
+statistics of each (machine, signal), kept in a plain dict. With ``--drift`` (a JSON object from
+:func:`benchmarks.peer_drift.drift_json`, which the end-to-end benchmark passes since this version)
+it also runs on each named signal the drift detection linepulse's sensor monitors run, with their
+settings (:class:`benchmarks.peers.DriftMonitor`: a frozen baseline, then river's PageHinkley and
+ADWIN and a CUSUM and an EWMA chart on the standardised readings); a signal mapped to null, such as
+a temperature (which linepulse judges against its thermal expected level, a model with no river
+equivalent), keeps the statistics only. What it leaves out of linepulse's work: validation, the
+machine state (so no running/settle gating of the readings), accounting and KPIs, alerts (it
+counts detections), state written to a changelog, metrics and the thermal expected level. It does
+strictly less work than the linepulse worker but in one place: river's ADWIN window is not capped
+(linepulse caps its rows to bound the state), so its cut check, every ``adwin_clock`` readings,
+scans a few more buckets on a long in-control series. Timing is from the first message to the
+``N``-th, wall and CPU, as in :mod:`benchmarks.e2e_worker`.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import numpy as np
 import orjson
 from quixstreams import Application
 
-from benchmarks.peers import RiverSignalStats
+from benchmarks.peers import DriftParams, RiverSignalStats
 
 __all__ = ["main"]
 
@@ -41,8 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group", required=True)
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--result", type=Path, required=True)
-    parser.add_argument("--page-hinkley", action="store_true", help="also run river's PageHinkley per signal")
+    parser.add_argument(
+        "--drift",
+        type=json.loads,
+        default={},
+        help="JSON object: signal name -> DriftParams fields (or null: statistics only)",
+    )
     args = parser.parse_args(argv)
+    drift = {name: DriftParams.from_dict(fields) for name, fields in args.drift.items() if fields is not None}
 
     stats: dict[tuple[str, str], RiverSignalStats] = {}
     progress = {"messages": 0, "readings": 0, "first_readings": 0, "t0": 0.0, "cpu0": 0.0}
@@ -50,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def signal(machine: str, name: str) -> RiverSignalStats:
         found = stats.get((machine, name))
         if found is None:
-            found = stats[(machine, name)] = RiverSignalStats(_ALPHA, page_hinkley=args.page_hinkley)
+            found = stats[(machine, name)] = RiverSignalStats(_ALPHA, drift=drift.get(name))
         return found
 
     def process(value: bytes) -> None:
