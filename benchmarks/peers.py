@@ -18,6 +18,8 @@ from typing import Any
 
 __all__ = ["DriftMonitor", "DriftParams", "PythonSignalStats", "RiverSignalStats"]
 
+_SETTLED = 2.0**-54  # models.drift.ewma_chart.SETTLED (this module cannot import linepulse)
+
 
 def _as_list(column: Any) -> list[Any]:
     # .tolist() gives Python floats at once; iterating an array would box numpy scalars one by one.
@@ -252,7 +254,12 @@ class DriftMonitor:
                     lo = 0.0
             if ewma:
                 w = lam * z + keep * w
-                decay = decay * keep * keep
+                if decay:
+                    # Settled at 0 as linepulse settles it (1 - decay is exactly 1 from 2**-54):
+                    # a subnormal decay would cost this peer a microcode assist a reading on Intel.
+                    decay = decay * keep * keep
+                    if decay <= _SETTLED:
+                        decay = 0.0
                 if w * w > limit2 * (1.0 - decay):
                     hits.append(("ewma", n))
         self.n, self.cusum_hi, self.cusum_lo, self.ewma_w, self.ewma_decay = n, hi, lo, w, decay

@@ -146,3 +146,10 @@ def test_signal_stats_run_the_monitor_on_the_same_readings() -> None:
     assert stats.drift.detections == alone.detections
     assert stats.drift.last_detection == alone.last_detection
     assert RiverSignalStats(ALPHA).drift is None  # the kernels benchmark compares statistics only
+
+
+def test_peer_settles_the_ewma_decay_where_linepulse_does() -> None:
+    from benchmarks import peers
+    from models.drift import ewma_chart
+
+    assert peers._SETTLED == ewma_chart.SETTLED
