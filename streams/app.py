@@ -30,10 +30,17 @@ from streams.live import LiveLines, LiveMachines
 from streams.outbox import Outbox, Outgoing, Owner, PartitionLost, SendAbandoned, raise_if_lost
 from streams.ownership import Ownership
 from streams.processing import Applied, Outcome, TelemetryProcessor
+from streams.producer_metadata import pin_topics, producer_client
 from streams.records import record_bytes
 from streams.state_table import StateTable
 from streams.stop_deadline import StopDeadline
-from streams.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, TopicNames
+from streams.topics import (
+    DEAD_LETTER_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
+    TABLES,
+    TopicNames,
+    changelog_topic,
+)
 from streams.withhold import withhold_acks
 
 __all__ = ["LinepulseStream", "StreamConfig", "StreamObserver", "create_stream"]
@@ -384,8 +391,19 @@ def create_stream(
 
     app.on_partitions_revoked.connect(_forget_revoked)
 
+    # Every topic the worker writes (streams.producer_metadata: why), the changelogs by Faust's names.
+    written = [
+        config.topics.kpis,
+        config.topics.alerts,
+        config.topics.dead_letters,
+        config.topics.line_kpis,
+        config.topics.kpis_by_line,
+        *(changelog_topic(config.app_id, name) for name in TABLES),
+    ]
+
     def _claim_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         ownership.on_assigned()
+        pin_topics(producer_client(app), written)
 
     app.on_partitions_assigned.connect(_claim_assigned)
 
