@@ -191,7 +191,8 @@ class DriftMonitor:
         self.last_detection = dict.fromkeys(("page_hinkley", "cusum", "ewma", "adwin"), -1)
 
     def update(self, x: float) -> None:
-        # One code path: loading the state into locals costs about what attribute access would.
+        # One code path for both: ~0.6 µs a reading dearer than a method of its own, which no figure
+        # pays (the events kind gives a series 1,600 readings, all inside its 1,800-reading baseline).
         self.update_many((x,))
 
     def update_many(self, values: Iterable[float]) -> None:

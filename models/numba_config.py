@@ -11,11 +11,11 @@ flags in one config module for the same reason):
 - ``error_model="numpy"``: division by zero yields inf/NaN instead of raising, which removes a
   branch from every division in a hot loop. Kernels guard their divisions themselves.
 
-A cached kernel is keyed, besides numba's own key (its bytecode, its file's time stamp, the CPU),
-by :data:`MODELS_DIGEST`, the hash of every source file of :mod:`models`: numba does not notice
+A kernel's cache index is stamped, besides numba's own stamp (its file's time and size), with
+:data:`MODELS_DIGEST`, the hash of every source file of :mod:`models`: numba does not notice
 when a kernel it calls, from another module, has changed, and would load the caller compiled with
 the old callee (a kernel edited in ``models/drift`` was silently not run by the monitor that
-inlines it, until its ``__pycache__`` was deleted).
+calls it, whose cached machine code holds the callee's, until ``__pycache__`` was deleted).
 
 Where the cache lives: numba tries ``NUMBA_CACHE_DIR`` first (numba reads it itself; this module
 reads no environment), then ``__pycache__`` next to the module (works for an editable install,
@@ -64,10 +64,12 @@ MODELS_DIGEST: Final = _source_digest(Path(__file__).resolve().parent)
 
 
 class _ModelsKeyedCache(FunctionCache):
-    """numba's cache of one kernel, its entries also keyed by :data:`MODELS_DIGEST`."""
+    """numba's cache of one kernel, its index also stamped with :data:`MODELS_DIGEST`: a changed
+    digest empties the index, so the kernel is compiled again and its old files are overwritten."""
 
-    def _index_key(self, sig: Any, codegen: Any) -> tuple[Any, ...]:
-        return (*super()._index_key(sig, codegen), MODELS_DIGEST)  # type: ignore[no-untyped-call]
+    def __init__(self, py_func: Callable[..., Any]) -> None:
+        super().__init__(py_func)  # type: ignore[no-untyped-call]
+        self._cache_file._source_stamp = (self._cache_file._source_stamp, MODELS_DIGEST)
 
 
 class KernelCacheWarning(RuntimeWarning):
@@ -78,7 +80,7 @@ def _compile(func: _F, **extra: Any) -> _F:
     try:
         compiled: _F = numba.jit(**JIT_OPTIONS, **extra)(func)
         # Replaced before anything is compiled or loaded through it (see the module docstring).
-        compiled._cache = _ModelsKeyedCache(func)  # type: ignore[attr-defined,no-untyped-call]
+        compiled._cache = _ModelsKeyedCache(func)  # type: ignore[attr-defined]
     except RuntimeError as exc:
         # numba raises at decoration time when no cache locator can write anywhere.
         if "no locator available" not in str(exc):

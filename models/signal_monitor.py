@@ -364,22 +364,27 @@ def _drift_pass(
     )
     pn, mean, s_inc, s_dec, min_inc, max_dec, det = page_hinkley.load(state, PH_AT)
     shift = 0.0
-    for i in range(z.shape[0]):
-        zi = z[i]
-        # The EWMA always runs: its value is every detector's shift estimate and the resolution rule.
-        w, decay, beyond = ewma_chart.step(w, decay, zi, lam, limit)
-        w_out[i] = w
-        bits = int(beyond) * ewma_on << 2
-        if cusum_on:
-            hi, lo_sum, n_hi, n_lo, shift = cusum.step(hi, lo_sum, n_hi, n_lo, zi, k, h)
-            shift_out[i] = shift
-            bits |= int(shift != 0.0) << 1
-        if ph_on:
-            pn, mean, s_inc, s_dec, min_inc, max_dec, det = page_hinkley.step(
-                pn, mean, s_inc, s_dec, min_inc, max_dec, det, zi, min_n, delta, thr, alpha, mode
-            )
-            bits |= int(det != 0.0)
-        flags[i] = bits
+    n = z.shape[0]
+    for block in range(0, n, FLUSH_EVERY):
+        for i in range(block, min(block + FLUSH_EVERY, n)):
+            zi = z[i]
+            # The EWMA always runs: its value is every detector's shift estimate and the resolution
+            # rule.
+            w, decay, beyond = ewma_chart.step(w, decay, zi, lam, limit)
+            w_out[i] = w
+            bits = int(beyond) * ewma_on << 2
+            if cusum_on:
+                hi, lo_sum, n_hi, n_lo, shift = cusum.step(hi, lo_sum, n_hi, n_lo, zi, k, h)
+                shift_out[i] = shift
+                bits |= int(shift != 0.0) << 1
+            if ph_on:
+                pn, mean, s_inc, s_dec, min_inc, max_dec, det = page_hinkley.step(
+                    pn, mean, s_inc, s_dec, min_inc, max_dec, det, zi, min_n, delta, thr, alpha, mode
+                )
+                bits |= int(det != 0.0)
+            flags[i] = bits
+        # Readings back at exactly mu0 (a quantised sensor) decay w towards 0: models.finite, why.
+        w = ewma_chart.flushed(w)
     state[EWMA_AT + ewma_chart.W], state[EWMA_AT + ewma_chart.DECAY] = w, decay
     state[at + cusum.HI], state[at + cusum.LO], state[at + cusum.N_HI], state[at + cusum.N_LO] = (
         hi,

@@ -29,7 +29,8 @@ from streams.topics import ensure_topics, topic_specs
 
 __all__ = ["run_all", "worker_arguments"]
 
-_READY_TIMEOUT_S = 90.0
+_READY_TIMEOUT_S = 240.0  # a first start compiles the kernels first: ~1 min on two cores
+_SLOW_START_S = 10.0
 _VIEW_INTERVAL_S = 5.0
 
 
@@ -47,9 +48,19 @@ def _get_json(url: str, timeout_s: float = 2.0) -> Any:
 
 
 def _wait_ready(base_url: str, children: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path]) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT_S
+    started = time.monotonic()
+    deadline = started + _READY_TIMEOUT_S
+    told = False
     while time.monotonic() < deadline:
         _check_children(children, logs)
+        if not told and time.monotonic() - started > _SLOW_START_S:
+            # The first start after an install or an upgrade compiles the numba kernels (service.warmup).
+            print(
+                "the worker is compiling its numba kernels (first start after an install or an upgrade: "
+                "about a minute; later starts load them) ...",
+                flush=True,
+            )
+            told = True
         with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
             if _get_json(f"{base_url}/ready").get("ready"):
                 return

@@ -10,10 +10,11 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from models.plant import PlantConfig
-from service.anomaly_models import anomaly_models
+from service.anomaly_models import RegistryModels, anomaly_models
 from service.faust_worker import quiet_worker
 from service.metrics import LineCollector, MachineCollector, WorkerMetrics
 from service.settings import Settings
+from service.warmup import warm_up
 from service.web import register_routes
 from streams.app import LinepulseStream, create_stream
 from streams.stop_deadline import StopDeadline
@@ -27,6 +28,7 @@ class WorkerParts:
     stream: LinepulseStream
     registry: CollectorRegistry
     metrics: WorkerMetrics
+    anomaly_models: RegistryModels | None
 
 
 def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -> WorkerParts:
@@ -46,13 +48,20 @@ def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str)
     registry.register(LineCollector(stream.lines))
     metrics.ready.set_function(lambda: 1.0 if stream.is_ready() else 0.0)
     register_routes(stream, registry)
-    return WorkerParts(stream, registry, metrics)
+    return WorkerParts(stream, registry, metrics, models)
 
 
 def run_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -> int:
     """Run until SIGINT/SIGTERM; Faust commits offsets and flushes producers on the way out, and a
     stop taking longer than ``stop_timeout_s`` exits with status 70 (:mod:`streams.stop_deadline`)."""
     parts = build_worker(settings, plant, bootstrap_servers)
+    # Before Faust starts: compiling inside its event loop would hold up its pages and its stop.
+    warm_up(
+        plant,
+        max_payload_bytes=settings.max_payload_bytes,
+        max_future_ms=int(settings.max_future_s * 1000),
+        anomaly_models=parts.anomaly_models,
+    )
     deadline = StopDeadline(settings.stop_timeout_s, after="the stop began", level=logging.INFO)
     worker = quiet_worker(parts.stream.app, settings.log_level, deadline)
     try:

@@ -22,9 +22,10 @@ from typing import Final
 import numpy as np
 
 from models.drift._arrays import FloatArray, IntArray, as_values
+from models.finite import FLUSH_EVERY, NORMAL_MIN
 from models.numba_config import kernel
 
-__all__ = ["SIZE", "EwmaChart", "init", "step"]
+__all__ = ["SETTLED", "SIZE", "EwmaChart", "flushed", "init", "step"]
 
 W: Final = 0
 DECAY: Final = 1
@@ -54,16 +55,26 @@ def step(w: float, decay: float, z: float, lam: float, limit: float) -> tuple[fl
 
 
 @kernel
+def flushed(w: float) -> float:
+    """``w``, or 0 if it is below the smallest normal float (models.finite: why). Loops call it once
+    per block of readings: a test per reading would sit on the chart's carried chain."""
+    return 0.0 if abs(w) < NORMAL_MIN else w
+
+
+@kernel
 def _detect_kernel(
     state: FloatArray, values: FloatArray, mu0: float, sigma: float, lam: float, limit: float, out: IntArray
 ) -> int:
     found = 0
     w, decay = state[W], state[DECAY]
-    for i in range(values.shape[0]):
-        w, decay, hit = step(w, decay, (values[i] - mu0) / sigma, lam, limit)
-        if hit:
-            out[found] = i
-            found += 1
+    n = values.shape[0]
+    for block in range(0, n, FLUSH_EVERY):
+        for i in range(block, min(block + FLUSH_EVERY, n)):
+            w, decay, hit = step(w, decay, (values[i] - mu0) / sigma, lam, limit)
+            if hit:
+                out[found] = i
+                found += 1
+        w = flushed(w)
     state[W], state[DECAY] = w, decay
     return found
 

@@ -93,7 +93,10 @@ def test_dockerfile_essentials() -> None:
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
     assert "pip install -c constraints.txt ." in text
     assert 'ENTRYPOINT ["linepulse"]' in text and 'CMD ["worker"]' in text
-    assert "NUMBA_CACHE_DIR=/tmp/numba" in text
+    # The kernel cache on the data volume (compose mounts one there): restarts load, not compile.
+    assert "NUMBA_CACHE_DIR=/var/lib/linepulse/data/numba-cache" in text
+    compose = COMPOSE.read_text(encoding="utf-8")
+    assert "worker-data:/var/lib/linepulse/data" in compose
     users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert users and users[-1] not in {"root", "0"}
     for copied in re.findall(r"^COPY (.+) \S+$", text, re.MULTILINE):

@@ -37,10 +37,18 @@ def test_monitor_ewma_decay_settles_to_zero(batch: int) -> None:
     assert state[sm.EWMA_AT + 1] == 0.0  # (1 - lam)**(2 i) below 2**-54: exactly settled
 
 
-def test_monitor_ewma_limits_are_those_of_the_exact_decay() -> None:
-    # Setting the settled decay to 0 changes no limit: 1 - decay is exactly 1 from 2**-54 down.
-    assert 1.0 - 2.0**-54 == 1.0
-    assert 1.0 - np.nextafter(2.0**-54, 1.0) != 1.0
+@pytest.mark.parametrize("batch", [37, 100_000])
+def test_monitor_ewma_of_readings_back_at_the_baseline_mean(batch: int) -> None:
+    # A quantised sensor: a constant baseline, a step away, then exactly the baseline value again,
+    # so every z is exactly 0 and w decays geometrically towards 0.
+    params = sm.MonitorParams(baseline_n=200)
+    vector = params.vector()
+    state = sm.new_state(params)
+    readings = np.r_[np.full(200, 5.0), np.full(2_000, 5.5), np.full(100_000, 5.0)]
+    for start in range(0, readings.size, batch):
+        sm.update(state, readings[start : start + batch].copy(), vector)
+    assert _subnormal(state) == []
+    assert state[sm.EWMA_AT] == 0.0
 
 
 def test_residual_reference_of_zero_readings_is_zero() -> None:

@@ -1,0 +1,126 @@
+"""Compile the worker's numba kernels before it joins its consumer group.
+
+numba compiles a kernel at its first call, or loads it from its on-disk cache. With an empty cache
+(a new container, a new version: :mod:`models.numba_config` keys the cache by the models' sources)
+the first batches compiled the hot path's kernels inside Faust's event loop: ~40 s on two cores in
+which the worker's pages and metrics did not answer and a SIGTERM was seen only afterwards, past
+Kubernetes' 30 s grace period (Faust's consumer thread kept the group's heartbeats going). So the
+worker first runs a simulated plant through a throwaway processor, before Faust starts: the same
+plant, settings and anomaly models, the same decode and engine paths (JSON records, binary frames,
+runs of several frames per machine, stream time), long enough for every signal's baseline to close
+so that the monitors judge. Until then a SIGTERM ends the process at once (nothing to commit). With
+a warm cache this takes ~1 s; nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from models.anomaly.scoring import AnomalyModels
+from models.machine import MachineState
+from models.plant import PlantConfig
+from service.simulator import PlantSimulator
+from streams.decode import Accepted
+from streams.frames import Frame, encode_frame
+from streams.processing import Applied, TelemetryProcessor
+
+__all__ = ["WARM_UP_MINUTES", "WarmUp", "warm_up"]
+
+log = logging.getLogger(__name__)
+
+# Past the sensor monitors' baseline (1,800 readings at 1 Hz) and settle time, so they judge too.
+WARM_UP_MINUTES = 40.0
+_RUN = 4  # frames of one machine applied in one engine call, as the worker applies a batch's runs
+_SOURCE = "warm-up:0"
+_SLOW_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class WarmUp:
+    messages: int
+    seconds: float
+
+
+def warm_up(
+    plant: PlantConfig,
+    *,
+    max_payload_bytes: int,
+    max_future_ms: int,
+    anomaly_models: AnomalyModels | None,
+    minutes: float = WARM_UP_MINUTES,
+) -> WarmUp:
+    """Run ``minutes`` of the simulated ``plant`` through a processor like the worker's."""
+    started = time.perf_counter()
+    processor = TelemetryProcessor(
+        plant, max_payload_bytes=max_payload_bytes, max_future_ms=max_future_ms, anomaly_models=anomaly_models
+    )
+    now_ms = int(time.time() * 1000)
+    simulator = PlantSimulator(plant, seed=1, start_ms=now_ms - int(minutes * 60_000))
+    states: dict[str, MachineState] = {}
+    runs: dict[str, list[tuple[Accepted, int]]] = {}
+    messages = 0
+    for offset, (key, value) in enumerate(_messages(processor, simulator.events(now_ms), now_ms)):
+        decoded = processor.decode(key, value, timestamp_ms=now_ms)
+        messages += 1
+        if not isinstance(decoded, Accepted):
+            continue  # the simulator writes valid telemetry; nothing to compile here
+        machine = decoded.spec.key
+        if processor.is_samples(decoded):
+            run = runs.setdefault(machine, [])
+            run.append((decoded, offset))
+            if len(run) == _RUN:
+                _apply_run(processor, states, runs.pop(machine))
+            continue
+        if machine in runs:
+            _apply_run(processor, states, runs.pop(machine))
+        _keep(
+            states, processor.process_decoded(decoded, load_state=states.get, source=_SOURCE, offset=offset)
+        )
+    for run in runs.values():
+        _apply_run(processor, states, run)
+    for state in states.values():
+        _keep(states, processor.process_stream_time(state, now_ms))
+    seconds = time.perf_counter() - started
+    if seconds > _SLOW_S:  # numba compiled the kernels rather than loading them from its cache
+        log.warning(
+            "kernels compiled in %.0f s before joining the group (an empty kernel cache: keep "
+            "NUMBA_CACHE_DIR on a volume to load them next time)",
+            seconds,
+        )
+    else:
+        log.info("kernels ready in %.1f s (%d simulated messages, nothing kept)", seconds, messages)
+    return WarmUp(messages, seconds)
+
+
+def _messages(
+    processor: TelemetryProcessor, records: Iterable[dict[str, object]], now_ms: int
+) -> Iterable[tuple[bytes, bytes]]:
+    """The simulator's JSON records, every other readings record re-encoded as a binary frame."""
+    as_frame = False
+    for record in records:
+        key = f"{record['tenant']}/{record['machine']}".encode()
+        value = orjson.dumps(record)
+        if record.get("kind") == "samples":
+            as_frame = not as_frame
+            if as_frame:
+                decoded = processor.decode(key, value, timestamp_ms=now_ms)
+                if isinstance(decoded, Accepted) and isinstance(decoded.event, Frame):
+                    value = encode_frame(decoded.event)
+        yield key, value
+
+
+def _apply_run(
+    processor: TelemetryProcessor, states: dict[str, MachineState], run: list[tuple[Accepted, int]]
+) -> None:
+    for outcome in processor.process_samples(run, load_state=states.get, source=_SOURCE):
+        _keep(states, outcome)
+
+
+def _keep(states: dict[str, MachineState], outcome: object) -> None:
+    if isinstance(outcome, Applied):
+        states[outcome.state.key] = outcome.state
