@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -29,7 +30,7 @@ from streams.decode import Accepted
 from streams.frames import Frame, encode_frame
 from streams.processing import Applied, TelemetryProcessor
 
-__all__ = ["WARM_UP_MINUTES", "WarmUp", "warm_up"]
+__all__ = ["WARM_UP_MINUTES", "WarmUp", "warm_up", "warm_up_or_log"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,16 @@ def warm_up(
     else:
         log.info("kernels ready in %.1f s (%d simulated messages, nothing kept)", seconds, messages)
     return WarmUp(messages, seconds)
+
+
+def warm_up_or_log(plant: PlantConfig, **options: Any) -> WarmUp | None:
+    """:func:`warm_up`, or None after logging why it failed: a worker that would run without it
+    must not stop for it (its kernels then compile at their first use, in the first batches)."""
+    try:
+        return warm_up(plant, **options)
+    except Exception:
+        log.exception("kernel warm-up failed; the kernels compile at their first use instead")
+        return None
 
 
 def _messages(

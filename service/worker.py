@@ -14,7 +14,7 @@ from service.anomaly_models import RegistryModels, anomaly_models
 from service.faust_worker import quiet_worker
 from service.metrics import LineCollector, MachineCollector, WorkerMetrics
 from service.settings import Settings
-from service.warmup import warm_up
+from service.warmup import warm_up_or_log
 from service.web import register_routes
 from streams.app import LinepulseStream, create_stream
 from streams.stop_deadline import StopDeadline
@@ -56,7 +56,7 @@ def run_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -
     stop taking longer than ``stop_timeout_s`` exits with status 70 (:mod:`streams.stop_deadline`)."""
     parts = build_worker(settings, plant, bootstrap_servers)
     # Before Faust starts: compiling inside its event loop would hold up its pages and its stop.
-    warm_up(
+    warm_up_or_log(
         plant,
         max_payload_bytes=settings.max_payload_bytes,
         max_future_ms=int(settings.max_future_s * 1000),

@@ -1,0 +1,43 @@
+"""The worker's kernel warm-up (service.warmup) runs the worker's paths on any valid plant, keeps
+nothing, and never stops a worker: a failure is logged and the worker goes on without it."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from service import warmup
+from service.plant_file import load_demo_plant, parse_plant
+
+OPTIONS = {"max_payload_bytes": 1 << 20, "max_future_ms": 300_000, "anomaly_models": None}
+
+# A user's plant: another zone, two tenants, a machine without sensors or quality checks.
+USER_PLANT = """
+timezone: America/Chicago
+machines:
+  - {tenant: north, site: s1, line: A, id: P1, ideal_cycle_s: 12.0}
+  - {tenant: south, site: s9, line: B, id: P7, ideal_cycle_s: 3.5}
+"""
+
+
+def test_demo_plant_warm_up_applies_frames_runs_and_events() -> None:
+    done = warmup.warm_up(load_demo_plant(), **OPTIONS, minutes=45.0)
+    assert done.messages > 500
+
+
+def test_a_users_plant_warms_up() -> None:
+    done = warmup.warm_up(parse_plant(USER_PLANT, "user.yaml"), **OPTIONS, minutes=10.0)
+    assert done.messages > 0
+
+
+def test_a_failed_warm_up_is_logged_not_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("simulated plant refused")
+
+    monkeypatch.setattr(warmup, "PlantSimulator", broken)
+    with caplog.at_level(logging.ERROR, logger="service.warmup"):
+        assert warmup.warm_up_or_log(load_demo_plant(), **OPTIONS) is None
+    assert "kernel warm-up failed" in caplog.text and "simulated plant refused" in caplog.text
