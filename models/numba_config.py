@@ -38,7 +38,15 @@ from typing import Any, Final, TypeVar
 import numba
 from numba.core.caching import FunctionCache
 
-__all__ = ["JIT_OPTIONS", "MODELS_DIGEST", "KernelCacheWarning", "SealedKernel", "inline_kernel", "kernel"]
+__all__ = [
+    "JIT_OPTIONS",
+    "MODELS_DIGEST",
+    "KernelCacheWarning",
+    "SealedKernel",
+    "compiled_signatures",
+    "inline_kernel",
+    "kernel",
+]
 
 JIT_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
     {
@@ -76,6 +84,16 @@ class KernelCacheWarning(RuntimeWarning):
     """No writable place for numba's on-disk cache: the kernel is compiled at every start."""
 
 
+# Every kernel made here, so that a caller can tell compiling from loading (compiled_signatures).
+_KERNELS: list[Any] = []
+
+
+def compiled_signatures() -> int:
+    """Signatures compiled so far in this process, not loaded from the on-disk cache (all of them
+    for a kernel without a cache)."""
+    return sum(sum(kernel.stats.cache_misses.values()) for kernel in _KERNELS)
+
+
 def _compile(func: _F, **extra: Any) -> _F:
     try:
         compiled: _F = numba.jit(**JIT_OPTIONS, **extra)(func)
@@ -92,6 +110,7 @@ def _compile(func: _F, **extra: Any) -> _F:
             stacklevel=3,  # the module that applied the decorator
         )
         compiled = numba.jit(**{**JIT_OPTIONS, "cache": False}, **extra)(func)
+    _KERNELS.append(compiled)
     return compiled
 
 

@@ -167,7 +167,8 @@ class WorkerProcess:
             log.write(f"\n===== start {self.starts} =====\n".encode())
             log.flush()
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(self._ready, 120, f"worker {self.app_id} /ready (log {self.log_path})")
+        # A first start with an empty kernel cache compiles for ~40-50 s before /ready (service.warmup).
+        wait_for(self._ready, 240, f"worker {self.app_id} /ready (log {self.log_path})")
         return self
 
     def get(self, path: str) -> Any:

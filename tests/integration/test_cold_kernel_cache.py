@@ -11,6 +11,7 @@ from pathlib import Path
 from service.brokers import KafkaCluster
 from tests.frame_records import as_frame
 from tests.integration.harness import WorkerProcess, produce
+from tests.integration.kafka_admin import committed_total
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
 
 MESSAGES = 3_000
@@ -43,4 +44,6 @@ def test_a_cold_kernel_cache_does_not_hold_up_the_first_batches(
         worker.stop()
     assert code == 0, worker.log_tail()
     assert took < STOP_BOUND_S, f"the stop took {took:.1f} s; log:\n{worker.log_tail()}"
+    # It was stopped at work, not before: what it applied was committed on the way out.
+    assert 0 < committed_total(bootstrap, worker.app_id, topics["telemetry"]) <= len(messages)
     assert any(cache.rglob("*.nbi"))

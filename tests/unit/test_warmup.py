@@ -12,7 +12,7 @@ from service.plant_file import load_demo_plant, parse_plant
 
 OPTIONS = {"max_payload_bytes": 1 << 20, "max_future_ms": 300_000, "anomaly_models": None}
 
-# A user's plant: another zone, two tenants, a machine without sensors or quality checks.
+# A user's plant: another zone, two tenants, no products or machine types.
 USER_PLANT = """
 timezone: America/Chicago
 machines:
@@ -24,6 +24,22 @@ machines:
 def test_demo_plant_warm_up_applies_frames_runs_and_events() -> None:
     done = warmup.warm_up(load_demo_plant(), **OPTIONS, minutes=45.0)
     assert done.messages > 500
+    again = warmup.warm_up(load_demo_plant(), **OPTIONS, minutes=45.0)
+    assert again.compiled == 0  # everything the first one needed is compiled (or loaded) by now
+
+
+def test_a_large_plant_warms_up_on_a_sample_of_its_machines() -> None:
+    # The kernels are the same for every machine: simulating all of them cost ~0.075 s each.
+    machines = "\n".join(
+        f"  - {{tenant: t, site: s, line: L{index % 7}, id: M{index:03d}, ideal_cycle_s: 6.0"
+        + (", type: press}" if index % 2 else "}")
+        for index in range(120)
+    )
+    plant = parse_plant(f"timezone: Europe/Berlin\nmachines:\n{machines}\n", "large.yaml")
+    sample = warmup._sample(plant)
+    assert [machine.id for machine in sample.machines] == ["M000", "M001"]  # one of each type
+    assert sample.timezone == plant.timezone
+    assert warmup.warm_up(plant, **OPTIONS, minutes=5.0).messages < 200
 
 
 def test_a_users_plant_warms_up() -> None:
