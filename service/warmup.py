@@ -112,15 +112,18 @@ def warm_up(
 
 
 def _sample(plant: PlantConfig) -> PlantConfig:
-    """The plant with one machine of each type (anomaly models are served per type) and at most
-    :data:`_MACHINES`: the kernels are the same for every machine, and a warm-up simulating every
-    machine of a large plant took ~0.075 s each."""
-    chosen: dict[str | None, MachineSpec] = {}
-    for machine in plant.machines:
-        chosen.setdefault(machine.type, machine)
-    machines = list(chosen.values())[:_MACHINES]
-    if len(machines) == len(plant.machines):
+    """The plant with :data:`_MACHINES` of its machines, one of each type first (anomaly models are
+    served per type), then the next in the plant file (machines differ in products, quality checks
+    and sensors): the kernels are the same for every machine, and a warm-up simulating every machine
+    of a large plant took ~0.075 s each."""
+    if len(plant.machines) <= _MACHINES:
         return plant
+    first_of_type: dict[str | None, MachineSpec] = {}
+    for machine in plant.machines:
+        first_of_type.setdefault(machine.type, machine)
+    picked = list(first_of_type.values())[:_MACHINES]
+    picked += [machine for machine in plant.machines if machine not in picked][: _MACHINES - len(picked)]
+    machines = [machine for machine in plant.machines if machine in picked]  # in the plant's order
     data = plant.model_dump()
     data["machines"] = [machine.model_dump() for machine in machines]
     try:

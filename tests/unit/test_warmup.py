@@ -37,9 +37,13 @@ def test_a_large_plant_warms_up_on_a_sample_of_its_machines() -> None:
     )
     plant = parse_plant(f"timezone: Europe/Berlin\nmachines:\n{machines}\n", "large.yaml")
     sample = warmup._sample(plant)
-    assert [machine.id for machine in sample.machines] == ["M000", "M001"]  # one of each type
+    assert [machine.id for machine in sample.machines] == ["M000", "M001", "M002", "M003"]
+    typed = parse_plant(
+        f"timezone: Europe/Berlin\nmachines:\n{machines.replace('type: press', 'type: lathe', 1)}\n", "t"
+    )
+    assert [machine.type for machine in warmup._sample(typed).machines] == [None, "lathe", None, "press"]
     assert sample.timezone == plant.timezone
-    assert warmup.warm_up(plant, **OPTIONS, minutes=5.0).messages < 200
+    assert warmup.warm_up(plant, **OPTIONS, minutes=5.0).messages < 400
 
 
 def test_a_users_plant_warms_up() -> None:
