@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.drift._arrays import FloatArray, IntArray
-from models.finite import NORMAL_MIN
+from models.finite import flushed
 from models.numba_config import kernel
 
 BoolArray = npt.NDArray[np.bool_]
@@ -400,15 +400,14 @@ def _train(
                 # Flushed: a short tau's fading error sinks to a subnormal within hours of training
                 # and would stay there (models.finite: why); its products add nothing to the sums.
                 fading = acc[_FADING * c + k] * acc[_KEEP * c + k]
-                acc[_FADING * c + k] = fading if fading >= NORMAL_MIN else 0.0
+                acc[_FADING * c + k] = flushed(fading)
         else:
             for k in range(N_TAUS):
                 acc[_FADING * c + k] = math.exp(-elapsed * acc[_INV_TAU * c + k])
             fading_ready = True
         for k in range(N_TAUS):
             x = u + acc[_KEEP * c + k] * (acc[K_X * c + k] - u)
-            if abs(x) < NORMAL_MIN:  # days stopped (u = 0): models.finite, why
-                x = 0.0
+            x = flushed(x)  # days stopped (u = 0): models.finite, why
             e = acc[_FADING * c + k]
             acc[K_X * c + k] = x
             acc[K_SX * c + k] += x
@@ -500,8 +499,7 @@ def _expect(
             keep = math.exp(-dt * inv_tau)
             dt_cached = dt
         x = u + keep * (x - u)
-        if abs(x) < NORMAL_MIN:  # days stopped (u = 0) would leave x a subnormal: models.finite, why
-            x = 0.0
+        x = flushed(x)  # days stopped (u = 0) would leave x a subnormal: models.finite, why
         # (A late reading does not turn the filter's clock back: the next one would count the
         # time between them twice.)
         u_prev, last = u, max(last, t)

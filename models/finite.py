@@ -16,9 +16,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from models.numba_config import kernel
+from models.numba_config import inline_kernel, kernel
 
-__all__ = ["FLUSH_EVERY", "NORMAL_MIN", "all_finite"]
+__all__ = ["FLUSH_EVERY", "NORMAL_MIN", "all_finite", "flushed"]
 
 NORMAL_MIN: Final = sys.float_info.min  # 2.2250738585072014e-308
 # Readings between two flushes of a hot loop's recurrence: a test per reading would sit on the
@@ -44,3 +44,10 @@ def all_finite(values: npt.NDArray[np.float64]) -> bool:
     for i in range(bits.shape[0]):
         acc |= (bits[i] & _EXPONENT) + _EXPONENT_STEP
     return bool((acc & _TOP_BIT) == 0)
+
+
+@inline_kernel
+def flushed(value: float) -> float:
+    """``value``, or 0 below the smallest normal float (see the module docstring): what every
+    decaying recurrence of the kernels passes its carried value through."""
+    return 0.0 if abs(value) < NORMAL_MIN else value

@@ -48,7 +48,7 @@ import numpy as np
 
 from models.drift import adwin, cusum, ewma_chart, page_hinkley
 from models.drift._arrays import FloatArray, IntArray, as_values
-from models.finite import FLUSH_EVERY, NORMAL_MIN, all_finite
+from models.finite import FLUSH_EVERY, all_finite, flushed
 from models.numba_config import SealedKernel, kernel
 from models.spc import rules
 
@@ -325,8 +325,7 @@ def _residuals(state: FloatArray, values: FloatArray, alpha: float, out: FloatAr
             x = values[i]
             out[i] = x - ref
             ref = keep * ref + alpha * x
-        if abs(ref) < NORMAL_MIN:
-            ref = 0.0
+        ref = flushed(ref)
     state[REF] = ref
 
 
@@ -384,7 +383,7 @@ def _drift_pass(
                 bits |= int(det != 0.0)
             flags[i] = bits
         # Readings back at exactly mu0 (a quantised sensor) decay w towards 0: models.finite, why.
-        w = ewma_chart.flushed(w)
+        w = flushed(w)
     state[EWMA_AT + ewma_chart.W], state[EWMA_AT + ewma_chart.DECAY] = w, decay
     state[at + cusum.HI], state[at + cusum.LO], state[at + cusum.N_HI], state[at + cusum.N_LO] = (
         hi,

@@ -54,7 +54,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from models.finite import FLUSH_EVERY, NORMAL_MIN, all_finite
+from models.finite import FLUSH_EVERY, all_finite, flushed
 from models.numba_config import SealedKernel, kernel
 
 __all__ = [
@@ -180,10 +180,8 @@ def _fold(
             d = x - ew_mean
             ew_mean = keep * ew_mean + alpha * x
             ew_var = keep * (ew_var + alpha * d * d)
-        if abs(ew_mean) < NORMAL_MIN:
-            ew_mean = 0.0
-        if ew_var < NORMAL_MIN:
-            ew_var = 0.0
+        ew_mean = flushed(ew_mean)
+        ew_var = flushed(ew_var)
     # Chan, Golub and LeVeque: combine (count, mean, M2) with the batch's.
     total = count + n
     delta = batch_mean - state[MEAN]

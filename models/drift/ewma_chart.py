@@ -22,10 +22,10 @@ from typing import Final
 import numpy as np
 
 from models.drift._arrays import FloatArray, IntArray, as_values
-from models.finite import FLUSH_EVERY, NORMAL_MIN
+from models.finite import FLUSH_EVERY, flushed
 from models.numba_config import kernel
 
-__all__ = ["SETTLED", "SIZE", "EwmaChart", "flushed", "init", "step"]
+__all__ = ["SETTLED", "SIZE", "EwmaChart", "init", "step"]
 
 W: Final = 0
 DECAY: Final = 1
@@ -52,13 +52,6 @@ def step(w: float, decay: float, z: float, lam: float, limit: float) -> tuple[fl
         decay = 0.0
     # Compare squares: no sqrt in the per-reading path.
     return w, decay, w * w > limit * limit * (lam / (2.0 - lam)) * (1.0 - decay)
-
-
-@kernel
-def flushed(w: float) -> float:
-    """``w``, or 0 if it is below the smallest normal float (models.finite: why). Loops call it once
-    per block of readings: a test per reading would sit on the chart's carried chain."""
-    return 0.0 if abs(w) < NORMAL_MIN else w
 
 
 @kernel
