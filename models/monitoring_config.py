@@ -14,6 +14,7 @@ autocorrelation (the trade-offs are in ``docs/drift-and-spc.md``):
   thermal lag driven by the machine state plus the ambient, :mod:`models.expected_level`) on every
   reading, running or not.
 
+A kind's block changes only the fields it names; the rest keep that kind's defaults.
 ``overrides`` maps a signal or characteristic name to the fields that differ from its kind's
 defaults, e.g. ``{"spindle_temp": {"cusum_h": 40}}``. ``machines`` does the same for one machine
 id, over the plant-wide overrides: ``{"press-2": {"cycle_time_s": {"min_shift": 0.6}}}`` for a
@@ -25,7 +26,15 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from models.expected_level import ThermalParams
 from models.signal_monitor import DETECTORS, Detector, MonitorParams
@@ -291,6 +300,16 @@ _TEMPERATURE_DEFAULTS = MonitorSettings(
 )
 
 
+# What a kind's block in a plant file starts from: the fields it names replace these, as an
+# override's do (``characteristics: {baseline_n: 25}`` keeps the eight Nelson rules).
+_KIND_DEFAULTS: dict[str, MonitorSettings] = {
+    "signals": MonitorSettings(),
+    "characteristics": _CHARACTERISTIC_DEFAULTS,
+    "cycle_time": _CYCLE_DEFAULTS,
+    "temperatures": _TEMPERATURE_DEFAULTS,
+}
+
+
 class MonitoringConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -316,6 +335,15 @@ class MonitoringConfig(BaseModel):
     )
 
     _cache: dict[tuple[str, str, str | None], MonitorSettings] = PrivateAttr(default_factory=dict)
+
+    @field_validator("signals", "characteristics", "cycle_time", "temperatures", mode="before")
+    @classmethod
+    def _over_kind_defaults(cls, value: object, info: ValidationInfo) -> object:
+        # A block used to replace its kind's defaults: `temperatures: {ambient_signal: hall_temp}`
+        # turned the thermal expected level off, and the baseline, detectors and limits with it.
+        if isinstance(value, dict) and info.field_name is not None:
+            return {**_KIND_DEFAULTS[info.field_name].model_dump(), **value}
+        return value
 
     def model_post_init(self, context: object, /) -> None:
         # Validate every override now, so a bad plant file fails at load, not at the first reading.

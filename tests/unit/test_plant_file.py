@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from models.monitoring_config import MonitoringConfig
 from models.plant import LossCategory
 from service.exceptions import ConfigError
 from service.plant_file import load_demo_plant, load_plant
@@ -39,6 +40,27 @@ def test_minimal_file_from_the_issue_loads_with_default_losses(tmp_path: Path) -
     assert plant.classify("planned_stop", None) is LossCategory.PLANNED
     assert plant.classify("offline", None) is LossCategory.UNKNOWN
     assert plant.classify(None, None) is LossCategory.UNKNOWN
+
+
+def test_a_kinds_monitoring_block_changes_only_the_settings_it_names(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "monitoring:\n"
+        "  characteristics: {baseline_n: 25}\n"
+        "  temperatures: {ambient_signal: hall_temp}\n"
+        "  cycle_time: {min_shift: 0.6}\n"
+    )
+    monitoring = load_plant(write(tmp_path, text)).monitoring
+    defaults = MonitoringConfig()
+    for kind, changed in (
+        ("characteristics", {"baseline_n": 25}),
+        ("temperatures", {"ambient_signal": "hall_temp"}),
+        ("cycle_time", {"min_shift": 0.6}),
+    ):
+        # Everything else stays the kind's default (the Nelson rules, the thermal expected level).
+        assert getattr(monitoring, kind) == getattr(defaults, kind).model_copy(update=changed), kind
+    assert monitoring.signals == defaults.signals
+    with pytest.raises(ConfigError, match=r"monitoring.characteristics.baseline_n: Input should be greater"):
+        load_plant(write(tmp_path, MINIMAL + "monitoring:\n  characteristics: {baseline_n: 1}\n"))
 
 
 def test_reason_rules_override_state_defaults(tmp_path: Path) -> None:
