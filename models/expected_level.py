@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.drift._arrays import FloatArray, IntArray
-from models.finite import NORMAL_MIN, flushed
+from models.finite import NORMAL_MIN, all_finite, flushed
 from models.numba_config import kernel
 
 BoolArray = npt.NDArray[np.bool_]
@@ -778,11 +778,9 @@ def _update_kernel(
     expected: FloatArray,
     interim: BoolArray,
 ) -> bool:
-    """False (state untouched) if a value is not finite: 0*x is NaN exactly then, and the sum vectorises."""
-    acc = 0.0
-    for i in range(values.shape[0]):
-        acc += values[i] * 0.0
-    if not math.isfinite(acc):
+    """False (state untouched) if a value is not finite (on the bits: a float sum of ``0 * x`` is one
+    serial chain of additions, ~0.75 ns a reading, see models.finite)."""
+    if not all_finite(values):
         return False
     start = 0
     if state[PHASE] < 3.0:
