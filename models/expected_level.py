@@ -433,33 +433,43 @@ def _unflushed_safe(acc: FloatArray, idle: bool, busy: bool) -> bool:
 
 @kernel
 def _fold_run(acc: FloatArray, held: FloatArray, lo: int, hi: int) -> None:
-    """Held readings ``lo`` to ``hi`` (at most :data:`_RUN`, all of the current step) into the filters."""
-    us, ss, ys = held[_H_U:], held[_H_S:], held[_H_Y:]
-    idle = 0
-    for j in range(lo, hi):
-        if us[j] == 0.0:
-            idle += 1
+    """Held readings ``lo`` to ``hi`` (:data:`_GROUP` to :data:`_RUN`, all of the current step) into
+    the filters; the factors' powers must be set (:func:`_set_run_powers`)."""
     done = lo
-    if hi - lo >= _GROUP and _unflushed_safe(acc, idle > 0, idle < hi - lo):
-        for j in range(lo, hi - _GROUP + 1, _GROUP):
-            _fold_group(
-                acc,
-                (us[j], us[j + 1], us[j + 2], us[j + 3]),
-                (ss[j], ss[j + 1], ss[j + 2], ss[j + 3]),
-                (ys[j], ys[j + 1], ys[j + 2], ys[j + 3]),
-            )
-            done = j + _GROUP
+    if hi - lo >= _GROUP:
+        idle = 0
+        for j in range(lo, hi):
+            if held[_H_U + j] == 0.0:
+                idle += 1
+        if _unflushed_safe(acc, idle > 0, idle < hi - lo):
+            u, s, y = _H_U, _H_S, _H_Y
+            for j in range(lo, hi - _GROUP + 1, _GROUP):
+                _fold_group(
+                    acc,
+                    (held[u + j], held[u + j + 1], held[u + j + 2], held[u + j + 3]),
+                    (held[s + j], held[s + j + 1], held[s + j + 2], held[s + j + 3]),
+                    (held[y + j], held[y + j + 1], held[y + j + 2], held[y + j + 3]),
+                )
+                done = j + _GROUP
     for j in range(done, hi):
-        _fold_one(acc, us[j], ss[j], ys[j], True)
+        _fold_one(acc, held[_H_U + j], held[_H_S + j], held[_H_Y + j], True)
 
 
 @kernel
 def _set_step(acc: FloatArray, dt: float) -> None:
-    """The filters' factor for a step of ``dt`` seconds, and its power :data:`_RUN`."""
+    """The filters' factor for a step of ``dt`` seconds."""
     c = N_TAUS
     for k in range(N_TAUS):
-        keep = math.exp(-dt * acc[_INV_TAU * c + k])
-        acc[_KEEP * c + k] = keep
+        acc[_KEEP * c + k] = math.exp(-dt * acc[_INV_TAU * c + k])
+
+
+@kernel
+def _set_run_powers(acc: FloatArray) -> None:
+    """The factor's power :data:`_RUN`, for :func:`_unflushed_safe` (only once a run of the step
+    comes: readings whose step changes every time never need it)."""
+    c = N_TAUS
+    for k in range(N_TAUS):
+        keep = acc[_KEEP * c + k]
         for _ in range(_RUN_POWERS):
             keep *= keep
         acc[_KEEP_RUN * c + k] = keep
@@ -571,6 +581,7 @@ def _train(
     held = np.empty(4 * _CHUNK)
     c = N_TAUS
     step_cached = -1.0
+    powers_ready = False
     begin = 0
     fit = False
     while begin < n and not fit:
@@ -583,6 +594,7 @@ def _train(
             if step != step_cached:
                 _set_step(acc, step / 1000.0)
                 step_cached = step
+                powers_ready = False
             if begin + j == 0:
                 # exp(-elapsed / tau) per time constant: computed for a batch's first reading, then
                 # carried on by the filters' own factors (a multiplication instead of an exp per
@@ -596,7 +608,14 @@ def _train(
             hi = j + 1
             while hi < m and hi - j < _RUN and held[_H_STEP + hi] == step:
                 hi += 1
-            _fold_run(acc, held, j, hi)
+            if hi - j < _GROUP:  # (readings whose step changes every time: one at a time)
+                for r in range(j, hi):
+                    _fold_one(acc, held[_H_U + r], held[_H_S + r], held[_H_Y + r], True)
+            else:
+                if not powers_ready:
+                    _set_run_powers(acc)
+                    powers_ready = True
+                _fold_run(acc, held, j, hi)
             j = hi
         begin += m
     _store_acc(state, acc)
