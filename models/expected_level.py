@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.drift._arrays import FloatArray, IntArray
-from models.finite import flushed
+from models.finite import NORMAL_MIN, all_finite, flushed
 from models.numba_config import kernel
 
 BoolArray = npt.NDArray[np.bool_]
@@ -298,11 +298,23 @@ def _fit_kernel(state: FloatArray, taus: FloatArray, ratio: float) -> None:
 
 # The training kernel's scratch, in runs of N_TAUS values (one value per time constant): the stored
 # slots K_X ... K_SEY, then the filter's factor for the reading's step, the fading term of the
-# filter's start and 1 / tau. Run j starts at j * N_TAUS.
+# filter's start, 1 / tau and the factor to the power _RUN. Run j starts at j * N_TAUS.
 _KEEP: Final = PER_TAU
 _FADING: Final = PER_TAU + 1
 _INV_TAU: Final = PER_TAU + 2
-_ACC_ROWS: Final = PER_TAU + 3
+_KEEP_RUN: Final = PER_TAU + 3
+_ACC_ROWS: Final = PER_TAU + 4
+# Readings of one step are held back and folded into the filters a run at a time (at most _RUN),
+# _GROUP readings per pass over the time constants with their sums in registers: a reading at a
+# time loads and stores every sum of every time constant, and the flushes (models.finite) sit on
+# the filters' carried chains; together they cost about a third of the kernel (A/B in the docs).
+_RUN: Final = 64
+_GROUP: Final = 4
+_RUN_POWERS: Final = 6  # _RUN == 2 ** _RUN_POWERS: the factor's power by squaring
+# Twice the smallest normal float: a margin for the rounding of the lower bounds in _unflushed_safe.
+_SAFE_FLOOR: Final = 2.0 * NORMAL_MIN
+# A filter driven towards 1 (running) is at 0 or at least this (1 - keep rounds to a multiple of it).
+_RISE_MIN: Final = 2.0**-54
 
 
 @kernel
@@ -331,6 +343,215 @@ def _store_acc(state: FloatArray, acc: FloatArray) -> None:
 
 
 @kernel
+def _fold_one(acc: FloatArray, u: float, s: float, y: float, fade: bool) -> None:
+    """One reading into every time constant's filter and sums (``fade``: carry the fading term on
+    by the filter's factor; not for a batch's first reading, whose term was computed afresh)."""
+    c = N_TAUS
+    if fade:
+        for k in range(N_TAUS):
+            # Flushed: a short tau's fading error sinks to a subnormal within hours of training
+            # and would stay there (models.finite: why); its products add nothing to the sums.
+            acc[_FADING * c + k] = flushed(acc[_FADING * c + k] * acc[_KEEP * c + k])
+    for k in range(N_TAUS):
+        x = u + acc[_KEEP * c + k] * (acc[K_X * c + k] - u)
+        x = flushed(x)  # days stopped (u = 0): models.finite, why
+        e = acc[_FADING * c + k]
+        acc[K_X * c + k] = x
+        acc[K_SX * c + k] += x
+        acc[K_SXX * c + k] += x * x
+        acc[K_SXT * c + k] += x * s
+        acc[K_SXY * c + k] += x * y
+        acc[K_SE * c + k] += e
+        acc[K_SEE * c + k] += e * e
+        acc[K_SEX * c + k] += e * x
+        acc[K_SET * c + k] += e * s
+        acc[K_SEY * c + k] += e * y
+
+
+@kernel
+def _fold_group(
+    acc: FloatArray,
+    us: tuple[float, float, float, float],
+    ss: tuple[float, float, float, float],
+    ys: tuple[float, float, float, float],
+) -> None:
+    """:data:`_GROUP` readings of one step, each as :func:`_fold_one` folds it but unflushed: only
+    where :func:`_unflushed_safe` has shown that no value can fall below the smallest normal, so
+    the flush would return every value unchanged."""
+    c = N_TAUS
+    for k in range(N_TAUS):
+        keep = acc[_KEEP * c + k]
+        e, x = acc[_FADING * c + k], acc[K_X * c + k]
+        sx, sxx, sxt, sxy = acc[K_SX * c + k], acc[K_SXX * c + k], acc[K_SXT * c + k], acc[K_SXY * c + k]
+        se, see, sex = acc[K_SE * c + k], acc[K_SEE * c + k], acc[K_SEX * c + k]
+        set_, sey = acc[K_SET * c + k], acc[K_SEY * c + k]
+        for j in range(_GROUP):
+            u, s, y = us[j], ss[j], ys[j]
+            e = e * keep
+            x = u + keep * (x - u)
+            sx += x
+            sxx += x * x
+            sxt += x * s
+            sxy += x * y
+            se += e
+            see += e * e
+            sex += e * x
+            set_ += e * s
+            sey += e * y
+        acc[_FADING * c + k], acc[K_X * c + k] = e, x
+        acc[K_SX * c + k], acc[K_SXX * c + k], acc[K_SXT * c + k], acc[K_SXY * c + k] = sx, sxx, sxt, sxy
+        acc[K_SE * c + k], acc[K_SEE * c + k], acc[K_SEX * c + k] = se, see, sex
+        acc[K_SET * c + k], acc[K_SEY * c + k] = set_, sey
+
+
+@kernel
+def _unflushed_safe(acc: FloatArray, idle: bool, busy: bool) -> bool:
+    """Can the next run (at most :data:`_RUN` readings of the current step; ``idle``/``busy``: some
+    of them not running/running) be folded without flushes, no value falling below the smallest
+    normal float on the way? Then the unflushed sums are bit for bit the flushed ones.
+
+    Lower bounds, each reading at most a factor ``keep`` (<= 1) down, so ``keep ** _RUN`` over a
+    run: the fading term only decays; the filter decays only while idle, and a running reading
+    takes it to 0 or above :data:`_RISE_MIN` unless it was already higher. A factor of 0 zeroes
+    both exactly (the filter then equals the state).
+    """
+    c = N_TAUS
+    for k in range(N_TAUS):
+        if acc[_KEEP * c + k] == 0.0:
+            continue
+        low = acc[_KEEP_RUN * c + k]
+        e = acc[_FADING * c + k]
+        if e != 0.0 and e * low < _SAFE_FLOOR:
+            return False
+        if idle:
+            x = acc[K_X * c + k]
+            floor = min(x, _RISE_MIN) if x != 0.0 else (_RISE_MIN if busy else 0.0)
+            if floor != 0.0 and floor * low < _SAFE_FLOOR:
+                return False
+    return True
+
+
+@kernel
+def _fold_run(acc: FloatArray, held: FloatArray, lo: int, hi: int) -> None:
+    """Held readings ``lo`` to ``hi`` (:data:`_GROUP` to :data:`_RUN`, all of the current step) into
+    the filters; the factors' powers must be set (:func:`_set_run_powers`)."""
+    done = lo
+    if hi - lo >= _GROUP:
+        idle = 0
+        for j in range(lo, hi):
+            if held[_H_U + j] == 0.0:
+                idle += 1
+        if _unflushed_safe(acc, idle > 0, idle < hi - lo):
+            u, s, y = _H_U, _H_S, _H_Y
+            for j in range(lo, hi - _GROUP + 1, _GROUP):
+                _fold_group(
+                    acc,
+                    (held[u + j], held[u + j + 1], held[u + j + 2], held[u + j + 3]),
+                    (held[s + j], held[s + j + 1], held[s + j + 2], held[s + j + 3]),
+                    (held[y + j], held[y + j + 1], held[y + j + 2], held[y + j + 3]),
+                )
+                done = j + _GROUP
+    for j in range(done, hi):
+        _fold_one(acc, held[_H_U + j], held[_H_S + j], held[_H_Y + j], True)
+
+
+@kernel
+def _set_step(acc: FloatArray, dt: float) -> None:
+    """The filters' factor for a step of ``dt`` seconds."""
+    c = N_TAUS
+    for k in range(N_TAUS):
+        acc[_KEEP * c + k] = math.exp(-dt * acc[_INV_TAU * c + k])
+
+
+@kernel
+def _set_run_powers(acc: FloatArray) -> None:
+    """The factor's power :data:`_RUN`, for :func:`_unflushed_safe` (only once a run of the step
+    comes: readings whose step changes every time never need it)."""
+    c = N_TAUS
+    for k in range(N_TAUS):
+        keep = acc[_KEEP * c + k]
+        for _ in range(_RUN_POWERS):
+            keep *= keep
+        acc[_KEEP_RUN * c + k] = keep
+
+
+# The training kernel holds up to _CHUNK readings' values for the filters (running flag, hours
+# since the first reading, value) and their steps (ms), in runs of _CHUNK: small enough for the cache.
+_CHUNK: Final = 512
+_H_U: Final = 0
+_H_S: Final = _CHUNK
+_H_Y: Final = 2 * _CHUNK
+_H_STEP: Final = 3 * _CHUNK
+
+
+@kernel
+def _scan(
+    state: FloatArray,
+    acc: FloatArray,
+    times: IntArray,
+    values: FloatArray,
+    begin: int,
+    since_ms: int,
+    running_now: bool,
+    ambient: FloatArray,
+    ambient_mode: bool,
+    p: FloatArray,
+    held: FloatArray,
+) -> tuple[int, bool]:
+    """Up to :data:`_CHUNK` training readings from ``begin``: the header and the shared sums, and
+    each reading's inputs to the filters into ``held``; how many, and whether training ends there.
+
+    (A kernel of its own, without calls: in the loop that also folds the filters, its sums would
+    live on the stack, costing a store and a load per sum and reading.)
+    """
+    sh = TRAIN_AT
+    s_n, s_t, s_tt = state[sh + S_N], state[sh + S_T], state[sh + S_TT]
+    s_y, s_ty, s_yy = state[sh + S_Y], state[sh + S_TY], state[sh + S_YY]
+    phase, t0, last, y0, u_prev, flips = (
+        state[PHASE], state[T0_MS], state[LAST_MS], state[Y0], state[U_PREV], state[FLIPS]
+    )  # fmt: skip
+    train_ms, min_flips = p[P_TRAIN_MS], p[P_MIN_FLIPS]
+    end = min(values.shape[0], begin + _CHUNK)
+    m = 0
+    fit = False
+    for i in range(begin, end):
+        t = float(times[i])
+        u = 1.0 if (running_now if times[i] >= since_ms else u_prev != 0.0) else 0.0
+        amb = ambient[i] if ambient_mode else 0.0
+        if phase == 0.0:
+            phase, t0, last, y0, u_prev = 2.0, t, t, values[i] - amb, u
+            for k in range(N_TAUS):
+                acc[K_X * N_TAUS + k] = u
+        step = max(t - last, 0.0)  # ms: whole, so equal exactly when the seconds are
+        if u != u_prev:
+            flips += 1.0
+        # (A late reading does not turn the filter's clock back: the next one would count the
+        # time between them twice.)
+        u_prev, last = u, max(last, t)
+        y = values[i] - amb - y0
+        elapsed = (t - t0) / 1000.0
+        s = elapsed * (1000.0 / _HOUR_MS)
+        s_n += 1.0
+        s_t += s
+        s_tt += s * s
+        s_y += y
+        s_ty += s * y
+        s_yy += y * y
+        held[_H_U + m], held[_H_S + m], held[_H_Y + m], held[_H_STEP + m] = u, s, y, step
+        m += 1
+        trained = t - t0
+        if (trained >= train_ms and flips >= min_flips) or trained >= 4.0 * train_ms:
+            fit = True
+            break
+    state[PHASE], state[T0_MS], state[LAST_MS], state[Y0], state[U_PREV], state[FLIPS] = (
+        phase, t0, last, y0, u_prev, flips
+    )  # fmt: skip
+    state[sh + S_N], state[sh + S_T], state[sh + S_TT] = s_n, s_t, s_tt
+    state[sh + S_Y], state[sh + S_TY], state[sh + S_YY] = s_y, s_ty, s_yy
+    return m, fit
+
+
+@kernel
 def _train(
     state: FloatArray,
     times: IntArray,
@@ -348,90 +569,59 @@ def _train(
     The sums live in a scratch layout for the batch (:func:`_load_acc`) and go back to ``state``
     before a fit and at the end. Each sum is accumulated reading by reading in the same order and
     with the same operations as in the stored layout, so the state is bit for bit what it was
-    before this layout (16 filters' sums at ~20 ns a reading instead of ~54).
+    before this layout (16 filters' sums at ~20 ns a reading instead of ~54). The readings are
+    taken a chunk at a time: first the shared sums and each reading's inputs to the filters
+    (:func:`_scan`), then the filters, a run of one step at a time (:func:`_fold_run`), again in
+    the same order and bit for bit.
     """
     n = values.shape[0]
     if n == 0 or state[PHASE] >= 3.0:
         return 0
     acc = _load_acc(state, taus)
-    sh = TRAIN_AT
-    s_n, s_t, s_tt = state[sh + S_N], state[sh + S_T], state[sh + S_TT]
-    s_y, s_ty, s_yy = state[sh + S_Y], state[sh + S_TY], state[sh + S_YY]
+    held = np.empty(4 * _CHUNK)
     c = N_TAUS
-    fading_ready = False
-    dt_cached = -1.0
-    stop = int(n)
+    step_cached = -1.0
+    powers_ready = False
+    begin = 0
     fit = False
-    phase, t0, last, y0, u_prev, flips = (
-        state[PHASE], state[T0_MS], state[LAST_MS], state[Y0], state[U_PREV], state[FLIPS]
-    )  # fmt: skip
-    train_ms, min_flips = p[P_TRAIN_MS], p[P_MIN_FLIPS]
-    for i in range(n):
-        t = float(times[i])
-        u = 1.0 if (running_now if times[i] >= since_ms else u_prev != 0.0) else 0.0
-        amb = ambient[i] if ambient_mode else 0.0
-        if phase == 0.0:
-            phase, t0, last, y0, u_prev = 2.0, t, t, values[i] - amb, u
-            for k in range(N_TAUS):
-                acc[K_X * c + k] = u
-        dt = max(t - last, 0.0) / 1000.0
-        if u != u_prev:
-            flips += 1.0
-        # (A late reading does not turn the filter's clock back: the next one would count the
-        # time between them twice.)
-        u_prev, last = u, max(last, t)
-        if dt != dt_cached:
-            for k in range(N_TAUS):
-                acc[_KEEP * c + k] = math.exp(-dt * acc[_INV_TAU * c + k])
-            dt_cached = dt
-        y = values[i] - amb - y0
-        elapsed = (t - t0) / 1000.0
-        s = elapsed * (1000.0 / _HOUR_MS)
-        s_n += 1.0
-        s_t += s
-        s_tt += s * s
-        s_y += y
-        s_ty += s * y
-        s_yy += y * y
-        # exp(-elapsed / tau) per time constant: computed for a batch's first reading, then carried
-        # on by the filters' own factors (a multiplication instead of an exp per reading and tau).
-        if fading_ready:
-            for k in range(N_TAUS):
-                # Flushed: a short tau's fading error sinks to a subnormal within hours of training
-                # and would stay there (models.finite: why); its products add nothing to the sums.
-                fading = acc[_FADING * c + k] * acc[_KEEP * c + k]
-                acc[_FADING * c + k] = flushed(fading)
-        else:
-            for k in range(N_TAUS):
-                acc[_FADING * c + k] = math.exp(-elapsed * acc[_INV_TAU * c + k])
-            fading_ready = True
-        for k in range(N_TAUS):
-            x = u + acc[_KEEP * c + k] * (acc[K_X * c + k] - u)
-            x = flushed(x)  # days stopped (u = 0): models.finite, why
-            e = acc[_FADING * c + k]
-            acc[K_X * c + k] = x
-            acc[K_SX * c + k] += x
-            acc[K_SXX * c + k] += x * x
-            acc[K_SXT * c + k] += x * s
-            acc[K_SXY * c + k] += x * y
-            acc[K_SE * c + k] += e
-            acc[K_SEE * c + k] += e * e
-            acc[K_SEX * c + k] += e * x
-            acc[K_SET * c + k] += e * s
-            acc[K_SEY * c + k] += e * y
-        trained = t - t0
-        if (trained >= train_ms and flips >= min_flips) or trained >= 4.0 * train_ms:
-            stop, fit = i + 1, True
-            break
-    state[PHASE], state[T0_MS], state[LAST_MS], state[Y0], state[U_PREV], state[FLIPS] = (
-        phase, t0, last, y0, u_prev, flips
-    )  # fmt: skip
-    state[sh + S_N], state[sh + S_T], state[sh + S_TT] = s_n, s_t, s_tt
-    state[sh + S_Y], state[sh + S_TY], state[sh + S_YY] = s_y, s_ty, s_yy
+    while begin < n and not fit:
+        m, fit = _scan(
+            state, acc, times, values, begin, since_ms, running_now, ambient, ambient_mode, p, held
+        )
+        j = 0
+        while j < m:
+            step = held[_H_STEP + j]
+            if step != step_cached:
+                _set_step(acc, step / 1000.0)
+                step_cached = step
+                powers_ready = False
+            if begin + j == 0:
+                # exp(-elapsed / tau) per time constant: computed for a batch's first reading, then
+                # carried on by the filters' own factors (a multiplication instead of an exp per
+                # reading and tau).
+                elapsed = (float(times[0]) - state[T0_MS]) / 1000.0
+                for k in range(N_TAUS):
+                    acc[_FADING * c + k] = math.exp(-elapsed * acc[_INV_TAU * c + k])
+                _fold_one(acc, held[_H_U], held[_H_S], held[_H_Y], False)
+                j += 1
+                continue
+            hi = j + 1
+            while hi < m and hi - j < _RUN and held[_H_STEP + hi] == step:
+                hi += 1
+            if hi - j < _GROUP:  # (readings whose step changes every time: one at a time)
+                for r in range(j, hi):
+                    _fold_one(acc, held[_H_U + r], held[_H_S + r], held[_H_Y + r], True)
+            else:
+                if not powers_ready:
+                    _set_run_powers(acc)
+                    powers_ready = True
+                _fold_run(acc, held, j, hi)
+            j = hi
+        begin += m
     _store_acc(state, acc)
     if fit:
         _fit_kernel(state, taus, ratio)
-    return stop
+    return begin
 
 
 @kernel
@@ -607,11 +797,9 @@ def _update_kernel(
     expected: FloatArray,
     interim: BoolArray,
 ) -> bool:
-    """False (state untouched) if a value is not finite: 0*x is NaN exactly then, and the sum vectorises."""
-    acc = 0.0
-    for i in range(values.shape[0]):
-        acc += values[i] * 0.0
-    if not math.isfinite(acc):
+    """False (state untouched) if a value is not finite (on the bits: a float sum of ``0 * x`` is one
+    serial chain of additions, ~0.75 ns a reading, see models.finite)."""
+    if not all_finite(values):
         return False
     start = 0
     if state[PHASE] < 3.0:

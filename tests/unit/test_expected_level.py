@@ -8,6 +8,7 @@ whatever a machine does from its data.
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,77 @@ def test_training_sums_follow_their_definitions() -> None:
         got = state[at : at + el.PER_TAU]
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f"tau {tau}")
     assert state[el.FLIPS] == 2.0
+
+
+def _flushed(value: float) -> float:
+    return 0.0 if abs(value) < np.finfo(np.float64).smallest_normal else value
+
+
+def _training_sums_reading_by_reading(
+    times: np.ndarray, values: np.ndarray, u: np.ndarray, batch_starts: set[int]
+) -> tuple[list[float], list[list[float]]]:
+    """The training sums as the model defines them, one reading at a time in Python floats (same
+    operations in the same order): the shared sums and, per time constant, the stored slots."""
+    t0, y0, last = float(times[0]), float(values[0]), float(times[0])
+    shared = [0.0] * 6
+    x = [float(u[0])] * el.N_TAUS
+    e = [0.0] * el.N_TAUS
+    per_tau = [[0.0] * (el.PER_TAU - 1) for _ in range(el.N_TAUS)]
+    for i in range(len(times)):
+        t = float(times[i])
+        dt = max(t - last, 0.0) / 1000.0
+        last = max(last, t)
+        y = float(values[i]) - y0
+        elapsed = (t - t0) / 1000.0
+        s = elapsed * (1000.0 / 3_600_000.0)
+        for j, term in enumerate((1.0, s, s * s, y, s * y, y * y)):
+            shared[j] += term
+        ui = float(u[i])
+        for k, tau in enumerate(el.TAUS_S):
+            inv = 1.0 / float(tau)
+            keep = math.exp(-dt * inv)
+            e[k] = math.exp(-elapsed * inv) if i in batch_starts else _flushed(e[k] * keep)
+            x[k] = _flushed(ui + keep * (x[k] - ui))
+            xk, ek = x[k], e[k]
+            for j, term in enumerate((xk, xk * xk, xk * s, xk * y, ek, ek * ek, ek * xk, ek * s, ek * y)):
+                per_tau[k][j] += term
+    return shared, [[x[k], *per_tau[k]] for k in range(el.N_TAUS)]
+
+
+def test_training_sums_are_bit_for_bit_the_reading_by_reading_sums() -> None:
+    # The kernel folds readings of one step into the filters a few at a time, without the flush
+    # below the smallest normal float where no value can get there: the sums must be exactly the
+    # reading-by-reading ones. At 10 ms the shortest time constant's fading term passes through
+    # the subnormals at readings 71-74 of a batch, while the value is off its first one only from
+    # reading 71: a subnormal product would be the only term of its sum of e * y.
+    n = 700
+    rng = np.random.default_rng(5)
+    steps = np.full(n, 10, dtype=np.int64)
+    steps[400:450] = 20  # another step for a while
+    times = T0 + np.cumsum(steps) - steps[0]
+    times[520] = times[519]  # a repeated time stamp (a step of 0)
+    times[600] = times[598]  # a late reading
+    values = np.full(n, 40.0)
+    values[71:] += rng.normal(0.0, 1.0, n - 71).round(3)
+    # Running from the start, idle from reading 200 (the shortest lag's filter then decays
+    # through the subnormals too), running again from 330.
+    u = ((np.arange(n) < 200) | (np.arange(n) >= 330)).astype(float)
+    params = el.ThermalParams(train_s=10 * HOUR_S).vector()  # still training at the end
+    state = el.new_state()
+    batches = ((0, 150), (150, 290), (290, 450), (450, 640), (640, n))  # one change at most in each
+    for lo, hi in batches:
+        changes = [i for i in range(lo + 1, hi) if u[i] != u[i - 1]]
+        since = changes[0] if changes else lo
+        el.update(
+            state, times[lo:hi], values[lo:hi], params, running_since_ms=int(times[since]),
+            running=bool(u[hi - 1]), utc_offset_ms=0,
+        )  # fmt: skip
+    shared, per_tau = _training_sums_reading_by_reading(times, values, u, {lo for lo, _ in batches})
+    np.testing.assert_array_equal(state[el.TRAIN_AT : el.TRAIN_AT + el.SHARED], shared)
+    for k in range(el.N_TAUS):
+        at = el.TRAIN_AT + el.SHARED + k * el.PER_TAU
+        np.testing.assert_array_equal(state[at : at + el.PER_TAU], per_tau[k], err_msg=f"tau {el.TAUS_S[k]}")
+    assert state[el.TRAIN_AT + el.SHARED + el.K_SEY] == 0.0  # that fading term added nothing
 
 
 def _interim_reference(
