@@ -706,6 +706,10 @@ class MachineEngine:
         product: str | None = None,
     ) -> EngineOutput:
         out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, ())
+        # The part's own limits, else the plant file's (monitoring.characteristics, overrides).
+        settings = self._tuning("characteristics", characteristic, spec.id).settings
+        lsl = lsl if lsl is not None else settings.lsl
+        usl = usl if usl is not None else settings.usl
         if self._monitoring.enabled and self._may_monitor(state, characteristic, product):
             # One monitor per product: products of one characteristic have their own nominal (a
             # 25 mm and a 32 mm part), and a changeover is no drift.
@@ -713,17 +717,12 @@ class MachineEngine:
                 state, out, "characteristics", characteristic,
                 np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64), product=product,
             )  # fmt: skip
-            settings = self._tuning("characteristics", characteristic, spec.id).settings
             shift = self.calendar.shift_at(ts_ms) if self._has_shifts else None
             cap_key = f"{characteristic}|{product or '-'}|{shift.shift if shift is not None else '-'}"
             stats = state.capability.get(cap_key)
             if stats is None:
                 stats = state.capability[cap_key] = CapabilityStats()
-            stats.update(
-                value,
-                lsl if lsl is not None else settings.lsl,
-                usl if usl is not None else settings.usl,
-            )
+            stats.update(value, lsl, usl)
         self._check_spec(state, out, ts_ms, characteristic, value, lsl, usl, product)
         return out
 

@@ -275,6 +275,24 @@ def test_out_of_spec_alerts_are_per_product_and_a_change_of_side_is_published(
     assert changes[1].evidence["count"] == 3 and changes[1].message.startswith("len_mm of P1 = 9.7 ")
 
 
+def test_spec_limits_from_the_plant_file_judge_parts_that_carry_none() -> None:
+    plant = _plant().model_dump()
+    plant["monitoring"] = {"overrides": {"len_mm": {"lsl": 9.9, "usl": 10.1}}}
+    engine = MachineEngine(PlantConfig.model_validate(plant))
+    spec = engine.plant.machines[0]
+    state = engine.new_state(spec)
+    changes: list[AlertChange] = []
+    for i, value in enumerate([10.0, 10.3, 10.0]):
+        changes += engine.on_quality(state, spec, at(8) + i * 60_000, "len_mm", value, None, None).alerts
+    opened = [c for c in seen(changes) if c.kind == "quality_out_of_spec"]
+    assert [(c.status, c.evidence["value"], c.evidence["lsl"], c.evidence["usl"]) for c in opened] == [
+        ("open", 10.3, 9.9, 10.1)
+    ]
+    # A part's own limit wins over the plant file's: 10.3 under its usl 10.5 is the second in-spec part.
+    engine.on_quality(state, spec, at(9), "len_mm", 10.3, None, 10.5)
+    assert state.alerts["quality_out_of_spec/len_mm"].quiet == 2
+
+
 # -- drift and SPC ------------------------------------------------------------------------------
 
 
