@@ -264,8 +264,8 @@ _CYCLE_DEFAULTS = _CHARACTERISTIC_DEFAULTS.model_copy(
         # Single long cycles are normal (a jam, a micro-stop); only sustained shifts matter.
         "detectors": ("page_hinkley", "cusum", "ewma", "adwin"),
         "rules_sigma": "overall",
-        # Cycle times are judged as the ratio to the product's ideal cycle, and only a sustained
-        # speed loss of 45 % or more opens an alert: designed slow runs (up to 1.4x in the
+        # Cycle times are judged as the ratio to the product's ideal cycle, and only cycles
+        # sustainedly >= 1.45x the ideal (speed <= 69 %) open an alert: designed slow runs (up to 1.4x in the
         # simulator, a 5-13 sigma shift) are performance losses the OEE already shows, not drift.
         # Measured trade-off (lambda, gate) in docs/drift-and-spc.md.
         "relative_to_ideal": True,
