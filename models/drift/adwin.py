@@ -375,6 +375,23 @@ def _readings_until_forgetting(counts: IntArray, cap: int, max_rows: int, limit:
 
 
 @inline_kernel
+def _window_statistics(
+    values: FloatArray, lo: int, hi: int, width: float, total: float, variance: float
+) -> tuple[float, float, float]:
+    """Width, total and running sum of squared deviations after ``values[lo:hi]``, in river's order."""
+    for j in range(lo, hi):
+        x = values[j]
+        width += 1.0
+        increment = 0.0
+        if width > 1.0:
+            d = x - total / (width - 1.0)
+            increment = (width - 1.0) * d * d / width
+        variance += increment
+        total += x
+    return width, total, variance
+
+
+@inline_kernel
 def _push_block(
     cap: int,
     max_rows: int,
@@ -390,8 +407,10 @@ def _push_block(
 ) -> tuple[int, float, float, float]:
     """Append ``values`` to row 0 and merge upwards, row by row; the final buckets equal those of
     appending and compressing one reading at a time, because a row's buckets depend only on the
-    order of what is pushed into it. The caller ends a block at the reading that fills the top
-    row, so the one forgetting (which changes the window's statistics) happens at its last reading.
+    order of what is pushed into it. The forgetting when the top row fills (which changes the
+    window's statistics) is normally done by the caller at its reading, before this block's merges
+    (in :func:`run`); here only when the top row was empty before the
+    block, and then the caller ends the block at that reading.
 
     Each row is a plain array in the working buffers: a row's merges read its oldest pairs and
     write straight after the next row's buckets, and the row's remaining one or two buckets move
@@ -491,10 +510,11 @@ def run(
 ) -> int:
     """Fold ``values`` in order; writes the indices of detections to ``out`` and returns their number.
 
-    In blocks that end at the next cut scan (every ``clock`` readings), at the reading whose merges
-    would overflow the top row, or after :data:`_SEGMENT` readings: first the window's width,
-    total and variance over the block's readings (river's per-reading formula, in registers), then
-    the buckets in one pass per row (:func:`_push_block`). The buckets live in plain per-row
+    In blocks that end at the next cut scan (every ``clock`` readings), before the second reading
+    whose merges would overflow the top row, or after :data:`_SEGMENT` readings: first the window's
+    width, total and variance over the block's readings (river's per-reading formula, in
+    registers; the top row's forgetting in between, at its reading), then the buckets in one pass
+    per row (:func:`_push_block`). The buckets live in plain per-row
     working arrays for the call (:func:`_load`/:func:`_store` convert from and to the state's
     rings): ring indexing and copies through scratch buffers cost more than the merges.
     """
@@ -530,17 +550,25 @@ def run(
     i = 0
     while i < n:
         seg = min(n - i, to_scan, _SEGMENT)
-        seg = min(seg, _readings_until_forgetting(counts, cap, max_rows, seg) + 1)
-        # Running sum of squared deviations, in river's operation order.
-        for j in range(i, i + seg):
-            x = values[j]
-            width += 1.0
-            increment = 0.0
-            if width > 1.0:
-                d = x - total / (width - 1.0)
-                increment = (width - 1.0) * d * d / width
-            variance += increment
-            total += x
+        forget = _readings_until_forgetting(counts, cap, max_rows, seg)
+        # The top row's oldest bucket is forgotten after the window statistics of reading ``forget``
+        # (it is the bucket that row already holds, so it can go before the block's merges). The
+        # block goes on past it, up to before the next forgetting, which comes at least
+        # 2**(max_rows - 1) readings later (each row passes on at most every second bucket it
+        # gets): ending a block there instead cost an extra block every ~64 readings in the monitor.
+        early = forget < seg and counts[max_rows - 1] > 0
+        if early:
+            seg = min(seg, forget + (1 << (max_rows - 1)))
+            mid = i + forget + 1
+        else:
+            seg = min(seg, forget + 1)
+            mid = i + seg
+        width, total, variance = _window_statistics(values, i, mid, width, total, variance)
+        if early:
+            rows, width, total, variance = _delete_oldest_bucket(
+                offsets, counts, bt, bv, rows, width, total, variance
+            )
+            width, total, variance = _window_statistics(values, mid, i + seg, width, total, variance)
         rows, width, total, variance = _push_block(
             cap, max_rows, offsets, counts, bt, bv, rows, width, total, variance, values[i : i + seg]
         )
