@@ -20,7 +20,9 @@ buffer, stored back with its head at 0). Readings are appended and merged in blo
 each cut scan; row 0's merges read the block's readings directly. A cut scan gathers the buckets
 in window order and runs one flat loop of running sums and a division-free screen, first with a
 lower bound of the bound's ``d'`` (one logarithm per power of two of the width); only cuts that
-pass it get river's exact test. Small helpers are inlined (:func:`models.numba_config.inline_kernel`).
+pass it get river's exact test. Small helpers are inlined (:func:`models.numba_config.inline_kernel`),
+except the rare rest of a scan after that first screen (:func:`_scan_rest`), which in control
+ends every scan: inlined, the rest's code took registers the merges need.
 
 Memory is bounded by ``max_rows`` (stored in the state): windows of about
 ``max_buckets * 2**max_rows`` readings. When the top row fills, its oldest bucket is forgotten: the
@@ -224,7 +226,7 @@ def _gather(
 def _candidates(
     gt: FloatArray, gs: FloatArray, nb: int, width: float, total: float, screen_c: float, min_len: float
 ) -> int:
-    """Cuts passing the screen (see :func:`_scan`), with the running sums in river's order.
+    """Cuts passing the screen (see :func:`_scan_rest`), with the running sums in river's order.
 
     One flat loop over the window-ordered buckets: the running sums are short dependency chains,
     and the screen's arithmetic per cut is independent of them, so it fills the cycles they wait.
@@ -285,8 +287,8 @@ def _screen_rows(
     return candidates
 
 
-@inline_kernel
-def _scan(
+@kernel
+def _scan_rest(
     cap: int,
     offsets: IntArray,
     counts: IntArray,
@@ -298,32 +300,26 @@ def _scan(
     variance: float,
     delta: float,
     min_len: float,
-    delta_prime_low: float,
     gt: FloatArray,
     gs: FloatArray,
 ) -> tuple[bool, int, float, float, float]:
     """Test every cut, dropping the oldest bucket while one holds; ``(detected, rows, width, ...)``.
 
+    The rest of a scan whose first screen (:func:`_screen_rows` with a lower bound of ``d'``, in
+    :func:`run`) passed some cut: rare in control, so this is a kernel of its own; inlined into
+    :func:`run`'s block loop its code took registers the merges need, and a scan cost ~5 ns a
+    reading instead of ~1.5-2 (in-process A/B, clock 32).
+
     Per cut, oldest bucket first, ``n0`` and the running ``u0``/``u1`` in river's operation order.
     Division-free screen: ``m >= 1/n0 + 1/n1`` when ``min_len >= 1``, so a cut needs
     ``(u0 n1 - u1 n0)^2 > 2 v d' n0 n1``. Only if some cut passes it (with a margin far wider
-    than rounding) do the cuts get river's exact test, in order, which alone decides; in control
-    no cut passes and a scan is one flat pass over the buckets (:func:`_candidates`). The cut
+    than rounding) do the cuts get river's exact test, in order, which alone decides. The cut
     after the newest bucket has ``n1 = 0`` and never passes.
     """
     detected = False
     again = True
-    first = True
     while again:
         again = False
-        if first and min_len >= 1.0:
-            # First a screen with ``delta_prime_low`` (<= the bound's d'; weaker, so it passes
-            # every cut the exact screen passes): in control no cut passes and the scan is over
-            # without the two logarithms or the gather.
-            low_c = (1.0 - 1e-9) * 2.0 * variance * delta_prime_low
-            if low_c > 0.0 and _screen_rows(offsets, counts, bt, rows, width, total, low_c, min_len) == 0:
-                break
-        first = False
         nb = _gather(cap, offsets, counts, bt, rows, gt, gs)
         # The bound's log term depends on the width only: once per scan, not once per cut.
         delta_prime = math.log(2.0 * math.log(width) / delta)
@@ -379,6 +375,23 @@ def _readings_until_forgetting(counts: IntArray, cap: int, max_rows: int, limit:
 
 
 @inline_kernel
+def _window_statistics(
+    values: FloatArray, lo: int, hi: int, width: float, total: float, variance: float
+) -> tuple[float, float, float]:
+    """Width, total and running sum of squared deviations after ``values[lo:hi]``, in river's order."""
+    for j in range(lo, hi):
+        x = values[j]
+        width += 1.0
+        increment = 0.0
+        if width > 1.0:
+            d = x - total / (width - 1.0)
+            increment = (width - 1.0) * d * d / width
+        variance += increment
+        total += x
+    return width, total, variance
+
+
+@inline_kernel
 def _push_block(
     cap: int,
     max_rows: int,
@@ -394,8 +407,10 @@ def _push_block(
 ) -> tuple[int, float, float, float]:
     """Append ``values`` to row 0 and merge upwards, row by row; the final buckets equal those of
     appending and compressing one reading at a time, because a row's buckets depend only on the
-    order of what is pushed into it. The caller ends a block at the reading that fills the top
-    row, so the one forgetting (which changes the window's statistics) happens at its last reading.
+    order of what is pushed into it. The forgetting when the top row fills (which changes the
+    window's statistics) is normally done by the caller at its reading, before this block's merges
+    (in :func:`run`); here only when the top row was empty before the
+    block, and then the caller ends the block at that reading.
 
     Each row is a plain array in the working buffers: a row's merges read its oldest pairs and
     write straight after the next row's buckets, and the row's remaining one or two buckets move
@@ -495,10 +510,11 @@ def run(
 ) -> int:
     """Fold ``values`` in order; writes the indices of detections to ``out`` and returns their number.
 
-    In blocks that end at the next cut scan (every ``clock`` readings), at the reading whose merges
-    would overflow the top row, or after :data:`_SEGMENT` readings: first the window's width,
-    total and variance over the block's readings (river's per-reading formula, in registers), then
-    the buckets in one pass per row (:func:`_push_block`). The buckets live in plain per-row
+    In blocks that end at the next cut scan (every ``clock`` readings), before the second reading
+    whose merges would overflow the top row, or after :data:`_SEGMENT` readings: first the window's
+    width, total and variance over the block's readings (river's per-reading formula, in
+    registers; the top row's forgetting in between, at its reading), then the buckets in one pass
+    per row (:func:`_push_block`). The buckets live in plain per-row
     working arrays for the call (:func:`_load`/:func:`_store` convert from and to the state's
     rings): ring indexing and copies through scratch buffers cost more than the merges.
     """
@@ -534,17 +550,25 @@ def run(
     i = 0
     while i < n:
         seg = min(n - i, to_scan, _SEGMENT)
-        seg = min(seg, _readings_until_forgetting(counts, cap, max_rows, seg) + 1)
-        # Running sum of squared deviations, in river's operation order.
-        for j in range(i, i + seg):
-            x = values[j]
-            width += 1.0
-            increment = 0.0
-            if width > 1.0:
-                d = x - total / (width - 1.0)
-                increment = (width - 1.0) * d * d / width
-            variance += increment
-            total += x
+        forget = _readings_until_forgetting(counts, cap, max_rows, seg)
+        # The top row's oldest bucket is forgotten after the window statistics of reading ``forget``
+        # (it is the bucket that row already holds, so it can go before the block's merges). The
+        # block goes on past it, up to before the next forgetting, which comes at least
+        # 2**(max_rows - 1) readings later (each row passes on at most every second bucket it
+        # gets): ending a block there instead cost an extra block every ~64 readings in the monitor.
+        early = forget < seg and counts[max_rows - 1] > 0
+        if early:
+            seg = min(seg, forget + (1 << (max_rows - 1)))
+            mid = i + forget + 1
+        else:
+            seg = min(seg, forget + 1)
+            mid = i + seg
+        width, total, variance = _window_statistics(values, i, mid, width, total, variance)
+        if early:
+            rows, width, total, variance = _delete_oldest_bucket(
+                offsets, counts, bt, bv, rows, width, total, variance
+            )
+            width, total, variance = _window_statistics(values, mid, i + seg, width, total, variance)
         rows, width, total, variance = _push_block(
             cap, max_rows, offsets, counts, bt, bv, rows, width, total, variance, values[i : i + seg]
         )
@@ -561,9 +585,18 @@ def run(
                     low_k = k
                     arg = 2.0 * k * math.log(2.0) / delta
                     low = math.log(arg) if arg > 0.0 else -1.0
-                hit, rows, width, total, variance = _scan(
-                    cap, offsets, counts, bt, bv, rows, width, total, variance, delta, min_len, low, gt, gs
-                )
+                # The first screen here, the rest of the scan out of line: in control the screen
+                # ends every scan, and the scan's code inlined here cost registers the merges need.
+                low_c = (1.0 - 1e-9) * 2.0 * variance * low
+                hit = False
+                if (
+                    min_len < 1.0
+                    or low_c <= 0.0
+                    or _screen_rows(offsets, counts, bt, rows, width, total, low_c, min_len) > 0
+                ):
+                    hit, rows, width, total, variance = _scan_rest(
+                        cap, offsets, counts, bt, bv, rows, width, total, variance, delta, min_len, gt, gs
+                    )
                 if hit:
                     out[found] = i - 1
                     found += 1

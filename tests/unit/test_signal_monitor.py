@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,22 @@ def test_batch_size_does_not_change_detections() -> None:
     for lo in range(0, values.shape[0], 37):
         merged = _merge(merged, _absolute(sm.update(state, values[lo : lo + 37].copy(), pv), lo))
     assert merged == whole
+
+
+def test_threads_updating_their_own_states_at_once_get_their_own_detections() -> None:
+    # The kernel releases the GIL and update() reuses an output buffer: one per thread, or a
+    # thread would read another's detections.
+    pv = PARAMS.vector()
+    streams = [_stream(seed) for seed in range(4)]
+
+    def detections(values: np.ndarray) -> list[list[sm.Detection]]:
+        state = sm.new_state(PARAMS)
+        return [sm.update(state, values[lo : lo + 50].copy(), pv) for lo in range(0, values.shape[0], 50)]
+
+    expected = [detections(values) for values in streams]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            assert list(pool.map(detections, streams)) == expected
 
 
 def _naive_cusum(z: np.ndarray, k: float, h: float) -> list[int]:
