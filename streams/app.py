@@ -139,7 +139,10 @@ def create_stream(
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=True,
+        # web_host is only the host name in Faust's own URLs; web_bind is where it listens (by
+        # default every interface, which served every tenant's pages to the whole network).
         web_host=config.web_host,
+        web_bind=config.web_host,
         web_port=config.web_port,
         web_in_thread=False,
         # Faust's own /table/NAME/KEY/ serves any machine's state (and /router/ the partition map)

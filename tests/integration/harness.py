@@ -21,7 +21,16 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from service.brokers.readiness import free_port
 
-__all__ = ["WorkerProcess", "consume_all", "produce", "server_process", "stop_process", "tail", "wait_for"]
+__all__ = [
+    "WorkerProcess",
+    "consume_all",
+    "listening_addresses",
+    "produce",
+    "server_process",
+    "stop_process",
+    "tail",
+    "wait_for",
+]
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5) -> None:
@@ -72,6 +81,21 @@ def server_process(name: str, argv: list[str], log: Path, base_url: str) -> Iter
         yield process
     finally:
         stop_process(process, timeout_s=15)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP socket of this machine listens on at ``port`` (``/proc/net``)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                if len(address) == 8:  # IPv4, little-endian
+                    found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+                else:
+                    found.add("ipv6:" + address)
+    return found
 
 
 def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:

@@ -28,7 +28,14 @@ import yaml
 from service.brokers import TansuBroker
 from service.brokers.readiness import free_port
 from tests.integration.alertmanager import AlertmanagerServer, alertmanager_running
-from tests.integration.harness import WorkerProcess, produce, server_process, tail, wait_for
+from tests.integration.harness import (
+    WorkerProcess,
+    listening_addresses,
+    produce,
+    server_process,
+    tail,
+    wait_for,
+)
 from tests.integration.observability import demo_machines, demo_worker, require_executable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +156,8 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroke
         alertmanager_running(tmp_path) as alertmanager,
         prometheus_scraping(worker, tmp_path, alertmanager) as prometheus,
     ):
+        # Its pages (every tenant's) listen on the loopback only, LINEPULSE_WEB_HOST's default.
+        assert listening_addresses(worker.web_port) == {"127.0.0.1"}
         open_alerts = _stop_a_machine(tansu.bootstrap_servers, worker)
         day_series: list[dict[str, Any]] = []
 
