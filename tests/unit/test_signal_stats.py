@@ -34,6 +34,7 @@ from models.signal_stats import (
     to_list,
     update,
     update_runs,
+    update_runs_pair,
 )
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -199,6 +200,60 @@ def test_update_runs_rejects_bad_ends_and_non_finite_values_untouched() -> None:
     with pytest.raises(ValueError, match=r"values\[2\]"):
         update_runs(state, ts, np.array([1.0, 2.0, np.nan]), np.array([1, 3]))
     np.testing.assert_array_equal(state, before)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    runs=st.lists(st.lists(st.tuples(finite, finite), max_size=30), min_size=1, max_size=6),
+    stretch=st.integers(1, 9),
+    shuffle_ts=st.booleans(),
+    seeded=st.sampled_from(["none", "a", "b", "both"]),
+)
+def test_update_runs_pair_is_bit_for_bit_update_runs_of_each(
+    runs: list[list[tuple[float, float]]], stretch: int, shuffle_ts: bool, seeded: str
+) -> None:
+    # Stretched runs cross the subnormal flush's 64-reading blocks.
+    runs = [run * stretch for run in runs]
+    sizes = [len(run) for run in runs]
+    ends = np.cumsum(np.array(sizes, dtype=np.int64))
+    values_a = np.array([a for run in runs for a, _ in run], dtype=np.float64)
+    values_b = np.array([b for run in runs for _, b in run], dtype=np.float64)
+    n = values_a.shape[0]
+    ts_a = T0 + np.arange(n, dtype=np.int64) * 10
+    ts_b = T0 + (np.arange(n, dtype=np.int64) * 7919) % 13 * 10 if shuffle_ts else ts_a + 3
+    alone = [new_state(), new_state()]
+    paired = [new_state(), new_state()]
+    for side in {"a": [0], "b": [1], "both": [0, 1], "none": []}[seeded]:
+        for state in (alone[side], paired[side]):
+            update(state, np.array([T0, T0 + 5]), np.array([3.0, -1.0]))
+    update_runs(alone[0], ts_a, values_a, ends)
+    update_runs(alone[1], ts_b, values_b, ends)
+    update_runs_pair(paired[0], ts_a, values_a, paired[1], ts_b, values_b, ends)
+    np.testing.assert_array_equal(paired[0], alone[0])
+    np.testing.assert_array_equal(paired[1], alone[1])
+
+
+def test_update_runs_pair_rejects_bad_input_with_both_states_untouched() -> None:
+    a, b = new_state(), new_state()
+    update(a, np.array([T0]), np.array([1.0]))
+    before_a, before_b = a.copy(), b.copy()
+    ts, values = np.array([T0, T0, T0]), np.array([1.0, 2.0, 3.0])
+    nan = np.array([1.0, 2.0, np.nan])
+    for ends in (np.array([1, 2]), np.array([2, 1, 3]), np.array([], dtype=np.int64), np.array([-1, 3])):
+        with pytest.raises(ValueError, match=r"^ends"):
+            update_runs_pair(a, ts, values, b, ts, values, ends)
+    with pytest.raises(ValueError, match=r"^ends"):
+        update_runs_pair(a, ts, values, b, ts[:2], values[:2], np.array([1, 3]))
+    with pytest.raises(ValueError, match=r"values_a\[2\]"):
+        update_runs_pair(a, ts, nan, b, ts, values, np.array([1, 3]))
+    with pytest.raises(ValueError, match=r"values_b\[2\]"):
+        update_runs_pair(a, ts, values, b, ts, nan, np.array([1, 3]))
+    with pytest.raises(ValueError, match=r"values_b: has 3 readings but ts_b has 2"):
+        update_runs_pair(a, ts, values, b, ts[:2], values, np.array([1, 3]))
+    with pytest.raises(ValueError, match=r"state_b"):
+        update_runs_pair(a, ts, values, a, ts, values, np.array([1, 3]))
+    np.testing.assert_array_equal(a, before_a)
+    np.testing.assert_array_equal(b, before_b)
 
 
 @pytest.mark.parametrize(
