@@ -336,13 +336,15 @@ def _locate(ends: list[int], row: int) -> tuple[int, int]:
 def _columns_ok(
     ts: npt.NDArray[np.int64], values: npt.NDArray[np.float64], ends: npt.NDArray[np.int64], lo: int, hi: int
 ) -> bool:
-    """:func:`_check_columns`' rules in one call, without the wording (~0.4 ns a reading).
+    """:func:`_check_columns`' rules in one call, without the wording (~0.3 ns a reading).
 
     Branch-free so that LLVM vectorises both loops: the values' exponent bits ORed together
     (:func:`models.finite.all_finite`), and
-    each signal's timestamps compared with their bounds and their predecessor (a slice each, so
-    the compiler sees two non-overlapping streams), ORed into one flag. With an early exit per
-    reading, as before, the loops stayed scalar: ~1.6 ns a reading, 8 us of a 5,000-reading frame.
+    each signal's timestamps compared with their predecessor (a slice each, so the compiler sees
+    two non-overlapping streams), ORed into one flag. With an early exit per reading, as before,
+    the loops stayed scalar: ~1.6 ns a reading, 8 us of a 5,000-reading frame. Only a signal's
+    first and last timestamps are compared with the bounds: when none is earlier than its
+    predecessor, every other one lies between those two (a third fewer operations a reading).
     """
     if not all_finite(values):
         return False
@@ -351,13 +353,11 @@ def _columns_ok(
     for k in range(ends.shape[0]):
         stop = ends[k]
         if stop > start:
-            first = ts[start]
-            bad |= (first < lo) | (first >= hi)
+            bad |= (ts[start] < lo) | (ts[stop - 1] >= hi)
             previous = ts[start : stop - 1]
             current = ts[start + 1 : stop]
             for i in range(current.shape[0]):
-                t = current[i]
-                bad |= (t < lo) | (t >= hi) | (t < previous[i])
+                bad |= current[i] < previous[i]
         start = stop
     return not bad
 
