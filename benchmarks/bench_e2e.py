@@ -147,7 +147,16 @@ cost 376 us per 5,000-reading frame instead of 69. The chart now carries 0.0 onc
 exactly 1.0 (outputs bit for bit the same). Same-session A/B (`python -m benchmarks.ab_e2e --broker
 apache-kafka --per-signal 1000 --frames 2000 --rounds 6`, two sessions), median us CPU per frame
 885 -> 541 and 997 -> 580: 0.28x -> 0.46x and 0.29x -> 0.50x the empty agent (247 and 289 us).
-A frames5000 ratio depends on the CPU: compare runs on one machine only (docs/operations.md)."""
+A frames5000 ratio depends on the CPU: compare runs on one machine only (docs/operations.md).
+
+2026-11-26, session 11, the same Intel Xeon: two or three signals' statistics are folded side by
+side in one kernel loop (their EW recurrences are latency-bound and independent; bit for bit as
+before), and the frame decoder's column kernel does a third less per reading and returns the newest
+timestamp. In one process, interleaved, median us per 5,000-reading frame: decode 27.7 -> 24.9,
+statistics 32.1 -> 23.3. Same-session A/B (`python -m benchmarks.ab_e2e --broker apache-kafka
+--per-signal 1000 --frames 2000`, four sessions, load average 2.5-4), median us CPU per frame 581 ->
+547, 617 -> 602, 726 -> 777 and 705 -> 693, the empty agent at 283-360 us: the ~2-3 % saved in one
+process is below the noise of these runs (docs/operations.md)."""
 
 LONG_FRAME_PER_SIGNAL: Final = 1_000
 LONG_FRAME_READINGS: Final = len(SIGNALS) * LONG_FRAME_PER_SIGNAL

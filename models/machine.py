@@ -212,6 +212,35 @@ class _Pending(NamedTuple):
     detections: int
 
 
+class _StatsRun(NamedTuple):
+    """A signal's readings of several batches, joined, for its statistics (``sizes``: each batch's)."""
+
+    vector: np.ndarray
+    times: np.ndarray
+    values: np.ndarray
+    sizes: tuple[int, ...]
+
+
+def _fold_stats(alike: Sequence[_StatsRun]) -> None:
+    """Fold signals whose runs have the same sizes: in triples and pairs side by side (two pairs
+    rather than a triple and one alone for four), the last alone if it is left over."""
+    if not alike:
+        return
+    sizes = alike[0].sizes
+    ends = np.fromiter(itertools.accumulate(sizes), dtype=np.int64, count=len(sizes))
+    rest = len(alike)
+    at = 0
+    while rest:
+        take = 3 if rest == 3 or rest >= 5 else min(rest, 2)
+        group = alike[at : at + take]
+        if take == 1:
+            signal_stats.update_runs(group[0].vector, group[0].times, group[0].values, ends)
+        else:
+            signal_stats.update_runs_side_by_side([(g.vector, g.times, g.values) for g in group], ends)
+        at += take
+        rest -= take
+
+
 def _readings(series: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> int:
     count = 0
     for _, _, values in series:  # a plain loop: sum() over a generator costs ~1 us a batch more
@@ -384,20 +413,26 @@ class MachineEngine:
         # Each signal's values joined for its statistics, and the arrays joined: the monitors
         # judge the same run and take the joined copy instead of making their own.
         joined: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
+        # Signals whose runs have the same lengths (a frame's signals usually do) are folded two or
+        # three side by side in one kernel call (signal_stats.update_runs_side_by_side).
+        alike: list[_StatsRun] = []
         for signal, run in runs.items():
             vector = state.signals.get(signal)
             if vector is None:
                 vector = state.signals[signal] = signal_stats.new_state()
             if len(run) == 1:
                 signal_stats.update(vector, *run[0])
-            else:
-                sizes = itertools.accumulate(values.shape[0] for _, values in run)
-                ends = np.fromiter(sizes, dtype=np.int64, count=len(run))
-                times = np.concatenate([times for times, _ in run])
-                parts = [values for _, values in run]
-                values = np.concatenate(parts)
-                signal_stats.update_runs(vector, times, values, ends)
-                joined[signal] = (parts, values)
+                continue
+            sizes = tuple([values.shape[0] for _, values in run])
+            times = np.concatenate([times for times, _ in run])
+            parts = [values for _, values in run]
+            values = np.concatenate(parts)
+            joined[signal] = (parts, values)
+            if alike and alike[0].sizes != sizes:
+                _fold_stats(alike)
+                alike = []
+            alike.append(_StatsRun(vector, times, values, sizes))
+        _fold_stats(alike)
         if not self._monitoring.enabled or len(batches) < 2:
             for ts_ms, series in batches:
                 yield self._samples_after_stats(state, spec, ts_ms, series)

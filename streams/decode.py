@@ -90,7 +90,8 @@ class TelemetryDecoder:
         event: Decoded
         if is_frame(value):
             try:
-                event = self._frames.decode(value)
+                # The frame decoder reads the newest event time off its checked columns.
+                event, newest = self._frames.decode_newest(value)
             except InvalidTelemetry as exc:
                 return Rejection("invalid_frame", exc.field, exc.reason)
         else:
@@ -99,16 +100,16 @@ class TelemetryDecoder:
             except ValidationError as exc:
                 return _schema_rejection(exc)
             event = _samples_to_frame(parsed) if isinstance(parsed, SamplesEvent) else parsed
-        return self._check_context(key, event, timestamp_ms, require_key)
+            newest = _newest_ms(event)
+        return self._check_context(key, event, newest, timestamp_ms, require_key)
 
     def _check_context(
-        self, key: bytes | None, event: Decoded, timestamp_ms: int | None, require_key: bool
+        self, key: bytes | None, event: Decoded, newest: int, timestamp_ms: int | None, require_key: bool
     ) -> Accepted | Rejection:
         expected_key = f"{event.tenant}/{event.machine}"
         if require_key and (key is None or key != expected_key.encode()):
             shown = "none" if key is None else repr(key[:80].decode("utf-8", "replace"))
             return Rejection("key_mismatch", "key", f"must be {expected_key!r} (tenant/machine), got {shown}")
-        newest = _newest_ms(event)
         if timestamp_ms is not None and newest > timestamp_ms + self.max_future_ms:
             return Rejection(
                 "future_timestamp",

@@ -116,6 +116,41 @@ def test_json_samples_and_binary_frames_decode_to_the_same_arrays(decoder: Telem
         np.testing.assert_array_equal(decoded.signals[0].values, values)
 
 
+@pytest.mark.parametrize("cut_after_ms", [-5000, 0, 700])
+def test_a_frame_and_its_json_samples_have_the_same_newest_event_time(
+    decoder: TelemetryDecoder, cut_after_ms: int
+) -> None:
+    """The newest event time is the header's ``ts`` or the newest reading's, whichever is later; the
+    frame decoder reads it off its checked columns, the JSON path off the blocks."""
+    series = {
+        "temp": [NOW - 3000, NOW - 2000],
+        "load": [NOW - 2500, NOW - 2500, NOW - 1500],
+        "rpm": [NOW - 4000],
+    }
+    cut = NOW - 1500 + cut_after_ms
+    record = {
+        **BASE,
+        "ts": cut,
+        "kind": "samples",
+        "signals": [
+            {"signal": name, "ts": times, "values": [float(i) for i in range(len(times))]}
+            for name, times in series.items()
+        ],
+    }
+    blocks = tuple(
+        SignalBlock(name, None, np.array(times, np.int64), np.arange(len(times), dtype=np.float64))
+        for name, times in series.items()
+    )
+    frame = Frame("acme", "p1", "L1", "M01", cut, None, blocks)
+    from_json = decoder.decode(key_of(BASE), orjson.dumps(record), NOW)
+    from_frame = decoder.decode(key_of(BASE), encode_frame(frame), NOW)
+    again = decoder.decode(key_of(BASE), encode_frame(frame), NOW)  # the cached header's path
+    assert (
+        isinstance(from_json, Accepted) and isinstance(from_frame, Accepted) and isinstance(again, Accepted)
+    )
+    assert from_json.newest_ms == from_frame.newest_ms == again.newest_ms == max(cut, NOW - 1500)
+
+
 def test_samples_with_mismatched_lengths_are_rejected(decoder: TelemetryDecoder) -> None:
     samples = {
         **BASE,

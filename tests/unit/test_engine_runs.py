@@ -103,15 +103,23 @@ class _CountingUpdate:
 
 
 class _JoinedStats:
-    """signal_stats.update_runs, remembering the joined values it was given."""
+    """signal_stats.update_runs and update_runs_side_by_side, remembering the joined values they were
+    given."""
 
     def __init__(self) -> None:
         self.update_runs = signal_stats.update_runs
+        self.side_by_side = signal_stats.update_runs_side_by_side
         self.values: list[np.ndarray] = []
+        self.groups: list[int] = []
 
     def __call__(self, *args: Any) -> None:
         self.values.append(args[2])
         self.update_runs(*args)
+
+    def group(self, group: Any, *args: Any) -> None:
+        self.values += [values for _, _, values in group]
+        self.groups.append(len(group))
+        self.side_by_side(group, *args)
 
 
 def _each(engine: MachineEngine, state: MachineState, spec: MachineSpec, batch: list[Any]) -> Iterator[Any]:
@@ -148,6 +156,7 @@ def test_runs_give_the_alerts_windows_and_states_of_one_frame_at_a_time(
     monkeypatch.setattr(machine.signal_monitor, "update", counting)
     stats = _JoinedStats()
     monkeypatch.setattr(machine.signal_stats, "update_runs", stats)
+    monkeypatch.setattr(machine.signal_stats, "update_runs_side_by_side", stats.group)
     models = _OneModel(_anomaly_model()) if with_model else None
 
     def run(sizes: Iterator[int]) -> tuple[Any, MachineState, int]:
@@ -189,6 +198,8 @@ def test_runs_give_the_alerts_windows_and_states_of_one_frame_at_a_time(
         joined = {id(values) for values in stats.values}
         shared = [values for values in counting.values if id(values) in joined]
         assert shared and len(shared) < len(stats.values)
+        # The frames' signals have the same run lengths: their statistics were folded side by side.
+        assert 3 in stats.groups
 
 
 def test_a_run_is_joined_once_when_it_is_made_of_the_same_arrays() -> None:

@@ -440,10 +440,12 @@ def test_the_column_kernel_agrees_with_the_worded_checks(sizes: list[int], data:
         worded_ok = True
     except FrameError:
         worded_ok = False
-    kernel_ok = frames_module._columns_ok(
+    newest = frames_module._newest_if_valid(
         ts, values, np.array(ends, dtype=np.int64), frames_module._MIN_TS_MS, frames_module._MAX_TS_MS
     )
-    assert kernel_ok == worded_ok
+    assert (newest >= 0) == worded_ok
+    if worded_ok:
+        assert newest == int(ts.max())
 
 
 def test_decoded_blocks_are_plain_frozen_signal_blocks() -> None:

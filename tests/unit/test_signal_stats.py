@@ -34,6 +34,7 @@ from models.signal_stats import (
     to_list,
     update,
     update_runs,
+    update_runs_side_by_side,
 )
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -199,6 +200,72 @@ def test_update_runs_rejects_bad_ends_and_non_finite_values_untouched() -> None:
     with pytest.raises(ValueError, match=r"values\[2\]"):
         update_runs(state, ts, np.array([1.0, 2.0, np.nan]), np.array([1, 3]))
     np.testing.assert_array_equal(state, before)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    runs=st.lists(st.lists(st.tuples(finite, finite, finite), max_size=30), min_size=1, max_size=6),
+    signals=st.sampled_from([2, 3]),
+    stretch=st.integers(1, 9),
+    shuffle_ts=st.booleans(),
+    seeded=st.lists(st.booleans(), min_size=3, max_size=3),
+)
+def test_side_by_side_is_bit_for_bit_update_runs_of_each(
+    runs: list[list[tuple[float, float, float]]],
+    signals: int,
+    stretch: int,
+    shuffle_ts: bool,
+    seeded: list[bool],
+) -> None:
+    # Stretched runs cross the subnormal flush's 64-reading blocks.
+    runs = [run * stretch for run in runs]
+    sizes = [len(run) for run in runs]
+    ends = np.cumsum(np.array(sizes, dtype=np.int64))
+    n = int(ends[-1])
+    columns = [np.array([row[k] for run in runs for row in run], dtype=np.float64) for k in range(signals)]
+    ts = [T0 + np.arange(n, dtype=np.int64) * 10 + k for k in range(signals)]
+    if shuffle_ts:  # late readings and equal timestamps across runs
+        ts[1] = T0 + (np.arange(n, dtype=np.int64) * 7919) % 13 * 10
+    alone = [new_state() for _ in range(signals)]
+    together = [new_state() for _ in range(signals)]
+    for k in range(signals):
+        if seeded[k]:
+            for state in (alone[k], together[k]):
+                update(state, np.array([T0, T0 + 5]), np.array([3.0, -1.0]))
+        update_runs(alone[k], ts[k], columns[k], ends)
+    update_runs_side_by_side(list(zip(together, ts, columns, strict=True)), ends)
+    for k in range(signals):
+        np.testing.assert_array_equal(together[k], alone[k])
+
+
+@pytest.mark.parametrize("signals", [2, 3])
+def test_side_by_side_rejects_bad_input_with_every_state_untouched(signals: int) -> None:
+    states = [new_state() for _ in range(signals)]
+    update(states[0], np.array([T0]), np.array([1.0]))
+    before = [state.copy() for state in states]
+    ts, values = np.array([T0, T0, T0]), np.array([1.0, 2.0, 3.0])
+    nan = np.array([1.0, 2.0, np.nan])
+
+    def group(**changed: tuple[np.ndarray, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        return [(state, *changed.get(f"s{k}", (ts, values))) for k, state in enumerate(states)]
+
+    for ends in (np.array([1, 2]), np.array([2, 1, 3]), np.array([], dtype=np.int64), np.array([-1, 3])):
+        with pytest.raises(ValueError, match=r"^ends"):
+            update_runs_side_by_side(group(), ends)
+    last = f"s{signals - 1}"
+    with pytest.raises(ValueError, match=r"^ends"):
+        update_runs_side_by_side(group(**{last: (ts[:2], values[:2])}), np.array([1, 3]))
+    for k in range(signals):
+        with pytest.raises(ValueError, match=rf"group\[{k}\]\.values: values\[2\]"):
+            update_runs_side_by_side(group(**{f"s{k}": (ts, nan)}), np.array([1, 3]))
+    with pytest.raises(ValueError, match=rf"group\[{signals - 1}\]\.values: has 3 readings but ts_ms has 2"):
+        update_runs_side_by_side(group(**{last: (ts[:2], values)}), np.array([1, 3]))
+    with pytest.raises(ValueError, match=r"its own state"):
+        update_runs_side_by_side([(states[0], ts, values)] * signals, np.array([1, 3]))
+    with pytest.raises(ValueError, match=r"2 or 3 signals"):
+        update_runs_side_by_side(group()[:1], np.array([1, 3]))
+    for state, kept in zip(states, before, strict=True):
+        np.testing.assert_array_equal(state, kept)
 
 
 @pytest.mark.parametrize(
