@@ -77,6 +77,32 @@ def _check_children(children: dict[str, subprocess.Popen[bytes]], logs: dict[str
             )
 
 
+# ANSI: cursor home, erase the screen.
+_CLEAR = "\x1b[H\x1b[2J"
+
+
+def up_banner(settings: Settings, base_url: str, bootstrap: str, speed: float) -> str:
+    """Where to look once everything is up: the pages, the metrics, the broker and its topics."""
+    topics = ", ".join(
+        (
+            settings.topic_telemetry,
+            settings.topic_kpis,
+            settings.topic_line_kpis,
+            settings.topic_alerts,
+            settings.topic_dead_letters,
+            settings.topic_control,
+        )
+    )
+    return (
+        "linepulse is up.\n"
+        f"  status page   {base_url}/status\n"
+        f"  metrics       {base_url}/metrics   (Prometheus)\n"
+        f"  machines API  {base_url}/api/machines\n"
+        f"  Kafka         {bootstrap}  topics: {topics}\n"
+        f"Simulated plant at {speed:g}x speed. Ctrl-C stops everything.\n"
+    )
+
+
 def _pct(value: float | None) -> str:
     return "   -  " if value is None else f"{100 * value:5.1f}%"
 
@@ -151,21 +177,17 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
             stack.callback(_stop_children, children, settings.stop_timeout_s)
             print(f"broker {bootstrap} · worker and simulator starting (logs in {logs_dir}) ...", flush=True)
             _wait_ready(base_url, children, logs)
-            print(
-                "\nlinepulse is up.\n"
-                f"  status page   {base_url}/status\n"
-                f"  metrics       {base_url}/metrics   (Prometheus)\n"
-                f"  machines API  {base_url}/api/machines\n"
-                f"  Kafka         {bootstrap}  topics: {settings.topic_telemetry}, {settings.topic_kpis}, "
-                f"{settings.topic_alerts}, {settings.topic_dead_letters}, {settings.topic_control}\n"
-                f"Simulated plant at {speed:g}x speed. Ctrl-C stops everything.\n",
-                flush=True,
-            )
+            banner = up_banner(settings, base_url, bootstrap, speed)
+            print("\n" + banner, flush=True)
+            # On a terminal the view is redrawn in place under the banner, so where to look stays on
+            # screen; into a file or a pipe each table is appended (a log of the run).
+            redraw = sys.stdout.isatty()
             while True:
                 _check_children(children, logs)
                 if view:
                     with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
-                        print(render_table(_get_json(f"{base_url}/api/machines")) + "\n", flush=True)
+                        table = render_table(_get_json(f"{base_url}/api/machines"))
+                        print(_CLEAR + banner + table if redraw else table + "\n", flush=True)
                 time.sleep(_VIEW_INTERVAL_S)
         except KeyboardInterrupt:
             print("\nstopping ...", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from service.cli import main
-from service.run import worker_arguments
+from service.run import up_banner, worker_arguments
 from service.settings import Settings
 
 
@@ -258,3 +259,14 @@ def test_train_judges_future_event_times_like_analyze_never_against_the_clock(
         capsys,
     )
     assert code == 2 and "--received-at: time 'soon'" in err
+
+
+def test_run_banner_names_where_to_look_and_every_topic_a_user_reads_or_writes() -> None:
+    settings = Settings(topic_line_kpis="plant-line-kpis")
+    banner = up_banner(settings, "http://127.0.0.1:6066", "127.0.0.1:9092", 60.0)
+    for url in ("/status", "/metrics", "/api/machines"):
+        assert f"http://127.0.0.1:6066{url}" in banner
+    topics = banner.split("topics: ")[1].splitlines()[0].split(", ")
+    internal = {settings.topics.kpis_by_line}  # the line view's own regrouping, not a contract
+    named = {getattr(settings.topics, field.name) for field in dataclasses.fields(settings.topics)}
+    assert set(topics) == named - internal
