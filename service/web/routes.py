@@ -112,6 +112,12 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
     async def status(web: Any, request: Any) -> Any:
         return web.html(status_html)
 
+    # Registered before Faust's own "/" (a bare {"status": "OK"}), so the worker's address opens
+    # its live page; aiohttp serves the first resource that matches.
+    @app.page("/")
+    async def index(web: Any, request: Any) -> Any:
+        return web.text("See /status\n", status=302, headers={"Location": "/status"})
+
     @app.page("/api/capability")
     async def capability(web: Any, request: Any) -> Any:
         tenant, error = tenant_param(request.query, known_tenants)

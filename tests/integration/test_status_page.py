@@ -122,6 +122,10 @@ def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> 
         # A blank 1400x700 page compresses to a few kB; a rendered table is several times that.
         assert len(png) > 20_000, len(png)
 
+        # The worker's address opens the live page.
+        with urllib.request.urlopen(worker.base_url + "/", timeout=5) as root:
+            assert root.url == url and '<tbody id="machines">' in root.read().decode()
+
         status, body = _bad_tenant(worker)
         assert status == 400
         assert body["error"].startswith("tenant"), body
@@ -143,4 +147,9 @@ def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> 
         )
         assert bad.returncode == 0, bad.stderr.decode(errors="replace")[-2000:]
         assert "error: tenant: unknown tenant" in bad.stdout.decode()
+        # A misspelt parameter too: not every tenant's machines as if it were not there.
+        typo = chromium(
+            binary, tmp_path / "profile-typo", "--dump-dom", "--virtual-time-budget=4000", f"{url}?Tenant=x"
+        )
+        assert "error: Tenant: unknown query parameter" in typo.stdout.decode(), typo.stdout.decode()[-2000:]
         worker.assert_alive()
