@@ -64,6 +64,10 @@ def _transport_class(fetch_max_wait_ms: int, direct_delivery: bool) -> type[faus
     return Transport
 
 
+# The rebalance's sensor state when no sensor keeps one (see App.on_rebalance_start below).
+_NO_SENSOR: Any = object()
+
+
 def app_with_fetch_wait(
     fetch_wait_s: float,
     *args: Any,
@@ -83,6 +87,13 @@ def app_with_fetch_wait(
     transport_class = _transport_class(max(1, round(fetch_wait_s * 1000)), direct_delivery)
 
     class App(faust.App):
+        def on_rebalance_start(self) -> None:
+            super().on_rebalance_start()
+            if not monitor_sensor and not self._rebalancing_sensor_state:
+                # No sensor, so no state: Faust took the empty state for a lost one and logged a
+                # WARNING at every rebalance, which reads as a fault to whoever watches the log.
+                self._rebalancing_sensor_state = {_NO_SENSOR: None}
+
         def on_init_dependencies(self) -> Any:
             dependencies = super().on_init_dependencies()  # adds the Monitor to the sensors
             if not monitor_sensor:

@@ -7,6 +7,7 @@ stalls this removes are measured by benchmarks/bench_e2e.py on real brokers.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,18 @@ def test_the_monitor_sensor_can_be_left_out(tmp_path: Path) -> None:
         app.on_init_dependencies()
     assert quiet.monitor not in set(quiet.sensors)
     assert plain.monitor in set(plain.sensors)
+
+
+def test_a_rebalance_without_the_monitor_is_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_with_fetch_wait(
+        0.05, "rebalance-off", broker="kafka://127.0.0.1:1", datadir=str(tmp_path), monitor_sensor=False
+    )
+    app.on_init_dependencies()
+    with caplog.at_level(logging.WARNING):
+        app.on_rebalance_start()
+        app.on_rebalance_return()
+        app.on_rebalance_end()
+    assert not caplog.records, caplog.text
+    assert app.rebalancing is False
