@@ -132,6 +132,14 @@ class WorkerMetrics:
     def on_rebalance(self) -> None:
         self.rebalances.inc()
 
+    def expect_topics(self, written: Iterable[str], sources: Iterable[str]) -> None:
+        """A series at 0 for every topic the worker writes and every topic it takes batches from:
+        a rate or an alert rule on a topic that never failed reads 0, not "no data"."""
+        for topic in written:
+            self.send_failures.labels(topic=topic)
+        for topic in sources:
+            self.batches_fenced.labels(topic=topic)
+
     def on_send_failed(self, topic: str) -> None:
         self.send_failures.labels(topic=topic).inc()
 

@@ -43,6 +43,8 @@ def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str)
     partitions = counts[settings.topic_telemetry]
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
+    sources = (settings.topic_telemetry, settings.topic_control)
+    metrics.expect_topics(written=[spec.name for spec in specs if spec.name not in sources], sources=sources)
     stream = create_stream(settings.stream_config(bootstrap_servers, partitions), plant, metrics, models)
     registry.register(MachineCollector(stream.live, plant))
     registry.register(LineCollector(stream.lines))

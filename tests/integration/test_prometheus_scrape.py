@@ -158,6 +158,14 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroke
     ):
         # Its pages (every tenant's) listen on the loopback only, LINEPULSE_WEB_HOST's default.
         assert listening_addresses(worker.web_port) == {"127.0.0.1"}
+        # Failure counters read 0 before any failure, for every topic written or taken from.
+        topics = worker.topics
+        written = [topics[name] for name in ("kpis", "alerts", "dead_letters", "line_kpis", "kpis_by_line")]
+        written += [f"{worker.app_id}-{table}-changelog" for table in ("machine-state", "line-view")]
+        for topic in written:
+            assert worker.metric(f'linepulse_send_failures_total{{topic="{topic}"}}') == 0.0, topic
+        for topic in (topics["telemetry"], topics["control"]):
+            assert worker.metric(f'linepulse_batches_fenced_total{{topic="{topic}"}}') == 0.0, topic
         open_alerts = _stop_a_machine(tansu.bootstrap_servers, worker)
         day_series: list[dict[str, Any]] = []
 
