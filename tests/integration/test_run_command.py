@@ -65,6 +65,8 @@ def test_run_shows_oee_per_machine_and_ctrl_c_leaves_nothing_behind(tmp_path: Pa
         up_after = time.monotonic() - started
         output = (tmp_path / "run.log").read_text()
         assert f"http://127.0.0.1:{port}/status" in output and "/metrics" in output
+        # A new user's first screen has no broker warning about what the embedded Tansu cannot do.
+        assert "did not describe" not in output, output
         machines = [machine.id for machine in load_demo_plant().machines]
 
         def every_machine_has_oee_a_p_q() -> bool:
