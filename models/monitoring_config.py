@@ -14,7 +14,8 @@ autocorrelation (the trade-offs are in ``docs/drift-and-spc.md``):
   thermal lag driven by the machine state plus the ambient, :mod:`models.expected_level`) on every
   reading, running or not.
 
-A kind's block changes only the fields it names; the rest keep that kind's defaults.
+A kind's block (a mapping, as in a plant file) changes only the fields it names; the rest keep that
+kind's defaults.
 ``overrides`` maps a signal or characteristic name to the fields that differ from its kind's
 defaults, e.g. ``{"spindle_temp": {"cusum_h": 40}}``. ``machines`` does the same for one machine
 id, over the plant-wide overrides: ``{"press-2": {"cycle_time_s": {"min_shift": 0.6}}}`` for a
@@ -301,7 +302,8 @@ _TEMPERATURE_DEFAULTS = MonitorSettings(
 
 
 # What a kind's block in a plant file starts from: the fields it names replace these, as an
-# override's do (``characteristics: {baseline_n: 25}`` keeps the eight Nelson rules).
+# override's do (``characteristics: {baseline_n: 30}`` keeps the eight Nelson rules). A MonitorSettings
+# object given in code is taken as it is.
 _KIND_DEFAULTS: dict[str, MonitorSettings] = {
     "signals": MonitorSettings(),
     "characteristics": _CHARACTERISTIC_DEFAULTS,

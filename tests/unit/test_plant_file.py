@@ -45,14 +45,14 @@ def test_minimal_file_from_the_issue_loads_with_default_losses(tmp_path: Path) -
 def test_a_kinds_monitoring_block_changes_only_the_settings_it_names(tmp_path: Path) -> None:
     text = MINIMAL + (
         "monitoring:\n"
-        "  characteristics: {baseline_n: 25}\n"
+        "  characteristics: {baseline_n: 30}\n"
         "  temperatures: {ambient_signal: hall_temp}\n"
         "  cycle_time: {min_shift: 0.6}\n"
     )
     monitoring = load_plant(write(tmp_path, text)).monitoring
     defaults = MonitoringConfig()
     for kind, changed in (
-        ("characteristics", {"baseline_n": 25}),
+        ("characteristics", {"baseline_n": 30}),
         ("temperatures", {"ambient_signal": "hall_temp"}),
         ("cycle_time", {"min_shift": 0.6}),
     ):
