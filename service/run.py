@@ -77,8 +77,14 @@ def _check_children(children: dict[str, subprocess.Popen[bytes]], logs: dict[str
             )
 
 
-# ANSI: cursor home, erase the screen.
-_CLEAR = "\x1b[H\x1b[2J"
+# ANSI: cursor home; erase to the end of a line; erase below. Overwriting in place does not flicker
+# as erasing the whole screen every 5 s did.
+_HOME, _END_OF_LINE, _BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
+
+
+def _in_place(text: str) -> str:
+    """``text`` drawn over the previous screen from its top-left corner."""
+    return _HOME + "".join(line + _END_OF_LINE + "\n" for line in text.splitlines()) + _BELOW
 
 
 def up_banner(settings: Settings, base_url: str, bootstrap: str, speed: float) -> str:
@@ -191,7 +197,10 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
                 if view:
                     with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
                         table = render_table(_get_json(f"{base_url}/api/machines"))
-                        print(_CLEAR + banner + table if redraw else table + "\n", flush=True)
+                        if redraw:
+                            print(_in_place(banner + table), end="", flush=True)
+                        else:
+                            print(table + "\n", flush=True)
                 time.sleep(_VIEW_INTERVAL_S)
         except KeyboardInterrupt:
             print("\nstopping ...", flush=True)

@@ -116,7 +116,9 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
     # its live page; aiohttp serves the first resource that matches.
     @app.page("/")
     async def index(web: Any, request: Any) -> Any:
-        return web.text("See /status\n", status=302, headers={"Location": "/status"})
+        query = request.query_string  # kept: /?tenant=x is judged as /status?tenant=x is
+        location = "/status" + (f"?{query}" if query else "")
+        return web.text(f"See {location}\n", status=302, headers={"Location": location})
 
     @app.page("/api/capability")
     async def capability(web: Any, request: Any) -> Any:

@@ -125,6 +125,8 @@ def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> 
         # The worker's address opens the live page.
         with urllib.request.urlopen(worker.base_url + "/", timeout=5) as root:
             assert root.url == url and '<tbody id="machines">' in root.read().decode()
+        with urllib.request.urlopen(worker.base_url + "/?tenant=nope", timeout=5) as root:
+            assert root.url == url + "?tenant=nope"  # the page judges it as /status?tenant=nope
 
         status, body = _bad_tenant(worker)
         assert status == 400
