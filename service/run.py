@@ -54,10 +54,11 @@ def _wait_ready(base_url: str, children: dict[str, subprocess.Popen[bytes]], log
     while time.monotonic() < deadline:
         _check_children(children, logs)
         if not told and time.monotonic() - started > _SLOW_START_S:
-            # The first start after an install or an upgrade compiles the numba kernels (service.warmup).
+            # The first start after an install or an upgrade compiles the numba kernels (service.warmup);
+            # a later one may take this long too (joining the group), so this does not claim either.
             print(
-                "the worker is compiling its numba kernels (first start after an install or an upgrade: "
-                "about a minute; later starts load them) ...",
+                "the worker is still starting (the first start after an install or an upgrade compiles "
+                "its numba kernels: about a minute; later starts load them) ...",
                 flush=True,
             )
             told = True
