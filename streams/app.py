@@ -100,6 +100,10 @@ class LinepulseStream:
     lines: LiveLines
     config: StreamConfig
     outbox: Outbox
+    # Every topic the agents take batches from, and every topic the worker writes (changelogs by
+    # Faust's names): the service starts its per-topic failure counters at 0 from these.
+    sources: tuple[str, ...]
+    written: tuple[str, ...]
 
     def is_ready(self) -> bool:
         """Partitions assigned, table state recovered and records being sent: safe to trust this
@@ -395,14 +399,14 @@ def create_stream(
     app.on_partitions_revoked.connect(_forget_revoked)
 
     # Every topic the worker writes (streams.producer_metadata: why), the changelogs by Faust's names.
-    written = [
+    written = (
         config.topics.kpis,
         config.topics.alerts,
         config.topics.dead_letters,
         config.topics.line_kpis,
         config.topics.kpis_by_line,
         *(changelog_topic(config.app_id, name) for name in TABLES),
-    ]
+    )
 
     def _claim_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         ownership.on_assigned()
@@ -439,4 +443,14 @@ def create_stream(
                 ", ".join(sorted(not_configured)),
             )
 
-    return LinepulseStream(app=app, processor=processor, live=live, lines=lines, config=config, outbox=outbox)
+    sources = tuple(sorted({topic for agent in app.agents.values() for topic in agent.channel.topics}))
+    return LinepulseStream(
+        app=app,
+        processor=processor,
+        live=live,
+        lines=lines,
+        config=config,
+        outbox=outbox,
+        sources=sources,
+        written=written,
+    )

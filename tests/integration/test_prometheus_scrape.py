@@ -164,7 +164,7 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroke
         written += [f"{worker.app_id}-{table}-changelog" for table in ("machine-state", "line-view")]
         for topic in written:
             assert worker.metric(f'linepulse_send_failures_total{{topic="{topic}"}}') == 0.0, topic
-        for topic in (topics["telemetry"], topics["control"]):
+        for topic in (topics["telemetry"], topics["control"], topics["kpis"], topics["kpis_by_line"]):
             assert worker.metric(f'linepulse_batches_fenced_total{{topic="{topic}"}}') == 0.0, topic
         open_alerts = _stop_a_machine(tansu.bootstrap_servers, worker)
         day_series: list[dict[str, Any]] = []
