@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from models.machine import MachineState
 from service.capability_view import capability_rows
+from service.web.bad_requests import install_bad_request_log
 from service.web.staleness import Silence, silences
 from streams.app import LinepulseStream
 
@@ -92,6 +93,7 @@ def tenant_param(query: Mapping[str, str], known_tenants: Set[str]) -> tuple[str
 
 def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> None:
     app = stream.app
+    install_bad_request_log()
     known_tenants = {machine.tenant for machine in stream.processor.plant.machines}
     status_html = resources.files("service.web").joinpath("status.html").read_text(encoding="utf-8")
 
