@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import urllib.error
@@ -54,7 +55,8 @@ class MachineRows(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "td" and self._row is not None and self._cell is not None:
-            self._row.append(" ".join("".join(self._cell).split()))
+            # Markup whitespace collapses; a no-break space is the page's own, and kept.
+            self._row.append(re.sub(r"[ \t\r\n]+", " ", "".join(self._cell)).strip(" \t\r\n"))
             self._cell = None
         elif tag == "tr":
             self._row = None
@@ -101,10 +103,11 @@ def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> 
             assert cells[0] == f"demo/{machine}"
             assert cells[1] == names[machine]
             oee = cells[OEE_COLUMN]
-            # The formatted OEE of the open shift: a percentage, or an en dash when not defined.
-            assert oee == "–" or (oee.endswith(" %") and 0 <= float(oee[:-2]) <= 100), (machine, oee)
+            # The formatted OEE of the open shift: a percentage (its unit joined by a no-break space, so a
+            # narrow window never wraps "%" onto a line of its own), or an en dash when not defined.
+            assert oee == "–" or (oee.endswith("\u00a0%") and 0 <= float(oee[:-2]) <= 100), (machine, oee)
         # With an hour of data every demo machine has an OEE: the page is not all dashes.
-        assert all(cells[OEE_COLUMN].endswith(" %") for cells in parser.rows.values()), parser.rows
+        assert all(cells[OEE_COLUMN].endswith("\u00a0%") for cells in parser.rows.values()), parser.rows
         assert "5 machines" in dumped.stdout.decode()
 
         screenshot = tmp_path / "status.png"
