@@ -294,6 +294,19 @@ class PlantConfig(_Frozen):
         duplicates = sorted({key for key in keys if keys.count(key) > 1})
         if duplicates:
             raise ValueError(f"machines listed twice (tenant/id): {duplicates}")
+        # The line view folds a line's machines by tenant and line id (the key of kpis-by-line and
+        # line-kpis): two sites' lines with one id would silently become one line.
+        sites: dict[tuple[str, str], set[str]] = {}
+        for machine in self.machines:
+            sites.setdefault((machine.tenant, machine.line), set()).add(machine.site)
+        shared = sorted((key, sorted(names)) for key, names in sites.items() if len(names) > 1)
+        if shared:
+            (tenant, line), names = shared[0]
+            raise ValueError(
+                f"line {line!r} of tenant {tenant!r} is in sites {names}: a line id must be unique within "
+                f"its tenant (a line's KPIs are keyed by tenant and line), so give each site's line its own "
+                f"id, e.g. {names[0] + '-' + line!r}"
+            )
         ids = {machine.id for machine in self.machines}
         unknown = sorted(set(self.monitoring.machines) - ids)
         if unknown:

@@ -82,6 +82,18 @@ def test_a_repeated_identical_loss_rule_is_harmless(tmp_path: Path) -> None:
     assert plant.classify("down", "jam") is LossCategory.PLANNED
 
 
+def test_one_line_id_in_two_tenants_or_two_lines_in_one_site_is_fine(tmp_path: Path) -> None:
+    plant = load_plant(
+        write(
+            tmp_path,
+            MINIMAL
+            + "  - {tenant: beta, site: p2, line: L1, id: M01}\n"
+            + "  - {tenant: acme, site: p1, line: L2, id: M02}\n",
+        )
+    )
+    assert len(plant.machines) == 3
+
+
 def test_config_version_changes_with_loss_classification(tmp_path: Path) -> None:
     a = load_plant(write(tmp_path, MINIMAL))
     b = load_plant(write(tmp_path, MINIMAL + "losses:\n  - {state: setup, category: planned}\n"))
@@ -100,6 +112,10 @@ def test_config_version_changes_with_loss_classification(tmp_path: Path) -> None
         (MINIMAL.replace("id: M01", "id: ../M01"), "machines[0].id"),
         (MINIMAL.replace("id: M01", "id: M01, type: big press"), "machines[0].type: String should match"),
         (MINIMAL + "  - {tenant: acme, site: p1, line: L1, id: M01}\n", "machines listed twice"),
+        (
+            MINIMAL + "  - {tenant: acme, site: p2, line: L1, id: M07}\n",
+            "line 'L1' of tenant 'acme' is in sites ['p1', 'p2']: a line id must be unique within its tenant",
+        ),
         (MINIMAL + "colour: blue\n", "colour: Extra inputs are not permitted"),
         (
             MINIMAL + "monitoring:\n  machines:\n    M01:\n      cycle_time_s: {min_shif: 0.6}\n",
