@@ -128,6 +128,11 @@ def test_variables_cascade_from_linepulse_oee_ratio() -> None:
                 for name in REQUIRED_VARIABLES:
                     if not (per_line and name == "machine"):
                         assert f'{name}=~"${name}"' in expr, f"{panel['title']}: no {name} filter"
+            if "ALERTS{" in expr:
+                # Prometheus' own alerts: a machine's by the chosen tenant, site, line and machine; the
+                # worker's (no such labels: worker down, dead letters) always shown, as the `|` allows.
+                for name in REQUIRED_VARIABLES:
+                    assert f'{name}=~"${name}|"' in expr, f"{panel['title']}: no {name} filter"
 
 
 @pytest.mark.parametrize(
