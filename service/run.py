@@ -8,6 +8,7 @@ that die with it, prints where to look and a live table, and on Ctrl-C stops the
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -166,11 +167,11 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
     stopped: dict[str, int] = {}
     with stop_signals(note) as signals:
         code = _run_all(settings, signals, stopped, speed=speed, seed=seed, view=view)
-    unclean = {name: status for name, status in stopped.items() if status != 0}
+    unclean = {name: status for name, status in stopped.items() if not _clean(status)}
     if code == 0 and unclean:
         # A Ctrl-C is a clean stop only if the children stopped cleanly: a worker that exited 70 did
         # not commit, and a script running `linepulse run` should see that.
-        named = ", ".join(f"{name} exited with {status}" for name, status in unclean.items())
+        named = ", ".join(f"{name}: {_describe(status)}" for name, status in unclean.items())
         print(f"linepulse: error: unclean stop: {named}; see {settings.data_dir / 'logs'}", file=sys.stderr)
         return 1
     return code
@@ -255,6 +256,18 @@ def _run_all(
             return 1
 
 
+def _clean(status: int) -> bool:
+    """A child's exit status after run's SIGTERM: 0, or killed by that SIGTERM itself, which only a child
+    still starting allows (the worker and the simulator handle it once they run: nothing to commit yet)."""
+    return status in (0, -signal.SIGTERM)
+
+
+def _describe(status: int) -> str:
+    if status == -signal.SIGTERM:
+        return "SIGTERM while starting"
+    return f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit {status}"
+
+
 def _stop_children(
     children: dict[str, subprocess.Popen[bytes]],
     stopped: dict[str, int],
@@ -272,4 +285,4 @@ def _stop_children(
         child = children.get(name)
         if child is not None:
             stopped[name] = stop_process(child, grace_s=grace_s)
-            print(f"{name} stopped (exit {stopped[name]})", flush=True)
+            print(f"{name} stopped ({_describe(stopped[name])})", flush=True)

@@ -39,3 +39,10 @@ def test_the_previous_handlers_are_back_after() -> None:
     with stop_signals("still stopping"):
         pass
     assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_a_child_stopped_while_starting_is_a_clean_stop_and_a_killed_or_unclean_one_is_not() -> None:
+    from service.run import _clean
+
+    assert _clean(0) and _clean(-signal.SIGTERM)
+    assert not _clean(70) and not _clean(-signal.SIGKILL) and not _clean(1)
