@@ -14,9 +14,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import orjson
@@ -25,6 +25,7 @@ from service.anomaly_models import anomaly_models
 from service.brokers.tansu import TansuBroker
 from service.processes import spawn, stop_process, tail
 from service.settings import Settings
+from service.stop_signals import StopSignals, stop_signals
 from streams.topics import ensure_topics, topic_specs
 
 __all__ = ["run_all", "worker_arguments"]
@@ -32,10 +33,9 @@ __all__ = ["run_all", "worker_arguments"]
 _READY_TIMEOUT_S = 240.0  # a first start compiles the kernels first: ~1 min on two cores
 _SLOW_START_S = 10.0
 _VIEW_INTERVAL_S = 5.0
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+_SIMULATOR_GRACE_S = 15.0
+_WORKER_KILL_MARGIN_S = 5.0  # after the worker's own stop bound, before a kill
+_BROKER_GRACE_S = 5.0
 
 
 def _child_argv(command: str, *args: str) -> list[str]:
@@ -141,9 +141,52 @@ def worker_arguments(settings: Settings, common: list[str]) -> list[str]:
     return argv
 
 
+@contextlib.contextmanager
+def _embedded_broker() -> Iterator[str]:
+    """A Tansu broker's bootstrap servers; it says when it has stopped, the last step of a stop."""
+    broker = TansuBroker(stop_grace_s=_BROKER_GRACE_S).start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+        print("embedded broker stopped", flush=True)
+
+
+def _stop_bound_s(settings: Settings) -> float:
+    """The longest an ordered stop takes: every step waiting its grace out, then a kill."""
+    return _SIMULATOR_GRACE_S + settings.stop_timeout_s + _WORKER_KILL_MARGIN_S + _BROKER_GRACE_S
+
+
 def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
     anomaly_models(settings)  # a bad model registry setting stops here, before anything starts
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    note = (
+        "still stopping: the simulator, then the worker (it commits), then the broker; "
+        f"at most {_stop_bound_s(settings):.0f} s"
+    )
+    # Outside the ExitStack: a signal while it unwinds (the ordered stop) must find the handler.
+    stopped: dict[str, int] = {}
+    with stop_signals(note) as signals:
+        code = _run_all(settings, signals, stopped, speed=speed, seed=seed, view=view)
+    unclean = {name: status for name, status in stopped.items() if not _clean(status)}
+    if code == 0 and unclean:
+        # A Ctrl-C is a clean stop only if the children stopped cleanly: a worker that exited 70 did
+        # not commit, and a script running `linepulse run` should see that.
+        named = ", ".join(f"{name}: {_describe(status)}" for name, status in unclean.items())
+        print(f"linepulse: error: unclean stop: {named}; see {settings.data_dir / 'logs'}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _run_all(
+    settings: Settings,
+    signals: StopSignals,
+    stopped: dict[str, int],
+    *,
+    speed: float,
+    seed: int,
+    view: bool,
+) -> int:
+    """Runs until a Ctrl-C (0) or a child's death (1); ``stopped`` then has the children's exit statuses."""
     logs_dir = settings.data_dir / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
     logs = {"worker": logs_dir / "worker.log", "simulator": logs_dir / "simulator.log"}
@@ -158,13 +201,16 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
                     "starting the embedded Tansu broker (in memory; nothing is kept after exit) ...",
                     flush=True,
                 )
-                bootstrap = stack.enter_context(TansuBroker()).bootstrap_servers
+                bootstrap = stack.enter_context(_embedded_broker())
             ensure_topics(
                 bootstrap,
                 topic_specs(settings.topics, settings.partitions, settings.replication_factor),
                 # Tansu describes no configs (streams.topics): the worker's log says so, once.
                 check_configs=not embedded,
             )
+            # Registered before the children start, after the broker: a stop at any point stops them
+            # before the broker (the exit stack unwinds last in, first out).
+            stack.callback(_stop_children, children, stopped, settings.stop_timeout_s, signals)
             common = ["--bootstrap-servers", bootstrap]
             if settings.plant_config is not None:
                 common += ["--config", str(settings.plant_config)]
@@ -185,7 +231,6 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
                 ),
                 logs["simulator"],
             )
-            stack.callback(_stop_children, children, settings.stop_timeout_s)
             print(f"broker {bootstrap} · worker and simulator starting (logs in {logs_dir}) ...", flush=True)
             _wait_ready(base_url, children, logs)
             banner = up_banner(settings, base_url, bootstrap, speed)
@@ -211,10 +256,33 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
             return 1
 
 
-def _stop_children(children: dict[str, subprocess.Popen[bytes]], worker_stop_timeout_s: float) -> None:
+def _clean(status: int) -> bool:
+    """A child's exit status after run's SIGTERM: 0, or killed by that SIGTERM itself, which only a child
+    still starting allows (the worker and the simulator handle it once they run: nothing to commit yet)."""
+    return status in (0, -signal.SIGTERM)
+
+
+def _describe(status: int) -> str:
+    if status == -signal.SIGTERM:
+        return "SIGTERM while starting"
+    return f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit {status}"
+
+
+def _stop_children(
+    children: dict[str, subprocess.Popen[bytes]],
+    stopped: dict[str, int],
+    worker_stop_timeout_s: float,
+    signals: StopSignals,
+) -> None:
+    # A stop for a reason of its own (a child died) must not be cut short by a Ctrl-C either.
+    signals.begin()
     # The simulator first, so the worker can still commit what it has read. The worker bounds its
     # own stop (exit 70 after stop_timeout_s): it gets that long and a margin before a kill.
-    for name, grace_s in (("simulator", 15.0), ("worker", worker_stop_timeout_s + 5.0)):
+    for name, grace_s in (
+        ("simulator", _SIMULATOR_GRACE_S),
+        ("worker", worker_stop_timeout_s + _WORKER_KILL_MARGIN_S),
+    ):
         child = children.get(name)
         if child is not None:
-            stop_process(child, grace_s=grace_s)
+            stopped[name] = stop_process(child, grace_s=grace_s)
+            print(f"{name} stopped ({_describe(stopped[name])})", flush=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from service.brokers.exceptions import BrokerError, BrokerStartError, MissingToolError
+from service.brokers.exceptions import BrokerError, MissingToolError
 from service.brokers.readiness import free_port, wait_until_ready
 from service.processes import spawn, stop_process, tail
 
@@ -102,7 +102,8 @@ class TansuBroker:
                 processes=[self._proc],
                 log_paths=[self.log_path],
             )
-        except BrokerStartError:
+        except BaseException:
+            # A Ctrl-C while it starts too: the broker must not outlive the start it was part of.
             self.stop()
             raise
         return self
