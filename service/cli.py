@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        # Building the parser imports every command's modules (numba, Faust, scikit-learn: seconds on
+        # a loaded machine); a Ctrl-C meanwhile is a stop like any other, not a traceback.
+        parser = build_parser()
+    except KeyboardInterrupt:
+        return 130
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

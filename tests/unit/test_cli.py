@@ -108,6 +108,17 @@ def test_bad_arguments_name_the_option(
     assert code == 2 and named in err
 
 
+def test_a_ctrl_c_while_the_commands_load_is_a_quiet_stop(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt  # what a Ctrl-C during the commands' seconds of imports raises
+
+    monkeypatch.setattr("service.cli.build_parser", interrupted)
+    assert main(["--help"]) == 130
+    assert capsys.readouterr().err == ""
+
+
 def test_train_errors_name_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     history = tmp_path / "h.jsonl"
     history.write_text("")
