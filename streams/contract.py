@@ -12,10 +12,12 @@ up in the dead-letter topic instead of in the KPIs.
 from __future__ import annotations
 
 import re
+import sys
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -61,6 +63,19 @@ Code = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Unit = Annotated[str, Field(min_length=1, max_length=32)]
 FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
+_FLOAT_MAX = sys.float_info.max
+
+
+def _fits_a_float(value: int) -> int:
+    # JSON integers are exact and unbounded in Python, but a reading is processed as a 64-bit float:
+    # one beyond its range overflowed there, far from the boundary that should name the field.
+    if not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+        raise ValueError("integer too large for a reading (a 64-bit float, at most about 1.8e308 in size)")
+    return value
+
+
+# A measured value: a finite float, or an integer a float can hold.
+Reading = FiniteFloat | Annotated[StrictInt, AfterValidator(_fits_a_float)]
 
 
 def _parse_timestamp(value: Any) -> int:
@@ -98,7 +113,7 @@ class _Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    v: Literal[1]
+    v: Literal[1] = Field(description="Contract version: the integer 1.")
     tenant: Id
     site: Id
     line: Id
@@ -107,6 +122,14 @@ class _Envelope(BaseModel):
     seq: Annotated[StrictInt, Field(ge=0)] | None = Field(
         default=None, description="Optional per-source sequence number, for de-duplication."
     )
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _version_is_an_integer(cls, value: Any) -> Any:
+        # Literal[1] takes true (true == 1 in Python); the schema and the frame header do not.
+        if isinstance(value, bool):
+            raise ValueError("must be the integer 1, not a boolean")
+        return value
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -141,23 +164,23 @@ class CountEvent(_Envelope):
 
 class CycleEvent(_Envelope):
     kind: Literal["cycle"]
-    seconds: Annotated[FiniteFloat | StrictInt, Field(gt=0, le=86_400)]
+    seconds: Annotated[Reading, Field(gt=0, le=86_400)]
     product: Code | None = None
 
 
 class SensorEvent(_Envelope):
     kind: Literal["sensor"]
     signal: Id
-    value: FiniteFloat | StrictInt
+    value: Reading
     unit: Unit | None = None
 
 
 class QualityEvent(_Envelope):
     kind: Literal["quality"]
     characteristic: Id
-    value: FiniteFloat | StrictInt
-    lsl: FiniteFloat | StrictInt | None = None
-    usl: FiniteFloat | StrictInt | None = None
+    value: Reading
+    lsl: Reading | None = None
+    usl: Reading | None = None
     product: Code | None = None
 
     @model_validator(mode="after")
@@ -175,7 +198,7 @@ class SampleSeries(BaseModel):
     signal: Id
     unit: Unit | None = None
     ts: list[StrictInt] = Field(max_length=_MAX_SAMPLES, description="Epoch milliseconds, non-decreasing.")
-    values: list[FiniteFloat | StrictInt] = Field(max_length=_MAX_SAMPLES)
+    values: list[Reading] = Field(max_length=_MAX_SAMPLES)
 
     @model_validator(mode="after")
     def _aligned(self) -> SampleSeries:

@@ -169,6 +169,15 @@ def _schema_rejection(exc: ValidationError) -> Rejection:
         return Rejection("invalid_json", "value", f"not valid JSON: {first['msg']}")
     if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
         return Rejection("invalid_schema", "kind", f"{first['msg']}")
+    # A reading fails each branch of its union (float, int); where one branch says why in words (an
+    # integer beyond a float's range), that is the field's reason, not "should be a finite number".
+    explained = {_field_path(error["loc"]) for error in errors if error["type"] == "value_error"}
+    errors = [
+        error
+        for error in errors
+        if error["type"] == "value_error" or _field_path(error["loc"]) not in explained
+    ]
+    first = errors[0]
     parts = []
     for error in errors[:3]:
         parts.append(f"{_field_path(error['loc']) or 'record'}: {error['msg']}")

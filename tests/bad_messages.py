@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BadMessage", "bad_messages", "key_of"]
+__all__ = ["VARIANTS", "BadMessage", "bad_messages", "key_of"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,11 @@ def _without(record: dict[str, Any], field: str) -> dict[str, Any]:
 
 
 def _variants(
-    count: dict[str, Any], sensor: dict[str, Any], state: dict[str, Any]
+    count: dict[str, Any], sensor: dict[str, Any], state: dict[str, Any], samples: dict[str, Any]
 ) -> list[Callable[[int], BadMessage]]:
     far_future = 4_000_000_000_000  # year 2096: plausible for the contract, far ahead of the clock
+    # A JSON integer beyond a 64-bit float's range: valid JSON, exact in Python, overflows as a reading.
+    beyond_float = b"1" + b"0" * 400
     return [
         lambda i: BadMessage(
             "bad_json", key_of(count), b'{"v":1,"tenant":"' + str(i).encode() + b'",', "invalid_json", "value"
@@ -65,6 +67,23 @@ def _variants(
             _dumps(sensor).replace(b'"value":1.5', b'"value":Infinity'),
             "invalid_schema",
             "value",
+        ),
+        lambda i: BadMessage(
+            "huge_integer",
+            key_of(sensor),
+            _dumps(sensor).replace(b'"value":1.5', b'"value":' + beyond_float),
+            "invalid_schema",
+            "value",
+        ),
+        lambda i: BadMessage(
+            "huge_integer_in_samples",
+            key_of(samples),
+            _dumps(samples).replace(b"[1.5,2.5]", b"[1.5," + beyond_float + b"]"),
+            "invalid_schema",
+            "signals.0.values.1",
+        ),
+        lambda i: BadMessage(
+            "boolean_version", key_of(count), _dumps(_with(count, v=True)), "invalid_schema", "v"
         ),
         lambda i: BadMessage(
             "unknown_kind", key_of(count), _dumps(_with(count, kind="vibes")), "invalid_schema", "kind"
@@ -102,10 +121,15 @@ def _variants(
     ]
 
 
+VARIANTS = 16
+
+
 def bad_messages(
-    count: dict[str, Any], sensor: dict[str, Any], state: dict[str, Any], total: int
+    count: dict[str, Any], sensor: dict[str, Any], state: dict[str, Any], samples: dict[str, Any], total: int
 ) -> Iterator[BadMessage]:
-    """``total`` malformed messages cycling through every variant; ``sensor['value']`` must be 1.5."""
-    variants = _variants(count, sensor, state)
+    """``total`` malformed messages cycling through every variant; ``sensor['value']`` must be 1.5 and
+    ``samples`` must have one signal with ``values`` ``[1.5, 2.5]``."""
+    variants = _variants(count, sensor, state, samples)
+    assert len(variants) == VARIANTS
     for index, make in zip(range(total), itertools.cycle(variants), strict=False):
         yield make(index)

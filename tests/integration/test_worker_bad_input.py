@@ -30,19 +30,18 @@ VALID = 10_000
 MALFORMED = 1_000
 
 
-def _templates() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    base = {
-        "v": 1,
-        "tenant": "demo",
-        "site": "p1",
-        "line": "L1",
-        "machine": "M01",
-        "ts": int(time.time() * 1000) - 60_000,
-    }
+def _templates() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    ts = int(time.time() * 1000) - 60_000
+    base: dict[str, Any] = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01", "ts": ts}
     return (
         {**base, "kind": "count", "good": 1},
         {**base, "kind": "sensor", "signal": "probe", "value": 1.5},
         {**base, "kind": "state", "state": "running"},
+        {
+            **base,
+            "kind": "samples",
+            "signals": [{"signal": "probe", "ts": [ts - 1000, ts], "values": [1.5, 2.5]}],
+        },
     )
 
 

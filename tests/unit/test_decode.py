@@ -12,7 +12,7 @@ import pytest
 from models.plant import PlantConfig
 from streams.decode import Accepted, Rejection, TelemetryDecoder
 from streams.frames import Frame, SignalBlock, encode_frame
-from tests.bad_messages import bad_messages, key_of
+from tests.bad_messages import VARIANTS, bad_messages, key_of
 
 PLANT = PlantConfig.model_validate(
     {
@@ -32,6 +32,11 @@ BASE: dict[str, Any] = {
 COUNT = {**BASE, "kind": "count", "good": 5, "scrap": 1}
 SENSOR = {**BASE, "kind": "sensor", "signal": "temp", "value": 1.5, "unit": "C"}
 STATE = {**BASE, "kind": "state", "state": "running"}
+SAMPLES = {
+    **BASE,
+    "kind": "samples",
+    "signals": [{"signal": "temp", "ts": [NOW - 2000, NOW - 1000], "values": [1.5, 2.5]}],
+}
 
 
 @pytest.fixture
@@ -39,7 +44,9 @@ def decoder() -> TelemetryDecoder:
     return TelemetryDecoder(PLANT, max_payload_bytes=1024 * 1024, max_future_ms=300_000)
 
 
-@pytest.mark.parametrize("record", [COUNT, SENSOR, STATE], ids=["count", "sensor", "state"])
+@pytest.mark.parametrize(
+    "record", [COUNT, SENSOR, STATE, SAMPLES], ids=["count", "sensor", "state", "samples"]
+)
 def test_valid_records_are_accepted(decoder: TelemetryDecoder, record: dict[str, Any]) -> None:
     result = decoder.decode(key_of(record), orjson.dumps(record), NOW)
     assert isinstance(result, Accepted)
@@ -55,7 +62,9 @@ def test_rfc3339_and_epoch_ms_mean_the_same_instant(decoder: TelemetryDecoder) -
     assert a.event.ts == b.event.ts == 1795582800250  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("bad", list(bad_messages(COUNT, SENSOR, STATE, 13)), ids=lambda bad: bad.name)
+@pytest.mark.parametrize(
+    "bad", list(bad_messages(COUNT, SENSOR, STATE, SAMPLES, VARIANTS)), ids=lambda bad: bad.name
+)
 def test_each_malformed_kind_is_rejected_naming_the_field(decoder: TelemetryDecoder, bad: Any) -> None:
     result = decoder.decode(bad.key, bad.value, NOW)
     assert isinstance(result, Rejection), bad.name
