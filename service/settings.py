@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     max_future_s: float = Field(
         default=300.0,
         ge=0,
+        # 100 years covers the contract's whole time range (2000-2100): anything more checks nothing more.
+        le=3_153_600_000,
         description="Reject event times this far ahead of their message's Kafka timestamp.",
     )
     commit_interval_s: float = Field(

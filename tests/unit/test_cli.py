@@ -51,12 +51,18 @@ def test_bad_settings_name_the_setting_and_its_variable(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("value", ["soon", "inf", "1e400", "-1"])
 def test_bad_environment_variable_is_named(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("LINEPULSE_MAX_FUTURE_S", "soon")
+    monkeypatch.setenv("LINEPULSE_MAX_FUTURE_S", value)
     code, err = run_cli(["worker", "--bootstrap-servers", "k:9092"], capsys)
-    assert code == 2 and "LINEPULSE_MAX_FUTURE_S" in err
+    assert code == 2 and "LINEPULSE_MAX_FUTURE_S" in err, err
+    # analyze too (it converted the setting to milliseconds with int(): OverflowError on infinity)
+    telemetry = tmp_path / "t.jsonl"
+    telemetry.write_text("")
+    code, err = run_cli(["analyze", str(telemetry), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and "LINEPULSE_MAX_FUTURE_S" in err, err
 
 
 @pytest.mark.parametrize(
