@@ -907,6 +907,9 @@ class MachineEngine:
                 else set()
             )
             points = RULE_POINTS[int(found.detector[4:]) - 1] if is_rule else None
+            # Rules on a characteristic judge against the I-MR (within) sigma, the rest against the overall
+            # one: the evidence and the message both give the sigma the detection was judged by.
+            sigma = base[1] if not is_rule or kind == "signals" else base[2]
             last_ms = int(times[found.last])
             evidence: dict[str, Any] = {
                 "signal": name,
@@ -920,7 +923,7 @@ class MachineEngine:
                 "rule_points": points,
                 "value": found.value,
                 "baseline_mean": base[0],
-                "baseline_sigma": base[1] if not is_rule or kind == "signals" else base[2],
+                "baseline_sigma": sigma,
                 "shift_sigma": found.shift_sigma,
             }
             if expected is not None:
@@ -938,7 +941,7 @@ class MachineEngine:
                 evidence["reference"] = reference if reference is not None else base[0]
                 evidence["relative_shift"] = gap[1]
             label = name if product is None else f"{name} ({product})"
-            message = _drift_message(label, found, base, gap, reference, expected)
+            message = _drift_message(label, found, (base[0], sigma), gap, reference, expected)
             if open_alert is None:
                 self._open_alert(
                     state,
@@ -1390,7 +1393,7 @@ def _fmt(limit: float | None) -> str:
 def _drift_message(
     name: str,
     found: signal_monitor.Detection,
-    base: tuple[float, float, float],
+    baseline: tuple[float, float],
     gap: tuple[float, float] | None,
     reference: float | None,
     expected: np.ndarray | None = None,
@@ -1405,7 +1408,7 @@ def _drift_message(
     if gap is not None and reference is not None:
         # A ratio to the ideal: say it the way the OEE does, as a speed.
         return f"{name}: cycles at {gap[0]:.2f}x the ideal ({figures}, last value {found.value:.2f}x)"
-    return f"{name}: {figures} (value {found.value:g}, baseline {base[0]:g} +/- {base[1]:g})"
+    return f"{name}: {figures} (value {found.value:g}, baseline {baseline[0]:g} +/- {baseline[1]:g})"
 
 
 def _alert_kind(found: signal_monitor.Detection) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -276,6 +278,20 @@ def test_quality_characteristic_gets_spc_and_capability(plant: PlantConfig) -> N
     )
     assert state.alerts["spc/diameter_mm@P1"].count > 1
     assert opened[0].message.startswith("diameter_mm (P1): ")
+    # The message gives the sigma the rule judged by (the I-MR one), as the evidence does: its own
+    # figures give its shift. It gave the overall sigma, so they read about -3.0 where a rule said -3.3.
+    for change in changes:
+        if change.alert.kind != "spc":
+            continue
+        figures = re.search(
+            r"shift of ([-+][\d.]+) sigma \(value (\S+), baseline (\S+) \+/- (\S+)\)", change.alert.message
+        )
+        assert figures is not None, change.alert.message
+        shift, value, mean, sigma = (float(figure) for figure in figures.groups())
+        assert figures.group(4) == f"{change.alert.evidence['baseline_sigma']:g}", change.alert.message
+        # Printed to 6 significant digits (:g) and the shift to 0.1: that much rounding, no more.
+        rounding = sum(0.5 * 10 ** (math.floor(math.log10(abs(x))) - 5) for x in (value, mean)) / sigma
+        assert abs((value - mean) / sigma - shift) <= 0.05 + rounding + 1e-9, change.alert.message
     cap = engine.capability(state)["diameter_mm|P1|-"]
     assert cap.n == 60 and cap.cpk is not None and cap.lsl == 24.97
 
