@@ -13,7 +13,6 @@ folds nothing again: whatever it shows of the lines comes from the recovered tab
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from service.brokers import KafkaCluster
 from tests.integration.harness import WorkerProcess, consume_all, produce, records, wait_for
@@ -37,26 +36,32 @@ def _line_series(worker: WorkerProcess) -> list[str]:
     return sorted(line for line in exposition.splitlines() if line.startswith("linepulse_line_"))
 
 
-def test_line_series_come_back_after_a_restart_without_new_line_records(
-    apache_kafka: KafkaCluster, tmp_path: Path
-) -> None:
-    bootstrap = apache_kafka.bootstrap_servers
-    topics = unique_topics()
-    create_topics(bootstrap, topics)
-    messages = simulated_messages(EVENTS, seed=29)
-    produce(bootstrap, topics["telemetry"], messages)
-    expected = latest_line_records(analyze_lines((value for _, value in messages), tmp_path)["line_kpis"])
-    assert {(key[1], key[2]) for key in expected} >= {("L1", "hour"), ("L2", "hour")}
+class Folded:
+    """A worker that folded every line record of the test's telemetry, all committed."""
 
-    worker = WorkerProcess(bootstrap, topics, tmp_path)
-    worker.start()
-    try:
+    def __init__(self, bootstrap: str, workdir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.topics = unique_topics()
+        create_topics(bootstrap, self.topics)
+        messages = simulated_messages(EVENTS, seed=29)
+        produce(bootstrap, self.topics["telemetry"], messages)
+        self.expected = latest_line_records(
+            analyze_lines((value for _, value in messages), workdir)["line_kpis"]
+        )
+        assert {(key[1], key[2]) for key in self.expected} >= {("L1", "hour"), ("L2", "hour")}
+        self.worker = WorkerProcess(bootstrap, self.topics, workdir)
+        self.line_records = 0
+
+    def start(self) -> list[str]:
+        """Start the worker, wait until it folded everything; its line series then."""
+        worker, bootstrap, topics = self.worker, self.bootstrap, self.topics
+        worker.start()
         wait_for(lambda: worker.applied_events() >= EVENTS, 240, f"{EVENTS} events applied")
-        line_records: list[dict[str, Any]] = []
 
         def line_view_caught_up() -> bool:
-            line_records[:] = records(consume_all(bootstrap, topics["line_kpis"], idle_s=1))
-            return latest_line_records(line_records) == expected
+            found = list(records(consume_all(bootstrap, topics["line_kpis"], idle_s=1)))
+            self.line_records = len(found)
+            return latest_line_records(found) == self.expected
 
         wait_for(line_view_caught_up, 120, "the line records equal analyze's")
 
@@ -65,19 +70,57 @@ def test_line_series_come_back_after_a_restart_without_new_line_records(
             return committed_total(bootstrap, worker.app_id, topics["kpis_by_line"]) == regrouped
 
         wait_for(all_folds_committed, 60, "every kpis-by-line record committed")
-        before = _line_series(worker)
+        series = _line_series(worker)
         for line in ("L1", "L2"):
-            assert f'linepulse_line_oee_ratio{{line="{line}",site="p1",tenant="demo",window="hour"}}' in (
-                " ".join(before)
-            ), before
+            sample = f'linepulse_line_oee_ratio{{line="{line}",site="p1",tenant="demo",window="hour"}} '
+            assert any(s.startswith(sample) for s in series), series
+        return series
 
+    def assert_no_new_line_record(self) -> None:
+        """Lines shown from the recovered state: no worker published a line record since."""
+        assert len(consume_all(self.bootstrap, self.topics["line_kpis"], idle_s=1)) == self.line_records
+
+
+def test_line_series_come_back_after_a_restart_without_new_line_records(
+    apache_kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    folded = Folded(apache_kafka.bootstrap_servers, tmp_path)
+    worker = folded.worker
+    try:
+        before = folded.start()
         worker.kill9()
         worker.start()
         try:
             wait_for(lambda: _line_series(worker) == before, 60, "the line series of before the restart")
         except AssertionError:
             raise AssertionError(f"before the restart: {before}\nafter: {_line_series(worker)}") from None
-        # Shown from the recovered state: the restarted worker published no line record.
-        assert len(consume_all(bootstrap, topics["line_kpis"], idle_s=1)) == len(line_records)
+        folded.assert_no_new_line_record()
     finally:
         worker.stop()
+
+
+def test_line_series_follow_their_partition_through_rebalances(
+    apache_kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    """The audit's run: B joins A's group, then leaves; each line is shown by exactly one worker
+    throughout (its owner's), and A shows them all again once it holds every partition."""
+    folded = Folded(apache_kafka.bootstrap_servers, tmp_path)
+    a = folded.worker
+    try:
+        before = folded.start()
+        with WorkerProcess(folded.bootstrap, folded.topics, tmp_path, app_id=a.app_id) as b:
+
+            def split() -> bool:
+                on_a, on_b = _line_series(a), _line_series(b)
+                return not set(on_a) & set(on_b) and sorted(on_a + on_b) == before
+
+            try:
+                wait_for(split, 60, "the line series split between A and B")
+            except AssertionError:
+                raise AssertionError(
+                    f"before: {before}\nA: {_line_series(a)}\nB: {_line_series(b)}"
+                ) from None
+        wait_for(lambda: _line_series(a) == before, 60, "every line series back on A")
+        folded.assert_no_new_line_record()
+    finally:
+        a.stop()
