@@ -386,6 +386,7 @@ def create_stream(
         halted=lambda: bool(halted),
         claim=ownership.claim,
         fenced=fenced,
+        ready=lambda: _ready(app),
     )
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

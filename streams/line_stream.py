@@ -15,20 +15,24 @@ telemetry: otherwise Faust would ack it in ``events()``'s ``finally`` and commit
 was never regrouped or folded. Every send is fenced on the event's partition
 (:mod:`streams.ownership`): a worker that lost it stops sending for the event and withholds its ack,
 so its stale line state never lands on the changelog after the line's next owner's.
+
+A rebalance or restart clears the lines shown (:class:`~streams.live.LiveLines`); once the table is
+recovered, the lines whose state is on this worker's partitions are shown again from the newest
+records their state keeps (:func:`show_recovered_lines`), as machines are (``streams.app``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import orjson
 from pydantic import ValidationError
 
 from streams.decode import Rejection
-from streams.lines import LineAggregator, line_key
+from streams.lines import LineAggregator, line_key, newest_records
 from streams.live import LiveLines
 from streams.outbox import Outbox, Outgoing, Owner, PartitionLost, raise_if_lost
 from streams.records import KpiRecord, record_bytes
@@ -36,7 +40,7 @@ from streams.state_table import remember_partition
 from streams.topics import TopicNames
 from streams.withhold import withhold_acks
 
-__all__ = ["Claim", "DeadLetter", "Fenced", "NotApplied", "add_line_view"]
+__all__ = ["Claim", "DeadLetter", "Fenced", "NotApplied", "add_line_view", "show_recovered_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,34 @@ Claim = Callable[[Sequence[Any]], Owner]
 Fenced = Callable[[Sequence[Any], PartitionLost], None]
 
 
+class LineStates(Protocol):
+    """The line-view table as the refill reads it (a Faust table, or a dict in tests)."""
+
+    def keys(self) -> Any: ...
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+def show_recovered_lines(table: LineStates, aggregator: LineAggregator, live: LiveLines) -> None:
+    """Show each line whose state the table holds (this worker's partitions once recovered) and
+    that was not shown from it since the last rebalance; lines no longer in the plant file are
+    not (their state stays in the table, as a removed machine's does)."""
+    for key in list(table.keys()):
+        if live.was_recovered(key):
+            continue
+        raw = table.get(key)
+        if raw is None:
+            continue
+        try:
+            records = newest_records(orjson.loads(raw))
+        except Exception:
+            # One state this version cannot read must not keep the others from being shown; the
+            # line shows again with its next record (and the fold dead-letters what it cannot fold).
+            log.warning("the recovered state of line %r cannot be shown", key, exc_info=True)
+            records = []
+        live.show_recovered(key, [r for r in records if aggregator.is_configured(r.tenant, r.line)])
+
+
 def add_line_view(
     app: faust.App,
     topics: TopicNames,
@@ -64,10 +96,12 @@ def add_line_view(
     halted: Callable[[], bool],
     claim: Claim,
     fenced: Fenced,
+    ready: Callable[[], bool],
 ) -> None:
     """Declare the two agents and the table on ``app``; a record on ``kpis`` that is not a valid
     KPI record goes to ``dead_letter``. Once ``halted``, no event is applied any more (its ack is
-    withheld, :func:`streams.withhold.withhold_acks`): the next start applies it."""
+    withheld, :func:`streams.withhold.withhold_acks`): the next start applies it. Recovered lines
+    are shown again once ``ready`` (partitions assigned, table recovered)."""
     kpis = app.topic(topics.kpis, key_type=bytes, value_type=bytes)
     by_line = app.topic(topics.kpis_by_line, key_type=bytes, value_type=bytes, partitions=partitions)
     line_kpis = app.topic(topics.line_kpis, key_type=bytes, value_type=bytes)
@@ -157,3 +191,9 @@ def add_line_view(
         live.forget_all()
 
     app.on_partitions_revoked.connect(_forget_revoked)
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def _show_recovered_lines() -> None:
+        # Before the recovery completes the store may still hold lines of revoked partitions.
+        if ready():
+            show_recovered_lines(table, aggregator, live)

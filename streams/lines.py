@@ -6,6 +6,13 @@ line keeps, per open window, the latest revision of each machine's record, and e
 record each time its figures change: ``complete`` once every machine of the line in the plant file
 has reported, ``revision`` counting up (the highest wins). The same code serves the Faust agent and
 ``analyze``; its state is a plain dict, so a re-delivered machine record changes nothing.
+
+The state also keeps the newest line record of each window kind (``newest``), the one /metrics
+shows: a worker that recovers the state after a restart or a rebalance shows the line again from
+it (:func:`newest_records`) instead of waiting up to a window's length for the line's next record.
+The records cannot be rebuilt from the windows alone (their bounds as text, the shift and the end
+are not kept there), and recomputing them with the current plant file could differ from what was
+shown. A state written before ``newest`` existed gets it with the line's next record.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from models.line import MachineWindow, line_figures
 from models.plant import PlantConfig
 from streams.records import LineKpiRecord
 
-__all__ = ["LineAggregator", "line_key"]
+__all__ = ["LineAggregator", "line_key", "newest_records", "supersedes"]
 
 # Windows this much older than a line's newest one are dropped from its state: no machine record
 # for them can still come (beyond every sensible allowed lateness), and the state stays bounded.
@@ -32,6 +39,24 @@ def line_key(record: Mapping[str, Any]) -> bytes:
     return f"{record['tenant']}/{record['line']}".encode()
 
 
+def supersedes(record: Mapping[str, Any] | LineKpiRecord, current: Mapping[str, Any] | LineKpiRecord) -> bool:
+    """Whether ``record`` replaces ``current`` as its line's newest of the window kind: a later
+    window, or a revision of the same one at least as high (a re-delivery changes nothing)."""
+    return _rank(record) >= _rank(current)
+
+
+def _rank(record: Mapping[str, Any] | LineKpiRecord) -> tuple[int, int]:
+    if isinstance(record, LineKpiRecord):
+        return record.start_ms, record.revision
+    return int(record["start_ms"]), int(record["revision"])
+
+
+def newest_records(state: Mapping[str, Any]) -> list[LineKpiRecord]:
+    """The newest line record of each window kind the state holds (none in a state written before
+    they were kept); raises pydantic's ValidationError for one this version cannot read."""
+    return [LineKpiRecord.model_validate(record) for record in state.get("newest", {}).values()]
+
+
 class LineAggregator:
     def __init__(self, plant: PlantConfig, config_version: str) -> None:
         self.plant = plant
@@ -40,6 +65,10 @@ class LineAggregator:
         for machine in plant.machines:
             key = (machine.tenant, machine.line)
             self._expected[key] = (*self._expected.get(key, ()), machine.id)
+
+    def is_configured(self, tenant: str, line: str) -> bool:
+        """Whether the plant file has the line (a machine of it)."""
+        return (tenant, line) in self._expected
 
     def apply(
         self, state: dict[str, Any] | None, record: Mapping[str, Any]
@@ -84,12 +113,23 @@ class LineAggregator:
             oee=figures.oee,
             held_by=figures.held_by,
         )
-        digest = hashlib.blake2b(orjson.dumps(result.model_dump(mode="json")), digest_size=8).hexdigest()
+        dumped = result.model_dump(mode="json")
+        digest = hashlib.blake2b(orjson.dumps(dumped), digest_size=8).hexdigest()
         if digest == window["digest"]:
             return state, None
         window["revision"] += 1
         window["digest"] = digest
+        self._keep_newest(state, {**dumped, "revision": window["revision"]})
         return state, result.model_copy(update={"revision": window["revision"]})
+
+    @staticmethod
+    def _keep_newest(state: dict[str, Any], record: dict[str, Any]) -> None:
+        # The same choice as streams.live.LiveLines: what a recovering worker shows is what the
+        # line's previous owner showed.
+        newest = state.setdefault("newest", {})
+        current = newest.get(record["window"])
+        if current is None or supersedes(record, current):
+            newest[record["window"]] = record
 
     @staticmethod
     def _forget_old(state: dict[str, Any], end_ms: int) -> None:

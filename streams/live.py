@@ -15,10 +15,11 @@ event time, so pages can tell "no data for X seconds" from "a replay far behind 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 from models.machine import MachineState
+from streams.lines import supersedes
 from streams.records import LineKpiRecord
 
 __all__ = ["LiveLines", "LiveMachines", "Receipt"]
@@ -88,19 +89,39 @@ class LiveMachines:
 
 
 class LiveLines:
-    """The newest line record per line and window kind, for the lines this worker folds."""
+    """The newest line record per line and window kind, for the lines this worker folds.
+
+    After a restart or rebalance nothing new may come for a line for up to a window's length, so
+    the lines recovered from the line-view table are shown again from their stored newest records
+    (:meth:`show_recovered`, :func:`streams.lines.newest_records`), as machines are.
+    """
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, str, str], LineKpiRecord] = {}
+        # Table keys (tenant/line) whose recovered state was shown since the last rebalance: each
+        # is read once, not at every pass of the refill.
+        self._recovered: set[bytes] = set()
 
     def update(self, record: LineKpiRecord) -> None:
         key = (record.tenant, record.line, record.window)
         current = self._records.get(key)
-        if current is None or (record.start_ms, record.revision) >= (current.start_ms, current.revision):
+        if current is None or supersedes(record, current):
             self._records[key] = record
 
+    def was_recovered(self, key: bytes) -> bool:
+        return key in self._recovered
+
+    def show_recovered(self, key: bytes, records: Iterable[LineKpiRecord]) -> None:
+        """Show the recovered state of table key ``key``: its newest records, unless one this
+        worker folded since is newer (the same choice as :meth:`update`)."""
+        self._recovered.add(key)
+        for record in records:
+            self.update(record)
+
     def forget_all(self) -> None:
+        """Called on rebalance: lines on revoked partitions now belong to another worker."""
         self._records.clear()
+        self._recovered.clear()
 
     def __iter__(self) -> Iterator[LineKpiRecord]:
         return iter(sorted(self._records.values(), key=lambda r: (r.tenant, r.line, r.window)))
