@@ -31,6 +31,7 @@ from service.plant_file import load_demo_plant
 from service.web.routes import machine_view
 from service.web.staleness import Silence
 from streams.app import LinepulseStream
+from streams.decode import Rejection
 from streams.live import LiveMachines
 from streams.processing import TelemetryProcessor
 from streams.unscored_log import UnscoredLog
@@ -271,3 +272,34 @@ def test_api_machines_and_metrics_show_the_unscored_machine_and_the_scored_one()
     labels = 'line="L1",machine="{}",model="demo.cnc@v1",site="p1",tenant="demo"'
     assert f"linepulse_anomaly_unscored{{{labels.format('M01')}}} 1.0" in exposed
     assert f"linepulse_anomaly_unscored{{{labels.format('M02')}}} 0.0" in exposed
+
+
+def test_the_workers_batch_path_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The worker applies runs of frames with ``process_samples`` (streams.batch), not ``process``."""
+    plant = load_demo_plant()
+    processor = TelemetryProcessor(
+        plant, max_payload_bytes=1 << 20, max_future_ms=3_600_000, anomaly_models=_Serving(_model())
+    )
+    base = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01", "kind": "samples"}
+    states: dict[str, MachineState] = {}
+    offset = 0
+    with caplog.at_level(logging.WARNING, logger="streams.unscored_log"):
+        for minute in range(20):
+            run = []
+            for first, series in _messages(PRESS, minutes=1):
+                at = first + minute * 60_000
+                signals = [
+                    {"signal": name, "ts": (times + minute * 60_000).tolist(), "values": values.tolist()}
+                    for name, times, values in series
+                ]
+                value = orjson.dumps({**base, "ts": at + 9_000, "signals": signals})
+                decoded = processor.decode(b"demo/M01", value, timestamp_ms=at + 10_000)
+                assert not isinstance(decoded, Rejection), decoded
+                run.append((decoded, offset))
+                offset += 1
+            for outcome in processor.process_samples(run, load_state=states.get, source="telemetry:0"):
+                states[outcome.state.key] = outcome.state
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"anomaly model demo.cnc@v1 cannot score demo/M01: no reading of {list(CNC)}"
+    )
