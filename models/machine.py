@@ -695,6 +695,8 @@ class MachineEngine:
         assert self._anomaly_models is not None
         model = self._anomaly_models.model_for(spec)
         if model is None:
+            if state.anomaly is not None and state.anomaly.unscored:
+                state.anomaly.clear_unseen()  # no model serves it any more: nothing is left unscored
             return
         state.anomaly, batch = score_batch(model, state.anomaly, series)
         if batch.rows == 0:

@@ -23,6 +23,7 @@ import orjson
 from models.machine import MachineState
 from models.plant import PlantConfig
 from service.anomaly_models import anomaly_models
+from service.anomaly_view import anomaly_view
 from service.baseline import ScheduledReset
 from service.capability_view import capability_rows
 from service.exceptions import ConfigError
@@ -258,6 +259,14 @@ def analyze_file(
         "machines": totals,
         "capability": capability,
     }
+    # Machines the model serving them cannot score (it lacks their signals): else silent.
+    unscored = {
+        key: view
+        for key, state in sorted(states.items())
+        if (view := anomaly_view(state, processor.engine.calendar)) is not None and view["unscored"]
+    }
+    if unscored:
+        summary["anomaly_unscored"] = unscored
     not_reached = [reset.label for due in pending.values() for reset in due]
     if not_reached:
         summary["baseline_resets_not_reached"] = not_reached

@@ -244,6 +244,12 @@ class MachineCollector(Collector):
         target = GaugeMetricFamily(
             "linepulse_oee_target_ratio", "The plant's OEE alert threshold (alerts.oee_below)."
         )
+        unscored = GaugeMetricFamily(
+            "linepulse_anomaly_unscored",
+            "1 while the anomaly model serving the machine cannot score it (the machine has not sent "
+            "some of the model's signals), 0 while it scores it.",
+            labels=(*_MACHINE_LABELS, "model"),
+        )
         if self.plant.alerts.oee_below is not None:
             target.add_metric([], self.plant.alerts.oee_below)
         for state in self.live:
@@ -283,6 +289,8 @@ class MachineCollector(Collector):
                 alerts.add_metric([*machine, kind, severity], float(count))
             if state.last_seen_ms is not None:
                 event_time.add_metric(machine, state.last_seen_ms / 1000.0)
+            if state.anomaly is not None:
+                unscored.add_metric([*machine, state.anomaly.model], 1.0 if state.anomaly.unscored else 0.0)
         yield from ratios.values()
         yield from (
             seconds,
@@ -301,6 +309,7 @@ class MachineCollector(Collector):
             alerts,
             event_time,
             target,
+            unscored,
         )
 
     def _window(

@@ -25,6 +25,7 @@ from streams.control import ControlDecoder
 from streams.decode import Accepted, Decoded, Rejection, TelemetryDecoder
 from streams.frames import Frame
 from streams.records import AlertRecord, KpiRecord, alert_record, kpi_record
+from streams.unscored_log import UnscoredLog
 
 __all__ = ["Applied", "Outcome", "TelemetryProcessor", "decode_state", "encode_state"]
 
@@ -80,6 +81,7 @@ class TelemetryProcessor:
         )
         self.control = ControlDecoder(plant)
         self.config_version = plant.version
+        self.unscored = UnscoredLog()
 
     def process(
         self,
@@ -177,6 +179,7 @@ class TelemetryProcessor:
 
     def _applied_event(self, state: MachineState, decoded: Accepted, output: EngineOutput) -> Applied:
         """The effects of one telemetry message."""
+        self.unscored.observe(state)
         return self._applied(
             state,
             output,

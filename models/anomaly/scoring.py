@@ -18,6 +18,17 @@ Per batch (:func:`score_batch`):
 state, so a restarted worker computes the same features as one that never stopped. It names the
 model version it belongs to: when a new version is picked up, the history is kept only if the new
 model uses the same signals (the rows do not depend on the model otherwise).
+
+**Unscored.** A machine the model serves but that never sends some of the model's signals gets no
+rows, so nothing would ever be scored, silently (a type's model serving a machine of the type that
+sends other signals). A batch that yields no row while a model signal has not been seen since the
+model began serving the machine adds its readings to ``AnomalyWindow.unseen_readings``; once
+:data:`UNSCORED_AFTER_READINGS` readings spanning :data:`UNSCORED_AFTER_MS` of event time have come
+so, ``AnomalyWindow.unscored`` names the signals still missing, for the service to report. Both
+bounds must pass: a normal start, whose signals all arrive within seconds (in one message or one
+message per signal), never gets there, nor does a machine that sent one reading and then nothing for
+an hour. The count and the names clear at the first row (all signals seen) and when the model
+version changes. Batches that yield rows, the steady state, pay one integer test.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ from models.plant import MachineSpec
 
 __all__ = [
     "MAX_ROWS",
+    "UNSCORED_AFTER_MS",
+    "UNSCORED_AFTER_READINGS",
     "AnomalyModel",
     "AnomalyModels",
     "AnomalyWindow",
@@ -49,6 +62,10 @@ __all__ = [
 
 
 MAX_ROWS: Final = 10_000_000  # bounds row counts a model sets (~4 months at 1 Hz); the kernels use int64
+# A machine counts as unscored when a model signal has not come while this many readings of others
+# came, over at least this much event time (module docstring).
+UNSCORED_AFTER_READINGS: Final = 600
+UNSCORED_AFTER_MS: Final = 10 * 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +120,11 @@ class AnomalyWindow:
     hold_ts: npt.NDArray[np.int64]  # its time (epoch ms), -1 until seen
     run: int = 0
     quiet: int = 0  # unflagged rows since the last flagged one
+    # Readings of batches that gave no row while a model signal was still unseen, and the event time
+    # of the first of them (-1: none); ``unscored``: the signals missing once the bounds are passed.
+    unseen_readings: int = 0
+    unseen_from_ms: int = -1
+    unscored: tuple[str, ...] = ()
 
     @classmethod
     def empty(cls, model: AnomalyModel) -> AnomalyWindow:
@@ -124,6 +146,9 @@ class AnomalyWindow:
             "hold_ts": self.hold_ts.tolist(),
             "run": self.run,
             "quiet": self.quiet,
+            "unseen_readings": self.unseen_readings,
+            "unseen_from_ms": self.unseen_from_ms,
+            "unscored": list(self.unscored),
         }
 
     @classmethod
@@ -140,7 +165,42 @@ class AnomalyWindow:
             hold_ts=np.asarray(data["hold_ts"], dtype=np.int64),
             run=int(data["run"]),
             quiet=int(data.get("quiet", 0)),
+            # .get: states stored before unscored machines were tracked still load.
+            unseen_readings=int(data.get("unseen_readings", 0)),
+            unseen_from_ms=int(data.get("unseen_from_ms", -1)),
+            unscored=tuple(str(s) for s in data.get("unscored", ())),
         )
+
+    def clear_unseen(self) -> None:
+        """Forget the unscored count: the machine sent every signal, or another model serves it."""
+        self.unseen_readings = 0
+        self.unseen_from_ms = -1
+        self.unscored = ()
+
+    def note_unseen(self, series: Series) -> None:
+        """A batch that gave no row: count its readings if a model signal is still unseen."""
+        missing = np.flatnonzero(self.hold_ts < 0)
+        if missing.shape[0] == 0:
+            if self.unseen_readings:
+                self.clear_unseen()
+            return
+        readings, oldest, newest = 0, -1, -1
+        for _, times, _ in series:
+            if times.shape[0]:
+                readings += int(times.shape[0])
+                low, high = int(times.min()), int(times.max())
+                oldest = low if oldest < 0 else min(oldest, low)
+                newest = max(newest, high)
+        if readings == 0:
+            return
+        if self.unseen_from_ms < 0:
+            self.unseen_from_ms = oldest
+        self.unseen_readings += readings
+        if (
+            self.unseen_readings >= UNSCORED_AFTER_READINGS
+            and newest - self.unseen_from_ms >= UNSCORED_AFTER_MS
+        ):
+            self.unscored = tuple(self.signals[int(s)] for s in missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +270,13 @@ def score_batch(
     elif window.model != model.label:
         window.model = model.label
         window.run = 0
+        window.clear_unseen()
     ts, rows = align_rows(window.signals, series, window.hold, window.hold_ts)
     if rows.shape[0] == 0:
+        window.note_unseen(series)
         return window, BatchScore(ts, np.empty(0), np.zeros(0, dtype=np.bool_), -1)
+    if window.unseen_readings:
+        window.clear_unseen()
     features = window_features(model.features, rows, window.history)
     window.history = next_history(model.features, rows, window.history)
     scores = model.detector.score(features)

@@ -19,6 +19,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from models.machine import MachineState
+from service.anomaly_view import anomaly_view
 from service.capability_view import capability_rows
 from service.web.bad_requests import install_bad_request_log
 from service.web.staleness import Silence, silences
@@ -55,6 +56,7 @@ def machine_view(stream: LinepulseStream, state: MachineState, silent: Silence) 
         "totals": state.totals.to_dict(),
         "windows": windows,
         "capability": capability_rows(stream.processor.engine, state),
+        "anomaly": anomaly_view(state, calendar),
         "alerts": [
             {
                 "id": alert.id,

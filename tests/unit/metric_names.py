@@ -10,10 +10,12 @@ import re
 import time
 from functools import cache
 
+import numpy as np
 import orjson
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from models.anomaly.scoring import AnomalyWindow
 from models.machine import MachineState
 from service.metrics import build_registry
 from service.plant_file import load_demo_plant
@@ -69,6 +71,15 @@ def exposed_sample_names() -> frozenset[str]:
         states[outcome.state.key] = outcome.state
         live.update(outcome.state)
         metrics.on_outcome(outcome)
+    # An anomaly model that serves the machine but lacks its signal (models.anomaly.scoring, Unscored).
+    states["demo/M01"].anomaly = AnomalyWindow(
+        model="demo.M01@v1",
+        signals=("current",),
+        history=np.empty((0, 1)),
+        hold=np.full(1, np.nan),
+        hold_ts=np.full(1, -1, dtype=np.int64),
+        unscored=("current",),
+    )
     metrics.on_rebalance()
     metrics.on_send_failed("kpis")
     metrics.on_batch_fenced("telemetry")

@@ -28,6 +28,7 @@ EXPECTED_ALERTS = {
     "LinepulseEventsTooLate",
     "LinepulseMachineSilent",
     "LinepulseShiftOeeLow",
+    "LinepulseAnomalyUnscored",
     "LinepulseMachineAlert",
 }
 # Forwards linepulse's own alerts: the severity is linepulse's (a label of linepulse_active_alerts),
