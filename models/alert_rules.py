@@ -16,6 +16,8 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from models.json_floats import decode_tagged, encode_tagged
+
 __all__ = ["AlertChange", "AlertState", "alert_id", "signature"]
 
 
@@ -41,11 +43,15 @@ class AlertState:
     quiet: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        data = {name: getattr(self, name) for name in self.__slots__}
+        # A shift of +inf sigma (readings near the float maximum) must come back as one, not as
+        # JSON's null: the alert's direction, and so whether it is published again, depends on it.
+        data["evidence"] = encode_tagged(self.evidence)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlertState:
-        return cls(**data)
+        return cls(**{**data, "evidence": decode_tagged(data.get("evidence", {}))})
 
     def snapshot(self) -> AlertState:
         """A copy that later silent updates (which replace or refresh ``evidence``) leave alone."""

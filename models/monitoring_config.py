@@ -37,6 +37,7 @@ from pydantic import (
     field_validator,
 )
 
+from models.config_numbers import Count, Number
 from models.expected_level import ThermalParams
 from models.signal_monitor import DETECTORS, Detector, MonitorParams
 
@@ -55,7 +56,7 @@ CYCLE_TIME_SIGNAL = "cycle_time_s"
 CACHE_LIMIT = 4096
 SeriesKind = Literal["signals", "characteristics", "cycle_time"]
 _SERIES_KINDS: tuple[SeriesKind, ...] = ("signals", "characteristics", "cycle_time")
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Positive = Annotated[Number, Field(gt=0, allow_inf_nan=False)]
 # Signal names judged with the temperatures' defaults (fnmatch patterns, case-sensitive).
 TEMPERATURE_SIGNALS = ("*_temp", "*_temperature", "temperature", "temp")
 
@@ -65,7 +66,7 @@ class MonitorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    baseline_n: int = Field(
+    baseline_n: Count = Field(
         default=1800, ge=2, le=1_000_000, description="Readings that define mean and sigma."
     )
     # No Nelson rule by default for sensor readings: at 1 Hz they are autocorrelated, and rule 1 alone
@@ -80,7 +81,7 @@ class MonitorSettings(BaseModel):
             "signals whose level wanders slowly by design (temperatures: ambient swing, thermal lag)."
         ),
     )
-    reference_half_life: float = Field(
+    reference_half_life: Number = Field(
         default=600.0,
         ge=1,
         le=10_000_000,
@@ -94,7 +95,7 @@ class MonitorSettings(BaseModel):
             "without any ideal cycle is judged in seconds; a product without one is not judged."
         ),
     )
-    max_ratio: float = Field(
+    max_ratio: Number = Field(
         default=2.0,
         gt=1,
         allow_inf_nan=False,
@@ -103,7 +104,7 @@ class MonitorSettings(BaseModel):
             "cycle moves the smoothed level by at most ewma_lambda x max_ratio."
         ),
     )
-    min_shift: float = Field(
+    min_shift: Number = Field(
         default=0.0,
         ge=0,
         allow_inf_nan=False,
@@ -128,13 +129,13 @@ class MonitorSettings(BaseModel):
         min_length=1,
         description="thermal: the machine's ambient (hall) temperature signal, if it sends one.",
     )
-    thermal_train_s: float = Field(
+    thermal_train_s: Number = Field(
         default=10_800.0,
         ge=600,
         le=7 * 86_400,
         description="thermal: machine time of readings the lag's time constant and gain are learnt from.",
     )
-    thermal_min_stops: int = Field(
+    thermal_min_stops: Count = Field(
         default=6,
         ge=0,
         description=(
@@ -142,7 +143,7 @@ class MonitorSettings(BaseModel):
             "in them), but at most 4 x thermal_train_s."
         ),
     )
-    ambient_alpha_day: float = Field(
+    ambient_alpha_day: Number = Field(
         default=0.25,
         gt=0,
         le=1,
@@ -155,7 +156,7 @@ class MonitorSettings(BaseModel):
             "sigmas a day, so a drift cannot teach itself to the profile."
         ),
     )
-    ambient_interim_s: float = Field(
+    ambient_interim_s: Number = Field(
         default=2_100.0,
         ge=0,
         le=86_400,
@@ -175,32 +176,36 @@ class MonitorSettings(BaseModel):
     )
     rules_sigma: Literal["moving_range", "overall"] = "overall"
     only_running: bool = Field(default=True, description="Judge sensor readings only while the machine runs.")
-    settle_s: float = Field(
+    settle_s: Number = Field(
         default=120.0,
         ge=0,
         le=86_400,
         description="With only_running: skip readings this long after a start.",
     )
-    ph_min_instances: int = Field(default=30, ge=1)
-    ph_delta: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    ph_min_instances: Count = Field(default=30, ge=1)
+    ph_delta: Number = Field(default=0.5, ge=0, allow_inf_nan=False)
     ph_threshold: Positive = 600.0
-    ph_alpha: float = Field(default=1.0, gt=0, le=1)
+    ph_alpha: Number = Field(default=1.0, gt=0, le=1)
     ph_mode: Literal["both", "up", "down"] = "both"
-    cusum_k: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    cusum_k: Number = Field(default=1.0, ge=0, allow_inf_nan=False)
     cusum_h: Positive = 60.0
-    ewma_lambda: float = Field(default=0.005, gt=0, le=1)
+    ewma_lambda: Number = Field(default=0.005, gt=0, le=1)
     ewma_L: Positive = 12.0
-    adwin_delta: float = Field(default=1e-9, gt=0, lt=1)
-    adwin_clock: int = Field(default=128, ge=1)
-    adwin_max_buckets: int = Field(default=5, ge=2, le=64)
-    adwin_min_window_length: int = Field(default=60, ge=1)
-    adwin_grace_period: int = Field(default=600, ge=0)
-    resolve_after: int = Field(default=900, ge=1, description="Quiet readings before a drift alert resolves.")
+    adwin_delta: Number = Field(default=1e-9, gt=0, lt=1)
+    adwin_clock: Count = Field(default=128, ge=1)
+    adwin_max_buckets: Count = Field(default=5, ge=2, le=64)
+    adwin_min_window_length: Count = Field(default=60, ge=1)
+    adwin_grace_period: Count = Field(default=600, ge=0)
+    resolve_after: Count = Field(
+        default=900, ge=1, description="Quiet readings before a drift alert resolves."
+    )
     resolve_band: Positive = Field(
         default=1.0, description="...and the EWMA shift back within this many sigma."
     )
-    lsl: float | None = Field(default=None, description="Spec limits for capability when telemetry has none.")
-    usl: float | None = None
+    lsl: Number | None = Field(
+        default=None, description="Spec limits for capability when telemetry has none."
+    )
+    usl: Number | None = None
 
     def params(self) -> MonitorParams:
         enabled = 0
@@ -364,7 +369,7 @@ class MonitoringConfig(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
-            raise ValueError(f"{where}.{field}: {first['msg']}") from None
+            raise ValueError(f"{where}.{field}: {first['msg'].removeprefix('Value error, ')}") from None
 
     def settings_for(
         self,

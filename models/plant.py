@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from models.config_numbers import Count, Number
 from models.monitoring_config import MonitoringConfig
 
 __all__ = [
@@ -30,8 +31,8 @@ __all__ = [
 
 _ID = r"^[A-Za-z0-9_.-]{1,64}$"
 Id = Annotated[str, Field(pattern=_ID)]
-PositiveSeconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
-NonNegativeSeconds = Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)]
+PositiveSeconds = Annotated[Number, Field(gt=0, le=86_400, allow_inf_nan=False)]
+NonNegativeSeconds = Annotated[Number, Field(ge=0, le=86_400, allow_inf_nan=False)]
 
 
 class LossCategory(StrEnum):
@@ -181,10 +182,10 @@ class AlertRules(_Frozen):
             "partition's stream time (docs/kpis.md, Machine stopped alerts)."
         ),
     )
-    oee_below: Annotated[float, Field(ge=0, le=1)] | None = Field(
+    oee_below: Annotated[Number, Field(ge=0, le=1)] | None = Field(
         default=0.45, description="Raise oee_low when a closed shift's OEE is below this (null: off)."
     )
-    in_spec_to_resolve: Annotated[int, Field(ge=1, le=1000)] = Field(
+    in_spec_to_resolve: Annotated[Count, Field(ge=1, le=1000)] = Field(
         default=5,
         description=(
             "Resolve a quality_out_of_spec alert after this many consecutive in-spec parts of its "

@@ -28,6 +28,7 @@ from service.baseline import ScheduledReset
 from service.capability_view import capability_rows
 from service.exceptions import ConfigError
 from service.output_dir import output_dir
+from service.output_file import OutputFile, write_output
 from service.settings import Settings
 from service.telemetry_file import FileRecord, read_records
 from streams.contract import _parse_timestamp
@@ -157,10 +158,10 @@ def analyze_file(
     for reset in sorted(resets, key=lambda r: r.at_ms):
         pending.setdefault(reset.spec.key, []).append(reset)
     with (
-        (out_dir / "kpis.jsonl").open("wb") as kpis,
-        (out_dir / "alerts.jsonl").open("wb") as alerts,
-        (out_dir / "dead_letters.jsonl").open("wb") as dead_letters,
-        (out_dir / "line_kpis.jsonl").open("wb") as line_kpis,
+        OutputFile(out_dir / "kpis.jsonl", "--out") as kpis,
+        OutputFile(out_dir / "alerts.jsonl", "--out") as alerts,
+        OutputFile(out_dir / "dead_letters.jsonl", "--out") as dead_letters,
+        OutputFile(out_dir / "line_kpis.jsonl", "--out") as line_kpis,
     ):
 
         def write(outcome: Applied) -> None:
@@ -251,7 +252,9 @@ def analyze_file(
         for key, state in sorted(states.items())
         if (rows := capability_rows(processor.engine, state))
     }
-    (out_dir / "capability.json").write_bytes(orjson.dumps(capability, option=orjson.OPT_INDENT_2) + b"\n")
+    write_output(
+        out_dir / "capability.json", orjson.dumps(capability, option=orjson.OPT_INDENT_2) + b"\n", "--out"
+    )
     summary: dict[str, Any] = {
         "input": str(telemetry),
         "out": str(out_dir),

@@ -11,7 +11,8 @@ checked by modification time and size; a changed manifest is re-read and, if its
 that version is verified and loaded. Nothing is restarted: the next batch is scored by the new
 version, and its alerts name it. A version that fails verification is logged and skipped; the newest
 earlier version that verifies serves instead (after a restart too), so a bad upload never takes
-scoring down.
+scoring down. Whatever goes wrong reading the registry is logged and leaves the models loaded as
+they were: it never fails the telemetry message that happened to trigger the check.
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ class RegistryModels:
         now = self._clock()
         if now >= self._next_check:
             self._next_check = now + self.reload_interval_s
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception as exc:  # the registry is only read for scoring: it must never cost a message
+                self._refused("(registry)", exc)
         if machine.key not in self._by_machine:
             self._by_machine[machine.key] = self._pick(machine)
         return self._by_machine[machine.key]
@@ -88,7 +92,11 @@ class RegistryModels:
             current = self._loaded.get(name)
             if current is not None and current.stamp == stamp:
                 continue
-            changed |= self._reload(name, stamp, current)
+            try:
+                changed |= self._reload(name, stamp, current)
+            except Exception as exc:  # a refusal the registry did not foresee: still only this model's
+                self._refused(name, exc)
+                self._keep(name, stamp, current)
         if changed:
             self._by_machine.clear()
         return changed
@@ -104,10 +112,7 @@ class RegistryModels:
             return False
         found = self._newest_verified(name, versions, latest, current)
         if found is None:
-            if current is not None:
-                current.stamp = stamp  # keep serving what was loaded; retry when the manifest changes
-            else:
-                self._loaded[name] = _Loaded(stamp, None, None, _NOTHING)
+            self._keep(name, stamp, current)
             return False
         model, entry = found
         if current is not None and current.version == entry.version:
@@ -139,9 +144,17 @@ class RegistryModels:
                 self._refused(name, exc)
         return None
 
-    def _refused(self, name: str, exc: ModelFileError) -> None:
-        log.error("anomaly model %s not (re)loaded: %s", name, exc)
-        self.errors = [*self.errors[-99:], str(exc)]
+    def _keep(self, name: str, stamp: tuple[int, int], current: _Loaded | None) -> None:
+        """Keep serving what was loaded (nothing, the first time); retry when the manifest changes."""
+        if current is not None:
+            current.stamp = stamp
+        else:
+            self._loaded[name] = _Loaded(stamp, None, None, _NOTHING)
+
+    def _refused(self, name: str, exc: Exception) -> None:
+        text = str(exc) if isinstance(exc, ModelFileError) else f"{type(exc).__name__}: {exc}"
+        log.error("anomaly model %s not (re)loaded: %s", name, text)
+        self.errors = [*self.errors[-99:], text]
 
     def _pick(self, machine: MachineSpec) -> AnomalyModel | None:
         loaded = [entry for _, entry in sorted(self._loaded.items()) if entry.model is not None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "LinepulseError", "ModelFileError"]
+__all__ = ["ConfigError", "LinepulseError", "ModelFileError", "OutputError"]
 
 
 class LinepulseError(Exception):
@@ -15,3 +15,7 @@ class ConfigError(LinepulseError):
 
 class ModelFileError(LinepulseError):
     """A model artifact is missing, untrusted or tampered with."""
+
+
+class OutputError(LinepulseError):
+    """A file a command writes cannot be written (disk full, no permission); names the option and file."""

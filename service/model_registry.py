@@ -125,16 +125,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _walk_types(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        module, name = node.get("__module__"), node.get("__class__")
-        if isinstance(module, str) and isinstance(name, str):
-            yield f"{module}.{name}"
-        for value in node.values():
-            yield from _walk_types(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk_types(value)
+def _walk_types(root: Any) -> Iterator[str]:
+    # With an explicit stack: a schema nested as deep as the JSON decoder allows must not exhaust
+    # the recursion limit here.
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module, name = node.get("__module__"), node.get("__class__")
+            if isinstance(module, str) and isinstance(name, str):
+                yield f"{module}.{name}"
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def artifact_types(data: bytes, where: str) -> set[str]:
@@ -148,6 +151,8 @@ def artifact_types(data: bytes, where: str) -> set[str]:
             schema = json.loads(archive.read("schema.json"))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ModelFileError(f"{where}: refused: unreadable skops archive ({exc})") from None
+    except RecursionError:
+        raise ModelFileError(f"{where}: refused: schema.json is nested too deeply to read") from None
     return set(_walk_types(schema))
 
 
@@ -259,6 +264,8 @@ class ModelRegistry:
             raise ModelFileError(f"{path}: no such model in the registry") from None
         except (OSError, ValueError) as exc:
             raise ModelFileError(f"{path}: unreadable manifest ({exc})") from None
+        except RecursionError:  # json's decoder recurses per level of nesting
+            raise ModelFileError(f"{path}: unreadable manifest (nested too deeply)") from None
         if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
             raise ModelFileError(f"{path}: not a {MANIFEST_FORMAT} manifest")
         return data

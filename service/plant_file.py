@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from models.calendar import PlantCalendar
 from models.plant import PlantConfig
 from service.exceptions import ConfigError
+from service.strict_yaml import load_yaml
 
 __all__ = ["DEMO_PLANT", "load_demo_plant", "load_plant", "parse_plant"]
 
@@ -40,7 +41,7 @@ def load_demo_plant() -> PlantConfig:
 
 def parse_plant(text: str, source: str) -> PlantConfig:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from service.output_dir import output_dir
+from service.output_file import write_output
 from streams.contract import telemetry_json_schema
 from streams.control import control_json_schema
 from streams.records import AlertRecord, KpiRecord, LineKpiRecord
@@ -34,6 +35,8 @@ def write_schemas(out_dir: Path) -> list[Path]:
     written = []
     for name, schema in schemas().items():
         path = out_dir / name
-        path.write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+        write_output(
+            path, orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n", "--out"
+        )
         written.append(path)
     return written

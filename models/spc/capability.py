@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from models.json_floats import decode_float, encode_float
 from models.spc.charts import D2
 
 __all__ = ["Capability", "CapabilityStats"]
@@ -94,25 +95,38 @@ class CapabilityStats:
         pp, ppk = _indices(self.mean, overall, lsl, usl)
         return Capability(self.n, self.mean, within, overall, lsl, usl, cp, cpk, pp, ppk)
 
-    def to_list(self) -> list[float | None]:
+    def to_list(self) -> list[float | str | None]:
+        # Values near the float maximum overflow the sums to infinity (or NaN): spelt out, so a
+        # state read back is the live one (JSON's null read as 0.0 changed the indices).
         return [
             float(self.n),
-            self.mean,
-            self.m2,
-            self.mr_sum,
+            encode_float(self.mean),
+            encode_float(self.m2),
+            encode_float(self.mr_sum),
             float(self.mr_n),
             self.prev,
-            self.lsl,
-            self.usl,
+            _optional(self.lsl),
+            _optional(self.usl),
         ]
 
     @classmethod
-    def from_list(cls, values: list[float | None]) -> CapabilityStats:
+    def from_list(cls, values: list[float | str | None]) -> CapabilityStats:
         if not isinstance(values, list) or len(values) != 8:
-            raise ValueError("values: expected a list of 8 numbers or nulls")
+            raise ValueError("values: expected a list of 8 numbers, nulls or 'inf'")
         n, mean, m2, mr_sum, mr_n, prev, lsl, usl = values
         stats = cls()
-        stats.n, stats.mean, stats.m2 = int(n or 0), float(mean or 0.0), float(m2 or 0.0)
-        stats.mr_sum, stats.mr_n = float(mr_sum or 0.0), int(mr_n or 0)
-        stats.prev, stats.lsl, stats.usl = prev, lsl, usl
+        # null: what states written before non-finite sums were spelt out hold there
+        stats.n, stats.mean, stats.m2 = int(n or 0), _sum(mean), _sum(m2)
+        stats.mr_sum, stats.mr_n = _sum(mr_sum), int(mr_n or 0)
+        stats.prev = None if prev is None else decode_float(prev)
+        stats.lsl = None if lsl is None else decode_float(lsl)
+        stats.usl = None if usl is None else decode_float(usl)
         return stats
+
+
+def _optional(value: float | None) -> float | str | None:
+    return None if value is None else encode_float(value)
+
+
+def _sum(value: object) -> float:
+    return 0.0 if value is None else decode_float(value)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 from service.cli_args import positive_float
-from service.exceptions import ConfigError
+from service.exceptions import ConfigError, OutputError
 from service.plant_file import load_plant
 from service.settings import Settings, load_settings
 from service.simulator.clock import SystemClock
@@ -183,10 +183,7 @@ def _open_sink(args: argparse.Namespace, settings: Settings) -> Sink:
             return KafkaSink(servers, topic, linger_ms=args.linger_ms)
         except KafkaError as exc:
             raise SpecError(f"--bootstrap-servers: cannot connect to {servers}: {exc}") from None
-    try:
-        return JsonlSink(args.out or "-")
-    except OSError as exc:
-        raise SpecError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
+    return JsonlSink(args.out or "-", "--out")
 
 
 def _fault_text(spec: FaultSpec) -> str:
@@ -235,11 +232,9 @@ def _simulate(args: argparse.Namespace) -> int:
     sim = PlantSimulator(plant, args.seed, start_ms, faults, SimOptions(ts_format=args.ts_format))
     try:
         sink = _open_sink(args, settings)
-        truth = JsonlSink(args.truth) if args.truth else None
-    except SpecError as exc:
+        truth = JsonlSink(args.truth, "--truth") if args.truth else None
+    except (SpecError, OutputError) as exc:
         return _fail(str(exc))
-    except OSError as exc:
-        return _fail(f"--truth: cannot write {args.truth}: {exc.strerror or exc}")
     end_ms = start_ms + args.duration if args.duration else None
     try:
         with _sigterm_as_interrupt():

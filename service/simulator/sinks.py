@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import orjson
 
+from service.output_file import OutputFile
 from service.simulator.exceptions import SpecError
 
 __all__ = ["JsonlSink", "KafkaSink", "ProducerFactory", "Sink", "require_topic"]
@@ -23,11 +23,11 @@ class Sink(Protocol):
 
 
 class JsonlSink:
-    """One compact JSON object per line. ``"-"`` writes to standard output."""
+    """One compact JSON object per line. ``"-"`` writes to standard output. A write error is an
+    OutputError naming ``option`` and the file."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._owned = str(path) != "-"
-        self._stream: BinaryIO = open(path, "wb") if self._owned else sys.stdout.buffer  # noqa: SIM115
+    def __init__(self, path: str | Path, option: str = "--out") -> None:
+        self._stream = OutputFile(path, option)
         self.written = 0
 
     def write(self, record: Mapping[str, object]) -> None:
@@ -38,9 +38,7 @@ class JsonlSink:
         self._stream.flush()
 
     def close(self) -> None:
-        self.flush()
-        if self._owned:
-            self._stream.close()
+        self._stream.close()
 
 
 ProducerFactory = Callable[..., Any]
