@@ -15,7 +15,8 @@ this sets it between Faust creating the consumer and starting it (aiokafka and f
 are pinned together in constraints.txt; tests/unit/test_fetch_wait.py checks that it takes).
 
 With ``direct_delivery`` the consumer also hands messages to their streams without Faust's four
-tasks per message (:mod:`streams.delivery`).
+tasks per message (:mod:`streams.delivery`). Either way, a table's changelog records that Faust
+took from aiokafka and dropped are fetched again (:mod:`streams.refetch`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from faust.types import TransportT
 
 from streams.delivery import SUPPORTED as DELIVERY_SUPPORTED
 from streams.delivery import DirectDeliveryConsumer
+from streams.refetch import RefetchingConsumer, RefetchingThread
 
 __all__ = ["FAUST_FETCH_MAX_WAIT_MS", "app_with_fetch_wait"]
 
 FAUST_FETCH_MAX_WAIT_MS = 1500  # what faust.transport.drivers.aiokafka passes to aiokafka
 
 
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class _ConsumerThread(RefetchingThread):
     fetch_max_wait_ms: ClassVar[int] = FAUST_FETCH_MAX_WAIT_MS
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
@@ -50,7 +52,8 @@ def _transport_class(fetch_max_wait_ms: int, direct_delivery: bool) -> type[faus
     direct = direct_delivery and DELIVERY_SUPPORTED
     consumer_base = DirectDeliveryConsumer if direct else faust_aiokafka.Consumer
 
-    class Consumer(consumer_base):  # type: ignore[valid-type,misc]
+    # streams.refetch: a table recovery's changelog records are not lost to a batch Faust drops.
+    class Consumer(RefetchingConsumer, consumer_base):  # type: ignore[valid-type,misc]
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
             thread: faust_aiokafka.AIOKafkaConsumerThread = thread_class(
                 self, loop=self.loop, beacon=self.beacon
