@@ -765,13 +765,16 @@ def merge(a: FloatArray, b: FloatArray) -> FloatArray:
     return out
 
 
-def to_list(state: FloatArray) -> list[float | None]:
-    """JSON-safe form: JSON has no NaN, so NaN (and an overflowed inf) becomes ``None``."""
+def to_list(state: FloatArray) -> list[float | str | None]:
+    """JSON-safe form: JSON has no NaN or infinity, so NaN (a statistic not defined yet) becomes
+    ``None`` and an overflowed infinity ``"inf"``/``"-inf"``, kept exactly through a restart."""
     _check_state(state, "state", writable=False)
-    return [v if math.isfinite(v) else None for v in state.tolist()]
+    return [
+        v if math.isfinite(v) else None if v != v else ("inf" if v > 0 else "-inf") for v in state.tolist()
+    ]
 
 
-def from_list(values: list[float | None]) -> FloatArray:
+def from_list(values: list[float | str | None]) -> FloatArray:
     """Inverse of :func:`to_list`; raises ValueError on anything that is not such a list."""
     if not isinstance(values, list) or len(values) != STATE_SIZE:
         raise ValueError(f"values: expected a list of {STATE_SIZE} numbers or nulls")
@@ -781,8 +784,12 @@ def from_list(values: list[float | None]) -> FloatArray:
             state[index] = np.nan
         elif isinstance(value, float | int) and not isinstance(value, bool):
             state[index] = value
+        elif value in ("inf", "-inf"):
+            state[index] = math.inf if value == "inf" else -math.inf
         else:
-            raise ValueError(f"values[{index}]: expected a number or null, got {type(value).__name__}")
+            raise ValueError(
+                f"values[{index}]: expected a number, null, 'inf' or '-inf', got {type(value).__name__}"
+            )
     count = state[COUNT]
     if not (count >= 0.0 and count == math.floor(count)):
         raise ValueError(f"values[{COUNT}]: the count must be a non-negative integer, got {count}")

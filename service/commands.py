@@ -10,6 +10,7 @@ import orjson
 
 from service.cli_args import positive_float, positive_int
 from service.exceptions import ConfigError
+from service.output_file import print_output
 from service.plant_file import load_plant
 from service.settings import Settings, load_settings
 from service.worker import add_common_arguments
@@ -55,15 +56,14 @@ def _analyze(args: argparse.Namespace) -> int:
     resets = [parse_scheduled_reset(plant, text) for text in args.baseline_reset]
     received_at = None if args.received_at is None else parse_received_at(args.received_at)
     summary = analyze_file(args.telemetry, plant, args.out, settings, resets, received_at)
-    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    print_output(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode(), "the summary to")
     return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
     from service.schemas import write_schemas
 
-    for path in write_schemas(args.out):
-        print(path)
+    print_output("\n".join(str(path) for path in write_schemas(args.out)), "the schema list to")
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from service.exceptions import OutputError
 
-__all__ = ["OutputFile", "write_output"]
+__all__ = ["OutputFile", "print_output", "write_output"]
 
 STDOUT = "-"
 
@@ -77,3 +77,10 @@ def write_output(path: Path, data: bytes, option: str) -> None:
     """Write ``data`` to ``path`` as a whole, errors naming ``option`` and the file."""
     with OutputFile(path, option) as out:
         out.write(data)
+
+
+def print_output(text: str, what: str) -> None:
+    """Print ``text`` (a command's result: ``what`` names it) to standard output, flushed now, so a
+    write error is this error and not a traceback, or one at the interpreter's exit."""
+    with OutputFile(STDOUT, what) as out:
+        out.write(text.encode() + b"\n")

@@ -119,7 +119,8 @@ class _Envelope(BaseModel):
     line: Id
     machine: Id
     ts: int = Field(description="Event time: RFC 3339 with offset, or integer epoch milliseconds.")
-    seq: Annotated[StrictInt, Field(ge=0)] | None = Field(
+    # Bounded as the binary frame's u64 is: the same sequence numbers either way.
+    seq: Annotated[StrictInt, Field(ge=0, le=2**64 - 1)] | None = Field(
         default=None, description="Optional per-source sequence number, for de-duplication."
     )
 

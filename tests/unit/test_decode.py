@@ -72,6 +72,15 @@ def test_each_malformed_kind_is_rejected_naming_the_field(decoder: TelemetryDeco
     assert result.reason
 
 
+def test_seq_is_bounded_as_the_frames_u64(decoder: TelemetryDecoder) -> None:
+    for seq, accepted in ((2**64 - 1, True), (2**64, False), (10**400, False)):
+        # Written by hand: orjson writes no integer beyond 64 bits.
+        value = orjson.dumps({**COUNT, "seq": 0}).replace(b'"seq":0', f'"seq":{seq}'.encode())
+        result = decoder.decode(key_of(COUNT), value, NOW)
+        assert isinstance(result, Accepted) is accepted, (seq, result)
+        assert accepted or (isinstance(result, Rejection) and result.field == "seq"), result
+
+
 def test_naive_timestamp_is_rejected(decoder: TelemetryDecoder) -> None:
     record = {**COUNT, "ts": "2026-11-25T06:00:00"}
     result = decoder.decode(key_of(record), orjson.dumps(record), NOW)

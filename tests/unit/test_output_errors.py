@@ -5,6 +5,8 @@ not an OSError traceback."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,27 @@ def test_a_closed_stdout_is_still_a_broken_pipe(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr("sys.stdout", Stdout())
     with pytest.raises(BrokenPipeError):
         OutputFile("-", "--out").write(b"x\n")
+
+
+@pytest.mark.parametrize("command", ["schema", "analyze"])
+def test_a_result_printed_to_a_full_device(tmp_path: Path, command: str) -> None:
+    # The schema list and analyze's summary go to standard output: a shell's `> /dev/full`.
+    telemetry = tmp_path / "t.jsonl"
+    telemetry.write_text("")
+    argv = (
+        ["schema", "--out", str(tmp_path / "s")]
+        if command == "schema"
+        else [
+            "analyze",
+            str(telemetry),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    with FULL.open("wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli", *argv], stdout=full, stderr=subprocess.PIPE, check=False
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 2 and "Traceback" not in err, err
+    assert f"to standard output: {NO_SPACE}" in err, err
