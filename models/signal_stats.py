@@ -769,9 +769,11 @@ def to_list(state: FloatArray) -> list[float | str | None]:
     """JSON-safe form: JSON has no NaN or infinity, so NaN (a statistic not defined yet) becomes
     ``None`` and an overflowed infinity ``"inf"``/``"-inf"``, kept exactly through a restart."""
     _check_state(state, "state", writable=False)
-    return [
-        v if math.isfinite(v) else None if v != v else ("inf" if v > 0 else "-inf") for v in state.tolist()
-    ]
+    return [v if math.isfinite(v) else _non_finite(v) for v in state.tolist()]
+
+
+def _non_finite(value: float) -> str | None:
+    return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
 def from_list(values: list[float | str | None]) -> FloatArray:
