@@ -7,7 +7,9 @@ restarted worker rebuilt a state that differed from the live one and published d
 
 Numbers-only lists spell them ``"inf"``, ``"-inf"`` and ``"nan"``; inside free-form mappings (an
 alert's evidence), where a string may be anything, a non-finite float becomes
-``{"$float": "inf"}`` -- a key no evidence uses. Finite values are left as they are.
+``{"$float": "inf"}`` -- a key no evidence uses. The statistics' and monitors' state vectors, where
+NaN means "not defined yet" and is common, write NaN as ``null`` (shorter) and the infinities as
+strings (:func:`encode_number`). Finite values are left as they are.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-__all__ = ["decode_float", "decode_tagged", "encode_float", "encode_tagged"]
+__all__ = [
+    "decode_float",
+    "decode_number",
+    "decode_tagged",
+    "encode_float",
+    "encode_number",
+    "encode_tagged",
+]
 
 _TAG: Final = "$float"
 _SPELLINGS: Final = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
@@ -37,6 +46,24 @@ def decode_float(value: object) -> float:
     if isinstance(value, float | int) and not isinstance(value, bool):
         return float(value)
     raise ValueError(f"expected a number or 'inf', '-inf', 'nan', got {value!r}")
+
+
+def encode_number(value: float) -> float | str | None:
+    """``value``; NaN as ``None`` and an infinity as ``"inf"``/``"-inf"``."""
+    if math.isfinite(value):
+        return value
+    return None if math.isnan(value) else _spelling(value)
+
+
+def decode_number(value: object, where: str) -> float:
+    """Inverse of :func:`encode_number`; ValueError naming ``where`` on anything else."""
+    if value is None:
+        return math.nan
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value in ("inf", "-inf"):
+        return _SPELLINGS[value]
+    raise ValueError(f"{where}: expected a number, null, 'inf' or '-inf', got {value!r}")
 
 
 def encode_tagged(value: Any) -> Any:

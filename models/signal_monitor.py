@@ -51,6 +51,7 @@ import numpy as np
 from models.drift import adwin, cusum, ewma_chart, page_hinkley
 from models.drift._arrays import FloatArray, IntArray, as_values
 from models.finite import FLUSH_EVERY, all_finite, flushed
+from models.json_floats import decode_number, encode_number
 from models.numba_config import SealedKernel, kernel
 from models.spc import rules
 
@@ -681,10 +682,6 @@ _PACKED: Final = "b64:"
 _HEAD_END: Final = ADWIN_AT + adwin.HEADER
 
 
-def _json_number(v: float) -> float | str | None:
-    return v if math.isfinite(v) else (None if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-
-
 def to_list(state: FloatArray) -> list[float | str | None]:
     """JSON-safe, compact and exact form of a state.
 
@@ -701,7 +698,7 @@ def to_list(state: FloatArray) -> list[float | str | None]:
     out: list[float | str | None] = head.tolist()
     # Only the few non-finite entries need a JSON spelling (mapping all ~60 cost ~10 us a write).
     for index in np.flatnonzero(~np.isfinite(head)).tolist():
-        out[index] = _json_number(out[index])  # type: ignore[arg-type]  # still the float here
+        out[index] = encode_number(out[index])  # type: ignore[arg-type]  # still the float here
     out.append(_PACKED + base64.b64encode(packed.astype("<f8").tobytes()).decode("ascii"))
     return out
 
@@ -710,16 +707,7 @@ def from_list(values: list[float | str | None]) -> FloatArray:
     """Inverse of :func:`to_list`; raises ValueError on anything else (including other layouts)."""
     if not isinstance(values, list) or len(values) != _HEAD_END + 1:
         raise ValueError("values: not a signal monitor state of this layout")
-    decoded: list[float] = []
-    for index, value in enumerate(values[:_HEAD_END]):
-        if value is None:
-            decoded.append(math.nan)
-        elif value in ("inf", "-inf"):
-            decoded.append(math.inf if value == "inf" else -math.inf)
-        elif isinstance(value, float | int) and not isinstance(value, bool):
-            decoded.append(float(value))
-        else:
-            raise ValueError(f"values[{index}]: expected a number, null or 'inf', got {value!r}")
+    decoded = [decode_number(value, f"values[{index}]") for index, value in enumerate(values[:_HEAD_END])]
     buckets = decoded[MAX_BUCKETS]
     if buckets != math.floor(buckets) or not 2 <= buckets <= 64:
         raise ValueError("values: corrupt max_buckets")

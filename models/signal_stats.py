@@ -56,6 +56,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.finite import FLUSH_EVERY, all_finite, flushed
+from models.json_floats import decode_number, encode_number
 from models.numba_config import SealedKernel, inline_kernel, kernel
 
 __all__ = [
@@ -769,11 +770,7 @@ def to_list(state: FloatArray) -> list[float | str | None]:
     """JSON-safe form: JSON has no NaN or infinity, so NaN (a statistic not defined yet) becomes
     ``None`` and an overflowed infinity ``"inf"``/``"-inf"``, kept exactly through a restart."""
     _check_state(state, "state", writable=False)
-    return [v if math.isfinite(v) else _non_finite(v) for v in state.tolist()]
-
-
-def _non_finite(value: float) -> str | None:
-    return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return [v if math.isfinite(v) else encode_number(v) for v in state.tolist()]
 
 
 def from_list(values: list[float | str | None]) -> FloatArray:
@@ -782,16 +779,7 @@ def from_list(values: list[float | str | None]) -> FloatArray:
         raise ValueError(f"values: expected a list of {STATE_SIZE} numbers or nulls")
     state = np.empty(STATE_SIZE, dtype=np.float64)
     for index, value in enumerate(values):
-        if value is None:
-            state[index] = np.nan
-        elif isinstance(value, float | int) and not isinstance(value, bool):
-            state[index] = value
-        elif value in ("inf", "-inf"):
-            state[index] = math.inf if value == "inf" else -math.inf
-        else:
-            raise ValueError(
-                f"values[{index}]: expected a number, null, 'inf' or '-inf', got {type(value).__name__}"
-            )
+        state[index] = decode_number(value, f"values[{index}]")
     count = state[COUNT]
     if not (count >= 0.0 and count == math.floor(count)):
         raise ValueError(f"values[{COUNT}]: the count must be a non-negative integer, got {count}")

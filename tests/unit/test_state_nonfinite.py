@@ -9,9 +9,17 @@ import math
 
 import numpy as np
 import orjson
+import pytest
 
 from models.alert_rules import AlertState
-from models.json_floats import decode_float, decode_tagged, encode_float, encode_tagged
+from models.json_floats import (
+    decode_float,
+    decode_number,
+    decode_tagged,
+    encode_float,
+    encode_number,
+    encode_tagged,
+)
 from models.machine import MachineState
 from models.spc.capability import CapabilityStats
 from service.plant_file import load_demo_plant
@@ -33,6 +41,16 @@ def test_float_spellings_round_trip() -> None:
     assert math.isnan(decode_float(_json_round_trip(encode_float(math.nan))))
     evidence = {"shift_sigma": math.inf, "top": [{"z": -math.inf}], "name": "inf", "n": 3}
     assert decode_tagged(_json_round_trip(encode_tagged(evidence))) == evidence
+
+
+def test_state_vector_numbers_write_nan_as_null_and_refuse_anything_else() -> None:
+    for value in (math.inf, -math.inf, 1.5, -0.0, 1.7e308):
+        assert decode_number(_json_round_trip(encode_number(value)), "v") == value
+    assert encode_number(math.nan) is None
+    assert math.isnan(decode_number(None, "v"))
+    for bad in (True, "nan", "Infinity", [1.0], {"inf": 1}):
+        with pytest.raises(ValueError, match=r"^values\[3\]: expected a number, null"):
+            decode_number(bad, "values[3]")
 
 
 def test_capability_sums_that_overflowed_come_back_as_they_were() -> None:
