@@ -62,6 +62,7 @@ class RegistryModels:
         self._loaded: dict[str, _Loaded] = {}
         self._by_machine: dict[str, AnomalyModel | None] = {}
         self.errors: list[str] = []  # refusals seen, newest last (bounded)
+        self._registry_failure: str | None = None  # why the last listing failed, if it did
 
     def model_for(self, machine: MachineSpec) -> AnomalyModel | None:
         now = self._clock()
@@ -70,7 +71,11 @@ class RegistryModels:
             try:
                 self.refresh()
             except Exception as exc:  # the registry is only read for scoring: it must never cost a message
-                self._refused("(registry)", exc)
+                self._registry_unreadable(exc)
+            else:
+                if self._registry_failure is not None:
+                    log.warning("anomaly model registry readable again")
+                    self._registry_failure = None
         if machine.key not in self._by_machine:
             self._by_machine[machine.key] = self._pick(machine)
         return self._by_machine[machine.key]
@@ -150,6 +155,16 @@ class RegistryModels:
             current.stamp = stamp
         else:
             self._loaded[name] = _Loaded(stamp, None, None, _NOTHING)
+
+    def _registry_unreadable(self, exc: Exception) -> None:
+        """A registry that stays unreadable is logged once, not at every check (every 10 s), until
+        the reason changes or it recovers."""
+        text = f"{type(exc).__name__}: {exc}"
+        if text == self._registry_failure:
+            log.debug("anomaly model registry still unreadable: %s", text)
+            return
+        self._registry_failure = text
+        self._refused("(registry)", exc)
 
     def _refused(self, name: str, exc: Exception) -> None:
         text = str(exc) if isinstance(exc, ModelFileError) else f"{type(exc).__name__}: {exc}"
