@@ -237,7 +237,9 @@ def test_the_log_warns_once_per_machine_and_model_version(caplog: pytest.LogCapt
     assert infos == ["demo/M06 is no longer left unscored by anomaly model demo.cnc@v2"]
 
 
-def test_api_machines_and_metrics_show_the_unscored_machine_and_the_scored_one() -> None:
+def press_unscored_cnc_scored() -> tuple[LinepulseStream, dict[str, MachineState]]:
+    """M01 sends a press's signals to a CNC type model for 20 min (unscored), M02 a CNC's (scored);
+    the stream is only what ``machine_view`` reads of one."""
     plant = load_demo_plant()
     processor = TelemetryProcessor(
         plant, max_payload_bytes=1 << 20, max_future_ms=3_600_000, anomaly_models=_Serving(_model())
@@ -250,8 +252,13 @@ def test_api_machines_and_metrics_show_the_unscored_machine_and_the_scored_one()
         for at, series in _messages(signals, minutes=20):
             processor.engine.on_samples(state, spec, at, series)
         states[spec.id] = state
+    return cast(LinepulseStream, SimpleNamespace(processor=processor)), states
+
+
+def test_api_machines_and_metrics_show_the_unscored_machine_and_the_scored_one() -> None:
+    stream, states = press_unscored_cnc_scored()
+    processor, plant = stream.processor, stream.processor.plant
     silent = Silence(silent_s=0.0, received_ago_s=0.0, stale=False)
-    stream = cast(LinepulseStream, SimpleNamespace(processor=processor))
     assert machine_view(stream, states["M01"], silent)["anomaly"] == {
         "model": "demo.cnc@v1",
         "unscored": {
