@@ -89,7 +89,9 @@ def line_figures(machines: Collection[MachineWindow], wait_reasons: Collection[s
         fully_productive = fsum((m.oee or 0.0) * m.planned_s for m in machines)
     availability = run / planned if planned > 0 else None
     performance = ideal / run if ideal is not None and run > 0 else None
-    quality = fully_productive / ideal if fully_productive is not None and ideal else None
+    # At most 1: Σ OEE x planned and Σ performance x run differ by rounding alone when nothing was
+    # scrapped, and a line showed 1.0000000000000002.
+    quality = min(1.0, fully_productive / ideal) if fully_productive is not None and ideal else None
     oee = None
     if availability is not None and performance is not None and quality is not None:
         oee = availability * performance * quality

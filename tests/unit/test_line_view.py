@@ -107,3 +107,15 @@ def test_line_figures_do_not_depend_on_the_order_machine_records_arrive() -> Non
     ]
     first, *others = [line_figures(order, ()) for order in orders]
     assert all(other == first for other in others)
+
+
+def test_line_quality_without_scrap_is_exactly_one() -> None:
+    """Σ OEE x planned over Σ performance x run is 1 only up to rounding; a line without scrap
+    showed a quality of 1.0000000000000002 (and the dashboard's ratio above 100 %)."""
+    machines = [
+        MachineWindow.from_record(record(f"M0{i}", run_s=run, performance=performance, quality=1.0))
+        for i, (run, performance) in enumerate([(500.0, 0.74), (3100.0, 0.54), (500.0, 0.71)])
+    ]
+    figures = line_figures(machines, ())
+    assert figures.quality == 1.0
+    assert figures.oee == figures.availability * figures.performance  # type: ignore[operator]
