@@ -9,12 +9,10 @@ which is no OEE loss and which the record leaves out, topped the panel.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import orjson
-import pytest
 import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -136,8 +134,7 @@ def test_the_top_losses_panel_shows_exactly_the_records_oee_losses(tmp_path: Pat
 
 def test_promtool_says_no_when_the_panel_would_show_missing_data(tmp_path: Path) -> None:
     """The check above can fail: the same evaluation expecting no_data among the losses."""
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool not installed")
+    promtool = require_executable("promtool")
     exposition, _ = _machine_hour()
     test_file = tmp_path / "wrong_test.yml"
     test_file.write_text(
@@ -160,6 +157,6 @@ def test_promtool_says_no_when_the_panel_would_show_missing_data(tmp_path: Path)
         )
     )
     result = subprocess.run(
-        ["promtool", "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode != 0
