@@ -19,6 +19,8 @@ Rules, chosen so that windows always tile time and never depend on which instant
 * **Production days** run from ``day_start`` on one local date to ``day_start`` on the next: 24 h,
   or 23/25 h (23.5/24.5 h on Lord Howe) across a transition.
 * **Shifts** run from ``start`` to ``end`` local time, on the next date when they cross midnight.
+  A shift with ``days`` starts only on those weekdays, and no shift starts on a holiday (a night
+  shift that started the evening before still ends as usual).
   Time outside every shift is unscheduled (``shift_at`` returns ``None``). Shifts may *overlap*
   (a handover, e.g. 06:00-14:15 and 14:00-22:15): the shift starting later wins from its start, so
   the earlier one is cut there. A shift lying entirely inside another (or two identical shifts) is
@@ -32,7 +34,7 @@ zone) at most one offset change within any hour or within a DST gap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Literal, get_args
@@ -105,12 +107,15 @@ class PlantCalendar:
     the window they just left or the one after, so the common case is a range check.
     """
 
-    def __init__(self, zone: ZoneInfo, shifts: Sequence[Shift], day_start: time) -> None:
+    def __init__(
+        self, zone: ZoneInfo, shifts: Sequence[Shift], day_start: time, holidays: Iterable[date] = ()
+    ) -> None:
         if day_start.tzinfo is not None or any(s.start.tzinfo or s.end.tzinfo for s in shifts):
             raise ValueError("day_start and shift times must be naive local clock times")
         self._zone = zone
         self._shifts: tuple[Shift, ...] = tuple(sorted(shifts, key=lambda s: _tod_us(s.start)))
         self._day_start = day_start
+        self._holidays = frozenset(holidays)
         self._reject_nested(self._shifts)
         # Private memo of the last answer per kind; every entry is a pure function of its bounds,
         # so a hit is always correct.
@@ -124,7 +129,7 @@ class PlantCalendar:
 
     @classmethod
     def from_plant(cls, plant: PlantConfig) -> PlantCalendar:
-        return cls(plant.zone, plant.shifts, plant.production_day_start)
+        return cls(plant.zone, plant.shifts, plant.production_day_start, plant.holidays)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -137,13 +142,19 @@ class PlantCalendar:
 
     @staticmethod
     def _reject_nested(shifts: Sequence[Shift]) -> None:
-        # Work on the 24 h clock face: a shift is [start, start + length) modulo one day.
-        spans = [(s.name, _tod_us(s.start), (_tod_us(s.end) - _tod_us(s.start)) % _DAY_US) for s in shifts]
-        for outer, o_start, o_len in spans:
-            for inner, i_start, i_len in spans:
-                if inner == outer:
-                    continue
-                if (i_start - o_start) % _DAY_US + i_len <= o_len:
+        # On a naive two-week clock from a Monday: every occurrence [start, start + length) by the
+        # weekdays it starts on, so shifts on different days (weekday and weekend crews) never clash.
+        monday = date(2024, 1, 1)
+        spans = []
+        for shift in shifts:
+            length = (_tod_us(shift.end) - _tod_us(shift.start)) % _DAY_US
+            for day in range(14):
+                if shift.starts_on_weekday_of(monday + timedelta(days=day)):
+                    start = day * _DAY_US + _tod_us(shift.start)
+                    spans.append((shift.name, start, start + length))
+        for outer, o_start, o_end in spans:
+            for inner, i_start, i_end in spans:
+                if inner != outer and o_start <= i_start and i_end <= o_end:
                     raise ValueError(
                         f"shift {inner!r} lies entirely within shift {outer!r}; overlapping shifts are "
                         "allowed (the later start wins) but one shift cannot contain another"
@@ -251,7 +262,9 @@ class PlantCalendar:
         raw: list[_Occurrence] = []
         day = first
         while day <= last + timedelta(days=1):
-            for shift in self._shifts:
+            for shift in self._shifts if day not in self._holidays else ():
+                if not shift.starts_on_weekday_of(day):
+                    continue
                 start, local_start = self._resolve(day, shift.start)
                 end_day = day + timedelta(days=1) if shift.crosses_midnight else day
                 end, _ = self._resolve(end_day, shift.end)
@@ -294,7 +307,12 @@ class PlantCalendar:
                 self._shift = span
                 return span
             previous_end = span.end_ms
-        return None  # unreachable with at least one shift: later dates always have one
+        # No shift starts for days around ts (a weekend, holidays, a shutdown): remember the gap
+        # up to the next start, so a silent weekend is not searched again at every event.
+        following = self.next_shift_start(ts_ms)
+        if following is not None:
+            self._gap = (ts_ms if previous_end is None else previous_end, following)
+        return None
 
     def scheduled_spans(self, start_ms: int, end_ms: int) -> list[tuple[int, int, bool]]:
         """``[start, end)`` cut where shifts begin and end: ``(from, until, inside a shift)``.

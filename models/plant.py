@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import time
+from datetime import date, time
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -20,6 +20,7 @@ from models.config_numbers import Count, Number
 from models.monitoring_config import MonitoringConfig
 
 __all__ = [
+    "WEEKDAYS",
     "AlertRules",
     "BigLoss",
     "LossCategory",
@@ -27,6 +28,7 @@ __all__ = [
     "MachineSpec",
     "PlantConfig",
     "Shift",
+    "Weekday",
 ]
 
 _ID = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -66,6 +68,11 @@ _TIME_BIG_LOSSES = {
 }
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+# In date.weekday() order.
+WEEKDAYS: Final[tuple[Weekday, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 def _parse_clock(value: object) -> time:
     if isinstance(value, time):
         return value
@@ -85,11 +92,29 @@ class Shift(_Frozen):
     name: Id
     start: time
     end: time
+    days: Annotated[tuple[Weekday, ...], Field(min_length=1)] | None = Field(
+        default=None,
+        description=(
+            "Local weekdays the shift starts on, e.g. [mon, tue, wed, thu, fri]; default: every day. "
+            "A night shift belongs to the day it starts, so a Friday night shift runs into Saturday."
+        ),
+    )
 
     @field_validator("start", "end", mode="before")
     @classmethod
     def _clock(cls, value: object) -> time:
         return _parse_clock(value)
+
+    @field_validator("days")
+    @classmethod
+    def _each_day_once(cls, days: tuple[Weekday, ...] | None) -> tuple[Weekday, ...] | None:
+        if days is not None and len(set(days)) != len(days):
+            raise ValueError(f"a weekday is listed twice: {list(days)}")
+        return days
+
+    def starts_on_weekday_of(self, day: date) -> bool:
+        """Whether the shift starts on ``day``'s weekday (holidays are the calendar's business)."""
+        return self.days is None or WEEKDAYS[day.weekday()] in self.days
 
     @model_validator(mode="after")
     def _not_empty(self) -> Shift:
@@ -197,6 +222,14 @@ class AlertRules(_Frozen):
 class PlantConfig(_Frozen):
     timezone: str = Field(description="IANA time zone of the plant's local calendar, e.g. Asia/Seoul.")
     shifts: list[Shift] = Field(default_factory=list)
+    holidays: list[date] = Field(
+        default_factory=list,
+        description=(
+            "Local dates on which no shift starts (public holidays, plant shutdowns), e.g. "
+            "[2026-12-25]: their time is unscheduled, as between shifts. A night shift that started "
+            "the evening before still ends as usual."
+        ),
+    )
     day_start: time | None = Field(
         default=None, description="Local time the production day starts; default: the first shift's start."
     )
@@ -369,5 +402,13 @@ class PlantConfig(_Frozen):
     @property
     def version(self) -> str:
         """A short content hash: every KPI record names the configuration it was computed with."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        content = self.model_dump(mode="json")
+        # Left out while unset, as before they existed: an upgrade must not change the version of
+        # an unchanged plant file (records would claim a configuration change that never happened).
+        if not content["holidays"]:
+            del content["holidays"]
+        for shift in content["shifts"]:
+            if shift["days"] is None:
+                del shift["days"]
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]

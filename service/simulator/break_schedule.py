@@ -45,7 +45,8 @@ class BreakSchedule:
     """Answers "is this instant a planned stop, and when does that next change?" for one plant."""
 
     def __init__(self, plant: PlantConfig) -> None:
-        self._calendar = PlantCalendar(plant.zone, plant.shifts, plant.production_day_start)
+        self._calendar = PlantCalendar.from_plant(plant)
+        self._holidays = frozenset(plant.holidays)
         self._shifts: tuple[Shift, ...] = tuple(plant.shifts)
         self._windows: list[PlannedWindow] = []
         self._starts: list[int] = []
@@ -94,7 +95,9 @@ class BreakSchedule:
         breaks: list[PlannedWindow] = []
         day = first
         while day <= last:
-            for shift in self._shifts:
+            for shift in self._shifts if day not in self._holidays else ():
+                if not shift.starts_on_weekday_of(day):
+                    continue  # a weekend or a holiday: the time between shifts below covers it
                 # Naive local times: arithmetic on them is wall-clock arithmetic, on purpose here.
                 begin = datetime.combine(day, shift.start)
                 end = datetime.combine(day + timedelta(days=1) if shift.crosses_midnight else day, shift.end)

@@ -482,21 +482,28 @@ def ref_hour(zone_name: str, ts: int) -> tuple[int, int]:
     return max(b for b in bounds if b <= ts), min(b for b in bounds if b > ts)
 
 
-def ref_shift(zone_name: str, shifts: list[Shift], ts: int) -> tuple[str, int, int] | None:
+def ref_shift(
+    zone_name: str, shifts: list[Shift], ts: int, holidays: frozenset[date] = frozenset(), reach: int = 3
+) -> tuple[str, int, int] | None:
     """The latest-starting occurrence at or before ts owns it if it has not ended; cut at the next start."""
     around = ref_local_date(zone_name, ts)
     occurrences = []
-    for k in range(-3, 3):
+    for k in range(-reach, reach):
         day = around + timedelta(days=k)
         for s in shifts:
+            if day in holidays or (s.days is not None and day.strftime("%a").lower() not in s.days):
+                continue
             end_day = day + timedelta(days=1) if s.crosses_midnight else day
             start = ref_resolve(zone_name, day, s.start)
             end = ref_resolve(zone_name, end_day, s.end)
             occurrences.append((start, datetime.combine(day, s.start), end, s.name))
     occurrences.sort()
     started = [i for i, o in enumerate(occurrences) if o[0] <= ts]
+    if not started:
+        return None
     start, _, end, name = occurrences[started[-1]]
-    end = min(end, occurrences[started[-1] + 1][0])
+    if started[-1] + 1 < len(occurrences):
+        end = min(end, occurrences[started[-1] + 1][0])
     return (name, start, end) if end > ts else None
 
 
@@ -605,3 +612,136 @@ def test_shifts_match_reference_and_tile(case: tuple[str, int], plan: list[Shift
             assert cal.shift_at(mid) == span
             assert cal.next_shift_start(mid) == following
             previous_end, t = span.end_ms, span.end_ms
+
+
+# -- working days and holidays ------------------------------------------------------------------
+
+WEEKDAY_SHIFTS = [
+    Shift(name="early", start="06:00", end="14:00", days=("mon", "tue", "wed", "thu", "fri")),
+    Shift(name="night", start="22:00", end="06:00", days=("mon", "tue", "wed", "thu", "fri")),
+]
+
+
+def test_a_weekend_without_shifts_is_unscheduled_and_friday_night_ends_on_saturday() -> None:
+    cal = PlantCalendar(ZoneInfo("Europe/Berlin"), WEEKDAY_SHIFTS, time(6))
+    friday_night = cal.shift_at(ms("2026-10-24T03:00:00+02:00"))  # Saturday 03:00: Friday's night shift
+    assert friday_night is not None and friday_night.shift == "night"
+    assert local(cal, friday_night) == ("2026-10-23T22:00:00+02:00", "2026-10-24T06:00:00+02:00")
+    for during in ("2026-10-24T06:00:00+02:00", "2026-10-24T23:00:00+02:00", "2026-10-25T12:00:00+01:00"):
+        assert cal.shift_at(ms(during)) is None, during
+    monday = ms("2026-10-26T06:00:00+01:00")
+    assert cal.next_shift_start(ms("2026-10-24T07:00:00+02:00")) == monday
+    assert cal.scheduled_spans(ms("2026-10-23T20:00:00+02:00"), ms("2026-10-26T07:00:00+01:00")) == [
+        (ms("2026-10-23T20:00:00+02:00"), ms("2026-10-23T22:00:00+02:00"), False),
+        (ms("2026-10-23T22:00:00+02:00"), ms("2026-10-24T06:00:00+02:00"), True),
+        (ms("2026-10-24T06:00:00+02:00"), monday, False),
+        (monday, ms("2026-10-26T07:00:00+01:00"), True),
+    ]
+
+
+def test_no_shift_starts_on_a_holiday() -> None:
+    holidays = [date(2026, 12, 24), date(2026, 12, 25)]
+    cal = PlantCalendar(ZoneInfo("Europe/Berlin"), WEEKDAY_SHIFTS, time(6), holidays)
+    night = cal.shift_at(ms("2026-12-24T02:00:00+01:00"))  # Wednesday's night shift ends as usual
+    assert night is not None and local(cal, night) == (
+        "2026-12-23T22:00:00+01:00",
+        "2026-12-24T06:00:00+01:00",
+    )
+    assert cal.shift_at(ms("2026-12-24T10:00:00+01:00")) is None
+    assert cal.shift_at(ms("2026-12-25T23:00:00+01:00")) is None
+    # Friday the 25th and the weekend: the next start is Monday the 28th.
+    assert cal.next_shift_start(ms("2026-12-24T06:00:00+01:00")) == ms("2026-12-28T06:00:00+01:00")
+
+
+def test_shifts_on_other_days_may_cover_the_same_hours() -> None:
+    weekend = Shift(name="weekend", start="06:00", end="18:00", days=("sat", "sun"))
+    cal = PlantCalendar(ZoneInfo("Asia/Seoul"), [WEEKDAY_SHIFTS[0], weekend], time(6))
+    saturday = cal.shift_at(ms("2026-11-28T12:00:00+09:00"))
+    assert saturday is not None and saturday.shift == "weekend"
+    friday = cal.shift_at(ms("2026-11-27T12:00:00+09:00"))
+    assert friday is not None and friday.shift == "early"
+    with pytest.raises(ValueError, match="lies entirely within"):
+        PlantCalendar(
+            ZoneInfo("Asia/Seoul"), [WEEKDAY_SHIFTS[0], weekend.model_copy(update={"days": None})], time(6)
+        )
+    # A Friday night shift containing a Saturday-only early shift is still one inside another.
+    fri_night = Shift(name="fri_night", start="22:00", end="06:00", days=("fri",))
+    sat_early = Shift(name="sat_early", start="00:00", end="05:00", days=("sat",))
+    with pytest.raises(ValueError, match="'sat_early' lies entirely within shift 'fri_night'"):
+        PlantCalendar(ZoneInfo("Asia/Seoul"), [fri_night, sat_early], time(6))
+
+
+@pytest.mark.parametrize(
+    ("days", "error"),
+    [([], "at least 1 item"), (["mon", "mon"], "listed twice"), (["funday"], "Input should be 'mon'")],
+)
+def test_bad_days_are_refused_naming_the_field(days: list[str], error: str) -> None:
+    plant = {
+        "timezone": "Europe/Berlin",
+        "shifts": [{"name": "early", "start": "06:00", "end": "14:00", "days": days}],
+        "machines": [{"tenant": "acme", "site": "p1", "line": "L1", "id": "M01", "ideal_cycle_s": 12.0}],
+    }
+    with pytest.raises(ValueError, match=error) as raised:
+        PlantConfig.model_validate(plant)
+    assert "shifts.0.days" in str(raised.value)
+
+
+def test_a_plant_without_days_or_holidays_keeps_its_version() -> None:
+    """Records name the configuration by this hash: an upgrade that adds optional keys must not
+    change it for an unchanged plant file (c86caa17610a is what earlier versions computed)."""
+    plant = PlantConfig.model_validate(
+        {
+            "timezone": "Europe/Berlin",
+            "shifts": [
+                {"name": "early", "start": "06:00", "end": "14:00"},
+                {"name": "night", "start": "22:00", "end": "06:00"},
+            ],
+            "machines": [{"tenant": "acme", "site": "p1", "line": "L1", "id": "M01", "ideal_cycle_s": 12.0}],
+        }
+    )
+    assert plant.version == "c86caa17610a"
+    with_days = plant.model_copy(
+        update={"shifts": [s.model_copy(update={"days": ("mon",)}) for s in plant.shifts]}
+    )
+    assert with_days.version != plant.version
+
+
+weekday_sets = st.sets(st.sampled_from(("mon", "tue", "wed", "thu", "fri", "sat", "sun")), min_size=1).map(
+    lambda days: tuple(sorted(days))
+)
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.sampled_from(("Europe/Berlin", "Asia/Seoul", "America/New_York")).flatmap(
+        lambda z: st.tuples(st.just(z), instants(z))
+    ),
+    shift_plans(),
+    st.lists(st.one_of(st.none(), weekday_sets), min_size=4, max_size=4),
+    st.sets(st.integers(-6, 6), max_size=4),
+)
+def test_shifts_with_days_and_holidays_match_reference(
+    case: tuple[str, int], plan: list[Shift], days: list[tuple[str, ...] | None], holiday_offsets: set[int]
+) -> None:
+    zone_name, ts = case
+    plan = [s.model_copy(update={"days": d}) for s, d in zip(plan, days, strict=False)]
+    around = ref_local_date(zone_name, ts)
+    holidays = frozenset(around + timedelta(days=k) for k in holiday_offsets)
+    try:
+        cal = PlantCalendar(ZoneInfo(zone_name), plan, time(6), holidays)
+    except ValueError:
+        assume(False)
+        raise
+    t, until = ts, ts + 3 * 24 * H
+    while t < until:
+        span = cal.shift_at(t)
+        got = None if span is None else (span.shift, span.start_ms, span.end_ms)
+        assert got == ref_shift(zone_name, plan, t, holidays, reach=12)
+        following = cal.next_shift_start(t)
+        if span is None:
+            if following is None or following > until:
+                break
+            assert cal.shift_at(following) is not None
+            t = following
+        else:
+            t = span.end_ms
