@@ -116,14 +116,19 @@ def _pct(value: float | None) -> str:
 
 def render_table(payload: dict[str, Any]) -> str:
     """A compact terminal view of /api/machines: one line per machine, current shift figures."""
+    machines = payload.get("machines", [])
+    # Tenants may share machine and line ids: then each row names its tenant too.
+    several = len({machine["tenant"] for machine in machines}) > 1
+    names = [f"{m['tenant']}/{m['machine']}" if several else m["machine"] for m in machines]
+    width = max([14, *(len(name) + 2 for name in names)])
     lines = [
-        f"{'machine':<14}{'line':<8}{'state':<14}{'shift':<7}{'OEE':>7}{'A':>7}{'P':>7}{'Q':>7}"
+        f"{'machine':<{width}}{'line':<8}{'state':<14}{'shift':<7}{'OEE':>7}{'A':>7}{'P':>7}{'Q':>7}"
         f"{'good':>7}{'scrap':>6}  alerts"
     ]
-    for machine in payload.get("machines", []):
+    for name, machine in zip(names, machines, strict=True):
         window = machine["windows"].get("shift") or machine["windows"].get("hour") or {}
         lines.append(
-            f"{machine['machine']:<14}{machine['line']:<8}{(machine['state'] or '-'):<14}"
+            f"{name:<{width}}{machine['line']:<8}{(machine['state'] or '-'):<14}"
             f"{(window.get('shift') or '-'):<7}{_pct(window.get('oee')):>7}"
             f"{_pct(window.get('availability')):>7}{_pct(window.get('performance')):>7}"
             f"{_pct(window.get('quality')):>7}"
