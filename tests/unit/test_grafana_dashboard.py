@@ -179,3 +179,13 @@ def test_provisioning_points_at_the_dashboard_and_prometheus() -> None:
     sources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     (source,) = sources["datasources"]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+
+
+def test_every_legend_naming_a_machine_or_line_names_its_tenant() -> None:
+    """Tenants share machine and line ids (each factory has its L1 and M01): with the tenant variable
+    on All, a legend without the tenant shows two factories' series under one name."""
+    for panel in _panels(_dashboard()["panels"]):
+        for target in panel.get("targets", []):
+            legend = target.get("legendFormat", "")
+            if "{{machine}}" in legend or "{{line}}" in legend:
+                assert "{{tenant}}" in legend, (panel["title"], legend)
