@@ -213,10 +213,11 @@ class _Pending(NamedTuple):
 
 
 class _StatsRun(NamedTuple):
-    """A signal's readings of several batches, joined, for its statistics (``sizes``: each batch's)."""
+    """A signal's readings of several batches, joined, for its statistics (``sizes``: each batch's;
+    ``lasts``: each batch's last timestamp, all the statistics need of the times of ordered batches)."""
 
     vector: np.ndarray
-    times: np.ndarray
+    lasts: np.ndarray
     values: np.ndarray
     sizes: tuple[int, ...]
 
@@ -234,9 +235,11 @@ def _fold_stats(alike: Sequence[_StatsRun]) -> None:
         take = 3 if rest == 3 or rest >= 5 else min(rest, 2)
         group = alike[at : at + take]
         if take == 1:
-            signal_stats.update_runs(group[0].vector, group[0].times, group[0].values, ends)
+            signal_stats.update_runs(group[0].vector, group[0].lasts, group[0].values, ends, lasts=True)
         else:
-            signal_stats.update_runs_side_by_side([(g.vector, g.times, g.values) for g in group], ends)
+            signal_stats.update_runs_side_by_side(
+                [(g.vector, g.lasts, g.values) for g in group], ends, lasts=True
+            )
         at += take
         rest -= take
 
@@ -424,14 +427,18 @@ class MachineEngine:
                 signal_stats.update(vector, *run[0])
                 continue
             sizes = tuple([values.shape[0] for _, values in run])
-            times = np.concatenate([times for times, _ in run])
+            # Each batch's readings are oldest first (every decoder checks it, and the settle cut and
+            # expected levels rely on it too), so each one's newest is its last: its timestamp is all
+            # the statistics read of the times (joining them copied 8 bytes a reading, ~6 us of a
+            # 5,000-reading frame).
+            lasts = np.array([times[-1] for times, _ in run], dtype=np.int64)
             parts = [values for _, values in run]
             values = np.concatenate(parts)
             joined[signal] = (parts, values)
             if alike and alike[0].sizes != sizes:
                 _fold_stats(alike)
                 alike = []
-            alike.append(_StatsRun(vector, times, values, sizes))
+            alike.append(_StatsRun(vector, lasts, values, sizes))
         _fold_stats(alike)
         if not self._monitoring.enabled or len(batches) < 2:
             for ts_ms, series in batches:

@@ -135,11 +135,34 @@ def new_state() -> FloatArray:
     return state
 
 
+@inline_kernel
+def _newest(ts_ms: IntArray, start: int, stop: int) -> tuple[int, int]:
+    """The newest reading of ``[start, stop)`` (at least one) and its timestamp, in integer
+    compares; ">=" makes the later of equal timestamps win (so in an ordered run, the last)."""
+    newest = start
+    newest_ts = ts_ms[start]
+    for i in range(start + 1, stop):
+        if ts_ms[i] >= newest_ts:
+            newest = i
+            newest_ts = ts_ms[i]
+    return newest, newest_ts
+
+
+@inline_kernel
+def _newest_of_run(ts_ms: IntArray, k: int, start: int, stop: int, ordered: bool) -> tuple[int, int]:
+    """:func:`_newest` of run ``k``, ``[start, stop)``; ``ordered``: the runs are oldest first and
+    ``ts_ms`` holds each run's last timestamp (one per run), so its newest reading is its last."""
+    if ordered:
+        return stop - 1, ts_ms[k]
+    return _newest(ts_ms, start, stop)
+
+
 @kernel
 def _fold(
-    state: FloatArray, ts_ms: IntArray, values: FloatArray, start: int, stop: int, alpha: float
+    state: FloatArray, values: FloatArray, start: int, stop: int, alpha: float, newest: int, newest_ts: int
 ) -> None:
-    """Fold the finite readings ``[start, stop)`` (at least one) into ``state``.
+    """Fold the finite readings ``[start, stop)`` (at least one) into ``state``; ``newest`` is the
+    index of the newest reading (:func:`_newest`), whose timestamp is ``newest_ts``.
 
     Three short passes rather than one Welford pass: Welford puts a division on the loop-carried
     chain (~6 ns/reading here); the batch's own mean and squared deviations (the two-pass
@@ -149,13 +172,6 @@ def _fold(
     batch_sum = 0.0
     for i in range(start, stop):
         batch_sum += values[i]
-    # The newest reading, in integer compares; ">=" makes the later of equal timestamps win.
-    newest = start
-    newest_ts = ts_ms[start]
-    for i in range(start + 1, stop):
-        if ts_ms[i] >= newest_ts:
-            newest = i
-            newest_ts = ts_ms[i]
     # Squared deviations about the batch mean, extremes and the EW recurrences.
     count = state[COUNT]
     lo = state[MIN]
@@ -239,16 +255,18 @@ def _update_kernel(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha
     bad = _first_non_finite(values)
     if bad >= 0:
         return bad
-    _fold(state, ts_ms, values, 0, n, alpha)
+    newest, newest_ts = _newest(ts_ms, 0, n)
+    _fold(state, values, 0, n, alpha, newest, newest_ts)
     return -1
 
 
 @kernel
 def _update_runs_kernel(
-    state: FloatArray, ts_ms: IntArray, values: FloatArray, ends: IntArray, alpha: float
+    state: FloatArray, ts_ms: IntArray, values: FloatArray, ends: IntArray, ordered: bool, alpha: float
 ) -> int:
     """:func:`_update_kernel` once per run ``[ends[k-1], ends[k])``, in one call; -1, the first
-    non-finite index, or -2 when ``ends`` decreases somewhere (state untouched either way)."""
+    non-finite index, or -2 when ``ends`` decreases somewhere (state untouched either way).
+    ``ordered``: ``ts_ms`` is each run's last timestamp (:func:`_newest_of_run`)."""
     for k in range(1, ends.shape[0]):
         if ends[k] < ends[k - 1]:
             return -2
@@ -259,7 +277,8 @@ def _update_runs_kernel(
     for k in range(ends.shape[0]):
         stop = ends[k]
         if stop > start:
-            _fold(state, ts_ms, values, start, stop, alpha)
+            newest, newest_ts = _newest_of_run(ts_ms, k, start, stop, ordered)
+            _fold(state, values, start, stop, alpha, newest, newest_ts)
         start = stop
     return -1
 
@@ -267,11 +286,13 @@ def _update_runs_kernel(
 @kernel
 def _fold_pair(
     state_a: FloatArray,
-    ts_a: IntArray,
     values_a: FloatArray,
+    newest_a: int,
+    newest_ts_a: int,
     state_b: FloatArray,
-    ts_b: IntArray,
     values_b: FloatArray,
+    newest_b: int,
+    newest_ts_b: int,
     start: int,
     stop: int,
     alpha: float,
@@ -290,17 +311,6 @@ def _fold_pair(
     for i in range(start, stop):
         sum_a += values_a[i]
         sum_b += values_b[i]
-    newest_a = start
-    newest_b = start
-    newest_ts_a = ts_a[start]
-    newest_ts_b = ts_b[start]
-    for i in range(start + 1, stop):
-        if ts_a[i] >= newest_ts_a:
-            newest_a = i
-            newest_ts_a = ts_a[i]
-        if ts_b[i] >= newest_ts_b:
-            newest_b = i
-            newest_ts_b = ts_b[i]
     lo_a, hi_a, ew_mean_a, ew_var_a = _seed(state_a, values_a[start])
     lo_b, hi_b, ew_mean_b, ew_var_b = _seed(state_b, values_b[start])
     mean_a = sum_a / n
@@ -388,6 +398,7 @@ def _update_runs_pair_kernel(
     ts_b: IntArray,
     values_b: FloatArray,
     ends: IntArray,
+    ordered: bool,
     alpha: float,
 ) -> int:
     """:func:`_update_runs_kernel` for two signals with the same runs, in one pass: -1, -2 when
@@ -406,7 +417,21 @@ def _update_runs_pair_kernel(
     for k in range(ends.shape[0]):
         stop = ends[k]
         if stop > start:
-            _fold_pair(state_a, ts_a, values_a, state_b, ts_b, values_b, start, stop, alpha)
+            newest_a, newest_ts_a = _newest_of_run(ts_a, k, start, stop, ordered)
+            newest_b, newest_ts_b = _newest_of_run(ts_b, k, start, stop, ordered)
+            _fold_pair(
+                state_a,
+                values_a,
+                newest_a,
+                newest_ts_a,
+                state_b,
+                values_b,
+                newest_b,
+                newest_ts_b,
+                start,
+                stop,
+                alpha,
+            )
         start = stop
     return -1
 
@@ -414,14 +439,17 @@ def _update_runs_pair_kernel(
 @kernel
 def _fold_triple(
     state_a: FloatArray,
-    ts_a: IntArray,
     values_a: FloatArray,
+    newest_a: int,
+    newest_ts_a: int,
     state_b: FloatArray,
-    ts_b: IntArray,
     values_b: FloatArray,
+    newest_b: int,
+    newest_ts_b: int,
     state_c: FloatArray,
-    ts_c: IntArray,
     values_c: FloatArray,
+    newest_c: int,
+    newest_ts_c: int,
     start: int,
     stop: int,
     alpha: float,
@@ -436,22 +464,6 @@ def _fold_triple(
         sum_a += values_a[i]
         sum_b += values_b[i]
         sum_c += values_c[i]
-    newest_a = start
-    newest_b = start
-    newest_c = start
-    newest_ts_a = ts_a[start]
-    newest_ts_b = ts_b[start]
-    newest_ts_c = ts_c[start]
-    for i in range(start + 1, stop):
-        if ts_a[i] >= newest_ts_a:
-            newest_a = i
-            newest_ts_a = ts_a[i]
-        if ts_b[i] >= newest_ts_b:
-            newest_b = i
-            newest_ts_b = ts_b[i]
-        if ts_c[i] >= newest_ts_c:
-            newest_c = i
-            newest_ts_c = ts_c[i]
     lo_a, hi_a, ew_mean_a, ew_var_a = _seed(state_a, values_a[start])
     lo_b, hi_b, ew_mean_b, ew_var_b = _seed(state_b, values_b[start])
     lo_c, hi_c, ew_mean_c, ew_var_c = _seed(state_c, values_c[start])
@@ -517,6 +529,7 @@ def _update_runs_triple_kernel(
     ts_c: IntArray,
     values_c: FloatArray,
     ends: IntArray,
+    ordered: bool,
     alpha: float,
 ) -> int:
     """:func:`_update_runs_pair_kernel` for three signals (a non-finite value of ``values_c`` is
@@ -538,8 +551,25 @@ def _update_runs_triple_kernel(
     for k in range(ends.shape[0]):
         stop = ends[k]
         if stop > start:
+            newest_a, newest_ts_a = _newest_of_run(ts_a, k, start, stop, ordered)
+            newest_b, newest_ts_b = _newest_of_run(ts_b, k, start, stop, ordered)
+            newest_c, newest_ts_c = _newest_of_run(ts_c, k, start, stop, ordered)
             _fold_triple(
-                state_a, ts_a, values_a, state_b, ts_b, values_b, state_c, ts_c, values_c, start, stop, alpha
+                state_a,
+                values_a,
+                newest_a,
+                newest_ts_a,
+                state_b,
+                values_b,
+                newest_b,
+                newest_ts_b,
+                state_c,
+                values_c,
+                newest_c,
+                newest_ts_c,
+                start,
+                stop,
+                alpha,
             )
         start = stop
     return -1
@@ -639,8 +669,22 @@ def update(state: FloatArray, ts_ms: IntArray, values: FloatArray, alpha: float 
         raise ValueError(f"values: has {values.shape[0]} readings but ts_ms has {ts_ms.shape[0]}")
 
 
+def _check_times(ts_ms: IntArray, n: int, runs: int, lasts: bool, name: str) -> None:
+    """``ts_ms``'s length: one per reading, or with ``lasts`` one per run."""
+    if lasts and ts_ms.shape[0] != runs:
+        raise ValueError(f"{name}: has {ts_ms.shape[0]} timestamps but there are {runs} runs (lasts)")
+    if not lasts and ts_ms.shape[0] != n:
+        raise ValueError(f"{name}: has {n} readings but ts_ms has {ts_ms.shape[0]}")
+
+
 def update_runs(
-    state: FloatArray, ts_ms: IntArray, values: FloatArray, ends: IntArray, alpha: float = DEFAULT_ALPHA
+    state: FloatArray,
+    ts_ms: IntArray,
+    values: FloatArray,
+    ends: IntArray,
+    alpha: float = DEFAULT_ALPHA,
+    *,
+    lasts: bool = False,
 ) -> None:
     """:func:`update` for each run of readings ``[ends[k-1], ends[k])`` in turn, in one kernel call.
 
@@ -648,21 +692,25 @@ def update_runs(
     own batch), so a worker that concatenates consecutive messages' readings of a signal stays
     identical to one that applies them one by one. ``ends`` is int64, non-decreasing, and its last
     element is the number of readings. A non-finite value anywhere rejects every run (state unchanged).
+
+    ``lasts``: every run is oldest first (timestamps non-decreasing, as every decoded message's
+    readings are) and ``ts_ms`` holds only each run's last timestamp, one per run: the same state,
+    since the newest reading of such a run is its last, without joining every reading's timestamp
+    (a copy and a pass over 8 bytes a reading). Whether the runs are ordered is the caller's word.
     """
     _check_state(state, "state", writable=True)
     _check_column(ts_ms, "ts_ms", _I8)
     _check_column(values, "values", _F8)
     _check_column(ends, "ends", _I8)
     n = values.shape[0]
-    if ts_ms.shape[0] != n:
-        raise ValueError(f"values: has {n} readings but ts_ms has {ts_ms.shape[0]}")
+    _check_times(ts_ms, n, ends.shape[0], lasts, "values")
     ends_error = f"ends: must be non-decreasing run ends finishing at {n}"
     if ends.shape[0] == 0 or int(ends[-1]) != n or int(ends[0]) < 0:
         raise ValueError(ends_error)
     if not (isinstance(alpha, (float, int)) and 0.0 < alpha <= 1.0):
         raise ValueError(f"alpha: must lie in (0, 1], got {alpha!r}")
     # The kernel checks the order of ``ends`` (numpy's diff and any cost more than the folding).
-    bad = _update_runs_kernel(state, ts_ms, values, ends, float(alpha))
+    bad = _update_runs_kernel(state, ts_ms, values, ends, bool(lasts), float(alpha))
     if bad == -2:
         raise ValueError(ends_error)
     if bad >= 0:
@@ -670,26 +718,32 @@ def update_runs(
 
 
 def update_runs_side_by_side(
-    group: Sequence[tuple[FloatArray, IntArray, FloatArray]], ends: IntArray, alpha: float = DEFAULT_ALPHA
+    group: Sequence[tuple[FloatArray, IntArray, FloatArray]],
+    ends: IntArray,
+    alpha: float = DEFAULT_ALPHA,
+    *,
+    lasts: bool = False,
 ) -> None:
     """:func:`update_runs` of two or three signals, ``(state, ts_ms, values)`` each, whose runs end at
     the same ``ends``, in one kernel call that folds them side by side: their EW recurrences are
     independent, so the core runs their latency-bound chains at once (a frame's five signals as a
     triple and a pair: ~3.4 ns a reading instead of ~5.1). Each state is bit for bit what its own
-    :func:`update_runs` leaves; a non-finite value in any leaves every state unchanged."""
+    :func:`update_runs` leaves; a non-finite value in any leaves every state unchanged. ``lasts``:
+    as for :func:`update_runs`, for every signal of the group."""
     if len(group) not in (2, 3):
         raise ValueError(f"group: must hold 2 or 3 signals, got {len(group)}")
     for index, (state, ts_ms, values) in enumerate(group):
         _check_state(state, f"group[{index}].state", writable=True)
         _check_column(ts_ms, f"group[{index}].ts_ms", _I8)
         _check_column(values, f"group[{index}].values", _F8)
-        if ts_ms.shape[0] != values.shape[0]:
-            raise ValueError(
-                f"group[{index}].values: has {values.shape[0]} readings but ts_ms has {ts_ms.shape[0]}"
-            )
+        if not lasts:
+            _check_times(ts_ms, values.shape[0], 0, lasts, f"group[{index}].values")
     if len({id(state) for state, _, _ in group}) != len(group):
         raise ValueError("group: each signal needs its own state")
     _check_column(ends, "ends", _I8)
+    if lasts:
+        for index, (_, ts_ms, values) in enumerate(group):
+            _check_times(ts_ms, values.shape[0], ends.shape[0], lasts, f"group[{index}].values")
     n = group[0][2].shape[0]
     ends_error = f"ends: must be non-decreasing run ends finishing at {n} (every signal's length)"
     if any(values.shape[0] != n for _, _, values in group):
@@ -698,13 +752,27 @@ def update_runs_side_by_side(
         raise ValueError(ends_error)
     if not (isinstance(alpha, (float, int)) and 0.0 < alpha <= 1.0):
         raise ValueError(f"alpha: must lie in (0, 1], got {alpha!r}")
+    ordered = bool(lasts)
     if len(group) == 2:
         (state_a, ts_a, values_a), (state_b, ts_b, values_b) = group
-        bad = _update_runs_pair_kernel(state_a, ts_a, values_a, state_b, ts_b, values_b, ends, float(alpha))
+        bad = _update_runs_pair_kernel(
+            state_a, ts_a, values_a, state_b, ts_b, values_b, ends, ordered, float(alpha)
+        )
     else:
         (state_a, ts_a, values_a), (state_b, ts_b, values_b), (state_c, ts_c, values_c) = group
         bad = _update_runs_triple_kernel(
-            state_a, ts_a, values_a, state_b, ts_b, values_b, state_c, ts_c, values_c, ends, float(alpha)
+            state_a,
+            ts_a,
+            values_a,
+            state_b,
+            ts_b,
+            values_b,
+            state_c,
+            ts_c,
+            values_c,
+            ends,
+            ordered,
+            float(alpha),
         )
     if bad == -2:
         raise ValueError(ends_error)

@@ -112,14 +112,14 @@ class _JoinedStats:
         self.values: list[np.ndarray] = []
         self.groups: list[int] = []
 
-    def __call__(self, *args: Any) -> None:
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
         self.values.append(args[2])
-        self.update_runs(*args)
+        self.update_runs(*args, **kwargs)
 
-    def group(self, group: Any, *args: Any) -> None:
+    def group(self, group: Any, *args: Any, **kwargs: Any) -> None:
         self.values += [values for _, _, values in group]
         self.groups.append(len(group))
-        self.side_by_side(group, *args)
+        self.side_by_side(group, *args, **kwargs)
 
 
 def _each(engine: MachineEngine, state: MachineState, spec: MachineSpec, batch: list[Any]) -> Iterator[Any]:

@@ -189,6 +189,87 @@ def test_update_runs_is_bit_for_bit_one_update_per_run(
     np.testing.assert_array_equal(together, one_by_one)
 
 
+def _ordered_ts(sizes: list[int], steps: list[int], back: list[int]) -> np.ndarray:
+    """Each run's timestamps oldest first (equal ones included), a run possibly older than the one
+    before it (a late message): what the engine gives the statistics."""
+    ts: list[int] = []
+    for k, size in enumerate(sizes):
+        t = T0 + 100_000 * k - 150_000 * back[k % len(back)]
+        for i in range(size):
+            t += steps[i % len(steps)]
+            ts.append(t)
+    return np.array(ts, dtype=np.int64)
+
+
+def _lasts(ts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each run's last timestamp (an empty run's is never read)."""
+    return np.array([ts[end - 1] if end else 0 for end in ends], dtype=np.int64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    runs=st.lists(st.lists(finite, max_size=30), min_size=1, max_size=6),
+    steps=st.lists(st.integers(0, 3), min_size=1, max_size=4),
+    back=st.lists(st.integers(0, 1), min_size=1, max_size=3),
+    seeded=st.booleans(),
+)
+def test_update_runs_of_ordered_runs_with_their_last_timestamps_is_bit_for_bit_update_runs(
+    runs: list[list[float]], steps: list[int], back: list[int], seeded: bool
+) -> None:
+    sizes = [len(run) for run in runs]
+    values = np.array([x for run in runs for x in run], dtype=np.float64)
+    ends = np.cumsum(np.array(sizes, dtype=np.int64))
+    ts = _ordered_ts(sizes, steps, back)
+    joined, lasts = new_state(), new_state()
+    if seeded:
+        for state in (joined, lasts):
+            update(state, np.array([T0, T0 + 5]), np.array([3.0, -1.0]))
+    update_runs(joined, ts, values, ends)
+    update_runs(lasts, _lasts(ts, ends), values, ends, lasts=True)
+    np.testing.assert_array_equal(lasts, joined)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    runs=st.lists(st.lists(st.tuples(finite, finite, finite), max_size=30), min_size=1, max_size=6),
+    signals=st.sampled_from([2, 3]),
+    steps=st.lists(st.integers(0, 3), min_size=1, max_size=4),
+    back=st.lists(st.integers(0, 1), min_size=1, max_size=3),
+)
+def test_side_by_side_of_ordered_runs_with_their_last_timestamps_is_bit_for_bit(
+    runs: list[list[tuple[float, float, float]]], signals: int, steps: list[int], back: list[int]
+) -> None:
+    sizes = [len(run) for run in runs]
+    ends = np.cumsum(np.array(sizes, dtype=np.int64))
+    columns = [np.array([row[k] for run in runs for row in run], dtype=np.float64) for k in range(signals)]
+    ts = [_ordered_ts(sizes, steps[k:] or steps, back) + k for k in range(signals)]
+    joined = [new_state() for _ in range(signals)]
+    lasts = [new_state() for _ in range(signals)]
+    update_runs_side_by_side(list(zip(joined, ts, columns, strict=True)), ends)
+    update_runs_side_by_side(
+        list(zip(lasts, [_lasts(t, ends) for t in ts], columns, strict=True)), ends, lasts=True
+    )
+    for k in range(signals):
+        np.testing.assert_array_equal(lasts[k], joined[k])
+
+
+def test_lasts_take_one_timestamp_per_run() -> None:
+    state = new_state()
+    values, ends = np.array([1.0, 2.0, 3.0]), np.array([1, 3])
+    with pytest.raises(ValueError, match=r"^values: has 3 timestamps but there are 2 runs"):
+        update_runs(state, np.array([T0, T0, T0]), values, ends, lasts=True)
+    with pytest.raises(ValueError, match=r"group\[1\]\.values: has 1 timestamps but there are 2 runs"):
+        update_runs_side_by_side(
+            [(new_state(), np.array([T0, T0]), values), (new_state(), np.array([T0]), values)],
+            ends,
+            lasts=True,
+        )
+    np.testing.assert_array_equal(state, new_state())
+    # The newest of an ordered run is its last reading: LAST and LAST_TS come from there.
+    update_runs(state, np.array([T0 + 10, T0 + 30]), values, ends, lasts=True)
+    assert (state[LAST], state[LAST_TS]) == (3.0, float(T0 + 30))
+
+
 def test_update_runs_rejects_bad_ends_and_non_finite_values_untouched() -> None:
     state = new_state()
     update(state, np.array([T0]), np.array([1.0]))
