@@ -13,7 +13,9 @@ Two refinements make the figures what a plant manager expects:
   waits (at most ``micro_stop_s``) in ``closing`` before it is emitted.
 - Allowed lateness (:mod:`models.lateness`): an event older than the newest one, but not by more
   than ``allowed_lateness_s``, is put in its place and the accounting replayed, and windows whose
-  totals change are emitted again with the next revision. Older events are only counted.
+  totals change are emitted again with the next revision. Older events are only counted, as
+  telemetry of their own time (never of the cursor they are counted at); a too-late state change
+  takes effect at the cursor unless a state reported at a newer event time superseded it.
 
 In-order application is the numba kernel's (:mod:`models.time_kernel`, run by
 :class:`~models.time_ledger.LedgerAccounting`); :mod:`models.accounting_reference` is the same
@@ -22,12 +24,14 @@ in plain Python, and the tests hold the kernel to it. This module adds allowed l
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from models import time_kernel
 from models.calendar import PlantCalendar
 from models.lateness import (
     BEFORE_ALL,
@@ -97,15 +101,40 @@ class TimeAccounting:
         """
         cursor = state.cursor_ms
         if cursor is not None and ts_ms < cursor - self._lateness_ms:
-            self._process(state, spec, cursor, RANK_TOO_LATE, (), out)
-            since = state.state_since_ms
-            if rank == RANK_STATE and (since is None or ts_ms >= since):
+            # Counted at the cursor, where the machine's time is; seen at its own time, so the state
+            # is never believed past the machine's newest reading because an old one came in late.
+            self._process(state, spec, cursor, RANK_TOO_LATE, (ts_ms,), out)
+            if rank == RANK_STATE and ts_ms >= self._newest_state_ms(state):
                 # The machine's state is always the newest one reported: a too-late change that no
                 # newer one superseded takes effect now; the time before it is not rewritten.
-                self._process(state, spec, cursor, rank, values, out)
+                self._process(state, spec, cursor, rank, (*values, ts_ms), out)
         else:
-            self._process(state, spec, ts_ms, rank, values, out)
+            superseded = None
+            if rank == RANK_STATE and state.lateness is not None and cursor is not None and ts_ms <= cursor:
+                superseded = self._drop_superseded(state.lateness, ts_ms)
+            self._process(state, spec, ts_ms, rank, values, out, superseded)
         state.sync_totals()
+
+    @staticmethod
+    def _newest_state_ms(state: MachineState) -> int:
+        """The event time of the newest state the machine reported (whatever time it took effect)."""
+        newest = state.ledger.get(time_kernel.S_REPORTED)
+        if newest is None:  # a state stored before the reported time was kept
+            newest = state.state_since_ms
+        return BEFORE_ALL[0] if newest is None else newest
+
+    @staticmethod
+    def _drop_superseded(log: LatenessLog, ts_ms: int) -> Entry | None:
+        """Take out of the log the too-late state changes that a state reported at ``ts_ms``, newer
+        than they, supersedes although it is placed before (or at) where they took effect: they
+        never take effect (their too-late count stays). The first taken out, or None."""
+        first = None
+        at = bisect_left(log.events, [ts_ms])
+        for event in log.events[at:]:
+            if event[1] == RANK_STATE and len(values := payload(event)) > 2 and values[2] < ts_ms:
+                log.events.remove(event)
+                first = event if first is None else first
+        return first
 
     def _process(
         self,
@@ -115,7 +144,10 @@ class TimeAccounting:
         rank: int,
         values: Sequence[Any],
         out: EngineOutput,
+        superseded: Entry | None = None,
     ) -> None:
+        """Apply an event at ``ts_ms``; with allowed lateness, log it and replay from before it if
+        it is late, or from before ``superseded`` (a log entry it took out)."""
         out.too_late = out.too_late or rank == RANK_TOO_LATE
         if self._lateness_ms == 0:
             # No log to keep: the event goes straight to the kernel, never through JSON.
@@ -126,10 +158,12 @@ class TimeAccounting:
         log = state.lateness
         if log is None:
             log = state.lateness = LatenessLog([Snapshot(BEFORE_ALL, self._save(state))])
-        if log.events and event < log.events[-1]:
-            out.late = True
+        late = bool(log.events) and event < log.events[-1]
+        if late or superseded is not None:
+            out.late = out.late or late
             log.insert(event)
-            self._replay(state, spec, log, log.snapshot_before(event), out)
+            start = event if superseded is None else min(event, superseded)
+            self._replay(state, spec, log, log.snapshot_before(start), out)
             return
         if event[0] - log.snapshots[-1].position[0] >= self._snapshot_every_ms:
             log.snapshots.append(Snapshot(event, self._save(state)))

@@ -38,6 +38,7 @@ class ReferenceLedger:
     state: str | None = None
     reason: str | None = None
     state_since_ms: int | None = None
+    state_reported_ms: int | None = None  # the event time of the newest state reported
     stop_since_ms: int | None = None
     stop_settled: bool = True
     pending_stop_ms: int = 0
@@ -62,12 +63,25 @@ class ReferenceAccounting:
     def apply(
         self, ledger: ReferenceLedger, spec: MachineSpec, ts_ms: int, rank: int, values: tuple[Any, ...]
     ) -> list[WindowAccumulator]:
-        """Apply one event whose time is not older than the ledger's cursor; return closed windows."""
+        """Apply one event whose time is not older than the ledger's cursor; return closed windows.
+
+        A too-late event is applied at the cursor with its own time as one more value (a state:
+        ``(state, reason, own time)``; a too-late count: ``(own time,)``, or ``()`` when unknown):
+        the machine was seen then, not at the cursor.
+        """
         closed: list[WindowAccumulator] = []
-        self._advance(ledger, ts_ms, closed, seen=rank != RANK_TICK)
+        own_ms = values[2] if rank == RANK_STATE and len(values) > 2 else None
+        if rank == RANK_TOO_LATE and values:
+            own_ms = values[0]
+        self._advance(
+            ledger, ts_ms, closed, seen_ms=None if rank == RANK_TICK else ts_ms if own_ms is None else own_ms
+        )
         if rank == RANK_STATE:
-            new_state, reason = values
+            new_state, reason = values[0], values[1]
             self._change_state(ledger, ts_ms, new_state, reason, closed)
+            reported = ts_ms if own_ms is None else own_ms
+            newest = ledger.state_reported_ms
+            ledger.state_reported_ms = reported if newest is None else max(newest, reported)
         elif rank == RANK_COUNT:
             good, scrap, product, scrap_reason = values
             startup = ledger.startup_until_ms is not None and ts_ms < ledger.startup_until_ms
@@ -122,10 +136,11 @@ class ReferenceAccounting:
             ledger.state, ledger.reason, ledger.state_since_ms = new_state, reason, ts_ms
 
     def _advance(
-        self, ledger: ReferenceLedger, ts_ms: int, closed: list[WindowAccumulator], seen: bool
+        self, ledger: ReferenceLedger, ts_ms: int, closed: list[WindowAccumulator], seen_ms: int | None
     ) -> None:
-        """Account time up to ``ts_ms``. ``seen``: the machine sent this event; a tick of the
-        plant's clock (``seen=False``) advances time without making the state believed longer."""
+        """Account time up to ``ts_ms``. ``seen_ms``: when the machine sent this event (its own
+        time, older than ``ts_ms`` for a too-late one); a tick of the plant's clock (None) advances
+        time without making the state believed longer."""
         if ledger.cursor_ms is None:
             ledger.cursor_ms = ts_ms
             self._open_windows(ledger, ts_ms)
@@ -134,8 +149,9 @@ class ReferenceAccounting:
                 self._book_no_data(window, window.start_ms, ts_ms)
         while ledger.cursor_ms < ts_ms:
             self._advance_segment(ledger, ts_ms, closed)
-        if seen:
-            ledger.last_seen_ms = ts_ms if ledger.last_seen_ms is None else max(ledger.last_seen_ms, ts_ms)
+        if seen_ms is not None:
+            last = ledger.last_seen_ms
+            ledger.last_seen_ms = seen_ms if last is None else max(last, seen_ms)
 
     def _advance_segment(self, ledger: ReferenceLedger, ts_ms: int, closed: list[WindowAccumulator]) -> None:
         cursor = ledger.cursor_ms

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from models import time_kernel as k
 from models.accounting_reference import WINDOW_KINDS
 from models.calendar import PlantCalendar
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TOO_LATE
 from models.plant import MachineSpec, PlantConfig
 from models.time_ledger import TimeLedger, stored
 from models.timemodel import WindowAccumulator, loss_key
@@ -167,7 +167,9 @@ class LedgerAccounting:
         self, ledger: TimeLedger, spec: MachineSpec, rank: int, values: Sequence[Any]
     ) -> tuple[int, int, int, float]:
         if rank == RANK_STATE:
-            return ledger.code(self.key_of(values[0], values[1])), 0, 0, 0.0
+            # A third value: the event's own time, when it is applied at the cursor as too late.
+            reported = values[2] if len(values) > 2 else k.NONE
+            return ledger.code(self.key_of(values[0], values[1])), reported, 0, 0.0
         if rank == RANK_COUNT:
             good, scrap, product, scrap_reason = values
             ideal = spec.ideal_cycle_for(product)
@@ -178,6 +180,8 @@ class LedgerAccounting:
             if not (math.isfinite(seconds) and seconds > 0):
                 raise ValueError("cycle seconds must be positive and finite")
             return 0, 0, 0, seconds
+        if rank == RANK_TOO_LATE:
+            return (values[0] if values else k.NONE), 0, 0, 0.0  # its own time, if known
         return 0, 0, 0, 0.0
 
     @staticmethod

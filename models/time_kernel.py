@@ -14,7 +14,8 @@ machine time, while events arrive many times per minute.
 
 The state is a few arrays, so one call costs one dispatch however many windows are open:
 
-- ``scalars`` (int64): the machine's cursor, newest event, state code and the stop/startup clocks;
+- ``scalars`` (int64): the machine's cursor, newest event, state code, the event time of the newest
+  state reported, and the stop/startup clocks;
 - ``rows`` (int64, one row per window): flags, span, milliseconds by loss category, units, counts,
   then three blocks: loss milliseconds by loss code, pending stop milliseconds by loss code, and
   scrap by reason code;
@@ -65,7 +66,10 @@ NONE = -(2**63)
 S_CURSOR, S_LAST_SEEN, S_STATE, S_STATE_SINCE, S_STOP_SINCE, S_STOP_SETTLED = range(6)
 S_PENDING_STOP, S_STARTUP_UNTIL, S_RUN_MS, S_LATE, S_NEXT_SHIFT, S_SEQ, S_CODES, S_REASONS = range(6, 14)
 S_EMIT = 14  # 1 when a settled stop released closing windows: the wrapper emits them and resets it
-SCALARS = 15
+# The event time of the newest state reported; a too-late one takes effect at the cursor, so this can
+# be older than S_STATE_SINCE, and a too-late change older than this one was superseded.
+S_REPORTED = 15
+SCALARS = 16
 
 # -- params (plant settings) -----------------------------------------------------------------------
 P_TIMEOUT, P_MICRO, P_STARTUP, P_HAS_SHIFTS = range(4)
@@ -170,12 +174,14 @@ def _advance(
     codes: npt.NDArray[np.int64],
     params: npt.NDArray[np.int64],
     ts_ms: int,
-    from_machine: bool,
+    seen_ms: int,
 ) -> bool:
     """Account time up to ``ts_ms``; False when a window must be rolled first (call again then).
 
-    ``from_machine``: the machine sent this event (it is the newest telemetry if newer); False for a tick
-    of the plant's clock, which advances time without making the state believed any longer.
+    ``seen_ms``: the event time of the telemetry the machine sent (the newest telemetry if newer);
+    for a too-late event it is its own time, older than ``ts_ms`` (the cursor, where it is applied),
+    so it never makes the state believed past the machine's last reading. NONE for a tick of the
+    plant's clock, which advances time without making the state believed any longer.
     """
     has_shifts = params[P_HAS_SHIFTS] != 0
     micro = params[P_MICRO]
@@ -228,9 +234,9 @@ def _advance(
             _settle_stop(scalars, rows, codes, False)
         if _needs_roll(scalars, rows, has_shifts):
             return False
-    if from_machine:
+    if seen_ms != NONE:
         last = scalars[S_LAST_SEEN]
-        scalars[S_LAST_SEEN] = ts_ms if last == NONE else max(last, ts_ms)
+        scalars[S_LAST_SEEN] = seen_ms if last == NONE else max(last, seen_ms)
     return True
 
 
@@ -321,10 +327,20 @@ def apply_one(
     x: float,
 ) -> int:
     """Apply one event (see :func:`apply_events` for the fields); DONE or ROLL."""
-    if not _advance(scalars, rows, codes, params, ts_ms, rank != 5):  # 5: a tick
+    seen_ms = ts_ms
+    if rank == 5:  # a tick
+        seen_ms = NONE
+    elif (rank == 0 and b != NONE) or (rank == 4 and a != NONE):
+        # Too late, applied at the cursor: the machine was seen at the event's own time. (A
+        # too-late count stored before that time was kept has none: seen at the cursor, as then.)
+        seen_ms = b if rank == 0 else a
+    if not _advance(scalars, rows, codes, params, ts_ms, seen_ms):
         return ROLL
-    if rank == 0:  # state: a = the loss code of the new state and reason
+    if rank == 0:  # state: a = the loss code of the new state and reason, b = its own time if too late
         _change_state(scalars, rows, codes, params, ts_ms, a)
+        reported = ts_ms if b == NONE else b
+        newest = scalars[S_REPORTED]
+        scalars[S_REPORTED] = reported if newest == NONE else max(newest, reported)
     elif rank == 1:  # count: a = good, b = scrap, c = scrap reason, x = ideal cycle (NaN: none)
         _add_units(scalars, rows, real_rows, ts_ms, a, b, x, c)
     elif rank == 2:  # cycle: x = seconds
@@ -332,7 +348,7 @@ def apply_one(
             if rows[row, R_FLAG] == FLAG_OPEN:
                 rows[row, R_CYCLES] += 1
                 real_rows[row, F_CYCLE_SUM] += x
-    elif rank == 4:  # beyond the allowed lateness: counted only
+    elif rank == 4:  # beyond the allowed lateness: counted only; a = its own time (NONE: unknown)
         scalars[S_LATE] += 1
         for row in range(rows.shape[0]):
             if rows[row, R_FLAG] == FLAG_OPEN:

@@ -44,6 +44,7 @@ _NAMED_SCALARS = (
     ("cursor_ms", k.S_CURSOR),
     ("last_seen_ms", k.S_LAST_SEEN),
     ("state_since_ms", k.S_STATE_SINCE),
+    ("state_reported_ms", k.S_REPORTED),  # absent in states stored before it existed: None
     ("stop_since_ms", k.S_STOP_SINCE),
     ("pending_stop_ms", k.S_PENDING_STOP),
     ("startup_until_ms", k.S_STARTUP_UNTIL),

@@ -68,8 +68,12 @@ states = st.tuples(
     st.sampled_from(["running", "running", "idle", "down", "setup", "planned_stop", "offline"]),
     st.sampled_from([None, "jam", "micro_stop", "no_material", "changeover"]),
 )
+# A too-late event is applied at the cursor with its own time (older, or any time here) as one more
+# value: the machine was seen then. A too-late count stored before that carries none.
+own_times = st.integers(START_MS - 3_600_000, START_MS + 60 * 3_600_000)
 steps = st.one_of(
     st.tuples(st.just(RANK_STATE), states),
+    st.tuples(st.just(RANK_STATE), st.tuples(states, own_times).map(lambda pair: (*pair[0], pair[1]))),
     st.tuples(
         st.just(RANK_COUNT),
         st.tuples(
@@ -81,7 +85,7 @@ steps = st.one_of(
     ),
     st.tuples(st.just(RANK_CYCLE), st.tuples(st.floats(5.0, 60.0), st.sampled_from([None, "A", "B"]))),
     st.tuples(st.just(RANK_HEARTBEAT), st.just(())),
-    st.tuples(st.just(RANK_TOO_LATE), st.just(())),
+    st.tuples(st.just(RANK_TOO_LATE), st.one_of(st.just(()), st.tuples(own_times))),
     st.tuples(st.just(RANK_TICK), st.just(())),
 )
 gaps = st.one_of(st.integers(0, 120_000), st.integers(0, 3_600_000), st.integers(0, 4 * 3_600_000))
@@ -110,6 +114,7 @@ def clocks_of_reference(ledger: ReferenceLedger) -> dict[str, Any]:
         "state": ledger.state,
         "reason": ledger.reason,
         "state_since_ms": ledger.state_since_ms,
+        "state_reported_ms": ledger.state_reported_ms,
         "stop_since_ms": ledger.stop_since_ms,
         "stop_settled": ledger.stop_settled,
         "pending_stop_ms": ledger.pending_stop_ms,
