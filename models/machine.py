@@ -1072,6 +1072,12 @@ class MachineEngine:
                 self._resolve_stop(state, spec, out, state.cursor_ms or 0)
             return
         now_ms = state.cursor_ms if stream_ms is None else stream_ms
+        last_seen = state.last_seen_ms
+        if last_seen is not None and now_ms > last_seen + self._state_timeout_ms:
+            # A tick accounts a silent machine's time past its newest telemetry, where its stop is
+            # no longer believed (that time is unknown): judge the stop as far as it is believed,
+            # as on_stream_time does.
+            now_ms = last_seen + self._state_timeout_ms
         stopped_ms = now_ms - state.state_since_ms
         open_alert = state.alerts.get(key)
         if open_alert is None and stopped_ms < self._down_after_ms:

@@ -190,3 +190,22 @@ def test_a_superseded_late_stop_stays_out_across_a_restart() -> None:
         machine.count_at(ts, 25)
     eleven = machine.hour(11).window
     assert (eleven.failures, eleven.late_events, eleven.figures().run_s) == (0, 1, 3600)
+
+
+def test_a_tick_past_the_belief_of_a_stop_opens_no_stop_alert() -> None:
+    """A machine reports ``down`` and falls silent: its stop is believed for ``state_timeout_s``
+    (900 s), after which its time is unknown. A tick (``close_silent_after_s``) that accounts it to
+    08:00 showed the hour as unknown but opened ``machine_stopped`` (down_after_s 1800) for a stop
+    that stream time alone, capped at the belief, never judged long enough."""
+    machine = Machine(make_plant(alerts={"oee_below": None, "down_after_s": 1800}))
+    machine.state_at(at(6), "running")
+    machine.state_at(at(6, 20), "down", "jam")
+    machine.tick(at(8))
+    assert machine.opened("machine_stopped") == [] and "machine_stopped" not in machine.state.alerts
+    assert machine.hour(7).window.kind == "hour"  # the tick did account the silent hours
+    # Believed long enough, the same stop is alerted on a tick as on stream time.
+    longer = Machine(make_plant(alerts={"oee_below": None, "down_after_s": 600}))
+    longer.state_at(at(6), "running")
+    longer.state_at(at(6, 20), "down", "jam")
+    longer.tick(at(8))
+    assert len(longer.opened("machine_stopped")) == 1
