@@ -70,8 +70,10 @@ consumer compete for them); `.wall` figures use wall time and are shown for info
 single `sensor` events; JSON `samples` records and binary frames of 500 readings (5 signals × 100);
 `frames5000`: binary frames of 5,000 readings (5 signals × 1,000), as a high-rate sensor or a
 gateway batching a longer interval sends them. With 500-reading frames the empty agent itself is
-only ~4.6× the Quix + river pipeline, so no analytics on Faust can reach 20× there; longer frames
-spread Faust's cost per message over more readings.
+only ~8-9× the Quix + river pipeline (~4.6× before the peer ran the drift detection too; 8.7× on
+2026-11-27), and even the empty agent with the worker's cheaper Faust side ~23×: no analytics on
+Faust can reach 20× there, since decoding and validating a frame alone costs more than that margin
+(~15 µs of ~60). Longer frames spread Faust's cost per message over more readings.
 
 Where the frames' CPU goes (2026-11-25, Tansu, 8,000 frames, profiled with py-spy and by swapping
 the batch applier for a no-op): the linepulse worker's Faust plumbing alone (take_events, its
