@@ -259,7 +259,9 @@ class AlertRules(_Frozen):
 
 
 class PlantConfig(_Frozen):
-    timezone: str = Field(description="IANA time zone of the plant's local calendar, e.g. Asia/Seoul.")
+    timezone: str = Field(
+        description="IANA time zone of the plant's local calendar (sites without their own), e.g. Asia/Seoul."
+    )
     shifts: list[Shift] = Field(default_factory=list)
     day_start: time | None = Field(
         default=None, description="Local time the production day starts; default: the first shift's start."
