@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -23,6 +24,9 @@ from service.plant_file import parse_plant
 from service.simulator import PlantSimulator
 from service.simulator.break_schedule import BreakSchedule
 from service.simulator.engine import SimOptions
+from service.web.routes import machine_view
+from service.web.staleness import Silence
+from streams.app import LinepulseStream
 from streams.processing import Applied, TelemetryProcessor
 
 HOUR_MS = 3_600_000
@@ -167,6 +171,19 @@ def test_each_site_has_its_own_windows_offsets_and_shift_names_in_the_processor(
     # Berlin 21:30 and 01:30 local: late and night; Seoul 04:30 and 08:30 local: night and day.
     assert sorted(processor.engine.capability(states["acme/B01"])) == ["bore|-|late", "bore|-|night"]
     assert sorted(processor.engine.capability(states["acme/S01"])) == ["bore|-|day", "bore|-|night"]
+    stream = cast(LinepulseStream, SimpleNamespace(processor=processor))
+    silent = Silence(silent_s=0.0, received_ago_s=0.0, stale=False)
+    seoul_view, berlin_view = (
+        machine_view(stream, states["acme/S01"], silent),
+        machine_view(stream, states["acme/B01"], silent),
+    )
+    assert (seoul_view["last_seen"], berlin_view["last_seen"]) == (
+        "2026-10-25T15:30:00+09:00",
+        "2026-10-25T07:30:00+01:00",
+    )
+    assert seoul_view["state_since"] == "2026-10-25T10:10:00+09:00"
+    assert {row["shift"] for row in seoul_view["capability"]} == {"day", "night"}
+    assert seoul_view["windows"]["shift"]["start"] == "2026-10-25T08:00:00+09:00"
     open_seoul = {record.window: record.start for record in processor.open_window_records(states["acme/S01"])}
     assert open_seoul == {
         "hour": "2026-10-25T15:00:00+09:00",
