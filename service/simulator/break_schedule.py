@@ -48,10 +48,11 @@ class BreakSchedule:
 
     def __init__(self, plant: PlantConfig, tenant: str | None = None, site: str | None = None) -> None:
         if tenant is None or site is None:
-            self._calendar = PlantCalendar.from_plant(plant)
+            zone, shifts, day_start = plant.zone, tuple(plant.shifts), plant.production_day_start
         else:
-            self._calendar = PlantCalendar.for_site(plant, tenant, site)
-        self._shifts: tuple[Shift, ...] = self._calendar.shifts
+            zone, shifts, day_start = plant.site_calendar(tenant, site)
+        self._calendar = PlantCalendar(zone, shifts, day_start)
+        self._shifts: tuple[Shift, ...] = shifts  # as listed (the calendar sorts its own copy)
         self._windows: list[PlannedWindow] = []
         self._starts: list[int] = []
         self._chunks: set[int] = set()
