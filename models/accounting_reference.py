@@ -58,7 +58,7 @@ class ReferenceAccounting:
         self._timeout_ms = int(plant.state_timeout_s * 1000)
         self._micro_ms = None if plant.micro_stop_s is None else int(plant.micro_stop_s * 1000)
         self._startup_ms = None if plant.startup_s is None else int(plant.startup_s * 1000)
-        self._has_shifts = bool(plant.shifts)
+        self._has_shifts = bool(calendar.shifts)  # a site may have its own shifts
 
     def apply(
         self, ledger: ReferenceLedger, spec: MachineSpec, ts_ms: int, rank: int, values: tuple[Any, ...]

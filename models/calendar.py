@@ -131,6 +131,11 @@ class PlantCalendar:
     def from_plant(cls, plant: PlantConfig) -> PlantCalendar:
         return cls(plant.zone, plant.shifts, plant.production_day_start, plant.holidays)
 
+    @classmethod
+    def for_site(cls, plant: PlantConfig, tenant: str, site: str) -> PlantCalendar:
+        """The calendar of one site: its own zone, shifts and day start, else the plant's."""
+        return cls(*plant.site_calendar(tenant, site))
+
     @property
     def zone(self) -> ZoneInfo:
         return self._zone

@@ -45,7 +45,7 @@ class LedgerAccounting:
     def __init__(self, plant: PlantConfig, calendar: PlantCalendar) -> None:
         self.plant = plant
         self.calendar = calendar
-        self._has_shifts = bool(plant.shifts)
+        self._has_shifts = bool(calendar.shifts)  # a site may have its own shifts
         self.params = np.array(
             [
                 int(plant.state_timeout_s * 1000),

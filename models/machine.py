@@ -14,7 +14,8 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -270,6 +271,16 @@ def _finite_count(values: np.ndarray) -> int:
     return count
 
 
+class _Sited(Protocol):
+    """A machine spec or state: what picks the machine's site calendar."""
+
+    @property
+    def tenant(self) -> str: ...
+
+    @property
+    def site(self) -> str: ...
+
+
 class MachineEngine:
     """Applies telemetry to a :class:`MachineState`; one instance serves every machine of a plant."""
 
@@ -278,16 +289,34 @@ class MachineEngine:
         self._anomaly_models = anomaly_models
         self.calendar = PlantCalendar.from_plant(plant)
         self.accounting = TimeAccounting(plant, self.calendar)
+        # Sites with a calendar of their own (plant.sites), by tenant and site: built once, looked up
+        # once per event or batch; every other machine uses the plant's calendar and accounting.
+        self._site_time: dict[tuple[str, str], tuple[PlantCalendar, TimeAccounting]] = {}
+        for site in plant.sites:
+            calendar = PlantCalendar.for_site(plant, site.tenant, site.site)
+            self._site_time[site.key] = (calendar, TimeAccounting(plant, calendar))
         self._down_after_ms = int(plant.alerts.down_after_s * 1000)
         self._in_spec_to_resolve = plant.alerts.in_spec_to_resolve
         self._state_timeout_ms = int(plant.state_timeout_s * 1000)
-        self._has_shifts = bool(plant.shifts)
         self._monitoring = plant.monitoring
         # Per (kind, series, machine): its settings and what the kernels take of them (settings_for
         # is a pydantic lookup of ~2 us, and this runs for every signal of every frame).
         self._tunings: dict[tuple[SeriesKind, str, str], _Tuning] = {}
         self._categories: dict[tuple[str | None, str | None], LossCategory] = {}
-        self._offsets: dict[int, int] = {}  # epoch hour -> the plant's UTC offset (ms)
+        self._offsets: dict[tuple[int, ZoneInfo], int] = {}  # (epoch hour, zone) -> UTC offset (ms)
+
+    def calendar_for(self, machine: _Sited) -> PlantCalendar:
+        """The calendar of the machine's site: its own (plant.sites) or the plant's."""
+        if not self._site_time:
+            return self.calendar
+        found = self._site_time.get((machine.tenant, machine.site))
+        return self.calendar if found is None else found[0]
+
+    def _accounting_for(self, machine: _Sited) -> TimeAccounting:
+        if not self._site_time:
+            return self.accounting
+        found = self._site_time.get((machine.tenant, machine.site))
+        return self.accounting if found is None else found[1]
 
     def new_state(self, spec: MachineSpec) -> MachineState:
         return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
@@ -628,7 +657,7 @@ class MachineEngine:
             tuning.thermal,
             running_since_ms=state_since_ms,
             running=running,
-            utc_offset_ms=self._utc_offset_ms(int(times[0])) if times.shape[0] else 0,
+            utc_offset_ms=self._utc_offset_ms(state, int(times[0])) if times.shape[0] else 0,
             ambient=ambient,
             interim=interim,
         )
@@ -661,14 +690,15 @@ class MachineEngine:
             restart=handed_over,
         )
 
-    def _utc_offset_ms(self, ts_ms: int) -> int:
-        """The plant's UTC offset at ``ts_ms`` (the ambient profile is by local hour); cached per hour."""
-        hour = ts_ms // 3_600_000
-        cached = self._offsets.get(hour)
+    def _utc_offset_ms(self, machine: _Sited, ts_ms: int) -> int:
+        """The site's UTC offset at ``ts_ms`` (the ambient profile is by local hour); cached per hour."""
+        calendar = self.calendar_for(machine)
+        key = (ts_ms // 3_600_000, calendar.zone)
+        cached = self._offsets.get(key)
         if cached is None:
             if len(self._offsets) > 1024:
                 self._offsets.clear()
-            cached = self._offsets[hour] = self.calendar.utc_offset_ms(hour * 3_600_000)
+            cached = self._offsets[key] = calendar.utc_offset_ms(key[0] * 3_600_000)
         return cached
 
     def _tuning(self, kind: SeriesKind, name: str, machine: str, series: str | None = None) -> _Tuning:
@@ -761,7 +791,8 @@ class MachineEngine:
                 state, out, "characteristics", characteristic,
                 np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64), product=product,
             )  # fmt: skip
-            shift = self.calendar.shift_at(ts_ms) if self._has_shifts else None
+            calendar = self.calendar_for(spec)
+            shift = calendar.shift_at(ts_ms) if calendar.shifts else None
             cap_key = f"{characteristic}|{product or '-'}|{shift.shift if shift is not None else '-'}"
             stats = state.capability.get(cap_key)
             if stats is None:
@@ -843,7 +874,7 @@ class MachineEngine:
             state.totals.readings += readings
         # Only a state event can end a stop: the one case where the state before it is needed.
         before = (state.ledger.state_reason, state.state_since_ms) if rank == RANK_STATE else None
-        self.accounting.record(state, spec, ts_ms, rank, values, out)
+        self._accounting_for(spec).record(state, spec, ts_ms, rank, values, out)
         if before is not None and state.state_since_ms != before[1]:
             self._check_ended_stop(state, spec, out, before)
         self._check_stopped(state, spec, out)
@@ -1253,7 +1284,7 @@ class MachineEngine:
             return  # no planned time (a shift off): no figure to judge or to end the last one
         key = "oee_low"
         shift = window.shift or "shift"
-        date = self.calendar.local_date(window.start_ms).isoformat()
+        date = self.calendar_for(spec).local_date(window.start_ms).isoformat()
         ended = {"by": "next_shift", "shift": shift, "date": date, "oee": figures.oee}
         self._resolve_alert(state, out, key, window.end_ms, ended)
         if figures.oee < threshold:

@@ -11,7 +11,7 @@ import json
 import re
 from datetime import date, time
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -28,6 +28,8 @@ __all__ = [
     "MachineSpec",
     "PlantConfig",
     "Shift",
+    "SiteCalendar",
+    "SiteCalendarSettings",
     "Weekday",
 ]
 
@@ -129,6 +131,73 @@ class Shift(_Frozen):
         return self.end < self.start
 
 
+def _known_zone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from None
+    return value
+
+
+def _unique_shift_names(shifts: list[Shift]) -> list[Shift]:
+    names = [shift.name for shift in shifts]
+    if len(names) != len(set(names)):
+        raise ValueError(f"shift names must be unique, got {names}")
+    return shifts
+
+
+class SiteCalendar(_Frozen):
+    """One site's own calendar: what it leaves out (null) is the plant's top-level setting."""
+
+    tenant: Id
+    site: Id
+    timezone: str | None = Field(
+        default=None, description="IANA time zone of the site's local calendar (null: the plant's)."
+    )
+    shifts: list[Shift] | None = Field(
+        default=None, description="The site's shifts (null: the plant's; an empty list: no shifts)."
+    )
+    day_start: time | None = Field(
+        default=None,
+        description=(
+            "Local time the site's production day starts (null: the plant's day_start, else the "
+            "first of the site's shifts' start)."
+        ),
+    )
+    holidays: list[date] | None = Field(
+        default=None,
+        description="Local dates on which none of the site's shifts starts (null: the plant's holidays).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _known_zone_name(value)
+
+    @field_validator("shifts")
+    @classmethod
+    def _unique_shifts(cls, value: list[Shift] | None) -> list[Shift] | None:
+        return None if value is None else _unique_shift_names(value)
+
+    @field_validator("day_start", mode="before")
+    @classmethod
+    def _day_start_clock(cls, value: object) -> time | None:
+        return None if value is None else _parse_clock(value)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tenant, self.site)
+
+
+class SiteCalendarSettings(NamedTuple):
+    """A site's calendar with the plant's fallbacks applied: what :class:`PlantCalendar` is built from."""
+
+    zone: ZoneInfo
+    shifts: tuple[Shift, ...]
+    day_start: time
+    holidays: tuple[date, ...]
+
+
 class MachineSpec(_Frozen):
     tenant: Id
     site: Id
@@ -220,7 +289,9 @@ class AlertRules(_Frozen):
 
 
 class PlantConfig(_Frozen):
-    timezone: str = Field(description="IANA time zone of the plant's local calendar, e.g. Asia/Seoul.")
+    timezone: str = Field(
+        description="IANA time zone of the plant's local calendar (sites without their own), e.g. Asia/Seoul."
+    )
     shifts: list[Shift] = Field(default_factory=list)
     holidays: list[date] = Field(
         default_factory=list,
@@ -279,19 +350,20 @@ class PlantConfig(_Frozen):
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig, description="Drift detection and SPC per signal and characteristic."
     )
+    sites: list[SiteCalendar] = Field(
+        default_factory=list,
+        description=(
+            "Sites (tenant and site id of their machines) with their own timezone, shifts or day_start; "
+            "other sites use the top-level ones."
+        ),
+    )
 
     _by_key: dict[str, MachineSpec] = PrivateAttr(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
-            ) from None
-        return value
+        return _known_zone_name(value)
 
     @field_validator("losses")
     @classmethod
@@ -321,9 +393,7 @@ class PlantConfig(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> PlantConfig:
-        names = [shift.name for shift in self.shifts]
-        if len(names) != len(set(names)):
-            raise ValueError(f"shift names must be unique, got {names}")
+        _unique_shift_names(self.shifts)
         keys = [machine.key for machine in self.machines]
         duplicates = sorted({key for key in keys if keys.count(key) > 1})
         if duplicates:
@@ -341,6 +411,7 @@ class PlantConfig(_Frozen):
                 f"its tenant (a line's KPIs are keyed by tenant and line), so give each site's line its own "
                 f"id, e.g. {names[0] + '-' + line!r}"
             )
+        self._check_sites()
         ids = {machine.id for machine in self.machines}
         unknown = sorted(set(self.monitoring.machines) - ids)
         if unknown:
@@ -353,9 +424,43 @@ class PlantConfig(_Frozen):
             )
         return self
 
+    def _check_sites(self) -> None:
+        known = {(machine.tenant, machine.site) for machine in self.machines}
+        seen: dict[tuple[str, str], int] = {}
+        for index, site in enumerate(self.sites):
+            name = f"{site.tenant}/{site.site}"
+            if site.key not in known:
+                # A typo here would silently leave the site on the plant's calendar.
+                listed = sorted(f"{tenant}/{site_id}" for tenant, site_id in known)
+                raise ValueError(
+                    f"sites[{index}] ({name}): no machine of the plant is in tenant {site.tenant!r}, "
+                    f"site {site.site!r}; the machines' sites (tenant/site) are {listed}"
+                )
+            earlier = seen.setdefault(site.key, index)
+            if earlier != index:
+                raise ValueError(
+                    f"sites[{index}] ({name}) repeats sites[{earlier}]; give each site one entry"
+                )
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def site_calendar(self, tenant: str, site: str) -> SiteCalendarSettings:
+        """The calendar of a site: its own settings where it has them, the plant's otherwise."""
+        # Asked once per calendar built, so a scan (no cache a model_copy could leave stale).
+        own = next((entry for entry in self.sites if entry.key == (tenant, site)), None)
+        if own is None:
+            return SiteCalendarSettings(
+                self.zone, tuple(self.shifts), self.production_day_start, tuple(self.holidays)
+            )
+        shifts = self.shifts if own.shifts is None else own.shifts
+        day_start = own.day_start if own.day_start is not None else self.day_start
+        if day_start is None:
+            day_start = shifts[0].start if shifts else time(0, 0)
+        zone = self.zone if own.timezone is None else ZoneInfo(own.timezone)
+        holidays = self.holidays if own.holidays is None else own.holidays
+        return SiteCalendarSettings(zone, tuple(shifts), day_start, tuple(holidays))
 
     @property
     def production_day_start(self) -> time:
@@ -405,8 +510,9 @@ class PlantConfig(_Frozen):
         content = self.model_dump(mode="json")
         # Left out while unset, as before they existed: an upgrade must not change the version of
         # an unchanged plant file (records would claim a configuration change that never happened).
-        if not content["holidays"]:
-            del content["holidays"]
+        for added in ("holidays", "sites"):
+            if not content[added]:
+                del content[added]
         for shift in content["shifts"]:
             if shift["days"] is None:
                 del shift["days"]

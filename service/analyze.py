@@ -266,7 +266,8 @@ def analyze_file(
     unscored = {
         key: view
         for key, state in sorted(states.items())
-        if (view := anomaly_view(state, processor.engine.calendar)) is not None and view["unscored"]
+        if (view := anomaly_view(state, processor.engine.calendar_for(state))) is not None
+        and view["unscored"]
     }
     if unscored:
         summary["anomaly_unscored"] = unscored

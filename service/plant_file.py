@@ -62,6 +62,11 @@ def parse_plant(text: str, source: str) -> PlantConfig:
         PlantCalendar.from_plant(plant)  # shift plans the calendar cannot tile, e.g. one inside another
     except ValueError as exc:
         raise ConfigError(f"{source}: shifts: {exc}") from None
+    for index, site in enumerate(plant.sites):
+        try:
+            PlantCalendar.for_site(plant, site.tenant, site.site)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: sites[{index}].shifts: {exc}") from None
     return plant
 
 

@@ -214,7 +214,7 @@ class TelemetryProcessor:
 
     def _applied(self, state: MachineState, output: EngineOutput, **extra: Any) -> Applied:
         """The state with the KPI records of the windows ``output`` closed and its alerts."""
-        calendar, version = self.engine.calendar, self.config_version
+        calendar, version = self.engine.calendar_for(state), self.config_version
         return Applied(
             state,
             kpis=[
@@ -276,7 +276,7 @@ class TelemetryProcessor:
         if spec is None:
             return []
         return [
-            kpi_record(spec, window, self.engine.calendar, self.config_version, complete=False)
+            kpi_record(spec, window, self.engine.calendar_for(spec), self.config_version, complete=False)
             for window in state.windows.values()
         ]
 

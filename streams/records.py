@@ -36,8 +36,10 @@ class KpiRecord(BaseModel):
     machine: str
     window: Literal["hour", "shift", "day"]
     shift: str | None = Field(description="The shift's name when window is 'shift'.")
-    start: str = Field(description="Window start, RFC 3339 in the plant's local offset.")
-    end: str = Field(description="Window end (exclusive), RFC 3339 in the plant's local offset.")
+    start: str = Field(description="Window start, RFC 3339 in the local offset of the machine's site.")
+    end: str = Field(
+        description="Window end (exclusive), RFC 3339 in the local offset of its machine's site."
+    )
     start_ms: int
     end_ms: int
     complete: bool = Field(description="False only for a window still open when analyze reached the end.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from models.calendar import PlantCalendar
 from models.plant import PlantConfig, Shift
@@ -42,15 +43,25 @@ class PlannedWindow:
 
 
 class BreakSchedule:
-    """Answers "is this instant a planned stop, and when does that next change?" for one plant."""
+    """Answers "is this instant a planned stop, and when does that next change?" for one site
+    (``tenant`` and ``site``; without them, or for a site without a calendar of its own, the plant's)."""
 
-    def __init__(self, plant: PlantConfig) -> None:
-        self._calendar = PlantCalendar.from_plant(plant)
-        self._holidays = frozenset(plant.holidays)
-        self._shifts: tuple[Shift, ...] = tuple(plant.shifts)
+    def __init__(self, plant: PlantConfig, tenant: str | None = None, site: str | None = None) -> None:
+        if tenant is None or site is None:
+            zone, shifts, day_start = plant.zone, tuple(plant.shifts), plant.production_day_start
+            holidays: tuple[date, ...] = tuple(plant.holidays)
+        else:
+            zone, shifts, day_start, holidays = plant.site_calendar(tenant, site)
+        self._calendar = PlantCalendar(zone, shifts, day_start, holidays)
+        self._holidays = frozenset(holidays)
+        self._shifts: tuple[Shift, ...] = shifts  # as listed (the calendar sorts its own copy)
         self._windows: list[PlannedWindow] = []
         self._starts: list[int] = []
         self._chunks: set[int] = set()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self._calendar.zone
 
     def window_at(self, millis: int) -> PlannedWindow | None:
         self._cover(millis)

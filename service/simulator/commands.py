@@ -138,7 +138,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--ts-format",
         choices=("epoch_ms", "rfc3339"),
         default="epoch_ms",
-        help="record timestamps as epoch milliseconds (default) or RFC 3339 in the plant's offset",
+        help="record timestamps as epoch milliseconds (default) or RFC 3339 in each machine's site offset",
     )
     parser.set_defaults(handler=_simulate)
 

@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from models.plant import PlantConfig
 from service.simulator.break_schedule import BreakSchedule
@@ -56,31 +57,38 @@ class PlantSimulator:
         stray = sorted({fault.key for fault in self.faults} - known)
         if stray:
             raise ValueError(f"faults name machines not in the plant: {stray}")
-        calendar = BreakSchedule(plant)
+        # One schedule and zone per site: each site stops and stamps by its own calendar (plant.sites).
+        schedules = {
+            (spec.tenant, spec.site): BreakSchedule(plant, spec.tenant, spec.site) for spec in plant.machines
+        }
         machine_options = MachineOptions(
             sample_period_ms=self.options.sample_period_ms,
             batch_ms=self.options.batch_ms,
             heartbeat_ms=self.options.heartbeat_ms,
         )
-        self._zone = plant.zone
         self._machines = [
             MachineSim(
                 spec,
                 index=index,
-                calendar=calendar,
+                calendar=schedules[(spec.tenant, spec.site)],
                 faults=self.faults,
                 seed=seed,
                 start_ms=start_ms,
                 options=machine_options,
-                zone=self._zone,
+                zone=schedules[(spec.tenant, spec.site)].zone,
             )
             for index, spec in enumerate(plant.machines)
         ]
+        self._zones = {machine.spec.key: machine.zone for machine in self._machines}
         # (next event time, machine index): ties go to the machine listed first, deterministically.
         self._heap = [(machine.next_ms, machine.index) for machine in self._machines]
         heapq.heapify(self._heap)
         # Records of a step not yet handed out (a consumer may stop mid-step, e.g. at --max-events).
         self._pending: deque[tuple[int, Record]] = deque()
+
+    def zone_of(self, key: str) -> ZoneInfo:
+        """The time zone of machine ``key`` (tenant/id): its site's."""
+        return self._zones[key]
 
     def next_ms(self) -> int:
         """Event time of the next record :meth:`timed_events` would yield."""
@@ -100,14 +108,14 @@ class PlantSimulator:
             stamp, records = machine.step()
             heapq.heapreplace(self._heap, (machine.next_ms, index))
             for record in records:
-                self._pending.append((stamp, self._stamped(record, stamp)))
+                self._pending.append((stamp, self._stamped(record, stamp, machine.zone)))
 
     def events(self, until_ms: int) -> Iterator[Record]:
         """Contract-valid telemetry records (``streams.contract.telemetry_adapter``) before ``until_ms``."""
         for _, record in self.timed_events(until_ms):
             yield record
 
-    def _stamped(self, record: Record, millis: int) -> Record:
+    def _stamped(self, record: Record, millis: int, zone: ZoneInfo) -> Record:
         if self.options.ts_format == "rfc3339":
-            record["ts"] = format_rfc3339(millis, self._zone)
+            record["ts"] = format_rfc3339(millis, zone)
         return record

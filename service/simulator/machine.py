@@ -55,6 +55,7 @@ class MachineSim:
     ) -> None:
         self.spec = spec
         self.index = index
+        self.zone = zone  # the site's: its records' local times
         self.profile: MachineProfile = profile_for(spec)
         self._options = options
         self._calendar = calendar

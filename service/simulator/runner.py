@@ -45,7 +45,7 @@ class _Run:
         while self._faults and self._faults[0].start_ms < before_ms:
             fault = self._faults.popleft()
             if self.truth is not None:
-                self.truth.write(fault.truth_record(self.sim.plant.zone))
+                self.truth.write(fault.truth_record(self.sim.zone_of(fault.key)))
                 self.truth.flush()
             self.faults_written += 1
 

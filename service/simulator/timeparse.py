@@ -84,5 +84,5 @@ def parse_start(text: str) -> StartTime:
 
 
 def format_rfc3339(millis: int, zone: ZoneInfo) -> str:
-    """Epoch milliseconds as RFC 3339 in the plant's local offset, e.g. ``2026-11-25T06:00:00.000+09:00``."""
+    """Epoch milliseconds as RFC 3339 in a zone's local offset, e.g. ``2026-11-25T06:00:00.000+09:00``."""
     return datetime.fromtimestamp(millis / 1000, tz=zone).isoformat(timespec="milliseconds")

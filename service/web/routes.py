@@ -33,7 +33,7 @@ _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 def machine_view(stream: LinepulseStream, state: MachineState, silent: Silence) -> dict[str, Any]:
     """One machine for /api/machines; ``silent``: how long it has sent nothing
     (:mod:`service.web.staleness`: on its tenant's stream clock, so a replay is not all stale)."""
-    calendar = stream.processor.engine.calendar
+    calendar = stream.processor.engine.calendar_for(state)
     plant = stream.processor.plant
     spec = plant.machine(state.tenant, state.machine)
     windows = {

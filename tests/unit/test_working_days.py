@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from models.calendar import PlantCalendar
 from service.cli import main
 from service.plant_file import parse_plant
 from service.simulator.break_schedule import BreakSchedule
@@ -77,3 +78,22 @@ def test_the_simulator_plans_no_work_over_the_weekend() -> None:
     assert window.end_ms == ms("2026-12-21T06:00:00+01:00")
     holiday = schedule.window_at(ms("2026-12-24T10:00:00+01:00"))
     assert holiday is not None and holiday.end_ms == ms("2026-12-25T06:00:00+01:00")
+
+
+def test_each_site_keeps_its_own_holidays() -> None:
+    """Factories in two countries close on different public holidays: a site's ``holidays`` replace
+    the plant's for that site; a site without them keeps the plant's."""
+    plant = parse_plant(
+        PLANT
+        + "  - {tenant: acme, site: kr, line: L9, id: K01, ideal_cycle_s: 12.0}\n"
+        + "sites:\n  - {tenant: acme, site: kr, timezone: Asia/Seoul, holidays: [2026-12-25]}\n",
+        "plant.yaml",
+    )
+    berlin, seoul = PlantCalendar.for_site(plant, "acme", "p1"), PlantCalendar.for_site(plant, "acme", "kr")
+    assert berlin.shift_at(ms("2026-12-24T10:00:00+01:00")) is None  # the plant's holiday
+    assert berlin.shift_at(ms("2026-12-25T10:00:00+01:00")) is not None
+    assert seoul.shift_at(ms("2026-12-24T10:00:00+09:00")) is not None
+    assert seoul.shift_at(ms("2026-12-25T10:00:00+09:00")) is None  # the site's own
+    schedule = BreakSchedule(plant, "acme", "kr")
+    closed = schedule.window_at(ms("2026-12-25T10:00:00+09:00"))
+    assert closed is not None and closed.reason == "no_shift"
