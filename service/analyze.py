@@ -148,9 +148,9 @@ def analyze_file(
     }
     close_after = plant.close_silent_after_s
     silence = None if close_after is None else SilenceClock(int(close_after * 1000))
-    # Stream time is per partition in the worker (the stops, the silence ticks): each line goes to
-    # the partition its key would have on the telemetry topic, so a dump of a topic (its partitions
-    # interleaved in any way) gives the stream's alerts.
+    # Stream time is per partition and tenant in the worker (the stops, the silence ticks): each
+    # line goes to the partition its key would have on the telemetry topic, so a dump of a topic
+    # (its partitions interleaved in any way) gives the stream's records.
     partition_of = _KeyPartitions(settings.partitions)
     stops = StopWatch()
     pending: dict[str, list[ScheduledReset]] = {}
@@ -206,23 +206,23 @@ def analyze_file(
             counts["applied"] += 1
             counts["readings"] += outcome.readings
             write(outcome)
-            partition = partition_of(outcome.state.key)
+            clock = (partition_of(outcome.state.key), outcome.state.tenant)
             if outcome.newest_ms is not None:
                 # Stopped machines are judged on stream time right after the line that moved it, as
                 # the worker does (streams.batch), so the alerts are the same.
-                stops.schedule(partition, outcome.state.key, processor.stop_deadline(outcome.state))
-                for key in stops.advance(partition, outcome.newest_ms):
-                    judged = processor.process_stream_time(states[key], stops.stream_ms[partition])
+                stops.schedule(clock, outcome.state.key, processor.stop_deadline(outcome.state))
+                for key in stops.advance(clock, outcome.newest_ms):
+                    judged = processor.process_stream_time(states[key], stops.stream_ms[clock])
                     if judged is not None:
                         write(judged)
             if silence is not None and outcome.newest_ms is not None:
-                # The partition's newest event time closes its silent machines' windows.
-                silence.observe(partition, outcome.newest_ms)
-                for ticked_partition, tick_ms in silence.due():
-                    for state in states.values():
-                        if partition_of(state.key) != ticked_partition:
-                            continue
-                        ticked = processor.process_tick(state, tick_ms)
+                # The clock's newest event time closes its silent machines' windows, as in the worker.
+                silence.join(clock, outcome.state.key)
+                tick_ms = silence.observe(clock, outcome.newest_ms)
+                if tick_ms is not None:
+                    for key in silence.machines[clock]:
+                        state = states.get(key)  # None: dropped after a processing error
+                        ticked = None if state is None else processor.process_tick(state, tick_ms)
                         if ticked is not None:
                             write(ticked)
             due = pending.get(outcome.state.key)

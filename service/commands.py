@@ -113,7 +113,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=positive_int,
         metavar="N",
         help="partitions of the telemetry topic the file comes from (default: the partitions setting): "
-        "stream time is kept per partition, as the worker keeps it, with each line on its key's partition",
+        "stream time is kept per partition and tenant, as the worker keeps it, with each line on its "
+        "key's partition",
     )
     analyze.set_defaults(handler=_analyze)
 

@@ -259,21 +259,18 @@ def create_stream(
         async with applying:
             raise_if_lost(owner)  # fetched before a rebalance that has begun: not ours to apply
             # No clock: each message is judged against its own Kafka timestamp (streams.decode).
+            # Stream time judges stops and ticks silent machines in there (streams.batch).
             outcomes = applier.apply(messages)
-            # Machines the partition's stream time left silent: their ended windows close now.
-            ticked = applier.tick_silent()
             rejected = [
                 dead_letter_of(message, outcome)
                 for message, outcome in zip(messages, outcomes, strict=True)
                 if isinstance(outcome, Rejection)
             ]
-            await publish_then_write([*rejected, *records_of([*applier.in_order(outcomes), *ticked])], owner)
+            await publish_then_write([*rejected, *records_of(applier.in_order(outcomes))], owner)
         for outcome in outcomes:
             observer.on_outcome(outcome)
         for _, judged in applier.judged:
             observer.on_records(judged)
-        for outcome in ticked:
-            observer.on_records(outcome)
 
     def fenced(events: Sequence[faust.EventT[bytes]], error: PartitionLost) -> None:
         """The worker lost the batch's partitions before its records were all acknowledged: its

@@ -14,6 +14,11 @@ any other message of that machine (a state change, a count, ...) ends the run fi
 are still skipped by offset, and a failing run is applied again one by one. A run that reaches
 :data:`RUN_READINGS` readings is applied at once and the next message starts another (for cache
 locality; the same outcomes, as any split of a run gives).
+
+Stream time (:mod:`streams.silence`, :mod:`streams.stop_watch`) moves message by message, in the
+partition's order, and what it does (a stop judged, silent machines ticked) happens right after the
+message that moved it, exactly as ``analyze`` does it line by line: the records do not depend on
+how the messages were batched.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Final, Protocol
 
 from streams.decode import Accepted, Rejection
 from streams.processing import Applied, Outcome, TelemetryProcessor
-from streams.silence import SilenceClock
+from streams.silence import Clock, SilenceClock
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
 
@@ -80,8 +85,9 @@ class BatchApplier:
         close_after = processor.plant.close_silent_after_s
         self.silence = None if close_after is None else SilenceClock(int(close_after * 1000))
         self.stops = StopWatch()
-        # The last batch's stopped machines judged on stream time: (index of the message whose
-        # event time got there, outcome); :meth:`in_order` puts them among the batch's outcomes.
+        # The last batch's outcomes of stream time (stopped machines judged, silent machines
+        # ticked): (index of the message whose event time got there, outcome); :meth:`in_order`
+        # puts them among the batch's outcomes.
         self.judged: list[tuple[int, Applied]] = []
 
     def apply(self, messages: Sequence[SourceMessage]) -> list[Outcome]:
@@ -91,12 +97,12 @@ class BatchApplier:
         against its own Kafka timestamp, never a clock, so a batch applied again after a restart
         gets the same outcomes.
 
-        Stopped machines whose stop the partition's stream time has made an alert are judged after
-        the message that moved it there (:mod:`streams.stop_watch`); their outcomes are in
-        :attr:`judged`.
+        Stopped machines whose stop their clock's stream time has made an alert are judged after
+        the message that moved it there (:mod:`streams.stop_watch`), and silent machines ticked
+        (:mod:`streams.silence`); their outcomes are in :attr:`judged`.
         """
         self.judged = []
-        stops = self.stops
+        stops, silence = self.stops, self.silence
         outcomes: list[Outcome | None] = [None] * len(messages)
         applied: dict[str, list[SourceMessage]] = {}  # per machine, for a replay
         runs: dict[str, _Run] = {}  # per machine: its readings waiting to be applied together
@@ -108,6 +114,8 @@ class BatchApplier:
                 outcomes[index] = decoded  # nothing was applied: no state to rebuild
                 continue
             key, source = decoded.spec.key, _source(message)
+            partition = message.partition
+            clock = (partition, decoded.spec.tenant)
             samples = self.processor.is_samples(decoded)
             run = runs.get(key)
             if run is not None and (not samples or run.source != source):
@@ -125,23 +133,22 @@ class BatchApplier:
             else:
                 outcome = outcomes[index] = self._apply_one(message, decoded, applied)
                 if isinstance(outcome, Applied):  # readings only never change a stop
-                    stops.schedule(message.partition, key, self.processor.stop_deadline(outcome.state))
+                    stops.schedule(clock, key, self.processor.stop_deadline(outcome.state))
             # Duplicates too: after a restart, re-read messages rebuild the stream time they made.
-            partition = message.partition
             if not stops.seeded(partition):
                 self._seed_stops(partition)
-            due = stops.advance(partition, decoded.newest_ms)
+            due = stops.advance(clock, decoded.newest_ms)
             if due:  # rarely: the usual message costs the two calls above (~0.25 us, measured)
-                self._judge_stops(partition, due, index, runs, outcomes, applied)
+                self._judge_stops(clock, due, index, runs, outcomes, applied)
+            if silence is not None:
+                silence.join(clock, key)
+                tick_ms = silence.observe(clock, decoded.newest_ms)
+                if tick_ms is not None:  # once a minute of the clock's stream time
+                    self._tick_silent(clock, tick_ms, index, runs, outcomes, applied)
         for run in runs.values():
             self._apply_run(run, outcomes, applied)
         assert all(outcome is not None for outcome in outcomes)
-        done = [outcome for outcome in outcomes if outcome is not None]
-        if self.silence is not None:
-            for message, outcome in zip(messages, done, strict=True):
-                if isinstance(outcome, Applied) and not outcome.duplicate and outcome.newest_ms is not None:
-                    self.silence.observe(message.partition, outcome.newest_ms)
-        return done
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def in_order(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """The batch's outcomes with the stream-time judgements (:attr:`judged`) of the last
@@ -160,14 +167,14 @@ class BatchApplier:
 
     def _judge_stops(
         self,
-        partition: int,
+        clock: Clock,
         due: list[str],
         index: int,
         runs: dict[str, _Run],
         outcomes: list[Outcome | None],
         applied: dict[str, list[SourceMessage]],
     ) -> None:
-        """Judge the machines the partition's stream time made due (:mod:`streams.stop_watch`)."""
+        """Judge the machines the clock's stream time made due (:mod:`streams.stop_watch`)."""
         for key in due:
             run = runs.pop(key, None)
             if run is not None:  # its readings come first, as they did in the partition
@@ -175,20 +182,49 @@ class BatchApplier:
             state = self.table.load(key)
             if state is None:
                 continue
-            outcome = self.processor.process_stream_time(state, self.stops.stream_ms[partition])
+            outcome = self.processor.process_stream_time(state, self.stops.stream_ms[clock])
             if outcome is not None:
-                self.table.stage(outcome.state, partition)
+                self.table.stage(outcome.state, clock[0])
+                self.judged.append((index, outcome))
+
+    def _tick_silent(
+        self,
+        clock: Clock,
+        tick_ms: int,
+        index: int,
+        runs: dict[str, _Run],
+        outcomes: list[Outcome | None],
+        applied: dict[str, list[SourceMessage]],
+    ) -> None:
+        """Tick the clock's machines whose time is before ``tick_ms`` (:mod:`streams.silence`)."""
+        assert self.silence is not None
+        for key in self.silence.machines.get(clock, ()):
+            state = self.table.load(key)
+            if state is None or state.cursor_ms is None or state.cursor_ms >= tick_ms:
+                continue  # the usual machine: a run of its own waiting cannot take it back
+            run = runs.pop(key, None)
+            if run is not None:  # its readings come first, as they did in the partition
+                self._apply_run(run, outcomes, applied)
+                state = self.table.load(key)
+                if state is None:
+                    continue
+            outcome = self.processor.process_tick(state, tick_ms)
+            if outcome is not None:
+                self.table.stage(outcome.state, clock[0])
                 self.judged.append((index, outcome))
 
     def _seed_stops(self, partition: int) -> None:
-        """Schedule the stops of the partition's machines the table holds (after a start or a
-        rebalance: once per partition, at its first message)."""
+        """Schedule the stops of the partition's machines the table holds, and let its clocks tick
+        them (after a start or a rebalance: once per partition, at its first message)."""
         self.stops.mark_seeded(partition)
         source = f"{self.telemetry_topic}:{partition}"
         for raw_key in list(self.table.keys()):
             state = self.table.load(raw_key.decode())
             if state is not None and source in state.applied:
-                self.stops.schedule(partition, state.key, self.processor.stop_deadline(state))
+                clock = (partition, state.tenant)
+                self.stops.schedule(clock, state.key, self.processor.stop_deadline(state))
+                if self.silence is not None:
+                    self.silence.join(clock, state.key)
 
     def _apply_run(
         self,
@@ -233,30 +269,6 @@ class BatchApplier:
             applied.setdefault(outcome.state.key, []).append(message)
         return outcome
 
-    def tick_silent(self) -> list[Applied]:
-        """Tick the machines that stream time left silent (:mod:`streams.silence`); their changed
-        states are staged and the windows they close come back as outcomes to publish."""
-        if self.silence is None:
-            return []
-        due = self.silence.due()
-        if not due:
-            return []
-        ticked: list[Applied] = []
-        sources = {f"{self.telemetry_topic}:{partition}": (partition, tick_ms) for partition, tick_ms in due}
-        for raw_key in list(self.table.keys()):
-            state = self.table.load(raw_key.decode())
-            if state is None:
-                continue
-            # The machine's telemetry partition is among the sources it has applied.
-            due_here = next((sources[source] for source in state.applied if source in sources), None)
-            if due_here is not None:
-                partition, tick_ms = due_here
-                outcome = self.processor.process_tick(state, tick_ms)
-                if outcome is not None:
-                    self.table.stage(outcome.state, partition)
-                    ticked.append(outcome)
-        return ticked
-
     def _apply(self, message: SourceMessage) -> Outcome:
         return self.processor.process(
             message.key,
@@ -281,7 +293,7 @@ class BatchApplier:
         # judge the replayed state again at the next message (the same alert id if it re-opens).
         replayed = self.table.load(key)
         if replayed is not None:
-            self.stops.schedule(partition, key, self.processor.stop_deadline(replayed))
+            self.stops.schedule((partition, replayed.tenant), key, self.processor.stop_deadline(replayed))
 
 
 def _source(message: SourceMessage) -> str:

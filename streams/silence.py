@@ -1,47 +1,70 @@
-"""Stream time per partition, and when a machine has been silent long enough to close its windows.
+"""Stream time per partition and tenant, and when a machine has been silent long enough to close its windows.
 
 A machine's windows close when its own event time passes their ends. A machine that is switched
 off sends nothing, so without help its shift would stay open until it sends again (the next
 morning) and its line's records would wait for it. Kafka Streams solves the same problem with
-*stream time*: the newest event time seen on a partition. When a partition's stream time is
+*stream time*: the newest event time seen on a partition. When stream time is
 ``close_silent_after_s`` past a machine's own time, the machine is *ticked* to stream time minus
 that margin (:meth:`models.machine.MachineEngine.on_tick`): its time is accounted (``unknown``
 after ``state_timeout_s``) and its ended windows are emitted.
 
 Stream time is per partition, not per worker: while a worker catches up, one partition can be
 hours ahead of another, and ticking a machine from another partition's clock would turn its own
-still-unread events into late ones. The check runs every ``check_every_ms`` of stream time, so
-its cost does not grow with the event rate.
+still-unread events into late ones. It is also per tenant within a partition, for the same
+reason: tenants share partitions (a key's hash decides), and one tenant's gateway sending an
+hour held back, or a tenant being backfilled, must not be judged on another tenant's live clock.
+A *clock* is therefore a (partition, tenant) pair.
+
+Ticks depend only on the partition's message order, never on how the messages were batched: a
+clock is checked as each message is applied, and when its stream time enters a new interval of
+``check_every_ms`` it ticks its machines to the interval's start minus the margin, right after that
+message, in the worker (:mod:`streams.batch`) as in ``analyze``. Ticks on a fixed grid also make a
+restarted worker tick to times the first run ticked to (or before): the states it resumes from
+hold those ticks already. The check's cost does not grow with the event rate.
 """
 
 from __future__ import annotations
 
-__all__ = ["SilenceClock"]
+from typing import TypeAlias
+
+__all__ = ["Clock", "SilenceClock"]
+
+Clock: TypeAlias = tuple[int, str]  # (partition, tenant): whose stream time a machine is judged on
 
 
 class SilenceClock:
     def __init__(self, close_after_ms: int, check_every_ms: int = 60_000) -> None:
         self.close_after_ms = close_after_ms
         self.check_every_ms = check_every_ms
-        self.stream_ms: dict[int, int] = {}  # partition -> newest event time seen
-        self._checked_ms: dict[int, int] = {}  # partition -> stream time at its last check
+        self.stream_ms: dict[Clock, int] = {}  # newest event time seen
+        self._interval: dict[Clock, int] = {}  # the check interval stream time was in at its last check
+        # The machine keys each clock may tick, in the order they joined (a dict: a set's order
+        # would differ from run to run, and so would the order of the records ticks give).
+        self.machines: dict[Clock, dict[str, None]] = {}
 
-    def observe(self, partition: int, event_ms: int) -> None:
-        if event_ms > self.stream_ms.get(partition, event_ms - 1):
-            self.stream_ms[partition] = event_ms
+    def join(self, clock: Clock, key: str) -> None:
+        """The machine is judged on ``clock`` (its messages are on that partition)."""
+        members = self.machines.get(clock)
+        if members is None:
+            self.machines[clock] = {key: None}
+        elif key not in members:
+            members[key] = None
 
-    def due(self) -> list[tuple[int, int]]:
-        """(partition, tick time) for each partition whose stream time moved a check interval on
-        since its last check; a machine of it whose time is before the tick time gets ticked."""
-        ticks = []
-        for partition, stream_ms in self.stream_ms.items():
-            checked = self._checked_ms.get(partition)
-            if checked is None or stream_ms - checked >= self.check_every_ms:
-                self._checked_ms[partition] = stream_ms
-                ticks.append((partition, stream_ms - self.close_after_ms))
-        return ticks
+    def observe(self, clock: Clock, event_ms: int) -> int | None:
+        """A message with newest event time ``event_ms`` was applied on ``clock``: the time to tick
+        the clock's machines to, when its stream time has just entered a new check interval."""
+        stream = self.stream_ms.get(clock)
+        if stream is not None and event_ms <= stream:
+            return None  # the usual case
+        self.stream_ms[clock] = event_ms
+        interval = event_ms // self.check_every_ms
+        if self._interval.get(clock) == interval:
+            return None
+        self._interval[clock] = interval
+        return interval * self.check_every_ms - self.close_after_ms
 
     def forget(self) -> None:
         """After a rebalance this worker's partitions may have changed: learn stream time anew."""
         self.stream_ms.clear()
-        self._checked_ms.clear()
+        self._interval.clear()
+        self.machines.clear()

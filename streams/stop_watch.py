@@ -1,20 +1,21 @@
-"""When a stopped machine's stop has lasted ``alerts.down_after_s`` on its partition's stream time.
+"""When a stopped machine's stop has lasted ``alerts.down_after_s`` on its clock's stream time.
 
 PLCs often report only state changes: a machine that breaks down sends ``down`` and then nothing
 until it runs again. Judged on its own event time, the stop would only be noticed when it is over.
-Kafka Streams judges such timeouts on *stream time*, the newest event time seen on the partition
-(:mod:`streams.silence`): while other machines of the partition report, stream time moves, and when
-it reaches a stopped machine's deadline (the stop's start plus ``down_after_s``,
+Kafka Streams judges such timeouts on *stream time*, the newest event time seen on the partition,
+here of the machine's tenant on it (its *clock*, :mod:`streams.silence`: another tenant's live
+traffic must not judge a backfilled tenant's stops): while other machines report, stream time
+moves, and when it reaches a stopped machine's deadline (the stop's start plus ``down_after_s``,
 :meth:`models.machine.MachineEngine.stop_deadline`), the machine is judged
 (:meth:`~models.machine.MachineEngine.on_stream_time`).
 
-Deadlines wait in a heap per partition, so a message costs a comparison with the earliest one;
+Deadlines wait in a heap per clock, so a message costs a comparison with the earliest one;
 nothing iterates the worker's machines per message. Stream time is advanced message by message, in
 the partition's order, and judged right after the message that moved it, so the alerts do not
 depend on how messages were batched: the worker and ``analyze`` (the file as one partition) give
 the same records. A deadline is scheduled when a machine's state may have changed (after each of
 its messages that is not readings only) and dropped lazily: when it is due, the machine's state
-decides. A partition whose stream time stands still (every machine on it silent) judges nothing;
+decides. A clock whose stream time stands still (every machine on it silent) judges nothing;
 the Prometheus rule ``LinepulseMachineSilent`` covers that.
 """
 
@@ -22,13 +23,15 @@ from __future__ import annotations
 
 import heapq
 
+from streams.silence import Clock
+
 __all__ = ["StopWatch"]
 
 
 class StopWatch:
     def __init__(self) -> None:
-        self.stream_ms: dict[int, int] = {}  # partition -> newest event time seen
-        self._heaps: dict[int, list[tuple[int, str]]] = {}  # partition -> (deadline, machine key)
+        self.stream_ms: dict[Clock, int] = {}  # newest event time seen
+        self._heaps: dict[Clock, list[tuple[int, str]]] = {}  # (deadline, machine key)
         self._deadlines: dict[str, int] = {}  # machine key -> its scheduled deadline
         self._seeded: set[int] = set()
 
@@ -40,7 +43,7 @@ class StopWatch:
     def mark_seeded(self, partition: int) -> None:
         self._seeded.add(partition)
 
-    def schedule(self, partition: int, key: str, deadline: int | None) -> None:
+    def schedule(self, clock: Clock, key: str, deadline: int | None) -> None:
         """The machine's stop becomes an alert at ``deadline`` (None: it is not stopped, or alerted)."""
         if deadline is None:
             self._deadlines.pop(key, None)  # its heap entry is dropped when it comes up
@@ -48,15 +51,15 @@ class StopWatch:
         if self._deadlines.get(key) == deadline:
             return
         self._deadlines[key] = deadline
-        heapq.heappush(self._heaps.setdefault(partition, []), (deadline, key))
+        heapq.heappush(self._heaps.setdefault(clock, []), (deadline, key))
 
-    def advance(self, partition: int, event_ms: int) -> list[str]:
-        """A message of ``partition`` with event time ``event_ms`` was applied: the machines whose
-        deadline the partition's stream time has now reached (each returned once per schedule)."""
-        stream = self.stream_ms.get(partition)
+    def advance(self, clock: Clock, event_ms: int) -> list[str]:
+        """A message of ``clock`` with event time ``event_ms`` was applied: the machines whose
+        deadline the clock's stream time has now reached (each returned once per schedule)."""
+        stream = self.stream_ms.get(clock)
         if stream is None or event_ms > stream:
-            self.stream_ms[partition] = stream = event_ms
-        heap = self._heaps.get(partition)
+            self.stream_ms[clock] = stream = event_ms
+        heap = self._heaps.get(clock)
         if not heap or heap[0][0] > stream:
             return []  # the usual case
         due = []

@@ -94,7 +94,8 @@ def analyze_lines(
     kpis = [orjson.loads(line) for line in (out / "kpis.jsonl").read_bytes().splitlines()]
     dead = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
     lines = [orjson.loads(line) for line in (out / "line_kpis.jsonl").read_bytes().splitlines()]
-    return {"summary": summary, "kpis": kpis, "dead_letters": dead, "line_kpis": lines}
+    alerts = [orjson.loads(line) for line in (out / "alerts.jsonl").read_bytes().splitlines()]
+    return {"summary": summary, "kpis": kpis, "dead_letters": dead, "line_kpis": lines, "alerts": alerts}
 
 
 def latest_line_records(records: Iterable[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:

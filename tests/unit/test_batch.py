@@ -232,10 +232,11 @@ def one_by_one_with_stops(
         assert isinstance(outcome, Applied)
         states[outcome.state.key] = outcome.state
         single.append(outcome)
-        stops.schedule(PARTITION, outcome.state.key, processor.stop_deadline(outcome.state))
+        clock = (PARTITION, outcome.state.tenant)
+        stops.schedule(clock, outcome.state.key, processor.stop_deadline(outcome.state))
         assert outcome.newest_ms is not None
-        for due in stops.advance(PARTITION, outcome.newest_ms):
-            judged = processor.process_stream_time(states[due], stops.stream_ms[PARTITION])
+        for due in stops.advance(clock, outcome.newest_ms):
+            judged = processor.process_stream_time(states[due], stops.stream_ms[clock])
             if judged is not None:
                 single.append(judged)
     return single
@@ -317,20 +318,24 @@ def test_a_machine_the_partition_left_silent_is_ticked_and_its_hours_close(
     states = StateTable(table)
     applier = BatchApplier(processor, states, "telemetry")
     applier.apply(messages(values))
-    # As the worker does: ticks before the batch's states are written, so a machine first seen in
-    # this very batch is only staged (its whole life and the silence in one batch).
-    ticked = applier.tick_silent()
+    # Ticked within the batch, before its states are written, so a machine first seen in this very
+    # batch is only staged (its whole life and the silence in one batch).
     write_acknowledged(states)
-    assert [outcome.state.machine for outcome in ticked] == ["M01"]
-    tick_ms = start + 3 * hour_ms - 900_000  # stream time (M02's newest event) minus 900 s
-    assert ticked[0].state.cursor_ms == tick_ms
-    assert ticked[0].state.last_seen_ms == start + 600_000  # a tick is not telemetry of M01
-    hours = sorted((kpi for kpi in ticked[0].kpis if kpi.window == "hour"), key=lambda kpi: kpi.start_ms)
+    ticked = [outcome for _, outcome in applier.judged]
+    assert {outcome.state.machine for outcome in ticked} == {"M01"}
+    # Each minute of stream time (M02's event times) from 10 + 15 minutes on ticks M01 to that
+    # minute minus 900 s; the last to 3 h minus 900 s.
+    assert [index for index, _ in applier.judged] == [2 + minute for minute in range(26, 181)]
+    tick_ms = start + 3 * hour_ms - 900_000
+    assert ticked[-1].state.cursor_ms == tick_ms
+    assert ticked[-1].state.last_seen_ms == start + 600_000  # a tick is not telemetry of M01
+    hours = sorted(
+        (kpi for o in ticked for kpi in o.kpis if kpi.window == "hour"), key=lambda kpi: kpi.start_ms
+    )
     assert [kpi.start_ms for kpi in hours] == [start, start + hour_ms]
     # Believed for state_timeout_s (900 s) after its last event at 10 min: 25 min run, then unknown.
     assert (hours[0].run_s, hours[0].unknown_s) == (1500, 2100)
     assert (hours[1].run_s, hours[1].unknown_s) == (0, 3600)
-    assert applier.tick_silent() == []  # the next check waits for stream time to move on
 
 
 def test_a_batch_is_judged_by_its_messages_kafka_timestamps_not_the_clock(

@@ -180,18 +180,22 @@ def test_the_engine_opens_on_stream_time_without_accounting_the_machine() -> Non
 
 def test_the_stop_watch_returns_each_scheduled_deadline_once_and_drops_stale_ones() -> None:
     watch = StopWatch()
-    watch.schedule(0, "t/A", 100)
-    watch.schedule(0, "t/B", 150)
-    watch.schedule(1, "t/C", 50)
-    assert watch.advance(0, 99) == []
-    watch.schedule(0, "t/B", 300)  # B's stop ended and another began
-    watch.schedule(0, "t/A", None)  # A ran again
-    assert watch.advance(0, 200) == []
-    assert watch.advance(0, 120) == []  # stream time never goes back
-    assert watch.advance(0, 300) == ["t/B"]
-    assert watch.advance(0, 400) == []
-    assert watch.advance(1, 50) == ["t/C"]  # another partition, another clock
-    assert watch.stream_ms == {0: 400, 1: 50}
+    t0, t1, u0 = (0, "t"), (1, "t"), (0, "u")  # clocks: (partition, tenant)
+    watch.schedule(t0, "t/A", 100)
+    watch.schedule(t0, "t/B", 150)
+    watch.schedule(t1, "t/C", 50)
+    watch.schedule(u0, "u/D", 50)
+    assert watch.advance(t0, 99) == []
+    watch.schedule(t0, "t/B", 300)  # B's stop ended and another began
+    watch.schedule(t0, "t/A", None)  # A ran again
+    assert watch.advance(t0, 200) == []
+    assert watch.advance(t0, 120) == []  # stream time never goes back
+    assert watch.advance(t0, 300) == ["t/B"]
+    assert watch.advance(t0, 400) == []
+    assert watch.advance(t1, 50) == ["t/C"]  # another partition, another clock
+    # Another tenant on the partition, another clock: D was not due at t/A's 99 or 400.
+    assert watch.advance(u0, 60) == ["u/D"]
+    assert watch.stream_ms == {t0: 400, t1: 50, u0: 60}
 
 
 # -- the worker's batches -------------------------------------------------------------------------
@@ -237,7 +241,6 @@ def test_the_worker_gives_analyzes_alerts_whatever_the_batches(
     published: list[Any] = []
     for start in range(0, len(lines), batch):
         published += applier.in_order(applier.apply(messages(lines[start : start + batch], 0, start)))
-        published += applier.tick_silent()
         write_acknowledged(states)
     assert alert_records(published) == expected
     assert [a["status"] for a in expected] == ["open", "resolved"]
