@@ -106,12 +106,17 @@ class TimeAccounting:
             self._process(state, spec, cursor, RANK_TOO_LATE, (ts_ms,), out)
             if rank == RANK_STATE and ts_ms >= self._newest_state_ms(state):
                 # The machine's state is always the newest one reported: a too-late change that no
-                # newer one superseded takes effect now; the time before it is not rewritten.
-                self._process(state, spec, cursor, rank, (*values, ts_ms), out)
+                # newer one superseded takes effect now; the time before it is not rewritten. Older
+                # reports that took effect at the same cursor are superseded by it, whatever order
+                # the log would sort them in at one position.
+                superseded = None
+                if state.lateness is not None:
+                    superseded = self._drop_superseded(state.lateness, cursor, ts_ms)
+                self._process(state, spec, cursor, rank, (*values, ts_ms), out, superseded)
         else:
             superseded = None
             if rank == RANK_STATE and state.lateness is not None and cursor is not None and ts_ms <= cursor:
-                superseded = self._drop_superseded(state.lateness, ts_ms)
+                superseded = self._drop_superseded(state.lateness, ts_ms, ts_ms)
             self._process(state, spec, ts_ms, rank, values, out, superseded)
         state.sync_totals()
 
@@ -124,14 +129,15 @@ class TimeAccounting:
         return BEFORE_ALL[0] if newest is None else newest
 
     @staticmethod
-    def _drop_superseded(log: LatenessLog, ts_ms: int) -> Entry | None:
-        """Take out of the log the too-late state changes that a state reported at ``ts_ms``, newer
-        than they, supersedes although it is placed before (or at) where they took effect: they
-        never take effect (their too-late count stays). The first taken out, or None."""
+    def _drop_superseded(log: LatenessLog, position_ms: int, reported_ms: int) -> Entry | None:
+        """Take out of the log the too-late state changes that a state reported at ``reported_ms``,
+        newer than they, supersedes although it is placed at ``position_ms``, before (or at) where
+        they took effect: they never take effect (their too-late count stays). The first taken out,
+        or None."""
         first = None
-        at = bisect_left(log.events, [ts_ms])
+        at = bisect_left(log.events, [position_ms])
         for event in log.events[at:]:
-            if event[1] == RANK_STATE and len(values := payload(event)) > 2 and values[2] < ts_ms:
+            if event[1] == RANK_STATE and len(values := payload(event)) > 2 and values[2] < reported_ms:
                 log.events.remove(event)
                 first = event if first is None else first
         return first

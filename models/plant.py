@@ -336,10 +336,10 @@ class PlantConfig(_Frozen):
     close_silent_after_s: PositiveSeconds | None = Field(
         default=900.0,
         description=(
-            "When the newest event time on a machine's partition (or file) is this far past the "
-            "machine's own, its time is accounted up to there (unknown after state_timeout_s) and "
-            "its ended windows close, so a silent machine still gets its records (null: wait for "
-            "the machine's next event)."
+            "When the newest event time of the machine's tenant on its partition (or file) is this "
+            "far past the machine's own, its time is accounted up to there (unknown after "
+            "state_timeout_s) and its ended windows close, so a silent machine still gets its records "
+            "(null: wait for the machine's next event)."
         ),
     )
     line_wait_reasons: list[Id] = Field(

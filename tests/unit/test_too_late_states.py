@@ -209,3 +209,18 @@ def test_a_tick_past_the_belief_of_a_stop_opens_no_stop_alert() -> None:
     longer.state_at(at(6, 20), "down", "jam")
     longer.tick(at(8))
     assert len(longer.opened("machine_stopped")) == 1
+
+
+@pytest.mark.parametrize("lateness_s", [0, 300])
+def test_of_two_too_late_changes_at_one_cursor_the_newer_report_holds(lateness_s: int) -> None:
+    """Both take effect at the cursor (10:00). The log sorted entries at one position by their
+    text, so with lateness the older report (running, 09:10) replayed after the newer (down, 09:20)
+    and won, while the reported time said 09:20 (review)."""
+    machine = Machine(make_plant(allowed_lateness_s=lateness_s))
+    machine.state_at(at(9), "running")
+    machine.count_at(at(10), 5)
+    machine.state_at(at(9, 10), "running")
+    machine.state_at(at(9, 20), "down", "jam")
+    assert machine.state.ledger.state_reason == ("down", "jam")
+    assert machine.state.ledger.get(S_REPORTED) == at(9, 20)
+    assert machine.state.state_since_ms == at(10)
