@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from models.machine import MachineState
 from streams.decode import Accepted, Rejection
 from streams.processing import Applied, Outcome, TelemetryProcessor
 from streams.silence import Clock, SilenceClock
@@ -176,16 +177,27 @@ class BatchApplier:
     ) -> None:
         """Judge the machines the clock's stream time made due (:mod:`streams.stop_watch`)."""
         for key in due:
-            run = runs.pop(key, None)
-            if run is not None:  # its readings come first, as they did in the partition
-                self._apply_run(run, outcomes, applied)
-            state = self.table.load(key)
+            state = self._after_waiting_run(key, runs, outcomes, applied)
             if state is None:
                 continue
             outcome = self.processor.process_stream_time(state, self.stops.stream_ms[clock])
             if outcome is not None:
                 self.table.stage(outcome.state, clock[0])
                 self.judged.append((index, outcome))
+
+    def _after_waiting_run(
+        self,
+        key: str,
+        runs: dict[str, _Run],
+        outcomes: list[Outcome | None],
+        applied: dict[str, list[SourceMessage]],
+    ) -> MachineState | None:
+        """The machine's state once the run of its readings waiting in ``runs`` is applied: they
+        come before the judgement about to be made, as they did in the partition."""
+        run = runs.pop(key, None)
+        if run is not None:
+            self._apply_run(run, outcomes, applied)
+        return self.table.load(key)
 
     def _tick_silent(
         self,
@@ -202,10 +214,8 @@ class BatchApplier:
             state = self.table.load(key)
             if state is None or state.cursor_ms is None or state.cursor_ms >= tick_ms:
                 continue  # the usual machine: a run of its own waiting cannot take it back
-            run = runs.pop(key, None)
-            if run is not None:  # its readings come first, as they did in the partition
-                self._apply_run(run, outcomes, applied)
-                state = self.table.load(key)
+            if key in runs:
+                state = self._after_waiting_run(key, runs, outcomes, applied)
                 if state is None:
                     continue
             outcome = self.processor.process_tick(state, tick_ms)

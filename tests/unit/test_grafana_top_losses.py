@@ -95,68 +95,42 @@ def _series(exposition: str) -> list[dict[str, str]]:
     return found
 
 
-def test_the_top_losses_panel_shows_exactly_the_records_oee_losses(tmp_path: Path) -> None:
+def _panel_evaluates_to(
+    tmp_path: Path, exposition: str, samples: list[dict[str, object]]
+) -> subprocess.CompletedProcess[str]:
+    """promtool's verdict on the panel's hour query over ``exposition``'s loss series, expecting
+    exactly ``samples`` (``{"labels": ..., "value": ...}``)."""
     promtool = require_executable("promtool")
+    test = {
+        "interval": "1m",
+        "input_series": _series(exposition),
+        "promql_expr_test": [{"expr": _panel_expr("hour"), "eval_time": "2m", "exp_samples": samples}],
+    }
+    test_file = tmp_path / "top_losses_test.yml"
+    test_file.write_text(yaml.safe_dump({"tests": [test]}))
+    return subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_top_losses_panel_shows_exactly_the_records_oee_losses(tmp_path: Path) -> None:
     exposition, oee_losses = _machine_hour()
     expected: dict[tuple[str, str], float] = {}
     for loss in oee_losses:
         key = (loss["state"], loss["reason"] or "-")
         expected[key] = expected.get(key, 0.0) + loss["seconds"]
     assert expected and ("no_data", "-") not in expected
-    test_file = tmp_path / "top_losses_test.yml"
-    test_file.write_text(
-        yaml.safe_dump(
-            {
-                "tests": [
-                    {
-                        "interval": "1m",
-                        "input_series": _series(exposition),
-                        "promql_expr_test": [
-                            {
-                                "expr": _panel_expr("hour"),
-                                "eval_time": "2m",
-                                "exp_samples": [
-                                    {"labels": f'{{reason="{reason}",state="{state}"}}', "value": seconds}
-                                    for (state, reason), seconds in sorted(expected.items())
-                                ],
-                            }
-                        ],
-                    }
-                ]
-            }
-        )
-    )
-    result = subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
-    )
+    samples: list[dict[str, object]] = [
+        {"labels": f'{{reason="{reason}",state="{state}"}}', "value": seconds}
+        for (state, reason), seconds in sorted(expected.items())
+    ]
+    result = _panel_evaluates_to(tmp_path, exposition, samples)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_says_no_when_the_panel_would_show_missing_data(tmp_path: Path) -> None:
     """The check above can fail: the same evaluation expecting no_data among the losses."""
-    promtool = require_executable("promtool")
     exposition, _ = _machine_hour()
-    test_file = tmp_path / "wrong_test.yml"
-    test_file.write_text(
-        yaml.safe_dump(
-            {
-                "tests": [
-                    {
-                        "interval": "1m",
-                        "input_series": _series(exposition),
-                        "promql_expr_test": [
-                            {
-                                "expr": _panel_expr("hour"),
-                                "eval_time": "2m",
-                                "exp_samples": [{"labels": '{reason="-",state="no_data"}', "value": 1}],
-                            }
-                        ],
-                    }
-                ]
-            }
-        )
-    )
-    result = subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
-    )
+    missing_data: list[dict[str, object]] = [{"labels": '{reason="-",state="no_data"}', "value": 1}]
+    result = _panel_evaluates_to(tmp_path, exposition, missing_data)
     assert result.returncode != 0

@@ -118,21 +118,29 @@ def test_an_unforeseen_failure_reading_one_model_leaves_the_others_serving(tmp_p
     assert any("MemoryError: what no refusal foresaw" in error for error in models.errors)
 
 
+class FlakyRegistry(ModelRegistry):
+    """A registry with one model whose directory listing fails while ``failing`` is set, checked
+    by ``models`` every second of the settable clock ``now``."""
+
+    def __init__(self, root: Path, *, failing: bool) -> None:
+        super().__init__(root)
+        self.failing = False
+        _register(self, "b.M01", "demo/M01")
+        self.failing = failing
+        self.now = 0.0
+        self.models = RegistryModels(self, reload_interval_s=1.0, clock=lambda: self.now)
+
+    def names(self) -> list[str]:
+        if self.failing:
+            raise PermissionError(13, "Permission denied", str(self.root))
+        return super().names()
+
+
 def test_a_registry_that_cannot_be_listed_keeps_serving_what_was_loaded(tmp_path: Path) -> None:
-    registry = ModelRegistry(tmp_path)
-    _register(registry, "b.M01", "demo/M01")
-    now = [0.0]
-    failing = [False]
-
-    class Flaky(ModelRegistry):
-        def names(self) -> list[str]:
-            if failing[0]:
-                raise PermissionError(13, "Permission denied", str(tmp_path))
-            return super().names()
-
-    models = RegistryModels(Flaky(tmp_path), reload_interval_s=1.0, clock=lambda: now[0])
+    registry = FlakyRegistry(tmp_path, failing=False)
+    models = registry.models
     assert models.model_for(M01) is not None
-    failing[0], now[0] = True, 2.0
+    registry.failing, registry.now = True, 2.0
     served = models.model_for(M01)
     assert served is not None and served.name == "b.M01"
     assert any("Permission denied" in error for error in models.errors)
@@ -141,27 +149,17 @@ def test_a_registry_that_cannot_be_listed_keeps_serving_what_was_loaded(tmp_path
 def test_a_registry_that_stays_unreadable_is_logged_once_until_it_recovers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    registry = ModelRegistry(tmp_path)
-    _register(registry, "b.M01", "demo/M01")
-    now = [0.0]
-    failing = [True]
-
-    class Flaky(ModelRegistry):
-        def names(self) -> list[str]:
-            if failing[0]:
-                raise PermissionError(13, "Permission denied", str(tmp_path))
-            return super().names()
-
-    models = RegistryModels(Flaky(tmp_path), reload_interval_s=1.0, clock=lambda: now[0])
+    registry = FlakyRegistry(tmp_path, failing=True)
+    models = registry.models
     with caplog.at_level(logging.INFO, logger="service.anomaly_models"):
         for check in range(5):  # five checks, 1 s apart: the same failure each time
-            now[0] = float(check)
+            registry.now = float(check)
             models.model_for(M01)
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1 and "Permission denied" in errors[0].getMessage()
-        failing[0], now[0] = False, 10.0
+        registry.failing, registry.now = False, 10.0
         assert models.model_for(M01) is not None
         assert any("readable again" in r.getMessage() for r in caplog.records)
-        failing[0], now[0] = True, 20.0
+        registry.failing, registry.now = True, 20.0
         models.model_for(M01)  # failing again after a recovery is news again
         assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 2
