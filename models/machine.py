@@ -291,6 +291,7 @@ class MachineEngine:
         self.accounting = TimeAccounting(plant, self.calendar)
         # Sites with a calendar of their own (plant.sites), by tenant and site: built once, looked up
         # once per event or batch; every other machine uses the plant's calendar and accounting.
+        self._plant_time = (self.calendar, self.accounting)
         self._site_time: dict[tuple[str, str], tuple[PlantCalendar, TimeAccounting]] = {}
         for site in plant.sites:
             calendar = PlantCalendar.for_site(plant, site.tenant, site.site)
@@ -307,16 +308,15 @@ class MachineEngine:
 
     def calendar_for(self, machine: _Sited) -> PlantCalendar:
         """The calendar of the machine's site: its own (plant.sites) or the plant's."""
-        if not self._site_time:
-            return self.calendar
-        found = self._site_time.get((machine.tenant, machine.site))
-        return self.calendar if found is None else found[0]
+        return self._time_of(machine)[0]
 
     def _accounting_for(self, machine: _Sited) -> TimeAccounting:
+        return self._time_of(machine)[1]
+
+    def _time_of(self, machine: _Sited) -> tuple[PlantCalendar, TimeAccounting]:
         if not self._site_time:
-            return self.accounting
-        found = self._site_time.get((machine.tenant, machine.site))
-        return self.accounting if found is None else found[1]
+            return self._plant_time
+        return self._site_time.get((machine.tenant, machine.site), self._plant_time)
 
     def new_state(self, spec: MachineSpec) -> MachineState:
         return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
@@ -1221,7 +1221,7 @@ class MachineEngine:
         last_seen = state.last_seen_ms
         if last_seen is None or last_seen + self._state_timeout_ms < deadline:
             return out
-        self._check_stopped(state, spec, out, min(stream_ms, last_seen + self._state_timeout_ms))
+        self._check_stopped(state, spec, out, stream_ms)  # it caps the stop at the state's belief
         return out
 
     def _check_ended_stop(
