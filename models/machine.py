@@ -23,7 +23,7 @@ from models import expected_level, signal_monitor, signal_stats, time_kernel
 from models.accounting import ClosedWindow, EngineOutput, TimeAccounting, ledger_from_parts
 from models.alert_rules import AlertChange, AlertState, alert_id, signature
 from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
-from models.calendar import PlantCalendar
+from models.calendar import PlantCalendar, WindowSpan
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, LatenessLog
 from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSettings, SeriesKind
 from models.numba_config import kernel
@@ -34,17 +34,33 @@ from models.time_ledger import TimeLedger
 from models.timemodel import WindowAccumulator
 
 __all__ = [
+    "CAPABILITY_SHIFTS_KEPT",
     "MAX_PRODUCT_MONITORS",
     "ClosedWindow",
     "EngineOutput",
     "LifetimeTotals",
     "MachineEngine",
     "MachineState",
+    "ShiftCapability",
 ]
 
 # Drift/SPC monitors per quality characteristic, one per product (product ids come from telemetry:
 # the machine state must stay bounded; parts of further products are not judged, documented).
 MAX_PRODUCT_MONITORS = 32
+# Shifts of capability history per characteristic and product: three weeks of one shift a day, a
+# week of three (days where the plant has no shifts). Older shifts stay in the lifetime figures.
+CAPABILITY_SHIFTS_KEPT = 21
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftCapability:
+    """Capability of one characteristic (and product) over one shift as it took place."""
+
+    characteristic: str
+    product: str | None
+    shift: str | None  # None: the plant has no shifts and the span is a local day
+    start_ms: int
+    capability: Capability
 
 
 @dataclass(slots=True)
@@ -80,6 +96,9 @@ class MachineState:
     expected: dict[str, np.ndarray] = field(default_factory=dict)
     # Capability accumulators per "characteristic|product|shift" ("-" where there is none).
     capability: dict[str, CapabilityStats] = field(default_factory=dict)
+    # The same per shift as it took place, "characteristic|product|start_ms|shift" (a local day where
+    # the plant has no shifts), the newest CAPABILITY_SHIFTS_KEPT of each characteristic and product.
+    capability_shifts: dict[str, CapabilityStats] = field(default_factory=dict)
     # Anomaly scoring: the model's feature-window history, so a restart scores exactly as before.
     anomaly: AnomalyWindow | None = None
     lateness: LatenessLog | None = None  # log and snapshots, only with allowed_lateness_s > 0
@@ -144,6 +163,11 @@ class MachineState:
             "monitors": {name: signal_monitor.to_list(vector) for name, vector in self.monitors.items()},
             "expected": {name: expected_level.to_list(vector) for name, vector in self.expected.items()},
             "capability": {key: stats.to_list() for key, stats in self.capability.items()},
+            **(
+                {"capability_shifts": {key: stats.to_list() for key, stats in self.capability_shifts.items()}}
+                if self.capability_shifts
+                else {}  # a machine without quality data keeps the state it had before shifts were kept
+            ),
             "anomaly": None if self.anomaly is None else self.anomaly.to_dict(),
             "lateness": None if self.lateness is None else self.lateness.to_dict(),
         }
@@ -165,6 +189,9 @@ class MachineState:
             monitors=_load_vectors(data.get("monitors", {}), signal_monitor.from_list),
             expected=_load_vectors(data.get("expected", {}), expected_level.from_list),
             capability={key: CapabilityStats.from_list(v) for key, v in data.get("capability", {}).items()},
+            capability_shifts={
+                key: CapabilityStats.from_list(v) for key, v in data.get("capability_shifts", {}).items()
+            },
             anomaly=AnomalyWindow.from_dict(data["anomaly"]) if data.get("anomaly") else None,
             lateness=LatenessLog.from_dict(data["lateness"]) if data.get("lateness") else None,
         )
@@ -793,11 +820,13 @@ class MachineEngine:
             )  # fmt: skip
             calendar = self.calendar_for(spec)
             shift = calendar.shift_at(ts_ms) if calendar.shifts else None
-            cap_key = f"{characteristic}|{product or '-'}|{shift.shift if shift is not None else '-'}"
+            series = f"{characteristic}|{product or '-'}"
+            cap_key = f"{series}|{shift.shift if shift is not None else '-'}"
             stats = state.capability.get(cap_key)
             if stats is None:
                 stats = state.capability[cap_key] = CapabilityStats()
             stats.update(value, lsl, usl)
+            _shift_capability(state, series, shift or calendar.day_at(ts_ms)).update(value, lsl, usl)
         self._check_spec(state, out, ts_ms, characteristic, value, lsl, usl, product)
         return out
 
@@ -1083,6 +1112,24 @@ class MachineEngine:
     def capability(self, state: MachineState) -> dict[str, Capability]:
         """Cp, Cpk, Pp and Ppk per "characteristic|product|shift" (for reports and the web API)."""
         return {key: stats.indices() for key, stats in state.capability.items()}
+
+    def capability_by_shift(self, state: MachineState) -> list[ShiftCapability]:
+        """The same per shift as it took place (a local day without shifts), oldest first per
+        characteristic and product: the trend a mentor reviews."""
+        rows = []
+        for key, stats in state.capability_shifts.items():
+            characteristic, product, start_ms, shift = key.split("|")
+            rows.append(
+                ShiftCapability(
+                    characteristic,
+                    None if product == "-" else product,
+                    None if shift == "-" else shift,
+                    int(start_ms),
+                    stats.indices(),
+                )
+            )
+        rows.sort(key=lambda row: (row.characteristic, row.product or "", row.start_ms))
+        return rows
 
     # -- alerts -----------------------------------------------------------------------------------
 
@@ -1377,6 +1424,22 @@ class MachineEngine:
             if evidence is not None:
                 alert.evidence = evidence
             out.alerts.append(AlertChange(alert.snapshot(), "resolved", at_ms, resolution))
+
+
+def _shift_capability(state: MachineState, series: str, span: WindowSpan) -> CapabilityStats:
+    """The accumulator of ``series`` ("characteristic|product") over ``span``; starting one drops the
+    oldest beyond CAPABILITY_SHIFTS_KEPT, so a machine's state stays bounded however long it runs."""
+    key = f"{series}|{span.start_ms}|{span.shift or '-'}"
+    stats = state.capability_shifts.get(key)
+    if stats is None:
+        stats = state.capability_shifts[key] = CapabilityStats()
+        prefix = f"{series}|"
+        kept = [k for k in state.capability_shifts if k.startswith(prefix) and k.count("|") == 3]
+        if len(kept) > CAPABILITY_SHIFTS_KEPT:
+            kept.sort(key=lambda k: int(k.split("|")[2]))
+            for old in kept[: len(kept) - CAPABILITY_SHIFTS_KEPT]:
+                del state.capability_shifts[old]
+    return stats
 
 
 def _load_vectors(stored: dict[str, Any], from_list: Callable[[Any], np.ndarray]) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from models.plant import PlantConfig
 from service.anomaly_models import anomaly_models
 from service.anomaly_view import anomaly_view
 from service.baseline import ScheduledReset
-from service.capability_view import capability_rows
+from service.capability_view import capability_by_shift_rows, capability_rows
 from service.exceptions import ConfigError
 from service.output_dir import output_dir
 from service.output_file import OutputFile, write_output
@@ -45,7 +45,14 @@ __all__ = ["analyze_file", "dead_letter_line", "parse_received_at"]
 
 
 _OUTPUT_FILES: Final = frozenset(
-    {"kpis.jsonl", "alerts.jsonl", "dead_letters.jsonl", "line_kpis.jsonl", "capability.json"}
+    {
+        "kpis.jsonl",
+        "alerts.jsonl",
+        "dead_letters.jsonl",
+        "line_kpis.jsonl",
+        "capability.json",
+        "capability_by_shift.json",
+    }
 )
 
 
@@ -254,6 +261,16 @@ def analyze_file(
     }
     write_output(
         out_dir / "capability.json", orjson.dumps(capability, option=orjson.OPT_INDENT_2) + b"\n", "--out"
+    )
+    by_shift = {
+        key: rows
+        for key, state in sorted(states.items())
+        if (rows := capability_by_shift_rows(processor.engine, state))
+    }
+    write_output(
+        out_dir / "capability_by_shift.json",
+        orjson.dumps(by_shift, option=orjson.OPT_INDENT_2) + b"\n",
+        "--out",
     )
     summary: dict[str, Any] = {
         "input": str(telemetry),

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from models.machine import MachineState
 from service.anomaly_view import anomaly_view
-from service.capability_view import capability_rows
+from service.capability_view import capability_by_shift_rows, capability_rows
 from service.web.bad_requests import install_bad_request_log
 from service.web.staleness import Silence, silences
 from streams.app import LinepulseStream
@@ -56,6 +56,7 @@ def machine_view(stream: LinepulseStream, state: MachineState, silent: Silence) 
         "totals": state.totals.to_dict(),
         "windows": windows,
         "capability": capability_rows(stream.processor.engine, state),
+        "capability_by_shift": capability_by_shift_rows(stream.processor.engine, state),
         "anomaly": anomaly_view(state, calendar),
         "alerts": [
             {
@@ -129,13 +130,14 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
         tenant, error = tenant_param(request.query, known_tenants)
         if error is not None:
             return web.json({"error": error}, status=400)
-        rows = [
-            {"tenant": state.tenant, "site": state.site, "line": state.line, "machine": state.machine, **row}
-            for state in stream.live
-            if tenant is None or state.tenant == tenant
-            for row in capability_rows(stream.processor.engine, state)
-        ]
-        body = orjson.dumps({"ready": stream.is_ready(), "capability": rows})
+        states = [state for state in stream.live if tenant is None or state.tenant == tenant]
+        engine = stream.processor.engine
+        rows, by_shift = [], []
+        for state in states:
+            where = {"tenant": state.tenant, "site": state.site, "line": state.line, "machine": state.machine}
+            rows += [{**where, **row} for row in capability_rows(engine, state)]
+            by_shift += [{**where, **row} for row in capability_by_shift_rows(engine, state)]
+        body = orjson.dumps({"ready": stream.is_ready(), "capability": rows, "capability_by_shift": by_shift})
         return web.bytes(body, content_type="application/json")
 
     @app.page("/api/machines")

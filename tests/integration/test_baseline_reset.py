@@ -138,6 +138,12 @@ def test_baseline_reset_reaches_the_worker_and_resolves_the_drift(
         (row,) = machine["capability"]
         assert (row["characteristic"], row["product"], row["n"]) == ("diameter_mm", "P1", 20)
         assert row["cpk"] is not None and row["usl"] == 25.03
-        assert worker.get("/api/capability?tenant=acme")["capability"] == [
-            {"tenant": "acme", "site": "p1", "line": "L1", "machine": "M01", **row}
+        served = worker.get("/api/capability?tenant=acme")
+        where = {"tenant": "acme", "site": "p1", "line": "L1", "machine": "M01"}
+        assert served["capability"] == [{**where, **row}]
+        # The same parts per shift (or local day) as it took place, in both views.
+        by_shift = served["capability_by_shift"]
+        assert by_shift and sum(shift["n"] for shift in by_shift) == 20
+        assert [{k: v for k, v in shift.items() if k not in where} for shift in by_shift] == machine[
+            "capability_by_shift"
         ]
