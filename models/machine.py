@@ -42,6 +42,7 @@ __all__ = [
     "MachineEngine",
     "MachineState",
     "ShiftCapability",
+    "capability_by_shift",
 ]
 
 # Drift/SPC monitors per quality characteristic, one per product (product ids come from telemetry:
@@ -1113,24 +1114,6 @@ class MachineEngine:
         """Cp, Cpk, Pp and Ppk per "characteristic|product|shift" (for reports and the web API)."""
         return {key: stats.indices() for key, stats in state.capability.items()}
 
-    def capability_by_shift(self, state: MachineState) -> list[ShiftCapability]:
-        """The same per shift as it took place (a local day without shifts), oldest first per
-        characteristic and product: the trend a mentor reviews."""
-        rows = []
-        for key, stats in state.capability_shifts.items():
-            characteristic, product, start_ms, shift = key.split("|")
-            rows.append(
-                ShiftCapability(
-                    characteristic,
-                    None if product == "-" else product,
-                    None if shift == "-" else shift,
-                    int(start_ms),
-                    stats.indices(),
-                )
-            )
-        rows.sort(key=lambda row: (row.characteristic, row.product or "", row.start_ms))
-        return rows
-
     # -- alerts -----------------------------------------------------------------------------------
 
     def _check_stopped(
@@ -1424,6 +1407,25 @@ class MachineEngine:
             if evidence is not None:
                 alert.evidence = evidence
             out.alerts.append(AlertChange(alert.snapshot(), "resolved", at_ms, resolution))
+
+
+def capability_by_shift(state: MachineState) -> list[ShiftCapability]:
+    """Capability per shift as it took place (a local day without shifts), oldest first per
+    characteristic and product: the trend a mentor reviews."""
+    rows = []
+    for key, stats in state.capability_shifts.items():
+        characteristic, product, start_ms, shift = key.split("|")
+        rows.append(
+            ShiftCapability(
+                characteristic,
+                None if product == "-" else product,
+                None if shift == "-" else shift,
+                int(start_ms),
+                stats.indices(),
+            )
+        )
+    rows.sort(key=lambda row: (row.characteristic, row.product or "", row.start_ms))
+    return rows
 
 
 def _shift_capability(state: MachineState, series: str, span: WindowSpan) -> CapabilityStats:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from models.machine import MachineEngine, MachineState
+from models.machine import MachineEngine, MachineState, capability_by_shift
 from models.spc.capability import Capability
 
 __all__ = ["capability_by_shift_rows", "capability_rows"]
@@ -64,5 +64,5 @@ def capability_by_shift_rows(engine: MachineEngine, state: MachineState) -> list
             "shift_start": calendar.local_isoformat(row.start_ms),
             **_indices(row.capability),
         }
-        for row in engine.capability_by_shift(state)
+        for row in capability_by_shift(state)
     ]

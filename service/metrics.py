@@ -8,6 +8,7 @@ each) and the hot path pays nothing per event.
 
 from __future__ import annotations
 
+import math
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 from typing import Final
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from models.machine import MachineState, ShiftCapability, capability_by_shift
 from models.plant import PlantConfig
 from models.timemodel import WindowAccumulator, WindowFigures
 from streams.contract import MACHINE_STATES
@@ -250,6 +252,17 @@ class MachineCollector(Collector):
             "some of the model's signals), 0 while it scores it.",
             labels=(*_MACHINE_LABELS, "model"),
         )
+        capability = GaugeMetricFamily(
+            "linepulse_capability",
+            "Cp, Cpk, Pp and Ppk of a quality characteristic (and product) over the newest shift "
+            "(a local day without shifts) with parts: the trend a mentor reviews.",
+            labels=(*_MACHINE_LABELS, "characteristic", "product", "shift", "index"),
+        )
+        capability_parts = GaugeMetricFamily(
+            "linepulse_capability_parts",
+            "Parts measured in that shift for that characteristic and product.",
+            labels=(*_MACHINE_LABELS, "characteristic", "product", "shift"),
+        )
         if self.plant.alerts.oee_below is not None:
             target.add_metric([], self.plant.alerts.oee_below)
         for state in self.live:
@@ -291,6 +304,7 @@ class MachineCollector(Collector):
                 event_time.add_metric(machine, state.last_seen_ms / 1000.0)
             if state.anomaly is not None:
                 unscored.add_metric([*machine, state.anomaly.model], 1.0 if state.anomaly.unscored else 0.0)
+            self._capability(state, machine, capability, capability_parts)
         yield from ratios.values()
         yield from (
             seconds,
@@ -310,7 +324,31 @@ class MachineCollector(Collector):
             event_time,
             target,
             unscored,
+            capability,
+            capability_parts,
         )
+
+    @staticmethod
+    def _capability(
+        state: MachineState,
+        machine: list[str],
+        capability: GaugeMetricFamily,
+        parts: GaugeMetricFamily,
+    ) -> None:
+        """The newest shift of each characteristic and product; characteristics and products come
+        from telemetry, so the LABEL_VALUES with the most parts get series (indices do not add up
+        into an OTHER series)."""
+        newest: dict[tuple[str, str | None], ShiftCapability] = {}
+        for row in capability_by_shift(state):  # oldest first per series
+            newest[(row.characteristic, row.product)] = row
+        busiest = sorted(newest.values(), key=lambda row: (-row.capability.n, row.characteristic))
+        for row in busiest[:LABEL_VALUES]:
+            labels = [*machine, row.characteristic, row.product or "-", row.shift or "-"]
+            parts.add_metric(labels, float(row.capability.n))
+            for index in ("cp", "cpk", "pp", "ppk"):
+                value = getattr(row.capability, index)
+                if value is not None and math.isfinite(value):
+                    capability.add_metric([*labels, index], value)
 
     def _window(
         self,

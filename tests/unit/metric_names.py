@@ -44,6 +44,8 @@ def _events(now_ms: int) -> list[dict[str, object]]:
         # Down for 10 minutes (a loss with a reason) opens machine_down; out of spec opens another alert.
         {**base, "ts": start + 4 * minute, "kind": "state", "state": "down", "reason": "jam"},
         {**base, "ts": start + 14 * minute, "kind": "quality", "characteristic": "d", "value": 9, "usl": 5},
+        # A second part: capability indices need two.
+        {**base, "ts": start + 15 * minute, "kind": "quality", "characteristic": "d", "value": 4.5, "usl": 5},
     ]
 
 

@@ -10,11 +10,15 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.machine import CAPABILITY_SHIFTS_KEPT, MachineEngine, MachineState
 from models.plant import PlantConfig
 from service.capability_view import capability_by_shift_rows, capability_rows
 from service.cli import main
+from service.metrics import build_registry
+from streams.live import LiveMachines
 
 SEOUL = ZoneInfo("Asia/Seoul")
 SHIFTS = [
@@ -137,3 +141,26 @@ def test_analyze_writes_capability_by_shift(tmp_path: Path, capsys: pytest.Captu
         ("day", "2026-11-23T06:00:00+09:00", 2),
         ("swing", "2026-11-23T14:00:00+09:00", 1),
     ]
+
+
+def test_metrics_give_the_newest_shift_of_each_characteristic() -> None:
+    engine = MachineEngine(plant(SHIFTS))
+    state = engine.new_state(engine.plant.machines[0])
+    measure(engine, state, [(at(23, 7, m), 10.0 + 0.1 * (m % 3)) for m in range(10)])  # Monday's day
+    swing = [(at(23, 15, m), 10.5 + 0.2 * (m % 2)) for m in range(6)]
+    measure(engine, state, swing)
+    live = LiveMachines({machine.key for machine in engine.plant.machines})
+    live.update(state)
+    registry, _ = build_registry(live, engine.plant)
+    samples = {
+        (sample.name, sample.labels.get("shift"), sample.labels.get("index")): sample.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+        if sample.name.startswith("linepulse_capability")
+    }
+    newest = capability_by_shift_rows(engine, state)[-1]
+    assert newest["shift"] == "swing"
+    assert samples == {
+        ("linepulse_capability_parts", "swing", None): 6.0,
+        **{("linepulse_capability", "swing", index): newest[index] for index in ("cp", "cpk", "pp", "ppk")},
+    }

@@ -149,6 +149,8 @@ def test_variables_cascade_from_linepulse_oee_ratio() -> None:
         ("Active machine alerts", "table"),
         ("Dead letters per second", "timeseries"),
         ("Readings per second", "timeseries"),
+        ("Cpk shift by shift", "timeseries"),
+        ("Ppk this shift", "bargauge"),
     ],
 )
 def test_the_dashboard_has_the_panel(title: str, kind: str) -> None:
