@@ -853,13 +853,16 @@ class MachineEngine:
             count = 1 if open_alert is None else int(open_alert.evidence.get("count", open_alert.count)) + 1
             part = characteristic if product is None else f"{characteristic} of {product}"
             message = f"{part} = {value:g} outside spec [{_fmt(lsl)}, {_fmt(usl)}]"
+            # One bad part is scrap the inspection caught; parts that keep failing are the process
+            # making scrap: the people on shift must contain it (critical routes to them).
+            escalate = self.plant.alerts.out_of_spec_critical_after
             self._open_alert(
                 state,
                 out,
                 key,
                 kind="quality_out_of_spec",
                 subject=subject,
-                severity="warning",
+                severity="critical" if escalate is not None and count >= escalate else "warning",
                 at_ms=ts_ms,
                 message=message if count == 1 else f"{message}; {count} parts out of spec",
                 evidence={
@@ -1328,7 +1331,7 @@ class MachineEngine:
                 at_ms=window.end_ms,
                 message=(
                     f"{spec.name or spec.id}: OEE {figures.oee:.0%} in the {shift} shift of {date} "
-                    f"(target {threshold:.0%})"
+                    f"(target {threshold:.0%}{_coverage_note(figures.coverage)})"
                 ),
                 evidence={
                     "shift": shift,
@@ -1337,6 +1340,10 @@ class MachineEngine:
                     "availability": figures.availability,
                     "performance": figures.performance,
                     "quality": figures.quality,
+                    # How much of the shift the figure rests on: an hour of data in a 12-hour shift
+                    # is weaker evidence than the whole shift (the rest is unknown, not counted).
+                    "coverage": figures.coverage,
+                    "unknown_s": figures.unknown_s,
                     "window_start_ms": window.start_ms,
                     "window_end_ms": window.end_ms,
                 },
@@ -1426,6 +1433,12 @@ def capability_by_shift(state: MachineState) -> list[ShiftCapability]:
         )
     rows.sort(key=lambda row: (row.characteristic, row.product or "", row.start_ms))
     return rows
+
+
+def _coverage_note(coverage: float | None) -> str:
+    if coverage is None or coverage >= 0.995:
+        return ""
+    return f"; data for {coverage:.0%} of the shift"
 
 
 def _shift_capability(state: MachineState, series: str, span: WindowSpan) -> CapabilityStats:

@@ -268,6 +268,9 @@ DEFAULT_LOSS_RULES: tuple[LossRule, ...] = (
 )
 
 
+OUT_OF_SPEC_CRITICAL_AFTER: Final = 3
+
+
 class AlertRules(_Frozen):
     down_after_s: PositiveSeconds = Field(
         default=300.0,
@@ -284,6 +287,14 @@ class AlertRules(_Frozen):
         description=(
             "Resolve a quality_out_of_spec alert after this many consecutive in-spec parts of its "
             "characteristic and product (fewer makes one failing part in every few a flood of alerts)."
+        ),
+    )
+    out_of_spec_critical_after: Annotated[Count, Field(ge=1, le=1000)] | None = Field(
+        default=OUT_OF_SPEC_CRITICAL_AFTER,
+        description=(
+            "A quality_out_of_spec alert turns critical (the people on shift) once this many parts of "
+            "its characteristic and product have failed while it is open; the first are warnings "
+            "(null: always warning)."
         ),
     )
 
@@ -516,5 +527,7 @@ class PlantConfig(_Frozen):
         for shift in content["shifts"]:
             if shift["days"] is None:
                 del shift["days"]
+        if content["alerts"]["out_of_spec_critical_after"] == OUT_OF_SPEC_CRITICAL_AFTER:
+            del content["alerts"]["out_of_spec_critical_after"]
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]

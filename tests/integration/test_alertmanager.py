@@ -93,6 +93,10 @@ def test_inhibition_keeps_one_fact_from_being_notified_twice(tmp_path: Path) -> 
     in_shift_elsewhere = _rule(
         "LinepulseShiftOeeLow", "warning", **_machine("demo", "M05", "L2"), window="shift"
     )
+    # Parts out of spec on the stopped machine: not a consequence of the stop, so notified; parts
+    # that keep failing (critical) go to the people on shift and mute nothing of their machine.
+    bad_part = _linepulse("demo", "M01", "quality_out_of_spec", "warning")
+    bad_parts = _linepulse("demo", "M02", "quality_out_of_spec", "critical")
     # A critical worker alert has no machine: it must not mute the other workers' warnings.
     worker_down = _rule("LinepulseWorkerDown", "critical")
     dead_letters = {**_rule("LinepulseDeadLettersRising", "warning"), "instance": "w2:6066"}
@@ -106,6 +110,8 @@ def test_inhibition_keeps_one_fact_from_being_notified_twice(tmp_path: Path) -> 
         in_shift_elsewhere,
         worker_down,
         dead_letters,
+        bad_part,
+        bad_parts,
     ]
 
     with alertmanager_running(tmp_path) as alertmanager:
@@ -133,6 +139,8 @@ def test_inhibition_keeps_one_fact_from_being_notified_twice(tmp_path: Path) -> 
         assert not [labels for labels in muted if _key(labels) in notified], notified
         assert notified[_key(stopped)] == {("demo-plant-on-shift", "firing")}
         assert notified[_key(other_machine)] == {("demo-plant-managers", "firing")}
+        assert notified[_key(bad_part)] == {("demo-plant-managers", "firing")}
+        assert notified[_key(bad_parts)] == {("demo-plant-on-shift", "firing")}
         assert notified[_key(other_tenant)] == {("linepulse-operators", "firing")}  # acme has no route
         assert notified[_key(worker_down)] == {("linepulse-operators", "firing")}
         # One notification per machine: demo/M01's group carries only its stop, never acme/M01's drift.

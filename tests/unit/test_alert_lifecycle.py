@@ -207,6 +207,21 @@ def test_each_low_shift_is_its_own_alert_resolved_when_the_next_shift_figure_arr
         changes[3].resolution is not None and changes[3].resolution["oee"] > 0.9
     )  # not low: no alert of its own
     assert "oee_low" not in state.alerts
+    assert (changes[0].evidence["coverage"], changes[0].evidence["unknown_s"]) == (1.0, 0.0)
+
+
+def test_a_low_shift_figure_on_part_of_the_shift_says_so(spec: MachineSpec) -> None:
+    # The machine's data covers the first two hours of the day shift only (state_timeout_s 3600:
+    # believed an hour after its last count); the figure rests on a quarter of the shift.
+    engine = MachineEngine(_plant(oee_below=0.5))
+    state = engine.new_state(spec)
+    changes = list(engine.on_state(state, spec, at(6), "running", None).alerts)
+    changes += engine.on_count(state, spec, at(7), 60, 0, None, None).alerts
+    changes += engine.on_count(state, spec, at(15), 0, 0, None, None).alerts  # into the swing shift
+    (opened,) = [c for c in seen(changes) if c.kind == "oee_low"]
+    assert opened.evidence["coverage"] == pytest.approx(0.25)
+    assert opened.evidence["unknown_s"] == pytest.approx(6 * 3600.0)
+    assert opened.message.endswith("(target 50%; data for 25% of the shift)")
 
 
 # -- quality_out_of_spec ------------------------------------------------------------------------
@@ -233,9 +248,15 @@ def test_parts_that_keep_failing_are_one_alert_resolved_after_in_spec_parts(
     # Every third part fails, ten times (the pattern that raised ten alerts), then five good parts.
     values = [10.0, 10.0, 10.5] * 10 + [10.0] * 5
     changes = _parts(engine, spec, state, values)
-    assert [c.status for c in changes] == ["open", "resolved"]
-    opened, resolved = changes
-    assert opened.id == resolved.id
+    # Published again once, when the third bad part makes it critical (alerts.out_of_spec_critical_after).
+    assert [(c.status, c.severity) for c in changes] == [
+        ("open", "warning"),
+        ("open", "critical"),
+        ("resolved", "critical"),
+    ]
+    opened, escalated, resolved = changes
+    assert opened.id == escalated.id == resolved.id and escalated.evidence["count"] == 3
+    assert escalated.at_ms == at(8) + 8 * 60_000  # the third bad part
     assert opened.evidence == {
         "characteristic": "len_mm",
         "product": "P1",
@@ -251,6 +272,19 @@ def test_parts_that_keep_failing_are_one_alert_resolved_after_in_spec_parts(
     assert resolved.message == "len_mm of P1 = 10.5 outside spec [9.8, 10.2]; 10 parts out of spec"
     assert resolved.at_ms == at(8) + (len(values) - 1) * 60_000
     assert resolved.resolution == {"by": "in_spec_parts", "parts": 5, "value": 10.0}
+
+
+def test_out_of_spec_turns_critical_after_the_configured_parts_and_never_back(spec: MachineSpec) -> None:
+    for after, expected in (
+        (1, [("open", "critical"), ("resolved", "critical")]),
+        (2, [("open", "warning"), ("open", "critical"), ("resolved", "critical")]),
+        (None, [("open", "warning"), ("resolved", "warning")]),
+    ):
+        engine = MachineEngine(_plant(out_of_spec_critical_after=after))
+        state = engine.new_state(spec)
+        # Bad, bad, then in-spec parts with bad ones between: critical stays until the alert resolves.
+        values = [10.5, 10.5, 10.0, 10.6, 10.0, 10.0, 10.0, 10.0, 10.0]
+        assert [(c.status, c.severity) for c in _parts(engine, spec, state, values)] == expected, after
 
 
 def test_fewer_in_spec_parts_than_configured_leave_the_alert_open(spec: MachineSpec) -> None:

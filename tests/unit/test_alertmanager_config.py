@@ -84,6 +84,15 @@ def test_a_broken_config_fails_check_config(amtool: str, tmp_path: Path) -> None
             "demo-plant-on-shift",
         ),
         ({**MACHINE, "tenant": "demo", "kind": "drift", "severity": "warning"}, "demo-plant-managers"),
+        # A bad part goes to the managers; parts that keep failing (critical) to the people on shift.
+        (
+            {**MACHINE, "tenant": "demo", "kind": "quality_out_of_spec", "severity": "warning"},
+            "demo-plant-managers",
+        ),
+        (
+            {**MACHINE, "tenant": "demo", "kind": "quality_out_of_spec", "severity": "critical"},
+            "demo-plant-on-shift",
+        ),
         ({**MACHINE, "tenant": "demo", "kind": "anomaly", "severity": "info"}, "demo-plant-managers"),
         # The machine rules of Prometheus itself route the same way (they carry the machine labels).
         (

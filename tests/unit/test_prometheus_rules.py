@@ -132,13 +132,24 @@ def _unit_tests_of_a_changed_copy(
     return _run(promtool, "test", "rules", test_file)
 
 
-def test_a_changed_threshold_fails_the_rule_unit_tests(promtool: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "replacement",
+    [
+        # A fixed threshold instead of the plant's target: the plant without a target alerts.
+        'linepulse_oee_ratio{window="shift"} < 0.45',
+        # A different threshold than the plant's target.
+        'linepulse_oee_ratio{window="shift"} < 0.25',
+    ],
+)
+def test_a_changed_threshold_fails_the_rule_unit_tests(
+    promtool: str, tmp_path: Path, replacement: str
+) -> None:
     """``promtool test rules`` pins behaviour, not just syntax: a different OEE threshold is caught."""
     result = _unit_tests_of_a_changed_copy(
         promtool,
         tmp_path,
-        'linepulse_oee_ratio{window="shift"} < 0.45',
-        'linepulse_oee_ratio{window="shift"} < 0.25',
+        'linepulse_oee_ratio{window="shift"} < on(job, instance) group_left() linepulse_oee_target_ratio',
+        replacement,
     )
     assert result.returncode != 0, result.stdout
     assert "LinepulseShiftOeeLow" in result.stdout + result.stderr
