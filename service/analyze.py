@@ -217,13 +217,17 @@ def analyze_file(
                         write(judged)
             if silence is not None and outcome.newest_ms is not None:
                 # The clock's newest event time closes its silent machines' windows, as in the worker.
-                silence.join(clock, outcome.state.key)
+                if silence.join(clock, outcome.state.key):
+                    silence.mark_joined(clock, outcome.state)
                 tick_ms = silence.observe(clock, outcome.newest_ms)
                 if tick_ms is not None:
                     for key in silence.machines[clock]:
                         state = states.get(key)  # None: dropped after a processing error
-                        ticked = None if state is None else processor.process_tick(state, tick_ms)
+                        if state is None or not silence.due(state, tick_ms):
+                            continue
+                        ticked = processor.process_tick(state, tick_ms)
                         if ticked is not None:
+                            silence.mark_ticked(state, tick_ms)
                             write(ticked)
             due = pending.get(outcome.state.key)
             seen = outcome.state.last_seen_ms

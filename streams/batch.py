@@ -142,7 +142,8 @@ class BatchApplier:
             if due:  # rarely: the usual message costs the two calls above (~0.25 us, measured)
                 self._judge_stops(clock, due, index, runs, outcomes, applied)
             if silence is not None:
-                silence.join(clock, key)
+                if silence.join(clock, key):  # once per machine and clock, after a start
+                    self._join_silence(clock, key, runs, outcomes, applied)
                 tick_ms = silence.observe(clock, decoded.newest_ms)
                 if tick_ms is not None:  # once a minute of the clock's stream time
                     self._tick_silent(clock, tick_ms, index, runs, outcomes, applied)
@@ -209,10 +210,11 @@ class BatchApplier:
         applied: dict[str, list[SourceMessage]],
     ) -> None:
         """Tick the clock's machines whose time is before ``tick_ms`` (:mod:`streams.silence`)."""
-        assert self.silence is not None
-        for key in self.silence.machines.get(clock, ()):
+        silence = self.silence
+        assert silence is not None
+        for key in silence.machines.get(clock, ()):
             state = self.table.load(key)
-            if state is None or state.cursor_ms is None or state.cursor_ms >= tick_ms:
+            if state is None or not silence.due(state, tick_ms):
                 continue  # the usual machine: a run of its own waiting cannot take it back
             if key in runs:
                 state = self._after_waiting_run(key, runs, outcomes, applied)
@@ -220,8 +222,25 @@ class BatchApplier:
                     continue
             outcome = self.processor.process_tick(state, tick_ms)
             if outcome is not None:
+                silence.mark_ticked(outcome.state, tick_ms)
                 self.table.stage(outcome.state, clock[0])
                 self.judged.append((index, outcome))
+
+    def _join_silence(
+        self,
+        clock: Clock,
+        key: str,
+        runs: dict[str, _Run],
+        outcomes: list[Outcome | None],
+        applied: dict[str, list[SourceMessage]],
+    ) -> None:
+        """A machine's first message on ``clock`` since the start: its state records the check
+        interval under way (:meth:`~streams.silence.SilenceClock.mark_joined`), written with the
+        message's effects so that a restart at any later message knows it."""
+        assert self.silence is not None
+        state = self._after_waiting_run(key, runs, outcomes, applied)  # once per machine
+        if state is not None and self.silence.mark_joined(clock, state):
+            self.table.stage(state, clock[0])
 
     def _seed_stops(self, partition: int) -> None:
         """Schedule the stops of the partition's machines the table holds, and let its clocks tick

@@ -21,11 +21,19 @@ clock is checked as each message is applied, and when its stream time enters a n
 message, in the worker (:mod:`streams.batch`) as in ``analyze``. Ticks on a fixed grid also make a
 restarted worker tick to times the first run ticked to (or before): the states it resumes from
 hold those ticks already. The check's cost does not grow with the event rate.
+
+A restarted worker checks the interval it resumes in once more, at its first message, and ticks
+every machine its table holds. A machine that joined the clock during that interval, after the
+first run's check of it, waited there for the next interval; its state says so
+(``MachineState.silence_interval``: the interval under way when it joined, or the last it was
+ticked for), so the restarted worker lets it wait too.
 """
 
 from __future__ import annotations
 
 from typing import TypeAlias
+
+from models.machine import MachineState
 
 __all__ = ["Clock", "SilenceClock"]
 
@@ -42,13 +50,45 @@ class SilenceClock:
         # would differ from run to run, and so would the order of the records ticks give).
         self.machines: dict[Clock, dict[str, None]] = {}
 
-    def join(self, clock: Clock, key: str) -> None:
-        """The machine is judged on ``clock`` (its messages are on that partition)."""
+    def join(self, clock: Clock, key: str) -> bool:
+        """The machine is judged on ``clock`` (its messages are on that partition); True when it
+        had not joined it before."""
         members = self.machines.get(clock)
         if members is None:
             self.machines[clock] = {key: None}
         elif key not in members:
             members[key] = None
+        else:
+            return False
+        return True
+
+    def mark_joined(self, clock: Clock, state: MachineState) -> bool:
+        """Record in the state of a machine that has just joined ``clock`` that the check of the
+        interval under way is behind it; True when the state changed (it is to be written).
+
+        Only a machine that check would tick needs it (one that joins behind the clock by more than
+        the margin): a machine's time never goes back, so no check of that interval ticks the others.
+        """
+        interval = self._interval.get(clock)
+        if interval is None or (state.silence_interval is not None and state.silence_interval >= interval):
+            return False
+        cursor = state.cursor_ms
+        if cursor is None or cursor >= interval * self.check_every_ms - self.close_after_ms:
+            return False
+        state.silence_interval = interval
+        return True
+
+    def due(self, state: MachineState, tick_ms: int) -> bool:
+        """Whether the check that ticks to ``tick_ms`` ticks the machine: it is behind that time,
+        and its state has not been through that check (it was not ticked for it, nor joined after it)."""
+        cursor = state.cursor_ms
+        if cursor is None or cursor >= tick_ms:
+            return False  # the usual machine
+        decided = state.silence_interval
+        return decided is None or decided < (tick_ms + self.close_after_ms) // self.check_every_ms
+
+    def mark_ticked(self, state: MachineState, tick_ms: int) -> None:
+        state.silence_interval = (tick_ms + self.close_after_ms) // self.check_every_ms
 
     def observe(self, clock: Clock, event_ms: int) -> int | None:
         """A message with newest event time ``event_ms`` was applied on ``clock``: the time to tick

@@ -1,0 +1,109 @@
+"""Silence ticks and stream time across a restart and a processing error: the worker's records are
+those of a run without them (README: state survives kill -9 with totals unchanged)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.batch import BatchApplier
+from streams.processing import Applied, TelemetryProcessor, decode_state
+from streams.records import record_bytes
+from streams.state_table import StateTable
+from tests.unit.faust_tables import memory_table, write_acknowledged
+from tests.unit.test_stream_time_per_tenant import MIN, T0, messages, plant
+
+SEC = 1000
+LAG = 20 * MIN  # M2's gateway sends its buffer this far behind: more than close_silent_after_s
+
+
+def event(machine: str, at_ms: int, **fields: Any) -> bytes:
+    base = {"v": 1, "tenant": "a", "site": "s", "line": "L", "machine": machine, "ts": T0 + at_ms}
+    return orjson.dumps({**base, **fields})
+
+
+def late_joiner() -> list[bytes]:
+    """M1 live, a count every 10 s for an hour; M2 joins at 30:20, mid-minute, sending its buffer
+    ``LAG`` behind, one count after each of M1's."""
+    lines = [event("M1", 0, kind="state", state="running")]
+    for step in range(1, 360):
+        at = step * 10 * SEC
+        lines.append(event("M1", at, kind="count", good=1))
+        if at == 30 * MIN + 20 * SEC:
+            lines.append(event("M2", at - LAG, kind="state", state="running"))
+        elif at > 30 * MIN + 20 * SEC:
+            lines.append(event("M2", at - LAG, kind="count", good=1))
+    return lines
+
+
+class Worker:
+    """A worker's batch applier on ``table``; a restart is a new one on the same (written) table."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.processor = TelemetryProcessor(plant(), max_payload_bytes=1 << 20, max_future_ms=300_000)
+        self.published: list[Applied] = []
+        self.restart()
+
+    def restart(self) -> None:
+        self.states = StateTable(self.table)
+        self.applier = BatchApplier(self.processor, self.states, "telemetry")
+
+    def apply(self, lines: list[bytes], first_offset: int) -> None:
+        outcomes = self.applier.in_order(self.applier.apply(messages(lines, first_offset)))
+        self.published += [outcome for outcome in outcomes if isinstance(outcome, Applied)]
+        write_acknowledged(self.states)
+
+    def records(self) -> tuple[list[bytes], list[bytes], dict[str, Any]]:
+        final = [decode_state(self.table[raw]) for raw in self.table]
+        kpis = [record_bytes(kpi) for outcome in self.published for kpi in outcome.kpis]
+        kpis += [record_bytes(kpi) for state in final for kpi in self.processor.open_window_records(state)]
+        alerts = [record_bytes(alert) for outcome in self.published for alert in outcome.alerts]
+        totals = {state.key: state.totals.to_dict() for state in final}
+        return sorted(kpis), sorted(alerts), totals
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    with (
+        memory_table(tmp_path / "a", "restart-a", partitions=1) as first,
+        memory_table(tmp_path / "b", "restart-b", partitions=1) as second,
+    ):
+        yield first, second
+
+
+@pytest.mark.parametrize("after", [1, 2, 3], ids=lambda n: f"after-{n}-of-M2s-messages")
+def test_a_restart_ticks_a_machine_that_joined_mid_minute_as_the_uninterrupted_worker(
+    tables: tuple[Any, Any], after: int
+) -> None:
+    """The restarted worker's first message checks the minute M2 joined in: the first run had
+    checked it before M2 joined, so M2 waited for the next minute there, and must here too."""
+    lines = late_joiner()
+    first_m2 = next(i for i, line in enumerate(lines) if b'"M2"' in line)
+    cut = first_m2 + 2 * after - 1  # just after M2's ``after``-th message
+    uninterrupted, restarted = Worker(tables[0]), Worker(tables[1])
+    for worker in (uninterrupted, restarted):
+        worker.apply(lines[:cut], 0)
+    restarted.restart()
+    for worker in (uninterrupted, restarted):
+        worker.apply(lines[cut:], cut)
+    kpis, alerts, totals = uninterrupted.records()
+    assert totals["a/M2"]["late_events"] > 0  # M2 is ticked past its buffer: the test can see a tick
+    assert restarted.records() == (kpis, alerts, totals)
+
+
+def test_a_state_written_before_silence_intervals_were_kept_loads() -> None:
+    """Such a machine is ticked at the restarted worker's first check, as before."""
+    processor = TelemetryProcessor(plant(), max_payload_bytes=1 << 20, max_future_ms=300_000)
+    first = late_joiner()[0]
+    outcome = processor.process(None, first, timestamp_ms=None, load_state=lambda _: None, require_key=False)
+    assert isinstance(outcome, Applied)
+    outcome.state.silence_interval = 7
+    stored = outcome.state.to_dict()
+    assert decode_state(orjson.dumps(stored)).silence_interval == 7
+    del stored["silence_interval"]
+    assert decode_state(orjson.dumps(stored)).silence_interval is None
