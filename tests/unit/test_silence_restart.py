@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
+from models.lateness import RANK_COUNT
+from models.machine import MachineEngine
 from streams.batch import BatchApplier
 from streams.processing import Applied, TelemetryProcessor, decode_state
 from streams.records import record_bytes
@@ -107,3 +109,63 @@ def test_a_state_written_before_silence_intervals_were_kept_loads() -> None:
     assert decode_state(orjson.dumps(stored)).silence_interval == 7
     del stored["silence_interval"]
     assert decode_state(orjson.dumps(stored)).silence_interval is None
+
+
+@pytest.mark.parametrize("batch", [120, 1000])
+def test_a_processing_error_rebuilds_its_machine_with_the_ticks_the_batch_gave_it(
+    tables: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """A bug strikes M2 at its count of 20:10, after ticks earlier in the batch: the machine is
+    rebuilt from the batch's messages with those ticks in between, as the worker had it, so the
+    records are those of one message a batch (where the table's state holds the ticks)."""
+    lines = late_joiner()
+    original = MachineEngine._record
+
+    def broken(engine: MachineEngine, state: Any, spec: Any, ts_ms: int, rank: int, *args: Any) -> Any:
+        result = original(engine, state, spec, ts_ms, rank, *args)  # the state changes, then the bug
+        if (spec.key, ts_ms, rank) == ("a/M2", T0 + 20 * MIN + 10 * SEC, RANK_COUNT):
+            raise ZeroDivisionError("a bug")
+        return result
+
+    monkeypatch.setattr(MachineEngine, "_record", broken)
+    one_a_batch, batched = Worker(tables[0]), Worker(tables[1])
+    for start in range(len(lines)):
+        one_a_batch.apply(lines[start : start + 1], start)
+    for start in range(0, len(lines), batch):
+        batched.apply(lines[start : start + batch], start)
+    kpis, alerts, totals = one_a_batch.records()
+    assert totals["a/M2"]["late_events"] > 0
+    assert batched.records() == (kpis, alerts, totals)
+    assert {raw: decode_state(tables[1][raw]).to_dict() for raw in tables[1]} == {
+        raw: decode_state(tables[0][raw]).to_dict() for raw in tables[0]
+    }
+
+
+def test_a_processing_error_rebuilds_its_machine_with_the_stop_judged_earlier_in_the_batch(
+    tables: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M1 breaks down at 1:00 and its stop becomes an alert on stream time at 6:00 (M2's count);
+    a bug strikes M1's count at 7:00: the rebuilt M1 has the alert open, as one message a batch has
+    it, rather than raising it again at the next message."""
+    lines = [event(machine, 0, kind="state", state="running") for machine in ("M1", "M2")]
+    lines.append(event("M1", 1 * MIN, kind="state", state="down"))
+    for step in range(1, 60):
+        lines.append(event("M2", step * 10 * SEC, kind="count", good=1))
+        if step == 42:
+            lines.append(event("M1", step * 10 * SEC, kind="count", good=0, scrap=1))
+    original = MachineEngine._record
+
+    def broken(engine: MachineEngine, state: Any, spec: Any, ts_ms: int, rank: int, *args: Any) -> Any:
+        result = original(engine, state, spec, ts_ms, rank, *args)
+        if (spec.key, ts_ms, rank) == ("a/M1", T0 + 7 * MIN, RANK_COUNT):
+            raise ZeroDivisionError("a bug")
+        return result
+
+    monkeypatch.setattr(MachineEngine, "_record", broken)
+    one_a_batch, batched = Worker(tables[0]), Worker(tables[1])
+    for start in range(len(lines)):
+        one_a_batch.apply(lines[start : start + 1], start)
+    batched.apply(lines, 0)
+    kpis, alerts, totals = one_a_batch.records()
+    assert [orjson.loads(alert)["kind"] for alert in alerts] == ["machine_stopped"]
+    assert batched.records() == (kpis, alerts, totals)
