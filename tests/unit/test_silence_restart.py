@@ -10,14 +10,14 @@ from typing import Any
 import orjson
 import pytest
 
-from models.lateness import RANK_COUNT
+from models.lateness import RANK_COUNT, RANK_CYCLE
 from models.machine import MachineEngine
 from streams.batch import BatchApplier
 from streams.processing import Applied, TelemetryProcessor, decode_state
 from streams.records import record_bytes
 from streams.state_table import StateTable
 from tests.unit.faust_tables import memory_table, write_acknowledged
-from tests.unit.test_stream_time_per_tenant import MIN, T0, messages, plant
+from tests.unit.test_stream_time_per_tenant import MIN, T0, analyze, messages, plant
 
 SEC = 1000
 LAG = 20 * MIN  # M2's gateway sends its buffer this far behind: more than close_silent_after_s
@@ -169,3 +169,64 @@ def test_a_processing_error_rebuilds_its_machine_with_the_stop_judged_earlier_in
     kpis, alerts, totals = one_a_batch.records()
     assert [orjson.loads(alert)["kind"] for alert in alerts] == ["machine_stopped"]
     assert batched.records() == (kpis, alerts, totals)
+
+
+def test_a_message_whose_processing_fails_moves_stream_time_in_analyze_as_in_the_worker(
+    tmp_path: Path, tables: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M1 breaks down at 1:00; M2's cycle at 6:10 is the first message past the stop's deadline and
+    fails (a bug, dead-lettered): its valid event time still judges M1's stop (stopped_s 310, not
+    330 at M2's next count), in ``analyze`` as in the worker. M1's records are those of a run
+    without the bug."""
+    lines = [event(machine, 0, kind="state", state="running") for machine in ("M1", "M2")]
+    lines.append(event("M1", 1 * MIN, kind="state", state="down"))
+    for step in range(1, 21):  # a count every 30 s, but none at 6:00
+        if step == 12:
+            lines.append(event("M2", 6 * MIN + 10 * SEC, kind="cycle", seconds=12.0))
+        else:
+            lines.append(event("M2", step * 30 * SEC, kind="count", good=1))
+    healthy = analyze(tmp_path, "healthy", lines)
+    original = MachineEngine._record
+
+    def broken(engine: MachineEngine, state: Any, spec: Any, ts_ms: int, rank: int, *args: Any) -> Any:
+        result = original(engine, state, spec, ts_ms, rank, *args)
+        if (spec.key, ts_ms, rank) == ("a/M2", T0 + 6 * MIN + 10 * SEC, RANK_CYCLE):
+            raise ZeroDivisionError("a bug")
+        return result
+
+    monkeypatch.setattr(MachineEngine, "_record", broken)
+    worker = Worker(tables[0])
+    for start in range(0, len(lines), 7):
+        worker.apply(lines[start : start + 7], start)
+    kpis, alerts, _ = worker.records()
+    in_file = analyze(tmp_path, "broken", lines)
+
+    def of_m1(records: list[bytes]) -> list[bytes]:
+        return sorted(record for record in records if b'"machine":"M1"' in record)
+
+    assert [orjson.loads(alert)["evidence"]["stopped_s"] for alert in of_m1(alerts)] == [310.0]
+    for records in (healthy, in_file):
+        assert (of_m1(records[0]), of_m1(records[1])) == (of_m1(kpis), of_m1(alerts))
+
+
+def test_analyze_judges_no_stop_of_a_machine_dropped_after_a_processing_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M1's stop is scheduled for 6:00 when a bug strikes its count at 2:00: ``analyze`` starts M1
+    afresh, so stream time reaching 6:00 judges no state (it raised KeyError)."""
+    lines = [event(machine, 0, kind="state", state="running") for machine in ("M1", "M2")]
+    lines.append(event("M1", 1 * MIN, kind="state", state="down"))
+    lines.append(event("M1", 2 * MIN, kind="count", good=0, scrap=1))
+    lines += [event("M2", step * 30 * SEC, kind="count", good=1) for step in range(1, 21)]
+    original = MachineEngine._record
+
+    def broken(engine: MachineEngine, state: Any, spec: Any, ts_ms: int, rank: int, *args: Any) -> Any:
+        result = original(engine, state, spec, ts_ms, rank, *args)
+        if (spec.key, ts_ms, rank) == ("a/M1", T0 + 2 * MIN, RANK_COUNT):
+            raise ZeroDivisionError("a bug")
+        return result
+
+    monkeypatch.setattr(MachineEngine, "_record", broken)
+    kpis, alerts = analyze(tmp_path, "dropped", lines)
+    assert alerts == []
+    assert any(b'"machine":"M2"' in kpi for kpi in kpis)
