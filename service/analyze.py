@@ -40,6 +40,7 @@ from streams.processing import Applied, TelemetryProcessor
 from streams.records import record_bytes
 from streams.silence import SilenceClock
 from streams.stop_watch import StopWatch
+from streams.stream_time import StreamTime
 
 __all__ = ["analyze_file", "dead_letter_line", "parse_received_at"]
 
@@ -152,6 +153,7 @@ def analyze_file(
     # line goes to the partition its key would have on the telemetry topic, so a dump of a topic
     # (its partitions interleaved in any way) gives the stream's records.
     partition_of = _KeyPartitions(settings.partitions)
+    stream_time = StreamTime()
     stops = StopWatch()
     pending: dict[str, list[ScheduledReset]] = {}
     matched_nothing: list[str] = []
@@ -187,20 +189,17 @@ def analyze_file(
             clock = (partition_of(key), tenant)
             if applied is not None:
                 stops.schedule(clock, key, processor.stop_deadline(applied))
-            for due in stops.advance(clock, newest_ms):
+            stream_ms = stream_time.advance(clock, newest_ms)
+            for due in stops.due(clock, stream_ms):
                 stopped = states.get(due)  # None: dropped after a processing error
-                judged = (
-                    None
-                    if stopped is None
-                    else processor.process_stream_time(stopped, stops.stream_ms[clock])
-                )
+                judged = None if stopped is None else processor.process_stream_time(stopped, stream_ms)
                 if judged is not None:
                     write(judged)
             if silence is None:
                 return
             if silence.join(clock, key) and applied is not None:
                 silence.mark_joined(clock, applied)
-            tick_ms = silence.observe(clock, newest_ms)
+            tick_ms = silence.observe(clock, stream_ms)
             if tick_ms is not None:
                 for member in silence.machines[clock]:
                     state = states.get(member)  # None: dropped after a processing error

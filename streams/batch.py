@@ -17,10 +17,10 @@ are still skipped by offset, and a failing run is applied again one by one. A ru
 :data:`RUN_READINGS` readings is applied at once and the next message starts another (for cache
 locality; the same outcomes, as any split of a run gives).
 
-Stream time (:mod:`streams.silence`, :mod:`streams.stop_watch`) moves message by message, in the
-partition's order, and what it does (a stop judged, silent machines ticked) happens right after the
-message that moved it, exactly as ``analyze`` does it line by line: the records do not depend on
-how the messages were batched.
+Stream time (:mod:`streams.stream_time`) moves message by message, in the partition's order, and
+what it does (a stop judged, silent machines ticked) happens right after the message that moved
+it, exactly as ``analyze`` does it line by line: the records do not depend on how the messages
+were batched.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from typing import Final, Literal, Protocol, TypeAlias
 from models.machine import MachineState
 from streams.decode import Accepted, Rejection
 from streams.processing import Applied, Outcome, TelemetryProcessor
-from streams.silence import Clock, SilenceClock
+from streams.silence import SilenceClock
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
+from streams.stream_time import Clock, StreamTime
 
 __all__ = ["RUN_READINGS", "BatchApplier", "SourceMessage", "kafka_timestamp_ms"]
 
@@ -101,6 +102,7 @@ class BatchApplier:
         self.telemetry_topic = telemetry_topic
         close_after = processor.plant.close_silent_after_s
         self.silence = None if close_after is None else SilenceClock(int(close_after * 1000))
+        self.stream_time = StreamTime()  # what the stop watch and the silence clock judge on
         self.stops = StopWatch()
         # The last batch's outcomes of stream time (stopped machines judged, silent machines
         # ticked): (index of the message whose event time got there, outcome); :meth:`in_order`
@@ -119,7 +121,7 @@ class BatchApplier:
         (:mod:`streams.silence`); their outcomes are in :attr:`judged`.
         """
         self.judged = []
-        stops, silence = self.stops, self.silence
+        stream_time, stops, silence = self.stream_time, self.stops, self.silence
         outcomes: list[Outcome | None] = [None] * len(messages)
         applied: _Applied = {}  # per machine, for a replay
         runs: dict[str, _Run] = {}  # per machine: its readings waiting to be applied together
@@ -154,13 +156,14 @@ class BatchApplier:
             # Duplicates too: after a restart, re-read messages rebuild the stream time they made.
             if not stops.seeded(partition):
                 self._seed_stops(partition)
-            due = stops.advance(clock, decoded.newest_ms)
-            if due:  # rarely: the usual message costs the two calls above (~0.25 us, measured)
-                self._judge_stops(clock, due, index, runs, outcomes, applied)
+            stream_ms = stream_time.advance(clock, decoded.newest_ms)
+            due = stops.due(clock, stream_ms)
+            if due:  # rarely: the usual message costs the calls above (~0.25 us, measured)
+                self._judge_stops(clock, stream_ms, due, index, runs, outcomes, applied)
             if silence is not None:
                 if silence.join(clock, key):  # once per machine and clock, after a start
                     self._join_silence(clock, key, runs, outcomes, applied)
-                tick_ms = silence.observe(clock, decoded.newest_ms)
+                tick_ms = silence.observe(clock, stream_ms)
                 if tick_ms is not None:  # once a minute of the clock's stream time
                     self._tick_silent(clock, tick_ms, index, runs, outcomes, applied)
         for run in runs.values():
@@ -186,6 +189,7 @@ class BatchApplier:
     def _judge_stops(
         self,
         clock: Clock,
+        stream_ms: int,
         due: list[str],
         index: int,
         runs: dict[str, _Run],
@@ -197,7 +201,6 @@ class BatchApplier:
             state = self._after_waiting_run(key, runs, outcomes, applied)
             if state is None:
                 continue
-            stream_ms = self.stops.stream_ms[clock]
             outcome = self.processor.process_stream_time(state, stream_ms)
             if outcome is not None:
                 self.table.stage(outcome.state, clock[0])
