@@ -103,6 +103,11 @@ class MachineState:
     # Anomaly scoring: the model's feature-window history, so a restart scores exactly as before.
     anomaly: AnomalyWindow | None = None
     lateness: LatenessLog | None = None  # log and snapshots, only with allowed_lateness_s > 0
+    # The newest check interval of its clock's stream time (streams.silence) already decided for
+    # it: the one it was last ticked for, or the one under way when it joined the clock. A
+    # restarted worker checks the interval it resumes in again; this keeps it from ticking there a
+    # machine the uninterrupted worker let wait for the next one.
+    silence_interval: int | None = None
 
     @property
     def key(self) -> str:
@@ -171,6 +176,7 @@ class MachineState:
             ),
             "anomaly": None if self.anomaly is None else self.anomaly.to_dict(),
             "lateness": None if self.lateness is None else self.lateness.to_dict(),
+            "silence_interval": self.silence_interval,
         }
 
     @classmethod
@@ -195,6 +201,7 @@ class MachineState:
             },
             anomaly=AnomalyWindow.from_dict(data["anomaly"]) if data.get("anomaly") else None,
             lateness=LatenessLog.from_dict(data["lateness"]) if data.get("lateness") else None,
+            silence_interval=data.get("silence_interval"),  # None in states written before it
         )
 
 

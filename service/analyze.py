@@ -40,6 +40,7 @@ from streams.processing import Applied, TelemetryProcessor
 from streams.records import record_bytes
 from streams.silence import SilenceClock
 from streams.stop_watch import StopWatch
+from streams.stream_time import StreamTime
 
 __all__ = ["analyze_file", "dead_letter_line", "parse_received_at"]
 
@@ -159,6 +160,7 @@ def analyze_file(
     # line goes to the partition its key would have on the telemetry topic, so a dump of a topic
     # (its partitions interleaved in any way) gives the stream's records.
     partition_of = _KeyPartitions(settings.partitions)
+    stream_time = StreamTime()
     stops = StopWatch()
     pending: dict[str, list[ScheduledReset]] = {}
     matched_nothing: list[str] = []
@@ -186,6 +188,35 @@ def analyze_file(
             counts["kpis"] += len(outcome.kpis)
             counts["alerts"] += len(outcome.alerts)
 
+        def on_stream_time(key: str, tenant: str, newest_ms: int, applied: MachineState | None) -> None:
+            """After a line of machine ``key`` (``applied``: its state, None when processing it
+            failed) with newest event time ``newest_ms``: the stopped machines its clock's stream
+            time judges and the silent machines it ticks, right after that line, as the worker
+            does (streams.batch), so the records are the same."""
+            clock = (partition_of(key), tenant)
+            if applied is not None:
+                stops.schedule(clock, key, processor.stop_deadline(applied))
+            stream_ms = stream_time.advance(clock, newest_ms)
+            for due in stops.due(clock, stream_ms):
+                stopped = states.get(due)  # None: dropped after a processing error
+                judged = None if stopped is None else processor.process_stream_time(stopped, stream_ms)
+                if judged is not None:
+                    write(judged)
+            if silence is None:
+                return
+            if silence.join(clock, key) and applied is not None:
+                silence.mark_joined(clock, applied)
+            tick_ms = silence.observe(clock, stream_ms)
+            if tick_ms is not None:
+                for member in silence.machines[clock]:
+                    state = states.get(member)  # None: dropped after a processing error
+                    if state is None or not silence.due(state, tick_ms):
+                        continue
+                    ticked = processor.process_tick(state, tick_ms)
+                    if ticked is not None:
+                        silence.mark_ticked(state, tick_ms)
+                        write(ticked)
+
         for record in read_records(telemetry):
             counts["lines"] += 1
             if record.unreadable is not None:
@@ -197,8 +228,11 @@ def analyze_file(
                     + b"\n"
                 )
                 break
-            outcome = processor.process(
-                None, record.raw, timestamp_ms=received_at_ms, load_state=states.get, require_key=False
+            decoded = processor.decode(None, record.raw, timestamp_ms=received_at_ms, require_key=False)
+            outcome = (
+                decoded
+                if isinstance(decoded, Rejection)
+                else processor.process_decoded(decoded, load_state=states.get)
             )
             if isinstance(outcome, Rejection):
                 if outcome.machine_key is not None:
@@ -208,30 +242,17 @@ def analyze_file(
                 counts["dead_letters"] += 1
                 entry = dead_letter_line(record.number, record.raw, outcome, record.offset)
                 dead_letters.write(orjson.dumps(entry) + b"\n")
+                if not isinstance(decoded, Rejection):
+                    # A processing error (a bug, not bad input): the line's event time is valid and
+                    # moves stream time, as in the worker (docs/kpis.md, "Silent machines").
+                    on_stream_time(decoded.spec.key, decoded.spec.tenant, decoded.newest_ms, None)
                 continue
             states[outcome.state.key] = outcome.state
             counts["applied"] += 1
             counts["readings"] += outcome.readings
             write(outcome)
-            clock = (partition_of(outcome.state.key), outcome.state.tenant)
             if outcome.newest_ms is not None:
-                # Stopped machines are judged on stream time right after the line that moved it, as
-                # the worker does (streams.batch), so the alerts are the same.
-                stops.schedule(clock, outcome.state.key, processor.stop_deadline(outcome.state))
-                for key in stops.advance(clock, outcome.newest_ms):
-                    judged = processor.process_stream_time(states[key], stops.stream_ms[clock])
-                    if judged is not None:
-                        write(judged)
-            if silence is not None and outcome.newest_ms is not None:
-                # The clock's newest event time closes its silent machines' windows, as in the worker.
-                silence.join(clock, outcome.state.key)
-                tick_ms = silence.observe(clock, outcome.newest_ms)
-                if tick_ms is not None:
-                    for key in silence.machines[clock]:
-                        state = states.get(key)  # None: dropped after a processing error
-                        ticked = None if state is None else processor.process_tick(state, tick_ms)
-                        if ticked is not None:
-                            write(ticked)
+                on_stream_time(outcome.state.key, outcome.state.tenant, outcome.newest_ms, outcome.state)
             due = pending.get(outcome.state.key)
             seen = outcome.state.last_seen_ms
             while due and seen is not None and due[0].at_ms <= seen:

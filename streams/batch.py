@@ -3,7 +3,9 @@
 The Faust agent hands a batch here, then publishes the outcomes' records and writes the staged
 states (:mod:`streams.app`). A processing error (a bug, not bad input) leaves its machine's state
 half-changed; the machine is then rebuilt from the table's state and the batch's earlier messages
-of that machine, so the batch ends with exactly the effects of the messages that succeeded.
+of that machine, with what stream time did to it between them (silence ticks, a stop judged), so
+the batch ends with exactly the effects of the messages that succeeded and of the stream time they
+made.
 
 Consecutive messages of one machine that carry only readings (frames, ``samples`` records,
 ``sensor`` events) are applied together, in one engine call
@@ -15,24 +17,25 @@ are still skipped by offset, and a failing run is applied again one by one. A ru
 :data:`RUN_READINGS` readings is applied at once and the next message starts another (for cache
 locality; the same outcomes, as any split of a run gives).
 
-Stream time (:mod:`streams.silence`, :mod:`streams.stop_watch`) moves message by message, in the
-partition's order, and what it does (a stop judged, silent machines ticked) happens right after the
-message that moved it, exactly as ``analyze`` does it line by line: the records do not depend on
-how the messages were batched.
+Stream time (:mod:`streams.stream_time`) moves message by message, in the partition's order, and
+what it does (a stop judged, silent machines ticked) happens right after the message that moved
+it, exactly as ``analyze`` does it line by line: the records do not depend on how the messages
+were batched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol, TypeAlias
 
 from models.machine import MachineState
 from streams.decode import Accepted, Rejection
 from streams.processing import Applied, Outcome, TelemetryProcessor
-from streams.silence import Clock, SilenceClock
+from streams.silence import SilenceClock
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
+from streams.stream_time import Clock, StreamTime
 
 __all__ = ["RUN_READINGS", "BatchApplier", "SourceMessage", "kafka_timestamp_ms"]
 
@@ -78,6 +81,20 @@ class _Run:
     readings: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _StreamStep:
+    """What stream time did to a machine between its messages in this batch, for a replay: ticked
+    it to ``ms`` (``tick``), judged its stop at stream time ``ms`` (``stop``), or recorded the
+    check interval ``ms`` it joined its clock in (``join``)."""
+
+    kind: Literal["tick", "stop", "join"]
+    ms: int
+
+
+# Per machine: its messages applied in this batch and the stream-time steps among them, in order.
+_Applied: TypeAlias = dict[str, list["SourceMessage | _StreamStep"]]
+
+
 class BatchApplier:
     def __init__(self, processor: TelemetryProcessor, table: StateTable, telemetry_topic: str) -> None:
         self.processor = processor
@@ -85,6 +102,7 @@ class BatchApplier:
         self.telemetry_topic = telemetry_topic
         close_after = processor.plant.close_silent_after_s
         self.silence = None if close_after is None else SilenceClock(int(close_after * 1000))
+        self.stream_time = StreamTime()  # what the stop watch and the silence clock judge on
         self.stops = StopWatch()
         # The last batch's outcomes of stream time (stopped machines judged, silent machines
         # ticked): (index of the message whose event time got there, outcome); :meth:`in_order`
@@ -103,9 +121,9 @@ class BatchApplier:
         (:mod:`streams.silence`); their outcomes are in :attr:`judged`.
         """
         self.judged = []
-        stops, silence = self.stops, self.silence
+        stream_time, stops, silence = self.stream_time, self.stops, self.silence
         outcomes: list[Outcome | None] = [None] * len(messages)
-        applied: dict[str, list[SourceMessage]] = {}  # per machine, for a replay
+        applied: _Applied = {}  # per machine, for a replay
         runs: dict[str, _Run] = {}  # per machine: its readings waiting to be applied together
         for index, message in enumerate(messages):
             decoded = self.processor.decode(
@@ -138,12 +156,14 @@ class BatchApplier:
             # Duplicates too: after a restart, re-read messages rebuild the stream time they made.
             if not stops.seeded(partition):
                 self._seed_stops(partition)
-            due = stops.advance(clock, decoded.newest_ms)
-            if due:  # rarely: the usual message costs the two calls above (~0.25 us, measured)
-                self._judge_stops(clock, due, index, runs, outcomes, applied)
+            stream_ms = stream_time.advance(clock, decoded.newest_ms)
+            due = stops.due(clock, stream_ms)
+            if due:  # rarely: the usual message costs the calls here (~0.5 us with the silence clock's)
+                self._judge_stops(clock, stream_ms, due, index, runs, outcomes, applied)
             if silence is not None:
-                silence.join(clock, key)
-                tick_ms = silence.observe(clock, decoded.newest_ms)
+                if silence.join(clock, key):  # once per machine and clock, after a start
+                    self._join_silence(clock, key, runs, outcomes, applied)
+                tick_ms = silence.observe(clock, stream_ms)
                 if tick_ms is not None:  # once a minute of the clock's stream time
                     self._tick_silent(clock, tick_ms, index, runs, outcomes, applied)
         for run in runs.values():
@@ -169,28 +189,30 @@ class BatchApplier:
     def _judge_stops(
         self,
         clock: Clock,
+        stream_ms: int,
         due: list[str],
         index: int,
         runs: dict[str, _Run],
         outcomes: list[Outcome | None],
-        applied: dict[str, list[SourceMessage]],
+        applied: _Applied,
     ) -> None:
         """Judge the machines the clock's stream time made due (:mod:`streams.stop_watch`)."""
         for key in due:
             state = self._after_waiting_run(key, runs, outcomes, applied)
             if state is None:
                 continue
-            outcome = self.processor.process_stream_time(state, self.stops.stream_ms[clock])
+            outcome = self.processor.process_stream_time(state, stream_ms)
             if outcome is not None:
                 self.table.stage(outcome.state, clock[0])
                 self.judged.append((index, outcome))
+                applied.setdefault(key, []).append(_StreamStep("stop", stream_ms))
 
     def _after_waiting_run(
         self,
         key: str,
         runs: dict[str, _Run],
         outcomes: list[Outcome | None],
-        applied: dict[str, list[SourceMessage]],
+        applied: _Applied,
     ) -> MachineState | None:
         """The machine's state once the run of its readings waiting in ``runs`` is applied: they
         come before the judgement about to be made, as they did in the partition."""
@@ -206,13 +228,14 @@ class BatchApplier:
         index: int,
         runs: dict[str, _Run],
         outcomes: list[Outcome | None],
-        applied: dict[str, list[SourceMessage]],
+        applied: _Applied,
     ) -> None:
         """Tick the clock's machines whose time is before ``tick_ms`` (:mod:`streams.silence`)."""
-        assert self.silence is not None
-        for key in self.silence.machines.get(clock, ()):
+        silence = self.silence
+        assert silence is not None
+        for key in silence.machines.get(clock, ()):
             state = self.table.load(key)
-            if state is None or state.cursor_ms is None or state.cursor_ms >= tick_ms:
+            if state is None or not silence.due(state, tick_ms):
                 continue  # the usual machine: a run of its own waiting cannot take it back
             if key in runs:
                 state = self._after_waiting_run(key, runs, outcomes, applied)
@@ -220,8 +243,28 @@ class BatchApplier:
                     continue
             outcome = self.processor.process_tick(state, tick_ms)
             if outcome is not None:
+                silence.mark_ticked(outcome.state, tick_ms)
                 self.table.stage(outcome.state, clock[0])
                 self.judged.append((index, outcome))
+                applied.setdefault(key, []).append(_StreamStep("tick", tick_ms))
+
+    def _join_silence(
+        self,
+        clock: Clock,
+        key: str,
+        runs: dict[str, _Run],
+        outcomes: list[Outcome | None],
+        applied: _Applied,
+    ) -> None:
+        """A machine's first message on ``clock`` since the start: its state records the check
+        interval under way (:meth:`~streams.silence.SilenceClock.mark_joined`), written with the
+        message's effects so that a restart at any later message knows it."""
+        assert self.silence is not None
+        state = self._after_waiting_run(key, runs, outcomes, applied)  # once per machine
+        if state is not None and self.silence.mark_joined(clock, state):
+            self.table.stage(state, clock[0])
+            assert state.silence_interval is not None
+            applied.setdefault(key, []).append(_StreamStep("join", state.silence_interval))
 
     def _seed_stops(self, partition: int) -> None:
         """Schedule the stops of the partition's machines the table holds, and let its clocks tick
@@ -240,7 +283,7 @@ class BatchApplier:
         self,
         run: _Run,
         outcomes: list[Outcome | None],
-        applied: dict[str, list[SourceMessage]],
+        applied: _Applied,
     ) -> None:
         key = run.decoded[0].spec.key
         offsets = [message.offset for message in run.messages]
@@ -265,7 +308,7 @@ class BatchApplier:
         self,
         message: SourceMessage,
         decoded: Accepted,
-        applied: dict[str, list[SourceMessage]],
+        applied: _Applied,
     ) -> Outcome:
         outcome = self.processor.process_decoded(
             decoded, load_state=self.table.load, source=_source(message), offset=message.offset
@@ -289,21 +332,38 @@ class BatchApplier:
             offset=message.offset,
         )
 
-    def _replay(self, key: str, messages: Sequence[SourceMessage], partition: int) -> None:
-        # The engine is deterministic: the same messages give the same state and the same records
-        # (those are already among the batch's outcomes, so the replay's are dropped).
+    def _replay(self, key: str, steps: Sequence[SourceMessage | _StreamStep], partition: int) -> None:
+        # The engine is deterministic: the same messages and stream-time steps give the same state
+        # and the same records (those are already among the batch's outcomes, so the replay's are
+        # dropped).
         self.table.forget(key)
-        for message in messages:
-            outcome = self._apply(message)
+        for step in steps:
+            if isinstance(step, _StreamStep):
+                state = self.table.load(key)
+                if state is not None:
+                    self._redo(step, state)
+                    self.table.stage(state, partition)
+                continue
+            outcome = self._apply(step)
             if isinstance(outcome, Applied) and not outcome.duplicate:
-                self.table.stage(outcome.state, message.partition)
+                self.table.stage(outcome.state, step.partition)
             elif isinstance(outcome, Rejection):
                 self.table.forget(key)
-        # A stop judged on stream time earlier in the batch is not among the replayed messages:
-        # judge the replayed state again at the next message (the same alert id if it re-opens).
+        # The watch may have dropped or moved the machine's deadline since (a stop judged, the
+        # failing message): schedule the rebuilt state's.
         replayed = self.table.load(key)
         if replayed is not None:
             self.stops.schedule((partition, replayed.tenant), key, self.processor.stop_deadline(replayed))
+
+    def _redo(self, step: _StreamStep, state: MachineState) -> None:
+        if step.kind == "tick":
+            assert self.silence is not None
+            if self.processor.process_tick(state, step.ms) is not None:
+                self.silence.mark_ticked(state, step.ms)
+        elif step.kind == "stop":
+            self.processor.process_stream_time(state, step.ms)
+        else:
+            state.silence_interval = step.ms
 
 
 def _source(message: SourceMessage) -> str:

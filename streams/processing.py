@@ -106,10 +106,10 @@ class TelemetryProcessor:
         return self.process_decoded(decoded, load_state=load_state, source=source, offset=offset)
 
     def decode(
-        self, key: bytes | None, value: bytes | None, *, timestamp_ms: int | None
+        self, key: bytes | None, value: bytes | None, *, timestamp_ms: int | None, require_key: bool = True
     ) -> Accepted | Rejection:
         """The first half of :meth:`process`: validation only, no state touched."""
-        return self.decoder.decode(key, value, timestamp_ms)
+        return self.decoder.decode(key, value, timestamp_ms, require_key=require_key)
 
     def process_decoded(
         self,

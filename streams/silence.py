@@ -1,4 +1,4 @@
-"""Stream time per partition and tenant, and when a machine has been silent long enough to close its windows.
+"""When a machine has been silent long enough on its clock's stream time to close its windows.
 
 A machine's windows close when its own event time passes their ends. A machine that is switched
 off sends nothing, so without help its shift would stay open until it sends again (the next
@@ -13,7 +13,7 @@ hours ahead of another, and ticking a machine from another partition's clock wou
 still-unread events into late ones. It is also per tenant within a partition, for the same
 reason: tenants share partitions (a key's hash decides), and one tenant's gateway sending an
 hour held back, or a tenant being backfilled, must not be judged on another tenant's live clock.
-A *clock* is therefore a (partition, tenant) pair.
+A *clock* is therefore a (partition, tenant) pair (:mod:`streams.stream_time` keeps its stream time).
 
 Ticks depend only on the partition's message order, never on how the messages were batched: a
 clock is checked as each message is applied, and when its stream time enters a new interval of
@@ -21,50 +21,87 @@ clock is checked as each message is applied, and when its stream time enters a n
 message, in the worker (:mod:`streams.batch`) as in ``analyze``. Ticks on a fixed grid also make a
 restarted worker tick to times the first run ticked to (or before): the states it resumes from
 hold those ticks already. The check's cost does not grow with the event rate.
+
+A restarted worker checks the interval it resumes in once more, at its first message, and ticks
+every machine its table holds. A machine that joined the clock during that interval, after the
+first run's check of it, waited there for the next interval; its state says so
+(``MachineState.silence_interval``: the interval under way when it joined, or the last it was
+ticked for), so the restarted worker lets it wait too.
 """
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from models.machine import MachineState
+from streams.stream_time import Clock
 
-__all__ = ["Clock", "SilenceClock"]
-
-Clock: TypeAlias = tuple[int, str]  # (partition, tenant): whose stream time a machine is judged on
+__all__ = ["SilenceClock"]
 
 
 class SilenceClock:
     def __init__(self, close_after_ms: int, check_every_ms: int = 60_000) -> None:
         self.close_after_ms = close_after_ms
         self.check_every_ms = check_every_ms
-        self.stream_ms: dict[Clock, int] = {}  # newest event time seen
-        self._interval: dict[Clock, int] = {}  # the check interval stream time was in at its last check
+        # Where the check interval a clock's stream time was in at its last check ends.
+        self._next: dict[Clock, int] = {}
         # The machine keys each clock may tick, in the order they joined (a dict: a set's order
         # would differ from run to run, and so would the order of the records ticks give).
         self.machines: dict[Clock, dict[str, None]] = {}
 
-    def join(self, clock: Clock, key: str) -> None:
-        """The machine is judged on ``clock`` (its messages are on that partition)."""
+    def join(self, clock: Clock, key: str) -> bool:
+        """The machine is judged on ``clock`` (its messages are on that partition); True when it
+        had not joined it before."""
         members = self.machines.get(clock)
         if members is None:
             self.machines[clock] = {key: None}
         elif key not in members:
             members[key] = None
+        else:
+            return False
+        return True
 
-    def observe(self, clock: Clock, event_ms: int) -> int | None:
-        """A message with newest event time ``event_ms`` was applied on ``clock``: the time to tick
-        the clock's machines to, when its stream time has just entered a new check interval."""
-        stream = self.stream_ms.get(clock)
-        if stream is not None and event_ms <= stream:
+    def mark_joined(self, clock: Clock, state: MachineState) -> bool:
+        """Record in the state of a machine that has just joined ``clock`` that the check of the
+        interval under way is behind it; True when the state changed (it is to be written).
+
+        Only a machine that check would tick needs it (one that joins behind the clock by more than
+        the margin): a machine's time never goes back, so no check of that interval ticks the others.
+        """
+        end = self._next.get(clock)
+        if end is None:
+            return False
+        interval = end // self.check_every_ms - 1
+        if state.silence_interval is not None and state.silence_interval >= interval:
+            return False
+        cursor = state.cursor_ms
+        if cursor is None or cursor >= interval * self.check_every_ms - self.close_after_ms:
+            return False
+        state.silence_interval = interval
+        return True
+
+    def due(self, state: MachineState, tick_ms: int) -> bool:
+        """Whether the check that ticks to ``tick_ms`` ticks the machine: it is behind that time,
+        and its state has not been through that check (it was not ticked for it, nor joined after it)."""
+        cursor = state.cursor_ms
+        if cursor is None or cursor >= tick_ms:
+            return False  # the usual machine
+        decided = state.silence_interval
+        return decided is None or decided < (tick_ms + self.close_after_ms) // self.check_every_ms
+
+    def mark_ticked(self, state: MachineState, tick_ms: int) -> None:
+        state.silence_interval = (tick_ms + self.close_after_ms) // self.check_every_ms
+
+    def observe(self, clock: Clock, stream_ms: int) -> int | None:
+        """A message was applied on ``clock``, whose stream time (:mod:`streams.stream_time`) is now
+        ``stream_ms``: the time to tick the clock's machines to, when it has just entered a new
+        check interval."""
+        end = self._next.get(clock)
+        if end is not None and stream_ms < end:
             return None  # the usual case
-        self.stream_ms[clock] = event_ms
-        interval = event_ms // self.check_every_ms
-        if self._interval.get(clock) == interval:
-            return None
-        self._interval[clock] = interval
+        interval = stream_ms // self.check_every_ms
+        self._next[clock] = (interval + 1) * self.check_every_ms
         return interval * self.check_every_ms - self.close_after_ms
 
     def forget(self) -> None:
-        """After a rebalance this worker's partitions may have changed: learn stream time anew."""
-        self.stream_ms.clear()
-        self._interval.clear()
+        """After a rebalance this worker's partitions may have changed: learn them anew."""
+        self._next.clear()
         self.machines.clear()

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import heapq
 
-from streams.silence import Clock
+from streams.stream_time import Clock
 
 __all__ = ["StopWatch"]
 
 
 class StopWatch:
     def __init__(self) -> None:
-        self.stream_ms: dict[Clock, int] = {}  # newest event time seen
         self._heaps: dict[Clock, list[tuple[int, str]]] = {}  # (deadline, machine key)
         self._deadlines: dict[str, int] = {}  # machine key -> its scheduled deadline
         self._seeded: set[int] = set()
@@ -53,17 +52,16 @@ class StopWatch:
         self._deadlines[key] = deadline
         heapq.heappush(self._heaps.setdefault(clock, []), (deadline, key))
 
-    def advance(self, clock: Clock, event_ms: int) -> list[str]:
-        """A message of ``clock`` with event time ``event_ms`` was applied: the machines whose
-        deadline the clock's stream time has now reached (each returned once per schedule)."""
-        stream = self.stream_ms.get(clock)
-        if stream is None or event_ms > stream:
-            self.stream_ms[clock] = stream = event_ms
+    def due(self, clock: Clock, stream_ms: int) -> list[str]:
+        """A message of ``clock`` was applied, whose stream time (:mod:`streams.stream_time`) is
+        now ``stream_ms``: the machines whose deadline it has reached (each returned once per
+        schedule). Checked at every message, not only those that move stream time: a machine's own
+        message may schedule a stop whose deadline stream time has already passed."""
         heap = self._heaps.get(clock)
-        if not heap or heap[0][0] > stream:
+        if not heap or heap[0][0] > stream_ms:
             return []  # the usual case
         due = []
-        while heap and heap[0][0] <= stream:
+        while heap and heap[0][0] <= stream_ms:
             deadline, key = heapq.heappop(heap)
             if self._deadlines.get(key) == deadline:  # else rescheduled or dropped since
                 del self._deadlines[key]
@@ -72,7 +70,6 @@ class StopWatch:
 
     def forget(self) -> None:
         """After a rebalance this worker's partitions may have changed: learn them anew."""
-        self.stream_ms.clear()
         self._heaps.clear()
         self._deadlines.clear()
         self._seeded.clear()

@@ -29,6 +29,7 @@ from streams.frames import Frame, SignalBlock, decode_frame, encode_frame
 from streams.processing import Applied, TelemetryProcessor, decode_state, encode_state
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
+from streams.stream_time import StreamTime
 from tests.unit.faust_tables import memory_table, write_acknowledged
 from tests.unit.test_processing import key, simulated, totals
 
@@ -222,7 +223,7 @@ def one_by_one_with_stops(
 ) -> list[Applied]:
     """The outcomes of ``values`` applied one message at a time, each followed by the stopped
     machines its event time made due on the partition's stream time (what ``analyze`` does)."""
-    stops = StopWatch()
+    stops, stream_time = StopWatch(), StreamTime()
     single: list[Applied] = []
     for offset, value in enumerate(values):
         outcome = processor.process(
@@ -235,8 +236,9 @@ def one_by_one_with_stops(
         clock = (PARTITION, outcome.state.tenant)
         stops.schedule(clock, outcome.state.key, processor.stop_deadline(outcome.state))
         assert outcome.newest_ms is not None
-        for due in stops.advance(clock, outcome.newest_ms):
-            judged = processor.process_stream_time(states[due], stops.stream_ms[clock])
+        stream_ms = stream_time.advance(clock, outcome.newest_ms)
+        for due in stops.due(clock, stream_ms):
+            judged = processor.process_stream_time(states[due], stream_ms)
             if judged is not None:
                 single.append(judged)
     return single

@@ -23,6 +23,7 @@ from streams.live import LiveLines, LiveMachines
 from streams.processing import Applied, TelemetryProcessor
 from streams.state_table import StateTable
 from streams.stop_watch import StopWatch
+from streams.stream_time import StreamTime
 from tests.unit.faust_tables import memory_table, write_acknowledged
 
 T0 = 1_795_600_000_000  # 2026-11-25 09:46:40 UTC
@@ -179,23 +180,29 @@ def test_the_engine_opens_on_stream_time_without_accounting_the_machine() -> Non
 
 
 def test_the_stop_watch_returns_each_scheduled_deadline_once_and_drops_stale_ones() -> None:
-    watch = StopWatch()
+    watch, stream_time = StopWatch(), StreamTime()
     t0, t1, u0 = (0, "t"), (1, "t"), (0, "u")  # clocks: (partition, tenant)
+
+    def advance(clock: tuple[int, str], event_ms: int) -> list[str]:
+        return watch.due(clock, stream_time.advance(clock, event_ms))
+
     watch.schedule(t0, "t/A", 100)
     watch.schedule(t0, "t/B", 150)
     watch.schedule(t1, "t/C", 50)
     watch.schedule(u0, "u/D", 50)
-    assert watch.advance(t0, 99) == []
+    assert advance(t0, 99) == []
     watch.schedule(t0, "t/B", 300)  # B's stop ended and another began
     watch.schedule(t0, "t/A", None)  # A ran again
-    assert watch.advance(t0, 200) == []
-    assert watch.advance(t0, 120) == []  # stream time never goes back
-    assert watch.advance(t0, 300) == ["t/B"]
-    assert watch.advance(t0, 400) == []
-    assert watch.advance(t1, 50) == ["t/C"]  # another partition, another clock
+    assert advance(t0, 200) == []
+    assert advance(t0, 120) == []  # stream time never goes back
+    assert advance(t0, 300) == ["t/B"]
+    assert advance(t0, 400) == []
+    assert advance(t1, 50) == ["t/C"]  # another partition, another clock
     # Another tenant on the partition, another clock: D was not due at t/A's 99 or 400.
-    assert watch.advance(u0, 60) == ["u/D"]
-    assert watch.stream_ms == {t0: 400, t1: 50, u0: 60}
+    assert advance(u0, 60) == ["u/D"]
+    assert stream_time.ms == {t0: 400, t1: 50, u0: 60}
+    watch.schedule(t0, "t/E", 350)  # a stop that began more than down_after_s behind stream time
+    assert advance(t0, 380) == ["t/E"]  # due at once, though stream time did not move
 
 
 # -- the worker's batches -------------------------------------------------------------------------
