@@ -51,13 +51,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
 from models.anomaly.detector import FloatArray
-from models.numba_config import inline_kernel, kernel
+from models.numba_config import SealedKernel, inline_kernel, kernel
 
 __all__ = ["MAX_HEAP_DEPTH", "HeapForest", "HeapTree", "build_heap_forest", "float32_floor"]
 
@@ -91,6 +92,7 @@ class HeapForest:
     eight; the extra trees score 0.
     """
 
+    n_features: int  # the width of the rows it scores
     depth: int
     thresholds: Float32Array  # (n_trees, 2^depth - 1): float32_floor of each split's threshold
     # (n_trees, 3 * 2^depth - 2), by heap position k: for a split node (k < 2^depth - 1) its column,
@@ -99,9 +101,43 @@ class HeapForest:
     table: FloatArray  # the distinct leaf values, depth + c(n_leaf) - 1
     denominator: float  # n_trees * c(max_samples), the forest's real tree count
 
+    def scores(self, features: object, sign: float) -> FloatArray | None:
+        """``sign * score_samples(features)``, or None unless ``features`` is a C-contiguous float64
+        ``(n, n_features)`` array: the caller then checks it (and raises) and calls :meth:`score_into`.
+
+        At batch 1 the Python around the kernel cost a third of the call (~1 µs: attribute checks,
+        method calls). Here the kernel is called straight away with compilation disabled, so numba's
+        dispatcher checks the types in C as part of the call and raises TypeError for anything else,
+        and the kernel checks the width.
+        """
+        if type(features) is not np.ndarray or not _SEALED.ready:
+            return None
+        try:
+            out = np.empty(len(features))
+            fits = _heap_walk_kernel(
+                features,
+                self.thresholds,
+                self.nodes,
+                self.table,
+                self.denominator,
+                sign,
+                self.n_features,
+                out,
+            )
+        except TypeError:
+            return None
+        return out if fits else None
+
     def score_into(self, features: FloatArray, sign: float, out: FloatArray) -> None:
         """``out[i] = sign * score_samples(features)[i]``; ``features`` C-contiguous float64 (n, f)."""
-        _heap_walk_kernel(features, self.thresholds, self.nodes, self.table, self.denominator, sign, out)
+        _SEALED.seal()
+        dispatcher: Any = _heap_walk_kernel
+        # Valid but not one of the sealed types (an ndarray subclass): a plain array, the same memory.
+        features = np.asarray(features)
+        if not dispatcher(
+            features, self.thresholds, self.nodes, self.table, self.denominator, sign, self.n_features, out
+        ):
+            raise ValueError(f"features: expected shape (n, {self.n_features}), got {features.shape}")
 
 
 def float32_floor(thresholds: FloatArray) -> Float32Array:
@@ -124,13 +160,13 @@ def float32_floor(thresholds: FloatArray) -> Float32Array:
     return nearest
 
 
-def build_heap_forest(trees: list[HeapTree], denominator: float) -> HeapForest | None:
+def build_heap_forest(trees: list[HeapTree], denominator: float, n_features: int) -> HeapForest | None:
     """The padded layout of ``trees``, or None when the deepest tree is deeper than MAX_HEAP_DEPTH
     (or, which no forest of that depth reaches, a column or leaf-value count does not fit uint16)."""
     depth = max((tree.max_depth for tree in trees), default=0)
     if depth > MAX_HEAP_DEPTH or not trees:
         return None
-    if max(int(tree.feature.max(initial=0)) for tree in trees) >= _MAX_INDEX:
+    if n_features > _MAX_INDEX:
         return None
     n_internal = 2**depth - 1
     n_heap = 2 * n_internal + 1
@@ -160,6 +196,7 @@ def build_heap_forest(trees: list[HeapTree], denominator: float) -> HeapForest |
         return None
     nodes = np.concatenate([features, leaf_index.reshape(leaves.shape).astype(np.uint16), nan_right], axis=1)
     return HeapForest(
+        n_features=n_features,
         depth=depth,
         thresholds=np.ascontiguousarray(float32_floor(thresholds)),
         nodes=np.ascontiguousarray(nodes),
@@ -176,8 +213,12 @@ def _heap_walk_kernel(
     table: FloatArray,
     denominator: float,
     sign: float,
+    width: int,
     out: FloatArray,
-) -> None:
+) -> bool:
+    """Scores ``x`` into ``out``; False (and nothing written) when ``x`` has not ``width`` columns."""
+    if x.shape[1] != width or out.shape[0] != x.shape[0]:
+        return False
     depth = 0
     while (1 << depth) - 1 < thresholds.shape[1]:
         depth += 1
@@ -188,15 +229,16 @@ def _heap_walk_kernel(
         # (which cost it ~0.3 µs per row even when not taken).
         for i in range(n):
             total = 0.0
-            clean = _rows_are_clean(x[i : i + 1])
-            for t in range(0, thresholds.shape[0], _LANES):
-                if clean:
+            if _rows_are_clean(x[i : i + 1]):
+                for t in range(0, thresholds.shape[0], _LANES):
                     lanes = _walk_lanes(x, i, t, depth, thresholds, nodes)
-                else:
+                    total = _add_leaves(total, t, lanes, nodes, table)
+            else:
+                for t in range(0, thresholds.shape[0], _LANES):
                     lanes = _walk_lanes_nan(x, i, t, depth, thresholds, nodes)
-                total = _add_leaves(total, t, lanes, nodes, table)
+                    total = _add_leaves(total, t, lanes, nodes, table)
             out[i] = sign * _score(total, denominator)
-        return
+        return True
     # Tree-block major: eight trees' nodes stay in L1 while every row walks them (at batch 256, ~25 %
     # faster than row by row). Each row still adds its trees in tree order.
     out[:] = 0.0
@@ -205,6 +247,28 @@ def _heap_walk_kernel(
             out[i] = _add_leaves(out[i], t, _walk_lanes(x, i, t, depth, thresholds, nodes), nodes, table)
     for i in range(n):
         out[i] = sign * _score(out[i], denominator)
+    return True
+
+
+def _kernel_signatures() -> list[tuple[Any, ...]]:
+    # Rows may be read-only (a view of a decoded frame); the forest's arrays are built here.
+    types = numba.types
+    return [
+        (
+            types.Array(types.float64, 2, "C", readonly=readonly),
+            types.Array(types.float32, 2, "C"),
+            types.Array(types.uint16, 2, "C"),
+            types.Array(types.float64, 1, "C"),
+            types.float64,
+            types.float64,
+            types.int64,
+            types.Array(types.float64, 1, "C"),
+        )
+        for readonly in (False, True)
+    ]
+
+
+_SEALED: Final = SealedKernel(_heap_walk_kernel, _kernel_signatures)
 
 
 _Lanes = tuple[np.uint64, np.uint64, np.uint64, np.uint64, np.uint64, np.uint64, np.uint64, np.uint64]

@@ -67,3 +67,27 @@ def test_rows_on_a_split_threshold_score_like_sklearn(seed: int) -> None:
             np.testing.assert_allclose(
                 compiled.score_samples(x[k : k + batch]), forest.score_samples(x[k : k + batch]), rtol=1e-12
             )
+
+
+def test_the_fast_path_takes_only_what_the_kernel_may_read() -> None:
+    """After the first call the kernel is called straight away: whatever it must not read still
+    raises the checked path's errors, and valid arrays it was not sealed for are still scored."""
+    rng = np.random.default_rng(4)
+    forest = IsolationForest(n_estimators=10, random_state=4).fit(rng.normal(size=(200, 3)))
+    compiled = compile_forest(forest)
+    x = rng.normal(size=(5, 3))
+    expected = forest.score_samples(x)
+    np.testing.assert_allclose(compiled.score_samples(x), expected, rtol=1e-12)  # seals the kernel
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
+        compiled.score_samples(np.zeros((1, 4)))  # the kernel's own width check
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
+        compiled.score_samples(np.zeros(3))
+    with pytest.raises(ValueError, match="float64"):
+        compiled.anomaly_scores(x.astype(np.float32))
+    with pytest.raises(ValueError, match="numpy array"):
+        compiled.score_samples(x.tolist())
+    read_only = x.copy()
+    read_only.flags.writeable = False
+    np.testing.assert_allclose(compiled.score_samples(read_only), expected, rtol=1e-12)
+    np.testing.assert_allclose(compiled.score_samples(np.asfortranarray(x)), expected, rtol=1e-12)
+    np.testing.assert_allclose(compiled.anomaly_scores(x[:1]), -expected[:1], rtol=1e-12)
