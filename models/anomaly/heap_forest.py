@@ -26,8 +26,9 @@ The compact layout (session 14; profiled at batch 1: of ~4.0 µs per call, ~2.3 
   distinct leaf values (float64, a few hundred of them: it stays in L1): ~270 KB for 100 trees of
   depth 8 (the clean walk reads ~210 KB of it) instead of ~660 KB (int64 columns, float64 thresholds
   and leaves), so more of the forest stays in cache between the worker's calls;
-- node indices are unsigned: numba then omits the negative-index fix-up of every array access, which
-  was a third of the walk's instructions (2.1 → 1.2 µs per row in one A/B);
+- node indices are unsigned: numba then omits the negative-index fix-up of every array access
+  (with the rounding in the walk, the walk went from 1.8 to 1.2 µs per row in one A/B; unsigned
+  indices alone to 1.4);
 - no scratch arrays (the old kernel allocated a rounded copy of the batch and a NaN flag per row): a
   batch without NaN, the usual case, is checked in one pass, and a batch with one is scored row by
   row, each row by the lockstep walk or, if it holds a NaN, by the careful one;
@@ -62,7 +63,7 @@ from models.numba_config import SealedKernel, inline_kernel, kernel
 
 __all__ = ["MAX_HEAP_DEPTH", "HeapForest", "HeapTree", "build_heap_forest", "float32_floor"]
 
-MAX_HEAP_DEPTH: Final = 10  # 2047 entries per tree: ~0.7 MB for 100 trees
+MAX_HEAP_DEPTH: Final = 10  # 2047 heap positions per tree: ~1 MB for 100 trees
 IntArray = npt.NDArray[np.int64]
 Float32Array = npt.NDArray[np.float32]
 Uint16Array = npt.NDArray[np.uint16]
@@ -105,7 +106,7 @@ class HeapForest:
         """``sign * score_samples(features)``, or None unless ``features`` is a C-contiguous float64
         ``(n, n_features)`` array: the caller then checks it (and raises) and calls :meth:`score_into`.
 
-        At batch 1 the Python around the kernel cost a third of the call (~1 µs: attribute checks,
+        At batch 1 the Python around the kernel cost a quarter of the call (~1 µs: attribute checks,
         method calls). Here the kernel is called straight away with compilation disabled, so numba's
         dispatcher checks the types in C as part of the call and raises TypeError for anything else,
         and the kernel checks the width.

@@ -14,7 +14,9 @@ layouts replace it:
 Both reproduce ``IsolationForest.score_samples``:
 
 - the input is rounded to float32 first, as scikit-learn validates ``X`` to float32 before
-  ``tree.apply``; the comparison ``x <= threshold`` is then made in float64, as in its C code;
+  ``tree.apply``; the comparison ``x <= threshold`` is then made in float64, as in its C code (the
+  padded walk compares in float32 with thresholds rounded toward -inf, which decides alike for
+  every float32 ``x``: :func:`models.anomaly.heap_forest.float32_floor`);
 - a NaN goes the way the node's ``missing_go_to_left`` says (``x <= t`` is false for NaN, so it
   is tested first);
 - each tree adds ``depth(leaf) + c(n_leaf) - 1`` in tree order, with
@@ -152,6 +154,7 @@ class CompiledForest:
         return self._score(features, -1.0)
 
     def _score(self, features: FloatArray, sign: float) -> FloatArray:
+        # The checked path: clear errors, and the node walk for forests too deep to pad.
         features = as_matrix(features, self.n_features)
         out = np.empty(features.shape[0])
         if self.heap is not None:
