@@ -135,6 +135,8 @@ class BatchApplier:
             key, source = decoded.spec.key, _source(message)
             partition = message.partition
             clock = (partition, decoded.spec.tenant)
+            if not stops.seeded(partition):  # before the message: its machine's stored state is read
+                self._seed_stops(partition)
             samples = self.processor.is_samples(decoded)
             run = runs.get(key)
             if run is not None and (not samples or run.source != source):
@@ -154,8 +156,6 @@ class BatchApplier:
                 if isinstance(outcome, Applied):  # readings only never change a stop
                     stops.schedule(clock, key, self.processor.stop_deadline(outcome.state))
             # Duplicates too: after a restart, re-read messages rebuild the stream time they made.
-            if not stops.seeded(partition):
-                self._seed_stops(partition)
             stream_ms = stream_time.advance(clock, decoded.newest_ms)
             due = stops.due(clock, stream_ms)
             if due:  # rarely: the usual message costs the calls here (~0.5 us with the silence clock's)
@@ -267,8 +267,13 @@ class BatchApplier:
             applied.setdefault(key, []).append(_StreamStep("join", state.silence_interval))
 
     def _seed_stops(self, partition: int) -> None:
-        """Schedule the stops of the partition's machines the table holds, and let its clocks tick
-        them (after a start or a rebalance: once per partition, at its first message)."""
+        """Schedule the stops of the partition's machines the table holds, let its clocks tick
+        them, and resume each clock's stream time where the states say it was (after a start or a
+        rebalance: once per partition, at its first message).
+
+        Stream time is not stored, but it is the newest event time applied on the clock, which the
+        machines' states keep: without it a restart whose first message is a lagging gateway's
+        would judge stops and silence on a clock hours behind the one the first run had reached."""
         self.stops.mark_seeded(partition)
         source = f"{self.telemetry_topic}:{partition}"
         for raw_key in list(self.table.keys()):
@@ -276,8 +281,15 @@ class BatchApplier:
             if state is not None and source in state.applied:
                 clock = (partition, state.tenant)
                 self.stops.schedule(clock, state.key, self.processor.stop_deadline(state))
+                if state.last_seen_ms is not None:
+                    self.stream_time.advance(clock, state.last_seen_ms)
                 if self.silence is not None:
                     self.silence.join(clock, state.key)
+        if self.silence is not None:
+            for clock, stream_ms in self.stream_time.ms.items():
+                if clock[0] == partition:
+                    # The first run checked the interval this time is in when it got there.
+                    self.silence.resume(clock, stream_ms)
 
     def _apply_run(
         self,

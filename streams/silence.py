@@ -101,6 +101,12 @@ class SilenceClock:
         self._next[clock] = (interval + 1) * self.check_every_ms
         return interval * self.check_every_ms - self.close_after_ms
 
+    def resume(self, clock: Clock, stream_ms: int) -> None:
+        """Stream time restored after a start (:meth:`streams.batch.BatchApplier`): the check of
+        the interval it is in was made when the first run got there, so the next check is the
+        next interval's."""
+        self._next[clock] = (stream_ms // self.check_every_ms + 1) * self.check_every_ms
+
     def forget(self) -> None:
         """After a rebalance this worker's partitions may have changed: learn them anew."""
         self._next.clear()

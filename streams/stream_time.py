@@ -7,8 +7,9 @@ things are judged on it, each right after the message that moved it: stopped mac
 (:mod:`streams.stop_watch`) and silent machines (:mod:`streams.silence`). This is the one record of
 it both read, advanced once per message in :mod:`streams.batch` and ``analyze``.
 
-Stream time never goes back, and it starts again from the first message read after a start or a
-rebalance (it is not stored).
+Stream time never goes back. It is not stored: after a start or a rebalance each clock resumes
+from the newest event time of its machines' states (:meth:`streams.batch.BatchApplier`), which is
+where the first run had it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 
 from models.lateness import RANK_COUNT, RANK_CYCLE
 from models.machine import MachineEngine
+from models.plant import PlantConfig
 from streams.batch import BatchApplier
 from streams.processing import Applied, TelemetryProcessor, decode_state
 from streams.records import record_bytes
@@ -45,9 +46,11 @@ def late_joiner() -> list[bytes]:
 class Worker:
     """A worker's batch applier on ``table``; a restart is a new one on the same (written) table."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, config: PlantConfig | None = None) -> None:
         self.table = table
-        self.processor = TelemetryProcessor(plant(), max_payload_bytes=1 << 20, max_future_ms=300_000)
+        self.processor = TelemetryProcessor(
+            config or plant(), max_payload_bytes=1 << 20, max_future_ms=300_000
+        )
         self.published: list[Applied] = []
         self.restart()
 
@@ -95,6 +98,45 @@ def test_a_restart_ticks_a_machine_that_joined_mid_minute_as_the_uninterrupted_w
         worker.apply(lines[cut:], cut)
     kpis, alerts, totals = uninterrupted.records()
     assert totals["a/M2"]["late_events"] > 0  # M2 is ticked past its buffer: the test can see a tick
+    assert restarted.records() == (kpis, alerts, totals)
+
+
+def test_a_restart_whose_first_message_is_a_lagging_gateways_resumes_the_clock_where_it_was(
+    tables: tuple[Any, Any],
+) -> None:
+    """The restarted worker's first message is M2's, 20 minutes behind the live M1: stream time
+    (not stored) must resume where the machines' states say the first run had it, else M3, joining
+    right after, is judged on a clock 20 minutes behind and ticked a minute early (review)."""
+    three = PlantConfig.model_validate(
+        {
+            "timezone": "UTC",
+            "machines": [
+                {"tenant": "a", "site": "s", "line": "L", "id": machine, "ideal_cycle_s": 10.0}
+                for machine in ("M1", "M2", "M3")
+            ],
+        }
+    )
+    lines, cut = [event("M1", 0, kind="state", state="running")], 0
+    for step in range(1, 360):
+        at = step * 10 * SEC
+        lines.append(event("M1", at, kind="count", good=1))
+        if at == 25 * MIN:
+            lines.append(event("M2", at - LAG, kind="state", state="running"))
+        elif at > 25 * MIN:
+            lines.append(event("M2", at - LAG, kind="count", good=1))
+        if at == 40 * MIN + 20 * SEC:
+            cut = len(lines) - 1  # M2's message: the first the restarted worker reads
+            lines.append(event("M3", at - LAG, kind="state", state="running"))
+        elif at > 40 * MIN + 20 * SEC:
+            lines.append(event("M3", at - LAG, kind="count", good=1))
+    uninterrupted, restarted = Worker(tables[0], three), Worker(tables[1], three)
+    for worker in (uninterrupted, restarted):
+        worker.apply(lines[:cut], 0)
+    restarted.restart()
+    for worker in (uninterrupted, restarted):
+        worker.apply(lines[cut:], cut)
+    kpis, alerts, totals = uninterrupted.records()
+    assert totals["a/M3"]["late_events"] > 0  # M3 is ticked past its buffer: the test can see a tick
     assert restarted.records() == (kpis, alerts, totals)
 
 
