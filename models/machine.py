@@ -51,6 +51,9 @@ MAX_PRODUCT_MONITORS = 32
 # Shifts of capability history per characteristic and product: three weeks of one shift a day, a
 # week of three (days where the plant has no shifts). Older shifts stay in the lifetime figures.
 CAPABILITY_SHIFTS_KEPT = 21
+# And per machine, whatever its characteristics and products (each ~120 bytes of state, written
+# with every changed state): eight series' worth; the oldest shifts of any series go first.
+CAPABILITY_SHIFT_ROWS = 8 * CAPABILITY_SHIFTS_KEPT
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,7 @@ class ShiftCapability:
 
     characteristic: str
     product: str | None
-    shift: str | None  # None: the plant has no shifts and the span is a local day
+    shift: str | None  # None: a local day (the plant has no shifts, or parts made outside every shift)
     start_ms: int
     capability: Capability
 
@@ -1456,12 +1459,18 @@ def _shift_capability(state: MachineState, series: str, span: WindowSpan) -> Cap
     if stats is None:
         stats = state.capability_shifts[key] = CapabilityStats()
         prefix = f"{series}|"
-        kept = [k for k in state.capability_shifts if k.startswith(prefix) and k.count("|") == 3]
-        if len(kept) > CAPABILITY_SHIFTS_KEPT:
-            kept.sort(key=lambda k: int(k.split("|")[2]))
-            for old in kept[: len(kept) - CAPABILITY_SHIFTS_KEPT]:
-                del state.capability_shifts[old]
+        _drop_oldest(
+            [k for k in state.capability_shifts if k.startswith(prefix)], state, CAPABILITY_SHIFTS_KEPT
+        )
+        _drop_oldest(list(state.capability_shifts), state, CAPABILITY_SHIFT_ROWS)
     return stats
+
+
+def _drop_oldest(keys: list[str], state: MachineState, keep: int) -> None:
+    if len(keys) > keep:
+        keys.sort(key=lambda k: int(k.rsplit("|", 2)[1]))  # "characteristic|product|start_ms|shift"
+        for old in keys[: len(keys) - keep]:
+            del state.capability_shifts[old]
 
 
 def _load_vectors(stored: dict[str, Any], from_list: Callable[[Any], np.ndarray]) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.machine import CAPABILITY_SHIFTS_KEPT, MachineEngine, MachineState
+from models.machine import CAPABILITY_SHIFT_ROWS, CAPABILITY_SHIFTS_KEPT, MachineEngine, MachineState
 from models.plant import PlantConfig
 from service.capability_view import capability_by_shift_rows, capability_rows
 from service.cli import main
@@ -164,3 +164,20 @@ def test_metrics_give_the_newest_shift_of_each_characteristic() -> None:
         ("linepulse_capability_parts", "swing", None): 6.0,
         **{("linepulse_capability", "swing", index): newest[index] for index in ("cp", "cpk", "pp", "ppk")},
     }
+
+
+def test_a_machine_keeps_at_most_its_share_of_shifts_whatever_its_products() -> None:
+    engine = MachineEngine(plant(SHIFTS))
+    state = engine.new_state(engine.plant.machines[0])
+    spec = engine.plant.machines[0]
+    # 20 products, one part each in nine days' day shifts: 180 series-shifts, each series 9 (< 21).
+    days = range(17, 26)
+    for day in days:
+        for index in range(20):
+            engine.on_quality(state, spec, at(day, 7, index), "bore", 10.0, 9.0, 11.0, f"P{index}")
+    rows = capability_by_shift_rows(engine, state)
+    assert len(rows) == CAPABILITY_SHIFT_ROWS < 180
+    # The oldest shift's rows went first: every row of the eight newest days is kept.
+    kept_days = [row["shift_start"][:10] for row in rows]
+    assert all(kept_days.count(f"2026-11-{day}") == 20 for day in days[1:])
+    assert kept_days.count("2026-11-17") == CAPABILITY_SHIFT_ROWS - 160

@@ -150,7 +150,7 @@ def test_variables_cascade_from_linepulse_oee_ratio() -> None:
         ("Dead letters per second", "timeseries"),
         ("Readings per second", "timeseries"),
         ("Cpk shift by shift", "timeseries"),
-        ("Ppk this shift", "bargauge"),
+        ("Ppk, newest shift with parts", "bargauge"),
     ],
 )
 def test_the_dashboard_has_the_panel(title: str, kind: str) -> None:
