@@ -40,6 +40,7 @@ from streams.topics import (
     TABLES,
     TopicNames,
     changelog_topic,
+    durability_config,
 )
 from streams.withhold import withhold_acks
 
@@ -181,7 +182,13 @@ def create_stream(
     control = app.topic(config.topics.control, key_type=bytes, value_type=bytes, partitions=config.partitions)
     # Keyed like telemetry, so a machine's state lives on its telemetry partition (co-partitioned).
     table = StateTable(
-        app.Table("machine-state", key_type=bytes, value_type=bytes, partitions=config.partitions)
+        app.Table(
+            "machine-state",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=config.partitions,
+            extra_topic_configs=durability_config(config.replication),
+        )
     )
     # The telemetry and control agents share machine states and interleave at awaits. Each holds
     # this lock from applying to writing the states, or one could write a state the other staged

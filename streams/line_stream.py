@@ -37,7 +37,7 @@ from streams.live import LiveLines
 from streams.outbox import Outbox, Outgoing, Owner, PartitionLost, raise_if_lost
 from streams.records import KpiRecord, record_bytes
 from streams.state_table import remember_partition
-from streams.topics import TopicNames
+from streams.topics import TopicNames, durability_config
 from streams.withhold import withhold_acks
 
 __all__ = ["Claim", "DeadLetter", "Fenced", "NotApplied", "add_line_view", "show_recovered_lines"]
@@ -105,7 +105,13 @@ def add_line_view(
     kpis = app.topic(topics.kpis, key_type=bytes, value_type=bytes)
     by_line = app.topic(topics.kpis_by_line, key_type=bytes, value_type=bytes, partitions=partitions)
     line_kpis = app.topic(topics.line_kpis, key_type=bytes, value_type=bytes)
-    table = app.Table("line-view", key_type=bytes, value_type=bytes, partitions=partitions)
+    table = app.Table(
+        "line-view",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        extra_topic_configs=durability_config(app.conf.topic_replication_factor),
+    )
 
     async def valid_record(message: Any, owner: Owner) -> dict[str, Any] | None:
         """The message's KPI record, or None after dead-lettering it: someone else wrote to our

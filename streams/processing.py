@@ -12,6 +12,7 @@ import logging
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -257,16 +258,18 @@ class TelemetryProcessor:
             return Rejection(
                 "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=spec.key
             )
-        # A reset that matched nothing is most likely a misspelt name: say so louder.
-        _log.log(
-            logging.INFO if dropped else logging.WARNING,
-            "baseline reset on %s (series %s, name %s, by %s: %s): %d monitors dropped",
+        # Logged at the default level: the event time is what a replay needs to repeat the reset
+        # (`analyze --baseline-reset MACHINE@TIME`), and nothing else records it.
+        _log.warning(
+            "baseline reset on %s at event time %s (series %s, name %s, by %s: %s): %d monitors dropped%s",
             spec.key,
+            datetime.fromtimestamp(at_ms / 1000, tz=UTC).isoformat(),
             command.series or "all",
             command.name or "all",
             command.requested_by or "-",
             command.reason or "-",
             len(dropped),
+            "" if dropped else " (no such series on the machine: a misspelt name?)",
         )
         return self._applied(state, output)
 

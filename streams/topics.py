@@ -29,6 +29,7 @@ __all__ = [
     "TopicSpec",
     "admin_client",
     "changelog_topic",
+    "durability_config",
     "ensure_topics",
     "partition_count",
     "topic_specs",
@@ -52,6 +53,7 @@ _MAX_MESSAGE = "max.message.bytes"
 # forever, so a replay or a re-applied batch still gets the same verdict.
 TIMESTAMP_TYPE = "message.timestamp.type"
 LOG_APPEND_TIME = "LogAppendTime"
+MIN_INSYNC_REPLICAS = "min.insync.replicas"
 # The worker's Faust tables (streams.app, streams.line_stream). Faust creates their changelog topics
 # with the worker's partition count (telemetry's), and a table's partition N must hold the keys
 # that telemetry's partition N carries: keyed state cannot follow a change of that count.
@@ -90,13 +92,22 @@ class TopicSpec:
     create: bool = True
 
 
+def durability_config(replication: int) -> dict[str, str]:
+    """Topic configs that make ``acks=all`` mean what it says: with three or more replicas a write
+    is acknowledged once two hold it, so a record the worker was told is written survives the loss
+    of its leader (a stock broker's default, 1, lets the leader alone acknowledge). Fewer replicas
+    keep the default: with two, requiring both would stop every write while one broker is down."""
+    return {MIN_INSYNC_REPLICAS: "2"} if replication >= 3 else {}
+
+
 def topic_specs(
     names: TopicNames, partitions: int, replication: int, app_id: str | None = None
 ) -> list[TopicSpec]:
     """The topics linepulse creates; with ``app_id``, the worker's table changelogs too (checked,
-    never created: Faust creates them)."""
-    telemetry = {_MAX_MESSAGE: str(MAX_MESSAGE_BYTES), TIMESTAMP_TYPE: LOG_APPEND_TIME}
-    bigger = {_MAX_MESSAGE: str(DEAD_LETTER_MAX_MESSAGE_BYTES)}
+    never created: Faust creates them, with :func:`durability_config` as well)."""
+    durable = durability_config(replication)
+    telemetry = {_MAX_MESSAGE: str(MAX_MESSAGE_BYTES), TIMESTAMP_TYPE: LOG_APPEND_TIME, **durable}
+    bigger = {_MAX_MESSAGE: str(DEAD_LETTER_MAX_MESSAGE_BYTES), **durable}
     changelogs = [
         TopicSpec(
             changelog_topic(app_id, table),
@@ -108,16 +119,17 @@ def topic_specs(
         for table in TABLES
         if app_id is not None
     ]
+    keyed = names.telemetry
     return [
         TopicSpec(names.telemetry, partitions, replication, telemetry),
-        TopicSpec(names.kpis, partitions, replication),
-        TopicSpec(names.alerts, partitions, replication),
+        TopicSpec(names.kpis, partitions, replication, dict(durable)),
+        TopicSpec(names.alerts, partitions, replication, dict(durable)),
         TopicSpec(names.dead_letters, partitions, replication, bigger, dead_letters_of=names.telemetry),
-        TopicSpec(names.line_kpis, partitions, replication),
+        TopicSpec(names.line_kpis, partitions, replication, dict(durable)),
         # The line-view table's changelog has the worker's partition count, so this topic must too.
-        TopicSpec(names.kpis_by_line, partitions, replication, copartitioned_with=names.telemetry),
+        TopicSpec(names.kpis_by_line, partitions, replication, dict(durable), copartitioned_with=keyed),
         # Commands go to the worker holding the machine's state: the telemetry's partition number.
-        TopicSpec(names.control, partitions, replication, copartitioned_with=names.telemetry),
+        TopicSpec(names.control, partitions, replication, dict(durable), copartitioned_with=keyed),
         *changelogs,
     ]
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from service.brokers import BrokerEndpoint, KafkaCluster, MissingToolError, fetch_jars, jars_present
 from service.brokers import jars as jars_module
+from streams.topics import TopicNames, ensure_topics, topic_specs
 
 __all__: list[str] = []
 
@@ -217,3 +219,36 @@ def _alive(pid: int) -> bool:
     # A zombie has already exited; it only waits for its adoptive parent to reap it.
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_topics_on_three_replicas_need_two_in_sync_for_a_write(kafka_cluster3: KafkaCluster) -> None:
+    """acks=all is only as strong as min.insync.replicas: linepulse's own topics set 2 themselves,
+    so a cluster whose brokers keep the stock default (1) still has every acknowledged record on
+    two brokers."""
+    bootstrap = kafka_cluster3.bootstrap_servers
+    prefix = f"durable-{uuid.uuid4().hex[:8]}"
+    names = TopicNames(
+        telemetry=prefix,
+        kpis=f"{prefix}-kpis",
+        alerts=f"{prefix}-alerts",
+        dead_letters=f"{prefix}-dead",
+        line_kpis=f"{prefix}-line-kpis",
+        kpis_by_line=f"{prefix}-by-line",
+        control=f"{prefix}-control",
+    )
+    specs = topic_specs(names, 3, 3)
+    ensure_topics(bootstrap, specs)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, spec.name) for spec in specs if spec.create],
+            config_filter="all",
+        )
+    finally:
+        admin.close()
+    created = [spec for spec in specs if spec.create]
+    assert len(created) == 7
+    for spec in created:
+        entry = described["topic"][spec.name]["min.insync.replicas"]
+        # The topic's own setting, not the dev cluster's broker default (also 2).
+        assert (str(entry["value"]), entry["config_source"]) == ("2", "DYNAMIC_TOPIC_CONFIG"), spec.name
