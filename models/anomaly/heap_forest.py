@@ -101,8 +101,10 @@ class HeapForest:
     # (n_trees, 3 * 2^depth - 2), by heap position k: for a split node (k < 2^depth - 1) its column,
     # for a leaf its index into table, and at 2^(depth+1) - 1 + k 1 when a NaN goes right at split k.
     nodes: Uint16Array
-    table: FloatArray  # the distinct leaf values, depth + c(n_leaf) - 1
-    denominator: float  # n_trees * c(max_samples), the forest's real tree count
+    # The distinct leaf values (depth + c(n_leaf) - 1), then the denominator (n_trees * c(max_samples),
+    # the forest's real tree count) and the width: numba unboxes a scalar argument for ~20 ns, an array
+    # it reads anyway carries them for free.
+    table: FloatArray
 
     def scores(self, features: object, sign: float) -> FloatArray | None:
         """``sign * score_samples(features)``, or None unless ``features`` is a C-contiguous float64
@@ -122,9 +124,7 @@ class HeapForest:
                 self.thresholds,
                 self.nodes,
                 self.table,
-                self.denominator,
                 sign,
-                self.n_features,
                 out,
             )
         except TypeError:
@@ -137,9 +137,7 @@ class HeapForest:
         dispatcher: Any = _heap_walk_kernel
         # Valid but not one of the sealed types (an ndarray subclass): a plain array, the same memory.
         features = np.asarray(features)
-        if not dispatcher(
-            features, self.thresholds, self.nodes, self.table, self.denominator, sign, self.n_features, out
-        ):
+        if not dispatcher(features, self.thresholds, self.nodes, self.table, sign, out):
             raise ValueError(f"features: expected shape (n, {self.n_features}), got {features.shape}")
 
 
@@ -203,8 +201,7 @@ def build_heap_forest(trees: list[HeapTree], denominator: float, n_features: int
         depth=depth,
         thresholds=np.ascontiguousarray(float32_floor(thresholds)),
         nodes=np.ascontiguousarray(nodes),
-        table=np.ascontiguousarray(table, dtype=np.float64),
-        denominator=float(denominator),
+        table=np.ascontiguousarray(np.append(table, [denominator, n_features]), dtype=np.float64),
     )
 
 
@@ -214,13 +211,12 @@ def _heap_walk_kernel(
     thresholds: Float32Array,
     nodes: Uint16Array,
     table: FloatArray,
-    denominator: float,
     sign: float,
-    width: int,
     out: FloatArray,
 ) -> bool:
-    """Scores ``x`` into ``out``; False (and nothing written) when ``x`` has not ``width`` columns."""
-    if x.shape[1] != width or out.shape[0] != x.shape[0]:
+    """Scores ``x`` into ``out``; False (and nothing written) when ``x`` has not the forest's width."""
+    denominator = table[table.shape[0] - 2]
+    if x.shape[1] != table[table.shape[0] - 1] or out.shape[0] != x.shape[0]:
         return False
     depth = 0
     while (1 << depth) - 1 < thresholds.shape[1]:
@@ -271,8 +267,6 @@ def _kernel_signatures() -> list[tuple[Any, ...]]:
             types.Array(types.uint16, 2, "C"),
             types.Array(types.float64, 1, "C"),
             types.float64,
-            types.float64,
-            types.int64,
             types.Array(types.float64, 1, "C"),
         )
         for readonly in (False, True)
