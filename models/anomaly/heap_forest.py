@@ -22,7 +22,9 @@ The compact layout (session 14; profiled at batch 1: of ~4.0 µs per call, ~2.3 
 
 - thresholds are float32, rounded toward -inf (:func:`float32_floor`), and the walk compares the
   row's value rounded to float32 with them, which is exactly scikit-learn's decision (see there);
-  the rounding is one instruction per step, cheaper than a rounded copy of the batch and its allocation;
+  the kernel rounds the batch once into a private float32 copy: rounding in the walk put a
+  conversion on every step's chain of dependent loads (the copy is ~12-17 % faster at batch 8-1024,
+  and at batch 1 its allocation about cancels what it saves);
 - split columns are uint16, and each heap leaf holds a uint16 index into one table of the forest's
   distinct leaf values (float64, a few hundred of them: it stays in L1): ~270 KB for 100 trees of
   depth 8 (the clean walk reads ~210 KB of it) instead of ~660 KB (int64 columns, float64 thresholds
@@ -30,9 +32,9 @@ The compact layout (session 14; profiled at batch 1: of ~4.0 µs per call, ~2.3 
 - node indices are unsigned: numba then omits the negative-index fix-up of every array access
   (with the rounding in the walk, the walk went from 1.8 to 1.2 µs per row in one A/B; unsigned
   indices alone to 1.4);
-- no scratch arrays (the old kernel allocated a rounded copy of the batch and a NaN flag per row): a
-  batch without NaN, the usual case, is checked in one pass, and a batch with one is scored row by
-  row, each row by the lockstep walk or, if it holds a NaN, by the careful one;
+- a batch is checked for NaN while it is rounded: a batch without NaN, the usual case, is walked
+  as it is, and a batch with one is scored row by row, each row by the lockstep walk or, if it
+  holds a NaN, by the careful one;
 - the split columns, the leaves' table indices and the NaN directions share one uint16 array, and the
   depth is implied by its shape: numba unboxes each array argument for ~75 ns, so the layout's
   sections must not become arguments of their own. (One byte array holding every section would
@@ -45,8 +47,8 @@ by one unit in the last place, because numpy computes it with its own SIMD ``pow
 The padded layout costs ``2^(D+1)`` entries per tree, so it is used up to depth
 :data:`MAX_HEAP_DEPTH`; deeper forests (``max_samples`` above 1024) keep the node-by-node walker.
 
-Thread safety: the kernel allocates nothing and writes only ``out``, so one forest may score from
-several threads at once (the worker calls it from one).
+Thread safety: the kernel writes only ``out`` and its own rounded copy of the rows, so one forest
+may score from several threads at once (the worker calls it from one).
 """
 
 from __future__ import annotations
@@ -224,23 +226,31 @@ def _heap_walk_kernel(
     n = x.shape[0]
     n_trees = thresholds.shape[0]
     tail = n_trees - n_trees % _LANES  # the last block: _TAIL_LANES trees (or none)
-    if n == 1 or not _rows_are_clean(x):
+    # The rows rounded to float32 as scikit-learn rounds them, once, not at every step (the module
+    # docstring says why): ``rounded > T`` is its decision (float32_floor says why).
+    rounded = np.empty((n, x.shape[1]), dtype=np.float32)
+    clean = True  # no NaN: NaN is the one value whose walk is not ``x > T``
+    for i in range(n):
+        for j in range(x.shape[1]):
+            rounded[i, j] = x[i, j]
+            clean &= not math.isnan(x[i, j])
+    if n == 1 or not clean:
         # Row by row: at batch 1 the running sum stays in a register (~0.2 µs faster than the loop
         # below); a batch holding a NaN comes here too, so the fast loop below has no NaN branch
         # (which cost it ~0.3 µs per row even when not taken). A row holding a NaN walks its trees
         # one after another.
         for i in range(n):
             total = 0.0
-            if _rows_are_clean(x[i : i + 1]):
+            if clean or _rows_are_clean(x[i : i + 1]):
                 for t in range(0, tail, _LANES):
-                    lanes = _walk_lanes(x, i, t, depth, thresholds, nodes)
+                    lanes = _walk_lanes(rounded, i, t, depth, thresholds, nodes)
                     total = _add_leaves(total, t, lanes, nodes, table)
                 if tail < n_trees:
-                    last = _walk_tail(x, i, tail, depth, thresholds, nodes)
+                    last = _walk_tail(rounded, i, tail, depth, thresholds, nodes)
                     total = _add_tail(total, tail, last, nodes, table)
             else:
                 for t in range(n_trees):
-                    total += table[nodes[t, _walk_one(x, i, t, depth, thresholds, nodes)]]
+                    total += table[nodes[t, _walk_one(rounded, i, t, depth, thresholds, nodes)]]
             out[i] = sign * _score(total, denominator)
         return True
     # Tree-block major: eight trees' nodes stay in L1 while every row walks them (at batch 256, ~25 %
@@ -248,10 +258,14 @@ def _heap_walk_kernel(
     out[:] = 0.0
     for t in range(0, tail, _LANES):
         for i in range(n):
-            out[i] = _add_leaves(out[i], t, _walk_lanes(x, i, t, depth, thresholds, nodes), nodes, table)
+            out[i] = _add_leaves(
+                out[i], t, _walk_lanes(rounded, i, t, depth, thresholds, nodes), nodes, table
+            )
     if tail < n_trees:
         for i in range(n):
-            out[i] = _add_tail(out[i], tail, _walk_tail(x, i, tail, depth, thresholds, nodes), nodes, table)
+            out[i] = _add_tail(
+                out[i], tail, _walk_tail(rounded, i, tail, depth, thresholds, nodes), nodes, table
+            )
     for i in range(n):
         out[i] = sign * _score(out[i], denominator)
     return True
@@ -281,7 +295,7 @@ _Lanes = tuple[np.uint64, np.uint64, np.uint64, np.uint64, np.uint64, np.uint64,
 
 @inline_kernel
 def _walk_lanes(
-    x: FloatArray,
+    x: Float32Array,
     i: int,
     t: int,
     depth: int,
@@ -291,16 +305,15 @@ def _walk_lanes(
     """The heap leaves row ``i`` (without NaN) reaches in trees ``t`` to ``t + 7``, walked in lockstep."""
     one = np.uint64(1)
     a = b = c = d = e = f = g = h = np.uint64(0)
-    # ``x > T`` in float32 is scikit-learn's "go right" (float32_floor says why).
     for _ in range(depth):
-        a = a + a + one + np.uint64(np.float32(x[i, nodes[t, a]]) > thresholds[t, a])
-        b = b + b + one + np.uint64(np.float32(x[i, nodes[t + 1, b]]) > thresholds[t + 1, b])
-        c = c + c + one + np.uint64(np.float32(x[i, nodes[t + 2, c]]) > thresholds[t + 2, c])
-        d = d + d + one + np.uint64(np.float32(x[i, nodes[t + 3, d]]) > thresholds[t + 3, d])
-        e = e + e + one + np.uint64(np.float32(x[i, nodes[t + 4, e]]) > thresholds[t + 4, e])
-        f = f + f + one + np.uint64(np.float32(x[i, nodes[t + 5, f]]) > thresholds[t + 5, f])
-        g = g + g + one + np.uint64(np.float32(x[i, nodes[t + 6, g]]) > thresholds[t + 6, g])
-        h = h + h + one + np.uint64(np.float32(x[i, nodes[t + 7, h]]) > thresholds[t + 7, h])
+        a = a + a + one + np.uint64(x[i, nodes[t, a]] > thresholds[t, a])
+        b = b + b + one + np.uint64(x[i, nodes[t + 1, b]] > thresholds[t + 1, b])
+        c = c + c + one + np.uint64(x[i, nodes[t + 2, c]] > thresholds[t + 2, c])
+        d = d + d + one + np.uint64(x[i, nodes[t + 3, d]] > thresholds[t + 3, d])
+        e = e + e + one + np.uint64(x[i, nodes[t + 4, e]] > thresholds[t + 4, e])
+        f = f + f + one + np.uint64(x[i, nodes[t + 5, f]] > thresholds[t + 5, f])
+        g = g + g + one + np.uint64(x[i, nodes[t + 6, g]] > thresholds[t + 6, g])
+        h = h + h + one + np.uint64(x[i, nodes[t + 7, h]] > thresholds[t + 7, h])
     return a, b, c, d, e, f, g, h
 
 
@@ -309,7 +322,7 @@ _Tail = tuple[np.uint64, np.uint64, np.uint64, np.uint64]
 
 @inline_kernel
 def _walk_tail(
-    x: FloatArray,
+    x: Float32Array,
     i: int,
     t: int,
     depth: int,
@@ -320,10 +333,10 @@ def _walk_tail(
     one = np.uint64(1)
     a = b = c = d = np.uint64(0)
     for _ in range(depth):
-        a = a + a + one + np.uint64(np.float32(x[i, nodes[t, a]]) > thresholds[t, a])
-        b = b + b + one + np.uint64(np.float32(x[i, nodes[t + 1, b]]) > thresholds[t + 1, b])
-        c = c + c + one + np.uint64(np.float32(x[i, nodes[t + 2, c]]) > thresholds[t + 2, c])
-        d = d + d + one + np.uint64(np.float32(x[i, nodes[t + 3, d]]) > thresholds[t + 3, d])
+        a = a + a + one + np.uint64(x[i, nodes[t, a]] > thresholds[t, a])
+        b = b + b + one + np.uint64(x[i, nodes[t + 1, b]] > thresholds[t + 1, b])
+        c = c + c + one + np.uint64(x[i, nodes[t + 2, c]] > thresholds[t + 2, c])
+        d = d + d + one + np.uint64(x[i, nodes[t + 3, d]] > thresholds[t + 3, d])
     return a, b, c, d
 
 
@@ -370,13 +383,13 @@ def _rows_are_clean(x: FloatArray) -> bool:
 
 @kernel
 def _walk_one(
-    x: FloatArray, i: int, t: int, depth: int, thresholds: Float32Array, nodes: Uint16Array
+    x: Float32Array, i: int, t: int, depth: int, thresholds: Float32Array, nodes: Uint16Array
 ) -> np.uint64:
     nan_right = np.uint64(2 * thresholds.shape[1] + 1)  # where tree t's NaN directions start in nodes
     node = np.uint64(0)
     one = np.uint64(1)
     for _ in range(depth):
-        v = np.float32(x[i, nodes[t, node]])
+        v = x[i, nodes[t, node]]
         if math.isnan(v):  # x <= t is false for NaN: the node's missing-value direction decides
             node = node + node + one + np.uint64(nodes[t, nan_right + node])
         else:
