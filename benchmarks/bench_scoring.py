@@ -35,8 +35,9 @@ TITLE = "Anomaly scoring"
 NOTES = """
 One fitted `IsolationForest(n_estimators=100)` (max_samples 256, so trees of depth <= 8) over 16
 features, scored by `CompiledForest.score_samples` (the padded, branchless walk of
-`models/anomaly/heap_forest.py`: float32 thresholds rounded toward -inf, uint16 columns and leaf
-indices, unsigned node indices, and at batch 1 a sealed kernel called straight away) and by
+`models/anomaly/heap_forest.py`: float32 thresholds rounded toward -inf against the batch rounded
+to float32 once, uint16 columns and leaf indices, unsigned node indices, trees in lockstep blocks
+of eight and a last block of four, and a sealed kernel called straight away) and by
 scikit-learn's `score_samples`, on the same batches. Every call
 gets fresh rows (batches cycle through a pool of 32k rows), so the branch predictor cannot learn a
 batch's paths. Scores are checked equal to scikit-learn's (rtol 1e-12) before timing. The issue's

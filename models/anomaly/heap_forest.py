@@ -13,7 +13,8 @@ branch predictor then learns the row's paths). Here:
 - the walk has exactly ``D`` steps, so the loop branch is predictable and the comparison becomes a
   ``setcc``: no mispredictions;
 - eight trees are walked in lockstep, so the CPU overlaps eight independent chains of dependent loads
-  (the tree count is padded to a multiple of eight with trees whose leaves add 0.0);
+  (the tree count is padded to a multiple of four with trees whose leaves add 0.0, and a last block of
+  four is walked four-wide: 100 trees walked as 104 spent ~4 % of the walk on padding);
 - a row holding a NaN takes a careful walk that follows each node's NaN direction.
 
 The compact layout (session 14; profiled at batch 1: of ~4.0 µs per call, ~2.3 µs was the walk,
@@ -21,7 +22,9 @@ The compact layout (session 14; profiled at batch 1: of ~4.0 µs per call, ~2.3 
 
 - thresholds are float32, rounded toward -inf (:func:`float32_floor`), and the walk compares the
   row's value rounded to float32 with them, which is exactly scikit-learn's decision (see there);
-  the rounding is one instruction per step, cheaper than a rounded copy of the batch and its allocation;
+  the kernel rounds the batch once into a private float32 copy: rounding in the walk put a
+  conversion on every step's chain of dependent loads (the copy is ~12-17 % faster at batch 8-1024,
+  and at batch 1 its allocation about cancels what it saves);
 - split columns are uint16, and each heap leaf holds a uint16 index into one table of the forest's
   distinct leaf values (float64, a few hundred of them: it stays in L1): ~270 KB for 100 trees of
   depth 8 (the clean walk reads ~210 KB of it) instead of ~660 KB (int64 columns, float64 thresholds
@@ -29,9 +32,9 @@ The compact layout (session 14; profiled at batch 1: of ~4.0 µs per call, ~2.3 
 - node indices are unsigned: numba then omits the negative-index fix-up of every array access
   (with the rounding in the walk, the walk went from 1.8 to 1.2 µs per row in one A/B; unsigned
   indices alone to 1.4);
-- no scratch arrays (the old kernel allocated a rounded copy of the batch and a NaN flag per row): a
-  batch without NaN, the usual case, is checked in one pass, and a batch with one is scored row by
-  row, each row by the lockstep walk or, if it holds a NaN, by the careful one;
+- a batch is checked for NaN while it is rounded: a batch without NaN, the usual case, is walked
+  as it is, and a batch with one is scored row by row, each row by the lockstep walk or, if it
+  holds a NaN, by the careful one;
 - the split columns, the leaves' table indices and the NaN directions share one uint16 array, and the
   depth is implied by its shape: numba unboxes each array argument for ~75 ns, so the layout's
   sections must not become arguments of their own. (One byte array holding every section would
@@ -44,8 +47,8 @@ by one unit in the last place, because numpy computes it with its own SIMD ``pow
 The padded layout costs ``2^(D+1)`` entries per tree, so it is used up to depth
 :data:`MAX_HEAP_DEPTH`; deeper forests (``max_samples`` above 1024) keep the node-by-node walker.
 
-Thread safety: the kernel allocates nothing and writes only ``out``, so one forest may score from
-several threads at once (the worker calls it from one).
+Thread safety: the kernel writes only ``out`` and its own rounded copy of the rows, so one forest
+may score from several threads at once (the worker calls it from one).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ IntArray = npt.NDArray[np.int64]
 Float32Array = npt.NDArray[np.float32]
 Uint16Array = npt.NDArray[np.uint16]
 _LANES: Final = 8  # trees walked in lockstep; at batch 1, 4 lanes beat 1 by ~2.5x and 8 beat 4 by ~18 %
+_TAIL_LANES: Final = 4  # the last block of trees when the count is not a multiple of _LANES
 _MAX_INDEX: Final = 1 << 16  # split columns and leaf-table indices are uint16
 
 
@@ -90,7 +94,7 @@ class HeapForest:
     ``2^depth`` leaves.
 
     ``n_trees`` (the rows of every array) is the forest's tree count rounded up to a multiple of
-    eight; the extra trees score 0.
+    four; the extra trees score 0. Blocks of eight are walked in lockstep, then a last block of four.
     """
 
     n_features: int  # the width of the rows it scores
@@ -99,8 +103,10 @@ class HeapForest:
     # (n_trees, 3 * 2^depth - 2), by heap position k: for a split node (k < 2^depth - 1) its column,
     # for a leaf its index into table, and at 2^(depth+1) - 1 + k 1 when a NaN goes right at split k.
     nodes: Uint16Array
-    table: FloatArray  # the distinct leaf values, depth + c(n_leaf) - 1
-    denominator: float  # n_trees * c(max_samples), the forest's real tree count
+    # The distinct leaf values (depth + c(n_leaf) - 1), then the denominator (n_trees * c(max_samples),
+    # the forest's real tree count) and the width: numba unboxes a scalar argument for ~20 ns, an array
+    # it reads anyway carries them for free.
+    table: FloatArray
 
     def scores(self, features: object, sign: float) -> FloatArray | None:
         """``sign * score_samples(features)``, or None unless ``features`` is a C-contiguous float64
@@ -120,9 +126,7 @@ class HeapForest:
                 self.thresholds,
                 self.nodes,
                 self.table,
-                self.denominator,
                 sign,
-                self.n_features,
                 out,
             )
         except TypeError:
@@ -135,9 +139,7 @@ class HeapForest:
         dispatcher: Any = _heap_walk_kernel
         # Valid but not one of the sealed types (an ndarray subclass): a plain array, the same memory.
         features = np.asarray(features)
-        if not dispatcher(
-            features, self.thresholds, self.nodes, self.table, self.denominator, sign, self.n_features, out
-        ):
+        if not dispatcher(features, self.thresholds, self.nodes, self.table, sign, out):
             raise ValueError(f"features: expected shape (n, {self.n_features}), got {features.shape}")
 
 
@@ -171,7 +173,7 @@ def build_heap_forest(trees: list[HeapTree], denominator: float, n_features: int
         return None
     n_internal = 2**depth - 1
     n_heap = 2 * n_internal + 1
-    n_trees = -(-len(trees) // _LANES) * _LANES
+    n_trees = -(-len(trees) // _TAIL_LANES) * _TAIL_LANES
     features = np.zeros((n_trees, n_internal), dtype=np.uint16)
     nan_right = np.zeros((n_trees, n_internal), dtype=np.uint16)
     # Padding nodes: threshold +inf sends every value left (NaN too, with nan_right 0).
@@ -201,8 +203,7 @@ def build_heap_forest(trees: list[HeapTree], denominator: float, n_features: int
         depth=depth,
         thresholds=np.ascontiguousarray(float32_floor(thresholds)),
         nodes=np.ascontiguousarray(nodes),
-        table=np.ascontiguousarray(table, dtype=np.float64),
-        denominator=float(denominator),
+        table=np.ascontiguousarray(np.append(table, [denominator, n_features]), dtype=np.float64),
     )
 
 
@@ -212,40 +213,59 @@ def _heap_walk_kernel(
     thresholds: Float32Array,
     nodes: Uint16Array,
     table: FloatArray,
-    denominator: float,
     sign: float,
-    width: int,
     out: FloatArray,
 ) -> bool:
-    """Scores ``x`` into ``out``; False (and nothing written) when ``x`` has not ``width`` columns."""
-    if x.shape[1] != width or out.shape[0] != x.shape[0]:
+    """Scores ``x`` into ``out``; False (and nothing written) when ``x`` has not the forest's width."""
+    denominator = table[table.shape[0] - 2]
+    if x.shape[1] != table[table.shape[0] - 1] or out.shape[0] != x.shape[0]:
         return False
     depth = 0
     while (1 << depth) - 1 < thresholds.shape[1]:
         depth += 1
     n = x.shape[0]
-    if n == 1 or not _rows_are_clean(x):
+    n_trees = thresholds.shape[0]
+    tail = n_trees - n_trees % _LANES  # the last block: _TAIL_LANES trees (or none)
+    # The rows rounded to float32 as scikit-learn rounds them, once, not at every step (the module
+    # docstring says why): ``rounded > T`` is its decision (float32_floor says why).
+    rounded = np.empty((n, x.shape[1]), dtype=np.float32)
+    clean = True  # no NaN: NaN is the one value whose walk is not ``x > T``
+    for i in range(n):
+        for j in range(x.shape[1]):
+            rounded[i, j] = x[i, j]
+            clean &= not math.isnan(x[i, j])
+    if n == 1 or not clean:
         # Row by row: at batch 1 the running sum stays in a register (~0.2 µs faster than the loop
         # below); a batch holding a NaN comes here too, so the fast loop below has no NaN branch
-        # (which cost it ~0.3 µs per row even when not taken).
+        # (which cost it ~0.3 µs per row even when not taken). A row holding a NaN walks its trees
+        # one after another.
         for i in range(n):
             total = 0.0
-            if _rows_are_clean(x[i : i + 1]):
-                for t in range(0, thresholds.shape[0], _LANES):
-                    lanes = _walk_lanes(x, i, t, depth, thresholds, nodes)
+            if clean or _rows_are_clean(x[i : i + 1]):
+                for t in range(0, tail, _LANES):
+                    lanes = _walk_lanes(rounded, i, t, depth, thresholds, nodes)
                     total = _add_leaves(total, t, lanes, nodes, table)
+                if tail < n_trees:
+                    last = _walk_tail(rounded, i, tail, depth, thresholds, nodes)
+                    total = _add_tail(total, tail, last, nodes, table)
             else:
-                for t in range(0, thresholds.shape[0], _LANES):
-                    lanes = _walk_lanes_nan(x, i, t, depth, thresholds, nodes)
-                    total = _add_leaves(total, t, lanes, nodes, table)
+                for t in range(n_trees):
+                    total += table[nodes[t, _walk_one(rounded, i, t, depth, thresholds, nodes)]]
             out[i] = sign * _score(total, denominator)
         return True
     # Tree-block major: eight trees' nodes stay in L1 while every row walks them (at batch 256, ~25 %
     # faster than row by row). Each row still adds its trees in tree order.
     out[:] = 0.0
-    for t in range(0, thresholds.shape[0], _LANES):
+    for t in range(0, tail, _LANES):
         for i in range(n):
-            out[i] = _add_leaves(out[i], t, _walk_lanes(x, i, t, depth, thresholds, nodes), nodes, table)
+            out[i] = _add_leaves(
+                out[i], t, _walk_lanes(rounded, i, t, depth, thresholds, nodes), nodes, table
+            )
+    if tail < n_trees:
+        for i in range(n):
+            out[i] = _add_tail(
+                out[i], tail, _walk_tail(rounded, i, tail, depth, thresholds, nodes), nodes, table
+            )
     for i in range(n):
         out[i] = sign * _score(out[i], denominator)
     return True
@@ -261,8 +281,6 @@ def _kernel_signatures() -> list[tuple[Any, ...]]:
             types.Array(types.uint16, 2, "C"),
             types.Array(types.float64, 1, "C"),
             types.float64,
-            types.float64,
-            types.int64,
             types.Array(types.float64, 1, "C"),
         )
         for readonly in (False, True)
@@ -277,7 +295,7 @@ _Lanes = tuple[np.uint64, np.uint64, np.uint64, np.uint64, np.uint64, np.uint64,
 
 @inline_kernel
 def _walk_lanes(
-    x: FloatArray,
+    x: Float32Array,
     i: int,
     t: int,
     depth: int,
@@ -287,34 +305,39 @@ def _walk_lanes(
     """The heap leaves row ``i`` (without NaN) reaches in trees ``t`` to ``t + 7``, walked in lockstep."""
     one = np.uint64(1)
     a = b = c = d = e = f = g = h = np.uint64(0)
-    # ``x > T`` in float32 is scikit-learn's "go right" (float32_floor says why).
     for _ in range(depth):
-        a = a + a + one + np.uint64(np.float32(x[i, nodes[t, a]]) > thresholds[t, a])
-        b = b + b + one + np.uint64(np.float32(x[i, nodes[t + 1, b]]) > thresholds[t + 1, b])
-        c = c + c + one + np.uint64(np.float32(x[i, nodes[t + 2, c]]) > thresholds[t + 2, c])
-        d = d + d + one + np.uint64(np.float32(x[i, nodes[t + 3, d]]) > thresholds[t + 3, d])
-        e = e + e + one + np.uint64(np.float32(x[i, nodes[t + 4, e]]) > thresholds[t + 4, e])
-        f = f + f + one + np.uint64(np.float32(x[i, nodes[t + 5, f]]) > thresholds[t + 5, f])
-        g = g + g + one + np.uint64(np.float32(x[i, nodes[t + 6, g]]) > thresholds[t + 6, g])
-        h = h + h + one + np.uint64(np.float32(x[i, nodes[t + 7, h]]) > thresholds[t + 7, h])
+        a = a + a + one + np.uint64(x[i, nodes[t, a]] > thresholds[t, a])
+        b = b + b + one + np.uint64(x[i, nodes[t + 1, b]] > thresholds[t + 1, b])
+        c = c + c + one + np.uint64(x[i, nodes[t + 2, c]] > thresholds[t + 2, c])
+        d = d + d + one + np.uint64(x[i, nodes[t + 3, d]] > thresholds[t + 3, d])
+        e = e + e + one + np.uint64(x[i, nodes[t + 4, e]] > thresholds[t + 4, e])
+        f = f + f + one + np.uint64(x[i, nodes[t + 5, f]] > thresholds[t + 5, f])
+        g = g + g + one + np.uint64(x[i, nodes[t + 6, g]] > thresholds[t + 6, g])
+        h = h + h + one + np.uint64(x[i, nodes[t + 7, h]] > thresholds[t + 7, h])
     return a, b, c, d, e, f, g, h
 
 
+_Tail = tuple[np.uint64, np.uint64, np.uint64, np.uint64]
+
+
 @inline_kernel
-def _walk_lanes_nan(
-    x: FloatArray, i: int, t: int, depth: int, thresholds: Float32Array, nodes: Uint16Array
-) -> _Lanes:
-    """:func:`_walk_lanes` for a row holding a NaN, one tree after another."""
-    return (
-        _walk_one(x, i, t, depth, thresholds, nodes),
-        _walk_one(x, i, t + 1, depth, thresholds, nodes),
-        _walk_one(x, i, t + 2, depth, thresholds, nodes),
-        _walk_one(x, i, t + 3, depth, thresholds, nodes),
-        _walk_one(x, i, t + 4, depth, thresholds, nodes),
-        _walk_one(x, i, t + 5, depth, thresholds, nodes),
-        _walk_one(x, i, t + 6, depth, thresholds, nodes),
-        _walk_one(x, i, t + 7, depth, thresholds, nodes),
-    )
+def _walk_tail(
+    x: Float32Array,
+    i: int,
+    t: int,
+    depth: int,
+    thresholds: Float32Array,
+    nodes: Uint16Array,
+) -> _Tail:
+    """:func:`_walk_lanes` for the last block, trees ``t`` to ``t + 3``."""
+    one = np.uint64(1)
+    a = b = c = d = np.uint64(0)
+    for _ in range(depth):
+        a = a + a + one + np.uint64(x[i, nodes[t, a]] > thresholds[t, a])
+        b = b + b + one + np.uint64(x[i, nodes[t + 1, b]] > thresholds[t + 1, b])
+        c = c + c + one + np.uint64(x[i, nodes[t + 2, c]] > thresholds[t + 2, c])
+        d = d + d + one + np.uint64(x[i, nodes[t + 3, d]] > thresholds[t + 3, d])
+    return a, b, c, d
 
 
 @inline_kernel
@@ -329,6 +352,17 @@ def _add_leaves(total: float, t: int, lanes: _Lanes, nodes: Uint16Array, table: 
     total += table[nodes[t + 5, f]]
     total += table[nodes[t + 6, g]]
     total += table[nodes[t + 7, h]]
+    return total
+
+
+@inline_kernel
+def _add_tail(total: float, t: int, lanes: _Tail, nodes: Uint16Array, table: FloatArray) -> float:
+    """``total`` plus the leaf values of trees ``t`` to ``t + 3``, added in tree order."""
+    a, b, c, d = lanes
+    total += table[nodes[t, a]]
+    total += table[nodes[t + 1, b]]
+    total += table[nodes[t + 2, c]]
+    total += table[nodes[t + 3, d]]
     return total
 
 
@@ -349,13 +383,13 @@ def _rows_are_clean(x: FloatArray) -> bool:
 
 @kernel
 def _walk_one(
-    x: FloatArray, i: int, t: int, depth: int, thresholds: Float32Array, nodes: Uint16Array
+    x: Float32Array, i: int, t: int, depth: int, thresholds: Float32Array, nodes: Uint16Array
 ) -> np.uint64:
     nan_right = np.uint64(2 * thresholds.shape[1] + 1)  # where tree t's NaN directions start in nodes
     node = np.uint64(0)
     one = np.uint64(1)
     for _ in range(depth):
-        v = np.float32(x[i, nodes[t, node]])
+        v = x[i, nodes[t, node]]
         if math.isnan(v):  # x <= t is false for NaN: the node's missing-value direction decides
             node = node + node + one + np.uint64(nodes[t, nan_right + node])
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
@@ -41,10 +43,28 @@ def test_float32_floor_gives_the_float64_decision_for_every_float32_input() -> N
     np.testing.assert_array_equal(candidates > floor[:, None], sklearn_right)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_rows_on_a_split_threshold_score_like_sklearn(seed: int) -> None:
-    """Rows whose rounded value is a split threshold's float32 neighbour: only the exact rounding of
-    the threshold sends them the way scikit-learn does."""
+def _unrounded(threshold: float) -> np.ndarray:
+    """float64 values around a split that are not float32: each rounds to the float32 floor of the
+    threshold or to the float32 above it, so only a walk that rounds the row first decides as
+    scikit-learn does (its ``X`` is float32)."""
+    floor = float32_floor(np.array([threshold]))[0]
+    low, high = float(floor), float(np.nextafter(floor, _F32(np.inf)))
+    middle = (low + high) / 2.0
+    return np.array(
+        [
+            np.nextafter(low, np.inf),  # rounds down onto the floor: goes left
+            np.nextafter(middle, -np.inf),
+            middle,  # a tie: rounds to the even one
+            np.nextafter(middle, np.inf),  # rounds up: goes right
+            np.nextafter(threshold, -np.inf),
+            threshold,
+            np.nextafter(threshold, np.inf),
+        ]
+    )
+
+
+def _forest_and_rows(seed: int, values: Callable[[float], np.ndarray]) -> tuple[IsolationForest, np.ndarray]:
+    """A small forest and, for every split, rows whose split column takes each of ``values(threshold)``."""
     rng = np.random.default_rng(seed)
     forest = IsolationForest(n_estimators=20, max_samples=64, random_state=seed).fit(
         rng.normal(size=(300, 4))
@@ -54,11 +74,26 @@ def test_rows_on_a_split_threshold_score_like_sklearn(seed: int) -> None:
         tree = estimator.tree_
         for node in np.flatnonzero(tree.children_left != -1):
             column = int(subset[tree.feature[node]])
-            for value in _neighbours(np.array([tree.threshold[node]]))[0]:
+            for value in values(float(tree.threshold[node])):
                 row = rng.normal(size=4)
                 row[column] = value
                 rows.append(row)
-    x = np.array(rows)
+    return forest, np.array(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(
+    "values",
+    [lambda t: _neighbours(np.array([t]))[0].astype(np.float64), _unrounded],
+    ids=["float32", "float64"],
+)
+def test_rows_on_a_split_threshold_score_like_sklearn(
+    seed: int, values: Callable[[float], np.ndarray]
+) -> None:
+    """Rows whose value is at a split threshold: a float32 neighbour of it (only the exact rounding of
+    the threshold sends them the way scikit-learn does) or a float64 value between two float32 ones
+    (only the row's rounding to float32 does)."""
+    forest, x = _forest_and_rows(seed, values)
     compiled = compile_forest(forest)
     assert compiled.heap is not None
     np.testing.assert_allclose(compiled.score_samples(x), forest.score_samples(x), rtol=1e-12, atol=0)
