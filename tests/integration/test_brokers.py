@@ -19,6 +19,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from service.brokers import BrokerEndpoint, KafkaCluster, MissingToolError, fetch_jars, jars_present
 from service.brokers import jars as jars_module
 from streams.topics import TopicNames, ensure_topics, topic_specs
+from tests.integration.streams_fixtures import unique_topics
 
 __all__: list[str] = []
 
@@ -226,17 +227,7 @@ def test_topics_on_three_replicas_need_two_in_sync_for_a_write(kafka_cluster3: K
     so a cluster whose brokers keep the stock default (1) still has every acknowledged record on
     two brokers."""
     bootstrap = kafka_cluster3.bootstrap_servers
-    prefix = f"durable-{uuid.uuid4().hex[:8]}"
-    names = TopicNames(
-        telemetry=prefix,
-        kpis=f"{prefix}-kpis",
-        alerts=f"{prefix}-alerts",
-        dead_letters=f"{prefix}-dead",
-        line_kpis=f"{prefix}-line-kpis",
-        kpis_by_line=f"{prefix}-by-line",
-        control=f"{prefix}-control",
-    )
-    specs = topic_specs(names, 3, 3)
+    specs = topic_specs(TopicNames(**unique_topics()), 3, 3)
     ensure_topics(bootstrap, specs)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:

@@ -43,6 +43,20 @@ def late_joiner() -> list[bytes]:
     return lines
 
 
+def break_record(monkeypatch: pytest.MonkeyPatch, key: str, ts_ms: int, rank: int) -> None:
+    """A linepulse bug: the engine raises after applying machine ``key``'s event of ``rank`` at
+    ``ts_ms``, leaving its state half-changed (the processing error the replay must undo)."""
+    original = MachineEngine._record
+
+    def broken(engine: MachineEngine, state: Any, spec: Any, at_ms: int, event_rank: int, *args: Any) -> Any:
+        result = original(engine, state, spec, at_ms, event_rank, *args)
+        if (spec.key, at_ms, event_rank) == (key, ts_ms, rank):
+            raise ZeroDivisionError("a bug")
+        return result
+
+    monkeypatch.setattr(MachineEngine, "_record", broken)
+
+
 class Worker:
     """A worker's batch applier on ``table``; a restart is a new one on the same (written) table."""
 
@@ -72,6 +86,22 @@ class Worker:
         return sorted(kpis), sorted(alerts), totals
 
 
+def assert_restart_changes_nothing(
+    tables: tuple[Any, Any], lines: list[bytes], cut: int, ticked: str, config: PlantConfig | None = None
+) -> None:
+    """A worker restarted before ``lines[cut]`` gives the records and totals of one that was not;
+    ``ticked`` must have been ticked past its events, so the comparison can see a tick go wrong."""
+    uninterrupted, restarted = Worker(tables[0], config), Worker(tables[1], config)
+    for worker in (uninterrupted, restarted):
+        worker.apply(lines[:cut], 0)
+    restarted.restart()
+    for worker in (uninterrupted, restarted):
+        worker.apply(lines[cut:], cut)
+    kpis, alerts, totals = uninterrupted.records()
+    assert totals[ticked]["late_events"] > 0
+    assert restarted.records() == (kpis, alerts, totals)
+
+
 @pytest.fixture
 def tables(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     with (
@@ -90,15 +120,7 @@ def test_a_restart_ticks_a_machine_that_joined_mid_minute_as_the_uninterrupted_w
     lines = late_joiner()
     first_m2 = next(i for i, line in enumerate(lines) if b'"M2"' in line)
     cut = first_m2 + 2 * after - 1  # just after M2's ``after``-th message
-    uninterrupted, restarted = Worker(tables[0]), Worker(tables[1])
-    for worker in (uninterrupted, restarted):
-        worker.apply(lines[:cut], 0)
-    restarted.restart()
-    for worker in (uninterrupted, restarted):
-        worker.apply(lines[cut:], cut)
-    kpis, alerts, totals = uninterrupted.records()
-    assert totals["a/M2"]["late_events"] > 0  # M2 is ticked past its buffer: the test can see a tick
-    assert restarted.records() == (kpis, alerts, totals)
+    assert_restart_changes_nothing(tables, lines, cut, "a/M2")  # M2 is ticked past its buffer
 
 
 def test_a_restart_whose_first_message_is_a_lagging_gateways_resumes_the_clock_where_it_was(
@@ -129,15 +151,7 @@ def test_a_restart_whose_first_message_is_a_lagging_gateways_resumes_the_clock_w
             lines.append(event("M3", at - LAG, kind="state", state="running"))
         elif at > 40 * MIN + 20 * SEC:
             lines.append(event("M3", at - LAG, kind="count", good=1))
-    uninterrupted, restarted = Worker(tables[0], three), Worker(tables[1], three)
-    for worker in (uninterrupted, restarted):
-        worker.apply(lines[:cut], 0)
-    restarted.restart()
-    for worker in (uninterrupted, restarted):
-        worker.apply(lines[cut:], cut)
-    kpis, alerts, totals = uninterrupted.records()
-    assert totals["a/M3"]["late_events"] > 0  # M3 is ticked past its buffer: the test can see a tick
-    assert restarted.records() == (kpis, alerts, totals)
+    assert_restart_changes_nothing(tables, lines, cut, "a/M3", three)  # M3 is ticked past its buffer
 
 
 def test_a_state_written_before_silence_intervals_were_kept_loads() -> None:
@@ -161,15 +175,7 @@ def test_a_processing_error_rebuilds_its_machine_with_the_ticks_the_batch_gave_i
     rebuilt from the batch's messages with those ticks in between, as the worker had it, so the
     records are those of one message a batch (where the table's state holds the ticks)."""
     lines = late_joiner()
-    original = MachineEngine._record
-
-    def broken(engine: MachineEngine, state: Any, spec: Any, ts_ms: int, rank: int, *args: Any) -> Any:
-        result = original(engine, state, spec, ts_ms, rank, *args)  # the state changes, then the bug
-        if (spec.key, ts_ms, rank) == ("a/M2", T0 + 20 * MIN + 10 * SEC, RANK_COUNT):
-            raise ZeroDivisionError("a bug")
-        return result
-
-    monkeypatch.setattr(MachineEngine, "_record", broken)
+    break_record(monkeypatch, "a/M2", T0 + 20 * MIN + 10 * SEC, RANK_COUNT)
     one_a_batch, batched = Worker(tables[0]), Worker(tables[1])
     for start in range(len(lines)):
         one_a_batch.apply(lines[start : start + 1], start)
@@ -195,15 +201,7 @@ def test_a_processing_error_rebuilds_its_machine_with_the_stop_judged_earlier_in
         lines.append(event("M2", step * 10 * SEC, kind="count", good=1))
         if step == 42:
             lines.append(event("M1", step * 10 * SEC, kind="count", good=0, scrap=1))
-    original = MachineEngine._record
-
-    def broken(engine: MachineEngine, state: Any, spec: Any, ts_ms: int, rank: int, *args: Any) -> Any:
-        result = original(engine, state, spec, ts_ms, rank, *args)
-        if (spec.key, ts_ms, rank) == ("a/M1", T0 + 7 * MIN, RANK_COUNT):
-            raise ZeroDivisionError("a bug")
-        return result
-
-    monkeypatch.setattr(MachineEngine, "_record", broken)
+    break_record(monkeypatch, "a/M1", T0 + 7 * MIN, RANK_COUNT)
     one_a_batch, batched = Worker(tables[0]), Worker(tables[1])
     for start in range(len(lines)):
         one_a_batch.apply(lines[start : start + 1], start)
@@ -228,15 +226,7 @@ def test_a_message_whose_processing_fails_moves_stream_time_in_analyze_as_in_the
         else:
             lines.append(event("M2", step * 30 * SEC, kind="count", good=1))
     healthy = analyze(tmp_path, "healthy", lines)
-    original = MachineEngine._record
-
-    def broken(engine: MachineEngine, state: Any, spec: Any, ts_ms: int, rank: int, *args: Any) -> Any:
-        result = original(engine, state, spec, ts_ms, rank, *args)
-        if (spec.key, ts_ms, rank) == ("a/M2", T0 + 6 * MIN + 10 * SEC, RANK_CYCLE):
-            raise ZeroDivisionError("a bug")
-        return result
-
-    monkeypatch.setattr(MachineEngine, "_record", broken)
+    break_record(monkeypatch, "a/M2", T0 + 6 * MIN + 10 * SEC, RANK_CYCLE)
     worker = Worker(tables[0])
     for start in range(0, len(lines), 7):
         worker.apply(lines[start : start + 7], start)
@@ -260,15 +250,7 @@ def test_analyze_judges_no_stop_of_a_machine_dropped_after_a_processing_error(
     lines.append(event("M1", 1 * MIN, kind="state", state="down"))
     lines.append(event("M1", 2 * MIN, kind="count", good=0, scrap=1))
     lines += [event("M2", step * 30 * SEC, kind="count", good=1) for step in range(1, 21)]
-    original = MachineEngine._record
-
-    def broken(engine: MachineEngine, state: Any, spec: Any, ts_ms: int, rank: int, *args: Any) -> Any:
-        result = original(engine, state, spec, ts_ms, rank, *args)
-        if (spec.key, ts_ms, rank) == ("a/M1", T0 + 2 * MIN, RANK_COUNT):
-            raise ZeroDivisionError("a bug")
-        return result
-
-    monkeypatch.setattr(MachineEngine, "_record", broken)
+    break_record(monkeypatch, "a/M1", T0 + 2 * MIN, RANK_COUNT)
     kpis, alerts = analyze(tmp_path, "dropped", lines)
     assert alerts == []
     assert any(b'"machine":"M2"' in kpi for kpi in kpis)
