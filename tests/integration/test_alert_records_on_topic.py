@@ -1,6 +1,7 @@
 """Alert records on the ``alerts`` topic, through a real broker, are those ``analyze`` writes for the
 same telemetry: a stop that escalates (published again, resolved with its total), parts failing
-every few (one alert, resolved after in-spec parts) and low shifts (each resolved by the next)."""
+every few (one alert, critical from the third, resolved after in-spec parts) and low shifts (each
+resolved by the next)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,13 @@ def test_alert_records_on_the_topic_are_those_analyze_writes(broker: BrokerEndpo
     assert resolved_stop["evidence"]["stopped_s"] == 41 * 60.0
     assert resolved_stop["message"] == "Press 1 was stopped for 41 min (last down (breakdown))"
     quality = [r for r in found if r["kind"] == "quality_out_of_spec"]
-    assert [r["status"] for r in quality] == ["open", "resolved"] and quality[-1]["evidence"]["count"] == 10
+    # One alert: a warning at the first bad part, critical from the third (published again), resolved.
+    assert [(r["status"], r["severity"]) for r in quality] == [
+        ("open", "warning"),
+        ("open", "critical"),
+        ("resolved", "critical"),
+    ]
+    assert len({r["id"] for r in quality}) == 1 and quality[-1]["evidence"]["count"] == 10
     oee = [r for r in found if r["kind"] == "oee_low"]
     assert [(r["status"], r["evidence"]["shift"]) for r in oee] == [
         ("open", "day"),
