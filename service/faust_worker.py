@@ -6,6 +6,9 @@ Faust and aiokafka (several per message and per produce request) then builds a l
 a profile of the worker showed costing more CPU than the KPI engine. The worker here keeps the
 root logger at the configured level instead.
 
+It throttles the Kafka clients' repeated log lines (:mod:`service.log_throttle`): during a broker
+outage aiokafka logs dozens of identical errors a second.
+
 It also bounds its own stop (:mod:`streams.stop_deadline`): whatever makes it stop, the process
 exits once the stop has taken longer than the deadline it is given.
 """
@@ -16,6 +19,7 @@ import logging
 
 import faust
 
+from service.log_throttle import install as install_log_throttle
 from streams.stop_deadline import StopDeadline
 
 __all__ = ["QuietWorker", "quiet_worker"]
@@ -23,10 +27,13 @@ __all__ = ["QuietWorker", "quiet_worker"]
 
 class QuietWorker(faust.Worker):
     stop_deadline: StopDeadline | None = None
+    log_repeat_window_s: float = 0.0
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        """No spinner handler, and the root logger stays at ``level``."""
+        """No spinner handler, the root logger stays at ``level``, and its handlers (just set up by
+        Faust) throttle the Kafka clients' repeated lines."""
         self.spinner = None
+        install_log_throttle(self.log_repeat_window_s, logger)
 
     async def on_stop(self) -> None:
         """The first thing a stop does (a SIGTERM's included): an idle worker's stop during a broker
@@ -36,9 +43,16 @@ class QuietWorker(faust.Worker):
         await super().on_stop()
 
 
-def quiet_worker(app: faust.App, loglevel: str, stop_deadline: StopDeadline | None = None) -> QuietWorker:
+def quiet_worker(
+    app: faust.App,
+    loglevel: str,
+    stop_deadline: StopDeadline | None = None,
+    log_repeat_window_s: float = 0.0,
+) -> QuietWorker:
     """A worker for ``app`` logging at ``loglevel``, stdout untouched, whose stop is bounded by
-    ``stop_deadline`` (armed when the stop begins)."""
+    ``stop_deadline`` (armed when the stop begins), showing each repeated Kafka client line at most
+    once per ``log_repeat_window_s`` (0: every line)."""
     worker = QuietWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.stop_deadline = stop_deadline
+    worker.log_repeat_window_s = log_repeat_window_s
     return worker

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=3600, description="How often the registry is checked for new model versions."
     )
     log_level: str = Field(default="warn", pattern=r"^(crit|error|warn|info|debug)$")
+    log_repeat_window_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        description="The Kafka clients' repeated log lines are shown at most once per window (0: all).",
+    )
 
     @property
     def topics(self) -> TopicNames:

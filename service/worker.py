@@ -64,7 +64,7 @@ def run_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -
         anomaly_models=parts.anomaly_models,
     )
     deadline = StopDeadline(settings.stop_timeout_s, after="the stop began", level=logging.INFO)
-    worker = quiet_worker(parts.stream.app, settings.log_level, deadline)
+    worker = quiet_worker(parts.stream.app, settings.log_level, deadline, settings.log_repeat_window_s)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
