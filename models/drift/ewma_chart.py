@@ -47,9 +47,12 @@ def step(w: float, decay: float, z: float, lam: float, limit: float) -> tuple[fl
     """One standardised reading over scalars; returns ``(w, decay, beyond the limit)``."""
     keep = 1.0 - lam
     w = lam * z + keep * w
-    decay = decay * keep * keep
-    if decay <= SETTLED:
-        decay = 0.0
+    # Settled charts skip the decay (a predictable branch): its two multiplications and the select
+    # were the loop's longest carried chain.
+    if decay != 0.0:
+        decay = decay * keep * keep
+        if decay <= SETTLED:
+            decay = 0.0
     # Compare squares: no sqrt in the per-reading path.
     return w, decay, w * w > limit * limit * (lam / (2.0 - lam)) * (1.0 - decay)
 
