@@ -2,7 +2,8 @@
 
 The operator sends two resets with ``--at`` (one signal at an event time a message ends on, every
 series at a time inside a message), then the stream is replayed to the worker (in one variant,
-killed with SIGKILL before the replay and again half-way). The alert and KPI
+killed with SIGKILL before the replay and again half-way). A command with a bad ``at_ms`` is
+dead-lettered. The alert and KPI
 records on the topics must be those ``analyze --baseline-reset`` writes for the same lines and
 resets: the worker held the resets in the machine's state and applied each where ``analyze`` does.
 Apache Kafka only: nothing here depends on the broker's implementation (test_baseline_reset.py
@@ -70,6 +71,19 @@ def test_a_replay_with_reset_at_gives_the_records_analyze_writes(
             lambda: worker.log_tail(400).count("waiting for the machine's telemetry") == 2,
             60,
             "both resets waiting in the machine's state",
+        )
+        # A command whose at_ms is not epoch milliseconds goes to the dead-letter topic, naming it.
+        bad = {"v": 1, "command": "baseline_reset", "tenant": "acme", "machine": "M01", "ts": t0}
+        produce(bootstrap, topics["control"], [(KEY, orjson.dumps({**bad, "at_ms": signal_time}))])
+
+        def dead_lettered() -> list[dict[str, bytes]]:
+            return [dict(m.headers) for m in consume_all(bootstrap, topics["dead_letters"], idle_s=1.5)]
+
+        wait_for(lambda: bool(dead_lettered()), 60, "the bad command dead-lettered")
+        [headers] = dead_lettered()
+        assert (headers["linepulse.error.code"], headers["linepulse.error.field"]) == (
+            b"invalid_schema",
+            b"at_ms",
         )
         parts = [values[:200], values[200:]] if killed else [values]
         for part in parts:
