@@ -237,3 +237,58 @@ def test_the_worker_applies_a_reset_at_its_time_as_analyze_does(
     plain = analyze_file(source, plant, tmp_path / "plain", load_settings())
     assert plain["baseline_resets"] == 0
     assert _analyze_records(tmp_path / "plain")[1] != expected[1]
+
+
+def test_a_processing_error_after_a_reset_in_the_batch_keeps_the_reset_where_it_was(
+    processor: TelemetryProcessor,
+    plant: PlantConfig,
+    table: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The failing message's machine is rebuilt from the table and the batch's earlier steps: the
+    reset applied among them must be redone there, not again at the machine's next message."""
+    source = tmp_path / "telemetry.jsonl"
+    _telemetry_file(source, 480)
+    values = source.read_bytes().splitlines()
+    bad = 125  # after message 120, where the reset is due, in the same batch of 100
+    bad_ts = orjson.loads(values[bad])["ts"]
+    each, one = processor.engine.on_samples_each, processor.engine.on_samples
+
+    def broken_each(state: MachineState, spec: Any, batches: Any) -> Any:
+        if any(ts_ms == bad_ts for ts_ms, _ in batches):
+            raise ZeroDivisionError("a bug")
+        return each(state, spec, batches)
+
+    def broken_one(state: MachineState, spec: Any, ts_ms: int, series: Any) -> Any:
+        result = one(state, spec, ts_ms, series)  # the state changes, then the bug
+        if ts_ms == bad_ts:
+            raise ZeroDivisionError("a bug")
+        return result
+
+    monkeypatch.setattr(processor.engine, "on_samples_each", broken_each)
+    monkeypatch.setattr(processor.engine, "on_samples", broken_one)
+
+    def run(table: Any, skip: int | None) -> dict[str, Any]:
+        states = StateTable(table)
+        command = _command(name=SIGNAL, at_ms=RESET_MS)
+        outcome = processor.process_control(
+            KEY, command, load_state=states.load, source="control:1", offset=0
+        )
+        assert isinstance(outcome, Applied)
+        states.stage(outcome.state, 1)
+        write_acknowledged(states)
+        applier = BatchApplier(processor, states, "telemetry")
+        stream = _messages(values, 0)
+        for start in range(0, len(stream), 100):
+            batch = [m for m in stream[start : start + 100] if m.offset != skip]
+            outcomes = applier.apply(batch)
+            assert [m.offset for m, o in zip(batch, outcomes, strict=True) if isinstance(o, Rejection)] == (
+                [bad] if start <= bad < start + 100 and skip is None else []
+            )
+            write_acknowledged(states)
+        return decode_state(table[KEY]).to_dict()
+
+    failed = run(table, None)
+    with memory_table(tmp_path / "reference", "pending-resets-reference", partitions=4) as reference:
+        assert failed == run(reference, bad)
