@@ -27,6 +27,7 @@ from models.calendar import PlantCalendar, WindowSpan
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, LatenessLog
 from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSettings, SeriesKind
 from models.numba_config import kernel
+from models.pending_resets import PendingReset
 from models.plant import LossCategory, MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
 from models.spc.rules import RULE_POINTS
@@ -111,6 +112,8 @@ class MachineState:
     # restarted worker checks the interval it resumes in again; this keeps it from ticking there a
     # machine the uninterrupted worker let wait for the next one.
     silence_interval: int | None = None
+    # Operator resets waiting for the machine's telemetry to reach their time (models.pending_resets).
+    pending_resets: list[PendingReset] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -180,6 +183,11 @@ class MachineState:
             "anomaly": None if self.anomaly is None else self.anomaly.to_dict(),
             "lateness": None if self.lateness is None else self.lateness.to_dict(),
             "silence_interval": self.silence_interval,
+            **(
+                {"pending_resets": [reset.to_dict() for reset in self.pending_resets]}
+                if self.pending_resets
+                else {}  # the usual machine: its state stays as it was before resets could wait
+            ),
         }
 
     @classmethod
@@ -205,6 +213,7 @@ class MachineState:
             anomaly=AnomalyWindow.from_dict(data["anomaly"]) if data.get("anomaly") else None,
             lateness=LatenessLog.from_dict(data["lateness"]) if data.get("lateness") else None,
             silence_interval=data.get("silence_interval"),  # None in states written before it
+            pending_resets=[PendingReset.from_dict(reset) for reset in data.get("pending_resets", ())],
         )
 
 

@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 
 from models.machine import MachineState
+from models.pending_resets import PendingReset, TooManyPendingResets, schedule
 from models.plant import PlantConfig
 from service.anomaly_models import anomaly_models
 from service.anomaly_view import anomaly_view
@@ -32,7 +33,6 @@ from service.output_file import OutputFile, write_output
 from service.settings import Settings
 from service.telemetry_file import FileRecord, read_records
 from streams.contract import _parse_timestamp
-from streams.control import control_value
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
 from streams.partitioning import key_partition
@@ -119,6 +119,24 @@ class _KeyPartitions:
         return partition
 
 
+def _waiting_resets(resets: Sequence[ScheduledReset]) -> dict[str, list[PendingReset]]:
+    """Each machine's resets, in the order its state keeps them (a ConfigError beyond the bound)."""
+    waiting: dict[str, list[PendingReset]] = {}
+    for reset in resets:
+        due = waiting.setdefault(reset.spec.key, [])
+        try:
+            schedule(due, reset.pending())
+        except TooManyPendingResets as exc:
+            raise ConfigError(f"--baseline-reset: {reset.label}: {exc}") from None
+    return waiting
+
+
+def _label(key: str, reset: PendingReset) -> str:
+    """A reset as ``--baseline-reset`` takes it: ``tenant/machine[:name]@ms``."""
+    name = "" if reset.name is None else f":{reset.name}"
+    return f"{key}{name}@{reset.at_ms}"
+
+
 def analyze_file(
     telemetry: Path,
     plant: PlantConfig,
@@ -134,6 +152,9 @@ def analyze_file(
     ``settings.partitions`` partitions."""
     if not telemetry.is_file():
         raise ConfigError(f"{telemetry}: telemetry file not found")
+    # Each machine's resets wait in its state from its first line on, where the worker keeps the
+    # resets `baseline reset --at` sends it, and are applied by the same rule (models.pending_resets).
+    waiting = _waiting_resets(resets)
     _outputs(telemetry, out_dir)
     processor = TelemetryProcessor(
         plant,
@@ -162,10 +183,7 @@ def analyze_file(
     partition_of = _KeyPartitions(settings.partitions)
     stream_time = StreamTime()
     stops = StopWatch()
-    pending: dict[str, list[ScheduledReset]] = {}
     matched_nothing: list[str] = []
-    for reset in sorted(resets, key=lambda r: r.at_ms):
-        pending.setdefault(reset.spec.key, []).append(reset)
     with (
         OutputFile(out_dir / "kpis.jsonl", "--out") as kpis,
         OutputFile(out_dir / "alerts.jsonl", "--out") as alerts,
@@ -229,6 +247,10 @@ def analyze_file(
                 )
                 break
             decoded = processor.decode(None, record.raw, timestamp_ms=received_at_ms, require_key=False)
+            if not isinstance(decoded, Rejection) and decoded.spec.key in waiting:
+                if decoded.spec.key not in states:
+                    states[decoded.spec.key] = processor.engine.new_state(decoded.spec)
+                states[decoded.spec.key].pending_resets.extend(waiting.pop(decoded.spec.key))
             outcome = (
                 decoded
                 if isinstance(decoded, Rejection)
@@ -237,8 +259,11 @@ def analyze_file(
             if isinstance(outcome, Rejection):
                 if outcome.machine_key is not None:
                     # A processing bug may have half-updated the state; without a stored copy to
-                    # return to (the worker has its table), start that machine afresh.
-                    states.pop(outcome.machine_key, None)
+                    # return to (the worker has its table), start that machine afresh, with the
+                    # resets it was still waiting for.
+                    dropped = states.pop(outcome.machine_key, None)
+                    if dropped is not None and dropped.pending_resets:
+                        waiting[outcome.machine_key] = dropped.pending_resets
                 counts["dead_letters"] += 1
                 entry = dead_letter_line(record.number, record.raw, outcome, record.offset)
                 dead_letters.write(orjson.dumps(entry) + b"\n")
@@ -253,23 +278,14 @@ def analyze_file(
             write(outcome)
             if outcome.newest_ms is not None:
                 on_stream_time(outcome.state.key, outcome.state.tenant, outcome.newest_ms, outcome.state)
-            due = pending.get(outcome.state.key)
-            seen = outcome.state.last_seen_ms
-            while due and seen is not None and due[0].at_ms <= seen:
-                reset = due.pop(0)
-                monitors_before = len(outcome.state.monitors)
-                applied = processor.process_control(
-                    None, control_value(reset.command()), load_state=states.get, require_key=False
-                )
-                if isinstance(applied, Rejection):  # pragma: no cover - built from the plant itself
-                    raise ConfigError(f"--baseline-reset: {applied}")
-                if isinstance(applied, Applied) and len(applied.state.monitors) < monitors_before:
+            for done in processor.apply_due_resets(outcome.state):
+                if isinstance(done.outcome, Rejection):  # pragma: no cover - a bug, logged
+                    raise ConfigError(f"--baseline-reset: {done.outcome}")
+                if done.dropped:
                     counts["baseline_resets"] += 1
                 else:  # no such series on the machine (yet): a typo must not look applied
-                    matched_nothing.append(reset.label)
-                for alert in applied.alerts:
-                    alerts.write(record_bytes(alert) + b"\n")
-                counts["alerts"] += len(applied.alerts)
+                    matched_nothing.append(_label(outcome.state.key, done.reset))
+                write(done.outcome)
         for state in states.values():
             for kpi in processor.open_window_records(state):
                 kpis.write(record_bytes(kpi) + b"\n")
@@ -309,7 +325,14 @@ def analyze_file(
     }
     if unscored:
         summary["anomaly_unscored"] = unscored
-    not_reached = [reset.label for due in pending.values() for reset in due]
+    never_seen = [(key, reset) for key, due in waiting.items() for reset in due]
+    not_reached = [
+        _label(key, reset)
+        for key, reset in sorted(
+            never_seen + [(key, reset) for key, state in states.items() for reset in state.pending_resets],
+            key=lambda item: item[1].at_ms,
+        )
+    ]
     if not_reached:
         summary["baseline_resets_not_reached"] = not_reached
     if matched_nothing:

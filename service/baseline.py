@@ -5,8 +5,11 @@ machine, and acknowledged by the broker before this returns. The worker holding 
 it in order with the machine's other commands: the matching monitors forget their baseline and learn
 a new one from their next readings, and their open drift/SPC alerts are resolved.
 
-``analyze`` takes the same request as ``--baseline-reset [TENANT/]MACHINE[:NAME]@TIME`` and applies
-it through the same code once the file's telemetry of that machine reaches ``TIME``.
+With ``--at TIME`` the command carries the event time ``at_ms``: the worker keeps it waiting in the
+machine's state and applies it right after the machine's first telemetry message that reaches
+``TIME``, which is where ``analyze --baseline-reset [TENANT/]MACHINE[:NAME]@TIME`` applies the same
+request, by the same rule (:mod:`models.pending_resets`). A replay of a stream on the worker then
+repeats a reset exactly, if the command is sent before the replay gets to ``TIME``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,20 @@ from typing import Any
 
 import orjson
 
+from models.pending_resets import PendingReset
 from models.plant import MachineSpec, PlantConfig
 from service.exceptions import ConfigError
 from streams.contract import ID_PATTERN, _parse_timestamp
 from streams.control import SERIES, BaselineReset, control_value
 
-__all__ = ["ScheduledReset", "find_machine", "parse_scheduled_reset", "register", "send_reset"]
+__all__ = [
+    "ScheduledReset",
+    "find_machine",
+    "parse_event_time",
+    "parse_scheduled_reset",
+    "register",
+    "send_reset",
+]
 
 _ID = ID_PATTERN.strip("^$")
 
@@ -54,6 +65,7 @@ def reset_command(
     series: str | None = None,
     name: str | None = None,
     ts_ms: int | None = None,
+    at_ms: int | None = None,
     requested_by: str | None = None,
     reason: str | None = None,
 ) -> BaselineReset:
@@ -68,6 +80,7 @@ def reset_command(
         "series": series,
         "name": name,
         "ts": int(time.time() * 1000) if ts_ms is None else ts_ms,
+        "at_ms": at_ms,
         "requested_by": requested_by,
         "reason": reason,
     }
@@ -117,8 +130,9 @@ class ScheduledReset:
         name = "" if self.name is None else f":{self.name}"
         return f"{self.spec.key}{name}@{self.at_ms}"
 
-    def command(self) -> BaselineReset:
-        return reset_command(self.spec, name=self.name, ts_ms=self.at_ms, requested_by="analyze")
+    def pending(self) -> PendingReset:
+        """As a machine's state keeps it until its telemetry gets there."""
+        return PendingReset(self.at_ms, name=self.name, requested_by="analyze")
 
 
 def parse_scheduled_reset(plant: PlantConfig, text: str) -> ScheduledReset:
@@ -130,11 +144,16 @@ def parse_scheduled_reset(plant: PlantConfig, text: str) -> ScheduledReset:
     spec = find_machine(plant, machine)
     if name and not _matches_id(name):
         raise ConfigError(f"--baseline-reset: name {name!r} is not an id ({ID_PATTERN})")
+    return ScheduledReset(spec, name or None, parse_event_time(when, "--baseline-reset"))
+
+
+def parse_event_time(text: str, option: str) -> int:
+    """TIME as ``--baseline-reset``'s ``@TIME`` and ``--at`` take it: RFC 3339 with an offset, or
+    epoch milliseconds (a ConfigError names ``option``)."""
     try:
-        at_ms = _parse_timestamp(int(when) if when.isdigit() else when)
+        return _parse_timestamp(int(text) if text.isdigit() else text)
     except ValueError as exc:
-        raise ConfigError(f"--baseline-reset: time {when!r}: {exc}") from None
-    return ScheduledReset(spec, name or None, at_ms)
+        raise ConfigError(f"{option}: time {text!r}: {exc}") from None
 
 
 def _matches_id(text: str) -> bool:
@@ -156,6 +175,7 @@ def _reset(args: argparse.Namespace) -> int:
         find_machine(plant, args.machine),
         series=args.series,
         name=args.signal,
+        at_ms=None if args.at is None else parse_event_time(args.at, "--at"),
         requested_by=args.requested_by,
         reason=args.reason,
     )
@@ -181,6 +201,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--signal", metavar="NAME", help="one signal or characteristic (cycle_time_s for cycle time)"
     )
     reset.add_argument("--series", choices=SERIES, help="only this kind of series")
+    reset.add_argument(
+        "--at",
+        metavar="TIME",
+        help="apply it at this event time (RFC 3339 with offset, or epoch ms) instead of at once: right "
+        "after the machine's first message that reaches it, as analyze --baseline-reset does (for replays)",
+    )
     reset.add_argument("--reason", help="why (kept in the worker's log), e.g. 'probe recalibrated'")
     reset.add_argument(
         "--by", dest="requested_by", metavar="WHO", help="who asked (kept in the worker's log)"

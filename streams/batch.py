@@ -84,10 +84,11 @@ class _Run:
 @dataclass(frozen=True, slots=True)
 class _StreamStep:
     """What stream time did to a machine between its messages in this batch, for a replay: ticked
-    it to ``ms`` (``tick``), judged its stop at stream time ``ms`` (``stop``), or recorded the
-    check interval ``ms`` it joined its clock in (``join``)."""
+    it to ``ms`` (``tick``), judged its stop at stream time ``ms`` (``stop``), recorded the
+    check interval ``ms`` it joined its clock in (``join``), or applied its waiting baseline
+    resets that were due (``reset``, ``ms`` unused)."""
 
-    kind: Literal["tick", "stop", "join"]
+    kind: Literal["tick", "stop", "join", "reset"]
     ms: int
 
 
@@ -166,6 +167,14 @@ class BatchApplier:
                 tick_ms = silence.observe(clock, stream_ms)
                 if tick_ms is not None:  # once a minute of the clock's stream time
                     self._tick_silent(clock, tick_ms, index, runs, outcomes, applied)
+            # Last, as `analyze` applies its resets after a line's stream-time steps.
+            state = self.table.load(key)
+            if (
+                state is not None
+                and state.pending_resets
+                and state.pending_resets[0].at_ms <= decoded.newest_ms
+            ):
+                self._apply_due_resets(clock, key, index, runs, outcomes, applied)
         for run in runs.values():
             self._apply_run(run, outcomes, applied)
         assert all(outcome is not None for outcome in outcomes)
@@ -265,6 +274,29 @@ class BatchApplier:
             self.table.stage(state, clock[0])
             assert state.silence_interval is not None
             applied.setdefault(key, []).append(_StreamStep("join", state.silence_interval))
+
+    def _apply_due_resets(
+        self,
+        clock: Clock,
+        key: str,
+        index: int,
+        runs: dict[str, _Run],
+        outcomes: list[Outcome | None],
+        applied: _Applied,
+    ) -> None:
+        """Apply the machine's waiting baseline resets (``baseline reset --at``) that its telemetry,
+        up to and with message ``index``, has reached (:mod:`models.pending_resets`)."""
+        state = self._after_waiting_run(key, runs, outcomes, applied)
+        if state is None:
+            return
+        done = self.processor.apply_due_resets(state)
+        if not done:
+            return  # the message was a duplicate, or failed, or its event times were not the newest
+        self.table.stage(state, clock[0])
+        applied.setdefault(key, []).append(_StreamStep("reset", 0))
+        for reset in done:
+            if isinstance(reset.outcome, Applied):  # a Rejection: a bug, logged where it failed
+                self.judged.append((index, reset.outcome))
 
     def _seed_stops(self, partition: int) -> None:
         """Schedule the stops of the partition's machines the table holds, let its clocks tick
@@ -374,6 +406,8 @@ class BatchApplier:
                 self.silence.mark_ticked(state, step.ms)
         elif step.kind == "stop":
             self.processor.process_stream_time(state, step.ms)
+        elif step.kind == "reset":
+            self.processor.apply_due_resets(state)
         else:
             state.silence_interval = step.ms
 

@@ -9,7 +9,10 @@ Commands:
 
 - ``baseline_reset``: the machine's drift/SPC monitors of one series (``series`` and/or ``name``;
   all when both are missing) forget their baseline and learn a new one, with new SPC limits, from
-  the next readings (see :meth:`models.machine.MachineEngine.reset_baselines`).
+  the next readings (see :meth:`models.machine.MachineEngine.reset_baselines`). With ``at_ms``
+  (event time, epoch milliseconds) it waits in the machine's state until the machine's telemetry
+  reaches that time, and is applied there exactly as ``analyze --baseline-reset`` applies it
+  (:mod:`models.pending_resets`); if the machine is already past it, it is applied at once.
 
 Validation is as strict as telemetry's: an unknown field, a wrong type, a key that does not match
 the record or a machine the plant does not know is a rejection naming the field, which the worker
@@ -61,6 +64,13 @@ class BaselineReset(BaseModel):
         description="Signal or characteristic name (cycle_time_s for cycle time); all when missing.",
     )
     ts: int = Field(description="When the reset was requested: RFC 3339 with offset, or epoch milliseconds.")
+    at_ms: int | None = Field(
+        default=None,
+        description=(
+            "Event time (epoch milliseconds) to apply the reset at: right after the machine's first "
+            "telemetry message that reaches it. Missing: at once, where the machine's stream is."
+        ),
+    )
     requested_by: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
@@ -68,6 +78,15 @@ class BaselineReset(BaseModel):
     @classmethod
     def _timestamp(cls, value: Any) -> int:
         return _parse_timestamp(value)
+
+    @field_validator("at_ms", mode="before")
+    @classmethod
+    def _event_time(cls, value: Any) -> int | None:
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError("must be integer epoch milliseconds")
+        return _parse_timestamp(value)  # the range telemetry's event times must lie in
 
     @property
     def key(self) -> str:

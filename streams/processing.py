@@ -20,6 +20,7 @@ import orjson
 
 from models.anomaly.scoring import AnomalyModels
 from models.machine import EngineOutput, MachineEngine, MachineState
+from models.pending_resets import PendingReset, TooManyPendingResets, is_due, schedule, take_due
 from models.plant import PlantConfig
 from streams.contract import CountEvent, CycleEvent, QualityEvent, SensorEvent, StateEvent
 from streams.control import ControlDecoder
@@ -28,7 +29,7 @@ from streams.frames import Frame
 from streams.records import AlertRecord, KpiRecord, alert_record, kpi_record
 from streams.unscored_log import UnscoredLog
 
-__all__ = ["Applied", "Outcome", "TelemetryProcessor", "decode_state", "encode_state"]
+__all__ = ["Applied", "AppliedReset", "Outcome", "TelemetryProcessor", "decode_state", "encode_state"]
 
 
 def encode_state(state: MachineState) -> bytes:
@@ -62,6 +63,21 @@ class Applied:
 
 
 Outcome = Applied | Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedReset:
+    """A baseline reset applied: its outcome and the monitors (``"series:name"``) it dropped."""
+
+    reset: PendingReset
+    outcome: Outcome
+    dropped: list[str]
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
 StateLoader = Callable[[str], MachineState | None]
 _log = logging.getLogger(__name__)
 
@@ -247,31 +263,77 @@ class TelemetryProcessor:
             if offset <= state.applied.get(source, -1):
                 return Applied(state, duplicate=True)
             state.applied[source] = offset
+        reset = PendingReset(
+            command.ts if command.at_ms is None else command.at_ms,
+            command.series,
+            command.name,
+            command.requested_by,
+            command.reason,
+        )
+        if command.at_ms is not None and not is_due(command.at_ms, state.last_seen_ms):
+            try:
+                schedule(state.pending_resets, reset)
+            except TooManyPendingResets as exc:
+                return Rejection("too_many_pending", "at_ms", str(exc), machine_key=spec.key)
+            _log.warning(
+                "baseline reset on %s scheduled for event time %s (series %s, name %s, by %s: %s); "
+                "%d waiting for the machine's telemetry to get there",
+                spec.key,
+                _iso(command.at_ms),
+                command.series or "all",
+                command.name or "all",
+                command.requested_by or "-",
+                command.reason or "-",
+                len(state.pending_resets),
+            )
+            return Applied(state)
+        if command.at_ms is not None:
+            # Not where `analyze --baseline-reset` would apply it: the readings between the asked
+            # time and now were judged on the old baseline, and they cannot be judged again.
+            _log.warning(
+                "baseline reset on %s asked for event time %s, but the machine's telemetry is already "
+                "at %s: applied now, not exactly at its time (to repeat it exactly, send it before "
+                "the stream gets there, e.g. before replaying)",
+                spec.key,
+                _iso(command.at_ms),
+                _iso(state.last_seen_ms or command.at_ms),
+            )
+        return self._reset(state, reset).outcome
+
+    def apply_due_resets(self, state: MachineState) -> list[AppliedReset]:
+        """Apply the machine's waiting resets its telemetry has reached (:func:`is_due`), in order:
+        right after each telemetry message, in the worker and in ``analyze`` alike."""
+        if not state.pending_resets:
+            return []
+        return [self._reset(state, reset) for reset in take_due(state.pending_resets, state.last_seen_ms)]
+
+    def _reset(self, state: MachineState, reset: PendingReset) -> AppliedReset:
         # Alerts resolved by the reset carry the machine's event time when it has one, so they do
         # not appear to come from the future of a replay.
-        at_ms = state.last_seen_ms if state.last_seen_ms is not None else command.ts
+        at_ms = state.last_seen_ms if state.last_seen_ms is not None else reset.at_ms
         try:
-            output, dropped = self.engine.reset_baselines(state, at_ms, command.series, command.name)
+            output, dropped = self.engine.reset_baselines(state, at_ms, reset.series, reset.name)
         except Exception as exc:
             # A bug, not bad input: as for telemetry, dead-letter it rather than stop the worker.
-            _log.exception("baseline reset on %s failed; command dead-lettered", spec.key)
-            return Rejection(
-                "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=spec.key
+            _log.exception("baseline reset on %s failed; command dead-lettered", state.key)
+            failed = Rejection(
+                "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=state.key
             )
+            return AppliedReset(reset, failed, [])
         # Logged at the default level: the event time is what a replay needs to repeat the reset
-        # (`analyze --baseline-reset MACHINE@TIME`), and nothing else records it.
+        # (`analyze --baseline-reset MACHINE@TIME`, or `baseline reset --at TIME`).
         _log.warning(
             "baseline reset on %s at event time %s (series %s, name %s, by %s: %s): %d monitors dropped%s",
-            spec.key,
-            datetime.fromtimestamp(at_ms / 1000, tz=UTC).isoformat(),
-            command.series or "all",
-            command.name or "all",
-            command.requested_by or "-",
-            command.reason or "-",
+            state.key,
+            _iso(at_ms),
+            reset.series or "all",
+            reset.name or "all",
+            reset.requested_by or "-",
+            reset.reason or "-",
             len(dropped),
             "" if dropped else " (no such series on the machine: a misspelt name?)",
         )
-        return self._applied(state, output)
+        return AppliedReset(reset, self._applied(state, output), dropped)
 
     def open_window_records(self, state: MachineState) -> list[KpiRecord]:
         """The machine's still-open windows, as ``complete: false`` records (live views, end of a file)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import orjson
 
 from models.plant import PlantConfig
 from service.analyze import analyze_file
+from service.baseline import ScheduledReset
 from service.plant_file import load_demo_plant
 from service.settings import load_settings
 from service.simulator import PlantSimulator
@@ -74,10 +75,15 @@ def create_topics(bootstrap: str, topics: dict[str, str], partitions: int = 3) -
 
 
 def analyze_lines(
-    values: Iterable[bytes], workdir: Path, plant: PlantConfig | None = None, partitions: int = 3
+    values: Iterable[bytes],
+    workdir: Path,
+    plant: PlantConfig | None = None,
+    partitions: int = 3,
+    resets: Sequence[ScheduledReset] = (),
 ) -> dict[str, Any]:
     """Run ``analyze`` over the same values, one per line, as an operator would with a file of a
-    telemetry topic of ``partitions`` partitions (the tests' topics have 3).
+    telemetry topic of ``partitions`` partitions (the tests' topics have 3), with ``resets`` as
+    its ``--baseline-reset`` options.
 
     The file's lines were produced to the topic before now: ``--received-at`` now gives them the
     worker's verdicts on their Kafka timestamps (an event in 2096 is too far ahead of either).
@@ -89,7 +95,7 @@ def analyze_lines(
     out = workdir / f"analyze-{source.stem}"
     received_at_ms = int(time.time() * 1000)
     summary = analyze_file(
-        source, plant or load_demo_plant(), out, load_settings(partitions=partitions), (), received_at_ms
+        source, plant or load_demo_plant(), out, load_settings(partitions=partitions), resets, received_at_ms
     )
     kpis = [orjson.loads(line) for line in (out / "kpis.jsonl").read_bytes().splitlines()]
     dead = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
