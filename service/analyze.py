@@ -14,7 +14,7 @@ machine's Cp/Cpk/Pp/Ppk per characteristic, product and shift at the end of the 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,9 +38,8 @@ from streams.lines import LineAggregator, line_key
 from streams.partitioning import key_partition
 from streams.processing import Applied, TelemetryProcessor
 from streams.records import record_bytes
-from streams.silence import SilenceClock
-from streams.stop_watch import StopWatch
-from streams.stream_time import StreamTime
+from streams.stream_steps import StepKind, StreamSteps
+from streams.stream_time import Clock
 
 __all__ = ["analyze_file", "dead_letter_line", "parse_received_at"]
 
@@ -119,6 +118,26 @@ class _KeyPartitions:
         return partition
 
 
+class _FileMachines:
+    """The states as the stream-time steps see them (:mod:`streams.stream_steps`): no readings wait
+    to be applied here, and a step's records are written right after the line that made it."""
+
+    def __init__(self, states: dict[str, MachineState], write: Callable[[Applied], None]) -> None:
+        self._states = states
+        self._write = write
+
+    def load(self, key: str) -> MachineState | None:
+        return self._states.get(key)  # None: dropped after a processing error
+
+    settle = load
+
+    def stepped(
+        self, clock: Clock, kind: StepKind, ms: int, state: MachineState, outcome: Applied | None
+    ) -> None:
+        if outcome is not None:
+            self._write(outcome)
+
+
 def analyze_file(
     telemetry: Path,
     plant: PlantConfig,
@@ -154,14 +173,11 @@ def analyze_file(
         "line_kpis": 0,
         "baseline_resets": 0,
     }
-    close_after = plant.close_silent_after_s
-    silence = None if close_after is None else SilenceClock(int(close_after * 1000))
     # Stream time is per partition and tenant in the worker (the stops, the silence ticks): each
     # line goes to the partition its key would have on the telemetry topic, so a dump of a topic
     # (its partitions interleaved in any way) gives the stream's records.
     partition_of = _KeyPartitions(settings.partitions)
-    stream_time = StreamTime()
-    stops = StopWatch()
+    steps = StreamSteps(processor)
     pending: dict[str, list[ScheduledReset]] = {}
     matched_nothing: list[str] = []
     for reset in sorted(resets, key=lambda r: r.at_ms):
@@ -188,34 +204,16 @@ def analyze_file(
             counts["kpis"] += len(outcome.kpis)
             counts["alerts"] += len(outcome.alerts)
 
+        machines = _FileMachines(states, write)
+
         def on_stream_time(key: str, tenant: str, newest_ms: int, applied: MachineState | None) -> None:
             """After a line of machine ``key`` (``applied``: its state, None when processing it
-            failed) with newest event time ``newest_ms``: the stopped machines its clock's stream
-            time judges and the silent machines it ticks, right after that line, as the worker
-            does (streams.batch), so the records are the same."""
+            failed) with newest event time ``newest_ms``: what its clock's stream time does, right
+            after that line, as in the worker (streams.batch), so the records are the same."""
             clock = (partition_of(key), tenant)
             if applied is not None:
-                stops.schedule(clock, key, processor.stop_deadline(applied))
-            stream_ms = stream_time.advance(clock, newest_ms)
-            for due in stops.due(clock, stream_ms):
-                stopped = states.get(due)  # None: dropped after a processing error
-                judged = None if stopped is None else processor.process_stream_time(stopped, stream_ms)
-                if judged is not None:
-                    write(judged)
-            if silence is None:
-                return
-            if silence.join(clock, key) and applied is not None:
-                silence.mark_joined(clock, applied)
-            tick_ms = silence.observe(clock, stream_ms)
-            if tick_ms is not None:
-                for member in silence.machines[clock]:
-                    state = states.get(member)  # None: dropped after a processing error
-                    if state is None or not silence.due(state, tick_ms):
-                        continue
-                    ticked = processor.process_tick(state, tick_ms)
-                    if ticked is not None:
-                        silence.mark_ticked(state, tick_ms)
-                        write(ticked)
+                steps.schedule(clock, applied)
+            steps.after_message(clock, key, newest_ms, machines)
 
         for record in read_records(telemetry):
             counts["lines"] += 1
