@@ -116,6 +116,7 @@ class BatchApplier:
         """
         self.judged = []
         steps = self.steps
+        resumed, schedule, after_message = steps.resumed, steps.schedule, steps.after_message
         outcomes: list[Outcome | None] = [None] * len(messages)
         applied: _Applied = {}  # per machine, for a replay
         runs: dict[str, _Run] = {}  # per machine: its readings waiting to be applied together
@@ -130,7 +131,7 @@ class BatchApplier:
             key, source = decoded.spec.key, _source(message)
             partition = message.partition
             clock = (partition, decoded.spec.tenant)
-            if not steps.resumed(partition):  # before the message: its machine's stored state is read
+            if partition not in resumed:  # before the message: its machine's stored state is read
                 self._resume(partition)
             samples = self.processor.is_samples(decoded)
             run = runs.get(key)
@@ -149,9 +150,9 @@ class BatchApplier:
             else:
                 outcome = outcomes[index] = self._apply_one(message, decoded, applied)
                 if isinstance(outcome, Applied):  # readings only never change a stop
-                    steps.schedule(clock, outcome.state)
+                    schedule(clock, outcome.state)
             batch.index = index
-            steps.after_message(clock, key, decoded.newest_ms, batch)
+            after_message(clock, key, decoded.newest_ms, batch)
         for run in runs.values():
             self._apply_run(run, outcomes, applied)
         assert all(outcome is not None for outcome in outcomes)

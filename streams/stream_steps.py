@@ -52,7 +52,7 @@ class StepMachines(Protocol):
 class StreamSteps:
     """Stream time per clock, the stops it judges and the silence clock it ticks (None: off)."""
 
-    __slots__ = ("processor", "silence", "stops", "stream_time")
+    __slots__ = ("processor", "resumed", "silence", "stops", "stream_time")
 
     def __init__(self, processor: TelemetryProcessor) -> None:
         self.processor = processor
@@ -60,6 +60,8 @@ class StreamSteps:
         self.silence = None if close_after is None else SilenceClock(int(close_after * 1000))
         self.stream_time = StreamTime()
         self.stops = StopWatch()
+        # The partitions whose clocks :meth:`resume` has resumed since the start or the last rebalance.
+        self.resumed: set[int] = set()
 
     def schedule(self, clock: Clock, state: MachineState) -> None:
         """The machine's state may have changed its stop: judge it when its deadline comes."""
@@ -132,7 +134,7 @@ class StreamSteps:
 
         Without it a restart whose first message is a lagging gateway's would judge stops and
         silence on a clock hours behind the one the first run had reached."""
-        self.stops.mark_seeded(partition)
+        self.resumed.add(partition)
         for state in states:
             clock = (partition, state.tenant)
             self.schedule(clock, state)
@@ -146,12 +148,9 @@ class StreamSteps:
                     # The first run checked the interval this time is in when it got there.
                     self.silence.resume(clock, stream_ms)
 
-    def resumed(self, partition: int) -> bool:
-        """Whether :meth:`resume` has run for the partition since the start or the last rebalance."""
-        return self.stops.seeded(partition)
-
     def forget(self) -> None:
         """After a rebalance this worker's partitions may have changed: learn them anew."""
+        self.resumed.clear()
         self.stream_time.forget()
         self.stops.forget()
         if self.silence is not None:
