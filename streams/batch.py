@@ -183,20 +183,6 @@ class BatchApplier:
             partition, (state for state in states if state is not None and source in state.applied)
         )
 
-    def _after_waiting_run(
-        self,
-        key: str,
-        runs: dict[str, _Run],
-        outcomes: list[Outcome | None],
-        applied: _Applied,
-    ) -> MachineState | None:
-        """The machine's state once the run of its readings waiting in ``runs`` is applied: they
-        come before the stream-time step about to be made, as they did in the partition."""
-        run = runs.pop(key, None)
-        if run is not None:
-            self._apply_run(run, outcomes, applied)
-        return self.table.load(key)
-
     def _apply_run(
         self,
         run: _Run,
@@ -298,7 +284,12 @@ class _Batch:
         return self.applier.table.load(key)
 
     def settle(self, key: str) -> MachineState | None:
-        return self.applier._after_waiting_run(key, self.runs, self.outcomes, self.applied)
+        """The run of the machine's readings still waiting is applied first: those messages came
+        before the stream-time step about to be made, as they did in the partition."""
+        run = self.runs.pop(key, None)
+        if run is not None:
+            self.applier._apply_run(run, self.outcomes, self.applied)
+        return self.applier.table.load(key)
 
     def stepped(
         self, clock: Clock, kind: StepKind, ms: int, state: MachineState, outcome: Applied | None
