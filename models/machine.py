@@ -44,6 +44,7 @@ __all__ = [
     "MachineState",
     "ShiftCapability",
     "capability_by_shift",
+    "newest_capability_by_shift",
 ]
 
 # Drift/SPC monitors per quality characteristic, one per product (product ids come from telemetry:
@@ -1438,20 +1439,43 @@ class MachineEngine:
 def capability_by_shift(state: MachineState) -> list[ShiftCapability]:
     """Capability per shift as it took place (a local day without shifts), oldest first per
     characteristic and product: the trend a mentor reviews."""
-    rows = []
-    for key, stats in state.capability_shifts.items():
+    return [_shift_row(state, key, *fields) for key, fields in _shift_keys(state)]
+
+
+def newest_capability_by_shift(state: MachineState) -> list[ShiftCapability]:
+    """The last row of each characteristic and product in :func:`capability_by_shift`, in the order
+    their series first appear there. Only these rows' indices are computed (a scrape exports only
+    the newest shift of each series, out of up to ``CAPABILITY_SHIFTS_KEPT``)."""
+    newest: dict[tuple[str, str | None], tuple[str, _ShiftKey]] = {}
+    for key, fields in _shift_keys(state):
+        newest[(fields[0], fields[1])] = (key, fields)
+    return [_shift_row(state, key, *fields) for key, fields in newest.values()]
+
+
+# A kept shift's characteristic, product, shift name and start (``MachineState.capability_shifts``).
+_ShiftKey = tuple[str, str | None, str | None, int]
+
+
+def _shift_keys(state: MachineState) -> list[tuple[str, _ShiftKey]]:
+    """The kept shifts' keys, parsed, oldest first per characteristic and product."""
+    parsed: list[tuple[str, _ShiftKey]] = []
+    for key in state.capability_shifts:
         characteristic, product, start_ms, shift = key.split("|")
-        rows.append(
-            ShiftCapability(
-                characteristic,
-                None if product == "-" else product,
-                None if shift == "-" else shift,
-                int(start_ms),
-                stats.indices(),
-            )
+        fields = (
+            characteristic,
+            None if product == "-" else product,
+            None if shift == "-" else shift,
+            int(start_ms),
         )
-    rows.sort(key=lambda row: (row.characteristic, row.product or "", row.start_ms))
-    return rows
+        parsed.append((key, fields))
+    parsed.sort(key=lambda item: (item[1][0], item[1][1] or "", item[1][3]))
+    return parsed
+
+
+def _shift_row(
+    state: MachineState, key: str, characteristic: str, product: str | None, shift: str | None, start_ms: int
+) -> ShiftCapability:
+    return ShiftCapability(characteristic, product, shift, start_ms, state.capability_shifts[key].indices())
 
 
 def _coverage_note(coverage: float | None) -> str:

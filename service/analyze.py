@@ -14,7 +14,7 @@ machine's Cp/Cpk/Pp/Ppk per characteristic, product and shift at the end of the 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,11 +36,10 @@ from streams.contract import _parse_timestamp
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
 from streams.partitioning import key_partition
-from streams.processing import Applied, TelemetryProcessor
+from streams.processing import Applied, AppliedReset, TelemetryProcessor
 from streams.records import record_bytes
-from streams.silence import SilenceClock
-from streams.stop_watch import StopWatch
-from streams.stream_time import StreamTime
+from streams.stream_steps import StepKind, StreamSteps
+from streams.stream_time import Clock
 
 __all__ = ["analyze_file", "dead_letter_line", "parse_received_at"]
 
@@ -137,6 +136,35 @@ def _label(key: str, reset: PendingReset) -> str:
     return f"{key}{name}@{reset.at_ms}"
 
 
+class _FileMachines:
+    """The states as the stream-time steps see them (:mod:`streams.stream_steps`): no readings wait
+    to be applied here, and a step's records are written right after the line that made it."""
+
+    def __init__(
+        self,
+        states: dict[str, MachineState],
+        write: Callable[[Applied], None],
+        resets: Callable[[MachineState, list[AppliedReset]], None],
+    ) -> None:
+        self._states = states
+        self._write = write
+        self._resets = resets
+
+    def load(self, key: str) -> MachineState | None:
+        return self._states.get(key)  # None: dropped after a processing error
+
+    settle = load
+
+    def stepped(
+        self, clock: Clock, kind: StepKind, ms: int, state: MachineState, outcome: Applied | None
+    ) -> None:
+        if outcome is not None:
+            self._write(outcome)
+
+    def reset(self, clock: Clock, state: MachineState, done: list[AppliedReset]) -> None:
+        self._resets(state, done)
+
+
 def analyze_file(
     telemetry: Path,
     plant: PlantConfig,
@@ -175,14 +203,11 @@ def analyze_file(
         "line_kpis": 0,
         "baseline_resets": 0,
     }
-    close_after = plant.close_silent_after_s
-    silence = None if close_after is None else SilenceClock(int(close_after * 1000))
     # Stream time is per partition and tenant in the worker (the stops, the silence ticks): each
     # line goes to the partition its key would have on the telemetry topic, so a dump of a topic
     # (its partitions interleaved in any way) gives the stream's records.
     partition_of = _KeyPartitions(settings.partitions)
-    stream_time = StreamTime()
-    stops = StopWatch()
+    steps = StreamSteps(processor)
     matched_nothing: list[str] = []
     with (
         OutputFile(out_dir / "kpis.jsonl", "--out") as kpis,
@@ -206,34 +231,26 @@ def analyze_file(
             counts["kpis"] += len(outcome.kpis)
             counts["alerts"] += len(outcome.alerts)
 
+        def resets_applied(state: MachineState, done: list[AppliedReset]) -> None:
+            for reset in done:
+                if isinstance(reset.outcome, Rejection):  # pragma: no cover - a bug, logged
+                    raise ConfigError(f"--baseline-reset: {reset.outcome}")
+                if reset.dropped:
+                    counts["baseline_resets"] += 1
+                else:  # no such series on the machine (yet): a typo must not look applied
+                    matched_nothing.append(_label(state.key, reset.reset))
+                write(reset.outcome)
+
+        machines = _FileMachines(states, write, resets_applied)
+
         def on_stream_time(key: str, tenant: str, newest_ms: int, applied: MachineState | None) -> None:
             """After a line of machine ``key`` (``applied``: its state, None when processing it
-            failed) with newest event time ``newest_ms``: the stopped machines its clock's stream
-            time judges and the silent machines it ticks, right after that line, as the worker
-            does (streams.batch), so the records are the same."""
+            failed) with newest event time ``newest_ms``: what its clock's stream time does, right
+            after that line, as in the worker (streams.batch), so the records are the same."""
             clock = (partition_of(key), tenant)
             if applied is not None:
-                stops.schedule(clock, key, processor.stop_deadline(applied))
-            stream_ms = stream_time.advance(clock, newest_ms)
-            for due in stops.due(clock, stream_ms):
-                stopped = states.get(due)  # None: dropped after a processing error
-                judged = None if stopped is None else processor.process_stream_time(stopped, stream_ms)
-                if judged is not None:
-                    write(judged)
-            if silence is None:
-                return
-            if silence.join(clock, key) and applied is not None:
-                silence.mark_joined(clock, applied)
-            tick_ms = silence.observe(clock, stream_ms)
-            if tick_ms is not None:
-                for member in silence.machines[clock]:
-                    state = states.get(member)  # None: dropped after a processing error
-                    if state is None or not silence.due(state, tick_ms):
-                        continue
-                    ticked = processor.process_tick(state, tick_ms)
-                    if ticked is not None:
-                        silence.mark_ticked(state, tick_ms)
-                        write(ticked)
+                steps.schedule(clock, applied)
+            steps.after_message(clock, key, newest_ms, machines)
 
         for record in read_records(telemetry):
             counts["lines"] += 1
@@ -278,14 +295,6 @@ def analyze_file(
             write(outcome)
             if outcome.newest_ms is not None:
                 on_stream_time(outcome.state.key, outcome.state.tenant, outcome.newest_ms, outcome.state)
-            for done in processor.apply_due_resets(outcome.state):
-                if isinstance(done.outcome, Rejection):  # pragma: no cover - a bug, logged
-                    raise ConfigError(f"--baseline-reset: {done.outcome}")
-                if done.dropped:
-                    counts["baseline_resets"] += 1
-                else:  # no such series on the machine (yet): a typo must not look applied
-                    matched_nothing.append(_label(outcome.state.key, done.reset))
-                write(done.outcome)
         for state in states.values():
             for kpi in processor.open_window_records(state):
                 kpis.write(record_bytes(kpi) + b"\n")

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from models.machine import MachineState, ShiftCapability, capability_by_shift
+from models.machine import MachineState, newest_capability_by_shift
 from models.plant import PlantConfig
 from models.timemodel import WindowAccumulator, WindowFigures
 from streams.contract import MACHINE_STATES
@@ -338,10 +338,8 @@ class MachineCollector(Collector):
         """The newest shift of each characteristic and product; characteristics and products come
         from telemetry, so the LABEL_VALUES with the most parts get series (indices do not add up
         into an OTHER series)."""
-        newest: dict[tuple[str, str | None], ShiftCapability] = {}
-        for row in capability_by_shift(state):  # oldest first per series
-            newest[(row.characteristic, row.product)] = row
-        busiest = sorted(newest.values(), key=lambda row: (-row.capability.n, row.characteristic))
+        newest = newest_capability_by_shift(state)
+        busiest = sorted(newest, key=lambda row: (-row.capability.n, row.characteristic))
         for row in busiest[:LABEL_VALUES]:
             labels = [*machine, row.characteristic, row.product or "-", row.shift or "-"]
             parts.add_metric(labels, float(row.capability.n))

@@ -395,10 +395,7 @@ def create_stream(
 
     def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         table.clear()
-        applier.stream_time.forget()
-        applier.stops.forget()
-        if applier.silence is not None:
-            applier.silence.forget()
+        applier.steps.forget()
         live.forget_all()
         observer.on_rebalance()
 

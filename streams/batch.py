@@ -19,23 +19,22 @@ locality; the same outcomes, as any split of a run gives).
 
 Stream time (:mod:`streams.stream_time`) moves message by message, in the partition's order, and
 what it does (a stop judged, silent machines ticked) happens right after the message that moved
-it, exactly as ``analyze`` does it line by line: the records do not depend on how the messages
-were batched.
+it, in the steps ``analyze`` runs line by line (:mod:`streams.stream_steps`): the records do not
+depend on how the messages were batched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias
 
 from models.machine import MachineState
 from streams.decode import Accepted, Rejection
-from streams.processing import Applied, Outcome, TelemetryProcessor
-from streams.silence import SilenceClock
+from streams.processing import Applied, AppliedReset, Outcome, TelemetryProcessor
 from streams.state_table import StateTable
-from streams.stop_watch import StopWatch
-from streams.stream_time import Clock, StreamTime
+from streams.stream_steps import StepKind, StreamSteps
+from streams.stream_time import Clock
 
 __all__ = ["RUN_READINGS", "BatchApplier", "SourceMessage", "kafka_timestamp_ms"]
 
@@ -83,12 +82,10 @@ class _Run:
 
 @dataclass(frozen=True, slots=True)
 class _StreamStep:
-    """What stream time did to a machine between its messages in this batch, for a replay: ticked
-    it to ``ms`` (``tick``), judged its stop at stream time ``ms`` (``stop``), recorded the
-    check interval ``ms`` it joined its clock in (``join``), or applied its waiting baseline
-    resets that were due (``reset``, ``ms`` unused)."""
+    """What stream time did to a machine between its messages in this batch, for a replay
+    (:meth:`~streams.stream_steps.StreamSteps.redo`)."""
 
-    kind: Literal["tick", "stop", "join", "reset"]
+    kind: StepKind
     ms: int
 
 
@@ -101,10 +98,7 @@ class BatchApplier:
         self.processor = processor
         self.table = table
         self.telemetry_topic = telemetry_topic
-        close_after = processor.plant.close_silent_after_s
-        self.silence = None if close_after is None else SilenceClock(int(close_after * 1000))
-        self.stream_time = StreamTime()  # what the stop watch and the silence clock judge on
-        self.stops = StopWatch()
+        self.steps = StreamSteps(processor)  # stream time: the stops it judges, the silence clock
         # The last batch's outcomes of stream time (stopped machines judged, silent machines
         # ticked): (index of the message whose event time got there, outcome); :meth:`in_order`
         # puts them among the batch's outcomes.
@@ -117,15 +111,16 @@ class BatchApplier:
         against its own Kafka timestamp, never a clock, so a batch applied again after a restart
         gets the same outcomes.
 
-        Stopped machines whose stop their clock's stream time has made an alert are judged after
-        the message that moved it there (:mod:`streams.stop_watch`), and silent machines ticked
-        (:mod:`streams.silence`); their outcomes are in :attr:`judged`.
+        After each message, stream time judges stopped machines and ticks silent ones
+        (:meth:`~streams.stream_steps.StreamSteps.after_message`); their outcomes are in :attr:`judged`.
         """
         self.judged = []
-        stream_time, stops, silence = self.stream_time, self.stops, self.silence
+        steps = self.steps
+        resumed, schedule, after_message = steps.resumed, steps.schedule, steps.after_message
         outcomes: list[Outcome | None] = [None] * len(messages)
         applied: _Applied = {}  # per machine, for a replay
         runs: dict[str, _Run] = {}  # per machine: its readings waiting to be applied together
+        batch = _Batch(self, runs, outcomes, applied)
         for index, message in enumerate(messages):
             decoded = self.processor.decode(
                 message.key, message.value, timestamp_ms=kafka_timestamp_ms(message)
@@ -136,8 +131,8 @@ class BatchApplier:
             key, source = decoded.spec.key, _source(message)
             partition = message.partition
             clock = (partition, decoded.spec.tenant)
-            if not stops.seeded(partition):  # before the message: its machine's stored state is read
-                self._seed_stops(partition)
+            if partition not in resumed:  # before the message: its machine's stored state is read
+                self._resume(partition)
             samples = self.processor.is_samples(decoded)
             run = runs.get(key)
             if run is not None and (not samples or run.source != source):
@@ -155,26 +150,9 @@ class BatchApplier:
             else:
                 outcome = outcomes[index] = self._apply_one(message, decoded, applied)
                 if isinstance(outcome, Applied):  # readings only never change a stop
-                    stops.schedule(clock, key, self.processor.stop_deadline(outcome.state))
-            # Duplicates too: after a restart, re-read messages rebuild the stream time they made.
-            stream_ms = stream_time.advance(clock, decoded.newest_ms)
-            due = stops.due(clock, stream_ms)
-            if due:  # rarely: the usual message costs the calls here (~0.5 us with the silence clock's)
-                self._judge_stops(clock, stream_ms, due, index, runs, outcomes, applied)
-            if silence is not None:
-                if silence.join(clock, key):  # once per machine and clock, after a start
-                    self._join_silence(clock, key, runs, outcomes, applied)
-                tick_ms = silence.observe(clock, stream_ms)
-                if tick_ms is not None:  # once a minute of the clock's stream time
-                    self._tick_silent(clock, tick_ms, index, runs, outcomes, applied)
-            # Last, as `analyze` applies its resets after a line's stream-time steps.
-            state = self.table.load(key)
-            if (
-                state is not None
-                and state.pending_resets
-                and state.pending_resets[0].at_ms <= decoded.newest_ms
-            ):
-                self._apply_due_resets(clock, key, index, runs, outcomes, applied)
+                    schedule(clock, outcome.state)
+            batch.index = index
+            after_message(clock, key, decoded.newest_ms, batch)
         for run in runs.values():
             self._apply_run(run, outcomes, applied)
         assert all(outcome is not None for outcome in outcomes)
@@ -195,133 +173,15 @@ class BatchApplier:
                 upcoming = next(judged, None)
         return merged
 
-    def _judge_stops(
-        self,
-        clock: Clock,
-        stream_ms: int,
-        due: list[str],
-        index: int,
-        runs: dict[str, _Run],
-        outcomes: list[Outcome | None],
-        applied: _Applied,
-    ) -> None:
-        """Judge the machines the clock's stream time made due (:mod:`streams.stop_watch`)."""
-        for key in due:
-            state = self._after_waiting_run(key, runs, outcomes, applied)
-            if state is None:
-                continue
-            outcome = self.processor.process_stream_time(state, stream_ms)
-            if outcome is not None:
-                self.table.stage(outcome.state, clock[0])
-                self.judged.append((index, outcome))
-                applied.setdefault(key, []).append(_StreamStep("stop", stream_ms))
-
-    def _after_waiting_run(
-        self,
-        key: str,
-        runs: dict[str, _Run],
-        outcomes: list[Outcome | None],
-        applied: _Applied,
-    ) -> MachineState | None:
-        """The machine's state once the run of its readings waiting in ``runs`` is applied: they
-        come before the judgement about to be made, as they did in the partition."""
-        run = runs.pop(key, None)
-        if run is not None:
-            self._apply_run(run, outcomes, applied)
-        return self.table.load(key)
-
-    def _tick_silent(
-        self,
-        clock: Clock,
-        tick_ms: int,
-        index: int,
-        runs: dict[str, _Run],
-        outcomes: list[Outcome | None],
-        applied: _Applied,
-    ) -> None:
-        """Tick the clock's machines whose time is before ``tick_ms`` (:mod:`streams.silence`)."""
-        silence = self.silence
-        assert silence is not None
-        for key in silence.machines.get(clock, ()):
-            state = self.table.load(key)
-            if state is None or not silence.due(state, tick_ms):
-                continue  # the usual machine: a run of its own waiting cannot take it back
-            if key in runs:
-                state = self._after_waiting_run(key, runs, outcomes, applied)
-                if state is None:
-                    continue
-            outcome = self.processor.process_tick(state, tick_ms)
-            if outcome is not None:
-                silence.mark_ticked(outcome.state, tick_ms)
-                self.table.stage(outcome.state, clock[0])
-                self.judged.append((index, outcome))
-                applied.setdefault(key, []).append(_StreamStep("tick", tick_ms))
-
-    def _join_silence(
-        self,
-        clock: Clock,
-        key: str,
-        runs: dict[str, _Run],
-        outcomes: list[Outcome | None],
-        applied: _Applied,
-    ) -> None:
-        """A machine's first message on ``clock`` since the start: its state records the check
-        interval under way (:meth:`~streams.silence.SilenceClock.mark_joined`), written with the
-        message's effects so that a restart at any later message knows it."""
-        assert self.silence is not None
-        state = self._after_waiting_run(key, runs, outcomes, applied)  # once per machine
-        if state is not None and self.silence.mark_joined(clock, state):
-            self.table.stage(state, clock[0])
-            assert state.silence_interval is not None
-            applied.setdefault(key, []).append(_StreamStep("join", state.silence_interval))
-
-    def _apply_due_resets(
-        self,
-        clock: Clock,
-        key: str,
-        index: int,
-        runs: dict[str, _Run],
-        outcomes: list[Outcome | None],
-        applied: _Applied,
-    ) -> None:
-        """Apply the machine's waiting baseline resets (``baseline reset --at``) that its telemetry,
-        up to and with message ``index``, has reached (:mod:`models.pending_resets`)."""
-        state = self._after_waiting_run(key, runs, outcomes, applied)
-        if state is None:
-            return
-        done = self.processor.apply_due_resets(state)
-        if not done:
-            return  # the message was a duplicate, or failed, or its event times were not the newest
-        self.table.stage(state, clock[0])
-        applied.setdefault(key, []).append(_StreamStep("reset", 0))
-        for reset in done:
-            if isinstance(reset.outcome, Applied):  # a Rejection: a bug, logged where it failed
-                self.judged.append((index, reset.outcome))
-
-    def _seed_stops(self, partition: int) -> None:
-        """Schedule the stops of the partition's machines the table holds, let its clocks tick
-        them, and resume each clock's stream time where the states say it was (after a start or a
-        rebalance: once per partition, at its first message).
-
-        Stream time is not stored, but it is the newest event time applied on the clock, which the
-        machines' states keep: without it a restart whose first message is a lagging gateway's
-        would judge stops and silence on a clock hours behind the one the first run had reached."""
-        self.stops.mark_seeded(partition)
+    def _resume(self, partition: int) -> None:
+        """Resume the partition's clocks from the states the table holds of its machines (after a
+        start or a rebalance: once per partition, at its first message)."""
         source = f"{self.telemetry_topic}:{partition}"
-        for raw_key in list(self.table.keys()):
-            state = self.table.load(raw_key.decode())
-            if state is not None and source in state.applied:
-                clock = (partition, state.tenant)
-                self.stops.schedule(clock, state.key, self.processor.stop_deadline(state))
-                if state.last_seen_ms is not None:
-                    self.stream_time.advance(clock, state.last_seen_ms)
-                if self.silence is not None:
-                    self.silence.join(clock, state.key)
-        if self.silence is not None:
-            for clock, stream_ms in self.stream_time.ms.items():
-                if clock[0] == partition:
-                    # The first run checked the interval this time is in when it got there.
-                    self.silence.resume(clock, stream_ms)
+        table = self.table
+        states = (table.load(raw_key.decode()) for raw_key in list(table.keys()))
+        self.steps.resume(
+            partition, (state for state in states if state is not None and source in state.applied)
+        )
 
     def _apply_run(
         self,
@@ -385,7 +245,7 @@ class BatchApplier:
             if isinstance(step, _StreamStep):
                 state = self.table.load(key)
                 if state is not None:
-                    self._redo(step, state)
+                    self.steps.redo(step.kind, step.ms, state)
                     self.table.stage(state, partition)
                 continue
             outcome = self._apply(step)
@@ -397,19 +257,54 @@ class BatchApplier:
         # failing message): schedule the rebuilt state's.
         replayed = self.table.load(key)
         if replayed is not None:
-            self.stops.schedule((partition, replayed.tenant), key, self.processor.stop_deadline(replayed))
+            self.steps.schedule((partition, replayed.tenant), replayed)
 
-    def _redo(self, step: _StreamStep, state: MachineState) -> None:
-        if step.kind == "tick":
-            assert self.silence is not None
-            if self.processor.process_tick(state, step.ms) is not None:
-                self.silence.mark_ticked(state, step.ms)
-        elif step.kind == "stop":
-            self.processor.process_stream_time(state, step.ms)
-        elif step.kind == "reset":
-            self.processor.apply_due_resets(state)
-        else:
-            state.silence_interval = step.ms
+
+class _Batch:
+    """The machines of a batch being applied, as stream-time steps see them
+    (:class:`~streams.stream_steps.StepMachines`): a step's change is staged and kept for a replay,
+    and its outcome published after the message at ``index``."""
+
+    __slots__ = ("applied", "applier", "index", "outcomes", "runs")
+
+    def __init__(
+        self,
+        applier: BatchApplier,
+        runs: dict[str, _Run],
+        outcomes: list[Outcome | None],
+        applied: _Applied,
+    ) -> None:
+        self.applier = applier
+        self.runs = runs
+        self.outcomes = outcomes
+        self.applied = applied
+        self.index = 0  # of the message applied last
+
+    def load(self, key: str) -> MachineState | None:
+        return self.applier.table.load(key)
+
+    def settle(self, key: str) -> MachineState | None:
+        """The run of the machine's readings still waiting is applied first: those messages came
+        before the stream-time step about to be made, as they did in the partition."""
+        run = self.runs.pop(key, None)
+        if run is not None:
+            self.applier._apply_run(run, self.outcomes, self.applied)
+        return self.applier.table.load(key)
+
+    def stepped(
+        self, clock: Clock, kind: StepKind, ms: int, state: MachineState, outcome: Applied | None
+    ) -> None:
+        self.applier.table.stage(state, clock[0])
+        if outcome is not None:
+            self.applier.judged.append((self.index, outcome))
+        self.applied.setdefault(state.key, []).append(_StreamStep(kind, ms))
+
+    def reset(self, clock: Clock, state: MachineState, done: list[AppliedReset]) -> None:
+        self.applier.table.stage(state, clock[0])
+        for reset in done:
+            if isinstance(reset.outcome, Applied):  # a Rejection: a bug, logged where it failed
+                self.applier.judged.append((self.index, reset.outcome))
+        self.applied.setdefault(state.key, []).append(_StreamStep("reset", 0))
 
 
 def _source(message: SourceMessage) -> str:

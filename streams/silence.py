@@ -18,9 +18,9 @@ A *clock* is therefore a (partition, tenant) pair (:mod:`streams.stream_time` ke
 Ticks depend only on the partition's message order, never on how the messages were batched: a
 clock is checked as each message is applied, and when its stream time enters a new interval of
 ``check_every_ms`` it ticks its machines to the interval's start minus the margin, right after that
-message, in the worker (:mod:`streams.batch`) as in ``analyze``. Ticks on a fixed grid also make a
-restarted worker tick to times the first run ticked to (or before): the states it resumes from
-hold those ticks already. The check's cost does not grow with the event rate.
+message, in the worker as in ``analyze`` (both run :mod:`streams.stream_steps`). Ticks on a fixed
+grid also make a restarted worker tick to times the first run ticked to (or before): the states it
+resumes from hold those ticks already. The check's cost does not grow with the event rate.
 
 A restarted worker checks the interval it resumes in once more, at its first message, and ticks
 every machine its table holds. A machine that joined the clock during that interval, after the
@@ -102,7 +102,7 @@ class SilenceClock:
         return interval * self.check_every_ms - self.close_after_ms
 
     def resume(self, clock: Clock, stream_ms: int) -> None:
-        """Stream time restored after a start (:meth:`streams.batch.BatchApplier`): the check of
+        """Stream time restored after a start (:meth:`streams.stream_steps.StreamSteps.resume`): the check of
         the interval it is in was made when the first run got there, so the next check is the
         next interval's."""
         self._next[clock] = (stream_ms // self.check_every_ms + 1) * self.check_every_ms

@@ -32,15 +32,6 @@ class StopWatch:
     def __init__(self) -> None:
         self._heaps: dict[Clock, list[tuple[int, str]]] = {}  # (deadline, machine key)
         self._deadlines: dict[str, int] = {}  # machine key -> its scheduled deadline
-        self._seeded: set[int] = set()
-
-    def seeded(self, partition: int) -> bool:
-        """Whether the partition's machines are scheduled (after a start or rebalance the worker
-        schedules those its table holds, once, before the partition's first message is judged)."""
-        return partition in self._seeded
-
-    def mark_seeded(self, partition: int) -> None:
-        self._seeded.add(partition)
 
     def schedule(self, clock: Clock, key: str, deadline: int | None) -> None:
         """The machine's stop becomes an alert at ``deadline`` (None: it is not stopped, or alerted)."""
@@ -72,4 +63,3 @@ class StopWatch:
         """After a rebalance this worker's partitions may have changed: learn them anew."""
         self._heaps.clear()
         self._deadlines.clear()
-        self._seeded.clear()

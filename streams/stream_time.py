@@ -5,10 +5,10 @@ clock. Here it is kept per partition and tenant (tenants share partitions, and o
 or backfilled telemetry must not be judged on another's live clock: :mod:`streams.silence`). Two
 things are judged on it, each right after the message that moved it: stopped machines
 (:mod:`streams.stop_watch`) and silent machines (:mod:`streams.silence`). This is the one record of
-it both read, advanced once per message in :mod:`streams.batch` and ``analyze``.
+it both read, advanced once per message by :mod:`streams.stream_steps`, in the worker and ``analyze``.
 
 Stream time never goes back. It is not stored: after a start or a rebalance each clock resumes
-from the newest event time of its machines' states (:meth:`streams.batch.BatchApplier`), which is
+from the newest event time of its machines' states (:meth:`streams.stream_steps.StreamSteps.resume`), which is
 where the first run had it.
 """
 

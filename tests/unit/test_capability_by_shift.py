@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from datetime import datetime
 from pathlib import Path
@@ -13,11 +14,18 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.machine import CAPABILITY_SHIFT_ROWS, CAPABILITY_SHIFTS_KEPT, MachineEngine, MachineState
+from models.machine import (
+    CAPABILITY_SHIFT_ROWS,
+    CAPABILITY_SHIFTS_KEPT,
+    MachineEngine,
+    MachineState,
+    ShiftCapability,
+    capability_by_shift,
+)
 from models.plant import PlantConfig
 from service.capability_view import capability_by_shift_rows, capability_rows
 from service.cli import main
-from service.metrics import build_registry
+from service.metrics import LABEL_VALUES, build_registry
 from streams.live import LiveMachines
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -181,3 +189,48 @@ def test_a_machine_keeps_at_most_its_share_of_shifts_whatever_its_products() -> 
     kept_days = [row["shift_start"][:10] for row in rows]
     assert all(kept_days.count(f"2026-11-{day}") == 20 for day in days[1:])
     assert kept_days.count("2026-11-17") == CAPABILITY_SHIFT_ROWS - 160
+
+
+def test_metrics_export_the_newest_row_of_every_series_among_many_shifts() -> None:
+    """The scrape computes indices only for each series' newest shift: it exports what the newest
+    row of each series in all the kept rows gives, busiest LABEL_VALUES first, ties included."""
+    engine = MachineEngine(plant(SHIFTS))
+    state = engine.new_state(engine.plant.machines[0])
+    spec = engine.plant.machines[0]
+    # 24 series (more than LABEL_VALUES), 7 days of three shifts each: 168 rows, the machine's cap.
+    # Part counts repeat across series, so the busiest cut falls among ties.
+    series = [(characteristic, product) for characteristic in ("bore", "od", "len") for product in range(8)]
+    for day in range(7):
+        for hour in (7, 15, 23):
+            for index, (characteristic, product) in enumerate(series):
+                for part in range(1 + (index + day + hour) % 3):
+                    value = 10.0 + 0.01 * ((part * 7 + index + hour) % 11)
+                    engine.on_quality(
+                        state, spec, at(10 + day, hour, part), characteristic, value, 9.0, 11.0, f"P{product}"
+                    )
+    rows = capability_by_shift(state)
+    assert len(rows) == CAPABILITY_SHIFT_ROWS
+    newest: dict[tuple[str, str | None], ShiftCapability] = {}
+    for row in rows:  # oldest first per series: the last row of each is its newest shift
+        newest[(row.characteristic, row.product)] = row
+    busiest = sorted(newest.values(), key=lambda row: (-row.capability.n, row.characteristic))
+    expected: list[tuple[str, tuple[str, ...], float]] = []
+    for row in busiest[:LABEL_VALUES]:
+        labels = ("acme", "p1", "L1", "M01", row.characteristic, row.product or "-", row.shift or "-")
+        expected.append(("linepulse_capability_parts", labels, float(row.capability.n)))
+        expected += [
+            ("linepulse_capability", (*labels, index), value)
+            for index in ("cp", "cpk", "pp", "ppk")
+            if (value := getattr(row.capability, index)) is not None and math.isfinite(value)
+        ]
+    live = LiveMachines({machine.key for machine in engine.plant.machines})
+    live.update(state)
+    registry, _ = build_registry(live, engine.plant)
+    exported = [
+        (sample.name, tuple(sample.labels.values()), sample.value)
+        for family in registry.collect()
+        if family.name.startswith("linepulse_capability")
+        for sample in family.samples
+    ]
+    assert sorted(exported) == sorted(expected)
+    assert len({labels[4:6] for name, labels, _ in expected if name.endswith("parts")}) == LABEL_VALUES
