@@ -147,9 +147,16 @@ class BatchApplier:
                 run.readings += self.processor.readings(decoded)
                 if run.readings >= RUN_READINGS:
                     self._apply_run(runs.pop(key), outcomes, applied)
+                # Readings change no stop's deadline, but a lagging one can make a stop that was
+                # judged unbelieved (its telemetry too old) believed again: scheduled after every
+                # message, as analyze and a restarted worker do. The stored state's deadline is the
+                # one after the run (readings leave the state, its start and the alerts alone).
+                state = self.table.load(key)
+                if state is not None:
+                    schedule(clock, state)
             else:
                 outcome = outcomes[index] = self._apply_one(message, decoded, applied)
-                if isinstance(outcome, Applied):  # readings only never change a stop
+                if isinstance(outcome, Applied):
                     schedule(clock, outcome.state)
             batch.index = index
             after_message(clock, key, decoded.newest_ms, batch)
