@@ -117,6 +117,7 @@ class BatchApplier:
         self.judged = []
         steps = self.steps
         resumed, schedule, after_message = steps.resumed, steps.schedule, steps.after_message
+        unbelieved = steps.unbelieved
         outcomes: list[Outcome | None] = [None] * len(messages)
         applied: _Applied = {}  # per machine, for a replay
         runs: dict[str, _Run] = {}  # per machine: its readings waiting to be applied together
@@ -147,13 +148,11 @@ class BatchApplier:
                 run.readings += self.processor.readings(decoded)
                 if run.readings >= RUN_READINGS:
                     self._apply_run(runs.pop(key), outcomes, applied)
-                # Readings change no stop's deadline, but a lagging one can make a stop that was
-                # judged unbelieved (its telemetry too old) believed again: scheduled after every
-                # message, as analyze and a restarted worker do. The stored state's deadline is the
-                # one after the run (readings leave the state, its start and the alerts alone).
-                state = self.table.load(key)
-                if state is not None:
-                    schedule(clock, state)
+                if key in unbelieved:  # rarely (StreamSteps.unbelieved); then as analyze does
+                    # The stored state's deadline is the one after the run: readings change no stop.
+                    state = self.table.load(key)
+                    if state is not None:
+                        schedule(clock, state)
             else:
                 outcome = outcomes[index] = self._apply_one(message, decoded, applied)
                 if isinstance(outcome, Applied):

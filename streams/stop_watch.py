@@ -13,9 +13,10 @@ Deadlines wait in a heap per clock, so a message costs a comparison with the ear
 nothing iterates the worker's machines per message. Stream time is advanced message by message, in
 the partition's order, and judged right after the message that moved it, so the alerts do not
 depend on how messages were batched: the worker and ``analyze`` (the file as one partition) give
-the same records. A deadline is scheduled after each of a machine's messages (readings too: a
-lagging reading can make a stop believed that was judged while the machine's telemetry was too old)
-and dropped lazily: when it is due, the machine's state decides. A clock whose stream time stands
+the same records. A deadline is scheduled when a machine's state may have changed (after each of
+its messages that is not readings only; after its readings too once its stop came due while its
+telemetry was too old to believe it, since a lagging reading can make it believed) and dropped
+lazily: when it is due, the machine's state decides. A clock whose stream time stands
 still (every machine on it silent) judges nothing; the Prometheus rule ``LinepulseMachineSilent``
 covers that.
 """

@@ -57,7 +57,7 @@ class StepMachines(Protocol):
 class StreamSteps:
     """Stream time per clock, the stops it judges and the silence clock it ticks (None: off)."""
 
-    __slots__ = ("processor", "resumed", "silence", "stops", "stream_time")
+    __slots__ = ("processor", "resumed", "silence", "stops", "stream_time", "unbelieved")
 
     def __init__(self, processor: TelemetryProcessor) -> None:
         self.processor = processor
@@ -67,9 +67,15 @@ class StreamSteps:
         self.stops = StopWatch()
         # The partitions whose clocks :meth:`resume` has resumed since the start or the last rebalance.
         self.resumed: set[int] = set()
+        # Machines whose stop came due without an alert, its state not believed then (the machine's
+        # telemetry was older than state_timeout_s): a lagging reading can make it believed, so the
+        # worker schedules their stop again after their readings too, as after any other message
+        # (readings change no deadline, so the other machines' readings need not).
+        self.unbelieved: set[str] = set()
 
     def schedule(self, clock: Clock, state: MachineState) -> None:
         """The machine's state may have changed its stop: judge it when its deadline comes."""
+        self.unbelieved.discard(state.key)
         self.stops.schedule(clock, state.key, self.processor.stop_deadline(state))
 
     def after_message(self, clock: Clock, key: str, newest_ms: int, machines: StepMachines) -> None:
@@ -100,6 +106,8 @@ class StreamSteps:
             outcome = self.processor.process_stream_time(state, stream_ms)
             if outcome is not None:
                 machines.stepped(clock, "stop", stream_ms, outcome.state, outcome)
+            else:
+                self.unbelieved.add(key)
 
     def _join_silence(self, silence: SilenceClock, clock: Clock, key: str, machines: StepMachines) -> None:
         """The machine's state records the check interval under way (written with the message's
@@ -170,6 +178,7 @@ class StreamSteps:
     def forget(self) -> None:
         """After a rebalance this worker's partitions may have changed: learn them anew."""
         self.resumed.clear()
+        self.unbelieved.clear()
         self.stream_time.forget()
         self.stops.forget()
         if self.silence is not None:
