@@ -404,10 +404,8 @@ def _push_block(
     total: float,
     variance: float,
     values: FloatArray,
-    lo: int,
-    hi: int,
 ) -> tuple[int, float, float, float]:
-    """Append ``values[lo:hi]`` to row 0 and merge upwards, row by row; the final buckets equal those of
+    """Append ``values`` to row 0 and merge upwards, row by row; the final buckets equal those of
     appending and compressing one reading at a time, because a row's buckets depend only on the
     order of what is pushed into it. The forgetting when the top row fills (which changes the
     window's statistics) is normally done by the caller at its reading, before this block's merges
@@ -422,12 +420,12 @@ def _push_block(
     # variance 0, so a merge's variance is ``(0 + 0) + 0.5 * d * d`` (``size = 1``), the same
     # bits as the general formula; the pairs of readings merge in a loop that reads ``values``
     # only, which LLVM vectorises. Row 0 holds c buckets followed by the readings.
-    k = hi - lo
+    k = values.shape[0]
     c = counts[0]
     n_items = c + k
     if n_items < cap:
         for j in range(k):
-            bt[c + j] = values[lo + j]
+            bt[c + j] = values[j]
             bv[c + j] = 0.0
         counts[0] = n_items
         return rows, width, total, variance
@@ -442,11 +440,11 @@ def _push_block(
         j += 1
     if j < merges and 2 * j < c:  # the last earlier bucket with the first reading
         t0 = bt[2 * j]
-        t1 = values[lo]
+        t1 = values[0]
         bt[nxt + j] = t0 + t1
         bv[nxt + j] = bv[2 * j] + 0.0 + 0.5 * (t0 - t1) * (t0 - t1)
         j += 1
-    first = lo + 2 * j - c  # the readings' index of the next pair
+    first = 2 * j - c  # the readings' index of the next pair
     for q in range(merges - j):
         t0 = values[first + 2 * q]
         t1 = values[first + 2 * q + 1]
@@ -455,7 +453,7 @@ def _push_block(
     left = n_items - 2 * merges
     for q in range(left):
         at = 2 * merges + q
-        bt[q] = bt[at] if at < c else values[lo + at - c]
+        bt[q] = bt[at] if at < c else values[at - c]
         bv[q] = bv[at] if at < c else 0.0
     counts[0] = left
     counts[1] += merges
@@ -572,7 +570,7 @@ def run(
             )
             width, total, variance = _window_statistics(values, mid, i + seg, width, total, variance)
         rows, width, total, variance = _push_block(
-            cap, max_rows, offsets, counts, bt, bv, rows, width, total, variance, values, i, i + seg
+            cap, max_rows, offsets, counts, bt, bv, rows, width, total, variance, values[i : i + seg]
         )
         i += seg
         tick += seg
