@@ -21,7 +21,7 @@ from typing import Any, Final
 import orjson
 
 from models.machine import MachineState
-from models.pending_resets import PendingReset, TooManyPendingResets, schedule
+from models.pending_resets import PendingReset
 from models.plant import PlantConfig
 from service.anomaly_models import anomaly_models
 from service.anomaly_view import anomaly_view
@@ -119,15 +119,24 @@ class _KeyPartitions:
 
 
 def _waiting_resets(resets: Sequence[ScheduledReset]) -> dict[str, list[PendingReset]]:
-    """Each machine's resets, in the order its state keeps them (a ConfigError beyond the bound)."""
+    """Each machine's resets in the order a state keeps them: by time, equal times as given."""
     waiting: dict[str, list[PendingReset]] = {}
-    for reset in resets:
-        due = waiting.setdefault(reset.spec.key, [])
-        try:
-            schedule(due, reset.pending())
-        except TooManyPendingResets as exc:
-            raise ConfigError(f"--baseline-reset: {reset.label}: {exc}") from None
+    for reset in sorted(resets, key=lambda reset: reset.at_ms):  # a stable sort
+        waiting.setdefault(reset.spec.key, []).append(reset.pending())
     return waiting
+
+
+def _hand_over(due: list[PendingReset], state: MachineState, newest_ms: int) -> None:
+    """Move the resets the machine's next line can make due (:func:`models.pending_resets.is_due`
+    after it) from ``due`` into its state, where they are applied by the worker's rule. The rest
+    wait here, not in the state: analyze takes any number of resets, while a worker's state holds
+    at most ``MAX_PENDING_RESETS`` of a machine's."""
+    seen = newest_ms if state.last_seen_ms is None else max(newest_ms, state.last_seen_ms)
+    count = 0
+    while count < len(due) and due[count].at_ms <= seen:
+        count += 1
+    state.pending_resets.extend(due[:count])
+    del due[:count]
 
 
 def _label(key: str, reset: PendingReset) -> str:
@@ -265,9 +274,13 @@ def analyze_file(
                 break
             decoded = processor.decode(None, record.raw, timestamp_ms=received_at_ms, require_key=False)
             if not isinstance(decoded, Rejection) and decoded.spec.key in waiting:
-                if decoded.spec.key not in states:
-                    states[decoded.spec.key] = processor.engine.new_state(decoded.spec)
-                states[decoded.spec.key].pending_resets.extend(waiting.pop(decoded.spec.key))
+                due = waiting[decoded.spec.key]
+                if due[0].at_ms <= decoded.newest_ms or decoded.spec.key in states:
+                    if decoded.spec.key not in states:
+                        states[decoded.spec.key] = processor.engine.new_state(decoded.spec)
+                    _hand_over(due, states[decoded.spec.key], decoded.newest_ms)
+                    if not due:
+                        del waiting[decoded.spec.key]
             outcome = (
                 decoded
                 if isinstance(decoded, Rejection)
@@ -280,7 +293,8 @@ def analyze_file(
                     # resets it was still waiting for.
                     dropped = states.pop(outcome.machine_key, None)
                     if dropped is not None and dropped.pending_resets:
-                        waiting[outcome.machine_key] = dropped.pending_resets
+                        later = waiting.get(outcome.machine_key, [])
+                        waiting[outcome.machine_key] = dropped.pending_resets + later
                 counts["dead_letters"] += 1
                 entry = dead_letter_line(record.number, record.raw, outcome, record.offset)
                 dead_letters.write(orjson.dumps(entry) + b"\n")

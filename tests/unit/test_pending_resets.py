@@ -31,7 +31,6 @@ from models.plant import PlantConfig
 from service.analyze import analyze_file
 from service.baseline import parse_scheduled_reset
 from service.cli import main
-from service.exceptions import ConfigError
 from service.settings import load_settings
 from streams.batch import BatchApplier
 from streams.decode import Rejection
@@ -148,12 +147,21 @@ def test_resets_beyond_the_bound_are_rejected_naming_at_ms(
         outcome = processor.process_control(KEY, _command(at_ms=at_ms), load_state=states.get)
     assert isinstance(outcome, Rejection)
     assert (outcome.code, outcome.field) == ("too_many_pending", "at_ms") and "at most" in outcome.reason
-    with pytest.raises(ConfigError, match=r"--baseline-reset: acme/M01@.*at most"):
-        resets = [
-            parse_scheduled_reset(plant, f"acme/M01@{RESET_MS + i}") for i in range(MAX_PENDING_RESETS + 1)
-        ]
-        analyze_file(Path(__file__), plant, tmp_path / "out", load_settings(), resets)
-    assert not (tmp_path / "out").exists(), "refused before writing anything"
+
+
+def test_analyze_takes_more_resets_of_a_machine_than_a_worker_state_holds(
+    plant: PlantConfig, tmp_path: Path
+) -> None:
+    """The bound is the worker state's: analyze keeps the resets not yet due itself, so a history
+    with many resets of one machine can still be analysed."""
+    source = tmp_path / "telemetry.jsonl"
+    _telemetry_file(source, 480)
+    many = MAX_PENDING_RESETS + 4
+    resets = [parse_scheduled_reset(plant, f"acme/M01@{RESET_MS + i * 100_000}") for i in range(many)]
+    summary = analyze_file(source, plant, tmp_path / "out", load_settings(), resets)
+    assert summary["baseline_resets"] == many
+    assert "baseline_resets_not_reached" not in summary
+    assert "baseline_resets_matched_nothing" not in summary
 
 
 @pytest.mark.parametrize("at_ms", ["2026-11-25T06:00:00Z", 5, True, 1.5e12])
