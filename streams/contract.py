@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -56,6 +56,8 @@ TELEMETRY_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 TELEMETRY_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
 _MIN_TS_MS = TELEMETRY_MIN_MS
 _MAX_TS_MS = TELEMETRY_MAX_MS
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 _MAX_SAMPLES = 100_000
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -100,7 +102,9 @@ def _parse_timestamp(value: Any) -> int:
             parsed = datetime.fromisoformat(text)
         except ValueError as exc:
             raise ValueError(f"not a valid date/time: {exc}") from None
-        millis = int(parsed.timestamp() * 1000)
+        # Exact: timestamp() is a float, and its seconds times 1000 came out 1 ms early for some
+        # times (2039-07-06T01:24:33.693Z gave ...692).
+        millis = (parsed - _EPOCH) // _ONE_MS
     else:
         raise ValueError("must be an RFC 3339 string with offset or integer epoch milliseconds")
     if not _MIN_TS_MS <= millis < _MAX_TS_MS:
