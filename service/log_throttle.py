@@ -8,9 +8,14 @@ worker's own lines that say what the outage does to the data (records held, batc
 the stop deadline). What an operator needs from the client is that the broker is unreachable and
 for how long; the count in the next line of each kind keeps that.
 
+A line's count is shown with its next occurrence only: when an outage ends, the lines of its last
+window are not counted anywhere (the throttle has no timer), and a line forgotten from the table of
+the :data:`MAX_KEYS` newest takes its count with it.
+
 Only records of the client libraries' loggers (``aiokafka``, ``kafka`` and their children) are
 throttled; linepulse's and Faust's own lines always pass. Lines are told apart by logger, level and
-formatted message, so two brokers down give two lines, not one. The filter sits on the root
+formatted message (and the exception, if the record has one), so two brokers down give two
+lines, not one. The filter sits on the root
 logger's handlers, where every propagated record passes (a filter on the ``aiokafka`` logger would
 see only records logged on exactly that logger, not its children's); one decision per record is
 kept on the record, so a record reaching several handlers is counted once.
@@ -76,8 +81,16 @@ class RepeatThrottle(logging.Filter):
     def _decide(self, record: logging.LogRecord) -> bool:
         if self.window_s == 0 or not self._throttled(record.name):
             return True
-        message = record.getMessage()
-        key = (record.name, record.levelno, message)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: the handler reports it (logging.Handler.handleError)
+            return True
+        if record.exc_info is not None and record.exc_info[1] is not None:
+            # Another exception behind the same words is another line.
+            error = record.exc_info[1]
+            key = (record.name, record.levelno, f"{message}\n{type(error).__name__}: {error}")
+        else:
+            key = (record.name, record.levelno, message)
         now = self._clock()
         with self._lock:
             seen = self._seen.get(key)

@@ -133,3 +133,28 @@ def test_install_puts_one_throttle_on_every_handler_of_the_logger() -> None:
 def test_a_negative_window_is_refused() -> None:
     with pytest.raises(ValueError, match="window_s"):
         RepeatThrottle(-1.0)
+
+
+def test_another_exception_behind_the_same_words_is_shown(clock: _Clock) -> None:
+    throttle = RepeatThrottle(60.0, clock=clock)
+
+    def fetcher_error(error: Exception) -> logging.LogRecord:
+        return logging.LogRecord(
+            "aiokafka.consumer.fetcher",
+            logging.ERROR,
+            __file__,
+            1,
+            "Unexpected error in fetcher routine",
+            None,
+            (type(error), error, None),
+        )
+
+    assert throttle.filter(fetcher_error(ValueError("a")))
+    assert not throttle.filter(fetcher_error(ValueError("a")))
+    assert throttle.filter(fetcher_error(KeyError("b")))
+
+
+def test_a_malformed_client_call_is_left_to_the_handler(clock: _Clock) -> None:
+    throttle = RepeatThrottle(60.0, clock=clock)
+    record = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "bad %d format", ("x",), None)
+    assert throttle.filter(record)  # no TypeError raised into the client's code
