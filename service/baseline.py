@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 _ID = ID_PATTERN.strip("^$")
+# An --at further ahead than this gets a note: it is probably planned, but may be a wrong offset.
+FUTURE_NOTE_S: Final = 3600.0
 
 
 def find_machine(plant: PlantConfig, target: str) -> MachineSpec:
@@ -186,6 +189,15 @@ def _reset(args: argparse.Namespace) -> int:
     )
     sent = send_reset(settings.bootstrap_servers, settings.topic_control, command)
     print(orjson.dumps(sent, option=orjson.OPT_INDENT_2).decode())
+    ahead_s = (command.at_ms or 0) / 1000 - time.time()
+    if ahead_s > FUTURE_NOTE_S:
+        # A wrong offset in TIME would otherwise only show when the reset fires, hours later.
+        print(
+            f"linepulse: note: --at is {ahead_s / 3600:.1f} h ahead of this computer's clock; the reset "
+            "waits in the machine's state until its telemetry gets there (baseline_resets_waiting "
+            "in /api/machines)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -33,13 +33,15 @@ Decoded = TelemetryEvent | Frame
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a message went to the dead-letter topic. ``code`` is from a small fixed set (metric label)."""
+    """Why a message went to the dead-letter topic. ``code`` is one of :data:`REJECTION_CODES`
+    (a metric label)."""
 
     code: str
     field: str
     reason: str
-    # Set for processing errors: that machine's in-memory state may be half-updated and must be
-    # reloaded from its last stored version.
+    # Set when the machine's in-memory state may already have changed (a processing error, or a
+    # control command refused after its offset was recorded): it must be reloaded from its last
+    # stored version.
     machine_key: str | None = None
 
     def __str__(self) -> str:
@@ -63,6 +65,7 @@ REJECTION_CODES = (
     "future_timestamp",
     "unknown_machine",
     "processing_error",
+    "too_many_pending",  # control commands only: a machine's waiting `baseline reset --at` are bounded
 )
 
 

@@ -58,6 +58,18 @@ def machine_view(stream: LinepulseStream, state: MachineState, silent: Silence) 
         "capability": capability_rows(stream.processor.engine, state),
         "capability_by_shift": capability_by_shift_rows(stream.processor.engine, state),
         "anomaly": anomaly_view(state, calendar),
+        # `baseline reset --at` commands waiting for the machine's telemetry to reach their time:
+        # shown, so that one sent with a wrong time is seen before it fires.
+        "baseline_resets_waiting": [
+            {
+                "at": calendar.local_isoformat(reset.at_ms),
+                "series": reset.series,
+                "name": reset.name,
+                "requested_by": reset.requested_by,
+                "reason": reset.reason,
+            }
+            for reset in state.pending_resets
+        ],
         "alerts": [
             {
                 "id": alert.id,

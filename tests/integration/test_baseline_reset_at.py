@@ -3,7 +3,7 @@
 The operator sends two resets with ``--at`` (one signal at an event time a message ends on, every
 series at a time inside a message), then the stream is replayed to the worker (in one variant,
 killed with SIGKILL before the replay and again half-way). A command with a bad ``at_ms`` is
-dead-lettered. The alert and KPI
+dead-lettered, and one far ahead is listed as waiting in ``/api/machines``. The alert and KPI
 records on the topics must be those ``analyze --baseline-reset`` writes for the same lines and
 resets: the worker held the resets in the machine's state and applied each where ``analyze`` does.
 Apache Kafka only: nothing here depends on the broker's implementation (test_baseline_reset.py
@@ -102,6 +102,18 @@ def test_a_replay_with_reset_at_gives_the_records_analyze_writes(
             return found == before
 
         wait_for(settled, 60, "the alert and KPI records all on their topics")
+        # A reset far ahead (planned, or a wrong offset) waits where it can be seen: the command
+        # says so, and /api/machines lists it until the machine's telemetry gets there.
+        ahead_ms = int(time.time() * 1000) + 2 * 86_400_000
+        assert main(["baseline", "reset", "--machine", "M01", "--at", str(ahead_ms), *common]) == 0
+        assert "h ahead of this computer's clock" in capsys.readouterr().err
+
+        def waiting() -> list[dict[str, Any]]:
+            return list(worker.get("/api/machines")["machines"][0]["baseline_resets_waiting"])
+
+        wait_for(lambda: len(waiting()) == 1, 60, "the reset far ahead listed as waiting")
+        [far] = waiting()
+        assert datetime.fromisoformat(far["at"]).timestamp() * 1000 == ahead_ms
         worker.assert_alive()
         log = worker.log_tail(400)
     assert "already at" not in log, "both resets were sent before the replay got to them"

@@ -11,7 +11,8 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -32,6 +33,9 @@ from service.analyze import analyze_file
 from service.baseline import parse_scheduled_reset
 from service.cli import main
 from service.settings import load_settings
+from service.web.routes import machine_view
+from service.web.staleness import Silence
+from streams.app import LinepulseStream
 from streams.batch import BatchApplier
 from streams.decode import Rejection
 from streams.processing import Applied, TelemetryProcessor, decode_state, encode_state
@@ -121,6 +125,19 @@ def test_a_reset_at_a_time_waits_and_a_reread_does_not_add_it_twice(
     assert state.pending_resets == [PendingReset(RESET_MS, None, SIGNAL)]
     assert f"signals:{SIGNAL}" in state.monitors, "not applied before its time"
     assert processor.apply_due_resets(state) == []
+    # Shown in /api/machines while it waits (a reset sent with a wrong time is seen before it fires).
+    stream = cast(LinepulseStream, SimpleNamespace(processor=processor))
+    view = machine_view(stream, state, Silence(silent_s=0.0, received_ago_s=0.0, stale=False))
+    calendar = processor.engine.calendar_for(state)
+    assert view["baseline_resets_waiting"] == [
+        {
+            "at": calendar.local_isoformat(RESET_MS),
+            "series": None,
+            "name": SIGNAL,
+            "requested_by": None,
+            "reason": None,
+        }
+    ]
 
 
 def test_a_reset_whose_time_is_past_is_applied_at_once_with_a_warning(
