@@ -321,7 +321,16 @@ def _git(*args: str) -> str:
 def _git_revision() -> str:
     try:
         rev = _git("rev-parse", "--short", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        # The run's own outputs, rewritten by every run, do not make the code it measured dirty.
+        dirty = _git(
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ":(top)",
+            ":(top,exclude)benchmarks/RESULTS.md",
+            ":(top,exclude)benchmarks/results.json",
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
