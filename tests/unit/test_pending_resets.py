@@ -8,7 +8,6 @@ tests/integration/test_baseline_reset_at.py.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +16,6 @@ from typing import Any, cast
 import numpy as np
 import orjson
 import pytest
-from faust.types import Message
 
 from models.machine import MachineState
 from models.pending_resets import (
@@ -43,6 +41,7 @@ from streams.records import record_bytes
 from streams.state_table import StateTable
 from tests.unit.faust_tables import memory_table, write_acknowledged
 from tests.unit.test_baseline_reset import SIGNAL, T0, _batch, _command, _telemetry_file
+from tests.unit.test_stream_time_per_tenant import messages
 
 KEY = b"acme/M01"
 RESET_MS = T0 + 1_200_000  # the last event time of message 120 (batch 119) exactly
@@ -193,23 +192,6 @@ def test_the_cli_names_a_bad_at(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--at: time 'noon'" in capsys.readouterr().err
 
 
-def _messages(values: list[bytes], first_offset: int) -> list[Message]:
-    return [
-        Message(
-            topic="telemetry",
-            partition=1,
-            offset=first_offset + i,
-            timestamp=time.time(),
-            timestamp_type=0,
-            headers=[],
-            key=KEY,
-            value=value,
-            checksum=None,
-        )
-        for i, value in enumerate(values)
-    ]
-
-
 def _worker_records(
     processor: TelemetryProcessor, table: Any, values: list[bytes], batch_size: int, at: list[int]
 ) -> tuple[list[bytes], list[bytes]]:
@@ -228,7 +210,7 @@ def _worker_records(
     write_acknowledged(states)
     applier = BatchApplier(processor, states, "telemetry")
     for start in range(0, len(values), batch_size):
-        outcomes = applier.apply(_messages(values[start : start + batch_size], start))
+        outcomes = applier.apply(messages(values[start : start + batch_size], start, partition=1))
         for outcome in applier.in_order(outcomes):
             assert isinstance(outcome, Applied)
             kpis += [record_bytes(kpi) for kpi in outcome.kpis]
@@ -304,7 +286,7 @@ def test_a_processing_error_after_a_reset_in_the_batch_keeps_the_reset_where_it_
         states.stage(outcome.state, 1)
         write_acknowledged(states)
         applier = BatchApplier(processor, states, "telemetry")
-        stream = _messages(values, 0)
+        stream = messages(values, 0, partition=1)
         for start in range(0, len(stream), 100):
             batch = [m for m in stream[start : start + 100] if m.offset != skip]
             outcomes = applier.apply(batch)

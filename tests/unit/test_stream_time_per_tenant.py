@@ -111,11 +111,11 @@ def test_a_tenants_records_do_not_depend_on_another_tenants_traffic(tmp_path: Pa
     assert [orjson.loads(line)["kind"] for line in alone[1]] == ["machine_stopped", "machine_stopped"]
 
 
-def messages(lines: list[bytes], first_offset: int) -> list[Message]:
+def messages(lines: list[bytes], first_offset: int, partition: int = 0) -> list[Message]:
     return [
         Message(
             topic="telemetry",
-            partition=0,
+            partition=partition,
             offset=first_offset + i,
             timestamp=time.time(),
             timestamp_type=0,
