@@ -21,7 +21,7 @@ from typing import Any, Final
 import orjson
 
 from models.machine import MachineState
-from models.pending_resets import PendingReset
+from models.pending_resets import PendingReset, take_due
 from models.plant import PlantConfig
 from service.anomaly_models import anomaly_models
 from service.anomaly_view import anomaly_view
@@ -132,11 +132,7 @@ def _hand_over(due: list[PendingReset], state: MachineState, newest_ms: int) -> 
     wait here, not in the state: analyze takes any number of resets, while a worker's state holds
     at most ``MAX_PENDING_RESETS`` of a machine's."""
     seen = newest_ms if state.last_seen_ms is None else max(newest_ms, state.last_seen_ms)
-    count = 0
-    while count < len(due) and due[count].at_ms <= seen:
-        count += 1
-    state.pending_resets.extend(due[:count])
-    del due[:count]
+    state.pending_resets.extend(take_due(due, seen))
 
 
 def _label(key: str, reset: PendingReset) -> str:

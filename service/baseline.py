@@ -127,12 +127,6 @@ class ScheduledReset:
     name: str | None
     at_ms: int
 
-    @property
-    def label(self) -> str:
-        """As given on the command line: ``tenant/machine[:name]@ms``."""
-        name = "" if self.name is None else f":{self.name}"
-        return f"{self.spec.key}{name}@{self.at_ms}"
-
     def pending(self) -> PendingReset:
         """As a machine's state keeps it until its telemetry gets there."""
         return PendingReset(self.at_ms, name=self.name, requested_by="analyze")
