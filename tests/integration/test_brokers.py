@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.errors import UnknownTopicOrPartitionError
 
 from service.brokers import BrokerEndpoint, KafkaCluster, MissingToolError, fetch_jars, jars_present
 from service.brokers import jars as jars_module
@@ -230,11 +231,19 @@ def test_topics_on_three_replicas_need_two_in_sync_for_a_write(kafka_cluster3: K
     specs = topic_specs(TopicNames(**unique_topics()), 3, 3)
     ensure_topics(bootstrap, specs)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    resources = [ConfigResource(ConfigResourceType.TOPIC, spec.name) for spec in specs if spec.create]
     try:
-        described = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, spec.name) for spec in specs if spec.create],
-            config_filter="all",
-        )
+        # The request goes to any broker, and one that has not yet applied the new topics' metadata
+        # (a broker the test before restarted, say) answers UnknownTopicOrPartition: ask again.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                described = admin.describe_configs(resources, config_filter="all")
+                break
+            except UnknownTopicOrPartitionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         admin.close()
     created = [spec for spec in specs if spec.create]
