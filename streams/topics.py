@@ -348,7 +348,9 @@ def _int_config(described: dict[str, dict[str, str]], topic: str, name: str) -> 
 _CHECKED = (_MAX_MESSAGE, TIMESTAMP_TYPE)
 
 
-def _describe_configs(admin: KafkaAdminClient, topics: Sequence[str]) -> dict[str, dict[str, str]] | None:
+def _describe_configs(
+    admin: KafkaAdminClient, topics: Sequence[str], wait_s: float = 10.0
+) -> dict[str, dict[str, str]] | None:
     """Each topic's effective value of every config in ``_CHECKED``, or None where the broker cannot say.
 
     Tansu (the embedded broker) does not implement DescribeConfigs (it drops the connection),
@@ -358,8 +360,23 @@ def _describe_configs(admin: KafkaAdminClient, topics: Sequence[str]) -> dict[st
     resources = [
         ConfigResource(ConfigResourceType.TOPIC, topic, configs=dict.fromkeys(_CHECKED)) for topic in topics
     ]
+    deadline = time.monotonic() + wait_s
     try:
-        described = admin.describe_configs(resources, config_filter="all")
+        while True:
+            described = admin.describe_configs(resources, config_filter="all")
+            found = described.get("topic", {})
+            # kafka-python drops a resource's error code and gives it no configs. The request goes to
+            # any broker of the cluster, and one that has not yet applied the metadata of topics
+            # created a moment ago answers UnknownTopicOrPartition (as partition_count sees too).
+            unknown = [topic for topic in topics if not found.get(topic)]
+            if not unknown:
+                break
+            if time.monotonic() > deadline:
+                raise TopicMismatch(
+                    f"{' and '.join(_CHECKED)} of {topics} could not be read: the broker described "
+                    f"no configs of {unknown} in {wait_s:g} s (a topic it does not know)"
+                )
+            time.sleep(0.1)
     except KafkaError as exc:  # KafkaConnectionError from Tansu included
         log.warning(
             "the broker did not describe the topics' configs (%r; Tansu, the embedded broker, does not "
@@ -372,7 +389,6 @@ def _describe_configs(admin: KafkaAdminClient, topics: Sequence[str]) -> dict[st
             topics,
         )
         return None
-    found = described.get("topic", {})
     try:
         return {
             topic: {name: str(found[topic][name]["value"]) for name in _CHECKED if name in found[topic]}

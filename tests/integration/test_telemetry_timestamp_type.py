@@ -10,14 +10,24 @@ the producer's CreateTime) and does not implement DescribeConfigs: the start say
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import uuid
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from service.brokers import BrokerEndpoint, KafkaCluster
-from streams.topics import LOG_APPEND_TIME, TIMESTAMP_TYPE, TopicNames, ensure_topics, topic_specs
+from streams.exceptions import TopicMismatch
+from streams.topics import (
+    LOG_APPEND_TIME,
+    TIMESTAMP_TYPE,
+    TopicNames,
+    _describe_configs,
+    ensure_topics,
+    topic_specs,
+)
 from tests.integration.conftest import TopicFactory
 from tests.integration.streams_fixtures import unique_topics
 
@@ -98,3 +108,37 @@ def test_an_existing_create_time_telemetry_topic_is_warned_about_not_altered(
     )
     assert fix in text
     assert _timestamp_type(bootstrap, names.telemetry) == "CreateTime"  # the user's topic, as it was
+
+
+def test_the_config_check_waits_for_a_topic_the_broker_does_not_know_yet(apache_kafka: KafkaCluster) -> None:
+    """Right after topics are created, the broker that gets DescribeConfigs may not have their
+    metadata yet and answers UnknownTopicOrPartition (kafka-python hands that over as a topic with no
+    configs): a moment to wait, not a reason to stop the start with "could not be read"."""
+    bootstrap = apache_kafka.bootstrap_servers
+    created: list[str] = []
+    name = f"created-later-{uuid.uuid4().hex[:12]}"
+
+    def create_later() -> None:
+        time.sleep(1.5)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.create_topics([NewTopic(name, 1, 1, topic_configs={TIMESTAMP_TYPE: LOG_APPEND_TIME})])
+        finally:
+            admin.close()
+        created.append(name)
+
+    creator = threading.Thread(target=create_later)
+    creator.start()
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = _describe_configs(admin, [name], wait_s=30)
+        creator.join()
+        assert created == [name]
+        assert described is not None and described[name][TIMESTAMP_TYPE] == LOG_APPEND_TIME
+
+        never = f"never-created-{uuid.uuid4().hex[:12]}"
+        with pytest.raises(TopicMismatch, match=f"no configs of \\[{never!r}\\] in 0.5 s"):
+            _describe_configs(admin, [never], wait_s=0.5)
+    finally:
+        creator.join()
+        admin.close()
