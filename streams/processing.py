@@ -300,14 +300,16 @@ class TelemetryProcessor:
             )
         return self._reset(state, reset).outcome
 
-    def apply_due_resets(self, state: MachineState) -> list[AppliedReset]:
+    def apply_due_resets(self, state: MachineState, *, announce: bool = True) -> list[AppliedReset]:
         """Apply the machine's waiting resets its telemetry has reached (:func:`is_due`), in order:
-        right after each telemetry message, in the worker and in ``analyze`` alike."""
+        right after each telemetry message, in the worker and in ``analyze`` alike. ``announce``:
+        log each (False when a machine is rebuilt after a processing error: logged the first time)."""
         if not state.pending_resets:
             return []
-        return [self._reset(state, reset) for reset in take_due(state.pending_resets, state.last_seen_ms)]
+        due = take_due(state.pending_resets, state.last_seen_ms)
+        return [self._reset(state, reset, announce=announce) for reset in due]
 
-    def _reset(self, state: MachineState, reset: PendingReset) -> AppliedReset:
+    def _reset(self, state: MachineState, reset: PendingReset, *, announce: bool = True) -> AppliedReset:
         # Alerts resolved by the reset carry the machine's event time when it has one, so they do
         # not appear to come from the future of a replay.
         at_ms = state.last_seen_ms if state.last_seen_ms is not None else reset.at_ms
@@ -320,6 +322,8 @@ class TelemetryProcessor:
                 "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=state.key
             )
             return AppliedReset(reset, failed, [])
+        if not announce:
+            return AppliedReset(reset, self._applied(state, output), dropped)
         # Logged at the default level: the event time is what a replay needs to repeat the reset
         # (`analyze --baseline-reset MACHINE@TIME`, or `baseline reset --at TIME`).
         _log.warning(

@@ -150,7 +150,7 @@ class StreamSteps:
         elif kind == "stop":
             self.processor.process_stream_time(state, ms)
         elif kind == "reset":
-            self.processor.apply_due_resets(state)
+            self.processor.apply_due_resets(state, announce=False)
         else:
             state.silence_interval = ms
 
