@@ -8,9 +8,9 @@ worker's own lines that say what the outage does to the data (records held, batc
 the stop deadline). What an operator needs from the client is that the broker is unreachable and
 for how long; the count in the next line of each kind keeps that.
 
-A line's count is shown with its next occurrence only: when an outage ends, the lines of its last
-window are not counted anywhere (the throttle has no timer), and a line forgotten from the table of
-the :data:`MAX_KEYS` newest takes its count with it.
+A line's count is shown with its next occurrence, or, when none comes before its window ends (the
+outage is over), by :meth:`RepeatThrottle.report_ended`, which the worker calls once a window and
+when it stops; a line forgotten from the table of the :data:`MAX_KEYS` newest takes its count with it.
 
 Only records of the client libraries' loggers (``aiokafka``, ``kafka`` and their children) are
 throttled; linepulse's and Faust's own lines always pass. Lines are told apart by logger, level and
@@ -43,6 +43,7 @@ _DECISION: Final = "_linepulse_throttle_pass"
 @dataclass(slots=True)
 class _Seen:
     shown_at: float
+    text: str  # the line as a count of it reads: its message, and its exception if it has one
     left_out: int = 0
 
 
@@ -88,23 +89,51 @@ class RepeatThrottle(logging.Filter):
         if record.exc_info is not None and record.exc_info[1] is not None:
             # Another exception behind the same words is another line.
             error = record.exc_info[1]
-            key = (record.name, record.levelno, f"{message}\n{type(error).__name__}: {error}")
+            text = f"{message} ({type(error).__name__}: {error})"
         else:
-            key = (record.name, record.levelno, message)
+            text = message
+        key = (record.name, record.levelno, text)
         now = self._clock()
         with self._lock:
             seen = self._seen.get(key)
             if seen is not None and now - seen.shown_at < self.window_s:
                 seen.left_out += 1
                 return False
-            self._seen[key] = _Seen(now)
+            self._seen[key] = _Seen(now, text)
             self._seen.move_to_end(key)
             while len(self._seen) > self._max_keys:
                 self._seen.popitem(last=False)
         if seen is not None and seen.left_out:
-            record.msg = f"{message} ({seen.left_out} more like this in the last {now - seen.shown_at:.0f} s)"
+            record.msg = f"{message}{_count(seen, now)}"
             record.args = None
         return True
+
+    def report_ended(self, *, every: bool = False) -> None:
+        """Log, on its own logger, the count of each line left out in a window that has ended with no
+        occurrence since: the line's next occurrence is then shown at once. ``every``: in any window,
+        as the worker stops (the count then starts a new window, which the stop's own lines of the
+        same kind do not interrupt)."""
+        now = self._clock()
+        counts: list[tuple[str, int, str]] = []
+        with self._lock:
+            for key, seen in list(self._seen.items()):
+                if not seen.left_out:
+                    continue
+                if now - seen.shown_at >= self.window_s:
+                    del self._seen[key]
+                elif not every:
+                    continue
+                counts.append((key[0], key[1], f"{seen.text}{_count(seen, now)}"))
+                seen.shown_at, seen.left_out = now, 0
+        for name, level, text in counts:
+            logger = logging.getLogger(name)
+            record = logger.makeRecord(name, level, __file__, 0, text, (), None)
+            setattr(record, _DECISION, True)  # a count, not another occurrence
+            logger.handle(record)
+
+
+def _count(seen: _Seen, now: float) -> str:
+    return f" ({seen.left_out} more like this in the last {now - seen.shown_at:.0f} s)"
 
 
 def install(window_s: float, logger: logging.Logger | None = None) -> RepeatThrottle:

@@ -158,3 +158,69 @@ def test_a_malformed_client_call_is_left_to_the_handler(clock: _Clock) -> None:
     throttle = RepeatThrottle(60.0, clock=clock)
     record = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "bad %d format", ("x",), None)
     assert throttle.filter(record)  # no TypeError raised into the client's code
+
+
+def test_the_count_of_a_window_with_no_occurrence_after_it_is_reported_when_it_ends(
+    handlers: tuple[_Collect, _Collect], clock: _Clock
+) -> None:
+    """The end of an outage: no next occurrence carries the count, so the worker asks for it."""
+    first, second = handlers
+    throttle = first.filters[0]
+    assert isinstance(throttle, RepeatThrottle)
+    for _ in range(30):
+        _unreachable(1)
+        clock.now += 1.0
+    line = (
+        "throttle-test.aiokafka.conn ERROR Unable connect to node with id 1: [Errno 111] Connect call failed"
+    )
+    throttle.report_ended()  # 30 s into the window: not ended, nothing to say yet
+    assert first.lines == [line]
+    clock.now += 30.0
+    throttle.report_ended()
+    assert first.lines == [line, f"{line} (29 more like this in the last 60 s)"]
+    throttle.report_ended()  # reported once
+    clock.now += 5.0
+    _unreachable(1)  # a new outage: shown at once, with no count
+    assert first.lines == [line, f"{line} (29 more like this in the last 60 s)", line]
+    assert second.lines == first.lines
+
+
+def test_a_stop_reports_every_count_and_the_stops_own_lines_start_a_new_window(
+    handlers: tuple[_Collect, _Collect], clock: _Clock
+) -> None:
+    first, _ = handlers
+    throttle = first.filters[0]
+    assert isinstance(throttle, RepeatThrottle)
+    for _ in range(10):
+        _unreachable(1)
+        clock.now += 1.0
+    throttle.report_ended(every=True)
+    assert first.lines[1].endswith("(9 more like this in the last 10 s)")
+    for _ in range(10):  # the stop waits for the broker a little longer
+        _unreachable(1)
+        clock.now += 1.0
+    assert len(first.lines) == 2
+    throttle.report_ended(every=True)
+    assert first.lines[2].endswith("(10 more like this in the last 10 s)")
+
+
+def test_a_count_names_the_exception_the_line_was_logged_with(clock: _Clock) -> None:
+    logger = logging.getLogger("throttle-test-exc.aiokafka.consumer.fetcher")
+    logger.propagate = False
+    collect = _Collect()
+    throttle = RepeatThrottle(60.0, loggers=("throttle-test-exc.aiokafka",), clock=clock)
+    collect.addFilter(throttle)
+    logger.addHandler(collect)
+    try:
+        for _ in range(3):
+            try:
+                raise ValueError("a")
+            except ValueError:
+                logger.exception("Unexpected error in fetcher routine")
+        clock.now += 60.0
+        throttle.report_ended()
+    finally:
+        logger.removeHandler(collect)
+    assert collect.lines[-1].endswith(
+        "Unexpected error in fetcher routine (ValueError: a) (2 more like this in the last 60 s)"
+    )
