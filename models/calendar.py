@@ -319,6 +319,10 @@ class PlantCalendar:
             self._gap = (ts_ms if previous_end is None else previous_end, following)
         return None
 
+    def is_scheduled(self, ts_ms: int) -> bool:
+        """Whether ts is inside a shift; without shifts all time is scheduled."""
+        return not self._shifts or self.shift_at(ts_ms) is not None
+
     def scheduled_spans(self, start_ms: int, end_ms: int) -> list[tuple[int, int, bool]]:
         """``[start, end)`` cut where shifts begin and end: ``(from, until, inside a shift)``.
 

@@ -9,14 +9,16 @@ each) and the hot path pays nothing per event.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from models.calendar import PlantCalendar
 from models.machine import MachineState, newest_capability_by_shift
 from models.plant import PlantConfig
 from models.timemodel import WindowAccumulator, WindowFigures
@@ -80,7 +82,7 @@ class WorkerMetrics:
         self.rebalances = Counter("linepulse_rebalances", "Partition rebalances seen.", registry=registry)
         self.ready = Gauge(
             "linepulse_ready",
-            "1 when partitions are assigned, state recovered and records being sent.",
+            "1 when partitions are assigned, state recovered and no send is stuck (as /ready).",
             registry=registry,
         )
         # streams.outbox: a refused send is retried and the partitions wait (nothing is skipped).
@@ -96,7 +98,7 @@ class WorkerMetrics:
             registry=registry,
         )
         # streams.ownership: a batch whose partition the worker lost is not acked (its next owner
-        # applies it); by source topic (telemetry, control).
+        # applies it); by source topic (each topic an agent reads).
         self.batches_fenced = Counter(
             "linepulse_batches_fenced",
             "Batches not acknowledged because the worker lost their partition first, by source topic.",
@@ -160,9 +162,21 @@ class MachineCollector(Collector):
     and metric get their own series (the rest: OTHER), so series stay bounded whatever telemetry says.
     """
 
-    def __init__(self, live: LiveMachines, plant: PlantConfig) -> None:
+    def __init__(
+        self, live: LiveMachines, plant: PlantConfig, clock: Callable[[], float] = time.time
+    ) -> None:
         self.live = live
         self.plant = plant
+        self.clock = clock
+        self._calendars: dict[tuple[str, str], PlantCalendar] = {}
+
+    def _scheduled(self, state: MachineState, now_ms: int) -> bool:
+        """Whether the machine's site is in a shift now (a calendar per site, kept: it caches)."""
+        site = (state.tenant, state.site)
+        calendar = self._calendars.get(site)
+        if calendar is None:
+            calendar = self._calendars[site] = PlantCalendar.for_site(self.plant, *site)
+        return calendar.is_scheduled(now_ms)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         ratios = {
@@ -243,6 +257,12 @@ class MachineCollector(Collector):
             "Newest event time seen for the machine (Unix seconds).",
             labels=_MACHINE_LABELS,
         )
+        scheduled = GaugeMetricFamily(
+            "linepulse_scheduled",
+            "1 while the machine's site is in a shift by the plant calendar (always, for a site without "
+            "shifts), 0 between shifts, on days off and holidays; by the computer's clock at the scrape.",
+            labels=_MACHINE_LABELS,
+        )
         target = GaugeMetricFamily(
             "linepulse_oee_target_ratio", "The plant's OEE alert threshold (alerts.oee_below)."
         )
@@ -265,8 +285,10 @@ class MachineCollector(Collector):
         )
         if self.plant.alerts.oee_below is not None:
             target.add_metric([], self.plant.alerts.oee_below)
+        now_ms = int(self.clock() * 1000)
         for state in self.live:
             machine = [state.tenant, state.site, state.line, state.machine]
+            scheduled.add_metric(machine, 1.0 if self._scheduled(state, now_ms) else 0.0)
             for kind, window in state.windows.items():
                 labels = [*machine, kind]
                 figures = self._window(window, labels, ratios, seconds, units, scrap_reasons, losses)
@@ -322,6 +344,7 @@ class MachineCollector(Collector):
             state_info,
             alerts,
             event_time,
+            scheduled,
             target,
             unscored,
             capability,

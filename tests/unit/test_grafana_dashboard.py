@@ -8,6 +8,7 @@ instead of leaving a panel, a variable or an alert silently empty.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,11 +112,13 @@ def test_every_rule_names_only_exposed_or_recorded_metrics() -> None:
             assert not unknown, f"{rule.get('alert') or rule.get('record')} names {sorted(unknown)}"
 
 
-def test_variables_cascade_from_linepulse_oee_ratio() -> None:
+def test_variables_cascade_from_linepulse_machine_state() -> None:
+    """Every machine has its states' series, always; its OEE has no sample while undefined (nothing
+    planned: a weekend, or no ideal cycle), which would drop the machine from the lists."""
     variables = {variable["name"]: variable for variable in _dashboard()["templating"]["list"]}
     for name in REQUIRED_VARIABLES:
         query = variables[name]["query"]["query"]
-        assert query.startswith("label_values(linepulse_oee_ratio"), query
+        assert query.startswith("label_values(linepulse_machine_state"), query
         assert query.rstrip().endswith(f", {name})"), query
     # Every per-machine query filters by all four, so a chosen tenant is never mixed with another's;
     # per-line series (no machine label) by tenant, site and line.
@@ -191,3 +194,21 @@ def test_every_legend_naming_a_machine_or_line_names_its_tenant() -> None:
             legend = target.get("legendFormat", "")
             if "{{machine}}" in legend or "{{line}}" in legend:
                 assert "{{tenant}}" in legend, (panel["title"], legend)
+
+
+def test_aggregations_of_machine_series_keep_the_tenant_apart() -> None:
+    """With the tenant variable on All (its default), a sum over machines without ``tenant`` in its
+    ``by`` would add two factories' losses into one bar."""
+    per_machine = ("_ratio{", "machine_state", "loss_seconds", "_units_", "linepulse_active_alerts")
+    checked = 0
+    for panel in _panels(_dashboard()["panels"]):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            if not any(name in expr for name in per_machine):
+                continue
+            for labels in re.findall(
+                r"\b(?:sum|max|min|avg|count|topk\(\d+,\s*sum)\s+by\s*\(([^)]*)\)", expr
+            ):
+                checked += 1
+                assert "tenant" in {label.strip() for label in labels.split(",")}, (panel["title"], expr)
+    assert checked >= 5  # the loss panels, units, machine state and alerts aggregate

@@ -121,7 +121,7 @@ def test_the_top_losses_panel_shows_exactly_the_records_oee_losses(tmp_path: Pat
         expected[key] = expected.get(key, 0.0) + loss["seconds"]
     assert expected and ("no_data", "-") not in expected
     samples: list[dict[str, object]] = [
-        {"labels": f'{{reason="{reason}",state="{state}"}}', "value": seconds}
+        {"labels": f'{{reason="{reason}",state="{state}",tenant="demo"}}', "value": seconds}
         for (state, reason), seconds in sorted(expected.items())
     ]
     result = _panel_evaluates_to(tmp_path, exposition, samples)
@@ -131,6 +131,8 @@ def test_the_top_losses_panel_shows_exactly_the_records_oee_losses(tmp_path: Pat
 def test_promtool_says_no_when_the_panel_would_show_missing_data(tmp_path: Path) -> None:
     """The check above can fail: the same evaluation expecting no_data among the losses."""
     exposition, _ = _machine_hour()
-    missing_data: list[dict[str, object]] = [{"labels": '{reason="-",state="no_data"}', "value": 1}]
+    missing_data: list[dict[str, object]] = [
+        {"labels": '{reason="-",state="no_data",tenant="demo"}', "value": 1}
+    ]
     result = _panel_evaluates_to(tmp_path, exposition, missing_data)
     assert result.returncode != 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.machine import MachineEngine
 from models.plant import PlantConfig
-from service.metrics import LABEL_VALUES, OTHER, build_registry
+from service.metrics import LABEL_VALUES, OTHER, MachineCollector, build_registry
 from streams.live import LiveMachines
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -141,3 +141,46 @@ def test_reasons_and_products_from_telemetry_stay_bounded_and_sum_up() -> None:
     assert len(quantiles) == LABEL_VALUES and OTHER not in quantiles  # quantiles do not add up
     scrap = hour("linepulse_window_scrap_units", "reason")
     assert len(scrap) == LABEL_VALUES + 1 and sum(scrap.values()) == 60
+
+
+def test_scheduled_follows_each_sites_shifts_days_off_and_holidays_by_the_clock() -> None:
+    """What the silence and shift-OEE rules need to leave a machine switched off for the weekend be."""
+    plant = PlantConfig.model_validate(
+        {
+            "timezone": "Asia/Seoul",
+            # p1 works weekdays 06:00-14:00 (Seoul), not on 2026-11-26; p2 (Berlin) has no shifts.
+            "shifts": [
+                {"name": "day", "start": "06:00", "end": "14:00", "days": ["mon", "tue", "wed", "thu", "fri"]}
+            ],
+            "holidays": ["2026-11-26"],
+            "sites": [{"tenant": "acme", "site": "p2", "timezone": "Europe/Berlin", "shifts": []}],
+            "machines": [
+                {"tenant": "acme", "site": "p1", "line": "L1", "id": "M01", "ideal_cycle_s": 10.0},
+                {"tenant": "acme", "site": "p2", "line": "L9", "id": "M09", "ideal_cycle_s": 10.0},
+            ],
+        }
+    )
+    engine = MachineEngine(plant)
+    live = LiveMachines({machine.key for machine in plant.machines})
+    for spec in plant.machines:
+        live.update(engine.new_state(spec))
+    now_s = 0.0
+    registry = CollectorRegistry()
+    registry.register(MachineCollector(live, plant, clock=lambda: now_s))
+
+    def scheduled() -> dict[str, float]:
+        families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+        return {s.labels["machine"]: s.value for s in families["linepulse_scheduled"].samples}
+
+    def seoul(day: int, hh: int) -> float:
+        return datetime(2026, 11, day, hh, tzinfo=SEOUL).timestamp()
+
+    for moment, expected in [
+        (seoul(25, 7), 1.0),  # Wednesday, in the day shift
+        (seoul(25, 15), 0.0),  # after it
+        (seoul(26, 7), 0.0),  # Thursday: a holiday
+        (seoul(27, 7), 1.0),  # Friday
+        (seoul(28, 7), 0.0),  # Saturday: no shift starts
+    ]:
+        now_s = moment
+        assert scheduled() == {"M01": expected, "M09": 1.0}, datetime.fromtimestamp(moment, SEOUL)

@@ -136,9 +136,9 @@ def _unit_tests_of_a_changed_copy(
     "replacement",
     [
         # A fixed threshold instead of the plant's target: the plant without a target alerts.
-        'linepulse_oee_ratio{window="shift"} < 0.45',
+        "< 0.45",
         # A different threshold than the plant's target.
-        'linepulse_oee_ratio{window="shift"} < 0.25',
+        "< 0.25",
     ],
 )
 def test_a_changed_threshold_fails_the_rule_unit_tests(
@@ -148,11 +148,39 @@ def test_a_changed_threshold_fails_the_rule_unit_tests(
     result = _unit_tests_of_a_changed_copy(
         promtool,
         tmp_path,
-        'linepulse_oee_ratio{window="shift"} < on(job, instance) group_left() linepulse_oee_target_ratio',
+        "< on (job, instance) group_left () max_over_time(linepulse_oee_target_ratio[5m])",
         replacement,
     )
     assert result.returncode != 0, result.stdout
     assert "LinepulseShiftOeeLow" in result.stdout + result.stderr
+
+
+SCHEDULED = "max by (tenant, site, line, machine) (max_over_time(linepulse_scheduled[5m])) == 1"
+SILENT_BY = "max by (tenant, site, line, machine) (max_over_time(linepulse_event_time_seconds[5m]))"
+
+
+@pytest.mark.parametrize(
+    ("target", "replacement", "failing"),
+    [
+        # Judged at any hour: a machine switched off for the weekend would be silent.
+        (SCHEDULED, SCHEDULED.replace("== 1", ">= 0"), "LinepulseMachineSilent, time: 58m"),
+        (SCHEDULED, SCHEDULED.replace("== 1", ">= 0"), "LinepulseShiftOeeLow, time: 1h5m"),
+        # Per worker: the alert breaks in two when the machine's partition moves.
+        (SILENT_BY, "linepulse_event_time_seconds", "LinepulseMachineSilent, time: 38m"),
+        # No bridge over the scrapes in which no worker has the machine: the pending alert restarts.
+        (
+            'max_over_time(linepulse_oee_ratio{window="shift"}[5m])',
+            'linepulse_oee_ratio{window="shift"}',
+            "LinepulseShiftOeeLow, time: 35m",
+        ),
+    ],
+)
+def test_a_changed_silence_or_shift_oee_rule_fails_the_rule_unit_tests(
+    promtool: str, tmp_path: Path, target: str, replacement: str, failing: str
+) -> None:
+    result = _unit_tests_of_a_changed_copy(promtool, tmp_path, target, replacement)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and f"alertname: {failing}," in output, output
 
 
 @pytest.mark.parametrize(
