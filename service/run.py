@@ -26,12 +26,15 @@ from service.brokers.tansu import TansuBroker
 from service.processes import spawn, stop_process, tail
 from service.settings import Settings
 from service.stop_signals import StopSignals, stop_signals
+from service.web.port_check import ensure_port_free
 from streams.topics import ensure_topics, topic_specs
 
 __all__ = ["run_all", "worker_arguments"]
 
 _READY_TIMEOUT_S = 240.0  # a first start compiles the kernels first: ~1 min on two cores
-_SLOW_START_S = 10.0
+# A start with the kernels cached takes ~15 s on two busy cores (warm-up, joining the group): only a
+# start longer than that is told about compiling, which takes about a minute more.
+_SLOW_START_S = 25.0
 _VIEW_INTERVAL_S = 5.0
 _SIMULATOR_GRACE_S = 15.0
 _WORKER_KILL_MARGIN_S = 5.0  # after the worker's own stop bound, before a kill
@@ -164,6 +167,7 @@ def _stop_bound_s(settings: Settings) -> float:
 
 def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
     anomaly_models(settings)  # a bad model registry setting stops here, before anything starts
+    ensure_port_free(settings.web_host, settings.web_port)  # else /ready would be another program's
     note = (
         "still stopping: the simulator, then the worker (it commits), then the broker; "
         f"at most {_stop_bound_s(settings):.0f} s"

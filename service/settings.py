@@ -5,9 +5,12 @@ Only the service layer reads the environment; everything below gets this object'
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,7 +19,13 @@ from service.exceptions import ConfigError
 from streams.app import StreamConfig
 from streams.topics import TopicNames
 
-__all__ = ["Settings", "bootstrap_servers_problem", "load_settings"]
+__all__ = [
+    "OTHER_VARIABLES",
+    "Settings",
+    "bootstrap_servers_problem",
+    "load_settings",
+    "unknown_variables_problem",
+]
 
 _TOPIC = r"^[A-Za-z0-9._-]{1,200}$"
 _SERVER = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})$")
@@ -56,7 +65,9 @@ class Settings(BaseSettings):
     partitions: int = Field(default=3, ge=1, le=1024, description="Partitions of topics linepulse creates.")
     replication_factor: int = Field(default=1, ge=1, le=16)
     web_host: str = Field(default="127.0.0.1")
-    web_port: Port = Field(default=6066, description="Worker web port: /metrics, /health, /ready, /status.")
+    web_port: Port = Field(
+        default=6066, description="Worker web port: /metrics, /status, /api/machines, /health, /ready."
+    )
     session_timeout_s: float = Field(
         default=10.0, gt=1, le=300, description="Kafka consumer session timeout."
     )
@@ -145,8 +156,33 @@ class Settings(BaseSettings):
         )
 
 
+# LINEPULSE_* variables read elsewhere: the Kafka jars' cache (service.brokers.jars) and the
+# evaluation data sets' directory (tests and benchmarks).
+OTHER_VARIABLES: Final = frozenset({"LINEPULSE_CACHE_DIR", "LINEPULSE_DATASETS"})
+
+
+def unknown_variables_problem(environ: Mapping[str, str]) -> str | None:
+    """The LINEPULSE_* variables in ``environ`` that nothing reads (a misspelt name would otherwise
+    be ignored without a word, its setting left at the default), with the likely meant name."""
+    known = {f"LINEPULSE_{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
+    # pydantic-settings reads names in any case, so linepulse_web_port is LINEPULSE_WEB_PORT.
+    unknown = sorted(
+        name for name in environ if name.upper().startswith("LINEPULSE_") and name.upper() not in known
+    )
+    if not unknown:
+        return None
+    named = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.75)
+        named.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return f"unknown setting {', '.join(named)}: no LINEPULSE_* variable of that name (README, Configuration)"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Environment first, then non-None CLI overrides; errors name the setting and its variable."""
+    problem = unknown_variables_problem(os.environ)
+    if problem is not None:
+        raise ConfigError(problem)
     given = {name: value for name, value in overrides.items() if value is not None}
     try:
         return Settings(**given)

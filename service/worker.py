@@ -16,6 +16,7 @@ from service.metrics import LineCollector, MachineCollector, WorkerMetrics
 from service.settings import Settings
 from service.warmup import warm_up_or_log
 from service.web import register_routes
+from service.web.port_check import ensure_port_free
 from streams.app import LinepulseStream, create_stream
 from streams.stop_deadline import StopDeadline
 from streams.topics import ensure_topics, topic_specs
@@ -55,6 +56,7 @@ def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str)
 def run_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -> int:
     """Run until SIGINT/SIGTERM; Faust commits offsets and flushes producers on the way out, and a
     stop taking longer than ``stop_timeout_s`` exits with status 70 (:mod:`streams.stop_deadline`)."""
+    ensure_port_free(settings.web_host, settings.web_port)
     parts = build_worker(settings, plant, bootstrap_servers)
     # Before Faust starts: compiling inside its event loop would hold up its pages and its stop.
     warm_up_or_log(
@@ -77,7 +79,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", dest="plant_config", metavar="PLANT.yaml", help="plant configuration file"
     )
     parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers, comma separated")
-    parser.add_argument("--web-port", type=int, help="web port for /metrics, /status, /health, /ready")
+    parser.add_argument(
+        "--web-port", type=int, help="web port for /metrics, /status, /api/machines, /health, /ready (0: any)"
+    )
     parser.add_argument("--partitions", type=int, help="partitions of the topics linepulse creates")
     parser.add_argument("--app-id", help="Faust app id (consumer group)")
     parser.add_argument(

@@ -78,3 +78,26 @@ def test_a_closed_stdout_stops_quietly(argv: list[str], tmp_path: Path) -> None:
     err = child.stderr.decode()
     assert child.returncode == _EXIT_BROKEN_PIPE, err
     assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
+
+
+def test_a_web_port_another_program_listens_on_stops_run_and_worker_before_they_start(tmp_path: Path) -> None:
+    """``run`` read the other program's /ready as its worker's, said "up" and showed its pages; the
+    worker died after its start with aiohttp's traceback. Now both refuse at once, naming the option."""
+    env = {**os.environ, "LINEPULSE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("LINEPULSE_BOOTSTRAP_SERVERS", None)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = str(other.getsockname()[1])
+        for argv in (
+            ["run", "--no-view", "--web-port", port],
+            ["worker", "--bootstrap-servers", _closed_port(), "--web-port", port],
+        ):
+            child = subprocess.run(
+                _linepulse(*argv), env=env, cwd=tmp_path, capture_output=True, timeout=120, check=False
+            )
+            err = child.stderr.decode()
+            assert child.returncode == 2, (argv, err)
+            assert err.count("\n") == 1 and err.startswith("linepulse: error: --web-port"), (argv, err)
+            assert f"127.0.0.1:{port}" in err and "in use" in err, (argv, err)
+            assert b"linepulse is up" not in child.stdout and b"Tansu" not in child.stdout, child.stdout
