@@ -43,21 +43,22 @@ _ID = ID_PATTERN.strip("^$")
 FUTURE_NOTE_S: Final = 3600.0
 
 
-def find_machine(plant: PlantConfig, target: str) -> MachineSpec:
-    """``TENANT/MACHINE``, or ``MACHINE`` when only one tenant has a machine of that id."""
+def find_machine(plant: PlantConfig, target: str, option: str) -> MachineSpec:
+    """``TENANT/MACHINE``, or ``MACHINE`` when only one tenant has a machine of that id (a
+    ConfigError names ``option``, where the user wrote it)."""
     tenant, sep, machine = target.rpartition("/")
     if sep:
         spec = plant.machine(tenant, machine)
         if spec is None:
-            raise ConfigError(f"machine: {target!r} is not in the plant configuration")
+            raise ConfigError(f"{option}: machine {target!r} is not in the plant configuration")
         return spec
     matches = [spec for spec in plant.machines if spec.id == machine]
     if not matches:
-        raise ConfigError(f"machine: {machine!r} is not in the plant configuration")
+        raise ConfigError(f"{option}: machine {machine!r} is not in the plant configuration")
     if len(matches) > 1:
         tenants = ", ".join(sorted(spec.tenant for spec in matches))
         raise ConfigError(
-            f"machine: {machine!r} exists for several tenants ({tenants}); write TENANT/{machine}"
+            f"{option}: machine {machine!r} exists for several tenants ({tenants}); write TENANT/{machine}"
         )
     return matches[0]
 
@@ -138,7 +139,7 @@ def parse_scheduled_reset(plant: PlantConfig, text: str) -> ScheduledReset:
     if not sep or not target or not when:
         raise ConfigError(f"--baseline-reset: {text!r} is not [TENANT/]MACHINE[:NAME]@TIME")
     machine, _, name = target.partition(":")
-    spec = find_machine(plant, machine)
+    spec = find_machine(plant, machine, "--baseline-reset")
     if name and not _matches_id(name):
         raise ConfigError(f"--baseline-reset: name {name!r} is not an id ({ID_PATTERN})")
     return ScheduledReset(spec, name or None, parse_event_time(when, "--baseline-reset"))
@@ -169,17 +170,19 @@ def _reset(args: argparse.Namespace) -> int:
         )
     plant = load_plant(settings.plant_config)
     command = reset_command(
-        find_machine(plant, args.machine),
+        find_machine(plant, args.machine, "--machine"),
         series=args.series,
         name=args.signal,
         at_ms=None if args.at is None else parse_event_time(args.at, "--at"),
         requested_by=args.requested_by,
         reason=args.reason,
     )
-    # Creates the control topic (co-partitioned with telemetry) if no worker has yet.
+    # Creates the control topic (co-partitioned with telemetry) if no worker has yet. The configs
+    # checked (dead-letter size, telemetry timestamps) are the worker's concern, and its log says.
     ensure_topics(
         settings.bootstrap_servers,
         topic_specs(settings.topics, settings.partitions, settings.replication_factor),
+        check_configs=False,
     )
     sent = send_reset(settings.bootstrap_servers, settings.topic_control, command)
     print(orjson.dumps(sent, option=orjson.OPT_INDENT_2).decode())

@@ -335,7 +335,10 @@ class TelemetryProcessor:
             reset.requested_by or "-",
             reset.reason or "-",
             len(dropped),
-            "" if dropped else " (no such series on the machine: a misspelt name?)",
+            ""
+            if dropped
+            else " (no monitor of that series on the machine yet: a misspelt name, or a series not judged "
+            "yet, such as a temperature whose expected level is still learning; docs/drift-and-spc.md)",
         )
         return AppliedReset(reset, self._applied(state, output), dropped)
 

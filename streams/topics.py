@@ -151,7 +151,8 @@ def ensure_topics(
     A dead-letter topic must take any message of the topic it holds dead letters of
     (:func:`_check_dead_letter_size`): a dead letter that the topic refuses would stall the worker
     on bad input. ``check_configs=False`` skips that check, for a broker known not to describe
-    configs (the embedded Tansu: the warning would only alarm a new user of ``linepulse run``).
+    configs (the embedded Tansu: the warning would only alarm a new user of ``linepulse run``) and
+    for commands that only send to linepulse (``baseline reset``: the worker checks, and says so).
     """
     try:
         return _ensure_topics(bootstrap_servers, specs, timeout_s, check_configs)

@@ -31,7 +31,7 @@ from streams.contract import TELEMETRY_MAX_MS, TELEMETRY_MIN_MS
 
 __all__ = ["register"]
 
-_PROG_ERROR = "linepulse simulate: error:"
+_PROG_ERROR = "linepulse: error:"  # as every other command's one-line errors
 _RANDOM_FAULT_HORIZON_MS = 8 * 3_600_000  # where --random-faults go when the run has no --duration
 
 
@@ -205,7 +205,7 @@ def _simulate(args: argparse.Namespace) -> int:
     try:
         plant = load_plant(settings.plant_config)
     except ConfigError as exc:
-        return _fail(f"--config: {exc}")
+        return _fail(str(exc))  # names the file (from --config or LINEPULSE_PLANT_CONFIG)
     clock = SystemClock()
     start_ms: int = args.start.resolve(clock.wall_ms())
     if not TELEMETRY_MIN_MS <= start_ms < TELEMETRY_MAX_MS:

@@ -153,12 +153,14 @@ def test_a_redelivered_reset_is_not_applied_twice(plant: PlantConfig) -> None:
 
 
 def test_machine_targets_and_scheduled_resets_are_checked(plant: PlantConfig) -> None:
-    assert find_machine(plant, "acme/M01").tenant == "acme"
-    assert find_machine(plant, "M02").key == "acme/M02"
-    with pytest.raises(ConfigError, match="several tenants"):
-        find_machine(plant, "M01")
-    with pytest.raises(ConfigError, match="not in the plant"):
-        find_machine(plant, "acme/M77")
+    assert find_machine(plant, "acme/M01", "--machine").tenant == "acme"
+    assert find_machine(plant, "M02", "--machine").key == "acme/M02"
+    with pytest.raises(ConfigError, match=r"^--machine: machine 'M01' exists for several tenants"):
+        find_machine(plant, "M01", "--machine")
+    with pytest.raises(ConfigError, match=r"^--machine: machine 'acme/M77' is not in the plant"):
+        find_machine(plant, "acme/M77", "--machine")
+    with pytest.raises(ConfigError, match=r"^--baseline-reset: machine 'M09' is not in the plant"):
+        parse_scheduled_reset(plant, "M09@2026-11-25T08:00:00+09:00")
     reset = parse_scheduled_reset(plant, f"acme/M01:{SIGNAL}@2026-11-25T06:00:00+01:00")
     assert (reset.spec.key, reset.name, reset.at_ms) == ("acme/M01", SIGNAL, 1_795_582_800_000)
     assert parse_scheduled_reset(plant, f"M02@{T0}").at_ms == T0
@@ -166,7 +168,7 @@ def test_machine_targets_and_scheduled_resets_are_checked(plant: PlantConfig) ->
         with pytest.raises(ConfigError, match="--baseline-reset"):
             parse_scheduled_reset(plant, bad)
     with pytest.raises(ConfigError, match="series"):
-        reset_command(find_machine(plant, "M02"), series="everything")
+        reset_command(find_machine(plant, "M02", "--machine"), series="everything")
 
 
 def _telemetry_file(path: Path, batches: int) -> None:
@@ -242,13 +244,17 @@ def test_cli_baseline_reset_needs_a_broker_and_a_known_machine(
     assert main(["baseline", "reset", "--machine", "M01"]) == 2
     assert "bootstrap_servers" in capsys.readouterr().err
     code = main(["baseline", "reset", "--machine", "nope", "--bootstrap-servers", "127.0.0.1:1"])
-    assert code == 2 and "machine: 'nope' is not in the plant configuration" in capsys.readouterr().err
+    assert (
+        code == 2 and "--machine: machine 'nope' is not in the plant configuration" in capsys.readouterr().err
+    )
     with pytest.raises(SystemExit):
         main(["baseline", "reset", "--machine", "M01", "--series", "all"])
     assert "--series" in capsys.readouterr().err
 
 
 def test_control_value_round_trips(plant: PlantConfig) -> None:
-    command = reset_command(find_machine(plant, "M02"), name=SIGNAL, ts_ms=T0, reason="new probe")
+    command = reset_command(
+        find_machine(plant, "M02", "--machine"), name=SIGNAL, ts_ms=T0, reason="new probe"
+    )
     decoded = _processor(plant).control.decode(b"acme/M02", control_value(command))
     assert not isinstance(decoded, Rejection) and decoded.command == command

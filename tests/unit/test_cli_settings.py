@@ -87,3 +87,35 @@ def test_train_needs_a_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["train", "--machine", "M01", "--registry", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "--telemetry" in err and "LINEPULSE_BOOTSTRAP_SERVERS" in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [("LINEPULSE_WEBPORT", "LINEPULSE_WEB_PORT"), ("linepulse_plant_confg", "LINEPULSE_PLANT_CONFIG")],
+)
+def test_a_misspelt_setting_stops_every_command_and_names_what_was_meant(
+    variable: str,
+    meant: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It was ignored without a word: the worker then served the default port, or the demo plant."""
+    monkeypatch.setenv(variable, "1")
+    out = tmp_path / "t.jsonl"
+    assert simulate(out) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"linepulse: error: unknown setting {variable} (did you mean {meant}?): no LINEPULSE_* variable "
+        "of that name (README, Configuration)"
+    )
+
+
+def test_the_variables_read_besides_the_settings_are_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINEPULSE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LINEPULSE_DATASETS", str(tmp_path / "datasets"))
+    monkeypatch.setenv("LINEPULSE_FETCH_WAIT_S", "0.05")
+    assert simulate(tmp_path / "t.jsonl") == 0
