@@ -23,6 +23,7 @@ import orjson
 
 from service.anomaly_models import anomaly_models
 from service.brokers.tansu import TansuBroker
+from service.exceptions import ConfigError
 from service.processes import spawn, stop_process, tail
 from service.settings import Settings
 from service.stop_signals import StopSignals, stop_signals
@@ -167,6 +168,10 @@ def _stop_bound_s(settings: Settings) -> float:
 
 def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
     anomaly_models(settings)  # a bad model registry setting stops here, before anything starts
+    if settings.web_port == 0:
+        raise ConfigError(
+            "--web-port (LINEPULSE_WEB_PORT): run shows its worker's pages, so it needs a port: not 0"
+        )
     ensure_port_free(settings.web_host, settings.web_port)  # else /ready would be another program's
     note = (
         "still stopping: the simulator, then the worker (it commits), then the broker; "

@@ -161,13 +161,34 @@ class Settings(BaseSettings):
 OTHER_VARIABLES: Final = frozenset({"LINEPULSE_CACHE_DIR", "LINEPULSE_DATASETS"})
 
 
+# What Kubernetes puts into every pod of a namespace for each Service (enableServiceLinks, on by
+# default): a Service named linepulse or linepulse-worker gives LINEPULSE_SERVICE_HOST,
+# LINEPULSE_PORT=tcp://..., LINEPULSE_PORT_6066_TCP_ADDR, LINEPULSE_WORKER_SERVICE_PORT, ...
+_SERVICE_LINK = re.compile(
+    r"^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_[A-Z]+)?)$"
+)
+_SERVICE_LINK_URL = re.compile(r"^(tcp|udp|sctp)://")
+
+
+def _service_link(name: str, value: str) -> bool:
+    upper = name.upper()
+    if _SERVICE_LINK.match(upper):
+        return True
+    return upper.endswith("_PORT") and _SERVICE_LINK_URL.match(value) is not None
+
+
 def unknown_variables_problem(environ: Mapping[str, str]) -> str | None:
     """The LINEPULSE_* variables in ``environ`` that nothing reads (a misspelt name would otherwise
-    be ignored without a word, its setting left at the default), with the likely meant name."""
+    be ignored without a word, its setting left at the default), with the likely meant name.
+    Kubernetes' Service variables (of a Service named linepulse...) are not linepulse's to judge."""
     known = {f"LINEPULSE_{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
     # pydantic-settings reads names in any case, so linepulse_web_port is LINEPULSE_WEB_PORT.
     unknown = sorted(
-        name for name in environ if name.upper().startswith("LINEPULSE_") and name.upper() not in known
+        name
+        for name, value in environ.items()
+        if name.upper().startswith("LINEPULSE_")
+        and name.upper() not in known
+        and not _service_link(name, value)
     )
     if not unknown:
         return None

@@ -80,7 +80,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers, comma separated")
     parser.add_argument(
-        "--web-port", type=int, help="web port for /metrics, /status, /api/machines, /health, /ready (0: any)"
+        "--web-port",
+        type=int,
+        help="web port for /metrics, /status, /api/machines, /health, /ready (worker: 0 for any free port)",
     )
     parser.add_argument("--partitions", type=int, help="partitions of the topics linepulse creates")
     parser.add_argument("--app-id", help="Faust app id (consumer group)")

@@ -317,7 +317,8 @@ class TelemetryProcessor:
             output, dropped = self.engine.reset_baselines(state, at_ms, reset.series, reset.name)
         except Exception as exc:
             # A bug, not bad input: as for telemetry, dead-letter it rather than stop the worker.
-            _log.exception("baseline reset on %s failed; command dead-lettered", state.key)
+            if announce:  # a redo fails as the first attempt did, which said so
+                _log.exception("baseline reset on %s failed; command dead-lettered", state.key)
             failed = Rejection(
                 "processing_error", "value", f"{type(exc).__name__}: {exc}", machine_key=state.key
             )

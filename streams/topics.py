@@ -368,14 +368,16 @@ def _describe_configs(
             found = described.get("topic", {})
             # kafka-python drops a resource's error code and gives it no configs. The request goes to
             # any broker of the cluster, and one that has not yet applied the metadata of topics
-            # created a moment ago answers UnknownTopicOrPartition (as partition_count sees too).
+            # created a moment ago answers UnknownTopicOrPartition (as partition_count sees too); a
+            # refusal to describe them (no DescribeConfigs permission) looks the same, and stays.
             unknown = [topic for topic in topics if not found.get(topic)]
             if not unknown:
                 break
             if time.monotonic() > deadline:
                 raise TopicMismatch(
                     f"{' and '.join(_CHECKED)} of {topics} could not be read: the broker described "
-                    f"no configs of {unknown} in {wait_s:g} s (a topic it does not know)"
+                    f"no configs of {unknown} in {wait_s:g} s (topics it does not know, or no "
+                    f"permission to describe their configs: kafka-python passes no error on)"
                 )
             time.sleep(0.1)
     except KafkaError as exc:  # KafkaConnectionError from Tansu included

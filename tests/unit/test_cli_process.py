@@ -35,7 +35,14 @@ def test_commands_needing_topics_report_an_unreachable_broker_in_one_line(tmp_pa
     commands = {
         "worker": ["worker", "--bootstrap-servers", servers, "--web-port", "0"],
         "baseline reset": ["baseline", "reset", "--machine", "M01", "--bootstrap-servers", servers],
-        "run": ["run", "--bootstrap-servers", servers, "--no-view", "--web-port", "0"],
+        "run": [
+            "run",
+            "--bootstrap-servers",
+            servers,
+            "--no-view",
+            "--web-port",
+            _closed_port().split(":")[1],
+        ],
     }
     # In parallel: each waits out kafka-python's 30 s bootstrap timeout.
     children = {

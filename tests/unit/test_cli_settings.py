@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from service.cli import main
+from service.settings import unknown_variables_problem
 
 START = "2026-11-25T00:00:00Z"
 
@@ -119,3 +120,26 @@ def test_the_variables_read_besides_the_settings_are_not_refused(
     monkeypatch.setenv("LINEPULSE_DATASETS", str(tmp_path / "datasets"))
     monkeypatch.setenv("LINEPULSE_FETCH_WAIT_S", "0.05")
     assert simulate(tmp_path / "t.jsonl") == 0
+
+
+def test_kubernetes_service_variables_of_a_service_named_linepulse_are_not_refused() -> None:
+    """Kubernetes gives every pod of the namespace these for a Service named linepulse (or
+    linepulse-worker): refusing them would keep the worker from starting beside its own Service."""
+    service_links = {
+        "LINEPULSE_SERVICE_HOST": "10.0.0.5",
+        "LINEPULSE_SERVICE_PORT": "6066",
+        "LINEPULSE_SERVICE_PORT_WEB": "6066",
+        "LINEPULSE_PORT": "tcp://10.0.0.5:6066",
+        "LINEPULSE_PORT_6066_TCP": "tcp://10.0.0.5:6066",
+        "LINEPULSE_PORT_6066_TCP_PROTO": "tcp",
+        "LINEPULSE_PORT_6066_TCP_PORT": "6066",
+        "LINEPULSE_PORT_6066_TCP_ADDR": "10.0.0.5",
+        "LINEPULSE_WORKER_SERVICE_HOST": "10.0.0.6",
+        "LINEPULSE_WORKER_PORT": "tcp://10.0.0.6:6066",
+    }
+    assert unknown_variables_problem(service_links) is None
+    # A port given by hand under a wrong name is still a misspelt setting.
+    assert unknown_variables_problem({**service_links, "LINEPULSE_PORT": "6067"}) == (
+        "unknown setting LINEPULSE_PORT (did you mean LINEPULSE_WEB_PORT?): no LINEPULSE_* variable "
+        "of that name (README, Configuration)"
+    )

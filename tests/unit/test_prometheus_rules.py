@@ -165,6 +165,8 @@ SILENT_BY = "max by (tenant, site, line, machine) (max_over_time(linepulse_event
         # Judged at any hour: a machine switched off for the weekend would be silent.
         (SCHEDULED, SCHEDULED.replace("== 1", ">= 0"), "LinepulseMachineSilent, time: 58m"),
         (SCHEDULED, SCHEDULED.replace("== 1", ">= 0"), "LinepulseShiftOeeLow, time: 1h5m"),
+        # Without keep_firing_for a recovery longer than the 5-minute window resolves and re-raises it.
+        ("keep_firing_for: 5m", "keep_firing_for: 0s", "LinepulseMachineSilent, time: 46m"),
         # Per worker: the alert breaks in two when the machine's partition moves.
         (SILENT_BY, "linepulse_event_time_seconds", "LinepulseMachineSilent, time: 38m"),
         # No bridge over the scrapes in which no worker has the machine: the pending alert restarts.
