@@ -160,16 +160,22 @@ def test_a_malformed_client_call_is_left_to_the_handler(clock: _Clock) -> None:
     assert throttle.filter(record)  # no TypeError raised into the client's code
 
 
+def _outage(handler: _Collect, clock: _Clock, seconds: int) -> RepeatThrottle:
+    """A reconnect error a second for ``seconds``; returns the handler's throttle."""
+    throttle = handler.filters[0]
+    assert isinstance(throttle, RepeatThrottle)
+    for _ in range(seconds):
+        _unreachable(1)
+        clock.now += 1.0
+    return throttle
+
+
 def test_the_count_of_a_window_with_no_occurrence_after_it_is_reported_when_it_ends(
     handlers: tuple[_Collect, _Collect], clock: _Clock
 ) -> None:
     """The end of an outage: no next occurrence carries the count, so the worker asks for it."""
     first, second = handlers
-    throttle = first.filters[0]
-    assert isinstance(throttle, RepeatThrottle)
-    for _ in range(30):
-        _unreachable(1)
-        clock.now += 1.0
+    throttle = _outage(first, clock, 30)
     line = (
         "throttle-test.aiokafka.conn ERROR Unable connect to node with id 1: [Errno 111] Connect call failed"
     )
@@ -189,16 +195,10 @@ def test_a_stop_reports_every_count_and_the_stops_own_lines_start_a_new_window(
     handlers: tuple[_Collect, _Collect], clock: _Clock
 ) -> None:
     first, _ = handlers
-    throttle = first.filters[0]
-    assert isinstance(throttle, RepeatThrottle)
-    for _ in range(10):
-        _unreachable(1)
-        clock.now += 1.0
+    throttle = _outage(first, clock, 10)
     throttle.report_ended(every=True)
     assert first.lines[1].endswith("(9 more like this in the last 10 s)")
-    for _ in range(10):  # the stop waits for the broker a little longer
-        _unreachable(1)
-        clock.now += 1.0
+    _outage(first, clock, 10)  # the stop waits for the broker a little longer
     assert len(first.lines) == 2
     throttle.report_ended(every=True)
     assert first.lines[2].endswith("(10 more like this in the last 10 s)")
