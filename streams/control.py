@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from models.plant import MachineSpec, PlantConfig
 from streams.contract import ID_PATTERN, _parse_timestamp, published_schema
 from streams.decode import Rejection
+from streams.json_keys import REPEATED_KEY_REASON, model_keys, repeated_key
 
 __all__ = [
     "SERIES",
@@ -136,6 +137,9 @@ class ControlDecoder:
                 return Rejection("invalid_json", "value", f"not valid JSON: {first['msg']}")
             loc = [str(part) for part in first["loc"] if part != "baseline_reset"]
             return Rejection("invalid_schema", ".".join(loc) or "command", str(first["msg"]))
+        repeated = repeated_key(value, model_keys(command))
+        if repeated is not None:
+            return Rejection("invalid_schema", repeated, REPEATED_KEY_REASON)
         if require_key and (key is None or key != command.key.encode()):
             shown = "none" if key is None else repr(key[:80].decode("utf-8", "replace"))
             return Rejection("key_mismatch", "key", f"must be {command.key!r} (tenant/machine), got {shown}")

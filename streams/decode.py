@@ -25,6 +25,7 @@ from models.plant import MachineSpec, PlantConfig
 from streams.contract import SamplesEvent, TelemetryEvent, telemetry_adapter
 from streams.exceptions import InvalidTelemetry
 from streams.frames import Frame, FrameDecoder, SignalBlock, is_frame
+from streams.json_keys import REPEATED_KEY_REASON, model_keys, repeated_key
 
 __all__ = ["Decoded", "Rejection", "TelemetryDecoder"]
 
@@ -102,6 +103,9 @@ class TelemetryDecoder:
                 parsed = telemetry_adapter.validate_json(value)
             except ValidationError as exc:
                 return _schema_rejection(exc)
+            repeated = repeated_key(value, model_keys(parsed))
+            if repeated is not None:
+                return Rejection("invalid_schema", repeated, REPEATED_KEY_REASON)
             event = _samples_to_frame(parsed) if isinstance(parsed, SamplesEvent) else parsed
             newest = _newest_ms(event)
         return self._check_context(key, event, newest, timestamp_ms, require_key)

@@ -74,6 +74,7 @@ from models.finite import all_finite
 from models.numba_config import kernel
 from streams.contract import CONTRACT_VERSION, ID_PATTERN
 from streams.exceptions import FrameError
+from streams.json_keys import REPEATED_KEY_REASON, json_keys, repeated_key
 
 __all__ = [
     "FRAME_MAGIC",
@@ -449,10 +450,18 @@ def _split(payload: bytes) -> tuple[object, int]:
         raise FrameError(
             "header_length", f"truncated: header of {header_len} bytes but only {size - 8} follow"
         )
+    text = memoryview(payload)[_PREFIX.size : body_start]
     try:
-        return orjson.loads(memoryview(payload)[_PREFIX.size : body_start]), body_start
+        header = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise FrameError("header", f"not valid UTF-8 JSON: {exc}") from None
+    # A header as encode_frame writes it (orjson, padded with spaces) is its parsed object's own
+    # text, so no key in it repeats: the usual frame is judged without the slower count.
+    if orjson.dumps(header) != bytes(text).rstrip(b" "):
+        repeated = repeated_key(text, json_keys(header))
+        if repeated is not None:
+            raise FrameError(repeated, REPEATED_KEY_REASON)
+    return header, body_start
 
 
 def _columns(payload: bytes, body_start: int, header: _Header, layout: _Layout) -> tuple[Frame, int]:

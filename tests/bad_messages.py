@@ -112,6 +112,14 @@ def _variants(
             "machine",
         ),
         lambda i: BadMessage(
+            # Valid JSON, but which count is meant? The parsers would silently keep the last one.
+            "repeated_key",
+            key_of(count),
+            b'{"good":' + str(500 + i).encode() + b"," + _dumps(count)[1:],
+            "invalid_schema",
+            "good",
+        ),
+        lambda i: BadMessage(
             "long_id",
             ("a" * 5000).encode(),
             _dumps(_with(count, tenant="a" * 5000)),
@@ -121,7 +129,7 @@ def _variants(
     ]
 
 
-VARIANTS = 16
+VARIANTS = 17
 
 
 def bad_messages(

@@ -113,6 +113,7 @@ def _command(**fields: Any) -> bytes:
         (b"acme/M01", _command(name="a b"), "invalid_schema", "name"),
         (b"acme/M01", _command(command="reboot"), "invalid_schema", "command"),
         (b"acme/M01", _command(extra=1), "invalid_schema", "extra"),
+        (b"acme/M01", b'{"machine":"M02",' + _command()[1:], "invalid_schema", "machine"),
         (b"acme/M01", _command(v=2), "invalid_schema", "v"),
         (b"acme/M01", _command(ts="yesterday"), "invalid_schema", "ts"),
         (b"acme/M02", _command(), "key_mismatch", "key"),

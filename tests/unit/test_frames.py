@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import json
 import pickle
 import struct
 from collections.abc import Callable
@@ -96,6 +97,17 @@ def test_hand_built_frame_decodes() -> None:
     assert frame.signals == (SignalBlock("temp", None, np.array([T0, T0 + 1]), np.array([1.0, 2.0])),)
 
 
+def test_a_header_written_otherwise_than_by_encode_frame_decodes_alike() -> None:
+    """Spaces, newlines and an escaped character (json.dumps writes ° as \\u00b0): not encode_frame's
+    text, so the repeated-key check takes its exact way, and finds nothing to refuse."""
+    header = _header(signals=[{"signal": "temp", "unit": "°C", "n": 2}])
+    text = json.dumps(header, indent=1).encode()
+    assert b"\\u00b0" in text and b"\n" in text
+    frame = decode_frame(_text_frame(text, GOOD_BODY))
+    assert frame == decode_frame(_raw(header, GOOD_BODY))
+    assert frame.signals[0].unit == "°C"
+
+
 def test_500_readings_decode_equal_and_zero_copy() -> None:
     rng = np.random.default_rng(1)
     ts = T0 + np.cumsum(rng.integers(0, 20, size=500)).astype(np.int64)
@@ -168,6 +180,12 @@ def test_error_hierarchy_and_pickling() -> None:
     assert str(error) == "signals.0.n: must be positive"
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.field, copy.reason) == (error.field, error.reason)
+
+
+def _text_frame(header: bytes, body: bytes) -> bytes:
+    """A frame whose header is ``header`` as written (what orjson cannot produce: a key twice)."""
+    padded = header.ljust(len(header) + (-len(header)) % 8)
+    return FRAME_MAGIC + struct.pack("<I", len(padded)) + padded + body
 
 
 def _with_header_length(length: int, rest: bytes = b"") -> bytes:
@@ -272,6 +290,19 @@ CASES: list[Case] = [
     ("backwards", _raw(_header(), _body([T0 + 1, T0], [1.0, 2.0])), "signals.0.ts.1", "oldest first"),
     ("reading too early", _raw(_header(), _body([0, T0], [1.0, 2.0])), "signals.0.ts.0", "out of range"),
     ("reading too late", _raw(_header(), _body([T0, MAX_TS], [1.0, 2.0])), "signals.0.ts.1", "out of range"),
+    # Valid JSON with a key twice: its parsers would keep the last value without a word.
+    (
+        "repeated ts",
+        _text_frame(b'{"ts":1,' + orjson.dumps(_header())[1:], GOOD_BODY),
+        "ts",
+        "more than once",
+    ),
+    (
+        "repeated key in a signal",
+        _text_frame(orjson.dumps(_header()).replace(b'"n":2', b'"n":2,"n":3'), GOOD_BODY),
+        "n",
+        "more than once",
+    ),
 ]
 
 
