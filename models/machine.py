@@ -30,7 +30,7 @@ from models.numba_config import kernel
 from models.pending_resets import PendingReset
 from models.plant import LossCategory, MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
-from models.spc.rules import RULE_POINTS
+from models.spc.rules import RULE_PATTERNS, RULE_POINTS
 from models.time_ledger import TimeLedger
 from models.timemodel import WindowAccumulator
 
@@ -1571,7 +1571,13 @@ def _drift_message(
     reference: float | None,
     expected: np.ndarray | None = None,
 ) -> str:
-    figures = f"{found.detector} detects a shift of {found.shift_sigma:+.1f} sigma"
+    if found.detector.startswith("rule"):
+        # A pattern rule's point need not be far out (rule 4's alternation, rule 7's calm): name the
+        # pattern, not a "shift" of that point's z.
+        pattern = RULE_PATTERNS[int(found.detector.removeprefix("rule")) - 1]
+        figures = f"{found.detector} ({pattern}), last point at {found.shift_sigma:+.1f} sigma"
+    else:
+        figures = f"{found.detector} detects a shift of {found.shift_sigma:+.1f} sigma"
     if expected is not None:
         at = float(expected[found.last])
         return (

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import orjson
 
+from models.calendar import PlantCalendar
 from models.machine import MachineState
 from models.pending_resets import PendingReset, take_due
 from models.plant import PlantConfig
@@ -135,10 +136,11 @@ def _hand_over(due: list[PendingReset], state: MachineState, newest_ms: int) -> 
     state.pending_resets.extend(take_due(due, seen))
 
 
-def _label(key: str, reset: PendingReset) -> str:
-    """A reset as ``--baseline-reset`` takes it: ``tenant/machine[:name]@ms``."""
+def _label(key: str, reset: PendingReset, calendar: PlantCalendar) -> str:
+    """A reset as ``--baseline-reset`` takes it: ``tenant/machine[:name]@TIME``, TIME in RFC 3339 with
+    the machine's site offset, as its records show time (exact to the millisecond)."""
     name = "" if reset.name is None else f":{reset.name}"
-    return f"{key}{name}@{reset.at_ms}"
+    return f"{key}{name}@{calendar.local_isoformat(reset.at_ms)}"
 
 
 class _FileMachines:
@@ -243,7 +245,9 @@ def analyze_file(
                 if reset.dropped:
                     counts["baseline_resets"] += 1
                 else:  # no such series on the machine (yet): a typo must not look applied
-                    matched_nothing.append(_label(state.key, reset.reset))
+                    matched_nothing.append(
+                        _label(state.key, reset.reset, processor.engine.calendar_for(state))
+                    )
                 write(reset.outcome)
 
         machines = _FileMachines(states, write, resets_applied)
@@ -345,8 +349,9 @@ def analyze_file(
     if unscored:
         summary["anomaly_unscored"] = unscored
     never_seen = [(key, reset) for key, due in waiting.items() for reset in due]
+    specs = {spec.key: spec for spec in plant.machines}
     not_reached = [
-        _label(key, reset)
+        _label(key, reset, processor.engine.calendar_for(specs[key]))
         for key, reset in sorted(
             never_seen + [(key, reset) for key, state in states.items() for reset in state.pending_resets],
             key=lambda item: item[1].at_ms,

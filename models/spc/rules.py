@@ -47,7 +47,7 @@ import numpy.typing as npt
 from models.drift._arrays import FloatArray, as_values
 from models.numba_config import kernel
 
-__all__ = ["RULE_POINTS", "SIZE", "init", "nelson_rules", "run", "run_rule1"]
+__all__ = ["RULE_PATTERNS", "RULE_POINTS", "SIZE", "init", "nelson_rules", "run", "run_rule1"]
 
 # History words: bit 15 is the newest reading of the previous blocks, bit 0 the 16th newest.
 H_POS: Final = 0  # z > 0
@@ -64,6 +64,17 @@ HAS_PREV: Final = 10
 SIZE: Final = 11
 
 RULE_POINTS: Final = (1, 9, 6, 14, 3, 5, 15, 8)
+# Each rule's pattern in words, for alert messages (the table above).
+RULE_PATTERNS: Final = (
+    "a point beyond 3 sigma",
+    "9 points in a row on one side of the centre line",
+    "6 points in a row steadily rising or falling",
+    "14 points in a row alternating up and down",
+    "2 of 3 points beyond 2 sigma on one side",
+    "4 of 5 points beyond 1 sigma on one side",
+    "15 points in a row within 1 sigma of the centre line",
+    "8 points in a row beyond 1 sigma, none within",
+)
 _HIST: Final = 16  # bits of history below a block: the longest pattern (rule 7) looks 14 back
 _BLOCK: Final = 32  # readings per word: history + block stay below bit 63 after any shift
 _KEEP: Final = (1 << _HIST) - 1

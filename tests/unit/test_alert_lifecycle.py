@@ -16,6 +16,7 @@ import pytest
 from models.alert_rules import AlertChange, AlertState, signature
 from models.machine import MachineEngine, MachineState
 from models.plant import MachineSpec, PlantConfig
+from models.spc.rules import RULE_PATTERNS
 from service.analyze import analyze_file
 from service.settings import load_settings
 
@@ -349,8 +350,15 @@ def test_drift_and_spc_records_name_the_detector_of_their_evidence(
     spc = [c for c in changes if c.kind == "spc"]
     assert len({c.id for c in spc}) == 1 and len(spc) >= 3, "rules joining the alert are published"
     for change in changes:
-        assert change.message.startswith(f"diameter_mm (P1): {change.evidence['detector']} detects"), change
-        assert change.evidence["detector"] in change.evidence["detectors"]
+        detector = change.evidence["detector"]
+        if detector.startswith("rule"):
+            # The rule's pattern in words, not a "shift" of the one point that completed it.
+            pattern = RULE_PATTERNS[int(detector.removeprefix("rule")) - 1]
+            said = f"diameter_mm (P1): {detector} ({pattern}), last point at "
+        else:
+            said = f"diameter_mm (P1): {detector} detects a shift of "
+        assert change.message.startswith(said), change
+        assert detector in change.evidence["detectors"]
 
 
 def test_open_drift_alerts_are_published_only_when_detectors_or_direction_change(

@@ -225,8 +225,11 @@ def test_analyze_applies_a_scheduled_reset_and_reports_capability(plant: PlantCo
     typo = parse_scheduled_reset(plant, f"acme/M01:no_such_signal@{T0 + 1_200_000}")
     summary = analyze_file(source, plant, tmp_path / "reset", settings, [reset, late, typo])
     assert summary["baseline_resets"] == 1  # the typo is not counted as applied: it is listed
-    assert summary["baseline_resets_matched_nothing"] == [f"acme/M01:no_such_signal@{T0 + 1_200_000}"]
-    assert summary["baseline_resets_not_reached"] == [f"acme/M01@{T0 + 10 * 86_400_000}"]
+    # As --baseline-reset takes them, the time in RFC 3339 with the site's offset (UTC here).
+    assert summary["baseline_resets_matched_nothing"] == ["acme/M01:no_such_signal@2026-09-21T14:33:20+00:00"]
+    assert summary["baseline_resets_not_reached"] == ["acme/M01@2026-10-01T14:13:20+00:00"]
+    for label in [*summary["baseline_resets_matched_nothing"], *summary["baseline_resets_not_reached"]]:
+        assert parse_scheduled_reset(plant, label).at_ms in (T0 + 1_200_000, T0 + 10 * 86_400_000)
     drift = [a for a in _alerts(tmp_path / "reset") if a["kind"] == "drift"]
     assert drift[-1]["status"] == "resolved"
     first_resolved = [a["status"] for a in drift].index("resolved")

@@ -284,7 +284,7 @@ def test_quality_characteristic_gets_spc_and_capability(plant: PlantConfig) -> N
         if change.alert.kind != "spc":
             continue
         figures = re.search(
-            r"shift of ([-+][\d.]+) sigma \(value (\S+), baseline (\S+) \+/- (\S+)\)", change.alert.message
+            r"last point at ([-+][\d.]+) sigma \(value (\S+), baseline (\S+) \+/- (\S+)\)", change.alert.message
         )
         assert figures is not None, change.alert.message
         shift, value, mean, sigma = (float(figure) for figure in figures.groups())
