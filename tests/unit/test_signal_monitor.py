@@ -283,9 +283,8 @@ def test_quality_characteristic_gets_spc_and_capability(plant: PlantConfig) -> N
     for change in changes:
         if change.alert.kind != "spc":
             continue
-        figures = re.search(
-            r"last point at ([-+][\d.]+) sigma \(value (\S+), baseline (\S+) \+/- (\S+)\)", change.alert.message
-        )
+        said = r"last point at ([-+][\d.]+) sigma \(value (\S+), baseline (\S+) \+/- (\S+)\)"
+        figures = re.search(said, change.alert.message)
         assert figures is not None, change.alert.message
         shift, value, mean, sigma = (float(figure) for figure in figures.groups())
         assert figures.group(4) == f"{change.alert.evidence['baseline_sigma']:g}", change.alert.message
