@@ -12,7 +12,6 @@ import logging
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -72,10 +71,6 @@ class AppliedReset:
     reset: PendingReset
     outcome: Outcome
     dropped: list[str]
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
 StateLoader = Callable[[str], MachineState | None]
@@ -279,7 +274,7 @@ class TelemetryProcessor:
                 "baseline reset on %s scheduled for event time %s (series %s, name %s, by %s: %s); "
                 "%d waiting for the machine's telemetry to get there",
                 spec.key,
-                _iso(command.at_ms),
+                self._local(state, command.at_ms),
                 command.series or "all",
                 command.name or "all",
                 command.requested_by or "-",
@@ -295,10 +290,15 @@ class TelemetryProcessor:
                 "at %s: applied now, not exactly at its time (to repeat it exactly, send it before "
                 "the stream gets there, e.g. before replaying)",
                 spec.key,
-                _iso(command.at_ms),
-                _iso(state.last_seen_ms or command.at_ms),
+                self._local(state, command.at_ms),
+                self._local(state, state.last_seen_ms or command.at_ms),
             )
         return self._reset(state, reset).outcome
+
+    def _local(self, state: MachineState, ms: int) -> str:
+        """An event time as the machine's records show it: RFC 3339 in its site's offset, which is
+        what an operator copies into ``--at`` or ``--baseline-reset``."""
+        return self.engine.calendar_for(state).local_isoformat(ms)
 
     def apply_due_resets(self, state: MachineState, *, announce: bool = True) -> list[AppliedReset]:
         """Apply the machine's waiting resets its telemetry has reached (:func:`is_due`), in order:
@@ -330,7 +330,7 @@ class TelemetryProcessor:
         _log.warning(
             "baseline reset on %s at event time %s (series %s, name %s, by %s: %s): %d monitors dropped%s",
             state.key,
-            _iso(at_ms),
+            self._local(state, at_ms),
             reset.series or "all",
             reset.name or "all",
             reset.requested_by or "-",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from service.analyze import analyze_file
 from service.baseline import find_machine, parse_scheduled_reset, reset_command
 from service.cli import main
 from service.exceptions import ConfigError
+from service.plant_file import load_demo_plant
 from service.settings import load_settings
 from streams.control import control_value
 from streams.decode import Rejection
@@ -262,3 +264,20 @@ def test_control_value_round_trips(plant: PlantConfig) -> None:
     )
     decoded = _processor(plant).control.decode(b"acme/M02", control_value(command))
     assert not isinstance(decoded, Rejection) and decoded.command == command
+
+
+def test_the_reset_line_gives_the_event_time_in_the_sites_offset(caplog: pytest.LogCaptureFixture) -> None:
+    """What the operator copies into --at or --baseline-reset, written as the machine's records
+    write time (the demo plant is in Asia/Seoul), not in UTC."""
+    plant = load_demo_plant()
+    spec = find_machine(plant, "demo/M01", "--machine")
+    command = reset_command(spec, ts_ms=1_767_571_200_000, reason="new probe")  # 09:00 +09:00
+    with caplog.at_level(logging.WARNING, logger="streams.processing"):
+        outcome = _processor(plant).process_control(
+            b"demo/M01", control_value(command), load_state=lambda _: None
+        )
+    assert isinstance(outcome, Applied)
+    [line] = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("baseline reset on demo/M01")
+    ]
+    assert "at event time 2026-01-05T09:00:00+09:00 " in line, line
