@@ -93,7 +93,18 @@ def reset_command(
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(part) for part in first["loc"]) or "command"
-        raise ConfigError(f"{field}: {first['msg']}") from None
+        # Named as the user typed it (the command's fields are those options, under other names).
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{_OPTIONS.get(field, field)}: {message}") from None
+
+
+_OPTIONS = {
+    "name": "--signal",
+    "series": "--series",
+    "requested_by": "--by",
+    "reason": "--reason",
+    "at_ms": "--at",
+}
 
 
 def send_reset(

@@ -35,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import zipfile
@@ -66,6 +67,10 @@ __all__ = [
 ARTIFACT_FORMAT: Final = "linepulse.anomaly-model/1"
 MANIFEST_FORMAT: Final = "linepulse.model-registry/1"
 MANIFEST: Final = "manifest.json"
+# Far above a real model (an IsolationForest of 100 trees is a few MB), far below what would starve
+# a worker reading it: the registry's files are read whole, for their hash, before anything else.
+MAX_ARTIFACT_BYTES: Final = 256 * 1024 * 1024
+MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
 _NAME: Final = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _VERSION: Final = re.compile(r"^v([1-9][0-9]{0,8})$")
 
@@ -259,7 +264,7 @@ class ModelRegistry:
     def manifest(self, name: str) -> dict[str, Any]:
         path = self.manifest_path(name)
         try:
-            data = json.loads(path.read_bytes())
+            data = json.loads(_read_regular(path, MAX_MANIFEST_BYTES))
         except FileNotFoundError:
             raise ModelFileError(f"{path}: no such model in the registry") from None
         except (OSError, ValueError) as exc:
@@ -405,7 +410,7 @@ def load_version(directory: Path, entry: ModelVersion) -> AnomalyModel:
         )
     path = directory / entry.file
     try:
-        data = path.read_bytes()
+        data = _read_regular(path, MAX_ARTIFACT_BYTES)
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     digest = hashlib.sha256(data).hexdigest()
@@ -428,6 +433,20 @@ def load_version(directory: Path, entry: ModelVersion) -> AnomalyModel:
         return model_from_artifact(artifact, entry.name, entry.version)
     except Exception as exc:  # of trusted types but any shape: whatever breaks, it is refused
         raise ModelFileError(f"{path}: refused: malformed model artifact ({exc})") from None
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The whole file, if it is a regular file of at most ``limit`` bytes: a FIFO would block the
+    reader for ever and a device (a link to /dev/zero) would never end (OSError naming the reason)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO's open must not wait for a writer
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"not a regular file (mode {stat.filemode(info.st_mode)})")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"larger than {limit} bytes")
+    return data
 
 
 def _json_default(value: object) -> Any:

@@ -5,8 +5,10 @@
   be overridden: that is what they are for.
 - Nesting deeper than :data:`MAX_DEPTH`: the composer recurses per level, so ``[[[...]]]`` a few
   thousand deep raised a bare RecursionError. No plant file needs more than a handful of levels.
+- A date that does not exist (``holidays: [2026-02-30]``): PyYAML raised a bare ValueError from
+  deep in its constructor, a traceback instead of the line at fault.
 
-Both are reported as :class:`yaml.MarkedYAMLError`, with the line of the offending node.
+All are reported as :class:`yaml.MarkedYAMLError`, with the line of the offending node.
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ class StrictSafeLoader(yaml.SafeLoader):
                 )
             first_line[key] = line
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node: Node) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)  # type: ignore[arg-type]
+        except ValueError as exc:
+            problem = f"{node.value!r} looks like a date but is none ({exc})"
+            raise ConstructorError(None, None, problem, node.start_mark) from None
+
+
+StrictSafeLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictSafeLoader.construct_yaml_timestamp)
 
 
 def load_yaml(text: str) -> object:

@@ -21,12 +21,22 @@ sends to the dead-letter topic like bad telemetry.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from models.monitoring_config import CYCLE_TIME_SIGNAL
 from models.plant import MachineSpec, PlantConfig
 from streams.contract import ID_PATTERN, _parse_timestamp, published_schema
 from streams.decode import Rejection
@@ -46,6 +56,8 @@ Id = Annotated[str, Field(pattern=ID_PATTERN)]
 Series = Literal["signals", "characteristics", "cycle_time"]
 # Control messages are small; a big one is a mistake or an attack, not a command.
 MAX_CONTROL_BYTES = 4096
+_CONTROL_CHARACTER = r"[\x00-\x1f\x7f-\x9f]"  # C0, DEL and C1
+_PRINTABLE = f"^[^{_CONTROL_CHARACTER[1:-1]}]+$"
 
 
 class BaselineReset(BaseModel):
@@ -72,8 +84,31 @@ class BaselineReset(BaseModel):
             "telemetry message that reaches it. Missing: at once, where the machine's stream is."
         ),
     )
-    requested_by: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    # Free text, but logged: a line break or a terminal escape would forge or hide log lines.
+    requested_by: Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)] | None = None
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _version_is_an_integer(cls, value: Any) -> Any:
+        # Literal[1] takes true (true == 1 in Python); the schema and telemetry's envelope do not.
+        if isinstance(value, bool):
+            raise ValueError("must be the integer 1, not a boolean")
+        return value
+
+    @field_validator("requested_by", "reason", mode="before")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        if isinstance(value, str) and re.search(_CONTROL_CHARACTER, value):
+            raise ValueError("must not contain control characters (a line break, a tab, a terminal escape)")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits_series(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("series") == "cycle_time" and name not in (None, CYCLE_TIME_SIGNAL):
+            raise ValueError(f"the cycle_time series has one name, {CYCLE_TIME_SIGNAL}, not {name!r}")
+        return name
 
     @field_validator("ts", mode="before")
     @classmethod

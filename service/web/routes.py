@@ -133,7 +133,9 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
     # its live page; aiohttp serves the first resource that matches.
     @app.page("/")
     async def index(web: Any, request: Any) -> Any:
-        query = request.query_string  # kept: /?tenant=x is judged as /status?tenant=x is
+        # Kept: /?tenant=x is judged as /status?tenant=x is. Percent-encoded as it came: decoded, a
+        # %0d%0a put a line break into the Location header (aiohttp refused to send it: no answer).
+        query = request.rel_url.raw_query_string
         location = "/status" + (f"?{query}" if query else "")
         return web.text(f"See {location}\n", status=302, headers={"Location": location})
 

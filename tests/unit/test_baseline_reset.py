@@ -115,6 +115,11 @@ def _command(**fields: Any) -> bytes:
         (b"acme/M01", _command(name="a b"), "invalid_schema", "name"),
         (b"acme/M01", _command(command="reboot"), "invalid_schema", "command"),
         (b"acme/M01", _command(extra=1), "invalid_schema", "extra"),
+        (b"acme/M01", _command(v=True), "invalid_schema", "v"),  # true == 1 in Python, not in the schema
+        # Logged: a line break would forge a log line, an escape would hide one.
+        (b"acme/M01", _command(reason="probe\nERROR worker crashed"), "invalid_schema", "reason"),
+        (b"acme/M01", _command(requested_by="\x1b[31manna"), "invalid_schema", "requested_by"),
+        (b"acme/M01", _command(series="cycle_time", name=SIGNAL), "invalid_schema", "name"),
         (b"acme/M01", b'{"machine":"M02",' + _command()[1:], "invalid_schema", "machine"),
         (b"acme/M01", _command(v=2), "invalid_schema", "v"),
         (b"acme/M01", _command(ts="yesterday"), "invalid_schema", "ts"),
@@ -256,6 +261,15 @@ def test_cli_baseline_reset_needs_a_broker_and_a_known_machine(
     with pytest.raises(SystemExit):
         main(["baseline", "reset", "--machine", "M01", "--series", "all"])
     assert "--series" in capsys.readouterr().err
+    # Each refusal of the command's fields under the option the user typed, before any broker.
+    for extra, said in [
+        (["--by", ""], "--by: String should have at least 1 character"),
+        (["--reason", "probe\nERROR x"], "--reason: must not contain control characters"),
+        (["--series", "cycle_time", "--signal", "vib"], "--signal: the cycle_time series has one name"),
+    ]:
+        argv = ["baseline", "reset", "--machine", "demo/M01", "--bootstrap-servers", "127.0.0.1:1", *extra]
+        assert main(argv) == 2
+        assert capsys.readouterr().err.startswith(f"linepulse: error: {said}"), extra
 
 
 def test_control_value_round_trips(plant: PlantConfig) -> None:

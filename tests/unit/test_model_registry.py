@@ -6,6 +6,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import os
 import pickle
 import re
 from pathlib import Path
@@ -17,6 +18,7 @@ import skops.io as sio
 
 from models.anomaly.training import ModelConfig, fit_model
 from models.plant import MachineSpec
+from service import model_registry
 from service.anomaly_models import RegistryModels, anomaly_models
 from service.exceptions import ConfigError, ModelFileError
 from service.model_registry import ModelRegistry, model_to_artifact
@@ -380,3 +382,27 @@ def test_remove_takes_a_model_out_and_serving_drops_it(tmp_path: Path) -> None:
     assert models.model_for(machine) is None and registry.names() == []
     with pytest.raises(ModelFileError, match="no such model"):
         registry.remove("demo.M01")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "oversized"])
+def test_an_artifact_that_is_no_regular_file_or_too_large_is_refused_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A FIFO made reading block for ever, a link to /dev/zero read without end: both in a worker's
+    hot reload, during message processing. Now refused at once, naming the file."""
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted().model, {})
+    path = tmp_path / "demo.M01" / "v1.skops"
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+        expected = "not a regular file"
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+        expected = "not a regular file"
+    else:
+        monkeypatch.setattr(model_registry, "MAX_ARTIFACT_BYTES", 1000)
+        path.write_bytes(b"x" * 1001)
+        expected = "larger than 1000 bytes"
+    with pytest.raises(ModelFileError, match=rf"v1\.skops: cannot read \({expected}"):
+        registry.load("demo.M01")

@@ -138,3 +138,12 @@ def test_ints_still_stand_for_floats_and_counts_stay_ints() -> None:
     assert plant.allowed_lateness_s == 30.0 and plant.alerts.oee_below == 0.0
     assert plant.machines[0].ideal_cycle_s == 12.0
     assert plant.monitoring.signals.baseline_n == 30
+
+
+@pytest.mark.parametrize(
+    ("holiday", "reason"), [("2026-02-30", "day is out of range"), ("2026-13-01", "month must be in 1..12")]
+)
+def test_a_date_that_does_not_exist_is_refused_at_its_line_not_a_traceback(holiday: str, reason: str) -> None:
+    message = refused(MINIMAL + f"holidays: [2026-01-01, {holiday}]\n")
+    assert message.startswith("plant.yaml: not valid YAML at line 6, column 24: "), message
+    assert f"'{holiday}' looks like a date but is none ({reason}" in message, message
