@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
@@ -43,6 +44,7 @@ __all__ = [
     "StateEvent",
     "Telemetry",
     "TelemetryEvent",
+    "Version",
     "telemetry_adapter",
     "telemetry_json_schema",
 ]
@@ -57,6 +59,17 @@ TELEMETRY_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
 _MIN_TS_MS = TELEMETRY_MIN_MS
 _MAX_TS_MS = TELEMETRY_MAX_MS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # Literal[1] takes true (true == 1 in Python); the published schemas and the frame header do not.
+    if isinstance(value, bool):
+        raise ValueError("must be the integer 1, not a boolean")
+    return value
+
+
+# The contract version field of every v1 message (telemetry, control).
+Version = Annotated[Literal[1], BeforeValidator(_not_a_boolean)]
 _ONE_MS = timedelta(milliseconds=1)
 _MAX_SAMPLES = 100_000
 
@@ -117,7 +130,7 @@ class _Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    v: Literal[1] = Field(description="Contract version: the integer 1.")
+    v: Version = Field(description="Contract version: the integer 1.")
     tenant: Id
     site: Id
     line: Id
@@ -127,14 +140,6 @@ class _Envelope(BaseModel):
     seq: Annotated[StrictInt, Field(ge=0, le=2**64 - 1)] | None = Field(
         default=None, description="Optional per-source sequence number, for de-duplication."
     )
-
-    @field_validator("v", mode="before")
-    @classmethod
-    def _version_is_an_integer(cls, value: Any) -> Any:
-        # Literal[1] takes true (true == 1 in Python); the schema and the frame header do not.
-        if isinstance(value, bool):
-            raise ValueError("must be the integer 1, not a boolean")
-        return value
 
     @field_validator("ts", mode="before")
     @classmethod

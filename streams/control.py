@@ -38,7 +38,7 @@ from pydantic import (
 
 from models.monitoring_config import CYCLE_TIME_SIGNAL
 from models.plant import MachineSpec, PlantConfig
-from streams.contract import ID_PATTERN, _parse_timestamp, published_schema
+from streams.contract import ID_PATTERN, Version, _parse_timestamp, published_schema
 from streams.decode import Rejection
 from streams.json_keys import REPEATED_KEY_REASON, model_keys, repeated_key
 
@@ -65,7 +65,7 @@ class BaselineReset(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    v: Literal[1]
+    v: Version
     command: Literal["baseline_reset"]
     tenant: Id
     machine: Id
@@ -87,14 +87,6 @@ class BaselineReset(BaseModel):
     # Free text, but logged: a line break or a terminal escape would forge or hide log lines.
     requested_by: Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)] | None = None
-
-    @field_validator("v", mode="before")
-    @classmethod
-    def _version_is_an_integer(cls, value: Any) -> Any:
-        # Literal[1] takes true (true == 1 in Python); the schema and telemetry's envelope do not.
-        if isinstance(value, bool):
-            raise ValueError("must be the integer 1, not a boolean")
-        return value
 
     @field_validator("requested_by", "reason", mode="before")
     @classmethod
