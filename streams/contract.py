@@ -59,6 +59,8 @@ TELEMETRY_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
 _MIN_TS_MS = TELEMETRY_MIN_MS
 _MAX_TS_MS = TELEMETRY_MAX_MS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_MAX_SAMPLES = 100_000
 
 
 def _not_a_boolean(value: Any) -> Any:
@@ -70,8 +72,6 @@ def _not_a_boolean(value: Any) -> Any:
 
 # The contract version field of every v1 message (telemetry, control).
 Version = Annotated[Literal[1], BeforeValidator(_not_a_boolean)]
-_ONE_MS = timedelta(milliseconds=1)
-_MAX_SAMPLES = 100_000
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
