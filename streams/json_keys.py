@@ -15,8 +15,10 @@ lowers only the latter. Otherwise the standard library's parser looks at each ob
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,6 +27,10 @@ __all__ = ["REPEATED_KEY_REASON", "json_keys", "model_keys", "repeated_key"]
 
 # A quote followed by a colon (a key's end) or by white space (a key may end uncounted: `"good" : 5`).
 _QUOTE_THEN = re.compile(rb'"[:\t\n\r ]')
+_SPACED = re.compile(rb'"[\t\n\r ]')
+# Up to this size two passes in C (a count, a search) beat one regex pass that builds a list; a
+# record of 500 readings is the other way round (measured: 0.7 against 1.2 us, 16 against 7 us).
+_SHORT = 2048
 
 REPEATED_KEY_REASON = "the key appears more than once in its object; which value is meant cannot be told"
 
@@ -34,9 +40,13 @@ def repeated_key(raw: bytes | memoryview, keys: int) -> str | None:
     parsed objects have (:func:`json_keys`, :func:`model_keys`), at most the keys written."""
     data = bytes(raw)
     if data.find(b"\\") < 0:  # memchr, unlike a two-byte search
-        ends = _QUOTE_THEN.findall(data)
-        if ends.count(b'":') == len(ends) == keys:
-            return None
+        if len(data) <= _SHORT:
+            if _SPACED.search(data) is None and data.count(b'":') == keys:
+                return None
+        else:
+            ends = _QUOTE_THEN.findall(data)
+            if ends.count(b'":') == len(ends) == keys:
+                return None
     repeated: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -67,11 +77,25 @@ def json_keys(value: Any) -> int:
 
 def model_keys(model: BaseModel) -> int:
     """The keys a validated model (extra keys forbidden) was given, its nested models' included."""
-    count = len(model.model_fields_set)
-    for name in model.model_fields_set:
-        value = getattr(model, name)
-        if isinstance(value, BaseModel):
-            count += model_keys(value)
-        elif isinstance(value, list | tuple) and value and isinstance(value[0], BaseModel):
-            count += sum(model_keys(item) for item in value)
+    given = model.model_fields_set
+    count = len(given)
+    for name in _nested_fields(type(model)):
+        if name in given:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                count += model_keys(value)
+            elif isinstance(value, list | tuple):
+                count += sum(model_keys(item) for item in value if isinstance(item, BaseModel))
     return count
+
+
+@functools.cache
+def _nested_fields(cls: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``cls`` that can hold models (a record's ``signals``): only those are looked into."""
+    return tuple(name for name, field in cls.model_fields.items() if _holds_models(field.annotation))
+
+
+def _holds_models(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_models(argument) for argument in typing.get_args(annotation))
