@@ -43,7 +43,6 @@ _DECISION: Final = "_linepulse_throttle_pass"
 @dataclass(slots=True)
 class _Seen:
     shown_at: float
-    text: str  # the line as a count of it reads: its message, and its exception if it has one
     left_out: int = 0
 
 
@@ -99,7 +98,7 @@ class RepeatThrottle(logging.Filter):
             if seen is not None and now - seen.shown_at < self.window_s:
                 seen.left_out += 1
                 return False
-            self._seen[key] = _Seen(now, text)
+            self._seen[key] = _Seen(now)
             self._seen.move_to_end(key)
             while len(self._seen) > self._max_keys:
                 self._seen.popitem(last=False)
@@ -123,7 +122,8 @@ class RepeatThrottle(logging.Filter):
                     del self._seen[key]
                 elif not every:
                     continue
-                counts.append((key[0], key[1], f"{seen.text}{_count(seen, now)}"))
+                name, level, text = key  # the line as its count reads: message, and exception if any
+                counts.append((name, level, f"{text}{_count(seen, now)}"))
                 seen.shown_at, seen.left_out = now, 0
         for name, level, text in counts:
             logger = logging.getLogger(name)
