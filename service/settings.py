@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.exceptions import ConfigError
+from service.problem_list import join_problems
 from streams.app import StreamConfig
 from streams.topics import TopicNames
 
@@ -211,5 +212,12 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors(include_url=False):
             name = ".".join(str(part) for part in error["loc"])
-            problems.append(f"{name} (LINEPULSE_{name.upper()}): {error['msg']}")
-        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+            # The user typed either the option or the variable: name the one this value came from.
+            source = _option(name) if name in given else f"LINEPULSE_{name.upper()}"
+            problems.append(f"{name} ({source}): {error['msg']}")
+        raise ConfigError("invalid settings: " + join_problems(problems)) from None
+
+
+def _option(name: str) -> str:
+    """The command-line option of a setting (``plant_config`` is ``--config`` on every command)."""
+    return "--config" if name == "plant_config" else "--" + name.replace("_", "-")

@@ -143,3 +143,16 @@ def test_kubernetes_service_variables_of_a_service_named_linepulse_are_not_refus
         "unknown setting LINEPULSE_PORT (did you mean LINEPULSE_WEB_PORT?): no LINEPULSE_* variable "
         "of that name (README, Configuration)"
     )
+
+
+def test_a_bad_option_value_names_the_option_and_a_bad_variable_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    telemetry = tmp_path / "t.jsonl"
+    telemetry.write_bytes(b"")
+    analyze = ["analyze", str(telemetry), "--out", str(tmp_path / "s.json")]
+    assert main([*analyze, "--partitions", "99999999"]) == 2
+    assert "partitions (--partitions): Input should be less than or equal to" in capsys.readouterr().err
+    monkeypatch.setenv("LINEPULSE_PARTITIONS", "0")
+    assert main(analyze) == 2
+    assert "partitions (LINEPULSE_PARTITIONS): Input should be greater than" in capsys.readouterr().err

@@ -152,6 +152,42 @@ def test_errors_name_the_file_the_path_and_the_reason(tmp_path: Path, text: str,
     assert expected in message, message
 
 
+def test_a_misspelt_weekday_is_one_problem_not_also_an_empty_list(tmp_path: Path) -> None:
+    text = MINIMAL.replace('end: "14:00"}', 'end: "14:00", days: [monday]}', 1)
+    with pytest.raises(ConfigError) as caught:
+        load_plant(write(tmp_path, text))
+    message = str(caught.value)
+    assert "shifts[0].days[0]: Input should be 'mon'" in message, message
+    assert "at least 1 item" not in message, message
+
+
+def test_an_empty_weekday_list_is_still_refused(tmp_path: Path) -> None:
+    text = MINIMAL.replace('end: "14:00"}', 'end: "14:00", days: []}', 1)
+    with pytest.raises(ConfigError, match=r"shifts\[0\]\.days: .*at least 1 item"):
+        load_plant(write(tmp_path, text))
+
+
+def test_thousands_of_bad_machines_give_a_readable_line_with_the_count(tmp_path: Path) -> None:
+    bad = "".join(
+        f"  - {{tenant: acme, site: p1, line: L1, id: B{n}, ideal_cycle_s: -1}}\n" for n in range(5000)
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_plant(write(tmp_path, MINIMAL + bad))
+    message = str(caught.value)
+    assert message.count("ideal_cycle_s: Input should be greater than 0") == 10, message
+    assert message.endswith("; and 4990 more problems"), message[-200:]
+    assert len(message) < 2000
+
+
+def test_a_file_far_larger_than_any_plant_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "telemetry.jsonl"
+    with path.open("wb") as file:
+        file.write(MINIMAL.encode())
+        file.write(b"#" * (16 * 1024 * 1024))
+    with pytest.raises(ConfigError, match=r"telemetry\.jsonl: plant configuration larger than 16 MiB"):
+        load_plant(path)
+
+
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_plant(tmp_path / "nope.yaml")
