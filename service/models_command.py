@@ -20,6 +20,7 @@ def _registry(path: Path) -> ModelRegistry:
 
 def _list(args: argparse.Namespace) -> int:
     registry = _registry(args.registry)
+    listed: list[tuple[str, Coverage]] = []
     for name in registry.names():
         try:
             versions, latest = registry.snapshot(name)
@@ -27,12 +28,31 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{name}  refused: {exc}")
             continue
         meta = latest.metadata
+        coverage = Coverage.of(meta)
+        listed.append((name, coverage))
         print(
             f"{name}  {latest.version} of {len(versions)}  {meta.get('detector', '?')}  "
-            f"serves {Coverage.of(meta).describe()}  threshold {meta.get('threshold', float('nan')):.4g}  "
+            f"serves {coverage.describe()}  threshold {meta.get('threshold', float('nan')):.4g}  "
             f"created {latest.created}{_verification(registry, latest)}"
         )
+    for line in _ties(listed):
+        print(line)
     return 0
+
+
+def _ties(listed: list[tuple[str, Coverage]]) -> list[str]:
+    """Pairs of models equally specific for a machine. ``train`` refuses to make one, but copied or
+    hand-edited registry directories can, and workers then serve the first by name without a word."""
+    lines = []
+    for index, (first, coverage) in enumerate(listed):
+        for second, other in listed[index + 1 :]:
+            shared = coverage.ties_with(other)
+            if shared:
+                lines.append(
+                    f"TIE  {first} and {second} both serve {', '.join(shared)}: workers serve {first} "
+                    f"(the first by name); remove one (linepulse models remove NAME)"
+                )
+    return lines
 
 
 def _verification(registry: ModelRegistry, latest: ModelVersion) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -189,6 +190,18 @@ def test_train_per_machine_type_learns_every_machine_of_the_type(
     assert [line.split()[0] for line in listing] == ["cnc-cell", "demo.cnc"]
     assert "serves machines ['demo/M02', 'demo/M04']" in listing[0]
     assert "serves types ['cnc'] of tenant demo" in listing[1]
+    # A copied model directory ties with its original, which train would have refused: list says so.
+    shutil.copytree(by_type / "cnc-cell", by_type / "cnc-copy")
+    assert main(["models", "list", *registry_args]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listing] == ["cnc-cell", "cnc-copy", "demo.cnc", "TIE"]
+    assert listing[3].startswith(
+        "TIE  cnc-cell and cnc-copy both serve demo/M02, demo/M04: workers serve cnc-cell"
+    )
+    m02 = plant.machine("demo", "M02")
+    assert m02 is not None
+    served = RegistryModels(by_type).model_for(m02)
+    assert served is not None and served.name == "cnc-cell"
 
 
 def test_an_isolation_forest_with_its_defaults_raises_the_burst(registry: Path, tmp_path: Path) -> None:
