@@ -27,7 +27,7 @@ from typing import Final
 from models.anomaly.scoring import AnomalyModel
 from models.plant import MachineSpec
 from service.exceptions import ConfigError, ModelFileError
-from service.model_coverage import Coverage
+from service.model_coverage import Coverage, ties
 from service.model_registry import ModelRegistry, ModelVersion
 from service.settings import Settings
 
@@ -104,6 +104,9 @@ class RegistryModels:
                 self._keep(name, stamp, current)
         if changed:
             self._by_machine.clear()
+            served = [(name, entry.coverage) for name, entry in sorted(self._loaded.items()) if entry.model]
+            for tie in ties(served):
+                log.warning("anomaly models tie: %s", tie.describe())
         return changed
 
     def _reload(self, name: str, stamp: tuple[int, int], current: _Loaded | None) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from service.exceptions import ConfigError, ModelFileError
 from service.model_registry import ModelRegistry, ModelVersion
 
-__all__ = ["Coverage", "check_no_tie", "check_same_coverage"]
+__all__ = ["Coverage", "Tie", "check_no_tie", "check_same_coverage", "ties"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,31 @@ class Coverage:
         if self.types:
             parts.append(f"types {sorted(self.types)} of tenant {self.tenant}")
         return " and ".join(parts) or "no machine"
+
+
+@dataclass(frozen=True, slots=True)
+class Tie:
+    served: str  # the first by name, which serving picks
+    unused: str
+    shared: list[str]
+
+    def describe(self) -> str:
+        return (
+            f"{self.served} and {self.unused} both serve {', '.join(self.shared)}: workers serve "
+            f"{self.served} (the first by name); remove one (linepulse models remove NAME)"
+        )
+
+
+def ties(models: list[tuple[str, Coverage]]) -> list[Tie]:
+    """Pairs of models equally specific for a machine, ``models`` sorted by name. ``train`` refuses to
+    make one, but copied or hand-edited registry directories can, and serving then picks by name."""
+    found = []
+    for index, (first, coverage) in enumerate(models):
+        for second, other in models[index + 1 :]:
+            shared = coverage.ties_with(other)
+            if shared:
+                found.append(Tie(first, second, shared))
+    return found
 
 
 def check_same_coverage(name: str, coverage: Coverage, existing: list[ModelVersion]) -> None:

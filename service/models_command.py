@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from service.exceptions import ConfigError, ModelFileError
-from service.model_coverage import Coverage
+from service.model_coverage import Coverage, ties
 from service.model_registry import ModelRegistry, ModelVersion
 
 __all__ = ["register"]
@@ -35,24 +35,9 @@ def _list(args: argparse.Namespace) -> int:
             f"serves {coverage.describe()}  threshold {meta.get('threshold', float('nan')):.4g}  "
             f"created {latest.created}{_verification(registry, latest)}"
         )
-    for line in _ties(listed):
-        print(line)
+    for tie in ties(listed):
+        print(f"TIE  {tie.describe()}")
     return 0
-
-
-def _ties(listed: list[tuple[str, Coverage]]) -> list[str]:
-    """Pairs of models equally specific for a machine. ``train`` refuses to make one, but copied or
-    hand-edited registry directories can, and workers then serve the first by name without a word."""
-    lines = []
-    for index, (first, coverage) in enumerate(listed):
-        for second, other in listed[index + 1 :]:
-            shared = coverage.ties_with(other)
-            if shared:
-                lines.append(
-                    f"TIE  {first} and {second} both serve {', '.join(shared)}: workers serve {first} "
-                    f"(the first by name); remove one (linepulse models remove NAME)"
-                )
-    return lines
 
 
 def _verification(registry: ModelRegistry, latest: ModelVersion) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -123,7 +124,7 @@ def test_analyze_scores_with_the_registry(registry: Path, tmp_path: Path) -> Non
 
 
 def test_train_per_machine_type_learns_every_machine_of_the_type(
-    registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     history = registry.parent / "history.jsonl"
     by_type = tmp_path / "registry"
@@ -200,8 +201,10 @@ def test_train_per_machine_type_learns_every_machine_of_the_type(
     )
     m02 = plant.machine("demo", "M02")
     assert m02 is not None
-    served = RegistryModels(by_type).model_for(m02)
+    with caplog.at_level(logging.WARNING, logger="service.anomaly_models"):
+        served = RegistryModels(by_type).model_for(m02)
     assert served is not None and served.name == "cnc-cell"
+    assert "anomaly models tie: cnc-cell and cnc-copy both serve demo/M02, demo/M04" in caplog.text
 
 
 def test_an_isolation_forest_with_its_defaults_raises_the_burst(registry: Path, tmp_path: Path) -> None:
