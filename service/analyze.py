@@ -8,7 +8,8 @@ against ``received_at_ms`` (``--received-at``: when the file's records were rece
 that Kafka timestamp), and not judged without it. Never against the clock of the analysis, so
 analysing a file again next year gives the same results. Windows still open at the end of the
 file are written too, marked ``complete: false``. ``capability.json`` (and the summary) hold each
-machine's Cp/Cpk/Pp/Ppk per characteristic, product and shift at the end of the file.
+machine's Cp/Cpk/Pp/Ppk per characteristic, product and shift at the end of the file, and
+``signals.json`` each machine's sensor signals' statistics (:mod:`service.signal_view`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from service.exceptions import ConfigError
 from service.output_dir import output_dir
 from service.output_file import OutputFile, write_output
 from service.settings import Settings
+from service.signal_view import signal_view
 from service.telemetry_file import FileRecord, read_records
 from streams.contract import _parse_timestamp
 from streams.decode import Rejection
@@ -53,6 +55,7 @@ _OUTPUT_FILES: Final = frozenset(
         "line_kpis.jsonl",
         "capability.json",
         "capability_by_shift.json",
+        "signals.json",
     }
 )
 
@@ -322,6 +325,12 @@ def analyze_file(
     write_output(
         out_dir / "capability.json", orjson.dumps(capability, option=orjson.OPT_INDENT_2) + b"\n", "--out"
     )
+    signals = {
+        key: by_signal
+        for key, state in sorted(states.items())
+        if (by_signal := signal_view(state, processor.engine.calendar_for(state)))
+    }
+    write_output(out_dir / "signals.json", orjson.dumps(signals, option=orjson.OPT_INDENT_2) + b"\n", "--out")
     by_shift = {
         key: rows
         for key, state in sorted(states.items())

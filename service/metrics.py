@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from models import signal_stats
 from models.calendar import PlantCalendar
 from models.machine import MachineState, newest_capability_by_shift
 from models.plant import PlantConfig
@@ -27,7 +28,15 @@ from streams.decode import REJECTION_CODES, Rejection
 from streams.live import LiveLines, LiveMachines
 from streams.processing import Applied, Outcome
 
-__all__ = ["LABEL_VALUES", "OTHER", "LineCollector", "MachineCollector", "WorkerMetrics", "build_registry"]
+__all__ = [
+    "LABEL_VALUES",
+    "OTHER",
+    "SIGNAL_SERIES",
+    "LineCollector",
+    "MachineCollector",
+    "WorkerMetrics",
+    "build_registry",
+]
 
 _MACHINE_LABELS = ("tenant", "site", "line", "machine")
 _WINDOW_LABELS = (*_MACHINE_LABELS, "window")
@@ -39,6 +48,10 @@ _RATIOS = ("oee", "availability", "performance", "quality", "coverage")
 # summed under OTHER, so a gateway sending free text cannot grow the series without bound.
 LABEL_VALUES: Final = 20
 OTHER: Final = "other"
+# Sensor signal names come from telemetry too, but a machine's sensors are its own and not summable:
+# the SIGNAL_SERIES most-read signals of a machine get series (a CNC cell has a few dozen), the rest
+# none (they stay in /api/machines).
+SIGNAL_SERIES: Final = 64
 
 
 def _capped(items: Iterable[tuple[str, int | float]]) -> list[tuple[str, float]]:
@@ -48,6 +61,48 @@ def _capped(items: Iterable[tuple[str, int | float]]) -> list[tuple[str, float]]
     if len(ordered) > LABEL_VALUES:
         capped.append((OTHER, float(sum(value for _, value in ordered[LABEL_VALUES:]))))
     return capped
+
+
+class _SignalFamilies:
+    """A machine's sensor signals from the statistics its state keeps (:mod:`models.signal_stats`)."""
+
+    def __init__(self) -> None:
+        labels = (*_MACHINE_LABELS, "signal")
+        self.value = GaugeMetricFamily(
+            "linepulse_signal_value", "Newest reading of a sensor signal (latest event time).", labels=labels
+        )
+        self.ewma = GaugeMetricFamily(
+            "linepulse_signal_ewma",
+            "Exponentially weighted mean of a sensor signal, half-life 50 readings: its level now.",
+            labels=labels,
+        )
+        self.ew_stddev = GaugeMetricFamily(
+            "linepulse_signal_ew_stddev",
+            "Exponentially weighted standard deviation of a sensor signal, half-life 50 readings.",
+            labels=labels,
+        )
+        self.readings = CounterMetricFamily(
+            "linepulse_signal_readings", "Readings of a sensor signal since first seen.", labels=labels
+        )
+
+    def add(self, state: MachineState, machine: list[str]) -> None:
+        counted = sorted(state.signals.items(), key=lambda item: (-item[1][signal_stats.COUNT], item[0]))
+        for name, vector in counted[:SIGNAL_SERIES]:
+            summary = signal_stats.summarize(vector)
+            if summary.count == 0:
+                continue
+            labels = [*machine, name]
+            self.readings.add_metric(labels, float(summary.count))
+            for family, value in (
+                (self.value, summary.last),
+                (self.ewma, summary.ew_mean),
+                (self.ew_stddev, summary.ew_std),
+            ):
+                if value is not None and math.isfinite(value):
+                    family.add_metric(labels, value)
+
+    def families(self) -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
+        return self.value, self.ewma, self.ew_stddev, self.readings
 
 
 def _fully_productive_s(figures: WindowFigures) -> float | None:
@@ -283,6 +338,7 @@ class MachineCollector(Collector):
             "Parts measured in that shift for that characteristic and product.",
             labels=(*_MACHINE_LABELS, "characteristic", "product", "shift"),
         )
+        signals = _SignalFamilies()
         if self.plant.alerts.oee_below is not None:
             target.add_metric([], self.plant.alerts.oee_below)
         now_ms = int(self.clock() * 1000)
@@ -327,7 +383,9 @@ class MachineCollector(Collector):
             if state.anomaly is not None:
                 unscored.add_metric([*machine, state.anomaly.model], 1.0 if state.anomaly.unscored else 0.0)
             self._capability(state, machine, capability, capability_parts)
+            signals.add(state, machine)
         yield from ratios.values()
+        yield from signals.families()
         yield from (
             seconds,
             units,

@@ -1,10 +1,10 @@
 """HTTP routes on the Faust web server.
 
-``/api/machines`` returns the live machines this worker owns, each with its open alerts and its
-Cp/Cpk/Pp/Ppk per characteristic, product and shift; ``/api/capability`` returns only the latter,
-one row per machine, characteristic, product and shift. ``?tenant=ID`` limits either to one tenant
-(an unknown or malformed tenant, a repeated ``tenant`` or any other parameter gets a 400 naming
-the parameter, not an empty or unfiltered success).
+``/api/machines`` returns the live machines this worker owns, each with its open alerts, its sensor
+signals' statistics and its Cp/Cpk/Pp/Ppk per characteristic, product and shift; ``/api/capability``
+returns only the latter, one row per machine, characteristic, product and shift. ``?tenant=ID``
+limits either to one tenant (an unknown or malformed tenant, a repeated ``tenant`` or any other
+parameter gets a 400 naming the parameter, not an empty or unfiltered success).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from models.machine import MachineState
 from service.anomaly_view import anomaly_view
 from service.capability_view import capability_by_shift_rows, capability_rows
+from service.signal_view import signal_view
 from service.web.bad_requests import install_bad_request_log
 from service.web.staleness import Silence, silences
 from streams.app import LinepulseStream
@@ -58,6 +59,7 @@ def machine_view(stream: LinepulseStream, state: MachineState, silent: Silence) 
         "capability": capability_rows(stream.processor.engine, state),
         "capability_by_shift": capability_by_shift_rows(stream.processor.engine, state),
         "anomaly": anomaly_view(state, calendar),
+        "signals": signal_view(state, calendar),
         # `baseline reset --at` commands waiting for the machine's telemetry to reach their time:
         # shown, so that one sent with a wrong time is seen before it fires.
         "baseline_resets_waiting": [

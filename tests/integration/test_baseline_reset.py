@@ -135,6 +135,10 @@ def test_baseline_reset_reaches_the_worker_and_resolves_the_drift(
         assert "open" not in after, f"a drift alert opened again after the reset: {statuses}"
         machine = worker.get("/api/machines")["machines"][0]
         assert not [a for a in machine["alerts"] if a["kind"] == "drift"]
+        # The signal's statistics as the worker's state keeps them: every reading, the level now.
+        signal = machine["signals"][SIGNAL]
+        assert signal["readings"] == 4800 and 41.0 < signal["ew_mean"] < 41.4
+        assert 40.0 < signal["mean"] < 41.2 and signal["max"] > 41.2 > 40.0 > signal["min"]
         (row,) = machine["capability"]
         assert (row["characteristic"], row["product"], row["n"]) == ("diameter_mm", "P1", 20)
         assert row["cpk"] is not None and row["usl"] == 25.03

@@ -154,6 +154,8 @@ def test_variables_cascade_from_linepulse_machine_state() -> None:
         ("Readings per second", "timeseries"),
         ("Cpk shift by shift", "timeseries"),
         ("Ppk, newest shift with parts", "bargauge"),
+        ("Sensor signals: level and newest reading", "timeseries"),
+        ("Sensor readings per second", "timeseries"),
     ],
 )
 def test_the_dashboard_has_the_panel(title: str, kind: str) -> None:
