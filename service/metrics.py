@@ -36,6 +36,7 @@ __all__ = [
     "MachineCollector",
     "WorkerMetrics",
     "build_registry",
+    "register_collectors",
 ]
 
 _MACHINE_LABELS = ("tenant", "site", "line", "machine")
@@ -527,6 +528,14 @@ def build_registry(
 ) -> tuple[CollectorRegistry, WorkerMetrics]:
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
-    registry.register(MachineCollector(live, plant))
-    registry.register(LineCollector(lines if lines is not None else LiveLines()))
+    register_collectors(registry, live, plant, lines if lines is not None else LiveLines())
     return registry, metrics
+
+
+def register_collectors(
+    registry: CollectorRegistry, live: LiveMachines, plant: PlantConfig, lines: LiveLines
+) -> None:
+    """The scrape-time collectors of the machines and lines; the worker registers them once its stream
+    (which holds ``live`` and ``lines``) exists, after the stream counters it was built with."""
+    registry.register(MachineCollector(live, plant))
+    registry.register(LineCollector(lines))

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from models.plant import PlantConfig
 from service.anomaly_models import RegistryModels, anomaly_models
 from service.faust_worker import quiet_worker
-from service.metrics import LineCollector, MachineCollector, WorkerMetrics
+from service.metrics import WorkerMetrics, register_collectors
 from service.settings import Settings
 from service.warmup import warm_up_or_log
 from service.web import register_routes
@@ -46,8 +46,7 @@ def build_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str)
     metrics = WorkerMetrics(registry)
     stream = create_stream(settings.stream_config(bootstrap_servers, partitions), plant, metrics, models)
     metrics.expect_topics(written=stream.written, sources=stream.sources)
-    registry.register(MachineCollector(stream.live, plant))
-    registry.register(LineCollector(stream.lines))
+    register_collectors(registry, stream.live, plant, stream.lines)
     metrics.ready.set_function(lambda: 1.0 if stream.is_ready() else 0.0)
     register_routes(stream, registry)
     return WorkerParts(stream, registry, metrics, models)
