@@ -42,12 +42,13 @@ def test_worker_needs_bootstrap_servers(
         (["worker", "--bootstrap-servers", "k:9092", "--app-id", "a b"], "app_id"),
     ],
 )
-def test_bad_settings_name_the_setting_and_its_variable(
+def test_bad_settings_name_the_setting_and_the_flag_it_came_from(
     argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, err = run_cli(argv, capsys)
     assert code == 2
-    assert named in err and f"LINEPULSE_{named.upper()}" in err
+    # Given as a flag, the flag is named (the variable would send the user to look in the environment).
+    assert f"{named} (--{named.replace('_', '-')}): " in err and "LINEPULSE_" not in err
     assert "Traceback" not in err
 
 
