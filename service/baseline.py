@@ -26,12 +26,12 @@ import orjson
 from models.pending_resets import PendingReset
 from models.plant import MachineSpec, PlantConfig
 from service.exceptions import ConfigError
+from service.machine_refs import machine_option
 from streams.contract import ID_PATTERN, _parse_timestamp
 from streams.control import SERIES, BaselineReset, control_value
 
 __all__ = [
     "ScheduledReset",
-    "find_machine",
     "parse_event_time",
     "parse_scheduled_reset",
     "register",
@@ -41,26 +41,6 @@ __all__ = [
 _ID = ID_PATTERN.strip("^$")
 # An --at further ahead than this gets a note: it is probably planned, but may be a wrong offset.
 FUTURE_NOTE_S: Final = 3600.0
-
-
-def find_machine(plant: PlantConfig, target: str, option: str) -> MachineSpec:
-    """``TENANT/MACHINE``, or ``MACHINE`` when only one tenant has a machine of that id (a
-    ConfigError names ``option``, where the user wrote it)."""
-    tenant, sep, machine = target.rpartition("/")
-    if sep:
-        spec = plant.machine(tenant, machine)
-        if spec is None:
-            raise ConfigError(f"{option}: machine {target!r} is not in the plant configuration")
-        return spec
-    matches = [spec for spec in plant.machines if spec.id == machine]
-    if not matches:
-        raise ConfigError(f"{option}: machine {machine!r} is not in the plant configuration")
-    if len(matches) > 1:
-        tenants = ", ".join(sorted(spec.tenant for spec in matches))
-        raise ConfigError(
-            f"{option}: machine {machine!r} exists for several tenants ({tenants}); write TENANT/{machine}"
-        )
-    return matches[0]
 
 
 def reset_command(
@@ -150,7 +130,7 @@ def parse_scheduled_reset(plant: PlantConfig, text: str) -> ScheduledReset:
     if not sep or not target or not when:
         raise ConfigError(f"--baseline-reset: {text!r} is not [TENANT/]MACHINE[:NAME]@TIME")
     machine, _, name = target.partition(":")
-    spec = find_machine(plant, machine, "--baseline-reset")
+    spec = machine_option(plant, machine, "--baseline-reset")
     if name and not _matches_id(name):
         raise ConfigError(f"--baseline-reset: name {name!r} is not an id ({ID_PATTERN})")
     return ScheduledReset(spec, name or None, parse_event_time(when, "--baseline-reset"))
@@ -181,7 +161,7 @@ def _reset(args: argparse.Namespace) -> int:
         )
     plant = load_plant(settings.plant_config)
     command = reset_command(
-        find_machine(plant, args.machine, "--machine"),
+        machine_option(plant, args.machine, "--machine"),
         series=args.series,
         name=args.signal,
         at_ms=None if args.at is None else parse_event_time(args.at, "--at"),

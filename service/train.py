@@ -35,6 +35,7 @@ from models.plant import MachineSpec, PlantConfig
 from service.analyze import parse_received_at
 from service.cli_args import add_model_options, model_config
 from service.exceptions import ConfigError
+from service.machine_refs import machine_option
 from service.model_coverage import Coverage, check_no_tie, check_same_coverage
 from service.model_registry import ModelRegistry, ModelVersion
 from service.plant_file import load_plant
@@ -42,8 +43,10 @@ from service.settings import bootstrap_servers_problem, load_settings
 from service.simulator.exceptions import SpecError
 from service.simulator.timeparse import parse_start
 from service.telemetry_file import read_records
-from streams.decode import Rejection, TelemetryDecoder
+from streams.contract import SensorEvent
+from streams.decode import Decoded, Rejection, TelemetryDecoder
 from streams.frames import Frame
+from streams.processing import Series, event_samples
 
 __all__ = ["TrainingData", "collect", "kafka_records", "register", "train"]
 
@@ -65,19 +68,8 @@ class TrainingData:
         return sum(rows.shape[0] for rows in self.series)
 
 
-def _series(event: object) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    if isinstance(event, Frame):
-        return [(b.signal, b.ts_ms, b.values) for b in event.signals]
-    signal = getattr(event, "signal", None)
-    if signal is not None:
-        return [
-            (
-                signal,
-                np.array([event.ts], dtype=np.int64),  # type: ignore[attr-defined]
-                np.array([event.value], dtype=np.float64),  # type: ignore[attr-defined]
-            )
-        ]
-    return []
+def _series(event: Decoded) -> Series:
+    return event_samples(event)[1] if isinstance(event, Frame | SensorEvent) else []
 
 
 def collect(
@@ -227,14 +219,7 @@ def kafka_records(
 
 
 def _machines(plant: PlantConfig, refs: list[str]) -> tuple[MachineSpec, ...]:
-    out = []
-    for ref in refs:
-        tenant, _, machine_id = ref.rpartition("/")
-        matches = [m for m in plant.machines if m.id == machine_id and (not tenant or m.tenant == tenant)]
-        if len(matches) != 1:
-            raise ConfigError(f"--machine: {ref!r} matches {len(matches)} machines of the plant")
-        out.append(matches[0])
-    return tuple(out)
+    return tuple(machine_option(plant, ref, "--machine") for ref in refs)
 
 
 def _machines_of_type(plant: PlantConfig, machine_type: str, tenant: str | None) -> tuple[MachineSpec, ...]:

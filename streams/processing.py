@@ -18,7 +18,8 @@ import numpy as np
 import orjson
 
 from models.anomaly.scoring import AnomalyModels
-from models.machine import EngineOutput, MachineEngine, MachineState
+from models.machine import EngineOutput, MachineEngine
+from models.machine_state import MachineState
 from models.pending_resets import PendingReset, TooManyPendingResets, is_due, schedule, take_due
 from models.plant import PlantConfig
 from streams.contract import CountEvent, CycleEvent, QualityEvent, SensorEvent, StateEvent
@@ -28,7 +29,16 @@ from streams.frames import Frame
 from streams.records import AlertRecord, KpiRecord, alert_record, kpi_record
 from streams.unscored_log import UnscoredLog
 
-__all__ = ["Applied", "AppliedReset", "Outcome", "TelemetryProcessor", "decode_state", "encode_state"]
+__all__ = [
+    "Applied",
+    "AppliedReset",
+    "Outcome",
+    "Series",
+    "TelemetryProcessor",
+    "decode_state",
+    "encode_state",
+    "event_samples",
+]
 
 
 def encode_state(state: MachineState) -> bytes:
@@ -182,7 +192,7 @@ class TelemetryProcessor:
             state.applied[source] = offset
             fresh.append((len(outcomes), decoded))
             outcomes.append(None)  # filled below
-        batches = [_samples(decoded.event) for _, decoded in fresh]
+        batches = [event_samples(decoded.event) for _, decoded in fresh]
         outputs = self.engine.on_samples_each(state, spec, batches)
         for (index, decoded), output in zip(fresh, outputs, strict=True):
             # Records are built as each batch is applied: a later batch updates the alert states.
@@ -356,7 +366,7 @@ class TelemetryProcessor:
     def _apply(self, state: MachineState, accepted: Accepted) -> EngineOutput:
         engine, spec, event = self.engine, accepted.spec, accepted.event
         if isinstance(event, Frame):
-            return engine.on_samples(state, spec, *_samples(event))
+            return engine.on_samples(state, spec, *event_samples(event))
         if isinstance(event, StateEvent):
             return engine.on_state(state, spec, event.ts, event.state, event.reason)
         if isinstance(event, CountEvent):
@@ -366,7 +376,7 @@ class TelemetryProcessor:
         if isinstance(event, CycleEvent):
             return engine.on_cycle(state, spec, event.ts, float(event.seconds), event.product)
         if isinstance(event, SensorEvent):
-            return engine.on_samples(state, spec, *_samples(event))
+            return engine.on_samples(state, spec, *event_samples(event))
         if isinstance(event, QualityEvent):
             return engine.on_quality(
                 state,
@@ -384,11 +394,11 @@ class TelemetryProcessor:
 Series = list[tuple[str, np.ndarray, np.ndarray]]
 
 
-def _samples(event: Decoded) -> tuple[int, Series]:
+def event_samples(event: Decoded) -> tuple[int, Series]:
     """A frame's or sensor event's (ts_ms, series), as :meth:`MachineEngine.on_samples` takes them."""
     if isinstance(event, Frame):
         return event.ts_ms, [(block.signal, block.ts_ms, block.values) for block in event.signals]
-    assert isinstance(event, SensorEvent)
+    assert isinstance(event, SensorEvent), "only frames and sensor events carry samples"
     times = np.array([event.ts], dtype=np.int64)
     values = np.array([event.value], dtype=np.float64)
     return event.ts, [(event.signal, times, values)]

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from models.plant import MachineSpec, PlantConfig
+from service.machine_refs import UnknownMachine, find_machine
 from service.simulator.exceptions import SpecError
 from service.simulator.profiles import profile_for
 from service.simulator.randomness import derive_rng
@@ -99,14 +100,10 @@ def parse_fault_spec(text: str) -> FaultSpec:
 
 
 def _find_machine(plant: PlantConfig, ref: str) -> MachineSpec:
-    tenant, _, machine_id = ref.rpartition("/")
-    matches = [m for m in plant.machines if m.id == machine_id and (not tenant or m.tenant == tenant)]
-    if not matches:
-        known = ", ".join(m.id for m in plant.machines)
-        raise SpecError(f"unknown machine {ref!r}; the plant has {known}")
-    if len(matches) > 1:
-        raise SpecError(f"machine id {ref!r} exists for several tenants; write it as TENANT/{machine_id}")
-    return matches[0]
+    try:
+        return find_machine(plant, ref)
+    except UnknownMachine as exc:
+        raise SpecError(str(exc)) from None
 
 
 def _resolve(kind: FaultKind, machine: MachineSpec, signal: str | None, start_ms: int, end_ms: int) -> Fault:

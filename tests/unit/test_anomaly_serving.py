@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from service.anomaly_models import RegistryModels
 from service.cli import main
 from service.plant_file import load_plant
@@ -234,3 +234,13 @@ def test_train_refuses_an_unknown_machine_type(
     error = capsys.readouterr().err
     assert "--machine-type: no machine of the plant has type 'robot'" in error
     assert "['assembly', 'cnc', 'press']" in error
+
+
+def test_train_names_a_machine_the_plant_does_not_have(
+    registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = registry.parent / "history.jsonl"
+    args = ["train", "--telemetry", str(history), "--registry", str(tmp_path), "--machine", "M42"]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "--machine: machine 'M42' is not in the plant configuration (it has demo/M01, demo/M02" in error

@@ -11,12 +11,14 @@ import numpy as np
 import orjson
 import pytest
 
-from models.machine import MachineEngine, MachineState
+from models.machine import MachineEngine
+from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.analyze import analyze_file
-from service.baseline import find_machine, parse_scheduled_reset, reset_command
+from service.baseline import parse_scheduled_reset, reset_command
 from service.cli import main
 from service.exceptions import ConfigError
+from service.machine_refs import machine_option
 from service.plant_file import load_demo_plant
 from service.settings import load_settings
 from streams.control import control_value
@@ -161,12 +163,12 @@ def test_a_redelivered_reset_is_not_applied_twice(plant: PlantConfig) -> None:
 
 
 def test_machine_targets_and_scheduled_resets_are_checked(plant: PlantConfig) -> None:
-    assert find_machine(plant, "acme/M01", "--machine").tenant == "acme"
-    assert find_machine(plant, "M02", "--machine").key == "acme/M02"
+    assert machine_option(plant, "acme/M01", "--machine").tenant == "acme"
+    assert machine_option(plant, "M02", "--machine").key == "acme/M02"
     with pytest.raises(ConfigError, match=r"^--machine: machine 'M01' exists for several tenants"):
-        find_machine(plant, "M01", "--machine")
+        machine_option(plant, "M01", "--machine")
     with pytest.raises(ConfigError, match=r"^--machine: machine 'acme/M77' is not in the plant"):
-        find_machine(plant, "acme/M77", "--machine")
+        machine_option(plant, "acme/M77", "--machine")
     with pytest.raises(ConfigError, match=r"^--baseline-reset: machine 'M09' is not in the plant"):
         parse_scheduled_reset(plant, "M09@2026-11-25T08:00:00+09:00")
     reset = parse_scheduled_reset(plant, f"acme/M01:{SIGNAL}@2026-11-25T06:00:00+01:00")
@@ -176,7 +178,7 @@ def test_machine_targets_and_scheduled_resets_are_checked(plant: PlantConfig) ->
         with pytest.raises(ConfigError, match="--baseline-reset"):
             parse_scheduled_reset(plant, bad)
     with pytest.raises(ConfigError, match="series"):
-        reset_command(find_machine(plant, "M02", "--machine"), series="everything")
+        reset_command(machine_option(plant, "M02", "--machine"), series="everything")
 
 
 def _telemetry_file(path: Path, batches: int) -> None:
@@ -274,7 +276,7 @@ def test_cli_baseline_reset_needs_a_broker_and_a_known_machine(
 
 def test_control_value_round_trips(plant: PlantConfig) -> None:
     command = reset_command(
-        find_machine(plant, "M02", "--machine"), name=SIGNAL, ts_ms=T0, reason="new probe"
+        machine_option(plant, "M02", "--machine"), name=SIGNAL, ts_ms=T0, reason="new probe"
     )
     decoded = _processor(plant).control.decode(b"acme/M02", control_value(command))
     assert not isinstance(decoded, Rejection) and decoded.command == command
@@ -284,7 +286,7 @@ def test_the_reset_line_gives_the_event_time_in_the_sites_offset(caplog: pytest.
     """What the operator copies into --at or --baseline-reset, written as the machine's records
     write time (the demo plant is in Asia/Seoul), not in UTC."""
     plant = load_demo_plant()
-    spec = find_machine(plant, "demo/M01", "--machine")
+    spec = machine_option(plant, "demo/M01", "--machine")
     command = reset_command(spec, ts_ms=1_767_571_200_000, reason="new probe")  # 09:00 +09:00
     with caplog.at_level(logging.WARNING, logger="streams.processing"):
         outcome = _processor(plant).process_control(

@@ -208,7 +208,9 @@ def test_fault_spec_parsing_and_resolution(plant: PlantConfig) -> None:
     assert (spec.offset_ms, spec.duration_ms) == (5_400_000, 1_200_000)
     (fault,) = resolve_faults([parse_fault_spec("anomaly_burst@demo/M05@0+5m")], plant, START)
     assert (fault.line, fault.start_ms, fault.end_ms) == ("L2", START, START + 300_000)
-    with pytest.raises(ValueError, match="unknown machine"):
+    with pytest.raises(
+        ValueError, match=r"machine 'M99' is not in the plant configuration \(it has demo/M01, "
+    ):
         resolve_faults([parse_fault_spec("stoppage@M99@1h+1h")], plant, START)
     with pytest.raises(ValueError, match="no signal"):
         resolve_faults([parse_fault_spec("sensor_drift@M01:nope@1h+1h")], plant, START)
@@ -417,7 +419,7 @@ def test_cli_errors_name_the_option(
 def test_cli_rejects_a_fault_on_an_unknown_machine(capsys: pytest.CaptureFixture[str]) -> None:
     args = _parser().parse_args(["simulate", "--fault", "stoppage@M42@1h+1h", "--out", "/dev/null"])
     assert args.handler(args) == 2
-    assert "--fault: unknown machine 'M42'" in capsys.readouterr().err
+    assert "--fault: machine 'M42' is not in the plant configuration" in capsys.readouterr().err
 
 
 def test_cli_rejects_a_fault_after_the_run(capsys: pytest.CaptureFixture[str]) -> None:
