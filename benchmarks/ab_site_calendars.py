@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from models.machine import MachineState
+    from models.machine_state import MachineState
     from models.plant import PlantConfig
 
 __all__ = ["main"]

@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 
 from benchmarks.results import Figure, cost_figure
-from models.machine import MachineState
+from models.machine_state import MachineState
 from service.plant_file import load_demo_plant
 from service.simulator import PlantSimulator
 from streams.processing import Applied, TelemetryProcessor, encode_state

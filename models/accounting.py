@@ -27,7 +27,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -45,12 +45,10 @@ from models.lateness import (
     window_id,
 )
 from models.ledger_accounting import LedgerAccounting
+from models.machine_state import MachineState
 from models.plant import MachineSpec, PlantConfig
-from models.time_ledger import TimeLedger
+from models.time_ledger import ledger_from_parts
 from models.timemodel import WindowAccumulator
-
-if TYPE_CHECKING:
-    from models.machine import MachineState
 
 __all__ = ["ClosedWindow", "EngineOutput", "TimeAccounting"]
 
@@ -231,12 +229,3 @@ class TimeAccounting:
     @staticmethod
     def _load(state: MachineState, data: dict[str, Any]) -> None:
         state.ledger = ledger_from_parts(data)
-
-
-def ledger_from_parts(parts: dict[str, Any]) -> TimeLedger:
-    """A ledger from the accounting fields a table state or a lateness snapshot stores."""
-    return TimeLedger.from_parts(
-        parts,
-        windows=[WindowAccumulator.from_dict(window) for window in parts.get("windows", {}).values()],
-        closing=[WindowAccumulator.from_dict(window) for window in parts.get("closing", [])],
-    )

@@ -2,220 +2,50 @@
 
 The engine is pure and deterministic: given the same events in the same order it produces the same
 state and the same closed windows, whether it runs inside a Faust agent, in ``analyze`` or in a
-benchmark. Its state is a plain dataclass that serialises to JSON for the Faust table.
+benchmark. Its state (:mod:`models.machine_state`) is a plain dataclass that serialises to JSON for
+the Faust table.
 
 Time accounting (windows, micro-stops, allowed lateness) is :mod:`models.accounting`'s; this
-module adds the sensors, drift/SPC monitors, capability, anomaly scoring and alerts around it.
+module adds the sensors, drift/SPC monitors, capability (its per-shift history:
+:mod:`models.capability_history`), anomaly scoring and alerts around it.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from models import expected_level, signal_monitor, signal_stats, time_kernel
-from models.accounting import ClosedWindow, EngineOutput, TimeAccounting, ledger_from_parts
+from models import expected_level, signal_monitor, signal_stats
+from models.accounting import ClosedWindow, EngineOutput, TimeAccounting
 from models.alert_rules import AlertChange, AlertState, alert_id, signature
-from models.anomaly.scoring import AnomalyModels, AnomalyWindow, score_batch
-from models.calendar import PlantCalendar, WindowSpan
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, LatenessLog
+from models.anomaly.scoring import AnomalyModels, score_batch
+from models.calendar import PlantCalendar
+from models.capability_history import shift_capability
+from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK
+from models.machine_state import MachineState
 from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSettings, SeriesKind
 from models.numba_config import kernel
-from models.pending_resets import PendingReset
 from models.plant import LossCategory, MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
 from models.spc.rules import RULE_PATTERNS, RULE_POINTS
-from models.time_ledger import TimeLedger
 from models.timemodel import WindowAccumulator
 
 __all__ = [
-    "CAPABILITY_SHIFTS_KEPT",
     "MAX_PRODUCT_MONITORS",
     "ClosedWindow",
     "EngineOutput",
-    "LifetimeTotals",
     "MachineEngine",
-    "MachineState",
-    "ShiftCapability",
-    "capability_by_shift",
-    "newest_capability_by_shift",
 ]
 
 # Drift/SPC monitors per quality characteristic, one per product (product ids come from telemetry:
 # the machine state must stay bounded; parts of further products are not judged, documented).
 MAX_PRODUCT_MONITORS = 32
-# Shifts of capability history per characteristic and product: three weeks of one shift a day, a
-# week of three (days where the plant has no shifts). Older shifts stay in the lifetime figures.
-CAPABILITY_SHIFTS_KEPT = 21
-# And per machine, whatever its characteristics and products (each ~120 bytes of state, written
-# with every changed state): eight series' worth; the oldest shifts of any series go first.
-CAPABILITY_SHIFT_ROWS = 8 * CAPABILITY_SHIFTS_KEPT
-
-
-@dataclass(frozen=True, slots=True)
-class ShiftCapability:
-    """Capability of one characteristic (and product) over one shift as it took place."""
-
-    characteristic: str
-    product: str | None
-    shift: str | None  # None: a local day (the plant has no shifts, or parts made outside every shift)
-    start_ms: int
-    capability: Capability
-
-
-@dataclass(slots=True)
-class LifetimeTotals:
-    """Totals since the machine was first seen; the exactly-once test compares these."""
-
-    events: int = 0
-    readings: int = 0
-    good: int = 0
-    scrap: int = 0
-    run_ms: int = 0
-    late_events: int = 0  # beyond the allowed lateness: counted, not merged
-
-    def to_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-@dataclass(slots=True)
-class MachineState:
-    tenant: str
-    site: str
-    line: str
-    machine: str
-    # Time accounting (models.time_ledger): windows, state, stop and startup clocks, as kernel arrays.
-    ledger: TimeLedger = field(default_factory=TimeLedger)
-    totals: LifetimeTotals = field(default_factory=LifetimeTotals)
-    signals: dict[str, np.ndarray] = field(default_factory=dict)
-    alerts: dict[str, AlertState] = field(default_factory=dict)
-    applied: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> last applied offset
-    # Drift/SPC monitor state per monitored series (sensor signal, characteristic, cycle time).
-    monitors: dict[str, np.ndarray] = field(default_factory=dict)
-    # Expected-level models (models.expected_level) per signal judged as a residual (temperatures).
-    expected: dict[str, np.ndarray] = field(default_factory=dict)
-    # Capability accumulators per "characteristic|product|shift" ("-" where there is none).
-    capability: dict[str, CapabilityStats] = field(default_factory=dict)
-    # The same per shift as it took place, "characteristic|product|start_ms|shift" (a local day where
-    # the plant has no shifts), the newest CAPABILITY_SHIFTS_KEPT of each characteristic and product.
-    capability_shifts: dict[str, CapabilityStats] = field(default_factory=dict)
-    # Anomaly scoring: the model's feature-window history, so a restart scores exactly as before.
-    anomaly: AnomalyWindow | None = None
-    lateness: LatenessLog | None = None  # log and snapshots, only with allowed_lateness_s > 0
-    # The newest check interval of its clock's stream time (streams.silence) already decided for
-    # it: the one it was last ticked for, or the one under way when it joined the clock. A
-    # restarted worker checks the interval it resumes in again; this keeps it from ticking there a
-    # machine the uninterrupted worker let wait for the next one.
-    silence_interval: int | None = None
-    # Operator resets waiting for the machine's telemetry to reach their time (models.pending_resets).
-    pending_resets: list[PendingReset] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return f"{self.tenant}/{self.machine}"
-
-    # -- the accounting's view, read-only (models.accounting changes it) --------------------------
-
-    @property
-    def cursor_ms(self) -> int | None:
-        """Machine time is accounted up to here."""
-        return self.ledger.get(time_kernel.S_CURSOR)
-
-    @property
-    def last_seen_ms(self) -> int | None:
-        """The newest event time of any telemetry."""
-        return self.ledger.get(time_kernel.S_LAST_SEEN)
-
-    @property
-    def state(self) -> str | None:
-        return self.ledger.state_reason[0]
-
-    @property
-    def reason(self) -> str | None:
-        return self.ledger.state_reason[1]
-
-    @property
-    def state_since_ms(self) -> int | None:
-        return self.ledger.get(time_kernel.S_STATE_SINCE)
-
-    @property
-    def windows(self) -> dict[str, WindowAccumulator]:
-        """The open hour, shift and day windows, built from the ledger (only the accounting changes them)."""
-        return self.ledger.windows()
-
-    @property
-    def closing(self) -> list[WindowAccumulator]:
-        """Windows that ended during an undecided stop and wait for its decision."""
-        return self.ledger.closing()
-
-    def sync_totals(self) -> None:
-        """Copy the accounting's lifetime run time and too-late count into ``totals``."""
-        self.totals.run_ms = int(self.ledger.scalars[time_kernel.S_RUN_MS])
-        self.totals.late_events = int(self.ledger.scalars[time_kernel.S_LATE])
-
-    def to_dict(self) -> dict[str, Any]:
-        accounting = self.ledger.to_parts()
-        totals = self.totals.to_dict()
-        del accounting["run_ms"], accounting["late_events"]  # stored in totals
-        return {
-            "tenant": self.tenant,
-            "site": self.site,
-            "line": self.line,
-            "machine": self.machine,
-            **accounting,
-            "totals": totals,
-            "signals": {name: signal_stats.to_list(vector) for name, vector in self.signals.items()},
-            "alerts": {key: alert.to_dict() for key, alert in self.alerts.items()},
-            "applied": dict(self.applied),
-            "monitors": {name: signal_monitor.to_list(vector) for name, vector in self.monitors.items()},
-            "expected": {name: expected_level.to_list(vector) for name, vector in self.expected.items()},
-            "capability": {key: stats.to_list() for key, stats in self.capability.items()},
-            **(
-                {"capability_shifts": {key: stats.to_list() for key, stats in self.capability_shifts.items()}}
-                if self.capability_shifts
-                else {}  # a machine without quality data keeps the state it had before shifts were kept
-            ),
-            "anomaly": None if self.anomaly is None else self.anomaly.to_dict(),
-            "lateness": None if self.lateness is None else self.lateness.to_dict(),
-            "silence_interval": self.silence_interval,
-            **(
-                {"pending_resets": [reset.to_dict() for reset in self.pending_resets]}
-                if self.pending_resets
-                else {}  # the usual machine: its state stays as it was before resets could wait
-            ),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MachineState:
-        totals = LifetimeTotals(**data["totals"])
-        return cls(
-            tenant=data["tenant"],
-            site=data["site"],
-            line=data["line"],
-            machine=data["machine"],
-            ledger=ledger_from_parts({**data, "run_ms": totals.run_ms, "late_events": totals.late_events}),
-            totals=totals,
-            signals={name: signal_stats.from_list(values) for name, values in data["signals"].items()},
-            alerts={key: AlertState.from_dict(a) for key, a in data["alerts"].items()},
-            applied=dict(data["applied"]),
-            # .get: states written before drift monitoring existed still load.
-            monitors=_load_vectors(data.get("monitors", {}), signal_monitor.from_list),
-            expected=_load_vectors(data.get("expected", {}), expected_level.from_list),
-            capability={key: CapabilityStats.from_list(v) for key, v in data.get("capability", {}).items()},
-            capability_shifts={
-                key: CapabilityStats.from_list(v) for key, v in data.get("capability_shifts", {}).items()
-            },
-            anomaly=AnomalyWindow.from_dict(data["anomaly"]) if data.get("anomaly") else None,
-            lateness=LatenessLog.from_dict(data["lateness"]) if data.get("lateness") else None,
-            silence_interval=data.get("silence_interval"),  # None in states written before it
-            pending_resets=[PendingReset.from_dict(reset) for reset in data.get("pending_resets", ())],
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -847,7 +677,7 @@ class MachineEngine:
             if stats is None:
                 stats = state.capability[cap_key] = CapabilityStats()
             stats.update(value, lsl, usl)
-            _shift_capability(state, series, shift or calendar.day_at(ts_ms)).update(value, lsl, usl)
+            shift_capability(state, series, shift or calendar.day_at(ts_ms)).update(value, lsl, usl)
         self._check_spec(state, out, ts_ms, characteristic, value, lsl, usl, product)
         return out
 
@@ -1436,87 +1266,10 @@ class MachineEngine:
             out.alerts.append(AlertChange(alert.snapshot(), "resolved", at_ms, resolution))
 
 
-def capability_by_shift(state: MachineState) -> list[ShiftCapability]:
-    """Capability per shift as it took place (a local day without shifts), oldest first per
-    characteristic and product: the trend a mentor reviews."""
-    return [_shift_row(state, key, *fields) for key, fields in _shift_keys(state)]
-
-
-def newest_capability_by_shift(state: MachineState) -> list[ShiftCapability]:
-    """The last row of each characteristic and product in :func:`capability_by_shift`, in the order
-    their series first appear there. Only these rows' indices are computed (a scrape exports only
-    the newest shift of each series, out of up to ``CAPABILITY_SHIFTS_KEPT``)."""
-    newest: dict[tuple[str, str | None], tuple[str, _ShiftKey]] = {}
-    for key, fields in _shift_keys(state):
-        newest[(fields[0], fields[1])] = (key, fields)
-    return [_shift_row(state, key, *fields) for key, fields in newest.values()]
-
-
-# A kept shift's characteristic, product, shift name and start (``MachineState.capability_shifts``).
-_ShiftKey = tuple[str, str | None, str | None, int]
-
-
-def _shift_keys(state: MachineState) -> list[tuple[str, _ShiftKey]]:
-    """The kept shifts' keys, parsed, oldest first per characteristic and product."""
-    parsed: list[tuple[str, _ShiftKey]] = []
-    for key in state.capability_shifts:
-        characteristic, product, start_ms, shift = key.split("|")
-        fields = (
-            characteristic,
-            None if product == "-" else product,
-            None if shift == "-" else shift,
-            int(start_ms),
-        )
-        parsed.append((key, fields))
-    parsed.sort(key=lambda item: (item[1][0], item[1][1] or "", item[1][3]))
-    return parsed
-
-
-def _shift_row(
-    state: MachineState, key: str, characteristic: str, product: str | None, shift: str | None, start_ms: int
-) -> ShiftCapability:
-    return ShiftCapability(characteristic, product, shift, start_ms, state.capability_shifts[key].indices())
-
-
 def _coverage_note(coverage: float | None) -> str:
     if coverage is None or coverage >= 0.995:
         return ""
     return f"; data for {coverage:.0%} of the shift"
-
-
-def _shift_capability(state: MachineState, series: str, span: WindowSpan) -> CapabilityStats:
-    """The accumulator of ``series`` ("characteristic|product") over ``span``; starting one drops the
-    oldest beyond CAPABILITY_SHIFTS_KEPT, so a machine's state stays bounded however long it runs."""
-    key = f"{series}|{span.start_ms}|{span.shift or '-'}"
-    stats = state.capability_shifts.get(key)
-    if stats is None:
-        stats = state.capability_shifts[key] = CapabilityStats()
-        prefix = f"{series}|"
-        _drop_oldest(
-            [k for k in state.capability_shifts if k.startswith(prefix)], state, CAPABILITY_SHIFTS_KEPT
-        )
-        _drop_oldest(list(state.capability_shifts), state, CAPABILITY_SHIFT_ROWS)
-    return stats
-
-
-def _drop_oldest(keys: list[str], state: MachineState, keep: int) -> None:
-    if len(keys) > keep:
-        keys.sort(key=lambda k: int(k.rsplit("|", 2)[1]))  # "characteristic|product|start_ms|shift"
-        for old in keys[: len(keys) - keep]:
-            del state.capability_shifts[old]
-
-
-def _load_vectors(stored: dict[str, Any], from_list: Callable[[Any], np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-series state vectors (drift monitors, expected-level models) in the current layout; one
-    stored in another layout (an older version, a changed ADWIN row cap) is dropped, so that series
-    learns again instead of the whole machine state failing to load."""
-    vectors = {}
-    for name, values in stored.items():
-        try:
-            vectors[name] = from_list(values)
-        except ValueError:
-            continue
-    return vectors
 
 
 _K = TypeVar("_K")

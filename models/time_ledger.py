@@ -406,3 +406,12 @@ class TimeLedger:
         for window in closing:
             ledger.load_window(window, k.FLAG_CLOSING)
         return ledger
+
+
+def ledger_from_parts(parts: dict[str, Any]) -> TimeLedger:
+    """A ledger from the accounting fields a table state or a lateness snapshot stores."""
+    return TimeLedger.from_parts(
+        parts,
+        windows=[WindowAccumulator.from_dict(window) for window in parts.get("windows", {}).values()],
+        closing=[WindowAccumulator.from_dict(window) for window in parts.get("closing", [])],
+    )

@@ -22,7 +22,7 @@ from typing import Any, Final
 import orjson
 
 from models.calendar import PlantCalendar
-from models.machine import MachineState
+from models.machine_state import MachineState
 from models.pending_resets import PendingReset, take_due
 from models.plant import PlantConfig
 from service.anomaly_models import anomaly_models

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.calendar import PlantCalendar
-from models.machine import MachineState
+from models.machine_state import MachineState
 
 __all__ = ["anomaly_view"]
 

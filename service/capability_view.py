@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from models.machine import MachineEngine, MachineState, capability_by_shift
+from models.capability_history import capability_by_shift
+from models.machine import MachineEngine
+from models.machine_state import MachineState
 from models.spc.capability import Capability
 
 __all__ = ["capability_by_shift_rows", "capability_rows"]

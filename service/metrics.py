@@ -20,7 +20,8 @@ from prometheus_client.registry import Collector
 
 from models import signal_stats
 from models.calendar import PlantCalendar
-from models.machine import MachineState, newest_capability_by_shift
+from models.capability_history import newest_capability_by_shift
+from models.machine_state import MachineState
 from models.plant import PlantConfig
 from models.timemodel import WindowAccumulator, WindowFigures
 from streams.contract import MACHINE_STATES

@@ -13,7 +13,7 @@ from typing import Any
 
 from models import signal_stats
 from models.calendar import PlantCalendar
-from models.machine import MachineState
+from models.machine_state import MachineState
 
 __all__ = ["signal_view"]
 

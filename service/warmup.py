@@ -25,7 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from models.anomaly.scoring import AnomalyModels
-from models.machine import MachineState
+from models.machine_state import MachineState
 from models.numba_config import compiled_signatures
 from models.plant import MachineSpec, PlantConfig
 from service.simulator import PlantSimulator

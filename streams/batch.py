@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeAlias
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from streams.decode import Accepted, Rejection
 from streams.processing import Applied, AppliedReset, Outcome, TelemetryProcessor
 from streams.state_table import StateTable

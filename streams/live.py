@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from streams.lines import supersedes
 from streams.records import LineKpiRecord
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.alert_rules import AlertChange
 from models.calendar import PlantCalendar
-from models.machine import MachineState
+from models.machine_state import MachineState
 from models.plant import MachineSpec
 from models.timemodel import WindowAccumulator
 

@@ -31,7 +31,7 @@ ticked for), so the restarted worker lets it wait too.
 
 from __future__ import annotations
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from streams.stream_time import Clock
 
 __all__ = ["SilenceClock"]

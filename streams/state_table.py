@@ -1,7 +1,7 @@
 """The machine-state table as the agent uses it: decoded states cached, writes staged per batch.
 
 The Faust table (with its changelog) stays the source of truth; this keeps the decoded
-:class:`~models.machine.MachineState` of each machine this worker owns, so a message does not decode
+:class:`~models.machine_state.MachineState` of each machine this worker owns, so a message does not decode
 JSON, and stages the states a batch changed so that each is encoded and written to the changelog
 once per batch rather than once per message (the per-message write of the whole state cost more
 CPU than all the analytics; see benchmarks/RESULTS.md).
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from streams.exceptions import StreamsError
 from streams.outbox import Outgoing
 from streams.processing import decode_state, encode_state

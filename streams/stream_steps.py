@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, Protocol, TypeAlias
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from streams.processing import Applied, AppliedReset, TelemetryProcessor
 from streams.silence import SilenceClock
 from streams.stop_watch import StopWatch

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 
 __all__ = ["UnscoredLog"]
 

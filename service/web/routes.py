@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from service.anomaly_view import anomaly_view
 from service.capability_view import capability_by_shift_rows, capability_rows
 from service.signal_view import signal_view

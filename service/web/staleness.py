@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from streams.live import LiveMachines, Receipt
 
 __all__ = ["Silence", "silence", "silences", "stream_clocks"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from streams.state_table import StateTable
 
 

@@ -14,7 +14,8 @@ import orjson
 import pytest
 
 from models.alert_rules import AlertChange, AlertState, signature
-from models.machine import MachineEngine, MachineState
+from models.machine import MachineEngine
+from models.machine_state import MachineState
 from models.plant import MachineSpec, PlantConfig
 from models.spc.rules import RULE_PATTERNS
 from service.analyze import analyze_file

@@ -24,7 +24,8 @@ from models.anomaly.scoring import (
     AnomalyWindow,
     score_batch,
 )
-from models.machine import MachineEngine, MachineState
+from models.machine import MachineEngine
+from models.machine_state import MachineState
 from models.plant import MachineSpec
 from service.metrics import build_registry
 from service.plant_file import load_demo_plant

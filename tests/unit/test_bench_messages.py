@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from benchmarks.messages import SIGNALS, Message, frames, samples_records, sensor_events
-from models.machine import MachineState
+from models.machine_state import MachineState
 from service.plant_file import load_demo_plant
 from streams.processing import Applied, TelemetryProcessor
 

@@ -14,14 +14,14 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.machine import (
+from models.capability_history import (
     CAPABILITY_SHIFT_ROWS,
     CAPABILITY_SHIFTS_KEPT,
-    MachineEngine,
-    MachineState,
     ShiftCapability,
     capability_by_shift,
 )
+from models.machine import MachineEngine
+from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.capability_view import capability_by_shift_rows, capability_rows
 from service.cli import main

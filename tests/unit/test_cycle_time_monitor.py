@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.machine import MachineEngine, MachineState
+from models.machine import MachineEngine
+from models.machine_state import MachineState
 from models.plant import MachineSpec, PlantConfig
 
 T0 = 1_790_000_000_000

@@ -19,7 +19,8 @@ import pytest
 from models import machine, signal_monitor, signal_stats
 from models.anomaly.scoring import AnomalyModel
 from models.anomaly.training import default_config, fit_model
-from models.machine import EngineOutput, MachineEngine, MachineState
+from models.machine import EngineOutput, MachineEngine
+from models.machine_state import MachineState
 from models.plant import MachineSpec, PlantConfig
 from service.plant_file import load_demo_plant
 

@@ -19,7 +19,8 @@ import pytest
 
 from models import expected_level as el
 from models import signal_monitor
-from models.machine import MachineEngine, MachineState
+from models.machine import MachineEngine
+from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.analyze import analyze_file
 from service.settings import load_settings

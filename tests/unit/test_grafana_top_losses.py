@@ -17,7 +17,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from service.metrics import build_registry
 from service.plant_file import load_demo_plant
 from streams.live import LiveMachines

@@ -3,7 +3,8 @@ staleness on each tenant's stream clock (:mod:`service.web.staleness`)."""
 
 from __future__ import annotations
 
-from models.machine import MachineEngine, MachineState
+from models.machine import MachineEngine
+from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.web.staleness import silences
 from streams.live import LiveMachines

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from models.accounting import ClosedWindow
-from models.machine import EngineOutput, MachineEngine, MachineState
+from models.machine import EngineOutput, MachineEngine
+from models.machine_state import MachineState
 from models.plant import MachineSpec, PlantConfig
 
 SEOUL = ZoneInfo("Asia/Seoul")

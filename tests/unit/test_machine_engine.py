@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from models.machine import CACHE_LIMIT, EngineOutput, MachineEngine, MachineState
+from models.machine import CACHE_LIMIT, EngineOutput, MachineEngine
+from models.machine_state import MachineState
 from models.plant import MachineSpec, PlantConfig
 
 SEOUL = ZoneInfo("Asia/Seoul")

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from models.pending_resets import (
     MAX_PENDING_RESETS,
     PendingReset,

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from service.cli import main
 from service.plant_file import load_demo_plant
 from service.simulator import PlantSimulator

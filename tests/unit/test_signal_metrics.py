@@ -15,7 +15,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models import signal_stats
-from models.machine import MachineEngine, MachineState
+from models.machine import MachineEngine
+from models.machine_state import MachineState
 from models.plant import MachineSpec, PlantConfig
 from service.cli import main
 from service.metrics import SIGNAL_SERIES, build_registry

@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from models import signal_monitor as sm
-from models.machine import MAX_PRODUCT_MONITORS, MachineEngine, MachineState
+from models.machine import MAX_PRODUCT_MONITORS, MachineEngine
+from models.machine_state import MachineState
 from models.plant import PlantConfig
 
 PARAMS = sm.MonitorParams(baseline_n=100, cusum_h=8.0, ph_threshold=30.0, adwin_delta=0.01, adwin_clock=8)

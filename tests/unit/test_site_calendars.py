@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from models.calendar import PlantCalendar
-from models.machine import MachineState
+from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.cli import main
 from service.exceptions import ConfigError

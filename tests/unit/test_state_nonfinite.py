@@ -20,7 +20,7 @@ from models.json_floats import (
     encode_number,
     encode_tagged,
 )
-from models.machine import MachineState
+from models.machine_state import MachineState
 from models.spc.capability import CapabilityStats
 from service.plant_file import load_demo_plant
 from streams.decode import Rejection

@@ -14,7 +14,7 @@ import pytest
 from faust.stores.memory import Store
 from faust.types import TP
 
-from models.machine import MachineState
+from models.machine_state import MachineState
 from streams.state_table import FAUST_MEMORY_RECOVERY_SHA256, StateTable
 from tests.unit.faust_tables import memory_table, write_acknowledged
 

@@ -16,13 +16,12 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.accounting import ledger_from_parts
 from models.accounting_reference import ReferenceAccounting, ReferenceLedger
 from models.calendar import PlantCalendar
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, RANK_TOO_LATE
 from models.ledger_accounting import LedgerAccounting
 from models.plant import PlantConfig
-from models.time_ledger import TimeLedger
+from models.time_ledger import TimeLedger, ledger_from_parts
 
 ZONE = "Europe/Berlin"
 # Two days before the spring-forward night of 2026 (29 March): streams of up to ~60 h cross it.

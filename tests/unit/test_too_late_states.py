@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models.accounting import ClosedWindow
-from models.machine import EngineOutput, MachineEngine, MachineState
+from models.machine import EngineOutput, MachineEngine
+from models.machine_state import MachineState
 from models.plant import MachineSpec, PlantConfig
 from models.time_kernel import S_REPORTED
 
