@@ -12,8 +12,6 @@ module adds the sensors, drift/SPC monitors, capability (its per-shift history:
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
@@ -21,16 +19,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from models import expected_level, signal_monitor, signal_stats
+from models import alert_book, expected_level, sample_runs, signal_monitor, signal_stats
 from models.accounting import ClosedWindow, EngineOutput, TimeAccounting
-from models.alert_rules import AlertChange, AlertState, alert_id, signature
+from models.alert_rules import AlertState
 from models.anomaly.scoring import AnomalyModels, score_batch
 from models.calendar import PlantCalendar
 from models.capability_history import shift_capability
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK
 from models.machine_state import MachineState
 from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSettings, SeriesKind
-from models.numba_config import kernel
 from models.plant import LossCategory, MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
 from models.spc.rules import RULE_PATTERNS, RULE_POINTS
@@ -89,64 +86,6 @@ class _Pending(NamedTuple):
     message: str
     at_ms: int
     detections: int
-
-
-class _StatsRun(NamedTuple):
-    """A signal's readings of several batches, joined, for its statistics (``sizes``: each batch's;
-    ``lasts``: each batch's last timestamp, all the statistics need of the times of ordered batches)."""
-
-    vector: np.ndarray
-    lasts: np.ndarray
-    values: np.ndarray
-    sizes: tuple[int, ...]
-
-
-def _fold_stats(alike: Sequence[_StatsRun]) -> None:
-    """Fold signals whose runs have the same sizes: in triples and pairs side by side (two pairs
-    rather than a triple and one alone for four), the last alone if it is left over."""
-    if not alike:
-        return
-    sizes = alike[0].sizes
-    ends = np.fromiter(itertools.accumulate(sizes), dtype=np.int64, count=len(sizes))
-    rest = len(alike)
-    at = 0
-    while rest:
-        take = 3 if rest == 3 or rest >= 5 else min(rest, 2)
-        group = alike[at : at + take]
-        if take == 1:
-            signal_stats.update_runs(group[0].vector, group[0].lasts, group[0].values, ends, lasts=True)
-        else:
-            signal_stats.update_runs_side_by_side(
-                [(g.vector, g.lasts, g.values) for g in group], ends, lasts=True
-            )
-        at += take
-        rest -= take
-
-
-def _readings(series: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> int:
-    count = 0
-    for _, _, values in series:  # a plain loop: sum() over a generator costs ~1 us a batch more
-        count += values.shape[0]
-    return count
-
-
-def _joined(run: Sequence[np.ndarray], joined: tuple[Sequence[np.ndarray], np.ndarray] | None) -> np.ndarray:
-    """``run`` concatenated: ``joined``'s copy when it was made of the same arrays, in order."""
-    if joined is not None:
-        parts, values = joined
-        if len(parts) == len(run) and all(a is b for a, b in zip(parts, run, strict=True)):
-            return values
-    return np.concatenate(run)
-
-
-@kernel
-def _finite_count(values: np.ndarray) -> int:
-    """How many of ``values`` are finite: one call where isfinite, all and any are three (~2.5 us)."""
-    count = 0
-    for i in range(values.shape[0]):
-        if math.isfinite(values[i]):
-            count += 1
-    return count
 
 
 class _Sited(Protocol):
@@ -325,7 +264,7 @@ class MachineEngine:
         joined: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
         # Signals whose runs have the same lengths (a frame's signals usually do) are folded two or
         # three side by side in one kernel call (signal_stats.update_runs_side_by_side).
-        alike: list[_StatsRun] = []
+        alike: list[sample_runs.StatsRun] = []
         for signal, run in runs.items():
             vector = state.signals.get(signal)
             if vector is None:
@@ -343,10 +282,10 @@ class MachineEngine:
             values = np.concatenate(parts)
             joined[signal] = (parts, values)
             if alike and alike[0].sizes != sizes:
-                _fold_stats(alike)
+                sample_runs.fold_stats(alike)
                 alike = []
-            alike.append(_StatsRun(vector, lasts, values, sizes))
-        _fold_stats(alike)
+            alike.append(sample_runs.StatsRun(vector, lasts, values, sizes))
+        sample_runs.fold_stats(alike)
         if not self._monitoring.enabled or len(batches) < 2:
             for ts_ms, series in batches:
                 yield self._samples_after_stats(state, spec, ts_ms, series)
@@ -355,7 +294,7 @@ class MachineEngine:
         outs: list[EngineOutput] = []
         judged: list[list[_Judged]] = []
         for ts_ms, series in batches:
-            outs.append(self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), _readings(series)))
+            outs.append(self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), sample_runs.readings(series)))
             judged.append(self._to_judge(state, spec, series))
         done = self._judge_quiet_runs(state, judged, joined)
         for out, jobs in zip(outs, judged, strict=True):
@@ -407,7 +346,7 @@ class MachineEngine:
                 continue
             vector = self._monitor_state(state, tuning)
             before = vector.copy()
-            if signal_monitor.update(vector, _joined(run, joined.get(name)), tuning.params):
+            if signal_monitor.update(vector, sample_runs.joined_values(run, joined.get(name)), tuning.params):
                 vector[:] = before  # a detection somewhere in the run: judged batch by batch
                 continue
             done.add(name)
@@ -421,7 +360,7 @@ class MachineEngine:
         series: Sequence[tuple[str, np.ndarray, np.ndarray]],
     ) -> EngineOutput:
         """Everything :meth:`on_samples` does once the signal statistics are folded."""
-        out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), _readings(series))
+        out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), sample_runs.readings(series))
         if self._monitoring.enabled:
             for job in self._to_judge(state, spec, series):
                 self._judge(state, out, job)
@@ -543,7 +482,7 @@ class MachineEngine:
         # another mean (docs/drift-and-spc.md, "Temperatures: the first day"), so the monitor learns
         # a new baseline on them, from the handover on (the job's restart).
         handed_over = expected_level.handovers(model) != handovers
-        finite = _finite_count(expected)
+        finite = sample_runs.finite_count(expected)
         if finite == 0 and not handed_over:
             return None  # training, or no ambient yet: the usual batch of a signal's first hours
         # (count_nonzero below, not any(): ndarray.any costs ~3 us through numpy's Python layer.)
@@ -620,10 +559,10 @@ class MachineEngine:
         if not batch.any_flagged:
             if state.anomaly.quiet >= model.resolve_after:
                 resolution = {"by": "scores_normal", "quiet": state.anomaly.quiet}
-                self._resolve_alert(state, out, "anomaly", at_ms, resolution)
+                alert_book.resolve_alert(state, out, "anomaly", at_ms, resolution)
             return
         score = float(batch.scores[batch.worst])
-        self._open_alert(
+        alert_book.open_alert(
             state,
             out,
             "anomaly",
@@ -706,7 +645,7 @@ class MachineEngine:
             # One bad part is scrap the inspection caught; parts that keep failing are the process
             # making scrap: the people on shift must contain it (critical routes to them).
             escalate = self.plant.alerts.out_of_spec_critical_after
-            self._open_alert(
+            alert_book.open_alert(
                 state,
                 out,
                 key,
@@ -730,7 +669,7 @@ class MachineEngine:
             open_alert.quiet += 1
             if open_alert.quiet >= self._in_spec_to_resolve:
                 resolution = {"by": "in_spec_parts", "parts": open_alert.quiet, "value": value}
-                self._resolve_alert(state, out, key, ts_ms, resolution)
+                alert_book.resolve_alert(state, out, key, ts_ms, resolution)
 
     @staticmethod
     def _may_monitor(state: MachineState, characteristic: str, product: str | None) -> bool:
@@ -866,7 +805,7 @@ class MachineEngine:
             label = name if product is None else f"{name} ({product})"
             message = _drift_message(label, found, (base[0], sigma), gap, reference, expected)
             if open_alert is None:
-                self._open_alert(
+                alert_book.open_alert(
                     state,
                     out,
                     alert_key,
@@ -906,9 +845,9 @@ class MachineEngine:
                         for key in ("detector", "first_ts_ms", "last_ts_ms", "value", "shift_sigma")
                     }
                 resolution["detections"] = open_alert.count
-                self._resolve_alert(state, out, alert_key, at_ms, resolution)
+                alert_book.resolve_alert(state, out, alert_key, at_ms, resolution)
             elif update is not None:
-                self._open_alert(
+                alert_book.open_alert(
                     state,
                     out,
                     alert_key,
@@ -960,7 +899,9 @@ class MachineEngine:
             # the monitor's new baseline of its residuals declares the current offset normal.
             subject = key.partition(":")[2]
             for alert_kind in ("drift", "spc"):
-                self._resolve_alert(state, out, f"{alert_kind}/{subject}", at_ms, {"by": "baseline_reset"})
+                alert_book.resolve_alert(
+                    state, out, f"{alert_kind}/{subject}", at_ms, {"by": "baseline_reset"}
+                )
         return out, dropped
 
     def capability(self, state: MachineState) -> dict[str, Capability]:
@@ -1055,7 +996,7 @@ class MachineEngine:
             f"{stopped} ({reason or 'no reason code'})",
             _duration(stopped_ms),
         )
-        self._open_alert(
+        alert_book.open_alert(
             state,
             out,
             "machine_stopped",
@@ -1144,7 +1085,7 @@ class MachineEngine:
         alert = state.alerts["machine_stopped"]
         stopped_ms = max(at_ms - alert.started_ms, 0)
         last = f"{alert.evidence.get('state')} ({alert.evidence.get('reason') or 'no reason code'})"
-        self._resolve_alert(
+        alert_book.resolve_alert(
             state,
             out,
             "machine_stopped",
@@ -1169,9 +1110,9 @@ class MachineEngine:
         shift = window.shift or "shift"
         date = self.calendar_for(spec).local_date(window.start_ms).isoformat()
         ended = {"by": "next_shift", "shift": shift, "date": date, "oee": figures.oee}
-        self._resolve_alert(state, out, key, window.end_ms, ended)
+        alert_book.resolve_alert(state, out, key, window.end_ms, ended)
         if figures.oee < threshold:
-            self._open_alert(
+            alert_book.open_alert(
                 state,
                 out,
                 key,
@@ -1198,72 +1139,6 @@ class MachineEngine:
                     "window_end_ms": window.end_ms,
                 },
             )
-
-    def _open_alert(
-        self,
-        state: MachineState,
-        out: EngineOutput,
-        key: str,
-        *,
-        kind: str,
-        subject: str,
-        severity: str,
-        at_ms: int,
-        message: str,
-        evidence: dict[str, Any],
-        detections: int = 1,
-        refresh: bool = False,
-    ) -> None:
-        """Open the alert of ``key``, or update the open one.
-
-        An open alert is published again (same id, status ``open``) only when its
-        :func:`~models.alert_rules.signature` changes, with this call's severity, message and
-        evidence; otherwise the detection is counted and, with ``refresh``, the stored message and
-        evidence (an out-of-spec alert's count and latest value) are replaced without a record.
-        """
-        existing = state.alerts.get(key)
-        if existing is not None:
-            existing.count += detections
-            existing.last_ms = at_ms
-            existing.quiet = 0
-            if signature(kind, severity, evidence) != signature(kind, existing.severity, existing.evidence):
-                existing.severity, existing.message, existing.evidence = severity, message, evidence
-                out.alerts.append(AlertChange(existing.snapshot(), "open", at_ms, update=True))
-            elif refresh:
-                existing.message, existing.evidence = message, evidence
-            return
-        alert = AlertState(
-            id=alert_id(state.key, kind, subject, at_ms),
-            kind=kind,
-            subject=subject,
-            severity=severity,
-            started_ms=at_ms,
-            last_ms=at_ms,
-            message=message,
-            evidence=evidence,
-        )
-        state.alerts[key] = alert
-        out.alerts.append(AlertChange(alert.snapshot(), "open", at_ms))
-
-    def _resolve_alert(
-        self,
-        state: MachineState,
-        out: EngineOutput,
-        key: str,
-        at_ms: int,
-        resolution: dict[str, Any],
-        *,
-        message: str | None = None,
-        evidence: dict[str, Any] | None = None,
-    ) -> None:
-        """Resolve the open alert of ``key`` (if any); ``message`` and ``evidence``: its final figures."""
-        alert = state.alerts.pop(key, None)
-        if alert is not None:
-            if message is not None:
-                alert.message = message
-            if evidence is not None:
-                alert.evidence = evidence
-            out.alerts.append(AlertChange(alert.snapshot(), "resolved", at_ms, resolution))
 
 
 def _coverage_note(coverage: float | None) -> str:

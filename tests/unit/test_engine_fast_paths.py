@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import machine, signal_monitor
+from models import sample_runs, signal_monitor
 from models.machine import MachineEngine
 from models.plant import PlantConfig
 
@@ -78,6 +78,6 @@ def test_an_open_alert_is_resolved_by_a_batch_without_detections(plant: PlantCon
     ],
 )
 def test_finite_count_is_numpys(values: np.ndarray) -> None:
-    assert machine._finite_count(values) == int(np.isfinite(values).sum())
+    assert sample_runs.finite_count(values) == int(np.isfinite(values).sum())
     values.setflags(write=False)
-    assert machine._finite_count(values) == int(np.isfinite(values).sum())
+    assert sample_runs.finite_count(values) == int(np.isfinite(values).sum())

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models import machine, signal_monitor, signal_stats
+from models import machine, sample_runs, signal_monitor, signal_stats
 from models.anomaly.scoring import AnomalyModel
 from models.anomaly.training import default_config, fit_model
 from models.machine import EngineOutput, MachineEngine
@@ -206,9 +206,9 @@ def test_runs_give_the_alerts_windows_and_states_of_one_frame_at_a_time(
 def test_a_run_is_joined_once_when_it_is_made_of_the_same_arrays() -> None:
     parts = [np.arange(3.0), np.arange(2.0)]
     copy = np.concatenate(parts)
-    assert machine._joined(list(parts), (parts, copy)) is copy
+    assert sample_runs.joined_values(list(parts), (parts, copy)) is copy
     for other in ([parts[0]], [parts[0], parts[1].copy()], [parts[1], parts[0]]):
-        fresh = machine._joined(other, (parts, copy))
+        fresh = sample_runs.joined_values(other, (parts, copy))
         assert fresh is not copy
         np.testing.assert_array_equal(fresh, np.concatenate(other))
-    np.testing.assert_array_equal(machine._joined(parts, None), copy)
+    np.testing.assert_array_equal(sample_runs.joined_values(parts, None), copy)
