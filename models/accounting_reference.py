@@ -4,7 +4,7 @@
 written here once more in the plainest Python, on :class:`~models.timemodel.WindowAccumulator`
 objects, and the property tests feed both the same random event streams and require identical
 windows, emissions and machine scalars (``tests/unit/test_time_kernel.py``). The benchmark
-``benchmarks/time_model.py`` measures the kernel's events/s against this module in the same run.
+``benchmarks/bench_timemodel.py`` measures the kernel's events/s against this module in the same run.
 
 Only in-order application is defined here: allowed lateness is a layer above both
 (:mod:`models.accounting`), which replays events through whichever applies them.
@@ -15,18 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.calendar import PlantCalendar, WindowKind, WindowSpan
+from models.calendar import PlantCalendar, WindowSpan
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_STATE, RANK_TICK, RANK_TOO_LATE
 from models.plant import BigLoss, LossCategory, MachineSpec, PlantConfig
-from models.timemodel import WindowAccumulator, loss_key
+from models.timemodel import NO_DATA_KEY, STARTUP_AFTER, WINDOW_KINDS, WindowAccumulator, loss_key
 
-__all__ = ["NO_DATA_KEY", "STARTUP_AFTER", "WINDOW_KINDS", "ReferenceAccounting", "ReferenceLedger"]
+__all__ = ["ReferenceAccounting", "ReferenceLedger"]
 
-WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "shift", "day")
 _OPERATING = (LossCategory.PRODUCTION, LossCategory.PERFORMANCE)
-NO_DATA_KEY = loss_key(LossCategory.UNKNOWN, None, "no_data", None)
-# Running again after these states: the first units of the run are startup production.
-STARTUP_AFTER = frozenset({"setup", "down", "planned_stop"})
 
 
 @dataclass(slots=True)

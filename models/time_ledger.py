@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 
 from models import time_kernel as k
-from models.accounting_reference import NO_DATA_KEY, STARTUP_AFTER, WINDOW_KINDS
 from models.calendar import WindowSpan
 from models.cycle_stats import CycleStats
 from models.plant import BigLoss, LossCategory
-from models.timemodel import CATEGORIES, WindowAccumulator, loss_key
+from models.timemodel import CATEGORIES, NO_DATA_KEY, STARTUP_AFTER, WINDOW_KINDS, WindowAccumulator, loss_key
 
 __all__ = ["TimeLedger", "stored"]
 

@@ -23,10 +23,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.calendar import WindowKind
 from models.cycle_stats import CycleStats
 from models.plant import BigLoss, LossCategory
 
-__all__ = ["CATEGORIES", "WindowAccumulator", "WindowFigures", "loss_key", "ratio"]
+__all__ = [
+    "CATEGORIES",
+    "NO_DATA_KEY",
+    "STARTUP_AFTER",
+    "WINDOW_KINDS",
+    "WindowAccumulator",
+    "WindowFigures",
+    "loss_key",
+    "ratio",
+]
 
 CATEGORIES: tuple[LossCategory, ...] = tuple(LossCategory)
 _INDEX = {category: index for index, category in enumerate(CATEGORIES)}
@@ -46,6 +56,14 @@ def ratio(numerator: float, denominator: float) -> float | None:
 def loss_key(category: LossCategory, big_loss: BigLoss | None, state: str, reason: str | None) -> str:
     """How a window keys lost time: "category|big loss|state/reason" ("-" for no big loss/reason)."""
     return f"{category.value}|{big_loss.value if big_loss is not None else '-'}|{state}/{reason or '-'}"
+
+
+# Every machine keeps one open window of each kind; records and metrics carry the kind's name.
+WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "shift", "day")
+# Where time without telemetry goes (past state_timeout_s): an unknown loss, not availability.
+NO_DATA_KEY = loss_key(LossCategory.UNKNOWN, None, "no_data", None)
+# Running again after these states: the first units of the run are startup production.
+STARTUP_AFTER = frozenset({"setup", "down", "planned_stop"})
 
 
 def _split_key(key: str) -> tuple[str, str, str]:
