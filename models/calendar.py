@@ -40,6 +40,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
+from models.bounded_cache import bounded
 from models.plant import PlantConfig, Shift
 
 __all__ = ["PlantCalendar", "WindowKind", "WindowSpan"]
@@ -55,7 +56,7 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 # Dates searched either side of an instant's local date. Two covers a shift crossing midnight plus
 # any real offset change (the largest, Samoa 2011, skipped one whole local date).
 _MARGIN_DAYS = 2
-_RESOLVED_MAX = 4096
+_RESOLVED_MAX = 4096  # a replay over years must not grow the cache forever
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +197,7 @@ class PlantCalendar:
         key = (day, clock)
         found = self._resolved.get(key)
         if found is None:
-            if len(self._resolved) >= _RESOLVED_MAX:
-                self._resolved.clear()  # bounded: a replay over years must not grow it forever
-            found = self._resolved[key] = self._resolve_uncached(day, clock)
+            found = bounded(self._resolved, _RESOLVED_MAX)[key] = self._resolve_uncached(day, clock)
         return found
 
     def _resolve_uncached(self, day: date, clock: time) -> tuple[int, datetime]:

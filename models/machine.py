@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -23,6 +23,7 @@ from models import alert_book, expected_level, sample_runs, signal_monitor, sign
 from models.accounting import ClosedWindow, EngineOutput, TimeAccounting
 from models.alert_rules import AlertState
 from models.anomaly.scoring import AnomalyModels, score_batch
+from models.bounded_cache import bounded
 from models.calendar import PlantCalendar
 from models.capability_history import shift_capability
 from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK
@@ -513,9 +514,7 @@ class MachineEngine:
         key = (ts_ms // 3_600_000, calendar.zone)
         cached = self._offsets.get(key)
         if cached is None:
-            if len(self._offsets) > 1024:
-                self._offsets.clear()
-            cached = self._offsets[key] = calendar.utc_offset_ms(key[0] * 3_600_000)
+            cached = bounded(self._offsets, CACHE_LIMIT)[key] = calendar.utc_offset_ms(key[0] * 3_600_000)
         return cached
 
     def _tuning(self, kind: SeriesKind, name: str, machine: str, series: str | None = None) -> _Tuning:
@@ -535,7 +534,7 @@ class MachineEngine:
                 f"spc/{series}",
                 int(settings.settle_s * 1000),
             )
-            _bounded(self._tunings)[(kind, series, machine)] = tuning
+            bounded(self._tunings, CACHE_LIMIT)[(kind, series, machine)] = tuning
         return tuning
 
     def _check_anomaly(
@@ -1013,7 +1012,8 @@ class MachineEngine:
     def _category(self, state_reason: tuple[str | None, str | None]) -> LossCategory:
         category = self._categories.get(state_reason)
         if category is None:  # the plant is frozen: classify (a rule search) once per state and reason
-            category = _bounded(self._categories)[state_reason] = self.plant.classify(*state_reason)
+            category = self.plant.classify(*state_reason)
+            bounded(self._categories, CACHE_LIMIT)[state_reason] = category
         return category
 
     def stop_deadline(self, state: MachineState) -> int | None:
@@ -1145,17 +1145,6 @@ def _coverage_note(coverage: float | None) -> str:
     if coverage is None or coverage >= 0.995:
         return ""
     return f"; data for {coverage:.0%} of the shift"
-
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-
-
-def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:
-    """``cache``, emptied first if it is full (:data:`CACHE_LIMIT`: its keys come from telemetry)."""
-    if len(cache) >= CACHE_LIMIT:
-        cache.clear()
-    return cache
 
 
 # A hall reading this far from a temperature's readings no longer tells their ambient.

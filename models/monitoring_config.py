@@ -37,6 +37,7 @@ from pydantic import (
     field_validator,
 )
 
+from models.bounded_cache import bounded
 from models.config_numbers import Count, Number
 from models.expected_level import ThermalParams
 from models.signal_monitor import DETECTORS, Detector, MonitorParams
@@ -388,7 +389,5 @@ class MonitoringConfig(BaseModel):
             found = (
                 base if not override else MonitorSettings.model_validate({**base.model_dump(), **override})
             )
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = found
+            bounded(self._cache, CACHE_LIMIT)[key] = found
         return found

@@ -70,6 +70,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from models.bounded_cache import bounded
 from models.finite import all_finite
 from models.numba_config import kernel
 from streams.contract import CONTRACT_VERSION, ID_PATTERN
@@ -550,9 +551,7 @@ class FrameDecoder:
             header = _parse_header(header_obj)
             layout = _Layout.of(header.signals)
             if key is not None:
-                if len(self._layouts) >= _MAX_LAYOUTS:
-                    self._layouts.clear()  # simplest bound; a real stream refills it at once
-                self._layouts[key] = layout
+                bounded(self._layouts, _MAX_LAYOUTS)[key] = layout
         else:
             assert isinstance(header_obj, dict)  # _layout_key only keys dicts
             header = self._parse_known(header_obj, layout)
@@ -572,9 +571,7 @@ class FrameDecoder:
         if not known:
             for value, field in zip(ids, ("tenant", "site", "line", "machine"), strict=True):
                 _check_id(value, field)
-            if len(self._known_ids) >= _MAX_KNOWN_IDS:
-                self._known_ids.clear()
-            self._known_ids.add(ids)
+            bounded(self._known_ids, _MAX_KNOWN_IDS).add(ids)
         return _Header(*ids, ts_ms=_check_ts(header["ts"], "ts"), seq=seq, signals=layout.signals)
 
 
