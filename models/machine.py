@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -874,7 +874,7 @@ class MachineEngine:
         self,
         state: MachineState,
         at_ms: int,
-        series: Literal["signals", "characteristics", "cycle_time"] | None = None,
+        series: SeriesKind | None = None,
         name: str | None = None,
     ) -> tuple[EngineOutput, list[str]]:
         """Drop the drift/SPC state of the matching series (every series when both are None).

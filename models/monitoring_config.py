@@ -25,7 +25,7 @@ machine whose ideal cycle is optimistic.
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -45,6 +45,7 @@ from models.signal_monitor import DETECTORS, Detector, MonitorParams
 __all__ = [
     "CACHE_LIMIT",
     "CYCLE_TIME_SIGNAL",
+    "SERIES_KINDS",
     "TEMPERATURE_SIGNALS",
     "MonitorSettings",
     "MonitoringConfig",
@@ -56,7 +57,7 @@ CYCLE_TIME_SIGNAL = "cycle_time_s"
 # this size, so a producer minting names cannot grow the worker's memory without bound.
 CACHE_LIMIT = 4096
 SeriesKind = Literal["signals", "characteristics", "cycle_time"]
-_SERIES_KINDS: tuple[SeriesKind, ...] = ("signals", "characteristics", "cycle_time")
+SERIES_KINDS: tuple[SeriesKind, ...] = get_args(SeriesKind)
 Positive = Annotated[Number, Field(gt=0, allow_inf_nan=False)]
 # Signal names judged with the temperatures' defaults (fnmatch patterns, case-sensitive).
 TEMPERATURE_SIGNALS = ("*_temp", "*_temperature", "temperature", "temp")
@@ -365,7 +366,7 @@ class MonitoringConfig(BaseModel):
         if not isinstance(fields, dict):
             raise ValueError(f"{where} must be a mapping of settings")
         try:
-            for kind in _SERIES_KINDS:
+            for kind in SERIES_KINDS:
                 self.settings_for(kind, name, machine)
         except ValidationError as exc:
             first = exc.errors()[0]

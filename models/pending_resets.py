@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
+
+from models.monitoring_config import SeriesKind
 
 __all__ = ["MAX_PENDING_RESETS", "PendingReset", "TooManyPendingResets", "is_due", "schedule", "take_due"]
 
@@ -21,15 +23,13 @@ __all__ = ["MAX_PENDING_RESETS", "PendingReset", "TooManyPendingResets", "is_due
 # operator replaying a stream needs, and a bound keeps a runaway script from bloating the state.
 MAX_PENDING_RESETS: Final = 16
 
-SeriesName = Literal["signals", "characteristics", "cycle_time"]
-
 
 @dataclass(frozen=True, slots=True)
 class PendingReset:
     """One waiting reset: what to reset (``series``/``name``, all when None) and when (``at_ms``)."""
 
     at_ms: int
-    series: SeriesName | None = None
+    series: SeriesKind | None = None
     name: str | None = None
     requested_by: str | None = None
     reason: str | None = None

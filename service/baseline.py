@@ -23,12 +23,13 @@ from typing import Any, Final
 
 import orjson
 
+from models.monitoring_config import SERIES_KINDS
 from models.pending_resets import PendingReset
 from models.plant import MachineSpec, PlantConfig
 from service.exceptions import ConfigError
 from service.machine_refs import machine_option
 from streams.contract import ID_PATTERN, _parse_timestamp
-from streams.control import SERIES, BaselineReset, control_value
+from streams.control import BaselineReset, control_value
 
 __all__ = [
     "ScheduledReset",
@@ -200,7 +201,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     reset.add_argument(
         "--signal", metavar="NAME", help="one signal or characteristic (cycle_time_s for cycle time)"
     )
-    reset.add_argument("--series", choices=SERIES, help="only this kind of series")
+    reset.add_argument("--series", choices=SERIES_KINDS, help="only this kind of series")
     reset.add_argument(
         "--at",
         metavar="TIME",

@@ -36,14 +36,13 @@ from pydantic import (
     field_validator,
 )
 
-from models.monitoring_config import CYCLE_TIME_SIGNAL
+from models.monitoring_config import CYCLE_TIME_SIGNAL, SeriesKind
 from models.plant import MachineSpec, PlantConfig
 from streams.contract import ID_PATTERN, Version, _parse_timestamp, published_schema
 from streams.decode import Rejection
 from streams.json_keys import REPEATED_KEY_REASON, model_keys, repeated_key
 
 __all__ = [
-    "SERIES",
     "BaselineReset",
     "ControlCommand",
     "ControlDecoder",
@@ -51,9 +50,7 @@ __all__ = [
     "control_value",
 ]
 
-SERIES = ("signals", "characteristics", "cycle_time")
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
-Series = Literal["signals", "characteristics", "cycle_time"]
 # Control messages are small; a big one is a mistake or an attack, not a command.
 MAX_CONTROL_BYTES = 4096
 _CONTROL_CHARACTER = r"[\x00-\x1f\x7f-\x9f]"  # C0, DEL and C1
@@ -69,7 +66,7 @@ class BaselineReset(BaseModel):
     command: Literal["baseline_reset"]
     tenant: Id
     machine: Id
-    series: Series | None = Field(
+    series: SeriesKind | None = Field(
         default=None, description="signals, characteristics or cycle_time; all series when missing."
     )
     name: Id | None = Field(
