@@ -41,8 +41,6 @@ Everything here is pure: arrays in, arrays out.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from dataclasses import dataclass
 from typing import Final
@@ -50,6 +48,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from models import packed_floats
 from models.drift._arrays import FloatArray, IntArray
 from models.finite import NORMAL_MIN, all_finite, flushed
 from models.numba_config import kernel
@@ -908,31 +907,21 @@ def ready(state: FloatArray) -> bool:
     return bool(state[PHASE] >= 3.0)
 
 
-_PACKED: Final = "b64:"
-
-
 def to_list(state: FloatArray) -> list[str]:
     """JSON-safe and exact: the vector as little-endian float64, base64; once trained only the
     header, the profile and the interim ambient (576 bytes, ~0.8 KB of JSON; 1,472 bytes, ~2.0 KB
     of JSON while training, whose sums are gone afterwards)."""
     used = state if state[PHASE] < 3.0 else state[:_FITTED_SIZE]
-    return [_PACKED + base64.b64encode(used.astype("<f8").tobytes()).decode("ascii")]
+    return [packed_floats.pack(used)]
 
 
 def from_list(values: object) -> FloatArray:
     """Inverse of :func:`to_list`; ValueError on anything else (another layout or version)."""
-    if not isinstance(values, list) or len(values) != 1 or not isinstance(values[0], str):
+    if not isinstance(values, list) or len(values) != 1:
         raise ValueError("expected level: not a stored model state")
-    text = values[0]
-    if not text.startswith(_PACKED):
-        raise ValueError("expected level: not a stored model state")
-    try:
-        raw = base64.b64decode(text[len(_PACKED) :], validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"expected level: corrupt state ({exc})") from None
-    if len(raw) not in (SIZE * 8, _FITTED_SIZE * 8, _FITTED_SIZE_V1 * 8):
+    stored = packed_floats.unpack(values[0], "expected level: stored model state")
+    if stored.shape[0] not in (SIZE, _FITTED_SIZE, _FITTED_SIZE_V1):
         raise ValueError("expected level: state of another layout")
-    stored = np.frombuffer(raw, dtype="<f8")
     version = stored[VERSION]
     if version not in _VERSIONS:
         raise ValueError("expected level: state of another version")

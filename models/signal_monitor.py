@@ -36,8 +36,6 @@ silent under a persisting shift, so silence alone would resolve an alert whose d
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import math
 import struct
@@ -48,6 +46,7 @@ from typing import Any, Final, Literal, NamedTuple, get_args
 import numba
 import numpy as np
 
+from models import packed_floats
 from models.drift import adwin, cusum, ewma_chart, page_hinkley
 from models.drift._arrays import FloatArray, IntArray, as_values
 from models.finite import FLUSH_EVERY, all_finite, flushed
@@ -678,7 +677,6 @@ def ewma_shift(state: FloatArray) -> float:
     return float(state[EWMA_AT + ewma_chart.W])
 
 
-_PACKED: Final = "b64:"
 _HEAD_END: Final = ADWIN_AT + adwin.HEADER
 
 
@@ -699,7 +697,7 @@ def to_list(state: FloatArray) -> list[float | str | None]:
     # Only the few non-finite entries need a JSON spelling (mapping all ~60 cost ~10 us a write).
     for index in np.flatnonzero(~np.isfinite(head)).tolist():
         out[index] = encode_number(out[index])  # type: ignore[arg-type]  # still the float here
-    out.append(_PACKED + base64.b64encode(packed.astype("<f8").tobytes()).decode("ascii"))
+    out.append(packed_floats.pack(packed))
     return out
 
 
@@ -714,16 +712,7 @@ def from_list(values: list[float | str | None]) -> FloatArray:
     rows = adwin_rows(int(buckets))
     if decoded[ADWIN_AT + adwin.CAP_ROWS] != rows:
         raise ValueError("values: ADWIN row cap differs from this version's; start a new state")
-    tail = values[_HEAD_END]
-    if not isinstance(tail, str) or not tail.startswith(_PACKED):
-        raise ValueError("values: missing ADWIN buckets")
-    try:
-        raw = base64.b64decode(tail[len(_PACKED) :], validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"values: corrupt ADWIN buckets ({exc})") from None
-    if len(raw) % 8:
-        raise ValueError("values: corrupt ADWIN buckets")
-    packed = np.frombuffer(raw, dtype="<f8").astype(np.float64)
+    packed = packed_floats.unpack(values[_HEAD_END], "values: ADWIN buckets")
     state = np.zeros(_size(int(buckets)), dtype=np.float64)
     state[:_HEAD_END] = decoded
     if not adwin.unpack(state, ADWIN_AT, int(buckets), packed):
