@@ -46,14 +46,11 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
 from models import packed_floats
-from models.drift._arrays import FloatArray, IntArray
+from models.arrays import BoolArray, FloatArray, IntArray
 from models.finite import NORMAL_MIN, all_finite, flushed
 from models.numba_config import kernel
-
-BoolArray = npt.NDArray[np.bool_]
 
 __all__ = [
     "N_TAUS",

@@ -47,8 +47,8 @@ import numba
 import numpy as np
 
 from models import packed_floats
+from models.arrays import FloatArray, IntArray, as_values
 from models.drift import adwin, cusum, ewma_chart, page_hinkley
-from models.drift._arrays import FloatArray, IntArray, as_values
 from models.finite import FLUSH_EVERY, all_finite, flushed
 from models.json_floats import decode_number, encode_number
 from models.numba_config import SealedKernel, kernel

@@ -53,8 +53,8 @@ from typing import Any, Final
 
 import numba
 import numpy as np
-import numpy.typing as npt
 
+from models.arrays import FloatArray, IntArray
 from models.finite import FLUSH_EVERY, all_finite, flushed
 from models.json_floats import decode_number, encode_number
 from models.numba_config import SealedKernel, inline_kernel, kernel
@@ -96,9 +96,6 @@ EW_MEAN: Final = 7
 EW_VAR: Final = 8
 SUM: Final = 9
 STATE_SIZE: Final = 10
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 def alpha_from_half_life(readings: float) -> float:

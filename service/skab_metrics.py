@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
+
+from models.arrays import BoolArray, IntArray
 
 __all__ = [
     "NAB_PROFILES",
@@ -36,8 +37,6 @@ __all__ = [
     "nab_scores",
 ]
 
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
 
 NAB_PROFILES: Final[dict[str, tuple[float, float, float]]] = {
     "standard": (1.0, -0.11, -1.0),

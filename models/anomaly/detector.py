@@ -15,11 +15,10 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import numpy.typing as npt
+
+from models.arrays import FloatArray
 
 __all__ = ["Detector", "FloatArray", "as_matrix"]
-
-FloatArray = npt.NDArray[np.float64]
 
 
 @runtime_checkable

@@ -30,11 +30,11 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from models.arrays import FloatArray
 from models.numba_config import kernel
 
 __all__ = ["STATS", "FeatureSpec", "as_rows", "next_history", "window_features"]
 
-FloatArray = npt.NDArray[np.float64]
 
 STATS: Final[tuple[str, ...]] = ("mean", "std", "min", "max", "last", "slope")
 _N_STATS: Final = len(STATS)

@@ -62,12 +62,12 @@ import numpy as np
 import numpy.typing as npt
 
 from models.anomaly.detector import FloatArray
+from models.arrays import IntArray
 from models.numba_config import SealedKernel, inline_kernel, kernel
 
 __all__ = ["MAX_HEAP_DEPTH", "HeapForest", "HeapTree", "build_heap_forest", "float32_floor"]
 
 MAX_HEAP_DEPTH: Final = 10  # 2047 heap positions per tree: ~1 MB for 100 trees
-IntArray = npt.NDArray[np.int64]
 Float32Array = npt.NDArray[np.float32]
 Uint16Array = npt.NDArray[np.uint16]
 _LANES: Final = 8  # trees walked in lockstep; at batch 1, 4 lanes beat 1 by ~2.5x and 8 beat 4 by ~18 %

@@ -48,12 +48,12 @@ from sklearn.ensemble import IsolationForest
 
 from models.anomaly.detector import FloatArray, as_matrix
 from models.anomaly.heap_forest import HeapForest, HeapTree, build_heap_forest
+from models.arrays import IntArray
 from models.numba_config import kernel
 
 __all__ = ["KIND", "CompiledForest", "IsolationForestDetector", "compile_forest", "fit_isolation_forest"]
 
 KIND: Final = "isolation_forest"
-IntArray = npt.NDArray[np.int64]
 _LEAF: Final = -1
 
 

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from models.arrays import FloatArray
 from models.numba_config import kernel
 
 __all__ = ["Series", "align_rows"]
 
-FloatArray = npt.NDArray[np.float64]
 Series = Sequence[tuple[str, npt.NDArray[np.int64], FloatArray]]
 
 

@@ -49,7 +49,7 @@ from typing import Final
 
 import numpy as np
 
-from models.drift._arrays import FloatArray, IntArray, as_values
+from models.arrays import FloatArray, IntArray, as_values
 from models.numba_config import inline_kernel, kernel
 
 __all__ = [

@@ -22,7 +22,7 @@ from typing import Final
 
 import numpy as np
 
-from models.drift._arrays import FloatArray, IntArray, as_values
+from models.arrays import FloatArray, IntArray, as_values
 from models.numba_config import kernel
 
 __all__ = ["SIZE", "Cusum", "init", "step"]

@@ -21,7 +21,7 @@ from typing import Final
 
 import numpy as np
 
-from models.drift._arrays import FloatArray, IntArray, as_values
+from models.arrays import FloatArray, IntArray, as_values
 from models.finite import FLUSH_EVERY, flushed
 from models.numba_config import kernel
 

@@ -20,7 +20,7 @@ from typing import Final
 
 import numpy as np
 
-from models.drift._arrays import FloatArray, as_values
+from models.arrays import FloatArray, as_values
 
 __all__ = ["D2", "D4", "ImrLimits", "imr_limits"]
 

@@ -44,7 +44,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from models.drift._arrays import FloatArray, as_values
+from models.arrays import FloatArray, as_values
 from models.numba_config import kernel
 
 __all__ = ["RULE_PATTERNS", "RULE_POINTS", "SIZE", "init", "nelson_rules", "run", "run_rule1"]

@@ -12,14 +12,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import numpy.typing as npt
 
+from models.arrays import FloatArray
 from service.simulator.faults import Fault, FaultKind
 from service.simulator.profiles import SignalSpec
 
 __all__ = ["SensorBank"]
 
-FloatArray = npt.NDArray[np.float64]
 
 _DRIFT_SIGMAS = 6.0  # how far a sensor_drift fault has moved the mean by its end
 _BURST_PROBABILITY = 0.3  # share of readings inside an anomaly_burst window that are outliers

@@ -1,4 +1,5 @@
-"""Input checks shared by the detectors' public wrappers (numba would compile odd specialisations)."""
+"""The array types the kernels take, and the input check of their public wrappers (numba would
+compile odd specialisations for other dtypes or layouts)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FloatArray", "IntArray", "as_values"]
+__all__ = ["BoolArray", "FloatArray", "IntArray", "as_values"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
 _F8: Final = np.dtype(np.float64)
 
 
