@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 from benchmarks.results import Figure, best_rates, rate_figure
 from models.accounting_reference import ReferenceAccounting, ReferenceLedger
 from models.calendar import PlantCalendar
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE
+from models.event_rank import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE
 from models.ledger_accounting import LedgerAccounting
 from models.plant import MachineSpec, PlantConfig
 from models.time_ledger import TimeLedger

@@ -33,10 +33,9 @@ import orjson
 
 from models import time_kernel
 from models.calendar import PlantCalendar
+from models.event_rank import RANK_STATE, RANK_TOO_LATE
 from models.lateness import (
     BEFORE_ALL,
-    RANK_STATE,
-    RANK_TOO_LATE,
     Entry,
     LatenessLog,
     Snapshot,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.calendar import PlantCalendar, WindowSpan
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_STATE, RANK_TICK, RANK_TOO_LATE
+from models.event_rank import RANK_COUNT, RANK_CYCLE, RANK_STATE, RANK_TICK, RANK_TOO_LATE
 from models.plant import BigLoss, LossCategory, MachineSpec, PlantConfig
 from models.timemodel import NO_DATA_KEY, STARTUP_AFTER, WINDOW_KINDS, WindowAccumulator, loss_key
 

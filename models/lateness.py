@@ -22,7 +22,6 @@ import orjson
 
 __all__ = ["BEFORE_ALL", "LatenessLog", "Snapshot", "payload", "window_digest", "window_id"]
 
-RANK_STATE, RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_TOO_LATE, RANK_TICK = range(6)
 Entry = list[Any]  # [ts_ms, rank, payload json]
 BEFORE_ALL: Entry = [-(2**62), 0, ""]
 

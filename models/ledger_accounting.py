@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from models import time_kernel as k
 from models.calendar import PlantCalendar
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TOO_LATE
+from models.event_rank import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TOO_LATE
 from models.plant import MachineSpec, PlantConfig
 from models.time_ledger import TimeLedger, stored
 from models.timemodel import WINDOW_KINDS, WindowAccumulator, loss_key

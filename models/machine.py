@@ -26,7 +26,7 @@ from models.anomaly.scoring import AnomalyModels, score_batch
 from models.bounded_cache import bounded
 from models.calendar import PlantCalendar
 from models.capability_history import shift_capability
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK
+from models.event_rank import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK
 from models.machine_state import MachineState
 from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSettings, SeriesKind
 from models.plant import LossCategory, MachineSpec, PlantConfig

@@ -34,6 +34,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from models.event_rank import RANK_COUNT, RANK_CYCLE, RANK_STATE, RANK_TICK, RANK_TOO_LATE
 from models.numba_config import kernel
 
 __all__ = [
@@ -328,27 +329,27 @@ def apply_one(
 ) -> int:
     """Apply one event (see :func:`apply_events` for the fields); DONE or ROLL."""
     seen_ms = ts_ms
-    if rank == 5:  # a tick
+    if rank == RANK_TICK:
         seen_ms = NONE
-    elif (rank == 0 and b != NONE) or (rank == 4 and a != NONE):
+    elif (rank == RANK_STATE and b != NONE) or (rank == RANK_TOO_LATE and a != NONE):
         # Too late, applied at the cursor: the machine was seen at the event's own time. (A
         # too-late count stored before that time was kept has none: seen at the cursor, as then.)
-        seen_ms = b if rank == 0 else a
+        seen_ms = b if rank == RANK_STATE else a
     if not _advance(scalars, rows, codes, params, ts_ms, seen_ms):
         return ROLL
-    if rank == 0:  # state: a = the loss code of the new state and reason, b = its own time if too late
+    if rank == RANK_STATE:  # a = the loss code of the new state and reason, b = its own time if too late
         _change_state(scalars, rows, codes, params, ts_ms, a)
         reported = ts_ms if b == NONE else b
         newest = scalars[S_REPORTED]
         scalars[S_REPORTED] = reported if newest == NONE else max(newest, reported)
-    elif rank == 1:  # count: a = good, b = scrap, c = scrap reason, x = ideal cycle (NaN: none)
+    elif rank == RANK_COUNT:  # a = good, b = scrap, c = scrap reason, x = ideal cycle (NaN: none)
         _add_units(scalars, rows, real_rows, ts_ms, a, b, x, c)
-    elif rank == 2:  # cycle: x = seconds
+    elif rank == RANK_CYCLE:  # x = seconds
         for row in range(rows.shape[0]):
             if rows[row, R_FLAG] == FLAG_OPEN:
                 rows[row, R_CYCLES] += 1
                 real_rows[row, F_CYCLE_SUM] += x
-    elif rank == 4:  # beyond the allowed lateness: counted only; a = its own time (NONE: unknown)
+    elif rank == RANK_TOO_LATE:  # counted only; a = its own time (NONE: unknown)
         scalars[S_LATE] += 1
         for row in range(rows.shape[0]):
             if rows[row, R_FLAG] == FLAG_OPEN:

@@ -17,7 +17,7 @@ import pytest
 from faust.types import Message
 
 from benchmarks.drift_quality import START_MS
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE
+from models.event_rank import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE
 from models.machine_state import MachineState
 from service.plant_file import load_demo_plant
 from service.simulator import FaultKind, PlantSimulator

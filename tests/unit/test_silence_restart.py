@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from models.lateness import RANK_COUNT, RANK_CYCLE
+from models.event_rank import RANK_COUNT, RANK_CYCLE
 from models.machine import MachineEngine
 from models.plant import PlantConfig
 from streams.batch import BatchApplier

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from models.accounting_reference import ReferenceAccounting, ReferenceLedger
 from models.calendar import PlantCalendar
-from models.lateness import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, RANK_TOO_LATE
+from models.event_rank import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK, RANK_TOO_LATE
 from models.ledger_accounting import LedgerAccounting
 from models.plant import PlantConfig
 from models.time_ledger import TimeLedger, ledger_from_parts
