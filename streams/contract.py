@@ -35,6 +35,7 @@ __all__ = [
     "MACHINE_STATES",
     "TELEMETRY_MAX_MS",
     "TELEMETRY_MIN_MS",
+    "TS_RANGE_REASON",
     "CountEvent",
     "CycleEvent",
     "QualityEvent",
@@ -56,8 +57,8 @@ MACHINE_STATES = ("running", "idle", "down", "setup", "planned_stop", "offline")
 # message's Kafka timestamp and lives in the decoder.
 TELEMETRY_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 TELEMETRY_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
-_MIN_TS_MS = TELEMETRY_MIN_MS
-_MAX_TS_MS = TELEMETRY_MAX_MS
+# What an event time out of those bounds is told (decoding of JSON and of frames alike).
+TS_RANGE_REASON = "must lie between 2000-01-01 and 2100-01-01"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _MAX_SAMPLES = 100_000
@@ -120,8 +121,8 @@ def _parse_timestamp(value: Any) -> int:
         millis = (parsed - _EPOCH) // _ONE_MS
     else:
         raise ValueError("must be an RFC 3339 string with offset or integer epoch milliseconds")
-    if not _MIN_TS_MS <= millis < _MAX_TS_MS:
-        raise ValueError("out of range: must lie between 2000-01-01 and 2100-01-01")
+    if not TELEMETRY_MIN_MS <= millis < TELEMETRY_MAX_MS:
+        raise ValueError(f"out of range: {TS_RANGE_REASON}")
     return millis
 
 
@@ -219,8 +220,8 @@ class SampleSeries(BaseModel):
         for index, (earlier, later) in enumerate(zip(self.ts, self.ts[1:], strict=False)):
             if later < earlier:
                 raise ValueError(f"ts[{index + 1}] goes back in time; readings must be oldest first")
-        if not (self.ts[0] >= _MIN_TS_MS and self.ts[-1] < _MAX_TS_MS):
-            raise ValueError("ts out of range: must lie between 2000-01-01 and 2100-01-01")
+        if not (self.ts[0] >= TELEMETRY_MIN_MS and self.ts[-1] < TELEMETRY_MAX_MS):
+            raise ValueError(f"ts out of range: {TS_RANGE_REASON}")
         return self
 
 

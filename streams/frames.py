@@ -73,7 +73,7 @@ import orjson
 from models.bounded_cache import bounded
 from models.finite import all_finite
 from models.numba_config import kernel
-from streams.contract import CONTRACT_VERSION, ID_PATTERN
+from streams.contract import CONTRACT_VERSION, ID_PATTERN, TELEMETRY_MAX_MS, TELEMETRY_MIN_MS, TS_RANGE_REASON
 from streams.exceptions import FrameError
 from streams.json_keys import REPEATED_KEY_REASON, json_keys, repeated_key
 
@@ -97,9 +97,6 @@ MAX_SIGNALS: Final = 256
 MAX_READINGS_PER_SIGNAL: Final = 100_000
 _PREFIX: Final = struct.Struct("<4sI")
 _MAX_UNIT_CHARS: Final = 32
-# The contract's bounds for a plausible timestamp: [2000-01-01, 2100-01-01) in epoch ms.
-_MIN_TS_MS: Final = 946_684_800_000
-_MAX_TS_MS: Final = 4_102_444_800_000
 _MAX_SEQ: Final = 2**64 - 1  # what JSON parsers (orjson included) read as an integer
 _ID: Final = re.compile(ID_PATTERN)
 _TS_DTYPE: Final = np.dtype("<i8")
@@ -187,8 +184,8 @@ def _check_ts(value: object, field: str) -> int:
     if not _is_int(value):
         raise FrameError(field, f"must be integer epoch milliseconds, got {_show(value)}")
     assert isinstance(value, int)
-    if not _MIN_TS_MS <= value < _MAX_TS_MS:
-        raise FrameError(field, f"{value} is out of range: must lie between 2000-01-01 and 2100-01-01")
+    if not TELEMETRY_MIN_MS <= value < TELEMETRY_MAX_MS:
+        raise FrameError(field, f"{value} is out of range: {TS_RANGE_REASON}")
     return value
 
 
@@ -396,13 +393,12 @@ def _check_columns(
                 f"signal {names[i]!r}: {int(ts[row])} is earlier than {int(ts[row - 1])}; "
                 "readings must be oldest first",
             )
-    if ts.min() < _MIN_TS_MS or ts.max() >= _MAX_TS_MS:
-        row = int(np.argmax((ts < _MIN_TS_MS) | (ts >= _MAX_TS_MS)))
+    if ts.min() < TELEMETRY_MIN_MS or ts.max() >= TELEMETRY_MAX_MS:
+        row = int(np.argmax((ts < TELEMETRY_MIN_MS) | (ts >= TELEMETRY_MAX_MS)))
         i, k = _locate(ends, row)
         raise FrameError(
             f"signals.{i}.ts.{k}",
-            f"signal {names[i]!r}: {int(ts[row])} is out of range: "
-            "must lie between 2000-01-01 and 2100-01-01",
+            f"signal {names[i]!r}: {int(ts[row])} is out of range: {TS_RANGE_REASON}",
         )
 
 
@@ -481,7 +477,7 @@ def _columns(payload: bytes, body_start: int, header: _Header, layout: _Layout) 
     values: npt.NDArray[np.float64] = np.frombuffer(
         payload, dtype=_VALUE_DTYPE, count=readings, offset=body_start + 8 * readings
     )
-    newest = _newest_if_valid(ts, values, layout.ends_array, _MIN_TS_MS, _MAX_TS_MS)
+    newest = _newest_if_valid(ts, values, layout.ends_array, TELEMETRY_MIN_MS, TELEMETRY_MAX_MS)
     if newest < 0:
         # Find and word the error (the kernel only says there is one); these checks are the reference.
         _check_columns([name for name, _, _ in layout.signals], layout.ends, ts, values)
