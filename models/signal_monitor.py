@@ -51,7 +51,7 @@ from models.arrays import FloatArray, IntArray, as_values
 from models.drift import adwin, cusum, ewma_chart, page_hinkley
 from models.finite import FLUSH_EVERY, all_finite, flushed
 from models.json_floats import decode_number, encode_number
-from models.numba_config import SealedKernel, kernel
+from models.numba_config import SealedKernel, inline_kernel, kernel
 from models.spc import rules
 
 __all__ = [
@@ -242,6 +242,11 @@ def adwin_rows(max_buckets: int) -> int:
     The window then holds up to about ``max_buckets * 2**rows`` readings (2: ~130k, 3: ~6k,
     5: ~640); beyond that the oldest bucket is forgotten (see :mod:`models.drift.adwin`).
     """
+    return int(_adwin_rows(max_buckets))
+
+
+@inline_kernel
+def _adwin_rows(max_buckets: int) -> int:
     return max(2, min(adwin.MAX_ROWS, ADWIN_BUCKET_BYTES // (8 * (1 + 2 * max_buckets))))
 
 
@@ -253,7 +258,7 @@ def _size(max_buckets: int) -> int:
 @kernel
 def _size_in_kernel(max_buckets: int) -> int:
     """:func:`_size` for the kernel's own checks (the Python call cost 0.4 us a batch)."""
-    rows = max(2, min(adwin.MAX_ROWS, ADWIN_BUCKET_BYTES // (8 * (1 + 2 * max_buckets))))
+    rows = _adwin_rows(max_buckets)
     return ADWIN_AT + adwin.HEADER + rows * (2 * max_buckets + 4)
 
 
