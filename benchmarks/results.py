@@ -38,15 +38,12 @@ from typing import Any, Final
 __all__ = [
     "BENCH_DIR",
     "FLOORS_PATH",
-    "RESULTS_JSON",
-    "RESULTS_MD",
     "Figure",
     "FloorViolation",
     "apply_floors",
     "best_rate",
     "check_floors",
     "cost_figure",
-    "figures_to_json",
     "load_floors",
     "machine_info",
     "machine_markdown",
@@ -58,8 +55,6 @@ __all__ = [
 
 BENCH_DIR: Final = Path(__file__).resolve().parent
 FLOORS_PATH: Final = BENCH_DIR / "floors.json"
-RESULTS_JSON: Final = BENCH_DIR / "results.json"
-RESULTS_MD: Final = BENCH_DIR / "RESULTS.md"
 
 # Versions worth knowing when comparing two RESULTS.md files; absent packages are shown as such.
 _PACKAGES: Final = (
@@ -217,10 +212,6 @@ def check_floors(figures: Sequence[Figure]) -> list[FloorViolation]:
 
 
 # -- results.json ---------------------------------------------------------------------------------------
-
-
-def figures_to_json(figures: Iterable[Figure]) -> list[dict[str, Any]]:
-    return [figure.to_json() for figure in figures]
 
 
 def merge_results_json(path: Path, figures: Sequence[Figure]) -> None:

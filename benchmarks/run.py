@@ -127,12 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = ["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)]
     started = time.monotonic()
 
+    results_md, results_json = out_dir / "RESULTS.md", out_dir / "results.json"
     # Placeholders, so that a new RESULTS.md opens with the machine and the goals, above the areas.
     for section in ("environment",) if args.only else ("environment", "goals"):
-        if not (out_dir / "RESULTS.md").exists() or f"<!-- bench:{section} -->" not in (
-            out_dir / "RESULTS.md"
-        ).read_text(encoding="utf-8"):
-            write_markdown_section(out_dir / "RESULTS.md", section, "_(being measured)_")
+        if not results_md.exists() or f"<!-- bench:{section} -->" not in results_md.read_text(
+            encoding="utf-8"
+        ):
+            write_markdown_section(results_md, section, "_(being measured)_")
     all_figures: list[Figure] = []
     failures: list[str] = []
     timings: dict[str, float] = {}
@@ -159,21 +160,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if notes:
             body += f"\n{notes.strip()}\n"
         body += f"\n_{'quick' if quick else 'full'} run, {timings[area]:.0f} s._\n"
-        write_markdown_section(out_dir / "RESULTS.md", area, body)
+        write_markdown_section(results_md, area, body)
 
     total = time.monotonic() - started
     info = machine_info(command, {"quixstreams (own venv)": _quix_version()})
     info["wall time"] = f"{total:.0f} s (" + ", ".join(f"{a} {t:.0f} s" for a, t in timings.items()) + ")"
     write_markdown_section(
-        out_dir / "RESULTS.md",
+        results_md,
         "environment",
         "Every ratio is linepulse against a baseline measured in the same run, higher is better "
         "(for costs: budget ÷ measured). `make bench-quick` fails when a ratio is below its floor "
         "(`benchmarks/floors.json`; floors only rise).\n\n" + machine_markdown(info) + "\n",
     )
     if not args.only:
-        write_markdown_section(out_dir / "RESULTS.md", "goals", _goals_markdown(all_figures))
-    merge_results_json(out_dir / "results.json", all_figures)
+        write_markdown_section(results_md, "goals", _goals_markdown(all_figures))
+    merge_results_json(results_json, all_figures)
 
     violations = [str(v) for v in check_floors(all_figures)]
     measured = {f.name for f in all_figures}
@@ -182,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         violations += [f"{name}: has a floor but was not measured" for name in missing]
     elif missing:
         print(f"not measured in this run (floors not checked): {', '.join(missing)}")
-    print(f"\nwrote {out_dir / 'results.json'} and {out_dir / 'RESULTS.md'} in {total:.0f} s")
+    print(f"\nwrote {results_json} and {results_md} in {total:.0f} s")
     for problem in violations + failures:
         print(f"FAIL {problem}", file=sys.stderr)
     return 1 if violations or failures else 0

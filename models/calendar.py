@@ -72,9 +72,6 @@ class WindowSpan:
     def duration_ms(self) -> int:
         return self.end_ms - self.start_ms
 
-    def contains(self, ts_ms: int) -> bool:
-        return self.start_ms <= ts_ms < self.end_ms
-
 
 @dataclass(frozen=True, slots=True)
 class _Occurrence:

@@ -242,9 +242,6 @@ class WindowAccumulator:
                 self.cycle_products[product] = CycleStats.from_dict(stats.to_dict())
         self.pending_started = self.pending_started or other.pending_started
 
-    def contains(self, ts_ms: int) -> bool:
-        return self.start_ms <= ts_ms < self.end_ms
-
     def figures(self) -> WindowFigures:
         ms = self.category_ms
         run_ms = ms[_PRODUCTION] + ms[_PERFORMANCE]

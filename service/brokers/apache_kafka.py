@@ -106,10 +106,6 @@ class KafkaCluster:
             raise BrokerError("Kafka cluster is not running")
         return ",".join(node.bootstrap for node in self._nodes)
 
-    def broker_bootstrap(self, index: int) -> str:
-        """``host:port`` of node ``index`` (0-based) alone."""
-        return self._node(index).bootstrap
-
     def log_tail(self, index: int, max_lines: int = 40) -> str:
         node = self._node(index)
         return (

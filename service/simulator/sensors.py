@@ -59,10 +59,6 @@ class SensorBank:
         ]
         self._innovation = math.sqrt(1.0 - _AR * _AR)
 
-    @property
-    def signal_names(self) -> tuple[str, ...]:
-        return tuple(spec.name for spec in self._signals)
-
     def sample_times(self, after_ms: int, until_ms: int) -> list[int]:
         """Reading times on the sampling grid in ``(after_ms, until_ms]``."""
         first = (after_ms // self._period + 1) * self._period
