@@ -41,10 +41,10 @@ from prometheus_client import CollectorRegistry
 
 from service.brokers.readiness import free_port
 from service.faust_worker import quiet_worker
-from service.metrics import WorkerMetrics
 from service.plant_file import load_demo_plant
 from service.settings import Settings
 from service.warmup import warm_up_or_log
+from service.worker_metrics import WorkerMetrics
 from streams.app import create_stream
 from streams.decode import Rejection
 from streams.fetch_wait import app_with_fetch_wait

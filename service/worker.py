@@ -12,11 +12,12 @@ from prometheus_client import CollectorRegistry
 from models.plant import PlantConfig
 from service.anomaly_models import RegistryModels, anomaly_models
 from service.faust_worker import quiet_worker
-from service.metrics import WorkerMetrics, register_collectors
+from service.metrics import register_collectors
 from service.settings import Settings
 from service.warmup import warm_up_or_log
 from service.web import register_routes
 from service.web.port_check import ensure_port_free
+from service.worker_metrics import WorkerMetrics
 from streams.app import LinepulseStream, create_stream
 from streams.stop_deadline import StopDeadline
 from streams.topics import ensure_topics, topic_specs

@@ -25,7 +25,8 @@ from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.capability_view import capability_by_shift_rows, capability_rows
 from service.cli import main
-from service.metrics import LABEL_VALUES, build_registry
+from service.machine_collector import LABEL_VALUES
+from service.metrics import build_registry
 from streams.live import LiveMachines
 
 SEOUL = ZoneInfo("Asia/Seoul")

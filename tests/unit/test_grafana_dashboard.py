@@ -1,7 +1,7 @@
 """The provisioned Grafana dashboard and the Prometheus rules only query metrics linepulse exposes.
 
 The exposed names come from scraping a registry assembled as the worker assembles it (see
-tests/unit/metric_names.py), so renaming or dropping a metric in service/metrics.py fails here
+tests/unit/metric_names.py), so renaming or dropping a metric of service/metrics.py fails here
 instead of leaving a panel, a variable or an alert silently empty.
 """
 

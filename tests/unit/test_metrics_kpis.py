@@ -10,7 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.machine import MachineEngine
 from models.plant import PlantConfig
-from service.metrics import LABEL_VALUES, OTHER, MachineCollector, build_registry
+from service.machine_collector import LABEL_VALUES, OTHER, MachineCollector
+from service.metrics import build_registry
 from streams.live import LiveMachines
 
 SEOUL = ZoneInfo("Asia/Seoul")

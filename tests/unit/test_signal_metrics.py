@@ -19,7 +19,8 @@ from models.machine import MachineEngine
 from models.machine_state import MachineState
 from models.plant import MachineSpec, PlantConfig
 from service.cli import main
-from service.metrics import SIGNAL_SERIES, build_registry
+from service.machine_collector import SIGNAL_SERIES
+from service.metrics import build_registry
 from service.signal_view import signal_view
 from streams.live import LiveMachines
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from service.metrics import WorkerMetrics
 from service.plant_file import load_demo_plant
 from service.settings import Settings
+from service.worker_metrics import WorkerMetrics
 from streams.app import create_stream
 from streams.topics import topic_specs
 
