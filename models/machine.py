@@ -21,7 +21,6 @@ import numpy as np
 
 from models import alert_book, expected_level, sample_runs, signal_monitor, signal_stats
 from models.accounting import ClosedWindow, EngineOutput, TimeAccounting
-from models.alert_rules import AlertState
 from models.anomaly.scoring import AnomalyModels, score_batch
 from models.bounded_cache import bounded
 from models.calendar import PlantCalendar
@@ -29,9 +28,10 @@ from models.capability_history import shift_capability
 from models.event_rank import RANK_COUNT, RANK_CYCLE, RANK_HEARTBEAT, RANK_STATE, RANK_TICK
 from models.machine_state import MachineState
 from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSettings, SeriesKind
-from models.plant import LossCategory, MachineSpec, PlantConfig
+from models.plant import MachineSpec, PlantConfig
 from models.spc.capability import Capability, CapabilityStats
 from models.spc.rules import RULE_PATTERNS, RULE_POINTS
+from models.stop_alerts import StopAlerts
 from models.timemodel import WindowAccumulator
 
 __all__ = [
@@ -114,14 +114,12 @@ class MachineEngine:
         for site in plant.sites:
             calendar = PlantCalendar.for_site(plant, site.tenant, site.site)
             self._site_time[site.key] = (calendar, TimeAccounting(plant, calendar))
-        self._down_after_ms = int(plant.alerts.down_after_s * 1000)
+        self._stops = StopAlerts(plant)
         self._in_spec_to_resolve = plant.alerts.in_spec_to_resolve
-        self._state_timeout_ms = int(plant.state_timeout_s * 1000)
         self._monitoring = plant.monitoring
         # Per (kind, series, machine): its settings and what the kernels take of them (settings_for
         # is a pydantic lookup of ~2 us, and this runs for every signal of every frame).
         self._tunings: dict[tuple[SeriesKind, str, str], _Tuning] = {}
-        self._categories: dict[tuple[str | None, str | None], LossCategory] = {}
         self._offsets: dict[tuple[int, ZoneInfo], int] = {}  # (epoch hour, zone) -> UTC offset (ms)
 
     def calendar_for(self, machine: _Sited) -> PlantCalendar:
@@ -697,8 +695,8 @@ class MachineEngine:
         before = (state.ledger.state_reason, state.state_since_ms) if rank == RANK_STATE else None
         self._accounting_for(spec).record(state, spec, ts_ms, rank, values, out)
         if before is not None and state.state_since_ms != before[1]:
-            self._check_ended_stop(state, spec, out, before)
-        self._check_stopped(state, spec, out)
+            self._stops.check_ended(state, spec, out, before)
+        self._stops.check(state, spec, out)
         for closed in out.closed:
             if closed.window.kind == "shift" and closed.revision == 0:
                 self._check_shift_oee(state, spec, closed.window, out)
@@ -909,191 +907,15 @@ class MachineEngine:
 
     # -- alerts -----------------------------------------------------------------------------------
 
-    def _check_stopped(
-        self, state: MachineState, spec: MachineSpec, out: EngineOutput, stream_ms: int | None = None
-    ) -> None:
-        """Judge the current stop on the machine's own time (its cursor), or on ``stream_ms``, the
-        partition's stream time (:meth:`on_stream_time`)."""
-        key = "machine_stopped"
-        state_reason = state.ledger.state_reason
-        category = self._category(state_reason)
-        if (
-            category is not LossCategory.AVAILABILITY
-            or state.state_since_ms is None
-            or state.cursor_ms is None
-        ):
-            if key in state.alerts:  # rarely: read the cursor only then
-                self._resolve_stop(state, spec, out, state.cursor_ms or 0)
-            return
-        now_ms = state.cursor_ms if stream_ms is None else stream_ms
-        last_seen = state.last_seen_ms
-        if last_seen is not None and now_ms > last_seen + self._state_timeout_ms:
-            # A tick accounts a silent machine's time past its newest telemetry, where its stop is
-            # no longer believed (that time is unknown): judge the stop as far as it is believed,
-            # as on_stream_time does.
-            now_ms = last_seen + self._state_timeout_ms
-        stopped_ms = now_ms - state.state_since_ms
-        open_alert = state.alerts.get(key)
-        if open_alert is None and stopped_ms < self._down_after_ms:
-            return
-        self._publish_stop(
-            state, spec, out, open_alert, now_ms, "machine_time" if stream_ms is None else "stream_time"
-        )
-
-    def _publish_stop(
-        self,
-        state: MachineState,
-        spec: MachineSpec,
-        out: EngineOutput,
-        open_alert: AlertState | None,
-        now_ms: int,
-        measured_on: str,
-    ) -> None:
-        """Open the stop's alert, or update it when the stop's state or reason changed (one stop,
-        one alert: idle for want of material, then down for a breakdown, is one stop)."""
-        state_reason = state.ledger.state_reason
-        if open_alert is not None and (
-            open_alert.evidence.get("state"),
-            open_alert.evidence.get("reason"),
-        ) == tuple(state_reason):
-            return  # the same stop goes on: nothing a manager acts on changed (no record)
-        assert state.state_since_ms is not None
-        since_ms = state.state_since_ms if open_alert is None else open_alert.started_ms
-        stopped_ms = now_ms - since_ms
-        # A breakdown during the stop makes it critical until it ends (escalation, never back).
-        critical = state.state == "down" or (open_alert is not None and open_alert.severity == "critical")
-        self._open_stop_alert(
-            state,
-            spec,
-            out,
-            (state.state, state.reason),
-            at_ms=state.state_since_ms,
-            stopped_ms=stopped_ms,
-            critical=critical,
-            still_stopped=open_alert is not None,
-            evidence={"measured_on": measured_on},
-        )
-
-    def _open_stop_alert(
-        self,
-        state: MachineState,
-        spec: MachineSpec,
-        out: EngineOutput,
-        stop: tuple[str | None, str | None],
-        *,
-        at_ms: int,
-        stopped_ms: int,
-        critical: bool,
-        still_stopped: bool,
-        evidence: dict[str, Any],
-    ) -> None:
-        """Open (or update, when ``still_stopped``) the ``machine_stopped`` alert of a stop in
-        state ``stop`` (state, reason code) that has lasted ``stopped_ms``."""
-        stopped, reason = stop
-        name, what, lasted = (
-            spec.name or spec.id,
-            f"{stopped} ({reason or 'no reason code'})",
-            _duration(stopped_ms),
-        )
-        alert_book.open_alert(
-            state,
-            out,
-            "machine_stopped",
-            kind="machine_stopped",
-            subject=spec.id,
-            severity="critical" if critical else "warning",
-            at_ms=at_ms,
-            message=f"{name} now {what}, stopped for {lasted}"
-            if still_stopped
-            else f"{name} {what} for {lasted}",
-            evidence={"state": stopped, "reason": reason, "stopped_s": stopped_ms / 1000.0, **evidence},
-        )
-
-    def _category(self, state_reason: tuple[str | None, str | None]) -> LossCategory:
-        category = self._categories.get(state_reason)
-        if category is None:  # the plant is frozen: classify (a rule search) once per state and reason
-            category = self.plant.classify(*state_reason)
-            bounded(self._categories, CACHE_LIMIT)[state_reason] = category
-        return category
-
     def stop_deadline(self, state: MachineState) -> int | None:
-        """The stream time at which the machine's current stop becomes a ``machine_stopped`` alert:
-        its start plus ``down_after_s``. None when it is not in an availability-loss state, or its
-        alert is open already."""
-        since = state.state_since_ms
-        if since is None or "machine_stopped" in state.alerts:
-            return None
-        if self._category(state.ledger.state_reason) is not LossCategory.AVAILABILITY:
-            return None
-        return since + self._down_after_ms
+        """The stream time at which the machine's current stop becomes a ``machine_stopped`` alert
+        (:meth:`models.stop_alerts.StopAlerts.deadline`)."""
+        return self._stops.deadline(state)
 
     def on_stream_time(self, state: MachineState, spec: MachineSpec, stream_ms: int) -> EngineOutput:
-        """The machine's partition reached ``stream_ms`` (its newest event time, any machine's):
-        open ``machine_stopped`` if the machine's current stop has lasted ``down_after_s`` by then.
-
-        PLCs often report only state changes, so a stopped machine's own time stands still while
-        its stop goes on; the stop is therefore judged on the partition's stream time, the Kafka
-        Streams way (:mod:`streams.stop_watch`). Nothing is accounted: the machine's time moves only
-        with its own events and ticks, so its KPI records do not depend on other machines. The
-        stop counts only while its state is believed: up to ``state_timeout_s`` after the
-        machine's newest telemetry (beyond that its time is ``unknown``, not down).
-        """
-        out = EngineOutput()
-        deadline = self.stop_deadline(state)
-        if deadline is None or stream_ms < deadline:
-            return out
-        last_seen = state.last_seen_ms
-        if last_seen is None or last_seen + self._state_timeout_ms < deadline:
-            return out
-        self._check_stopped(state, spec, out, stream_ms)  # it caps the stop at the state's belief
-        return out
-
-    def _check_ended_stop(
-        self,
-        state: MachineState,
-        spec: MachineSpec,
-        out: EngineOutput,
-        before: tuple[tuple[str | None, str | None], int | None],
-    ) -> None:
-        """A state event ended a stop no one had alerted on (no stream time passed its
-        ``down_after_s`` before the machine's own next event, as with a stop then ``offline``):
-        if it lasted ``down_after_s``, its alert opens now, with the stop's start and length;
-        :meth:`_check_stopped` resolves it at once unless the next state is a stop as well."""
-        (stopped, reason), since = before
-        end = state.state_since_ms
-        if since is None or end is None or end <= since or "machine_stopped" in state.alerts:
-            return
-        stopped_ms = end - since
-        if stopped_ms < self._down_after_ms:
-            return
-        if self._category((stopped, reason)) is not LossCategory.AVAILABILITY:
-            return
-        self._open_stop_alert(
-            state,
-            spec,
-            out,
-            (stopped, reason),
-            at_ms=since,
-            stopped_ms=stopped_ms,
-            critical=stopped == "down",
-            still_stopped=False,
-            evidence={"measured_on": "machine_time", "ended_ms": end},
-        )
-
-    def _resolve_stop(self, state: MachineState, spec: MachineSpec, out: EngineOutput, at_ms: int) -> None:
-        """Resolve the stop's alert with its final figures: how long the whole stop lasted."""
-        alert = state.alerts["machine_stopped"]
-        stopped_ms = max(at_ms - alert.started_ms, 0)
-        last = f"{alert.evidence.get('state')} ({alert.evidence.get('reason') or 'no reason code'})"
-        alert_book.resolve_alert(
-            state,
-            out,
-            "machine_stopped",
-            at_ms,
-            {"by": "state_change", "state": state.state, "reason": state.reason},
-            message=f"{spec.name or spec.id} was stopped for {_duration(stopped_ms)} (last {last})",
-            evidence={**alert.evidence, "stopped_s": stopped_ms / 1000.0},
-        )
+        """The machine's partition reached ``stream_ms``: its stop judged on stream time
+        (:meth:`models.stop_alerts.StopAlerts.on_stream_time`)."""
+        return self._stops.on_stream_time(state, spec, stream_ms)
 
     def _check_shift_oee(
         self, state: MachineState, spec: MachineSpec, window: WindowAccumulator, out: EngineOutput
@@ -1168,12 +990,6 @@ def _ambient_at(
     if abs(int(times[0]) - int(ambient_stats[signal_stats.LAST_TS])) > AMBIENT_MAX_AGE_MS:
         return None
     return np.full(times.shape[0], float(ambient_stats[signal_stats.LAST]))
-
-
-def _duration(ms: int) -> str:
-    """A stop's length as a manager reads it: "41 min", "2 h 05 min"."""
-    minutes = ms // 60_000
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _fmt(limit: float | None) -> str:
