@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -31,8 +32,8 @@ NOTES: Final = (
 BUDGET_NS: Final = 10.0
 
 
-def _ns(run: object, readings: int, min_time: float) -> float:
-    return 1e9 / best_rate(run, readings, min_time_s=min_time)  # type: ignore[arg-type]
+def _ns(run: Callable[[], object], readings: int, min_time: float) -> float:
+    return 1e9 / best_rate(run, readings, min_time_s=min_time)
 
 
 def _stream_ns(params: sm.MonitorParams, series: np.ndarray, batch: int) -> float:

@@ -50,10 +50,12 @@ def _simulate(
     states: dict[str, Any] = {}
     alerts: list[dict[str, Any]] = []
     for record in sim.events(START_MS + int(days * DAY_MS)):
+        ts = record["ts"]
+        assert isinstance(ts, int), "the simulator's default timestamps are epoch ms"
         outcome = processor.process(
             None,
             orjson.dumps(record),
-            timestamp_ms=int(record["ts"]),  # type: ignore[call-overload]
+            timestamp_ms=ts,
             load_state=states.get,
             require_key=False,
         )

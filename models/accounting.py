@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from models import time_kernel
+from models.alert_rules import AlertChange
 from models.calendar import PlantCalendar
 from models.event_rank import RANK_STATE, RANK_TOO_LATE
 from models.lateness import (
@@ -65,7 +66,7 @@ class ClosedWindow:
 @dataclass(slots=True)
 class EngineOutput:
     closed: list[ClosedWindow] = field(default_factory=list)
-    alerts: list[Any] = field(default_factory=list)  # models.alert_rules.AlertChange
+    alerts: list[AlertChange] = field(default_factory=list)
     late: bool = False  # older than the newest event but within the allowed lateness: corrected
     too_late: bool = False  # beyond the allowed lateness: counted, not merged
 
