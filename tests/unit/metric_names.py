@@ -1,7 +1,7 @@
 """The sample names linepulse's /metrics really exposes, and the metric names a PromQL text uses.
 
-Shared by the Grafana dashboard and Prometheus rules tests so that renaming a metric in
-service/metrics.py (the registry it assembles) breaks them instead of leaving a panel or an alert silently empty.
+Shared by the Grafana dashboard and Prometheus rules tests so that renaming a metric of the registry
+service/metrics.py assembles breaks them instead of leaving a panel or an alert silently empty.
 """
 
 from __future__ import annotations

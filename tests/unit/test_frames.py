@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams import frames as frames_module
+from streams.contract import TELEMETRY_MAX_MS, TELEMETRY_MIN_MS
 from streams.exceptions import FrameError, InvalidTelemetry, StreamsError
 from streams.frames import (
     FRAME_MAGIC,
@@ -454,8 +455,8 @@ def test_arbitrary_bytes_raise_only_frame_error(payload: bytes) -> None:
 def test_the_column_kernel_agrees_with_the_worded_checks(sizes: list[int], data: st.DataObject) -> None:
     """The one-pass kernel decides; the numpy checks word the error: they must agree on every frame."""
     n = sum(sizes)
-    edges = [0, frames_module._MIN_TS_MS - 1, frames_module._MIN_TS_MS, frames_module._MAX_TS_MS - 1]
-    edges.append(frames_module._MAX_TS_MS)
+    edges = [0, TELEMETRY_MIN_MS - 1, TELEMETRY_MIN_MS, TELEMETRY_MAX_MS - 1]
+    edges.append(TELEMETRY_MAX_MS)
     ts_values = st.one_of(st.sampled_from(edges), st.integers(min_value=T0, max_value=T0 + 50))
     ts = np.array(data.draw(st.lists(ts_values, min_size=n, max_size=n)), dtype=np.int64)
     if data.draw(st.booleans()):
@@ -472,7 +473,7 @@ def test_the_column_kernel_agrees_with_the_worded_checks(sizes: list[int], data:
     except FrameError:
         worded_ok = False
     newest = frames_module._newest_if_valid(
-        ts, values, np.array(ends, dtype=np.int64), frames_module._MIN_TS_MS, frames_module._MAX_TS_MS
+        ts, values, np.array(ends, dtype=np.int64), TELEMETRY_MIN_MS, TELEMETRY_MAX_MS
     )
     assert (newest >= 0) == worded_ok
     if worded_ok:
