@@ -60,7 +60,7 @@ class _Tuning:
     settle_ms: int  # settings.settle_s in the readings' unit
 
 
-class _Judged(NamedTuple):
+class _MonitorJob(NamedTuple):
     """One signal's readings of one batch as its drift/SPC monitor judges them (``expected``: the
     values are residuals from these expected levels)."""
 
@@ -167,7 +167,7 @@ class MachineEngine:
             if reference is not None:
                 self._drop_seconds_baseline(state)
             if value is not None:
-                self._monitor(
+                self._judge_series(
                     state, out, "cycle_time", CYCLE_TIME_SIGNAL,
                     np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64),
                     reference=reference,
@@ -291,10 +291,10 @@ class MachineEngine:
             return
         # Accounting batch by batch, in order; what each batch gives the monitors is set aside.
         outs: list[EngineOutput] = []
-        judged: list[list[_Judged]] = []
+        judged: list[list[_MonitorJob]] = []
         for ts_ms, series in batches:
             outs.append(self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), sample_runs.readings(series)))
-            judged.append(self._to_judge(state, spec, series))
+            judged.append(self._monitor_jobs(state, spec, series))
         done = self._judge_quiet_runs(state, judged, joined)
         for out, jobs in zip(outs, judged, strict=True):
             for job in jobs:
@@ -305,7 +305,7 @@ class MachineEngine:
     def _judge_quiet_runs(
         self,
         state: MachineState,
-        judged: Sequence[Sequence[_Judged]],
+        judged: Sequence[Sequence[_MonitorJob]],
         joined: Mapping[str, tuple[Sequence[np.ndarray], np.ndarray]],
     ) -> set[str]:
         """Judge each signal's readings of all the batches in one monitor call where that is what
@@ -361,18 +361,18 @@ class MachineEngine:
         """Everything :meth:`on_samples` does once the signal statistics are folded."""
         out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, (), sample_runs.readings(series))
         if self._monitoring.enabled:
-            for job in self._to_judge(state, spec, series):
+            for job in self._monitor_jobs(state, spec, series):
                 self._judge(state, out, job)
         if self._anomaly_models is not None:
             self._check_anomaly(state, spec, series, out)
         return out
 
-    def _judge(self, state: MachineState, out: EngineOutput, job: _Judged) -> None:
+    def _judge(self, state: MachineState, out: EngineOutput, job: _MonitorJob) -> None:
         if job.restart:
             state.monitors.pop(f"signals:{job.name}", None)
             if job.values.shape[0] == 0:
                 return
-        self._monitor(
+        self._judge_series(
             state,
             out,
             "signals",
@@ -384,16 +384,16 @@ class MachineEngine:
             expected_from=(job.source, job.interim),
         )
 
-    def _to_judge(
+    def _monitor_jobs(
         self, state: MachineState, spec: MachineSpec, series: Sequence[tuple[str, np.ndarray, np.ndarray]]
-    ) -> list[_Judged]:
+    ) -> list[_MonitorJob]:
         """What the drift/SPC monitors are to judge of one batch, per signal (expected levels updated).
 
         Monitors change alerts and their own state, never the machine's state or another signal's
         expected level, so judging after all of a batch's signals are prepared is the same as
         judging each as it is prepared.
         """
-        jobs: list[_Judged] = []
+        jobs: list[_MonitorJob] = []
         # Read once per batch, not per signal (each is a ledger lookup).
         running = state.state == "running"
         state_since = state.state_since_ms
@@ -416,17 +416,17 @@ class MachineEngine:
             # Sensor levels follow the machine state (idle vs running): judging idle readings
             # against a running baseline would raise a "drift" at every stop.
             if not settings.only_running:
-                jobs.append(_Judged(signal, times, values, None, tuning))
+                jobs.append(_MonitorJob(signal, times, values, None, tuning))
             elif running_since is not None:
                 # Only readings taken after the machine has run for settle_s: a batch cut just
                 # after a start still holds idle readings, and levels need a moment to settle.
                 since = running_since + tuning.settle_ms
                 if times[0] >= since:  # the usual case: the whole batch (no slicing, ~0.3 us)
-                    jobs.append(_Judged(signal, times, values, None, tuning))
+                    jobs.append(_MonitorJob(signal, times, values, None, tuning))
                     continue
                 first = int(np.searchsorted(times, since))
                 if first < times.shape[0]:
-                    jobs.append(_Judged(signal, times[first:], values[first:], None, tuning))
+                    jobs.append(_MonitorJob(signal, times[first:], values[first:], None, tuning))
         return jobs
 
     def _residual_job(
@@ -439,7 +439,7 @@ class MachineEngine:
         tuning: _Tuning,
         running: bool,
         state_since_ms: int,
-    ) -> _Judged | None:
+    ) -> _MonitorJob | None:
         """``reading - expected`` to judge (:mod:`models.expected_level`): thermal lag and ambient
         removed; None when there is nothing to judge yet. ``running`` and ``state_since_ms`` (0 when
         unknown) are the machine's state, which the caller reads once per batch."""
@@ -495,7 +495,7 @@ class MachineEngine:
             interim = interim[known] if interim is not None else None
             residual = values - expected
         source = "ambient_signal" if ambient is not None else "profile"
-        return _Judged(
+        return _MonitorJob(
             signal,
             times,
             residual,
@@ -601,7 +601,7 @@ class MachineEngine:
         if self._monitoring.enabled and self._may_monitor(state, characteristic, product):
             # One monitor per product: products of one characteristic have their own nominal (a
             # 25 mm and a 32 mm part), and a changeover is no drift.
-            self._monitor(
+            self._judge_series(
                 state, out, "characteristics", characteristic,
                 np.array([ts_ms], dtype=np.int64), np.array([value], dtype=np.float64), product=product,
             )  # fmt: skip
@@ -638,7 +638,7 @@ class MachineEngine:
         if above or (lsl is not None and value < lsl):
             count = 1 if open_alert is None else int(open_alert.evidence.get("count", open_alert.count)) + 1
             part = characteristic if product is None else f"{characteristic} of {product}"
-            message = f"{part} = {value:g} outside spec [{_fmt(lsl)}, {_fmt(usl)}]"
+            message = f"{part} = {value:g} outside spec [{_limit_text(lsl)}, {_limit_text(usl)}]"
             # One bad part is scrap the inspection caught; parts that keep failing are the process
             # making scrap: the people on shift must contain it (critical routes to them).
             escalate = self.plant.alerts.out_of_spec_critical_after
@@ -704,7 +704,7 @@ class MachineEngine:
 
     # -- drift and SPC ----------------------------------------------------------------------------
 
-    def _monitor(
+    def _judge_series(
         self,
         state: MachineState,
         out: EngineOutput,
@@ -992,7 +992,7 @@ def _ambient_at(
     return np.full(times.shape[0], float(ambient_stats[signal_stats.LAST]))
 
 
-def _fmt(limit: float | None) -> str:
+def _limit_text(limit: float | None) -> str:
     return "-" if limit is None else f"{limit:g}"
 
 
