@@ -369,7 +369,7 @@ class MachineEngine:
 
     def _judge(self, state: MachineState, out: EngineOutput, job: _MonitorJob) -> None:
         if job.restart:
-            state.monitors.pop(f"signals:{job.name}", None)
+            state.monitors.pop(_monitor_key("signals", job.name), None)
             if job.values.shape[0] == 0:
                 return
         self._judge_series(
@@ -412,7 +412,7 @@ class MachineEngine:
                 # The expected level was switched off: its monitor learnt residuals (mean ~0),
                 # so raw readings would look like a shift of hundreds of sigma. Start afresh.
                 del state.expected[signal]
-                state.monitors.pop(f"signals:{signal}", None)
+                state.monitors.pop(_monitor_key("signals", signal), None)
             # Sensor levels follow the machine state (idle vs running): judging idle readings
             # against a running baseline would raise a "drift" at every stop.
             if not settings.only_running:
@@ -449,11 +449,11 @@ class MachineEngine:
         if learnt_with is not None and learnt_with != (settings.ambient_signal is not None):
             # ambient_signal was configured or removed since: the constants mean something else.
             model = None
-            state.monitors.pop(f"signals:{signal}", None)
+            state.monitors.pop(_monitor_key("signals", signal), None)
         if model is None:
             model = state.expected[signal] = expected_level.new_state()
             # A monitor stored before this signal had a model learnt its baseline on raw readings.
-            state.monitors.pop(f"signals:{signal}", None)
+            state.monitors.pop(_monitor_key("signals", signal), None)
         ambient: np.ndarray | None = None
         if settings.ambient_signal is not None:
             ambient = _ambient_at(
@@ -526,10 +526,10 @@ class MachineEngine:
                 settings,
                 params,
                 settings.thermal_params().vector(),
-                f"{kind}:{series}",
+                _monitor_key(kind, series),
                 float(params[signal_monitor.P_ADWIN_BUCKETS]),
-                f"drift/{series}",
-                f"spc/{series}",
+                _alert_key("drift", series),
+                _alert_key("spc", series),
                 int(settings.settle_s * 1000),
             )
             bounded(self._tunings, CACHE_LIMIT)[(kind, series, machine)] = tuning
@@ -672,9 +672,12 @@ class MachineEngine:
     def _may_monitor(state: MachineState, characteristic: str, product: str | None) -> bool:
         """Whether the part is judged: a product's monitor exists or may be created (the state is
         bounded, and product ids come from telemetry: at most MAX_PRODUCT_MONITORS per characteristic)."""
-        if product is None or f"characteristics:{characteristic}@{product}" in state.monitors:
+        if (
+            product is None
+            or _monitor_key("characteristics", f"{characteristic}@{product}") in state.monitors
+        ):
             return True
-        prefix = f"characteristics:{characteristic}@"
+        prefix = _monitor_key("characteristics", f"{characteristic}@")
         return sum(key.startswith(prefix) for key in state.monitors) < MAX_PRODUCT_MONITORS
 
     def _record(
@@ -749,7 +752,7 @@ class MachineEngine:
             assert base is not None  # nothing is detected before the baseline is complete
             alert_kind = _alert_kind(found)
             is_rule = alert_kind == "spc"
-            alert_key = f"{alert_kind}/{series}"
+            alert_key = _alert_key(alert_kind, series)
             open_alert = state.alerts.get(alert_key)
             if gap is not None and gap[1] < min_shift and open_alert is None:
                 # A shift the detectors can see but too small to act on (a designed slow run, a
@@ -821,7 +824,7 @@ class MachineEngine:
         at_ms = int(times[-1]) if times.shape[0] else 0
         quiet: set[str] | None = None  # read from the state only when an alert is open (rarely)
         for alert_kind in ("drift", "spc"):
-            alert_key = f"{alert_kind}/{series}"
+            alert_key = _alert_key(alert_kind, series)
             open_alert = state.alerts.get(alert_key)
             if open_alert is None:
                 continue
@@ -897,7 +900,7 @@ class MachineEngine:
             subject = key.partition(":")[2]
             for alert_kind in ("drift", "spc"):
                 alert_book.resolve_alert(
-                    state, out, f"{alert_kind}/{subject}", at_ms, {"by": "baseline_reset"}
+                    state, out, _alert_key(alert_kind, subject), at_ms, {"by": "baseline_reset"}
                 )
         return out, dropped
 
@@ -961,6 +964,17 @@ class MachineEngine:
                     "window_end_ms": window.end_ms,
                 },
             )
+
+
+def _monitor_key(kind: SeriesKind, series: str) -> str:
+    """A series' key in ``MachineState.monitors`` ("signals:vibration"; a characteristic's monitor of
+    one product "characteristics:bore@P1"); reset_baselines parses it back."""
+    return f"{kind}:{series}"
+
+
+def _alert_key(alert_kind: str, series: str) -> str:
+    """A series' drift or SPC alert's key in ``MachineState.alerts`` ("drift/vibration")."""
+    return f"{alert_kind}/{series}"
 
 
 def _coverage_note(coverage: float | None) -> str:
