@@ -31,7 +31,7 @@ The exponentially weighted fields follow the incremental form (Finch, 2009):
 ``d = x - m; m = (1 - a)*m + a*x; v = (1 - a) * (v + a*d*d)``, seeded with the first reading (``m = x``,
 ``v = 0``). ``alpha`` is the weight of the newest reading; :func:`alpha_from_half_life` converts a
 half-life counted in readings. ``alpha`` is not stored in the state: the caller passes the same one
-on every update (it comes from the plant configuration).
+on every update (linepulse's engine passes :data:`DEFAULT_ALPHA`).
 
 >>> import numpy as np
 >>> state = new_state()

@@ -39,8 +39,9 @@ LABEL_VALUES: Final = 20
 OTHER: Final = "other"
 # Sensor signal names come from telemetry too, but a machine's sensors are its own and not summable:
 # the SIGNAL_SERIES most-read signals of a machine get series (a CNC cell has a few dozen), the rest
-# none (they stay in /api/machines).
-SIGNAL_SERIES: Final = 64
+# none (they stay in /api/machines). Each costs four series in every scrape, which a worker renders
+# on its event loop (~50 us a signal).
+SIGNAL_SERIES: Final = 32
 
 
 def _capped(items: Iterable[tuple[str, int | float]]) -> list[tuple[str, float]]:
@@ -53,21 +54,28 @@ def _capped(items: Iterable[tuple[str, int | float]]) -> list[tuple[str, float]]
 
 
 class _SignalFamilies:
-    """A machine's sensor signals from the statistics its state keeps (:mod:`models.signal_stats`)."""
+    """A machine's sensor signals from the statistics its state keeps (:mod:`models.signal_stats`).
 
-    def __init__(self) -> None:
+    Only signals the machine still sends: one without a reading for ``state_timeout_s`` (of the
+    machine's event time) has no series, so a removed or renamed sensor does not stand in a graph at
+    its last value forever. Of the rest, the SIGNAL_SERIES most-read get series.
+    """
+
+    def __init__(self, state_timeout_s: float) -> None:
+        self._timeout_ms = state_timeout_s * 1000.0
         labels = (*MACHINE_LABELS, "signal")
+        half_life = f"half-life {signal_stats.DEFAULT_HALF_LIFE_READINGS:g} readings"
         self.value = GaugeMetricFamily(
             "linepulse_signal_value", "Newest reading of a sensor signal (latest event time).", labels=labels
         )
-        self.ewma = GaugeMetricFamily(
-            "linepulse_signal_ewma",
-            "Exponentially weighted mean of a sensor signal, half-life 50 readings: its level now.",
+        self.ew_mean = GaugeMetricFamily(
+            "linepulse_signal_ew_mean",
+            f"Exponentially weighted mean of a sensor signal, {half_life}: its level now.",
             labels=labels,
         )
-        self.ew_stddev = GaugeMetricFamily(
-            "linepulse_signal_ew_stddev",
-            "Exponentially weighted standard deviation of a sensor signal, half-life 50 readings.",
+        self.ew_std = GaugeMetricFamily(
+            "linepulse_signal_ew_std",
+            f"Exponentially weighted standard deviation of a sensor signal, {half_life}.",
             labels=labels,
         )
         self.readings = CounterMetricFamily(
@@ -75,23 +83,28 @@ class _SignalFamilies:
         )
 
     def add(self, state: MachineState, machine: list[str]) -> None:
-        counted = sorted(state.signals.items(), key=lambda item: (-item[1][signal_stats.COUNT], item[0]))
-        for name, vector in counted[:SIGNAL_SERIES]:
+        newest = state.last_seen_ms
+        if newest is None:
+            return
+        since = newest - self._timeout_ms
+        current = [
+            (name, vector) for name, vector in state.signals.items() if vector[signal_stats.LAST_TS] >= since
+        ]
+        current.sort(key=lambda item: (-item[1][signal_stats.COUNT], item[0]))
+        for name, vector in current[:SIGNAL_SERIES]:
             summary = signal_stats.summarize(vector)
-            if summary.count == 0:
-                continue
             labels = [*machine, name]
             self.readings.add_metric(labels, float(summary.count))
             for family, value in (
                 (self.value, summary.last),
-                (self.ewma, summary.ew_mean),
-                (self.ew_stddev, summary.ew_std),
+                (self.ew_mean, summary.ew_mean),
+                (self.ew_std, summary.ew_std),
             ):
                 if value is not None and math.isfinite(value):
                     family.add_metric(labels, value)
 
     def families(self) -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
-        return self.value, self.ewma, self.ew_stddev, self.readings
+        return self.value, self.ew_mean, self.ew_std, self.readings
 
 
 def _fully_productive_s(figures: WindowFigures) -> float | None:
@@ -231,7 +244,7 @@ class MachineCollector(Collector):
             "Parts measured in that shift for that characteristic and product.",
             labels=(*MACHINE_LABELS, "characteristic", "product", "shift"),
         )
-        signals = _SignalFamilies()
+        signals = _SignalFamilies(self.plant.state_timeout_s)
         if self.plant.alerts.oee_below is not None:
             target.add_metric([], self.plant.alerts.oee_below)
         now_ms = int(self.clock() * 1000)

@@ -20,7 +20,7 @@ def _registry(path: Path) -> ModelRegistry:
 
 def _list(args: argparse.Namespace) -> int:
     registry = _registry(args.registry)
-    listed: list[tuple[str, Coverage]] = []
+    served: list[tuple[str, Coverage]] = []  # what workers load: ties are only between these
     for name in registry.names():
         try:
             versions, latest = registry.snapshot(name)
@@ -28,29 +28,44 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{name}  refused: {exc}")
             continue
         meta = latest.metadata
-        coverage = Coverage.of(meta)
-        listed.append((name, coverage))
+        serving, problem = _serving(registry, versions, latest)
+        if serving is not None:
+            served.append((name, Coverage.of(serving.metadata)))
         print(
             f"{name}  {latest.version} of {len(versions)}  {meta.get('detector', '?')}  "
-            f"serves {coverage.describe()}  threshold {meta.get('threshold', float('nan')):.4g}  "
-            f"created {latest.created}{_verification(registry, latest)}"
+            f"serves {Coverage.of(meta).describe()}  threshold {meta.get('threshold', float('nan')):.4g}  "
+            f"created {latest.created}{_verification(latest, serving, problem)}"
         )
-    for tie in ties(listed):
+    for tie in ties(served):
         print(f"TIE  {tie.describe()}")
     return 0
 
 
-def _verification(registry: ModelRegistry, latest: ModelVersion) -> str:
-    """Empty when the latest artifact verifies and loads as a worker would load it; else why not.
+def _serving(
+    registry: ModelRegistry, versions: list[ModelVersion], latest: ModelVersion
+) -> tuple[ModelVersion | None, str]:
+    """The version a worker would serve (the latest if it verifies and loads as a worker would load
+    it, else the newest earlier one that does, else none), and why the latest does not ("" if it
+    does): the manifest alone looks fine for a corrupted or replaced artifact."""
+    problem = ""
+    for entry in [latest, *reversed(versions[: versions.index(latest)])]:
+        try:
+            registry.load_entry(entry)
+        except ModelFileError as exc:
+            problem = problem or str(exc)
+            continue
+        return entry, problem
+    return None, problem
 
-    The manifest alone looks fine for a corrupted or replaced artifact, and a worker then serves an
-    earlier version (or none), so the listing must not show it as if it were being served.
-    """
-    try:
-        registry.load_entry(latest)
-    except ModelFileError as exc:
-        return f"  FAILS VERIFICATION ({exc}); workers serve the newest earlier version that verifies, if any"
-    return ""
+
+def _verification(latest: ModelVersion, serving: ModelVersion | None, problem: str) -> str:
+    """Empty when workers serve the latest version; else why not and what they serve instead."""
+    if serving is latest:
+        return ""
+    instead = (
+        f"workers serve {serving.version}" if serving is not None else "workers serve none of its versions"
+    )
+    return f"  FAILS VERIFICATION ({problem}); {instead}"
 
 
 def _remove(args: argparse.Namespace) -> int:

@@ -112,7 +112,7 @@ def _dashboard_queries() -> list[tuple[str, str]]:
         for target in panel.get("targets", []):
             expr = target["expr"]
             # Grafana's variables, as the defaults (All, shift, a rate window) would expand them.
-            expr = re.sub(r"\$(tenant|site|line|machine)\b", ".*", expr)
+            expr = re.sub(r"\$(tenant|site|line|machine|signal)\b", ".*", expr)
             expr = expr.replace("$window", "shift").replace("$__rate_interval", "1m")
             found.append((panel["title"], expr))
     return found

@@ -205,6 +205,13 @@ def test_train_per_machine_type_learns_every_machine_of_the_type(
         served = RegistryModels(by_type).model_for(m02)
     assert served is not None and served.name == "cnc-cell"
     assert "anomaly models tie: cnc-cell and cnc-copy both serve demo/M02, demo/M04" in caplog.text
+    # A copy none of whose versions verifies serves nothing: no tie, and the listing says so.
+    for artifact in (by_type / "cnc-copy").glob("v*.skops"):
+        artifact.write_bytes(artifact.read_bytes()[::-1])
+    assert main(["models", "list", *registry_args]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listing] == ["cnc-cell", "cnc-copy", "demo.cnc"]
+    assert listing[1].endswith("; workers serve none of its versions")
 
 
 def test_an_isolation_forest_with_its_defaults_raises_the_burst(registry: Path, tmp_path: Path) -> None:

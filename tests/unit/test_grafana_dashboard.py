@@ -154,7 +154,7 @@ def test_variables_cascade_from_linepulse_machine_state() -> None:
         ("Readings per second", "timeseries"),
         ("Cpk shift by shift", "timeseries"),
         ("Ppk, newest shift with parts", "bargauge"),
-        ("Sensor signals: level and newest reading", "timeseries"),
+        ("$signal: level and newest reading", "timeseries"),
         ("Sensor readings per second", "timeseries"),
     ],
 )

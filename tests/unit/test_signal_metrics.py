@@ -80,8 +80,8 @@ def test_the_newest_reading_level_and_count_of_each_signal_are_exported() -> Non
         mean, std = ew_reference(values)
         assert samples[("linepulse_signal_value", name)] == values[-1]
         assert samples[("linepulse_signal_readings_total", name)] == len(values)
-        assert math.isclose(samples[("linepulse_signal_ewma", name)], mean, rel_tol=1e-9)
-        assert math.isclose(samples[("linepulse_signal_ew_stddev", name)], std, rel_tol=1e-9)
+        assert math.isclose(samples[("linepulse_signal_ew_mean", name)], mean, rel_tol=1e-9)
+        assert math.isclose(samples[("linepulse_signal_ew_std", name)], std, rel_tol=1e-9)
 
 
 def test_the_api_view_gives_every_statistic_in_site_time() -> None:
@@ -107,6 +107,18 @@ def test_one_reading_has_no_standard_deviation_yet() -> None:
     row = signal_view(state, engine.calendar_for(state))["force"]
     assert row["readings"] == 1 and row["std"] is None and row["ew_std"] == 0.0
     assert scrape(state)[("linepulse_signal_value", "force")] == 7.5
+
+
+def test_a_signal_the_machine_stopped_sending_has_no_series_but_stays_in_the_api() -> None:
+    engine, spec, state = running_machine()
+    old_t, old = readings(10, seed=7)
+    engine.on_samples(state, spec, int(old_t[-1]), [("old_probe", old_t, old)])
+    # An hour later (past state_timeout_s, 30 min by default) the machine sends only its new sensor.
+    new_t = old_t + 3_600_000
+    engine.on_samples(state, spec, int(new_t[-1]), [("new_probe", new_t, old)])
+    exported = {name for (metric, name) in scrape(state) if metric == "linepulse_signal_value"}
+    assert exported == {"new_probe"}
+    assert set(signal_view(state, engine.calendar_for(state))) == {"new_probe", "old_probe"}
 
 
 def test_free_text_signal_names_get_at_most_the_busiest_series() -> None:
