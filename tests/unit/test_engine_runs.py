@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models import machine, sample_runs, signal_monitor, signal_stats
+from models import sample_runs, signal_monitor, signal_stats
 from models.anomaly.scoring import AnomalyModel
 from models.anomaly.training import default_config, fit_model
 from models.machine import EngineOutput, MachineEngine
@@ -154,10 +154,10 @@ def test_runs_give_the_alerts_windows_and_states_of_one_frame_at_a_time(
     start = 1_790_000_000_000
     frames = _frames(spec, start, 600, seed=8)
     counting = _CountingUpdate()
-    monkeypatch.setattr(machine.signal_monitor, "update", counting)
+    monkeypatch.setattr(signal_monitor, "update", counting)
     stats = _JoinedStats()
-    monkeypatch.setattr(machine.signal_stats, "update_runs", stats)
-    monkeypatch.setattr(machine.signal_stats, "update_runs_side_by_side", stats.group)
+    monkeypatch.setattr(signal_stats, "update_runs", stats)
+    monkeypatch.setattr(signal_stats, "update_runs_side_by_side", stats.group)
     models = _OneModel(_anomaly_model()) if with_model else None
 
     def run(sizes: Iterator[int]) -> tuple[Any, MachineState, int]:

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from models.machine import CACHE_LIMIT, EngineOutput, MachineEngine
+from models.machine import EngineOutput, MachineEngine
 from models.machine_state import MachineState
+from models.monitoring_config import CACHE_LIMIT
 from models.plant import MachineSpec, PlantConfig
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -265,7 +266,7 @@ def test_names_minted_by_a_producer_do_not_grow_the_engine_caches_without_bound(
     for i in range(CACHE_LIMIT + 500):
         engine.on_samples(state, spec, at(9, 30), [(f"sensor_{i}", times, np.array([1.0]))])
         engine.on_state(state, spec, at(9, 30), "idle", f"reason_{i}")
-    caches = (engine._tunings, engine._stops._categories, engine.plant.monitoring._cache)
+    caches = (engine._series._tunings, engine._stops._categories, engine.plant.monitoring._cache)
     assert all(0 < len(cache) <= CACHE_LIMIT for cache in caches)
     # The machine state itself keeps every signal's statistics: that is telemetry, not a cache.
     assert len(state.signals) == CACHE_LIMIT + 500
