@@ -81,7 +81,9 @@ class BaselineReset(BaseModel):
             "telemetry message that reaches it. Missing: at once, where the machine's stream is."
         ),
     )
-    # Free text, but logged: a line break or a terminal escape would forge or hide log lines.
+    # Free text, but logged: a line break or a terminal escape would forge or hide log lines. The
+    # pattern puts the rule into the published schema for producers; _printable, which runs first,
+    # words the error a dead letter carries (the pattern's own would quote the regex).
     requested_by: Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE)] | None = None
 
