@@ -40,7 +40,7 @@ OTHER: Final = "other"
 # Sensor signal names come from telemetry too, but a machine's sensors are its own and not summable:
 # the SIGNAL_SERIES most-read signals of a machine get series (a CNC cell has a few dozen), the rest
 # none (they stay in /api/machines). Each costs four series in every scrape, which a worker renders
-# on its event loop (~50 us a signal).
+# on its event loop (~35 us a signal; docs/metrics.md, "What a scrape costs").
 SIGNAL_SERIES: Final = 32
 
 

@@ -16,11 +16,12 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from models.machine_state import MachineState
 from service.anomaly_view import anomaly_view
 from service.capability_view import capability_by_shift_rows, capability_rows
+from service.exposition import render
 from service.signal_view import signal_view
 from service.web.bad_requests import install_bad_request_log
 from service.web.staleness import Silence, silences
@@ -116,7 +117,7 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        return web.bytes(render(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
