@@ -20,6 +20,7 @@ from models.config_numbers import Count, Number
 from models.monitoring_config import MonitoringConfig
 
 __all__ = [
+    "MAX_SIGNALS_LIMIT",
     "WEEKDAYS",
     "AlertRules",
     "BigLoss",
@@ -299,6 +300,11 @@ class AlertRules(_Frozen):
     )
 
 
+# A machine's signals at most (max_signals_per_machine): ~1-2 KB each, so a state stays well inside
+# the 8 MiB a changelog record may take (streams.topics.MAX_MESSAGE_BYTES).
+MAX_SIGNALS_LIMIT: Final = 4096
+
+
 class PlantConfig(_Frozen):
     timezone: str = Field(
         description="IANA time zone of the plant's local calendar (sites without their own), e.g. Asia/Seoul."
@@ -351,6 +357,17 @@ class PlantConfig(_Frozen):
             "far past the machine's own, its time is accounted up to there (unknown after "
             "state_timeout_s) and its ended windows close, so a silent machine still gets its records "
             "(null: wait for the machine's next event)."
+        ),
+    )
+    max_signals_per_machine: Count = Field(
+        default=256,
+        ge=1,
+        le=MAX_SIGNALS_LIMIT,
+        description=(
+            "Distinct sensor signals a machine may send: telemetry that would add one more is "
+            "dead-lettered (too_many_signals). Each signal keeps ~1-2 KB of state that is written to the "
+            "changelog with the machine's state, so a gateway inventing names cannot grow a state past "
+            "what the topic takes and stall its partition."
         ),
     )
     line_wait_reasons: list[Id] = Field(

@@ -209,7 +209,7 @@ class BatchApplier:
                 outcomes[index] = self._apply_one(message, decoded, applied)
             return
         for index, message, outcome in zip(run.indices, run.messages, results, strict=True):
-            if not outcome.duplicate:
+            if isinstance(outcome, Applied) and not outcome.duplicate:
                 self.table.stage(outcome.state, message.partition)
                 applied.setdefault(key, []).append(message)
             outcomes[index] = outcome

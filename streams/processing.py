@@ -27,6 +27,7 @@ from streams.control import ControlDecoder
 from streams.decode import Accepted, Decoded, Rejection, TelemetryDecoder
 from streams.frames import Frame
 from streams.records import AlertRecord, KpiRecord, alert_record, kpi_record
+from streams.signal_limit import SignalLimit
 from streams.unscored_log import UnscoredLog
 
 __all__ = [
@@ -102,6 +103,7 @@ class TelemetryProcessor:
             plant, max_payload_bytes=max_payload_bytes, max_future_ms=max_future_ms
         )
         self.control = ControlDecoder(plant)
+        self.signal_limit = SignalLimit(plant.max_signals_per_machine)
         self.config_version = plant.version
         self.unscored = UnscoredLog()
 
@@ -144,9 +146,12 @@ class TelemetryProcessor:
         """The second half of :meth:`process`: apply a decoded message to its machine's state."""
         spec = decoded.spec
         state = load_state(spec.key) or self.engine.new_state(spec)
+        if source is not None and offset is not None and offset <= state.applied.get(source, -1):
+            return Applied(state, duplicate=True)
+        over = self.signal_limit.check(decoded.event, state.signals, len(state.signals), set())
+        if over is not None:
+            return over  # before anything is changed: the state stays as it was
         if source is not None and offset is not None:
-            if offset <= state.applied.get(source, -1):
-                return Applied(state, duplicate=True)
             state.applied[source] = offset
         try:
             output = self._apply(state, decoded)
@@ -172,10 +177,11 @@ class TelemetryProcessor:
 
     def process_samples(
         self, run: Sequence[tuple[Accepted, int]], *, load_state: StateLoader, source: str
-    ) -> list[Applied]:
+    ) -> list[Outcome]:
         """Consecutive messages of one machine that carry only readings (:meth:`is_samples`), with
         their source offsets: one outcome each, the same as :meth:`process_decoded` one by one (the
         engine's :meth:`~models.machine.MachineEngine.on_samples_each`), for a fraction of the cost.
+        A message that would give the machine too many signals is rejected, the others applied.
 
         Unlike :meth:`process_decoded` it raises when the engine fails, leaving the state
         half-changed: the caller then reloads the state and applies the messages one by one, so
@@ -183,11 +189,16 @@ class TelemetryProcessor:
         """
         spec = run[0][0].spec
         state = load_state(spec.key) or self.engine.new_state(spec)
-        outcomes: list[Applied | None] = []
+        outcomes: list[Outcome | None] = []
         fresh: list[tuple[int, Accepted]] = []
+        known, added = state.signals, set[str]()
         for decoded, offset in run:
             if offset <= state.applied.get(source, -1):
                 outcomes.append(Applied(state, duplicate=True))
+                continue
+            over = self.signal_limit.check(decoded.event, known, len(known), added)
+            if over is not None:
+                outcomes.append(over)
                 continue
             state.applied[source] = offset
             fresh.append((len(outcomes), decoded))
