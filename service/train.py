@@ -219,7 +219,14 @@ def kafka_records(
 
 
 def _machines(plant: PlantConfig, refs: list[str]) -> tuple[MachineSpec, ...]:
-    return tuple(machine_option(plant, ref, "--machine") for ref in refs)
+    machines = tuple(machine_option(plant, ref, "--machine") for ref in refs)
+    tenants = sorted({m.tenant for m in machines})
+    if len(tenants) > 1:
+        # As for --machine-type: one tenant's telemetry must not become another's normal.
+        raise ConfigError(
+            f"--machine: machines of tenants {tenants}; a model learns from one tenant's machines only"
+        )
+    return machines
 
 
 def _machines_of_type(plant: PlantConfig, machine_type: str, tenant: str | None) -> tuple[MachineSpec, ...]:

@@ -251,3 +251,27 @@ def test_train_names_a_machine_the_plant_does_not_have(
     assert main(args) == 2
     error = capsys.readouterr().err
     assert "--machine: machine 'M42' is not in the plant configuration (it has demo/M01, demo/M02" in error
+
+
+def test_train_refuses_machines_of_two_tenants(
+    registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One model serving several tenants' machines would make one tenant's readings another's normal
+    (as --machine-type already refused)."""
+    history = registry.parent / "history.jsonl"
+    plant_file = tmp_path / "plant.yaml"
+    demo_yaml = (Path(__file__).parents[2] / "service" / "plants" / "demo.yaml").read_text()
+    plant_file.write_text(
+        demo_yaml.replace(
+            "\nlosses:",
+            "\n  - {tenant: beta, site: p9, line: L1, id: M01, type: cnc, ideal_cycle_s: 40.0}\n\nlosses:",
+            1,
+        )
+    )
+    out = tmp_path / "registry"
+    base = ["train", "--telemetry", str(history), "--registry", str(out), "--config", str(plant_file)]
+    assert main([*base, "--machine", "demo/M01", "--machine", "beta/M01", "--name", "pooled"]) == 2
+    assert "--machine: machines of tenants ['beta', 'demo']; a model learns from one tenant's" in (
+        capsys.readouterr().err
+    )
+    assert not (out / "pooled").exists()
