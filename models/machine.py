@@ -80,6 +80,16 @@ class MachineEngine:
     def new_state(self, spec: MachineSpec) -> MachineState:
         return MachineState(tenant=spec.tenant, site=spec.site, line=spec.line, machine=spec.id)
 
+    def state_of(self, spec: MachineSpec, stored: MachineState | None) -> MachineState:
+        """The machine's state to apply telemetry to: the stored one, with the site and line the plant
+        file gives now (a machine moved to another line keeps its history, under its new labels:
+        its KPI records already carry them, /metrics and /api read them from here), else a new one."""
+        if stored is None:
+            return self.new_state(spec)
+        if stored.site != spec.site or stored.line != spec.line:
+            stored.site, stored.line = spec.site, spec.line
+        return stored
+
     # -- events -----------------------------------------------------------------------------------
 
     def on_state(

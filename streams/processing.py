@@ -145,7 +145,7 @@ class TelemetryProcessor:
     ) -> Outcome:
         """The second half of :meth:`process`: apply a decoded message to its machine's state."""
         spec = decoded.spec
-        state = load_state(spec.key) or self.engine.new_state(spec)
+        state = self.engine.state_of(spec, load_state(spec.key))
         if source is not None and offset is not None and offset <= state.applied.get(source, -1):
             return Applied(state, duplicate=True)
         over = self.signal_limit.check(decoded.event, state.signals, len(state.signals), set())
@@ -188,7 +188,7 @@ class TelemetryProcessor:
         that only the failing message is dead-lettered.
         """
         spec = run[0][0].spec
-        state = load_state(spec.key) or self.engine.new_state(spec)
+        state = self.engine.state_of(spec, load_state(spec.key))
         outcomes: list[Outcome | None] = []
         fresh: list[tuple[int, Accepted]] = []
         known, added = state.signals, set[str]()
@@ -274,7 +274,7 @@ class TelemetryProcessor:
         if isinstance(decoded, Rejection):
             return decoded
         command, spec = decoded.command, decoded.spec
-        state = load_state(spec.key) or self.engine.new_state(spec)
+        state = self.engine.state_of(spec, load_state(spec.key))
         if source is not None and offset is not None:
             if offset <= state.applied.get(source, -1):
                 return Applied(state, duplicate=True)

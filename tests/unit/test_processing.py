@@ -7,12 +7,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client import generate_latest
 
 from models.machine_state import MachineState
+from models.plant import PlantConfig
 from service.cli import main
+from service.metrics import build_registry
 from service.plant_file import load_demo_plant
 from service.simulator import PlantSimulator
 from streams.decode import Rejection
+from streams.live import LiveMachines
 from streams.processing import Applied, TelemetryProcessor, decode_state, encode_state
 
 HOUR_MS = 3_600_000
@@ -187,3 +191,35 @@ def test_a_processing_bug_dead_letters_the_message_instead_of_stalling(
     assert (
         outcome.machine_key == orjson.loads(values[10])["tenant"] + "/" + orjson.loads(values[10])["machine"]
     )
+
+
+def test_a_machine_moved_to_another_line_keeps_its_history_under_the_new_labels() -> None:
+    """The plant file moved M01 from L1 to L2: its KPI records said L2, /metrics and /api kept L1."""
+    before = load_demo_plant()
+    moved = PlantConfig.model_validate(
+        {
+            **before.model_dump(),
+            "machines": [
+                {**m.model_dump(), "line": "L2"} if m.id == "M01" else m.model_dump() for m in before.machines
+            ],
+        }
+    )
+    ts = int(time.time() * 1000) - 60_000
+    record = {"v": 1, "tenant": "demo", "site": "p1", "machine": "M01", "kind": "count", "good": 3}
+    states: dict[str, MachineState] = {}
+    for offset, (plant, line) in enumerate([(before, "L1"), (moved, "L2")]):
+        processor = TelemetryProcessor(plant, max_payload_bytes=1 << 20, max_future_ms=300_000)
+        value = orjson.dumps({**record, "line": line, "ts": ts + offset})
+        outcome = processor.process(
+            b"demo/M01", value, timestamp_ms=None, load_state=states.get, source="t:0", offset=offset
+        )
+        assert isinstance(outcome, Applied)
+        states["demo/M01"] = outcome.state
+    state = states["demo/M01"]
+    assert (state.site, state.line, state.totals.good) == ("p1", "L2", 6)  # one machine, its history kept
+    live = LiveMachines({m.key for m in moved.machines})
+    live.update(state)
+    registry, _ = build_registry(live, moved)
+    exposed = generate_latest(registry).decode()
+    assert 'linepulse_good_units_total{line="L2",machine="M01",site="p1",tenant="demo"} 6.0' in exposed
+    assert 'line="L1",machine="M01"' not in exposed
