@@ -27,7 +27,7 @@ from streams.exceptions import InvalidTelemetry
 from streams.frames import Frame, FrameDecoder, SignalBlock, is_frame
 from streams.json_keys import REPEATED_KEY_REASON, model_keys, repeated_key
 
-__all__ = ["Decoded", "Rejection", "TelemetryDecoder"]
+__all__ = ["Decoded", "Rejection", "TelemetryDecoder", "placement_rejection"]
 
 Decoded = TelemetryEvent | Frame
 
@@ -126,17 +126,25 @@ class TelemetryDecoder:
                 f"(limit {_seconds(self.max_future_ms)} s)",
             )
         spec = self._machines.get(expected_key)
-        if spec is None:
-            return Rejection(
-                "unknown_machine", "machine", f"{expected_key} is not in the plant configuration"
-            )
-        if spec.site != event.site or spec.line != event.line:
-            return Rejection(
-                "unknown_machine",
-                "line" if spec.site == event.site else "site",
-                f"{expected_key} is configured on {spec.site}/{spec.line}, not {event.site}/{event.line}",
-            )
+        unknown = placement_rejection(spec, expected_key, event.site, event.line)
+        if unknown is not None:
+            return unknown
+        assert spec is not None  # placement_rejection refuses a machine the plant does not have
         return Accepted(event, spec, newest)
+
+
+def placement_rejection(spec: MachineSpec | None, key: str, site: str, line: str) -> Rejection | None:
+    """Why a record of machine ``key`` (tenant/machine) placed on ``site``/``line`` is not one of the
+    plant's machines (``spec``: the plant file's, if any), or None when it is."""
+    if spec is None:
+        return Rejection("unknown_machine", "machine", f"{key} is not in the plant configuration")
+    if spec.site != site or spec.line != line:
+        return Rejection(
+            "unknown_machine",
+            "line" if spec.site == site else "site",
+            f"{key} is configured on {spec.site}/{spec.line}, not {site}/{line}",
+        )
+    return None
 
 
 def _newest_ms(event: Decoded) -> int:

@@ -126,6 +126,12 @@ def add_line_view(
             field = ".".join(str(part) for part in error["loc"]) or "value"
             await dead_letter(message, Rejection("invalid_schema", field, error["msg"]), owner)
             return None
+        # Only the plant's machines, where the plant file puts them: a line's record must not
+        # count a machine of another line, or one nobody configured, whoever wrote it here.
+        unplaced = aggregator.placement_rejection(record.tenant, record.machine, record.site, record.line)
+        if unplaced is not None:
+            await dead_letter(message, unplaced, owner)
+            return None
         return record.model_dump(mode="json")
 
     async def regroup(message: Any, owner: Owner) -> None:

@@ -26,6 +26,7 @@ import orjson
 
 from models.line import MachineWindow, line_figures
 from models.plant import PlantConfig
+from streams.decode import Rejection, placement_rejection
 from streams.records import LineKpiRecord
 
 __all__ = ["LineAggregator", "line_key", "newest_records", "supersedes"]
@@ -65,6 +66,11 @@ class LineAggregator:
         for machine in plant.machines:
             key = (machine.tenant, machine.line)
             self._expected[key] = (*self._expected.get(key, ()), machine.id)
+
+    def placement_rejection(self, tenant: str, machine: str, site: str, line: str) -> Rejection | None:
+        """Why a KPI record of ``tenant/machine`` on ``site``/``line`` is not one of the plant's
+        machines as the plant file places it (None when it is): its line would count a stranger."""
+        return placement_rejection(self.plant.machine(tenant, machine), f"{tenant}/{machine}", site, line)
 
     def is_configured(self, tenant: str, line: str) -> bool:
         """Whether the plant file has the line (a machine of it)."""

@@ -12,10 +12,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
+from models.machine_state import MachineState
 from service.brokers import KafkaCluster
+from service.plant_file import load_demo_plant
 from streams.dead_letters import Header
+from streams.processing import Applied, TelemetryProcessor
 from streams.topics import MAX_MESSAGE_BYTES
 from tests.integration.harness import WorkerProcess, consume_all, wait_for
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
@@ -55,11 +59,13 @@ def test_dead_letters_keep_the_original_headers_then_linepulse_ones(
     big_headers = [*ORIGINAL, ("bulk", b"h" * (MAX_MESSAGE_BYTES // 3))]
     big = (b"demo/M02", b"v" * (MAX_MESSAGE_BYTES - MAX_MESSAGE_BYTES // 3 - 4096))
     not_a_kpi = (b"demo/M03", b'{"not": "a KPI record"}')
+    stranger = (b"demo/L1", _kpi_record_of(valid, machine="GHOST"))  # valid, of no configured machine
     sends = [(topics["telemetry"], key, value, []) for key, value in valid]
     sends += [
         (topics["telemetry"], *bad_json, ORIGINAL),
         (topics["telemetry"], *big, big_headers),
         (topics["kpis"], *not_a_kpi, ORIGINAL),
+        (topics["kpis"], *stranger, []),
     ]
     asyncio.run(_produce(bootstrap, sends))
 
@@ -68,12 +74,13 @@ def test_dead_letters_keep_the_original_headers_then_linepulse_ones(
 
         def dead_letters_arrived() -> bool:
             dead[:] = consume_all(bootstrap, topics["dead_letters"], idle_s=2)
-            return len(dead) >= 3
+            return len(dead) >= 4
 
-        wait_for(dead_letters_arrived, 120, "three dead letters")
+        wait_for(dead_letters_arrived, 120, "four dead letters")
         worker.assert_alive()
+        line_kpis = consume_all(bootstrap, topics["line_kpis"], idle_s=2)
     by_value = {letter.value: letter for letter in dead}
-    assert len(dead) == 3 and set(by_value) == {bad_json[1], big[1], not_a_kpi[1]}
+    assert len(dead) == 4 and set(by_value) == {bad_json[1], big[1], not_a_kpi[1], stranger[1]}
 
     letter = by_value[bad_json[1]]
     assert letter.key == bad_json[0]
@@ -98,3 +105,22 @@ def test_dead_letters_keep_the_original_headers_then_linepulse_ones(
     assert letter.key == not_a_kpi[0] and letter.headers[: len(ORIGINAL)] == ORIGINAL
     assert _linepulse(letter.headers[len(ORIGINAL) :])["linepulse.source.topic"] == topics["kpis"].encode()
     assert dict(letter.headers)["linepulse.error.code"] == b"invalid_schema"
+
+    letter = by_value[stranger[1]]  # schema-valid, but no machine of the plant: no line counts it
+    assert dict(letter.headers)["linepulse.error.code"] == b"unknown_machine"
+    assert dict(letter.headers)["linepulse.error.field"] == b"machine"
+    assert dict(letter.headers)["linepulse.error.reason"] == b"demo/GHOST is not in the plant configuration"
+    assert not any(b"GHOST" in record.value for record in line_kpis)
+
+
+def _kpi_record_of(messages: list[tuple[bytes, bytes]], machine: str) -> bytes:
+    """A schema-valid KPI record (an open window of the first machine) claiming to be ``machine``'s."""
+    processor = TelemetryProcessor(load_demo_plant(), max_payload_bytes=1 << 20, max_future_ms=300_000)
+    states: dict[str, MachineState] = {}
+    for key, value in messages:
+        outcome = processor.process(key, value, timestamp_ms=None, load_state=states.get)
+        if isinstance(outcome, Applied):
+            states[outcome.state.key] = outcome.state
+    state = states["demo/M01"]
+    record = processor.open_window_records(state)[0].model_dump(mode="json")
+    return orjson.dumps({**record, "machine": machine})

@@ -119,3 +119,17 @@ def test_line_quality_without_scrap_is_exactly_one() -> None:
     figures = line_figures(machines, ())
     assert figures.quality == 1.0
     assert figures.oee == figures.availability * figures.performance  # type: ignore[operator]
+
+
+def test_only_the_plant_files_machines_where_it_places_them_may_join_a_line() -> None:
+    """The stream dead-letters the records this refuses (tests/integration/test_dead_letter_headers.py)."""
+    aggregator = LineAggregator(PLANT, "v1")
+    assert aggregator.placement_rejection("acme", "M01", "p1", "L1") is None
+    ghost = aggregator.placement_rejection("acme", "GHOST", "p1", "L1")
+    assert ghost is not None and (ghost.code, ghost.field) == ("unknown_machine", "machine")
+    moved = aggregator.placement_rejection("acme", "M01", "p1", "L9")
+    assert moved is not None and (moved.field, moved.reason) == (
+        "line",
+        "acme/M01 is configured on p1/L1, not p1/L9",
+    )
+    assert aggregator.placement_rejection("other", "M01", "p1", "L1") is not None  # tenants apart
