@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from service.machine_collector import RATIOS
-from streams.live import LiveLines
+from streams.records import LineKpiRecord
 
 __all__ = ["LineCollector"]
 
@@ -21,7 +21,7 @@ class LineCollector(Collector):
     line figures come from the machine series through the recording rules.
     """
 
-    def __init__(self, lines: LiveLines) -> None:
+    def __init__(self, lines: Iterable[LineKpiRecord]) -> None:
         self.lines = lines
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

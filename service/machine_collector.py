@@ -23,7 +23,6 @@ from models.machine_state import MachineState
 from models.plant import PlantConfig
 from models.timemodel import WindowAccumulator, WindowFigures
 from streams.contract import MACHINE_STATES
-from streams.live import LiveMachines
 
 __all__ = ["LABEL_VALUES", "MACHINE_LABELS", "OTHER", "RATIOS", "SIGNAL_SERIES", "MachineCollector"]
 
@@ -124,7 +123,7 @@ class MachineCollector(Collector):
     """
 
     def __init__(
-        self, live: LiveMachines, plant: PlantConfig, clock: Callable[[], float] = time.time
+        self, live: Iterable[MachineState], plant: PlantConfig, clock: Callable[[], float] = time.time
     ) -> None:
         self.live = live
         self.plant = plant

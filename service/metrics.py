@@ -7,15 +7,20 @@ machines and lines are read from the worker's live states at scrape time by
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry
 
+from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.line_collector import LineCollector
 from service.machine_collector import MachineCollector
 from service.worker_metrics import WorkerMetrics
 from streams.live import LiveLines, LiveMachines
+from streams.records import LineKpiRecord
 
-__all__ = ["build_registry", "register_collectors"]
+__all__ = ["TenantCollectors", "build_registry", "register_collectors"]
 
 
 def build_registry(
@@ -34,3 +39,28 @@ def register_collectors(
     (which holds ``live`` and ``lines``) exists, after the stream counters it was built with."""
     registry.register(MachineCollector(live, plant))
     registry.register(LineCollector(lines))
+
+
+class _OfTenant:
+    """The items of ``items`` (machine states or line records) of one tenant, read afresh each time."""
+
+    def __init__(self, items: Iterable[Any], tenant: str) -> None:
+        self._items = items
+        self._tenant = tenant
+
+    def __iter__(self) -> Iterator[Any]:
+        return (item for item in self._items if item.tenant == self._tenant)
+
+
+class TenantCollectors:
+    """One tenant's machine and line series, nothing else (``/metrics?tenant=ID``): the worker's
+    own series (messages, dead letters, sends) count every tenant's telemetry together."""
+
+    def __init__(self, live: LiveMachines, plant: PlantConfig, lines: LiveLines, tenant: str) -> None:
+        states: Iterable[MachineState] = _OfTenant(live, tenant)
+        records: Iterable[LineKpiRecord] = _OfTenant(lines, tenant)
+        self._collectors = (MachineCollector(states, plant), LineCollector(records))
+
+    def collect(self) -> Iterator[Any]:
+        for collector in self._collectors:
+            yield from collector.collect()

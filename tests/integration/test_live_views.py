@@ -4,6 +4,8 @@ configuration after a restart, and staleness on each tenant's stream clock."""
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,21 @@ def test_api_machines_staleness_is_no_data_on_the_stream_clock(
             "hist/M02": True,  # silent for 5 of the replay's minutes
         }
         assert 300.0 <= machines["hist/M02"]["silent_s"] < 320.0  # + wall clock since the newest
+        # /metrics?tenant= as the API's query: that tenant's series only, the worker's own not.
+        everyone, acme = worker.get("/metrics"), worker.get("/metrics?tenant=acme")
+        assert 'tenant="hist"' in everyone and "linepulse_messages_total" in everyone
+        assert (
+            'linepulse_machine_state{line="L1",machine="M02",site="p1",state="running",tenant="acme"} 1.0'
+            in acme
+        )
+        assert 'tenant="hist"' not in acme and "linepulse_messages_total" not in acme
+        for query in ("tenant=nope", "tenant=acme&tenant=hist", "Tenant=acme"):
+            try:
+                urllib.request.urlopen(f"{worker.base_url}/metrics?{query}", timeout=5)
+            except urllib.error.HTTPError as refused:
+                assert refused.code == 400 and refused.read().decode().lower().startswith("tenant")
+            else:
+                raise AssertionError(f"/metrics?{query} was answered with every tenant's series")
         assert all(m["received_ago_s"] < 20 for m in machines.values())
 
         # Nothing more arrives: the whole plant turns stale (with the newest event time of the
