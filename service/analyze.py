@@ -29,12 +29,12 @@ from service.anomaly_models import anomaly_models
 from service.anomaly_view import anomaly_view
 from service.baseline import ScheduledReset
 from service.capability_view import capability_by_shift_rows, capability_rows
-from service.exceptions import ConfigError
+from service.exceptions import ConfigError, OutputError
 from service.output_dir import output_dir
 from service.output_file import OutputFile, write_output
 from service.settings import Settings
 from service.signal_view import signal_view
-from service.telemetry_file import FileRecord, read_records
+from service.telemetry_file import FileRecord, check_telemetry_file, read_records
 from streams.contract import _parse_timestamp
 from streams.decode import Rejection
 from streams.lines import LineAggregator, line_key
@@ -47,6 +47,7 @@ from streams.stream_time import Clock
 __all__ = ["analyze_file", "dead_letter_line", "parse_received_at"]
 
 
+SUMMARY: Final = "summary.json"  # what analyze prints, written to --out last
 _OUTPUT_FILES: Final = frozenset(
     {
         "kpis.jsonl",
@@ -90,12 +91,22 @@ def parse_received_at(text: str) -> int:
 
 
 def _outputs(telemetry: Path, out_dir: Path) -> None:
-    """Create ``out_dir``, refusing what would fail half-way or overwrite the input."""
-    if telemetry.resolve().parent == out_dir.resolve() and telemetry.name in _OUTPUT_FILES:
+    """Create ``out_dir``, refusing what would fail half-way or overwrite the input, and remove an
+    earlier run's results from it: a run that fails or is interrupted must not leave its partial
+    files among the complete ones of another (``summary.json``, written last, marks a finished run)."""
+    check_telemetry_file(telemetry)
+    if telemetry.resolve().parent == out_dir.resolve() and telemetry.name in _OUTPUT_FILES | {SUMMARY}:
         raise ConfigError(
             f"{telemetry}: is one of the files analyze writes to --out {out_dir}; choose another --out"
         )
     output_dir(out_dir)
+    for name in sorted(_OUTPUT_FILES | {SUMMARY}):
+        try:
+            (out_dir / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"--out {out_dir / name}: cannot remove the earlier result ({exc.strerror})"
+            ) from None
 
 
 def _unreadable(record: FileRecord) -> Rejection:
@@ -188,8 +199,6 @@ def analyze_file(
     ``received_at_ms``: the Kafka timestamp every line is judged as having (None: no line is
     judged as too far in the future). Stream time is kept per partition of a telemetry topic of
     ``settings.partitions`` partitions."""
-    if not telemetry.is_file():
-        raise ConfigError(f"{telemetry}: telemetry file not found")
     # Each machine's resets wait in its state from its first line on, where the worker keeps the
     # resets `baseline reset --at` sends it, and are applied by the same rule (models.pending_resets).
     waiting = _waiting_resets(resets)
@@ -370,4 +379,5 @@ def analyze_file(
         summary["baseline_resets_not_reached"] = not_reached
     if matched_nothing:
         summary["baseline_resets_matched_nothing"] = matched_nothing
+    write_output(out_dir / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n", "--out")
     return summary

@@ -24,7 +24,7 @@ from service.exceptions import ConfigError
 from streams.exceptions import FrameError
 from streams.frames import FRAME_MAGIC, MAX_HEADER_BYTES, frame_size
 
-__all__ = ["FileRecord", "read_records"]
+__all__ = ["FileRecord", "check_telemetry_file", "read_records"]
 
 # Kept of an unreadable frame for its dead letter: the prefix and the largest header, what is damaged.
 _UNREADABLE_KEPT: Final = 8 + MAX_HEADER_BYTES
@@ -41,11 +41,48 @@ class FileRecord:
     rest_bytes: int = 0  # with ``unreadable``: the bytes from ``offset`` to the end, not read
 
 
-def read_records(path: Path) -> Iterator[FileRecord]:
-    """The records of the telemetry file at ``path``, in order; ConfigError if it is not a file."""
-    if not path.is_file():
+# A UTF-8 byte-order mark (what "UTF-8 with BOM" editors write first), skipped at the file's start
+# as RFC 8259 allows: read as part of the first record, it made a valid line invalid JSON.
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+# Files that are not telemetry as written, named by their first bytes: read as lines they were
+# all dead letters, and the command succeeded with empty results.
+_NOT_TELEMETRY: Final = (
+    (b"\x1f\x8b", "is gzip-compressed: decompress it first (gunzip -k FILE)"),
+    (b"\x28\xb5\x2f\xfd", "is zstd-compressed: decompress it first (zstd -d FILE)"),
+    (b"\xff\xfe", "is UTF-16 text: telemetry files are UTF-8 (iconv -f UTF-16 -t UTF-8 FILE)"),
+    (b"\xfe\xff", "is UTF-16 text: telemetry files are UTF-8 (iconv -f UTF-16 -t UTF-8 FILE)"),
+)
+
+
+def check_telemetry_file(path: Path) -> None:
+    """ConfigError naming the file and the reason unless ``path`` is a readable telemetry file: a
+    command checks before it writes anything (``analyze`` replaces its earlier results)."""
+    if not path.exists():
         raise ConfigError(f"{path}: telemetry file not found")
-    with path.open("rb") as handle:
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: not a regular file (a pipe or a device cannot be read twice and mapped): "
+            "write the stream to a file first"
+        )
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(4)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the telemetry file ({exc.strerror or exc})") from None
+    for magic, reason in _NOT_TELEMETRY:
+        if start.startswith(magic):
+            raise ConfigError(f"{path}: {reason}")
+
+
+def read_records(path: Path) -> Iterator[FileRecord]:
+    """The records of the telemetry file at ``path``, in order; ConfigError if it cannot be one
+    (:func:`check_telemetry_file`)."""
+    check_telemetry_file(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the telemetry file ({exc.strerror or exc})") from None
+    with handle:
         try:
             data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # an empty file cannot be mapped
@@ -56,7 +93,7 @@ def read_records(path: Path) -> Iterator[FileRecord]:
 
 def _records(data: mmap.mmap) -> Iterator[FileRecord]:
     size = len(data)
-    at = 0
+    at = len(_UTF8_BOM) if data[: len(_UTF8_BOM)] == _UTF8_BOM else 0
     number = 0
     while at < size:
         number += 1

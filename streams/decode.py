@@ -56,6 +56,8 @@ class Accepted:
     newest_ms: int  # the newest event time the message carries
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
 REJECTION_CODES = (
     "empty",
     "too_large",
@@ -103,7 +105,12 @@ class TelemetryDecoder:
             try:
                 parsed = telemetry_adapter.validate_json(value)
             except ValidationError as exc:
-                return _schema_rejection(exc)
+                rejection = _schema_rejection(exc)
+                if rejection.code == "invalid_json" and value.startswith(_UTF8_BOM):
+                    # Invisible where the record is shown: the reason must say what it is.
+                    reason = f"{rejection.reason} (it starts with a UTF-8 byte-order mark: remove it)"
+                    return Rejection(rejection.code, rejection.field, reason)
+                return rejection
             repeated = repeated_key(value, model_keys(parsed))
             if repeated is not None:
                 return Rejection("invalid_schema", repeated, REPEATED_KEY_REASON)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -150,3 +151,78 @@ def test_schema_names_an_out_that_is_a_file(tmp_path: Path, capsys: pytest.Captu
     assert main(["schema", "--out", str(taken)]) == 2
     error = capsys.readouterr().err
     assert "--out" in error and "not a directory" in error and "Traceback" not in error
+
+
+def test_a_byte_order_mark_at_the_start_is_skipped_and_named_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "UTF-8 with BOM" (Windows tools): the mark made the first record, a machine's start, a dead letter."""
+    values = simulated(200)
+    plain, marked = tmp_path / "plain.jsonl", tmp_path / "marked.jsonl"
+    plain.write_bytes(b"\n".join(values) + b"\n")
+    # The start of the file and, as a concatenated file has it, the start of a line in the middle.
+    marked.write_bytes(
+        b"\xef\xbb\xbf" + b"\n".join([*values[:100], b"\xef\xbb\xbf" + values[100], *values[101:]])
+    )
+    (first,) = [r for r in read_records(marked) if r.number == 1]
+    assert (first.offset, first.raw) == (3, values[0])
+    for source, out in ((plain, "a"), (marked, "b")):
+        assert main(["analyze", str(source), "--out", str(tmp_path / out)]) == 0
+    capsys.readouterr()
+    dead = orjson.loads((tmp_path / "b" / "dead_letters.jsonl").read_bytes())
+    assert dead["line"] == 101 and dead["code"] == "invalid_json"
+    assert dead["reason"].endswith("(it starts with a UTF-8 byte-order mark: remove it)")
+    assert (tmp_path / "a" / "kpis.jsonl").read_bytes().count(b"\n") > 0
+
+
+@pytest.mark.parametrize(
+    ("start", "named"),
+    [
+        (b"\x1f\x8b\x08\x00", "is gzip-compressed: decompress it first"),
+        (b"\x28\xb5\x2f\xfd", "is zstd-compressed"),
+        ("{}\n".encode("utf-16"), "is UTF-16 text: telemetry files are UTF-8"),
+    ],
+)
+def test_a_file_that_is_not_telemetry_is_named_and_the_earlier_results_stay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], start: bytes, named: str
+) -> None:
+    """Read as lines, every record was a dead letter and analyze exited 0 with empty results."""
+    good, out = tmp_path / "good.jsonl", tmp_path / "out"
+    good.write_bytes(b"\n".join(simulated(100)) + b"\n")
+    assert main(["analyze", str(good), "--out", str(out)]) == 0
+    earlier = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert "summary.json" in earlier and orjson.loads(earlier["summary.json"])["applied"] == 100
+    capsys.readouterr()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(start + b"rest of the file")
+    assert main(["analyze", str(bad), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert f"{bad}: {named}" in error and "Traceback" not in error
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == earlier  # nothing touched
+
+
+def test_a_pipe_is_named_not_called_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    assert main(["analyze", str(fifo), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "not a regular file" in error and "write the stream to a file first" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_new_run_removes_the_earlier_results_first_and_writes_its_summary_last(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An interrupted run left its partial kpis.jsonl next to an earlier run's capability and signals."""
+    source, out = tmp_path / "telemetry.jsonl", tmp_path / "out"
+    source.write_bytes(b"\n".join(simulated(300)) + b"\n")
+    out.mkdir()
+    for name in ("signals.json", "capability.json", "summary.json", "line_kpis.jsonl"):
+        (out / name).write_text("from an earlier run")
+    (out / "notes.txt").write_text("the user's own file")
+    assert main(["analyze", str(source), "--out", str(out)]) == 0
+    printed = orjson.loads(capsys.readouterr().out)
+    assert orjson.loads((out / "summary.json").read_bytes()) == printed
+    for name in ("signals.json", "capability.json", "line_kpis.jsonl"):
+        assert (out / name).read_text() != "from an earlier run"
+    assert (out / "notes.txt").read_text() == "the user's own file"  # only analyze's own files
