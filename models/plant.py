@@ -303,6 +303,7 @@ class AlertRules(_Frozen):
 # A machine's signals at most (max_signals_per_machine): ~1-2 KB each, so a state stays well inside
 # the 8 MiB a changelog record may take (streams.topics.MAX_MESSAGE_BYTES).
 MAX_SIGNALS_LIMIT: Final = 4096
+MAX_SIGNALS_DEFAULT: Final = 256
 
 
 class PlantConfig(_Frozen):
@@ -360,7 +361,7 @@ class PlantConfig(_Frozen):
         ),
     )
     max_signals_per_machine: Count = Field(
-        default=256,
+        default=MAX_SIGNALS_DEFAULT,
         ge=1,
         le=MAX_SIGNALS_LIMIT,
         description=(
@@ -546,5 +547,7 @@ class PlantConfig(_Frozen):
                 del shift["days"]
         if content["alerts"]["out_of_spec_critical_after"] == OUT_OF_SPEC_CRITICAL_AFTER:
             del content["alerts"]["out_of_spec_critical_after"]
+        if content["max_signals_per_machine"] == MAX_SIGNALS_DEFAULT:
+            del content["max_signals_per_machine"]
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
