@@ -101,8 +101,11 @@ def _outputs(telemetry: Path, out_dir: Path) -> None:
         )
     output_dir(out_dir)
     for name in sorted(_OUTPUT_FILES | {SUMMARY}):
+        path = out_dir / name
+        if path.is_symlink():
+            continue  # the user's link elsewhere: kept, and written through when this run writes it
         try:
-            (out_dir / name).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         except OSError as exc:
             raise OutputError(
                 f"--out {out_dir / name}: cannot remove the earlier result ({exc.strerror})"
