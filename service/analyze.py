@@ -222,6 +222,7 @@ def analyze_file(
         "kpis": 0,
         "alerts": 0,
         "readings": 0,
+        "too_late": 0,
         "line_kpis": 0,
         "baseline_resets": 0,
     }
@@ -314,13 +315,15 @@ def analyze_file(
                 entry = dead_letter_line(record.number, record.raw, outcome, record.offset)
                 dead_letters.write(orjson.dumps(entry) + b"\n")
                 if not isinstance(decoded, Rejection):
-                    # A processing error (a bug, not bad input): the line's event time is valid and
-                    # moves stream time, as in the worker (docs/kpis.md, "Silent machines").
+                    # Refused after decoding (a processing error, too many signals): the line's event
+                    # time is valid and moves stream time, as in the worker (docs/kpis.md, "Silent
+                    # machines").
                     on_stream_time(decoded.spec.key, decoded.spec.tenant, decoded.newest_ms, None)
                 continue
             states[outcome.state.key] = outcome.state
             counts["applied"] += 1
             counts["readings"] += outcome.readings
+            counts["too_late"] += outcome.too_late  # applied, counted, in no window (allowed_lateness_s)
             write(outcome)
             if outcome.newest_ms is not None:
                 on_stream_time(outcome.state.key, outcome.state.tenant, outcome.newest_ms, outcome.state)

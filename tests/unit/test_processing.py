@@ -223,3 +223,22 @@ def test_a_machine_moved_to_another_line_keeps_its_history_under_the_new_labels(
     exposed = generate_latest(registry).decode()
     assert 'linepulse_good_units_total{line="L2",machine="M01",site="p1",tenant="demo"} 6.0' in exposed
     assert 'line="L1",machine="M01"' not in exposed
+
+
+def test_analyze_counts_the_lines_too_late_for_any_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They are applied (totals) but in no window: the summary said only `applied`."""
+    base = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01"}
+    ts = 1_795_554_000_000
+    lines = [
+        {**base, "ts": ts, "kind": "state", "state": "running"},
+        {**base, "ts": ts + 600_000, "kind": "count", "good": 5},
+        {**base, "ts": ts + 60_000, "kind": "count", "good": 2},  # 9 minutes late, none allowed
+        {**base, "ts": ts + 120_000, "kind": "count", "good": 1},
+    ]
+    source = tmp_path / "late.jsonl"
+    source.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    assert main(["analyze", str(source), "--out", str(tmp_path / "out")]) == 0
+    summary = orjson.loads(capsys.readouterr().out)
+    assert (summary["applied"], summary["too_late"], summary["dead_letters"]) == (4, 2, 0)
