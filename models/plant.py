@@ -304,6 +304,7 @@ class AlertRules(_Frozen):
 # the 8 MiB a changelog record may take (streams.topics.MAX_MESSAGE_BYTES).
 MAX_SIGNALS_LIMIT: Final = 4096
 MAX_SIGNALS_DEFAULT: Final = 256
+MAX_CHARACTERISTICS_DEFAULT: Final = 256
 
 
 class PlantConfig(_Frozen):
@@ -369,6 +370,15 @@ class PlantConfig(_Frozen):
             "dead-lettered (too_many_signals). Each signal keeps ~1-2 KB of state that is written to the "
             "changelog with the machine's state, so a gateway inventing names cannot grow a state past "
             "what the topic takes and stall its partition."
+        ),
+    )
+    max_characteristics_per_machine: Count = Field(
+        default=MAX_CHARACTERISTICS_DEFAULT,
+        ge=1,
+        le=MAX_SIGNALS_LIMIT,
+        description=(
+            "Distinct quality characteristics a machine may send, for the same reason: a measurement "
+            "of one more is dead-lettered (too_many_characteristics)."
         ),
     )
     line_wait_reasons: list[Id] = Field(
@@ -547,7 +557,11 @@ class PlantConfig(_Frozen):
                 del shift["days"]
         if content["alerts"]["out_of_spec_critical_after"] == OUT_OF_SPEC_CRITICAL_AFTER:
             del content["alerts"]["out_of_spec_critical_after"]
-        if content["max_signals_per_machine"] == MAX_SIGNALS_DEFAULT:
-            del content["max_signals_per_machine"]
+        for limit, default in (
+            ("max_signals_per_machine", MAX_SIGNALS_DEFAULT),
+            ("max_characteristics_per_machine", MAX_CHARACTERISTICS_DEFAULT),
+        ):
+            if content[limit] == default:
+                del content[limit]
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]

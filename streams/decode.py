@@ -69,7 +69,8 @@ REJECTION_CODES = (
     "unknown_machine",
     "processing_error",
     "too_many_pending",  # control commands only: a machine's waiting `baseline reset --at` are bounded
-    "too_many_signals",  # a machine's distinct sensor signals are bounded (streams.signal_limit)
+    "too_many_signals",  # a machine's distinct sensor signals are bounded (streams.name_limits)
+    "too_many_characteristics",  # and its quality characteristics
 )
 
 

@@ -26,8 +26,8 @@ from streams.contract import CountEvent, CycleEvent, QualityEvent, SensorEvent, 
 from streams.control import ControlDecoder
 from streams.decode import Accepted, Decoded, Rejection, TelemetryDecoder
 from streams.frames import Frame
+from streams.name_limits import CharacteristicLimit, SignalLimit
 from streams.records import AlertRecord, KpiRecord, alert_record, kpi_record
-from streams.signal_limit import SignalLimit
 from streams.unscored_log import UnscoredLog
 
 __all__ = [
@@ -104,6 +104,7 @@ class TelemetryProcessor:
         )
         self.control = ControlDecoder(plant)
         self.signal_limit = SignalLimit(plant.max_signals_per_machine)
+        self.characteristic_limit = CharacteristicLimit(plant.max_characteristics_per_machine)
         self.config_version = plant.version
         self.unscored = UnscoredLog()
 
@@ -148,7 +149,9 @@ class TelemetryProcessor:
         state = self.engine.state_of(spec, load_state(spec.key))
         if source is not None and offset is not None and offset <= state.applied.get(source, -1):
             return Applied(state, duplicate=True)
-        over = self.signal_limit.check(decoded.event, state.signals, len(state.signals), set())
+        over = self.signal_limit.check(
+            decoded.event, state.signals, len(state.signals), set()
+        ) or self.characteristic_limit.check(decoded.event, state)
         if over is not None:
             return over  # before anything is changed: the state stays as it was
         if source is not None and offset is not None:

@@ -705,6 +705,7 @@ def test_a_plant_without_days_or_holidays_keeps_its_version() -> None:
     )
     assert with_days.version != plant.version
     assert plant.model_copy(update={"max_signals_per_machine": 300}).version != plant.version
+    assert plant.model_copy(update={"max_characteristics_per_machine": 300}).version != plant.version
 
 
 weekday_sets = st.sets(st.sampled_from(("mon", "tue", "wed", "thu", "fri", "sat", "sun")), min_size=1).map(

@@ -1,4 +1,5 @@
-"""A machine's distinct sensor signals are bounded (max_signals_per_machine): one more is a dead letter."""
+"""A machine's sensor signals and quality characteristics are bounded (max_signals_per_machine,
+max_characteristics_per_machine): one more is a dead letter, what the machine knows goes on."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import pytest
 
 from models.machine_state import MachineState
 from models.plant import PlantConfig
+from models.spc.capability import CapabilityStats
 from service.cli import main
 from service.exceptions import ConfigError
 from service.plant_file import load_demo_plant, parse_plant
 from streams.batch import BatchApplier
-from streams.decode import REJECTION_CODES, Rejection
+from streams.decode import REJECTION_CODES, Rejection, TelemetryDecoder
 from streams.frames import Frame, SignalBlock, encode_frame
+from streams.name_limits import CharacteristicLimit
 from streams.processing import Applied, TelemetryProcessor, decode_state, encode_state
 from streams.state_table import StateTable
 from tests.unit.faust_tables import memory_table, write_acknowledged
@@ -136,11 +139,48 @@ def test_a_state_over_a_lowered_limit_keeps_its_signals() -> None:
     assert "has 5 of at most 2" in new.reason
 
 
+@pytest.mark.parametrize("field", ["max_signals_per_machine", "max_characteristics_per_machine"])
 @pytest.mark.parametrize("value", ["0", "4097", "many"])
-def test_the_plant_file_names_a_bad_limit(value: str) -> None:
+def test_the_plant_file_names_a_bad_limit(field: str, value: str) -> None:
     text = "timezone: UTC\nmachines: [{tenant: t, site: s, line: l, id: m, ideal_cycle_s: 1}]\n"
-    with pytest.raises(ConfigError, match="max_signals_per_machine"):
-        parse_plant(text + f"max_signals_per_machine: {value}\n", "plant.yaml")
+    with pytest.raises(ConfigError, match=field):
+        parse_plant(text + f"{field}: {value}\n", "plant.yaml")
+
+
+def quality(offset: int, characteristic: str, product: str | None = None) -> bytes:
+    ts = NOW_MS - 60_000 + offset * 100
+    record = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01", "ts": ts}
+    part = {"kind": "quality", "characteristic": characteristic, "value": 25.0, "lsl": 24.9, "usl": 25.1}
+    return orjson.dumps({**record, **part, **({"product": product} if product else {})})
+
+
+def test_one_more_characteristic_is_dead_lettered_and_the_known_ones_go_on() -> None:
+    limited = {**load_demo_plant().model_dump(), "max_characteristics_per_machine": 2}
+    processor = TelemetryProcessor(
+        PlantConfig.model_validate(limited), max_payload_bytes=1 << 20, max_future_ms=300_000
+    )
+    values = [
+        quality(0, "bore"),
+        quality(1, "bore", "P2"),  # a product of a known characteristic: its own monitor, no new name
+        quality(2, "depth"),
+        quality(3, "width"),  # the third
+        quality(4, "depth", "P2"),
+        sensor(5, "spindle"),  # signals are counted apart
+    ]
+    outcomes, states = one_by_one(processor, values)
+    kinds = [o.code if isinstance(o, Rejection) else "applied" for o in outcomes]
+    assert kinds == ["applied", "applied", "applied", "too_many_characteristics", "applied", "applied"]
+    refused = outcomes[3]
+    assert (
+        isinstance(refused, Rejection) and refused.field == "characteristic" and refused.machine_key is None
+    )
+    assert refused.reason == (
+        "'width' would be a new characteristic of a machine that has 2 of at most 2 "
+        "(the plant file's max_characteristics_per_machine)"
+    )
+    state = states["demo/M01"]
+    assert {key.split("|")[0] for key in state.capability} == {"bore", "depth"}
+    assert state.applied == {"telemetry:2": 5}
 
 
 def test_analyze_dead_letters_the_same_lines_with_their_bytes(
@@ -163,3 +203,15 @@ def test_analyze_dead_letters_the_same_lines_with_their_bytes(
     dead = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
     assert [(entry["code"], entry["field"]) for entry in dead] == [("too_many_signals", f) for f in rejected]
     assert [entry["raw"].encode() for entry in dead] == [lines[entry["line"] - 1] for entry in dead]
+
+
+def test_a_characteristic_whose_monitors_a_reset_dropped_is_still_known() -> None:
+    """A baseline reset drops monitors, never capability: the name stays the machine's."""
+    plant = load_demo_plant()
+    state = MachineState("demo", "p1", "L1", "M01", capability={"bore|-|day": CapabilityStats()})
+    decoder = TelemetryDecoder(plant, max_payload_bytes=1 << 20, max_future_ms=300_000)
+    limit = CharacteristicLimit(1)
+    for name, allowed in (("bore", True), ("depth", False)):
+        decoded = decoder.decode(b"demo/M01", quality(0, name), None)
+        assert not isinstance(decoded, Rejection)
+        assert (limit.check(decoded.event, state) is None) == allowed, name
