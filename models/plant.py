@@ -20,7 +20,7 @@ from models.config_numbers import Count, Number
 from models.monitoring_config import MonitoringConfig
 
 __all__ = [
-    "MAX_SIGNALS_LIMIT",
+    "MAX_NAMES_LIMIT",
     "WEEKDAYS",
     "AlertRules",
     "BigLoss",
@@ -300,9 +300,10 @@ class AlertRules(_Frozen):
     )
 
 
-# A machine's signals at most (max_signals_per_machine): ~1-2 KB each, so a state stays well inside
-# the 8 MiB a changelog record may take (streams.topics.MAX_MESSAGE_BYTES).
-MAX_SIGNALS_LIMIT: Final = 4096
+# The most either per-machine limit may be: 4,096 monitored series of ~1.3 KB as stored are ~5 MB,
+# inside the 8 MiB record the worker's producer may send (streams.topics.MAX_MESSAGE_BYTES). A stock
+# broker's changelog takes 1 MB, ~800 series (docs/telemetry.md, "How many signals and characteristics").
+MAX_NAMES_LIMIT: Final = 4096
 MAX_SIGNALS_DEFAULT: Final = 256
 MAX_CHARACTERISTICS_DEFAULT: Final = 256
 
@@ -364,7 +365,7 @@ class PlantConfig(_Frozen):
     max_signals_per_machine: Count = Field(
         default=MAX_SIGNALS_DEFAULT,
         ge=1,
-        le=MAX_SIGNALS_LIMIT,
+        le=MAX_NAMES_LIMIT,
         description=(
             "Distinct sensor signals a machine may send: telemetry that would add one more is "
             "dead-lettered (too_many_signals). Each signal keeps ~1-2 KB of state that is written to the "
@@ -375,7 +376,7 @@ class PlantConfig(_Frozen):
     max_characteristics_per_machine: Count = Field(
         default=MAX_CHARACTERISTICS_DEFAULT,
         ge=1,
-        le=MAX_SIGNALS_LIMIT,
+        le=MAX_NAMES_LIMIT,
         description=(
             "Distinct quality characteristics a machine may send, for the same reason: a measurement "
             "of one more is dead-lettered (too_many_characteristics)."
