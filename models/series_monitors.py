@@ -26,7 +26,7 @@ from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSett
 from models.plant import MachineSpec, PlantConfig
 from models.spc.rules import RULE_PATTERNS, RULE_POINTS
 
-__all__ = ["MonitorJob", "SeriesMonitors", "Sited", "Tuning", "monitor_key"]
+__all__ = ["MonitorJob", "SeriesMonitors", "Sited", "Tuning", "monitor_key", "monitor_subject"]
 
 
 class Sited(Protocol):
@@ -519,9 +519,9 @@ class SeriesMonitors:
         dropped = sorted(
             key
             for key in state.monitors
-            if (series is None or key.partition(":")[0] == series)
+            if (series is None or monitor_subject(key)[0] == series)
             # A characteristic's name also matches its monitors per product (``name@product``).
-            and (name is None or key.partition(":")[2].partition("@")[0] == name)
+            and (name is None or monitor_subject(key)[1] == name)
         )
         for key in dropped:
             del state.monitors[key]
@@ -537,8 +537,15 @@ class SeriesMonitors:
 
 def monitor_key(kind: SeriesKind, series: str) -> str:
     """A series' key in ``MachineState.monitors`` ("signals:vibration"; a characteristic's monitor of
-    one product "characteristics:bore@P1"); reset_baselines parses it back."""
+    one product "characteristics:bore@P1"); :func:`monitor_subject` parses it back."""
     return f"{kind}:{series}"
+
+
+def monitor_subject(key: str) -> tuple[str, str]:
+    """``(kind, name)`` of a monitor's key, a characteristic's product left out: ("characteristics",
+    "bore") for "characteristics:bore@P1"."""
+    kind, _, series = key.partition(":")
+    return kind, series.partition("@")[0]
 
 
 def _alert_key(alert_kind: str, series: str) -> str:

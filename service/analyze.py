@@ -57,6 +57,7 @@ _OUTPUT_FILES: Final = frozenset(
         "capability.json",
         "capability_by_shift.json",
         "signals.json",
+        SUMMARY,
     }
 )
 
@@ -95,12 +96,12 @@ def _outputs(telemetry: Path, out_dir: Path) -> None:
     earlier run's results from it: a run that fails or is interrupted must not leave its partial
     files among the complete ones of another (``summary.json``, written last, marks a finished run)."""
     check_telemetry_file(telemetry)
-    if telemetry.resolve().parent == out_dir.resolve() and telemetry.name in _OUTPUT_FILES | {SUMMARY}:
+    if telemetry.resolve().parent == out_dir.resolve() and telemetry.name in _OUTPUT_FILES:
         raise ConfigError(
             f"{telemetry}: is one of the files analyze writes to --out {out_dir}; choose another --out"
         )
     output_dir(out_dir)
-    for name in sorted(_OUTPUT_FILES | {SUMMARY}):
+    for name in sorted(_OUTPUT_FILES):
         path = out_dir / name
         if path.is_symlink():
             continue  # the user's link elsewhere: kept, and written through when this run writes it

@@ -14,6 +14,7 @@ dead-lettering fragments of frames as records.
 
 from __future__ import annotations
 
+import codecs
 import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,9 +42,6 @@ class FileRecord:
     rest_bytes: int = 0  # with ``unreadable``: the bytes from ``offset`` to the end, not read
 
 
-# A UTF-8 byte-order mark (what "UTF-8 with BOM" editors write first), skipped at the file's start
-# as RFC 8259 allows: read as part of the first record, it made a valid line invalid JSON.
-_UTF8_BOM: Final = b"\xef\xbb\xbf"
 # Files that are not telemetry as written, named by their first bytes: read as lines they were
 # all dead letters, and the command succeeded with empty results.
 _NOT_TELEMETRY: Final = (
@@ -93,7 +91,9 @@ def read_records(path: Path) -> Iterator[FileRecord]:
 
 def _records(data: mmap.mmap) -> Iterator[FileRecord]:
     size = len(data)
-    at = len(_UTF8_BOM) if data[: len(_UTF8_BOM)] == _UTF8_BOM else 0
+    # A UTF-8 byte-order mark ("UTF-8 with BOM" editors write one) is skipped, as RFC 8259 allows:
+    # read as part of the first record, it made a valid line invalid JSON.
+    at = len(codecs.BOM_UTF8) if data[: len(codecs.BOM_UTF8)] == codecs.BOM_UTF8 else 0
     number = 0
     while at < size:
         number += 1

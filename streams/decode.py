@@ -16,6 +16,7 @@ nothing to be judged against and is not judged.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,8 +56,6 @@ class Accepted:
     spec: MachineSpec
     newest_ms: int  # the newest event time the message carries
 
-
-_UTF8_BOM = b"\xef\xbb\xbf"
 
 REJECTION_CODES = (
     "empty",
@@ -107,7 +106,7 @@ class TelemetryDecoder:
                 parsed = telemetry_adapter.validate_json(value)
             except ValidationError as exc:
                 rejection = _schema_rejection(exc)
-                if rejection.code == "invalid_json" and value.startswith(_UTF8_BOM):
+                if rejection.code == "invalid_json" and value.startswith(codecs.BOM_UTF8):
                     # Invisible where the record is shown: the reason must say what it is.
                     reason = f"{rejection.reason} (it starts with a UTF-8 byte-order mark: remove it)"
                     return Rejection(rejection.code, rejection.field, reason)

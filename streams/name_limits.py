@@ -16,17 +16,15 @@ new names.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Sequence
 
 from models.machine_state import MachineState
-from models.series_monitors import monitor_key
+from models.series_monitors import monitor_subject
 from streams.contract import QualityEvent, SensorEvent
 from streams.decode import Decoded, Rejection
 from streams.frames import Frame
 
 __all__ = ["CharacteristicLimit", "SignalLimit"]
-
-_CHARACTERISTIC_MONITORS = monitor_key("characteristics", "")
 
 
 def _names(event: Decoded) -> Sequence[str]:
@@ -44,21 +42,21 @@ class SignalLimit:
     def __init__(self, limit: int) -> None:
         self.limit = limit
 
-    def check(self, event: Decoded, known: Container[str], count: int, added: set[str]) -> Rejection | None:
+    def check(self, event: Decoded, known: Collection[str], added: set[str]) -> Rejection | None:
         """None if ``event`` keeps its machine within the limit (its new names then join ``added``);
         else the rejection naming the first signal over it.
 
-        ``known``: the machine's signals, ``count`` of them; ``added``: new names of earlier messages
-        of the run, not yet in ``known``.
+        ``known``: the machine's signals; ``added``: new names of earlier messages of the run, not
+        yet in ``known``.
         """
         names = _names(event)
-        if count + len(added) + len(names) <= self.limit:  # within it even if every name is new
+        if len(known) + len(added) + len(names) <= self.limit:  # within it even if every name is new
             for name in names:
                 if name not in known:
                     added.add(name)
             return None
         new = [name for name in dict.fromkeys(names) if name not in known and name not in added]
-        total = count + len(added)
+        total = len(known) + len(added)
         if not new or total + len(new) <= self.limit:  # (a machine over a lowered limit: no new name)
             added.update(new)
             return None
@@ -77,8 +75,7 @@ def _characteristics(state: MachineState) -> set[str]:
     """The characteristics a machine's state keeps: each has a monitor (``characteristics:bore`` or,
     per product, ``characteristics:bore@P1``) or capability (``bore|P1|day``), most both; a baseline
     reset drops the monitors, never the capability."""
-    at = len(_CHARACTERISTIC_MONITORS)
-    names = {key[at:].split("@", 1)[0] for key in state.monitors if key.startswith(_CHARACTERISTIC_MONITORS)}
+    names = {name for kind, name in map(monitor_subject, state.monitors) if kind == "characteristics"}
     names.update(key.split("|", 1)[0] for key in state.capability)
     return names
 

@@ -150,7 +150,7 @@ class TelemetryProcessor:
         if source is not None and offset is not None and offset <= state.applied.get(source, -1):
             return Applied(state, duplicate=True)
         over = self.signal_limit.check(
-            decoded.event, state.signals, len(state.signals), set()
+            decoded.event, state.signals, set()
         ) or self.characteristic_limit.check(decoded.event, state)
         if over is not None:
             return over  # before anything is changed: the state stays as it was
@@ -194,12 +194,12 @@ class TelemetryProcessor:
         state = self.engine.state_of(spec, load_state(spec.key))
         outcomes: list[Outcome | None] = []
         fresh: list[tuple[int, Accepted]] = []
-        known, added = state.signals, set[str]()
+        added = set[str]()
         for decoded, offset in run:
             if offset <= state.applied.get(source, -1):
                 outcomes.append(Applied(state, duplicate=True))
                 continue
-            over = self.signal_limit.check(decoded.event, known, len(known), added)
+            over = self.signal_limit.check(decoded.event, state.signals, added)
             if over is not None:
                 outcomes.append(over)
                 continue
