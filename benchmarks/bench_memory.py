@@ -10,10 +10,10 @@ import numpy as np
 import orjson
 
 from benchmarks.results import Figure, cost_figure
+from benchmarks.simulated_plant import simulated_states
 from models.machine_state import MachineState
 from service.plant_file import load_demo_plant
-from service.simulator import PlantSimulator
-from streams.processing import Applied, TelemetryProcessor, encode_state
+from streams.processing import encode_state
 
 __all__ = ["NOTES", "TITLE", "figures"]
 
@@ -35,20 +35,8 @@ _HOUR_MS: Final = 3_600_000
 
 
 def _run_plant(hours: float) -> dict[str, MachineState]:
-    plant = load_demo_plant()
-    processor = TelemetryProcessor(plant, max_payload_bytes=1 << 20, max_future_ms=300_000)
     now = int(time.time() * 1000)
-    simulator = PlantSimulator(plant, seed=7, start_ms=now - int(hours * _HOUR_MS))
-    states: dict[str, MachineState] = {}
-    for offset, record in enumerate(simulator.events(now)):
-        value = orjson.dumps(record)
-        key = f"{record['tenant']}/{record['machine']}".encode()
-        outcome = processor.process(
-            key, value, timestamp_ms=now, load_state=states.get, source="t:0", offset=offset
-        )
-        if isinstance(outcome, Applied):
-            states[outcome.state.key] = outcome.state
-    return states
+    return simulated_states(load_demo_plant(), seed=7, start_ms=now - int(hours * _HOUR_MS), end_ms=now)
 
 
 def _json(state: MachineState) -> bytes:

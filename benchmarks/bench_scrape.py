@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from typing import Final
 
-import orjson
 from prometheus_client import generate_latest
 
 from benchmarks.results import Figure, best_rates, rate_figure
-from models.machine_state import MachineState
+from benchmarks.simulated_plant import simulated_states
 from models.plant import PlantConfig
 from service.exposition import render
 from service.metrics import build_registry
 from service.plant_file import load_demo_plant
-from service.simulator import PlantSimulator
 from streams.live import LiveMachines
-from streams.processing import Applied, TelemetryProcessor
 
 __all__ = ["NOTES", "TITLE", "figures"]
 
@@ -48,24 +45,10 @@ def _plant(copies: int) -> PlantConfig:
     return PlantConfig.model_validate({**demo.model_dump(), "machines": [m.model_dump() for m in machines]})
 
 
-def _states(plant: PlantConfig, minutes: int) -> list[MachineState]:
-    processor = TelemetryProcessor(plant, max_payload_bytes=1 << 20, max_future_ms=1 << 50)
-    states: dict[str, MachineState] = {}
-    simulator = PlantSimulator(plant, seed=5, start_ms=_START_MS)
-    for record in simulator.events(_START_MS + minutes * 60_000):
-        key = f"{record['tenant']}/{record['machine']}".encode()
-        outcome = processor.process(
-            key, orjson.dumps(record), timestamp_ms=None, load_state=states.get, require_key=False
-        )
-        if isinstance(outcome, Applied):
-            states[outcome.state.key] = outcome.state
-    return list(states.values())
-
-
 def figures(quick: bool) -> list[Figure]:
     plant = _plant(4 if quick else 20)
     live = LiveMachines({spec.key for spec in plant.machines})
-    for state in _states(plant, 30):
+    for state in simulated_states(plant, seed=5, start_ms=_START_MS, end_ms=_START_MS + 30 * 60_000).values():
         live.update(state)
     registry, _ = build_registry(live, plant)
     series = generate_latest(registry).count(b"\n") - 2 * sum(1 for _ in registry.collect())
