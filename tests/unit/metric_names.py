@@ -35,7 +35,11 @@ _NAME = re.compile(r"(?<![\w$:])[A-Za-z_:][\w:]*")
 def _events(now_ms: int) -> list[dict[str, object]]:
     base = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01"}
     minute = 60_000
-    start = now_ms - 30 * minute
+    hour = 60 * minute
+    # Inside one clock hour, which is inside one hour, shift and day window of the demo plant (its
+    # shifts start on the hour): events straddling a boundary left every open window without the
+    # count, so OEE was undefined and its family empty in the quarter hour after such a boundary.
+    start = now_ms // hour * hour - hour + 5 * minute
     return [
         {**base, "ts": start, "kind": "state", "state": "running"},
         {**base, "ts": start + minute, "kind": "count", "good": 5, "scrap": 1},
