@@ -37,8 +37,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Literal, get_args
+from itertools import pairwise
+from typing import Final, Literal, get_args
 from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
 
 from models.bounded_cache import bounded
 from models.plant import PlantConfig, Shift
@@ -57,6 +61,7 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 # any real offset change (the largest, Samoa 2011, skipped one whole local date).
 _MARGIN_DAYS = 2
 _RESOLVED_MAX = 4096  # a replay over years must not grow the cache forever
+_UNSEEN: Final = -1 << 62  # no offset is this far from UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +129,8 @@ class PlantCalendar:
         self._next: tuple[int, int] | None = None  # (valid from, answer) of next_shift_start
         # Resolved boundaries: shift and day queries around nearby instants share most of them.
         self._resolved: dict[tuple[date, time], tuple[int, datetime]] = {}
+        # Epoch hour -> the UTC offset throughout it, None if the clocks change inside it.
+        self._hour_offsets: dict[int, int | None] = {}
 
     @classmethod
     def from_plant(cls, plant: PlantConfig) -> PlantCalendar:
@@ -170,6 +177,51 @@ class PlantCalendar:
         offset = (_EPOCH + timedelta(milliseconds=ts_ms)).astimezone(self._zone).utcoffset()
         assert offset is not None  # a ZoneInfo always has one
         return offset // _MS
+
+    def utc_offset_runs(self, times: npt.NDArray[np.int64]) -> list[tuple[int, int, int]]:
+        """Readings at ``times`` (epoch ms, oldest first) as runs of one UTC offset: ``(start, end,
+        offset_ms)`` per run, indices as in ``times[start:end]``. One run, unless the readings span
+        a change of the clocks (daylight saving, or a zone's change of its standard time)."""
+        count = times.shape[0]
+        if count == 0:
+            return []
+        first, last = int(times[0]) // _HOUR_MS, int(times[-1]) // _HOUR_MS
+        offset = self._steady_offset(first, last)
+        if offset is not None:
+            return [(0, count, offset)]
+        offsets = np.empty(count, dtype=np.int64)
+        hours = times // _HOUR_MS
+        starts = np.flatnonzero(np.diff(hours)) + 1
+        for lo, hi in pairwise([0, *starts.tolist(), count]):
+            steady = self._hour_offset(int(hours[lo]))
+            if steady is not None:
+                offsets[lo:hi] = steady
+            else:  # the hour the clocks change in (a few a year): reading by reading
+                offsets[lo:hi] = [self.utc_offset_ms(int(ts)) for ts in times[lo:hi]]
+        edges = [0, *(np.flatnonzero(np.diff(offsets)) + 1).tolist(), count]
+        return [(lo, hi, int(offsets[lo])) for lo, hi in pairwise(edges)]
+
+    def _steady_offset(self, first: int, last: int) -> int | None:
+        """The UTC offset throughout epoch hours ``first`` to ``last``; None if it changes in them (or
+        they span over two days, which the caller then takes hour by hour)."""
+        offset = self._hour_offset(first)
+        if offset is None or last == first:
+            return offset
+        if last - first > 48:  # batches span seconds to a day: no hour loop for a stray long one
+            return None
+        if any(self._hour_offset(hour) != offset for hour in range(first + 1, last + 1)):
+            return None
+        return offset
+
+    def _hour_offset(self, hour: int) -> int | None:
+        """The UTC offset throughout epoch hour ``hour``; None if it changes inside it."""
+        found = self._hour_offsets.get(hour, _UNSEEN)
+        if found != _UNSEEN:
+            return found
+        start = self.utc_offset_ms(hour * _HOUR_MS)
+        steady = start if self.utc_offset_ms((hour + 1) * _HOUR_MS - 1) == start else None
+        bounded(self._hour_offsets, _RESOLVED_MAX)[hour] = steady
+        return steady
 
     def _wall_ms(self, ts_ms: int) -> int:
         """What the plant's wall clock reads at ts, as naive milliseconds since 1970-01-01 00:00."""

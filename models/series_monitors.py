@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -91,7 +90,6 @@ class SeriesMonitors:
         # Per (kind, series, machine): its settings and what the kernels take of them (settings_for
         # is a pydantic lookup of ~2 us, and this runs for every signal of every frame).
         self._tunings: dict[tuple[SeriesKind, str, str], Tuning] = {}
-        self._offsets: dict[tuple[int, ZoneInfo], int] = {}  # (epoch hour, zone) -> UTC offset (ms)
 
     def tuning(self, kind: SeriesKind, name: str, machine: str, series: str | None = None) -> Tuning:
         """``name``'s settings for the monitor of ``series`` (``name`` itself unless one per product)."""
@@ -222,17 +220,23 @@ class SeriesMonitors:
             np.empty(times.shape[0], dtype=np.bool_) if tuning.thermal[expected_level.P_INTERIM_MS] else None
         )  # (update() clears it)
         handovers = expected_level.handovers(model)
-        expected = expected_level.update(
-            model,
-            times,
-            values,
-            tuning.thermal,
-            running_since_ms=state_since_ms,
-            running=running,
-            utc_offset_ms=self._utc_offset_ms(state, int(times[0])) if times.shape[0] else 0,
-            ambient=ambient,
-            interim=interim,
-        )
+        # The profile is by local hour: readings on either side of a change of the clocks are
+        # placed by their own offset, as if the batch had been cut there (the model is a stream).
+        parts = [
+            expected_level.update(
+                model,
+                times[lo:hi],
+                values[lo:hi],
+                tuning.thermal,
+                running_since_ms=state_since_ms,
+                running=running,
+                utc_offset_ms=offset,
+                ambient=None if ambient is None else ambient[lo:hi],
+                interim=None if interim is None else interim[lo:hi],
+            )
+            for lo, hi, offset in self._calendar_for(state).utc_offset_runs(times) or [(0, 0, 0)]
+        ]
+        expected = parts[0] if len(parts) == 1 else np.concatenate(parts)
         # The profile took over from the interim ambient: its residuals have the same spread but
         # another mean (docs/drift-and-spc.md, "Temperatures: the first day"), so the monitor learns
         # a new baseline on them, from the handover on (the job's restart).
@@ -261,15 +265,6 @@ class SeriesMonitors:
             source,
             restart=handed_over,
         )
-
-    def _utc_offset_ms(self, machine: Sited, ts_ms: int) -> int:
-        """The site's UTC offset at ``ts_ms`` (the ambient profile is by local hour); cached per hour."""
-        calendar = self._calendar_for(machine)
-        key = (ts_ms // 3_600_000, calendar.zone)
-        cached = self._offsets.get(key)
-        if cached is None:
-            cached = bounded(self._offsets, CACHE_LIMIT)[key] = calendar.utc_offset_ms(key[0] * 3_600_000)
-        return cached
 
     def judge_quiet_runs(
         self,

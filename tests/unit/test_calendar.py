@@ -12,6 +12,7 @@ import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -747,3 +748,56 @@ def test_shifts_with_days_and_holidays_match_reference(
             t = following
         else:
             t = span.end_ms
+
+
+# -- UTC offsets of a batch of readings -----------------------------------------------------------------
+
+
+def _offset_runs_one_by_one(cal: PlantCalendar, times: list[int]) -> list[tuple[int, int, int]]:
+    """The reference: each reading's own offset, consecutive equal ones grouped."""
+    runs: list[tuple[int, int, int]] = []
+    for index, ts in enumerate(times):
+        offset = cal.utc_offset_ms(ts)
+        if runs and runs[-1][2] == offset:
+            runs[-1] = (runs[-1][0], index + 1, offset)
+        else:
+            runs.append((index, index + 1, offset))
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("zone", "change"),
+    [
+        ("Europe/Berlin", "2026-03-29T01:00:00+00:00"),  # 02:00 -> 03:00, on a UTC hour
+        ("Europe/Berlin", "2026-10-25T01:00:00+00:00"),  # 03:00 -> 02:00
+        ("America/St_Johns", "2026-03-08T05:30:00+00:00"),  # 02:00 -> 03:00 at -03:30: mid UTC hour
+        ("Australia/Lord_Howe", "2026-04-04T15:00:00+00:00"),  # 02:00 -> 01:30: a 30-minute change
+        ("Asia/Kathmandu", "2026-06-01T00:00:00+00:00"),  # +05:45, no change: one run
+    ],
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.integers(-3 * H, 3 * H), min_size=1, max_size=40),
+    st.integers(0, 3),
+)
+def test_utc_offset_runs_place_each_reading_by_its_own_offset(
+    zone: str, change: str, around: list[int], spread: int
+) -> None:
+    """A batch of readings around a change of the clocks (spread: up to ~3 days either side) is cut
+    exactly where the offset changes, even inside a UTC hour."""
+    cal = calendar(zone)
+    at = int(datetime.fromisoformat(change).timestamp() * 1000)
+    times = sorted(at + ms * (1 + 24 * spread) for ms in around)
+    array = np.array(times, dtype=np.int64)
+    assert cal.utc_offset_runs(array) == _offset_runs_one_by_one(cal, times)
+    assert cal.utc_offset_runs(array) == _offset_runs_one_by_one(cal, times)  # from its memo too
+
+
+def test_utc_offset_runs_of_no_readings_and_of_a_batch_over_months() -> None:
+    cal = calendar("Europe/Berlin")
+    assert cal.utc_offset_runs(np.empty(0, dtype=np.int64)) == []
+    start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    times = [start + k * 6 * H for k in range(4 * 4 * 365)]  # every 6 h through 2026-2029
+    runs = cal.utc_offset_runs(np.array(times, dtype=np.int64))
+    assert runs == _offset_runs_one_by_one(cal, times)
+    assert len(runs) == 8 + 1  # two changes a year

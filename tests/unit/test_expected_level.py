@@ -8,8 +8,10 @@ whatever a machine does from its data.
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -809,3 +811,53 @@ def test_switching_the_expected_level_off_starts_the_raw_monitor_afresh() -> Non
     assert "spindle_temp" not in state.expected
     # A new baseline of raw readings is being learnt: 600 of them so far.
     assert state.monitors["signals:spindle_temp"][1] == 600
+
+
+def _berlin_spring_night(night_in_one_message: bool) -> MachineState:
+    """Five days of a machine that stops 10 minutes an hour for two days, then runs on, in Berlin; its
+    temperature follows the hall, whose swing follows the local clock. Messages of 10 minutes, but
+    the night of the change to summer time (00:00-08:00) comes in one message if so asked."""
+    plant = PlantConfig.model_validate(
+        {
+            "timezone": "Europe/Berlin",
+            "machines": [{"tenant": "t", "site": "s", "line": "L1", "id": "M01", "ideal_cycle_s": 30}],
+        }
+    )
+    engine = MachineEngine(plant)
+    spec = plant.machines[0]
+    calendar = engine.calendar_for(spec)
+    start = int(datetime.fromisoformat("2026-03-24T00:00:00+01:00").timestamp() * 1000)
+    night = int(datetime.fromisoformat("2026-03-29T00:00:00+01:00").timestamp() * 1000)
+    morning = int(datetime.fromisoformat("2026-03-29T08:00:00+02:00").timestamp() * 1000)
+    times = np.arange(start, morning, 10_000, dtype=np.int64)
+    running = ((times - start) % 3_600_000 < 3_000_000) | (times >= start + 2 * DAY_S * 1000)
+    heat = np.zeros(times.shape[0])
+    for k in range(1, times.shape[0]):
+        heat[k] = running[k] + np.exp(-10 / 900) * (heat[k - 1] - running[k])
+    local_hour = np.array([(int(t) + calendar.utc_offset_ms(int(t))) % 86_400_000 for t in times]) / 3.6e6
+    noise = np.random.default_rng(7).normal(0.0, 0.15, times.shape[0])
+    values = np.round(30.0 + 2.0 * np.sin(2 * np.pi * (local_hour - 9.0) / 24.0) + 5.0 * heat + noise, 3)
+    flips = {int(times[k]): bool(running[k]) for k in np.flatnonzero(np.diff(running)) + 1}
+    state = engine.new_state(spec)
+    engine.on_state(state, spec, start, "running", None)
+    edges = [
+        *range(start, night, 600_000),
+        *([night] if night_in_one_message else range(night, morning, 600_000)),
+    ]
+    for lo, hi in itertools.pairwise([*edges, morning]):
+        if lo in flips:
+            engine.on_state(state, spec, lo, "running" if flips[lo] else "idle", None)
+        inside = (times >= lo) & (times < hi)
+        series = [("spindle_temp", times[inside], values[inside])]
+        engine.on_samples(state, spec, int(times[inside][-1]), series)
+    return state
+
+
+def test_a_message_across_a_change_of_the_clocks_places_each_reading_by_its_own_local_hour() -> None:
+    """A gateway's backlog or a replay may carry the night of a daylight-saving change in one message:
+    the hourly profile must take each reading at its own local hour, so the model ends as it does
+    from messages that never cross the change (it had put the whole night an hour early)."""
+    one = _berlin_spring_night(night_in_one_message=True)
+    many = _berlin_spring_night(night_in_one_message=False)
+    assert el.fit(many.expected["spindle_temp"]) is not None, "the profile must be in use by that night"
+    assert np.array_equal(one.expected["spindle_temp"], many.expected["spindle_temp"], equal_nan=True)
