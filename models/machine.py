@@ -347,7 +347,7 @@ class MachineEngine:
         if above or (lsl is not None and value < lsl):
             count = 1 if open_alert is None else int(open_alert.evidence.get("count", open_alert.count)) + 1
             part = characteristic if product is None else f"{characteristic} of {product}"
-            message = f"{part} = {value:g} outside spec [{_limit_text(lsl)}, {_limit_text(usl)}]"
+            message = f"{part} = {_exact(value)} outside spec [{_limit_text(lsl)}, {_limit_text(usl)}]"
             # One bad part is scrap the inspection caught; parts that keep failing are the process
             # making scrap: the people on shift must contain it (critical routes to them).
             escalate = self.plant.alerts.out_of_spec_critical_after
@@ -493,4 +493,10 @@ def _coverage_note(coverage: float | None) -> str:
 
 
 def _limit_text(limit: float | None) -> str:
-    return "-" if limit is None else f"{limit:g}"
+    return "-" if limit is None else _exact(limit)
+
+
+def _exact(number: float) -> str:
+    """As short as it reads back exactly: a part 0.002 over 1250.05 must not print as 1250.05."""
+    short = f"{number:.15g}"
+    return short if float(short) == number else repr(float(number))

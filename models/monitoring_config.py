@@ -209,6 +209,14 @@ class MonitorSettings(BaseModel):
     )
     usl: Number | None = None
 
+    @field_validator("usl")
+    @classmethod
+    def _above_lsl(cls, usl: float | None, info: ValidationInfo) -> float | None:
+        lsl = info.data.get("lsl")
+        if usl is not None and lsl is not None and lsl >= usl:
+            raise ValueError(f"must be above lsl ({lsl!r}): every part would be out of spec")
+        return usl
+
     def params(self) -> MonitorParams:
         enabled = 0
         for name in self.detectors:

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from models.plant import MachineSpec, PlantConfig
-from streams.contract import SamplesEvent, TelemetryEvent, telemetry_adapter
+from streams.contract import QualityEvent, SamplesEvent, TelemetryEvent, telemetry_adapter
 from streams.exceptions import InvalidTelemetry
 from streams.frames import Frame, FrameDecoder, SignalBlock, is_frame
 from streams.json_keys import REPEATED_KEY_REASON, model_keys, repeated_key
@@ -70,6 +70,7 @@ REJECTION_CODES = (
     "too_many_pending",  # control commands only: a machine's waiting `baseline reset --at` are bounded
     "too_many_signals",  # a machine's distinct sensor signals are bounded (streams.name_limits)
     "too_many_characteristics",  # and its quality characteristics
+    "spec_limits_conflict",  # a quality measurement's limit and the plant file's other one are inverted
 )
 
 
@@ -137,7 +138,32 @@ class TelemetryDecoder:
         if unknown is not None:
             return unknown
         assert spec is not None  # placement_rejection refuses a machine the plant does not have
+        if isinstance(event, QualityEvent):
+            conflict = self._limits_conflict(event, spec)
+            if conflict is not None:
+                return conflict
         return Accepted(event, spec, newest)
+
+    def _limits_conflict(self, event: QualityEvent, spec: MachineSpec) -> Rejection | None:
+        """A part's own limit against the plant file's other one (a part with only ``usl`` is judged
+        against the configured ``lsl``): inverted, every part would be out of spec and capability
+        negative. Both its own are checked by the contract, both configured at plant load."""
+        if (event.lsl is None) == (event.usl is None):
+            return None
+        settings = self.plant.monitoring.settings_for("characteristics", event.characteristic, spec.id)
+        lsl = event.lsl if event.lsl is not None else settings.lsl
+        usl = event.usl if event.usl is not None else settings.usl
+        if lsl is None or usl is None or lsl < usl:
+            return None
+        own, given, other, configured = (
+            ("lsl", lsl, "usl", usl) if event.lsl is not None else ("usl", usl, "lsl", lsl)
+        )
+        return Rejection(
+            "spec_limits_conflict",
+            own,
+            f"{own} {given!r} and the plant file's {other} {configured!r} for {event.characteristic!r} "
+            "are inverted: lsl must be below usl",
+        )
 
 
 def placement_rejection(spec: MachineSpec | None, key: str, site: str, line: str) -> Rejection | None:

@@ -276,6 +276,19 @@ def test_parts_that_keep_failing_are_one_alert_resolved_after_in_spec_parts(
     assert resolved.resolution == {"by": "in_spec_parts", "parts": 5, "value": 10.0}
 
 
+def test_the_out_of_spec_message_shows_the_value_as_exactly_as_it_came(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    """Six significant digits printed a part 0.002 over 1250.05 as 1250.05: it read as in spec."""
+    for characteristic, value, lsl, usl, shown in (
+        ("bore", 1250.052, 1249.95, 1250.05, "bore = 1250.052 outside spec [1249.95, 1250.05]"),
+        ("pin", 10.1000001, 9.9, 10.1, "pin = 10.1000001 outside spec [9.9, 10.1]"),
+        ("gap", 0.1 + 0.2, None, 0.3, "gap = 0.30000000000000004 outside spec [-, 0.3]"),
+    ):
+        out = engine.on_quality(state, spec, at(8), characteristic, value, lsl, usl)
+        assert [change.alert.message for change in out.alerts] == [shown]
+
+
 def test_out_of_spec_turns_critical_after_the_configured_parts_and_never_back(spec: MachineSpec) -> None:
     for after, expected in (
         (1, [("open", "critical"), ("resolved", "critical")]),

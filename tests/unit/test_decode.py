@@ -115,6 +115,27 @@ def test_unknown_machine_and_wrong_line_are_rejected(decoder: TelemetryDecoder) 
     assert isinstance(result, Rejection) and result.field == "line"
 
 
+def test_a_limit_inverted_against_the_plant_files_other_limit_is_rejected_naming_it() -> None:
+    """A part with only ``lsl`` is judged against the configured ``usl``: inverted, every part would
+    be out of spec. Its own pair is the contract's (invalid_schema), the configured pair the plant's."""
+    plant = PlantConfig.model_validate(
+        {**PLANT.model_dump(), "monitoring": {"overrides": {"len_mm": {"lsl": 2.0, "usl": 3.0}}}}
+    )
+    decoder = TelemetryDecoder(plant, max_payload_bytes=1024 * 1024, max_future_ms=300_000)
+    part = {**BASE, "kind": "quality", "characteristic": "len_mm", "value": 3.5}
+    for own, limit, other in (("lsl", 4.0, "usl 3.0"), ("usl", 1.5, "lsl 2.0")):
+        record = {**part, own: limit}
+        result = decoder.decode(key_of(record), orjson.dumps(record), NOW)
+        assert isinstance(result, Rejection), own
+        assert (result.code, result.field) == ("spec_limits_conflict", own)
+        assert f"{own} {limit}" in result.reason and f"plant file's {other}" in result.reason
+    for accepted in ({**part, "lsl": 2.5}, {**part, "usl": 4.0}, {**part, "lsl": 4.0, "usl": 5.0}, part):
+        assert isinstance(decoder.decode(key_of(accepted), orjson.dumps(accepted), NOW), Accepted), accepted
+    # Another characteristic has no configured limits: any one limit of its own is fine.
+    bore = {**part, "characteristic": "bore", "lsl": 40.0}
+    assert isinstance(decoder.decode(key_of(bore), orjson.dumps(bore), NOW), Accepted)
+
+
 def test_count_needs_a_quantity(decoder: TelemetryDecoder) -> None:
     record = {key: value for key, value in COUNT.items() if key not in ("good", "scrap")}
     result = decoder.decode(key_of(record), orjson.dumps(record), NOW)

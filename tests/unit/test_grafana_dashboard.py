@@ -214,3 +214,19 @@ def test_aggregations_of_machine_series_keep_the_tenant_apart() -> None:
                 checked += 1
                 assert "tenant" in {label.strip() for label in labels.split(",")}, (panel["title"], expr)
     assert checked >= 5  # the loss panels, units, machine state and alerts aggregate
+
+
+def test_graphs_of_capability_indices_do_not_clip_negative_values() -> None:
+    """A negative Cpk (the mean outside the spec) is the worst case: a hard axis minimum of 0 drew it
+    out of sight. A soft minimum keeps 0 in view and lets the axis extend below it."""
+    graphs = [
+        panel
+        for panel in _panels(_dashboard()["panels"])
+        if panel["type"] == "timeseries"
+        and any("linepulse_capability{" in target["expr"] for target in panel.get("targets", []))
+    ]
+    assert graphs, "the dashboard graphs capability indices"
+    for panel in graphs:
+        defaults = panel["fieldConfig"]["defaults"]
+        assert "min" not in defaults, panel["title"]
+        assert defaults["custom"].get("axisSoftMin") == 0, panel["title"]

@@ -63,6 +63,21 @@ def test_a_kinds_monitoring_block_changes_only_the_settings_it_names(tmp_path: P
         load_plant(write(tmp_path, MINIMAL + "monitoring:\n  characteristics: {baseline_n: 1}\n"))
 
 
+def test_spec_limits_of_the_plant_file_must_not_be_inverted(tmp_path: Path) -> None:
+    """Swapped limits made every part out of spec (critical alerts from the third) and capability
+    negative; an override is judged with the defaults it completes."""
+    for block, where in (
+        ("  characteristics: {lsl: 10.1, usl: 9.9}\n", "monitoring.characteristics.usl"),
+        ("  characteristics: {lsl: 4.0, usl: 4.0}\n", "monitoring.characteristics.usl"),
+        ("  characteristics: {lsl: 4.0}\n  overrides: {len_mm: {usl: 3.0}}\n", "overrides.len_mm.usl"),
+    ):
+        with pytest.raises(ConfigError, match=rf"{where}: must be above lsl \((4.0|10.1)\)"):
+            load_plant(write(tmp_path, MINIMAL + "monitoring:\n" + block))
+    text = MINIMAL + "monitoring:\n  characteristics: {lsl: 4.0}\n  overrides: {len_mm: {usl: 5.0}}\n"
+    settings = load_plant(write(tmp_path, text)).monitoring.settings_for("characteristics", "len_mm")
+    assert (settings.lsl, settings.usl) == (4.0, 5.0)
+
+
 def test_reason_rules_override_state_defaults(tmp_path: Path) -> None:
     text = MINIMAL + "losses:\n  - {state: idle, reason: micro_stop, category: performance}\n"
     plant = load_plant(write(tmp_path, text))
