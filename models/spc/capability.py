@@ -55,23 +55,34 @@ def _indices(
 
 
 class CapabilityStats:
-    """Welford moments plus the sum of moving ranges; the spec limits seen last are kept with them."""
+    """Welford moments plus the sum of moving ranges, of parts judged against one pair of spec limits."""
 
     __slots__ = ("lsl", "m2", "mean", "mr_n", "mr_sum", "n", "prev", "usl")
 
     def __init__(self) -> None:
+        self._start(None, None)
+
+    def _start(self, lsl: float | None, usl: float | None) -> None:
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
         self.mr_sum = 0.0
         self.mr_n = 0
         self.prev: float | None = None
-        self.lsl: float | None = None
-        self.usl: float | None = None
+        self.lsl = lsl
+        self.usl = usl
 
     def update(self, value: float, lsl: float | None = None, usl: float | None = None) -> None:
+        """Add a part judged against ``lsl``/``usl`` (both None: it came without limits, and counts
+        against the row's). A part with other limits than the row's (a drawing revision, a limit no
+        longer sent) starts the row afresh: its indices are against one spec, never a mix."""
         if not math.isfinite(value):
             raise ValueError(f"value: must be finite, got {value!r}")
+        if (lsl is not None or usl is not None) and (lsl, usl) != (self.lsl, self.usl):
+            if self.lsl is None and self.usl is None:
+                self.lsl, self.usl = lsl, usl  # the first limits of parts measured without any
+            else:
+                self._start(lsl, usl)
         self.n += 1
         delta = value - self.mean
         self.mean += delta / self.n
@@ -80,8 +91,6 @@ class CapabilityStats:
             self.mr_sum += abs(value - self.prev)
             self.mr_n += 1
         self.prev = value
-        self.lsl = lsl if lsl is not None else self.lsl
-        self.usl = usl if usl is not None else self.usl
 
     def indices(self, lsl: float | None = None, usl: float | None = None) -> Capability:
         """Indices against ``lsl``/``usl`` if given, else against the limits seen last."""

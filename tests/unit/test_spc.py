@@ -96,3 +96,38 @@ def test_capability_by_hand() -> None:
     assert one_sided.cp == cap.cp  # falls back to the limits seen last
     restored = CapabilityStats.from_list(stats.to_list())
     assert restored.indices() == cap
+
+
+def _by_hand(values: list[float], lsl: float | None, usl: float | None) -> tuple[int, float | None]:
+    stats = CapabilityStats()
+    for value in values:
+        stats.update(value, lsl, usl)
+    cap = stats.indices()
+    return cap.n, cap.cpk
+
+
+def test_a_part_with_other_limits_starts_the_capability_afresh() -> None:
+    """A row mixing parts of two specs was judged against the newest limits only (Cp 0.925 for ten
+    parts capable under their own 3.6 and ten under theirs 0.85), and a limit no longer sent stayed."""
+    rng = np.random.default_rng(3)
+    wide, narrow = (10 + rng.normal(0, 0.009, 10)).tolist(), (10 + rng.normal(0, 0.012, 10)).tolist()
+    stats = CapabilityStats()
+    for value in wide:
+        stats.update(value, 9.9, 10.1)
+    for value in narrow:
+        stats.update(value, 9.97, 10.03)  # a drawing revision
+    cap = stats.indices()
+    assert (cap.n, cap.lsl, cap.usl) == (10, 9.97, 10.03)
+    assert (cap.n, cap.cpk) == _by_hand(narrow, 9.97, 10.03)
+    for value in narrow:
+        stats.update(value, None, 10.03)  # the gateway stopped sending lsl
+    cap = stats.indices()
+    assert (cap.n, cap.lsl, cap.usl, cap.cp) == (10, None, 10.03, None)
+    assert (cap.n, cap.cpk) == _by_hand(narrow, None, 10.03)
+    # Parts without limits count against the row's; limits arriving first keep the earlier parts.
+    stats.update(10.0)
+    assert (stats.n, stats.lsl, stats.usl) == (11, None, 10.03)
+    unlimited = CapabilityStats()
+    unlimited.update(10.0)
+    unlimited.update(10.01, 9.9, 10.1)
+    assert (unlimited.n, unlimited.lsl, unlimited.usl) == (2, 9.9, 10.1)
