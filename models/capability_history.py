@@ -40,20 +40,25 @@ class ShiftCapability:
     capability: Capability
 
 
-def capability_by_shift(state: MachineState) -> list[ShiftCapability]:
+def capability_by_shift(state: MachineState, min_parts: int) -> list[ShiftCapability]:
     """Capability per shift as it took place (a local day without shifts), oldest first per
-    characteristic and product: the trend a mentor reviews."""
-    return [_shift_row(state, key, *fields) for key, fields in _shift_keys(state)]
+    characteristic and product: the trend a mentor reviews. No indices from fewer than ``min_parts``."""
+    return [_shift_row(state, key, *fields, min_parts) for key, fields in _shift_keys(state)]
 
 
-def newest_capability_by_shift(state: MachineState) -> list[ShiftCapability]:
-    """The last row of each characteristic and product in :func:`capability_by_shift`, in the order
-    their series first appear there. Only these rows' indices are computed (a scrape exports only
-    the newest shift of each series, out of up to ``CAPABILITY_SHIFTS_KEPT``)."""
-    newest: dict[tuple[str, str | None], tuple[str, _ShiftKey]] = {}
+def newest_capability_by_shift(state: MachineState, min_parts: int) -> list[ShiftCapability]:
+    """Per characteristic and product of :func:`capability_by_shift` (in the order their series first
+    appear there), its newest shift with ``min_parts`` parts or more, else its newest shift (without
+    indices): a new shift's first parts do not replace the last one that had enough. Only these
+    rows' indices are computed (a scrape exports one shift per series, of ``CAPABILITY_SHIFTS_KEPT``)."""
+    shown: dict[tuple[str, str | None], tuple[str, _ShiftKey]] = {}
     for key, fields in _shift_keys(state):
-        newest[(fields[0], fields[1])] = (key, fields)
-    return [_shift_row(state, key, *fields) for key, fields in newest.values()]
+        series = (fields[0], fields[1])
+        if series not in shown or state.capability_shifts[key].n >= min_parts:
+            shown[series] = (key, fields)
+        elif state.capability_shifts[shown[series][0]].n < min_parts:
+            shown[series] = (key, fields)  # none had enough so far: the newest
+    return [_shift_row(state, key, *fields, min_parts) for key, fields in shown.values()]
 
 
 # A kept shift's characteristic, product, shift name and start (``MachineState.capability_shifts``).
@@ -77,9 +82,16 @@ def _shift_keys(state: MachineState) -> list[tuple[str, _ShiftKey]]:
 
 
 def _shift_row(
-    state: MachineState, key: str, characteristic: str, product: str | None, shift: str | None, start_ms: int
+    state: MachineState,
+    key: str,
+    characteristic: str,
+    product: str | None,
+    shift: str | None,
+    start_ms: int,
+    min_parts: int,
 ) -> ShiftCapability:
-    return ShiftCapability(characteristic, product, shift, start_ms, state.capability_shifts[key].indices())
+    capability = state.capability_shifts[key].indices(min_parts=min_parts)
+    return ShiftCapability(characteristic, product, shift, start_ms, capability)
 
 
 def shift_capability(state: MachineState, series: str, span: WindowSpan) -> CapabilityStats:

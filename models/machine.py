@@ -426,7 +426,8 @@ class MachineEngine:
 
     def capability(self, state: MachineState) -> dict[str, Capability]:
         """Cp, Cpk, Pp and Ppk per "characteristic|product|shift" (for reports and the web API)."""
-        return {key: stats.indices() for key, stats in state.capability.items()}
+        min_parts = self.plant.monitoring.capability_min_parts
+        return {key: stats.indices(min_parts=min_parts) for key, stats in state.capability.items()}
 
     # -- alerts -----------------------------------------------------------------------------------
 

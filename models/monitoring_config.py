@@ -44,6 +44,7 @@ from models.signal_monitor import DETECTORS, Detector, MonitorParams
 
 __all__ = [
     "CACHE_LIMIT",
+    "CAPABILITY_MIN_PARTS",
     "CYCLE_TIME_SIGNAL",
     "SERIES_KINDS",
     "TEMPERATURE_SIGNALS",
@@ -56,6 +57,7 @@ CYCLE_TIME_SIGNAL = "cycle_time_s"
 # Caches keyed by names that come from telemetry (signals, reason codes) are emptied when they reach
 # this size, so a producer minting names cannot grow the worker's memory without bound.
 CACHE_LIMIT = 4096
+CAPABILITY_MIN_PARTS = 25
 SeriesKind = Literal["signals", "characteristics", "cycle_time"]
 SERIES_KINDS: tuple[SeriesKind, ...] = get_args(SeriesKind)
 Positive = Annotated[Number, Field(gt=0, allow_inf_nan=False)]
@@ -335,6 +337,15 @@ class MonitoringConfig(BaseModel):
     characteristics: MonitorSettings = Field(default=_CHARACTERISTIC_DEFAULTS)
     cycle_time: MonitorSettings = Field(default=_CYCLE_DEFAULTS)
     temperatures: MonitorSettings = Field(default=_TEMPERATURE_DEFAULTS)
+    capability_min_parts: int = Field(
+        default=CAPABILITY_MIN_PARTS,
+        ge=2,
+        le=100_000,
+        description=(
+            "Parts a capability row needs before it gives Cp/Cpk/Pp/Ppk (AIAG: about 25 at least; "
+            "two parts gave Cp 376); fewer give the count, mean and sigmas only."
+        ),
+    )
     temperature_signals: tuple[str, ...] = Field(
         default=TEMPERATURE_SIGNALS,
         description="Signal names (fnmatch patterns) that use the temperatures' defaults.",

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from models.config_numbers import Count, Number
-from models.monitoring_config import MonitoringConfig
+from models.monitoring_config import CAPABILITY_MIN_PARTS, MonitoringConfig
 
 __all__ = [
     "MAX_NAMES_LIMIT",
@@ -558,6 +558,8 @@ class PlantConfig(_Frozen):
                 del shift["days"]
         if content["alerts"]["out_of_spec_critical_after"] == OUT_OF_SPEC_CRITICAL_AFTER:
             del content["alerts"]["out_of_spec_critical_after"]
+        if content["monitoring"]["capability_min_parts"] == CAPABILITY_MIN_PARTS:
+            del content["monitoring"]["capability_min_parts"]
         for limit, default in (
             ("max_signals_per_machine", MAX_SIGNALS_DEFAULT),
             ("max_characteristics_per_machine", MAX_CHARACTERISTICS_DEFAULT),

@@ -66,5 +66,5 @@ def capability_by_shift_rows(engine: MachineEngine, state: MachineState) -> list
             "shift_start": calendar.local_isoformat(row.start_ms),
             **_indices(row.capability),
         }
-        for row in capability_by_shift(state)
+        for row in capability_by_shift(state, engine.plant.monitoring.capability_min_parts)
     ]

@@ -235,12 +235,14 @@ class MachineCollector(Collector):
         capability = GaugeMetricFamily(
             "linepulse_capability",
             "Cp, Cpk, Pp and Ppk of a quality characteristic (and product) over the newest shift "
-            "(a local day without shifts) with parts: the trend a mentor reviews.",
+            "(a local day without shifts) with monitoring.capability_min_parts parts: the trend a "
+            "mentor reviews.",
             labels=(*MACHINE_LABELS, "characteristic", "product", "shift", "index"),
         )
         capability_parts = GaugeMetricFamily(
             "linepulse_capability_parts",
-            "Parts measured in that shift for that characteristic and product.",
+            "Parts measured in that shift for that characteristic and product (the shift of "
+            "linepulse_capability, else the newest: indices come from that many).",
             labels=(*MACHINE_LABELS, "characteristic", "product", "shift"),
         )
         signals = _SignalFamilies(self.plant.state_timeout_s)
@@ -314,8 +316,8 @@ class MachineCollector(Collector):
             capability_parts,
         )
 
-    @staticmethod
     def _capability(
+        self,
         state: MachineState,
         machine: list[str],
         capability: GaugeMetricFamily,
@@ -324,7 +326,7 @@ class MachineCollector(Collector):
         """The newest shift of each characteristic and product; characteristics and products come
         from telemetry, so the LABEL_VALUES with the most parts get series (indices do not add up
         into an OTHER series)."""
-        newest = newest_capability_by_shift(state)
+        newest = newest_capability_by_shift(state, self.plant.monitoring.capability_min_parts)
         busiest = sorted(newest, key=lambda row: (-row.capability.n, row.characteristic))
         for row in busiest[:LABEL_VALUES]:
             labels = [*machine, row.characteristic, row.product or "-", row.shift or "-"]

@@ -92,14 +92,19 @@ class CapabilityStats:
             self.mr_n += 1
         self.prev = value
 
-    def indices(self, lsl: float | None = None, usl: float | None = None) -> Capability:
-        """Indices against ``lsl``/``usl`` if given, else against the limits seen last."""
+    def indices(
+        self, lsl: float | None = None, usl: float | None = None, *, min_parts: int = 2
+    ) -> Capability:
+        """Indices against ``lsl``/``usl`` if given, else against the row's; none from fewer than
+        ``min_parts`` parts (two parts gave Cp 376), though the mean and sigmas are given."""
         lsl = self.lsl if lsl is None else lsl
         usl = self.usl if usl is None else usl
         if self.n == 0:
             return Capability(0, None, None, None, lsl, usl, None, None, None, None)
         within = (self.mr_sum / self.mr_n) / D2 if self.mr_n else None
         overall = math.sqrt(self.m2 / (self.n - 1)) if self.n >= 2 else None
+        if self.n < min_parts:
+            return Capability(self.n, self.mean, within, overall, lsl, usl, None, None, None, None)
         cp, cpk = _indices(self.mean, within, lsl, usl)
         pp, ppk = _indices(self.mean, overall, lsl, usl)
         return Capability(self.n, self.mean, within, overall, lsl, usl, cp, cpk, pp, ppk)

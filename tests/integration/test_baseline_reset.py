@@ -26,6 +26,7 @@ SIGNAL = "vibration_rms"  # judged as its level (a temperature is judged against
 BASE = {"v": 1, "tenant": "acme", "site": "p1", "line": "L1", "machine": "M01"}
 KEY = b"acme/M01"
 
+PARTS = 30  # measured parts: capability indices need monitoring.capability_min_parts (25)
 PLANT = {
     "timezone": "UTC",
     "machines": [{"tenant": "acme", "site": "p1", "line": "L1", "id": "M01", "ideal_cycle_s": 10}],
@@ -85,12 +86,12 @@ def test_baseline_reset_reaches_the_worker_and_resolves_the_drift(
                 }
             ),
         )
-        for i in range(1, 21)
+        for i in range(1, PARTS + 1)
     ]
     produce(bootstrap, topics["telemetry"], start + quality + _samples(t0, range(120), rng, shifted_from=60))
 
     with WorkerProcess(bootstrap, topics, tmp_path, config=plant) as worker:
-        wait_for(lambda: worker.applied_events() >= 141, 120, "the first 141 messages applied")
+        wait_for(lambda: worker.applied_events() >= 121 + PARTS, 120, "the first messages applied")
         wait_for(
             lambda: any(a["status"] == "open" for a in _drift_alerts(bootstrap, topics["alerts"])),
             60,
@@ -129,7 +130,7 @@ def test_baseline_reset_reaches_the_worker_and_resolves_the_drift(
 
         # An hour more at the new level: learnt as the new baseline, so no new drift alert.
         produce(bootstrap, topics["telemetry"], _samples(t0, range(120, 480), rng, shifted_from=60))
-        wait_for(lambda: worker.applied_events() >= 501, 120, "the next 360 messages applied")
+        wait_for(lambda: worker.applied_events() >= 481 + PARTS, 120, "the next 360 messages applied")
         statuses = [a["status"] for a in _drift_alerts(bootstrap, topics["alerts"])]
         after = statuses[statuses.index("resolved") :]
         assert "open" not in after, f"a drift alert opened again after the reset: {statuses}"
@@ -140,14 +141,14 @@ def test_baseline_reset_reaches_the_worker_and_resolves_the_drift(
         assert signal["readings"] == 4800 and 41.0 < signal["ew_mean"] < 41.4
         assert 40.0 < signal["mean"] < 41.2 and signal["max"] > 41.2 and signal["min"] < 40.0
         (row,) = machine["capability"]
-        assert (row["characteristic"], row["product"], row["n"]) == ("diameter_mm", "P1", 20)
+        assert (row["characteristic"], row["product"], row["n"]) == ("diameter_mm", "P1", PARTS)
         assert row["cpk"] is not None and row["usl"] == 25.03
         served = worker.get("/api/capability?tenant=acme")
         where = {"tenant": "acme", "site": "p1", "line": "L1", "machine": "M01"}
         assert served["capability"] == [{**where, **row}]
         # The same parts per shift (or local day) as it took place, in both views.
         by_shift = served["capability_by_shift"]
-        assert by_shift and sum(shift["n"] for shift in by_shift) == 20
+        assert by_shift and sum(shift["n"] for shift in by_shift) == PARTS
         assert [{k: v for k, v in shift.items() if k not in where} for shift in by_shift] == machine[
             "capability_by_shift"
         ]

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.anomaly.scoring import AnomalyWindow
 from models.machine_state import MachineState
+from models.monitoring_config import CAPABILITY_MIN_PARTS
 from service.metrics import build_registry
 from service.plant_file import load_demo_plant
 from streams.lines import LineAggregator
@@ -48,8 +49,18 @@ def _events(now_ms: int) -> list[dict[str, object]]:
         # Down for 10 minutes (a loss with a reason) opens machine_down; out of spec opens another alert.
         {**base, "ts": start + 4 * minute, "kind": "state", "state": "down", "reason": "jam"},
         {**base, "ts": start + 14 * minute, "kind": "quality", "characteristic": "d", "value": 9, "usl": 5},
-        # A second part: capability indices need two.
-        {**base, "ts": start + 15 * minute, "kind": "quality", "characteristic": "d", "value": 4.5, "usl": 5},
+        # More parts: capability indices need monitoring.capability_min_parts.
+        *(
+            {
+                **base,
+                "ts": start + 15 * minute + part,
+                "kind": "quality",
+                "characteristic": "d",
+                "value": 4.5 - part / 100,
+                "usl": 5,
+            }
+            for part in range(CAPABILITY_MIN_PARTS)
+        ),
     ]
 
 

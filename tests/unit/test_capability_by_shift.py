@@ -37,12 +37,13 @@ SHIFTS = [
 ]
 
 
-def plant(shifts: list[dict[str, str]]) -> PlantConfig:
+def plant(shifts: list[dict[str, str]], capability_min_parts: int = 25) -> PlantConfig:
     return PlantConfig.model_validate(
         {
             "timezone": "Asia/Seoul",
             "shifts": shifts,
             "machines": [{"tenant": "acme", "site": "p1", "line": "L1", "id": "M01", "ideal_cycle_s": 10.0}],
+            "monitoring": {"capability_min_parts": capability_min_parts},
         }
     )
 
@@ -152,12 +153,12 @@ def test_analyze_writes_capability_by_shift(tmp_path: Path, capsys: pytest.Captu
     ]
 
 
-def test_metrics_give_the_newest_shift_of_each_characteristic() -> None:
-    engine = MachineEngine(plant(SHIFTS))
+def _capability_samples(min_parts: int) -> tuple[dict[tuple[str, str | None, str | None], float], list[Any]]:
+    """Monday's day shift measures 10 parts, its swing shift 6: the scrape's capability samples."""
+    engine = MachineEngine(plant(SHIFTS, min_parts))
     state = engine.new_state(engine.plant.machines[0])
-    measure(engine, state, [(at(23, 7, m), 10.0 + 0.1 * (m % 3)) for m in range(10)])  # Monday's day
-    swing = [(at(23, 15, m), 10.5 + 0.2 * (m % 2)) for m in range(6)]
-    measure(engine, state, swing)
+    measure(engine, state, [(at(23, 7, m), 10.0 + 0.1 * (m % 3)) for m in range(10)])
+    measure(engine, state, [(at(23, 15, m), 10.5 + 0.2 * (m % 2)) for m in range(6)])
     live = LiveMachines({machine.key for machine in engine.plant.machines})
     live.update(state)
     registry, _ = build_registry(live, engine.plant)
@@ -167,12 +168,31 @@ def test_metrics_give_the_newest_shift_of_each_characteristic() -> None:
         for sample in family.samples
         if sample.name.startswith("linepulse_capability")
     }
-    newest = capability_by_shift_rows(engine, state)[-1]
-    assert newest["shift"] == "swing"
+    return samples, capability_by_shift_rows(engine, state)
+
+
+def test_metrics_give_the_newest_shift_of_each_characteristic() -> None:
+    samples, (_, swing) = _capability_samples(min_parts=5)
+    assert swing["shift"] == "swing" and swing["n"] == 6 and swing["cpk"] is not None
     assert samples == {
         ("linepulse_capability_parts", "swing", None): 6.0,
-        **{("linepulse_capability", "swing", index): newest[index] for index in ("cp", "cpk", "pp", "ppk")},
+        **{("linepulse_capability", "swing", index): swing[index] for index in ("cp", "cpk", "pp", "ppk")},
     }
+
+
+def test_a_shift_without_enough_parts_gives_no_indices_and_the_last_one_that_had_stays() -> None:
+    """Two parts gave Cp 376 at every shift start, and the first part of a shift made the last
+    shift's figures vanish: a shift gives indices from capability_min_parts parts on, and until
+    the next one has that many the scrape keeps the last shift that had them."""
+    samples, (day, swing) = _capability_samples(min_parts=8)
+    assert (day["n"], swing["n"], swing["cpk"], swing["cp"]) == (10, 6, None, None)
+    assert samples == {
+        ("linepulse_capability_parts", "day", None): 10.0,
+        **{("linepulse_capability", "day", index): day[index] for index in ("cp", "cpk", "pp", "ppk")},
+    }
+    samples, (day, swing) = _capability_samples(min_parts=25)  # the default: neither has enough
+    assert day["cpk"] is None and swing["cpk"] is None and swing["mean"] is not None
+    assert samples == {("linepulse_capability_parts", "swing", None): 6.0}
 
 
 def test_a_machine_keeps_at_most_its_share_of_shifts_whatever_its_products() -> None:
@@ -193,9 +213,10 @@ def test_a_machine_keeps_at_most_its_share_of_shifts_whatever_its_products() -> 
 
 
 def test_metrics_export_the_newest_row_of_every_series_among_many_shifts() -> None:
-    """The scrape computes indices only for each series' newest shift: it exports what the newest
-    row of each series in all the kept rows gives, busiest LABEL_VALUES first, ties included."""
-    engine = MachineEngine(plant(SHIFTS))
+    """The scrape computes indices only for one shift of each series: it exports what the newest
+    row with enough parts (else the newest) of each series in all the kept rows gives, busiest
+    LABEL_VALUES first, ties included."""
+    engine = MachineEngine(plant(SHIFTS, capability_min_parts=2))
     state = engine.new_state(engine.plant.machines[0])
     spec = engine.plant.machines[0]
     # 24 series (more than LABEL_VALUES), 7 days of three shifts each: 168 rows, the machine's cap.
@@ -209,12 +230,17 @@ def test_metrics_export_the_newest_row_of_every_series_among_many_shifts() -> No
                     engine.on_quality(
                         state, spec, at(10 + day, hour, part), characteristic, value, 9.0, 11.0, f"P{product}"
                     )
-    rows = capability_by_shift(state)
+    rows = capability_by_shift(state, 2)
     assert len(rows) == CAPABILITY_SHIFT_ROWS
-    newest: dict[tuple[str, str | None], ShiftCapability] = {}
-    for row in rows:  # oldest first per series: the last row of each is its newest shift
-        newest[(row.characteristic, row.product)] = row
-    busiest = sorted(newest.values(), key=lambda row: (-row.capability.n, row.characteristic))
+    by_series: dict[tuple[str, str | None], list[ShiftCapability]] = {}
+    for row in rows:  # oldest first per series
+        by_series.setdefault((row.characteristic, row.product), []).append(row)
+    shown = [
+        next((row for row in reversed(kept) if row.capability.n >= 2), kept[-1])
+        for kept in by_series.values()
+    ]
+    assert any(row is not kept[-1] for row, kept in zip(shown, by_series.values(), strict=True))
+    busiest = sorted(shown, key=lambda row: (-row.capability.n, row.characteristic))
     expected: list[tuple[str, tuple[str, ...], float]] = []
     for row in busiest[:LABEL_VALUES]:
         labels = ("acme", "p1", "L1", "M01", row.characteristic, row.product or "-", row.shift or "-")

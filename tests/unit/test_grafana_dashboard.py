@@ -153,7 +153,7 @@ def test_variables_cascade_from_linepulse_machine_state() -> None:
         ("Dead letters per second", "timeseries"),
         ("Readings per second", "timeseries"),
         ("Cpk shift by shift", "timeseries"),
-        ("Ppk, newest shift with parts", "bargauge"),
+        ("Ppk, newest shift with enough parts", "bargauge"),
         ("$signal: level and newest reading", "timeseries"),
         ("Sensor readings per second", "timeseries"),
     ],
