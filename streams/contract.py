@@ -75,7 +75,19 @@ def _not_a_boolean(value: Any) -> Any:
 Version = Annotated[Literal[1], BeforeValidator(_not_a_boolean)]
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+
+def _not_the_none_mark(code: str) -> str:
+    if code == NONE_MARK:
+        raise ValueError(f"{NONE_MARK!r} is how linepulse's records and labels say 'none': use another code")
+    return code
+
+
+# In keys, labels and records "-" stands for no product or reason: a code "-" merged with those.
+NONE_MARK = "-"
+Code = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=ID_PATTERN), AfterValidator(_not_the_none_mark)
+]
 Unit = Annotated[str, Field(min_length=1, max_length=32)]
 FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]

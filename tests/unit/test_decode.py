@@ -136,6 +136,27 @@ def test_a_limit_inverted_against_the_plant_files_other_limit_is_rejected_naming
     assert isinstance(decoder.decode(key_of(bore), orjson.dumps(bore), NOW), Accepted)
 
 
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({**COUNT, "product": "-"}, "product"),
+        ({**COUNT, "scrap_reason": "-"}, "scrap_reason"),
+        ({**STATE, "state": "down", "reason": "-"}, "reason"),
+        ({**BASE, "kind": "quality", "characteristic": "d", "value": 1.0, "product": "-"}, "product"),
+    ],
+)
+def test_a_code_of_a_lone_dash_is_rejected(
+    decoder: TelemetryDecoder, record: dict[str, Any], field: str
+) -> None:
+    """A lone dash says "none" in capability rows, cycle statistics and metric labels: a product "-"
+    merged with the parts that had no product."""
+    result = decoder.decode(key_of(record), orjson.dumps(record), NOW)
+    assert isinstance(result, Rejection) and result.code == "invalid_schema"
+    assert result.field.endswith(field) and "'-'" in result.reason
+    fine = {**record, field: "-x-"}
+    assert isinstance(decoder.decode(key_of(fine), orjson.dumps(fine), NOW), Accepted)
+
+
 def test_count_needs_a_quantity(decoder: TelemetryDecoder) -> None:
     record = {key: value for key, value in COUNT.items() if key not in ("good", "scrap")}
     result = decoder.decode(key_of(record), orjson.dumps(record), NOW)
