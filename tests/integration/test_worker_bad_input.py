@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
+from models.calendar import PlantCalendar
 from service.brokers import BrokerEndpoint
+from service.plant_file import load_demo_plant
 from tests.bad_messages import bad_messages
 from tests.integration.harness import WorkerProcess, consume_all, produce, records, wait_for
 from tests.integration.streams_fixtures import (
@@ -28,6 +30,17 @@ from tests.integration.streams_fixtures import (
 
 VALID = 10_000
 MALFORMED = 1_000
+HOUR_MS = 3_600_000
+
+
+def valid_messages() -> list[tuple[bytes, bytes]]:
+    """The valid messages: from half an hour into a production day of the demo plant three days
+    back. The VALID messages span about 3.5 hours, so they end inside the day they start in. From
+    72 hours back they ended wherever the clock stood: when a production day began (06:00 in
+    Seoul, 21:00 UTC) in the seconds before M01's next count (runs at about 17:30 UTC), M01's open
+    day held no part, its day OEE was undefined and its /metrics series absent."""
+    day = PlantCalendar.from_plant(load_demo_plant()).day_at(int(time.time() * 1000) - 72 * HOUR_MS)
+    return simulated_messages(VALID, start_ms=day.start_ms + HOUR_MS // 2)
 
 
 def _templates() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -48,7 +61,7 @@ def _templates() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[s
 def test_malformed_messages_go_to_dead_letters_and_valid_ones_all_count(
     broker: BrokerEndpoint, tmp_path: Path
 ) -> None:
-    valid = simulated_messages(VALID)
+    valid = valid_messages()
     bad = list(bad_messages(*_templates(), total=MALFORMED))
     mixed: list[tuple[bytes, bytes]] = []
     bad_iter = iter(bad)
