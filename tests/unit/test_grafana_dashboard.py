@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.integration.observability import require_executable
 from tests.unit.metric_names import exposed_sample_names, metric_names_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,3 +232,38 @@ def test_graphs_of_capability_indices_do_not_clip_negative_values() -> None:
         defaults = panel["fieldConfig"]["defaults"]
         assert "min" not in defaults, panel["title"]
         assert defaults["custom"].get("axisSoftMin") == 0, panel["title"]
+
+
+@pytest.mark.parametrize("title", ["Line OEE", "What held the line"])
+def test_line_hour_panels_show_the_newest_complete_hour(tmp_path: Path, title: str) -> None:
+    """The line view exports its newest hour as soon as one machine closed it: a stopped machine,
+    which reports last, was left out of the line's figure (0.58 where the line made 0.51) for up to
+    close_silent_after_s. The panels keep the last complete hour until the new one is complete."""
+    (panel,) = [p for p in _panels(_dashboard()["panels"]) if p["title"] == title]
+    expr = panel["targets"][0]["expr"]
+    for variable in ("tenant", "site", "line"):
+        expr = expr.replace(f"${variable}", ".*")
+    labels = 'tenant="demo",site="p1",line="L1",window="hour"'
+    metric = "linepulse_line_oee_ratio" if title == "Line OEE" else "linepulse_line_held_by_seconds"
+    extra = "" if title == "Line OEE" else ',machine="M01",state="down",reason="motor"'
+    # Minutes 0-9: the hour before, complete (0.51 / 1800 s); from 10 on the new hour, partial.
+    series = [
+        {"series": f"{metric}{{{labels}{extra}}}", "values": "0.51x9 0.58x10"},
+        {"series": f"linepulse_line_complete{{{labels}}}", "values": "1x9 0x10"},
+    ]
+    expected = {"labels": f"{metric}{{{labels}{extra}}}", "value": 0.51}
+    test = {
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [{"expr": expr, "eval_time": "15m", "exp_samples": [expected]}],
+    }
+    test_file = tmp_path / "line_test.yml"
+    test_file.write_text(yaml.safe_dump({"tests": [test]}))
+    result = subprocess.run(
+        [require_executable("promtool"), "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -39,8 +39,9 @@ def _panel_expr(window: str) -> str:
 
 
 def _machine_hour() -> tuple[str, list[dict[str, object]]]:
-    """A's open hour: running, 10 min down (jam), a 15 min break, then 40 min without telemetry.
-    Returns the exposition and the record's losses that are OEE losses (those with a big loss)."""
+    """A's open hour: running, 10 min down (jam), a 5 min break, a 1 min and a 10 min idle (a small
+    and an unplanned stop of one state and reason), then 20 min without telemetry. Returns the
+    exposition and the record's losses that are OEE losses (those with a big loss)."""
     plant = load_demo_plant()
     processor = TelemetryProcessor(plant, max_payload_bytes=1 << 20, max_future_ms=300_000)
     base = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01"}
@@ -52,8 +53,12 @@ def _machine_hour() -> tuple[str, list[dict[str, object]]]:
         (15, {"kind": "state", "state": "running"}),
         (16, {"kind": "count", "good": 5, "scrap": 0}),
         (20, {"kind": "state", "state": "planned_stop", "reason": "break"}),
-        (35, {"kind": "state", "state": "running"}),
-        (36, {"kind": "count", "good": 5, "scrap": 0}),
+        (25, {"kind": "state", "state": "running"}),
+        (26, {"kind": "state", "state": "idle"}),
+        (27, {"kind": "state", "state": "running"}),
+        (28, {"kind": "state", "state": "idle"}),
+        (38, {"kind": "state", "state": "running"}),
+        (39, {"kind": "count", "good": 5, "scrap": 0}),
         # silent from here: past state_timeout_s the time is no_data
         (59, {"kind": "count", "good": 5, "scrap": 0}),
     ]
@@ -79,9 +84,11 @@ def _machine_hour() -> tuple[str, list[dict[str, object]]]:
     entries = state.windows["hour"].loss_entries()
     assert {e["state"] for e in entries} >= {"down", "planned_stop", "no_data"}, entries
     oee_losses = [e for e in entries if e["big_loss"] is not None]
-    assert [(e["state"], e["reason"]) for e in record.top_losses] == [
-        (e["state"], e["reason"]) for e in oee_losses
+    assert [(e["big_loss"], e["state"], e["reason"]) for e in record.top_losses] == [
+        (e["big_loss"], e["state"], e["reason"]) for e in oee_losses
     ]
+    idle = sorted((e["big_loss"], e["seconds"]) for e in oee_losses if e["state"] == "idle")
+    assert idle == [("small_stops", 60.0), ("unplanned_stops", 600.0)], idle
     return generate_latest(registry).decode(), oee_losses
 
 
@@ -115,14 +122,14 @@ def _panel_evaluates_to(
 
 def test_the_top_losses_panel_shows_exactly_the_records_oee_losses(tmp_path: Path) -> None:
     exposition, oee_losses = _machine_hour()
-    expected: dict[tuple[str, str], float] = {}
+    expected: dict[tuple[str, str, str], float] = {}
     for loss in oee_losses:
-        key = (loss["state"], loss["reason"] or "-")
-        expected[key] = expected.get(key, 0.0) + loss["seconds"]
-    assert expected and ("no_data", "-") not in expected
+        key = (str(loss["big_loss"]), str(loss["state"]), str(loss["reason"] or "-"))
+        expected[key] = expected.get(key, 0.0) + float(str(loss["seconds"]))
+    assert expected and not [key for key in expected if key[1] == "no_data"]
     samples: list[dict[str, object]] = [
-        {"labels": f'{{reason="{reason}",state="{state}",tenant="demo"}}', "value": seconds}
-        for (state, reason), seconds in sorted(expected.items())
+        {"labels": f'{{big_loss="{big}",reason="{reason}",state="{state}",tenant="demo"}}', "value": seconds}
+        for (big, state, reason), seconds in sorted(expected.items())
     ]
     result = _panel_evaluates_to(tmp_path, exposition, samples)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -132,7 +139,7 @@ def test_promtool_says_no_when_the_panel_would_show_missing_data(tmp_path: Path)
     """The check above can fail: the same evaluation expecting no_data among the losses."""
     exposition, _ = _machine_hour()
     missing_data: list[dict[str, object]] = [
-        {"labels": '{reason="-",state="no_data",tenant="demo"}', "value": 1}
+        {"labels": '{big_loss="-",reason="-",state="no_data",tenant="demo"}', "value": 1}
     ]
     result = _panel_evaluates_to(tmp_path, exposition, missing_data)
     assert result.returncode != 0
