@@ -252,18 +252,54 @@ def test_line_hour_panels_show_the_newest_complete_hour(tmp_path: Path, title: s
         {"series": f"linepulse_line_complete{{{labels}}}", "values": "1x9 0x10"},
     ]
     expected = {"labels": f"{metric}{{{labels}{extra}}}", "value": 0.51}
+    result = _promtool(tmp_path, series, expr, "15m", [expected])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _promtool(
+    tmp_path: Path, series: list[dict[str, str]], expr: str, at: str, samples: list[dict[str, object]]
+) -> subprocess.CompletedProcess[str]:
+    """promtool's verdict on ``expr`` over ``series`` (1-minute steps) at ``at``, expecting ``samples``."""
     test = {
         "interval": "1m",
         "input_series": series,
-        "promql_expr_test": [{"expr": expr, "eval_time": "15m", "exp_samples": [expected]}],
+        "promql_expr_test": [{"expr": expr, "eval_time": at, "exp_samples": samples}],
     }
-    test_file = tmp_path / "line_test.yml"
+    test_file = tmp_path / "panel_test.yml"
     test_file.write_text(yaml.safe_dump({"tests": [test]}))
-    result = subprocess.run(
+    return subprocess.run(
         [require_executable("promtool"), "test", "rules", str(test_file)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_the_machine_state_panel_says_no_data_for_a_machine_silent_in_its_shift(tmp_path: Path) -> None:
+    """The last reported state stayed on the panel forever: a machine whose gateway died showed
+    green "running". Silent over 30 minutes while scheduled (LinepulseMachineSilent's test) it is
+    "no data" (7); off shift, or recently heard from, its state as reported."""
+    (panel,) = [p for p in _panels(_dashboard()["panels"]) if p["title"] == "Machine state"]
+    expr = panel["targets"][0]["expr"]
+    for variable in ("tenant", "site", "line", "machine"):
+        expr = expr.replace(f"${variable}", ".*")
+    assert panel["fieldConfig"]["defaults"]["mappings"][0]["options"]["7"]["text"] == "no data"
+    machines = {"M01": ("0x60", "1x60"), "M02": ("0x60", "0x60"), "M03": ("0+60x60", "1x60")}
+    series = []
+    for machine, (event_time, scheduled) in machines.items():
+        labels = f'tenant="demo",site="p1",line="L1",machine="{machine}"'
+        series += [
+            {"series": f'linepulse_machine_state{{{labels},state="running"}}', "values": "1x60"},
+            {"series": f'linepulse_machine_state{{{labels},state="idle"}}', "values": "0x60"},
+            {"series": f"linepulse_event_time_seconds{{{labels}}}", "values": event_time},
+            {"series": f"linepulse_scheduled{{{labels}}}", "values": scheduled},
+        ]
+    # At 40 minutes: M01 last heard of at 0 s while scheduled; M02 the same off shift; M03 current.
+    expected: list[dict[str, object]] = [
+        {"labels": '{tenant="demo",machine="M01"}', "value": 7},
+        {"labels": '{tenant="demo",machine="M02"}', "value": 1},
+        {"labels": '{tenant="demo",machine="M03"}', "value": 1},
+    ]
+    result = _promtool(tmp_path, series, expr, "40m", expected)
     assert result.returncode == 0, result.stdout + result.stderr
