@@ -1,4 +1,4 @@
-"""Per-line KPIs of the newest closed window, from the line view this worker folds."""
+"""Per-line KPIs of the newest complete window, from the line view this worker folds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ __all__ = ["LineCollector"]
 
 
 class LineCollector(Collector):
-    """Per-line KPIs of the newest line record of each window kind, for the lines this worker folds.
+    """Per-line KPIs of the line record shown for each window kind (the newest complete window, before
+    the first one the newest: :func:`streams.lines.supersedes`), for the lines this worker folds.
 
     Each line is folded on exactly one worker of the group (its ``kpis-by-line`` partition), so
     summing over workers never counts a line twice. These are closed windows; the open windows'
@@ -29,7 +30,7 @@ class LineCollector(Collector):
         ratios = {
             name: GaugeMetricFamily(
                 f"linepulse_line_{name}_ratio",
-                f"Line {name} of the newest closed window (time-weighted over the line's machines).",
+                f"Line {name} of the newest complete window (time-weighted over the line's machines).",
                 labels=labels,
             )
             for name in RATIOS[:4]
@@ -40,11 +41,13 @@ class LineCollector(Collector):
             labels=labels,
         )
         complete = GaugeMetricFamily(
-            "linepulse_line_complete", "1 when every machine of the line reported the window.", labels=labels
+            "linepulse_line_complete",
+            "1 when every machine of the line reported the window (0 only before the line's first).",
+            labels=labels,
         )
         held = GaugeMetricFamily(
             "linepulse_line_held_by_seconds",
-            "Own stop seconds of the machine that held the line in the newest closed window.",
+            "Own stop seconds of the machine that held the line in the newest complete window.",
             labels=(*labels, "machine", "state", "reason"),
         )
         for record in self.lines:

@@ -41,15 +41,18 @@ def line_key(record: Mapping[str, Any]) -> bytes:
 
 
 def supersedes(record: Mapping[str, Any] | LineKpiRecord, current: Mapping[str, Any] | LineKpiRecord) -> bool:
-    """Whether ``record`` replaces ``current`` as its line's newest of the window kind: a later
-    window, or a revision of the same one at least as high (a re-delivery changes nothing)."""
+    """Whether ``record`` replaces ``current`` as the line's record shown for the window kind: the
+    newest complete window (a revision of it at least as high: a re-delivery changes nothing), and
+    only until there is one, the newest. A window is complete once every machine of the line
+    reported it; a stopped machine reports last, so a partial window's figures leave out the very
+    machine holding the line (0.58 where the line made 0.51, for up to close_silent_after_s)."""
     return _rank(record) >= _rank(current)
 
 
-def _rank(record: Mapping[str, Any] | LineKpiRecord) -> tuple[int, int]:
+def _rank(record: Mapping[str, Any] | LineKpiRecord) -> tuple[bool, int, int]:
     if isinstance(record, LineKpiRecord):
-        return record.start_ms, record.revision
-    return int(record["start_ms"]), int(record["revision"])
+        return record.complete, record.start_ms, record.revision
+    return bool(record["complete"]), int(record["start_ms"]), int(record["revision"])
 
 
 def newest_records(state: Mapping[str, Any]) -> list[LineKpiRecord]:

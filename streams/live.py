@@ -89,7 +89,8 @@ class LiveMachines:
 
 
 class LiveLines:
-    """The newest line record per line and window kind, for the lines this worker folds.
+    """The line record shown per line and window kind (the newest complete one, until there is one
+    the newest: :func:`streams.lines.supersedes`), for the lines this worker folds.
 
     After a restart or rebalance nothing new may come for a line for up to a window's length, so
     the lines recovered from the line-view table are shown again from their stored newest records

@@ -7,12 +7,13 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from models.calendar import PlantCalendar
-from service.plant_file import load_demo_plant
+from service.plant_file import DEMO_PLANT, load_demo_plant
 from service.simulator.break_schedule import BreakSchedule
 from tests.integration.harness import WorkerProcess, produce, wait_for
 from tests.integration.streams_fixtures import create_topics, simulated_messages, unique_topics
@@ -103,12 +104,26 @@ def closed_hour_production_ms(schedule: BreakSchedule, start_ms: int) -> int:
 
 
 @contextmanager
-def demo_worker(bootstrap: str, workdir: Path) -> Iterator[WorkerProcess]:
-    """A real worker on fresh topics that has applied ``DEMO_MESSAGES`` simulated messages."""
+def demo_worker(
+    bootstrap: str, workdir: Path, *, capability_min_parts: int | None = None
+) -> Iterator[WorkerProcess]:
+    """A real worker on fresh topics that has applied ``DEMO_MESSAGES`` simulated messages, with the
+    demo plant (``capability_min_parts``: its monitoring setting instead of the default: the hour of
+    data measures a few parts per machine)."""
     messages = simulated_messages(DEMO_MESSAGES, start_ms=demo_start_ms(int(time.time() * 1000)))
     topics = unique_topics()
     create_topics(bootstrap, topics)
     produce(bootstrap, topics["telemetry"], messages)
-    with WorkerProcess(bootstrap, topics, workdir) as worker:
+    config = None
+    if capability_min_parts is not None:
+        text = resources.files("service.plants").joinpath(DEMO_PLANT).read_text(encoding="utf-8")
+        assert text.count("\nmonitoring: {}") == 1, "the demo plant's monitoring block changed"
+        config = workdir / "plant.yaml"
+        config.write_text(
+            text.replace(
+                "\nmonitoring: {}", f"\nmonitoring: {{capability_min_parts: {capability_min_parts}}}"
+            )
+        )
+    with WorkerProcess(bootstrap, topics, workdir, config=config) as worker:
         wait_for(lambda: worker.applied_events() >= DEMO_MESSAGES, 45, f"{DEMO_MESSAGES} events applied")
         yield worker

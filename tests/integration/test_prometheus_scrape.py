@@ -152,7 +152,8 @@ def _stop_a_machine(bootstrap: str, worker: WorkerProcess) -> set[tuple[str, ...
 def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroker, tmp_path: Path) -> None:
     machines = demo_machines()
     with (
-        demo_worker(tansu.bootstrap_servers, tmp_path) as worker,
+        # Capability series from two parts: the hour of demo data measures a few per machine.
+        demo_worker(tansu.bootstrap_servers, tmp_path, capability_min_parts=2) as worker,
         alertmanager_running(tmp_path) as alertmanager,
         prometheus_scraping(worker, tmp_path, alertmanager) as prometheus,
     ):

@@ -234,28 +234,6 @@ def test_graphs_of_capability_indices_do_not_clip_negative_values() -> None:
         assert defaults["custom"].get("axisSoftMin") == 0, panel["title"]
 
 
-@pytest.mark.parametrize("title", ["Line OEE", "What held the line"])
-def test_line_hour_panels_show_the_newest_complete_hour(tmp_path: Path, title: str) -> None:
-    """The line view exports its newest hour as soon as one machine closed it: a stopped machine,
-    which reports last, was left out of the line's figure (0.58 where the line made 0.51) for up to
-    close_silent_after_s. The panels keep the last complete hour until the new one is complete."""
-    (panel,) = [p for p in _panels(_dashboard()["panels"]) if p["title"] == title]
-    expr = panel["targets"][0]["expr"]
-    for variable in ("tenant", "site", "line"):
-        expr = expr.replace(f"${variable}", ".*")
-    labels = 'tenant="demo",site="p1",line="L1",window="hour"'
-    metric = "linepulse_line_oee_ratio" if title == "Line OEE" else "linepulse_line_held_by_seconds"
-    extra = "" if title == "Line OEE" else ',machine="M01",state="down",reason="motor"'
-    # Minutes 0-9: the hour before, complete (0.51 / 1800 s); from 10 on the new hour, partial.
-    series = [
-        {"series": f"{metric}{{{labels}{extra}}}", "values": "0.51x9 0.58x10"},
-        {"series": f"linepulse_line_complete{{{labels}}}", "values": "1x9 0x10"},
-    ]
-    expected = {"labels": f"{metric}{{{labels}{extra}}}", "value": 0.51}
-    result = _promtool(tmp_path, series, expr, "15m", [expected])
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def _promtool(
     tmp_path: Path, series: list[dict[str, str]], expr: str, at: str, samples: list[dict[str, object]]
 ) -> subprocess.CompletedProcess[str]:
