@@ -568,10 +568,10 @@ def test_bad_input_is_rejected_naming_the_field() -> None:
 # -- through the engine ------------------------------------------------------------------------------
 
 
-def _engine_plant() -> PlantConfig:
+def _engine_plant(timezone: str = "Asia/Seoul") -> PlantConfig:
     return PlantConfig.model_validate(
         {
-            "timezone": "Asia/Seoul",
+            "timezone": timezone,
             "machines": [{"tenant": "t", "site": "s", "line": "L1", "id": "M01", "ideal_cycle_s": 30}],
         }
     )
@@ -817,12 +817,7 @@ def _berlin_spring_night(night_in_one_message: bool) -> MachineState:
     """Five days of a machine that stops 10 minutes an hour for two days, then runs on, in Berlin; its
     temperature follows the hall, whose swing follows the local clock. Messages of 10 minutes, but
     the night of the change to summer time (00:00-08:00) comes in one message if so asked."""
-    plant = PlantConfig.model_validate(
-        {
-            "timezone": "Europe/Berlin",
-            "machines": [{"tenant": "t", "site": "s", "line": "L1", "id": "M01", "ideal_cycle_s": 30}],
-        }
-    )
+    plant = _engine_plant("Europe/Berlin")
     engine = MachineEngine(plant)
     spec = plant.machines[0]
     calendar = engine.calendar_for(spec)
