@@ -54,10 +54,13 @@ def newest_capability_by_shift(state: MachineState, min_parts: int) -> list[Shif
     shown: dict[tuple[str, str | None], tuple[str, _ShiftKey]] = {}
     for key, fields in _shift_keys(state):
         series = (fields[0], fields[1])
-        if series not in shown or state.capability_shifts[key].n >= min_parts:
+        # A newer shift replaces the one shown if it has enough parts or that one has not.
+        if (
+            series not in shown
+            or min_parts <= state.capability_shifts[key].n
+            or (state.capability_shifts[shown[series][0]].n < min_parts)
+        ):
             shown[series] = (key, fields)
-        elif state.capability_shifts[shown[series][0]].n < min_parts:
-            shown[series] = (key, fields)  # none had enough so far: the newest
     return [_shift_row(state, key, *fields, min_parts) for key, fields in shown.values()]
 
 

@@ -305,8 +305,7 @@ class MachineEngine:
         out = self._record(state, spec, ts_ms, RANK_HEARTBEAT, ())
         # The part's own limits, else the plant file's (monitoring.characteristics, overrides).
         settings = self._series.tuning("characteristics", characteristic, spec.id).settings
-        lsl = lsl if lsl is not None else settings.lsl
-        usl = usl if usl is not None else settings.usl
+        lsl, usl = settings.spec_limits(lsl, usl)
         if self._monitoring_on and self._may_monitor(state, characteristic, product):
             # One monitor per product: products of one characteristic have their own nominal (a
             # 25 mm and a 32 mm part), and a changeover is no drift.

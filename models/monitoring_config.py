@@ -219,6 +219,10 @@ class MonitorSettings(BaseModel):
             raise ValueError(f"must be above lsl ({lsl!r}): every part would be out of spec")
         return usl
 
+    def spec_limits(self, lsl: float | None, usl: float | None) -> tuple[float | None, float | None]:
+        """A part's limits: its own, else these (a limit the part does not carry)."""
+        return (self.lsl if lsl is None else lsl, self.usl if usl is None else usl)
+
     def params(self) -> MonitorParams:
         enabled = 0
         for name in self.detectors:

@@ -151,8 +151,7 @@ class TelemetryDecoder:
         if (event.lsl is None) == (event.usl is None):
             return None
         settings = self.plant.monitoring.settings_for("characteristics", event.characteristic, spec.id)
-        lsl = event.lsl if event.lsl is not None else settings.lsl
-        usl = event.usl if event.usl is not None else settings.usl
+        lsl, usl = settings.spec_limits(event.lsl, event.usl)
         if lsl is None or usl is None or lsl < usl:
             return None
         own, given, other, configured = (
