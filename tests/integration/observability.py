@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 
 from models.calendar import PlantCalendar
 from service.plant_file import DEMO_PLANT, load_demo_plant
@@ -127,3 +129,24 @@ def demo_worker(
     with WorkerProcess(bootstrap, topics, workdir, config=config) as worker:
         wait_for(lambda: worker.applied_events() >= DEMO_MESSAGES, 45, f"{DEMO_MESSAGES} events applied")
         yield worker
+
+
+def promtool_verdict(
+    workdir: Path, series: list[dict[str, str]], expr: str, at: str, samples: list[dict[str, object]]
+) -> subprocess.CompletedProcess[str]:
+    """promtool's verdict (Prometheus's own PromQL engine) on ``expr`` over ``series`` in 1-minute
+    steps, evaluated at ``at``, expecting exactly ``samples`` (``{"labels": ..., "value": ...}``)."""
+    test = {
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [{"expr": expr, "eval_time": at, "exp_samples": samples}],
+    }
+    test_file = workdir / "promql_test.yml"
+    test_file.write_text(yaml.safe_dump({"tests": [test]}))
+    return subprocess.run(
+        [require_executable("promtool"), "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

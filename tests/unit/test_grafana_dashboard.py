@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.observability import require_executable
+from tests.integration.observability import promtool_verdict
 from tests.unit.metric_names import exposed_sample_names, metric_names_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,26 +233,6 @@ def test_graphs_of_capability_indices_do_not_clip_negative_values() -> None:
         assert defaults["custom"].get("axisSoftMin") == 0, panel["title"]
 
 
-def _promtool(
-    tmp_path: Path, series: list[dict[str, str]], expr: str, at: str, samples: list[dict[str, object]]
-) -> subprocess.CompletedProcess[str]:
-    """promtool's verdict on ``expr`` over ``series`` (1-minute steps) at ``at``, expecting ``samples``."""
-    test = {
-        "interval": "1m",
-        "input_series": series,
-        "promql_expr_test": [{"expr": expr, "eval_time": at, "exp_samples": samples}],
-    }
-    test_file = tmp_path / "panel_test.yml"
-    test_file.write_text(yaml.safe_dump({"tests": [test]}))
-    return subprocess.run(
-        [require_executable("promtool"), "test", "rules", str(test_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_the_machine_state_panel_says_no_data_for_a_machine_silent_in_its_shift(tmp_path: Path) -> None:
     """The last reported state stayed on the panel forever: a machine whose gateway died showed
     green "running". Silent over 30 minutes while scheduled (LinepulseMachineSilent's test) it is
@@ -279,5 +258,5 @@ def test_the_machine_state_panel_says_no_data_for_a_machine_silent_in_its_shift(
         {"labels": '{tenant="demo",machine="M02"}', "value": 1},
         {"labels": '{tenant="demo",machine="M03"}', "value": 1},
     ]
-    result = _promtool(tmp_path, series, expr, "40m", expected)
+    result = promtool_verdict(tmp_path, series, expr, "40m", expected)
     assert result.returncode == 0, result.stdout + result.stderr

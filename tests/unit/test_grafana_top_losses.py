@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import orjson
-import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,7 +21,7 @@ from service.metrics import build_registry
 from service.plant_file import load_demo_plant
 from streams.live import LiveMachines
 from streams.processing import Applied, TelemetryProcessor
-from tests.integration.observability import require_executable
+from tests.integration.observability import promtool_verdict
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docker" / "grafana" / "dashboards" / "linepulse.json"
 HOUR_MS = 3_600_000
@@ -107,17 +106,7 @@ def _panel_evaluates_to(
 ) -> subprocess.CompletedProcess[str]:
     """promtool's verdict on the panel's hour query over ``exposition``'s loss series, expecting
     exactly ``samples`` (``{"labels": ..., "value": ...}``)."""
-    promtool = require_executable("promtool")
-    test = {
-        "interval": "1m",
-        "input_series": _series(exposition),
-        "promql_expr_test": [{"expr": _panel_expr("hour"), "eval_time": "2m", "exp_samples": samples}],
-    }
-    test_file = tmp_path / "top_losses_test.yml"
-    test_file.write_text(yaml.safe_dump({"tests": [test]}))
-    return subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
-    )
+    return promtool_verdict(tmp_path, _series(exposition), _panel_expr("hour"), "2m", samples)
 
 
 def test_the_top_losses_panel_shows_exactly_the_records_oee_losses(tmp_path: Path) -> None:
