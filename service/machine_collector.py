@@ -23,6 +23,7 @@ from models.machine_state import MachineState
 from models.plant import PlantConfig
 from models.timemodel import WindowAccumulator, WindowFigures
 from streams.contract import MACHINE_STATES
+from streams.live import Counters, LiveMachines
 
 __all__ = ["LABEL_VALUES", "MACHINE_LABELS", "OTHER", "RATIOS", "SIGNAL_SERIES", "MachineCollector"]
 
@@ -81,7 +82,7 @@ class _SignalFamilies:
             "linepulse_signal_readings", "Readings of a sensor signal since first seen.", labels=labels
         )
 
-    def add(self, state: MachineState, machine: list[str]) -> None:
+    def add(self, state: MachineState, counters: Counters, machine: list[str]) -> None:
         newest = state.last_seen_ms
         if newest is None:
             return
@@ -93,7 +94,9 @@ class _SignalFamilies:
         for name, vector in current[:SIGNAL_SERIES]:
             summary = signal_stats.summarize(vector)
             labels = [*machine, name]
-            self.readings.add_metric(labels, float(summary.count))
+            written = counters.signal_readings.get(name)
+            if written is not None:  # a signal first read in a batch not yet written: none yet
+                self.readings.add_metric(labels, float(written))
             for family, value in (
                 (self.value, summary.last),
                 (self.ew_mean, summary.ew_mean),
@@ -123,11 +126,17 @@ class MachineCollector(Collector):
     """
 
     def __init__(
-        self, live: Iterable[MachineState], plant: PlantConfig, clock: Callable[[], float] = time.time
+        self,
+        live: LiveMachines,
+        plant: PlantConfig,
+        clock: Callable[[], float] = time.time,
+        tenant: str | None = None,
     ) -> None:
+        """``tenant``: only that tenant's machines (``/metrics?tenant=ID``), else every machine."""
         self.live = live
         self.plant = plant
         self.clock = clock
+        self.tenant = tenant
         self._calendars: dict[tuple[str, str], PlantCalendar] = {}
 
     def _scheduled(self, state: MachineState, now_ms: int) -> bool:
@@ -250,6 +259,8 @@ class MachineCollector(Collector):
             target.add_metric([], self.plant.alerts.oee_below)
         now_ms = int(self.clock() * 1000)
         for state in self.live:
+            if self.tenant is not None and state.tenant != self.tenant:
+                continue
             machine = [state.tenant, state.site, state.line, state.machine]
             scheduled.add_metric(machine, 1.0 if self._scheduled(state, now_ms) else 0.0)
             for kind, window in state.windows.items():
@@ -277,9 +288,11 @@ class MachineCollector(Collector):
                 if len(products) > LABEL_VALUES:
                     rest = float(sum(stats.count for _, stats in products[LABEL_VALUES:]))
                     cycles.add_metric([*labels, OTHER], rest)
-            good.add_metric(machine, state.totals.good)
-            scrap.add_metric(machine, state.totals.scrap)
-            run.add_metric(machine, state.totals.run_ms / 1000.0)
+            # As written to the changelog (streams.live.Counters: why not the state's own).
+            counters = self.live.counters(state.key)
+            good.add_metric(machine, counters.totals.good)
+            scrap.add_metric(machine, counters.totals.scrap)
+            run.add_metric(machine, counters.totals.run_ms / 1000.0)
             for name in MACHINE_STATES:
                 state_info.add_metric([*machine, name], 1.0 if state.state == name else 0.0)
             open_alerts = Tally((alert.kind, alert.severity) for alert in state.alerts.values())
@@ -290,7 +303,7 @@ class MachineCollector(Collector):
             if state.anomaly is not None:
                 unscored.add_metric([*machine, state.anomaly.model], 1.0 if state.anomaly.unscored else 0.0)
             self._capability(state, machine, capability, capability_parts)
-            signals.add(state, machine)
+            signals.add(state, counters, machine)
         yield from ratios.values()
         yield from signals.families()
         yield from (

@@ -12,7 +12,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.line_collector import LineCollector
 from service.machine_collector import MachineCollector
@@ -42,7 +41,7 @@ def register_collectors(
 
 
 class _OfTenant:
-    """The items of ``items`` (machine states or line records) of one tenant, read afresh each time."""
+    """The line records of ``items`` of one tenant, read afresh each time."""
 
     def __init__(self, items: Iterable[Any], tenant: str) -> None:
         self._items = items
@@ -57,9 +56,8 @@ class TenantCollectors:
     own series (messages, dead letters, sends) count every tenant's telemetry together."""
 
     def __init__(self, live: LiveMachines, plant: PlantConfig, lines: LiveLines, tenant: str) -> None:
-        states: Iterable[MachineState] = _OfTenant(live, tenant)
         records: Iterable[LineKpiRecord] = _OfTenant(lines, tenant)
-        self._collectors = (MachineCollector(states, plant), LineCollector(records))
+        self._collectors = (MachineCollector(live, plant, tenant=tenant), LineCollector(records))
 
     def collect(self) -> Iterator[Any]:
         for collector in self._collectors:

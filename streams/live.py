@@ -9,20 +9,21 @@ not export it, frozen, from there forever (its silence alert would never end).
 
 Each machine also remembers when (wall clock) this worker last received an event that moved its
 event time, so pages can tell "no data for X seconds" from "a replay far behind the wall clock"
-(:mod:`service.web.staleness`).
+(:mod:`service.web.staleness`), and its :class:`Counters` as of its newest state on the changelog.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 
-from models.machine_state import MachineState
+from models import signal_stats
+from models.machine_state import LifetimeTotals, MachineState
 from streams.lines import supersedes
 from streams.records import LineKpiRecord
 
-__all__ = ["LiveLines", "LiveMachines", "Receipt"]
+__all__ = ["Counters", "LiveLines", "LiveMachines", "Receipt"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,26 @@ class Receipt:
     recovered: bool  # from the table at start or rebalance; nothing received since
 
 
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """A machine's ever-rising figures (lifetime totals, readings per signal) as of the state this
+    worker last wrote to the changelog or recovered from it: what Prometheus counters and the API's
+    totals show.
+
+    The state object itself is the working copy: the next batch changes it before that batch's
+    changelog write is acknowledged, and a ``kill -9`` then restores the state before it. A counter
+    read from the working copy would go back after the restart, which ``rate()`` reads as a reset:
+    a spike of the machine's whole total on a units-per-minute graph."""
+
+    totals: LifetimeTotals
+    signal_readings: Mapping[str, int]
+
+    @classmethod
+    def of(cls, state: MachineState) -> Counters:
+        readings = {name: int(vector[signal_stats.COUNT]) for name, vector in state.signals.items()}
+        return cls(replace(state.totals), readings)
+
+
 class LiveMachines:
     def __init__(self, configured: Collection[str], clock: Callable[[], float] = time.time) -> None:
         """``configured``: the plant's machine keys (``tenant/machine``); others are never shown."""
@@ -41,15 +62,18 @@ class LiveMachines:
         self._clock = clock
         self._states: dict[str, MachineState] = {}
         self._receipts: dict[str, Receipt] = {}
+        self._counters: dict[str, Counters] = {}
 
     def is_configured(self, key: str) -> bool:
         return key in self._configured
 
     def update(self, state: MachineState) -> None:
-        """A state this worker applied (or ticked): shown, its receipt moved if its event time did."""
+        """A state this worker applied (or ticked) and whose changelog record the broker acknowledged:
+        shown, its receipt moved if its event time did."""
         if state.key not in self._configured:
             return
         self._states[state.key] = state
+        self._counters[state.key] = Counters.of(state)
         receipt = self._receipts.get(state.key)
         # A tick (stream time) changes the state but brings no data: the receipt stays.
         if receipt is None or state.last_seen_ms != receipt.last_seen_ms:
@@ -62,16 +86,22 @@ class LiveMachines:
             return False
         if state.key not in self._states:
             self._states[state.key] = state
+            self._counters[state.key] = Counters.of(state)
             self._receipts[state.key] = Receipt(state.last_seen_ms, self._now_ms(), recovered=True)
         return True
 
     def receipt(self, key: str) -> Receipt | None:
         return self._receipts.get(key)
 
+    def counters(self, key: str) -> Counters:
+        """The counters of a shown machine (:class:`Counters`: why not its state's own)."""
+        return self._counters[key]
+
     def forget_all(self) -> None:
         """Called on rebalance: machines on revoked partitions now belong to another worker."""
         self._states.clear()
         self._receipts.clear()
+        self._counters.clear()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

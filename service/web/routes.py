@@ -27,15 +27,19 @@ from service.signal_view import signal_view
 from service.web.bad_requests import install_bad_request_log
 from service.web.staleness import Silence, silences
 from streams.app import LinepulseStream
+from streams.live import Counters
 
 __all__ = ["machine_view", "register_routes", "tenant_param"]
 
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-def machine_view(stream: LinepulseStream, state: MachineState, silent: Silence) -> dict[str, Any]:
+def machine_view(
+    stream: LinepulseStream, state: MachineState, silent: Silence, counters: Counters
+) -> dict[str, Any]:
     """One machine for /api/machines; ``silent``: how long it has sent nothing
-    (:mod:`service.web.staleness`: on its tenant's stream clock, so a replay is not all stale)."""
+    (:mod:`service.web.staleness`: on its tenant's stream clock, so a replay is not all stale);
+    ``counters``: its totals as /metrics' counters show them (:class:`streams.live.Counters`)."""
     calendar = stream.processor.engine.calendar_for(state)
     plant = stream.processor.plant
     spec = plant.machine(state.tenant, state.machine)
@@ -56,7 +60,7 @@ def machine_view(stream: LinepulseStream, state: MachineState, silent: Silence) 
         "silent_s": silent.silent_s,
         "received_ago_s": silent.received_ago_s,
         "stale": silent.stale,
-        "totals": state.totals.to_dict(),
+        "totals": counters.totals.to_dict(),
         "windows": windows,
         "capability": capability_rows(stream.processor.engine, state),
         "capability_by_shift": capability_by_shift_rows(stream.processor.engine, state),
@@ -177,7 +181,10 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
             {
                 "ready": stream.is_ready(),
                 "oee_target": stream.processor.plant.alerts.oee_below,
-                "machines": [machine_view(stream, m, q) for m, q in zip(shown, silent, strict=True)],
+                "machines": [
+                    machine_view(stream, m, q, stream.live.counters(m.key))
+                    for m, q in zip(shown, silent, strict=True)
+                ],
             }
         )
         return web.bytes(body, content_type="application/json")

@@ -19,6 +19,7 @@ import orjson
 
 from service.web.routes import machine_view
 from service.web.staleness import Silence
+from streams.live import Counters
 from tests.integration.observability import require_executable
 from tests.integration.test_status_page import chromium
 from tests.unit.test_anomaly_unscored import CNC, press_unscored_cnc_scored
@@ -88,7 +89,10 @@ def _rendered(binary: str, profile: Path, machines: list[str]) -> UnscoredList:
     api = {
         "ready": True,
         "oee_target": None,
-        "machines": [machine_view(stream, states[machine], silent) for machine in machines],
+        "machines": [
+            machine_view(stream, states[machine], silent, Counters.of(states[machine]))
+            for machine in machines
+        ],
     }
     with serving(orjson.dumps(api)) as url:
         dumped = chromium(binary, profile, "--dump-dom", "--virtual-time-budget=4000", url)

@@ -33,7 +33,7 @@ from service.web.routes import machine_view
 from service.web.staleness import Silence
 from streams.app import LinepulseStream
 from streams.decode import Rejection
-from streams.live import LiveMachines
+from streams.live import Counters, LiveMachines
 from streams.processing import TelemetryProcessor
 from streams.unscored_log import UnscoredLog
 
@@ -260,7 +260,7 @@ def test_api_machines_and_metrics_show_the_unscored_machine_and_the_scored_one()
     stream, states = press_unscored_cnc_scored()
     processor, plant = stream.processor, stream.processor.plant
     silent = Silence(silent_s=0.0, received_ago_s=0.0, stale=False)
-    assert machine_view(stream, states["M01"], silent)["anomaly"] == {
+    assert machine_view(stream, states["M01"], silent, Counters.of(states["M01"]))["anomaly"] == {
         "model": "demo.cnc@v1",
         "unscored": {
             "missing_signals": list(CNC),
@@ -268,7 +268,7 @@ def test_api_machines_and_metrics_show_the_unscored_machine_and_the_scored_one()
             "since": processor.engine.calendar.local_isoformat(START_MS),
         },
     }
-    assert machine_view(stream, states["M02"], silent)["anomaly"] == {
+    assert machine_view(stream, states["M02"], silent, Counters.of(states["M02"]))["anomaly"] == {
         "model": "demo.cnc@v1",
         "unscored": None,
     }

@@ -3,9 +3,12 @@ staleness on each tenant's stream clock (:mod:`service.web.staleness`)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from models.machine import MachineEngine
 from models.machine_state import MachineState
 from models.plant import PlantConfig
+from service.metrics import build_registry
 from service.web.staleness import silences
 from streams.live import LiveMachines
 
@@ -129,3 +132,54 @@ def test_a_tick_is_no_data_and_recovered_states_go_by_the_wall_clock() -> None:
     live.update(m02)  # written again by a silence tick: its event time did not move
     receipt = live.receipt("acme/M02")
     assert receipt is not None and receipt.received_ms == NOW_MS
+
+
+def exposed_counters(live: LiveMachines) -> dict[str, float]:
+    """The per-machine counter samples of /metrics, by family (acme/M01's only)."""
+    registry, _ = build_registry(live, PLANT)
+    samples = {}
+    for family in registry.collect():
+        if family.type != "counter":
+            continue
+        for sample in family.samples:
+            if sample.labels.get("machine") == "M01" and sample.name.endswith("_total"):
+                samples[sample.name + sample.labels.get("signal", "")] = sample.value
+    return samples
+
+
+def test_counters_are_those_of_the_written_state_not_of_the_batch_being_applied() -> None:
+    """The next batch changes the working copy of a state before its changelog write is
+    acknowledged, and a kill -9 then restores the state before it: a counter shown from the working
+    copy would go back after the restart, a reset to rate()."""
+    live = live_of(Clock(NOW_MS))
+    spec = PLANT.machine("acme", "M01")
+    assert spec is not None
+    state = running("acme", "M01", NOW_MS - 120_000)
+    readings = (np.arange(5, dtype=np.int64) * 1000 + NOW_MS - 60_000, np.full(5, 1.5))
+    ENGINE.on_count(state, spec, NOW_MS - 60_000, 100, 2, None, None)
+    ENGINE.on_samples(state, spec, NOW_MS - 60_000, [("vibration", *readings)])
+    live.update(state)  # written: its changelog record acknowledged
+    written = exposed_counters(live)
+    assert written["linepulse_good_units_total"] == 100
+    assert written["linepulse_scrap_units_total"] == 2
+    assert written["linepulse_signal_readings_totalvibration"] == 5
+
+    # The next batch, applied to the same object, not yet written: nothing counted goes up yet...
+    ENGINE.on_count(state, spec, NOW_MS - 30_000, 7, 1, None, None)
+    ENGINE.on_samples(state, spec, NOW_MS - 30_000, [("vibration", readings[0] + 30_000, readings[1])])
+    ENGINE.on_samples(state, spec, NOW_MS - 30_000, [("pressure", readings[0] + 30_000, readings[1])])
+    assert state.totals.good == 107
+    assert exposed_counters(live) == written
+    [view] = [live.counters(state.key).totals.to_dict()]
+    assert (view["good"], view["scrap"]) == (100, 2)
+
+    # ...until it is written.
+    live.update(state)
+    assert exposed_counters(live) == {
+        **written,
+        "linepulse_good_units_total": 107,
+        "linepulse_scrap_units_total": 3,
+        "linepulse_run_seconds_total": 90,
+        "linepulse_signal_readings_totalvibration": 10,
+        "linepulse_signal_readings_totalpressure": 5,
+    }

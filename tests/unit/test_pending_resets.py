@@ -36,6 +36,7 @@ from service.web.staleness import Silence
 from streams.app import LinepulseStream
 from streams.batch import BatchApplier
 from streams.decode import Rejection
+from streams.live import Counters
 from streams.processing import Applied, TelemetryProcessor, decode_state, encode_state
 from streams.records import record_bytes
 from streams.state_table import StateTable
@@ -126,7 +127,9 @@ def test_a_reset_at_a_time_waits_and_a_reread_does_not_add_it_twice(
     assert processor.apply_due_resets(state) == []
     # Shown in /api/machines while it waits (a reset sent with a wrong time is seen before it fires).
     stream = cast(LinepulseStream, SimpleNamespace(processor=processor))
-    view = machine_view(stream, state, Silence(silent_s=0.0, received_ago_s=0.0, stale=False))
+    view = machine_view(
+        stream, state, Silence(silent_s=0.0, received_ago_s=0.0, stale=False), Counters.of(state)
+    )
     calendar = processor.engine.calendar_for(state)
     assert view["baseline_resets_waiting"] == [
         {

@@ -27,6 +27,7 @@ from service.simulator.engine import SimOptions
 from service.web.routes import machine_view
 from service.web.staleness import Silence
 from streams.app import LinepulseStream
+from streams.live import Counters
 from streams.processing import Applied, TelemetryProcessor
 
 HOUR_MS = 3_600_000
@@ -174,8 +175,8 @@ def test_each_site_has_its_own_windows_offsets_and_shift_names_in_the_processor(
     stream = cast(LinepulseStream, SimpleNamespace(processor=processor))
     silent = Silence(silent_s=0.0, received_ago_s=0.0, stale=False)
     seoul_view, berlin_view = (
-        machine_view(stream, states["acme/S01"], silent),
-        machine_view(stream, states["acme/B01"], silent),
+        machine_view(stream, states["acme/S01"], silent, Counters.of(states["acme/S01"])),
+        machine_view(stream, states["acme/B01"], silent, Counters.of(states["acme/B01"])),
     )
     assert (seoul_view["last_seen"], berlin_view["last_seen"]) == (
         "2026-10-25T15:30:00+09:00",
