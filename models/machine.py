@@ -255,8 +255,14 @@ class MachineEngine:
         assert self._anomaly_models is not None
         model = self._anomaly_models.model_for(spec)
         if model is None:
-            if state.anomaly is not None and state.anomaly.unscored:
-                state.anomaly.clear_unseen()  # no model serves it any more: nothing is left unscored
+            if state.anomaly is not None:
+                # No model serves it any more (removed, or its manifest no longer lists the machine):
+                # an open episode would stay open for ever, and the view would name a gone model.
+                newest = max((int(times[-1]) for _, times, _ in series if times.shape[0]), default=None)
+                if newest is not None:
+                    ended = {"by": "model_removed", "model": state.anomaly.model}
+                    alert_book.resolve_alert(state, out, "anomaly", newest, ended)
+                    state.anomaly = None
             return
         state.anomaly, batch = score_batch(model, state.anomaly, series)
         if batch.rows == 0:

@@ -2,7 +2,8 @@
 
 Which model serves a machine: a model whose latest version's metadata lists the machine's key
 (``tenant/id``) wins over one that lists the machine's type (``machine_types``, the plant file's
-``type``, within the model's ``tenant``), which wins over one that lists ``"*"`` (every machine);
+``type``, within the model's ``tenant``), which wins over one that lists ``"*"`` (every machine of
+the model's ``tenant``);
 among equals, the model name sorting first. A machine no model lists is not scored. A type's model
 serves machines of that type added to the plant after it was trained.
 
@@ -45,6 +46,7 @@ class _Loaded:
 
 
 _NOTHING: Final = Coverage(frozenset(), frozenset(), None)
+_UNREADABLE: Final = (-1, -1)  # the stamp of a manifest that could not even be looked at
 
 
 class RegistryModels:
@@ -89,12 +91,15 @@ class RegistryModels:
             changed = True
         for name in sorted(names):
             path = self.registry.manifest_path(name)
+            current = self._loaded.get(name)
             try:
                 info = path.stat()
-            except OSError:
+            except OSError as exc:  # no permission, a link loop: refused once, what it served kept
+                if current is None or current.stamp != _UNREADABLE:
+                    self._refused(name, ModelFileError(f"{path}: unreadable manifest ({exc})"))
+                    self._keep(name, _UNREADABLE, current)
                 continue
             stamp = (info.st_mtime_ns, info.st_size)
-            current = self._loaded.get(name)
             if current is not None and current.stamp == stamp:
                 continue
             try:
@@ -187,7 +192,7 @@ class RegistryModels:
                 if machine.type in coverage.types and coverage.tenant == machine.tenant:
                     return entry.model
         for entry in loaded:
-            if "*" in entry.coverage.machines:
+            if "*" in entry.coverage.machines and entry.coverage.tenant == machine.tenant:
                 return entry.model
         return None
 

@@ -36,13 +36,18 @@ class Coverage:
 
     def ties_with(self, other: Coverage) -> list[str]:
         """What both serve at the same specificity."""
-        shared = sorted(self.machines & other.machines)
+        shared = sorted((self.machines & other.machines) - {"*"})
         if self.tenant is not None and self.tenant == other.tenant:
             shared += [f"type {t} of tenant {self.tenant}" for t in sorted(self.types & other.types)]
+            if "*" in self.machines and "*" in other.machines:
+                shared.append(f"every machine of tenant {self.tenant}")
         return shared
 
     def describe(self) -> str:
-        parts = [f"machines {sorted(self.machines)}"] if self.machines else []
+        machines = sorted(self.machines - {"*"})
+        parts = [f"machines {machines}"] if machines else []
+        if "*" in self.machines:
+            parts.append(f"every machine of tenant {self.tenant}")
         if self.types:
             parts.append(f"types {sorted(self.types)} of tenant {self.tenant}")
         return " and ".join(parts) or "no machine"

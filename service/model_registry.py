@@ -117,9 +117,18 @@ class ModelVersion:
         }
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp makes it 0600: a worker running as another user than the trainer (the Docker
+        # image's uid 10001) could not read it. A new file's usual mode instead, under the umask.
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()
@@ -232,6 +241,11 @@ def _version_entry(name: str, entry: object, where: str) -> ModelVersion:
     tenant = metadata.get("tenant")
     if tenant is not None and not isinstance(tenant, str):
         raise ModelFileError(f"{where}.metadata.tenant: expected a string")
+    if "*" in metadata.get("machines", []) and tenant is None:
+        # One tenant's readings must never become another's normal.
+        raise ModelFileError(
+            f'{where}.metadata.tenant: a model for every machine ("*") serves those of one tenant: name it'
+        )
     return ModelVersion(
         name=name,
         version=entry["version"],
@@ -240,6 +254,16 @@ def _version_entry(name: str, entry: object, where: str) -> ModelVersion:
         created=entry["created"],
         metadata=dict(metadata),
     )
+
+
+def _has_manifest(directory: Path) -> bool:
+    try:
+        (directory / MANIFEST).lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True  # there, but not readable: refused by name when read
+    return True
 
 
 class ModelRegistry:
@@ -257,9 +281,12 @@ class ModelRegistry:
         return self._dir(name) / MANIFEST
 
     def names(self) -> list[str]:
+        """Every model directory with something at its manifest's place: one that cannot be read (a
+        directory, a symbolic link loop, no permission) is listed, for :meth:`manifest` to refuse
+        with the reason, rather than vanish, or stop the listing of every other model."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if _NAME.match(p.name) and (p / MANIFEST).is_file())
+        return sorted(p.name for p in self.root.iterdir() if _NAME.match(p.name) and _has_manifest(p))
 
     def manifest(self, name: str) -> dict[str, Any]:
         path = self.manifest_path(name)

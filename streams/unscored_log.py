@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from models.anomaly.scoring import UNSCORED_AFTER_MS
 from models.machine_state import MachineState
 
 __all__ = ["UnscoredLog"]
@@ -32,12 +33,13 @@ class UnscoredLog:
                 return
             self._warned.add((key, window.model))
             _log.warning(
-                "anomaly model %s cannot score %s: no reading of %s since it began serving the machine, "
-                "while %d readings of other signals came; the machine gets no anomaly alerts until it "
-                "sends them",
+                "anomaly model %s cannot score %s: no reading of %s since it began serving the machine "
+                "or for %g minutes, while %d readings of other signals came; the machine gets no anomaly "
+                "alerts until it sends them",
                 window.model,
                 key,
                 list(window.unscored),
+                UNSCORED_AFTER_MS / 60_000,
                 window.unseen_readings,
             )
         elif self._open and state.key in self._open:

@@ -16,6 +16,7 @@ The per-feature contributions decompose the score exactly:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -164,7 +165,26 @@ class PcaT2Q:
             or not detector.t2_norm > 0
         ):
             raise ValueError("pca_t2q artifact: inconsistent array shapes or norms")
+        _check_fitted_values(detector)
         return detector
+
+
+def _check_fitted_values(detector: PcaT2Q) -> None:
+    """What training guarantees (finite arrays, a positive spread and variance for every kept
+    feature and component, at least one feature): an artifact that breaks it would be served and
+    score every row NaN (never an alert) or infinite (an alert for ever)."""
+    for name in ("mean", "scale", "center", "components", "eigenvalues"):
+        if not np.isfinite(getattr(detector, name)).all():
+            raise ValueError(f"pca_t2q artifact: {name}: not finite")
+    for name in ("scale", "eigenvalues"):
+        if not (getattr(detector, name) > 0).all():
+            raise ValueError(f"pca_t2q artifact: {name}: must be positive")
+    if not math.isfinite(detector.t2_norm):
+        raise ValueError("pca_t2q artifact: t2_norm: not finite")
+    if not (math.isfinite(detector.q_norm) and detector.q_norm >= 0):
+        raise ValueError("pca_t2q artifact: q_norm: must be finite and at least 0")
+    if detector.keep.shape[0] == 0 or detector.eigenvalues.shape[0] == 0:
+        raise ValueError("pca_t2q artifact: keep, eigenvalues: at least one feature and component")
 
 
 def fit_pca_t2q(features: FloatArray, explained_variance: float = 0.85) -> PcaT2Q:

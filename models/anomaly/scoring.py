@@ -21,8 +21,10 @@ model uses the same signals (the rows do not depend on the model otherwise).
 
 **Unscored.** A machine the model serves but that never sends some of the model's signals gets no
 rows, so nothing would ever be scored, silently (a type's model serving a machine of the type that
-sends other signals). A batch that yields no row while a model signal has not been seen since the
-model began serving the machine adds its readings to ``AnomalyWindow.unseen_readings``; once
+sends other signals), nor one whose sensor fails or is renamed later. A batch that yields no row
+while a model signal has not been seen since the model began serving the machine, or not for
+:data:`UNSCORED_AFTER_MS` of the batch's event time, adds its readings to
+``AnomalyWindow.unseen_readings``; once
 :data:`UNSCORED_AFTER_READINGS` readings spanning :data:`UNSCORED_AFTER_MS` of event time have come
 so, ``AnomalyWindow.unscored`` names the signals still missing, for the service to report. Both
 bounds must pass: a normal start, whose signals all arrive within seconds (in one message or one
@@ -178,12 +180,9 @@ class AnomalyWindow:
         self.unscored = ()
 
     def note_unseen(self, series: Series) -> None:
-        """A batch that gave no row: count its readings if a model signal is still unseen."""
-        missing = np.flatnonzero(self.hold_ts < 0)
-        if missing.shape[0] == 0:
-            if self.unseen_readings:
-                self.clear_unseen()
-            return
+        """A batch that gave no row: count its readings if a model signal is still unseen, or has
+        been silent for :data:`UNSCORED_AFTER_MS` of the batch's event time (a sensor that failed or
+        was renamed after the model began serving the machine: rows need a reading of every signal)."""
         readings, oldest, newest = 0, -1, -1
         for _, times, _ in series:
             if times.shape[0]:
@@ -191,6 +190,14 @@ class AnomalyWindow:
                 low, high = int(times.min()), int(times.max())
                 oldest = low if oldest < 0 else min(oldest, low)
                 newest = max(newest, high)
+        silent = self.hold_ts < 0
+        if newest >= 0:
+            silent |= self.hold_ts < newest - UNSCORED_AFTER_MS
+        missing = np.flatnonzero(silent)
+        if missing.shape[0] == 0:
+            if self.unseen_readings:
+                self.clear_unseen()
+            return
         if readings == 0:
             return
         if self.unseen_from_ms < 0:

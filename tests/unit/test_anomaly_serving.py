@@ -7,6 +7,7 @@ import logging
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from models.machine_state import MachineState
 from service.anomaly_models import RegistryModels
 from service.cli import main
+from service.model_registry import ModelRegistry
 from service.plant_file import load_plant
 from service.simulator.engine import PlantSimulator
 from service.simulator.faults import FaultKind, FaultSpec, resolve_faults
@@ -275,3 +277,37 @@ def test_train_refuses_machines_of_two_tenants(
         capsys.readouterr().err
     )
     assert not (out / "pooled").exists()
+
+
+def test_removing_the_model_resolves_its_open_episode(registry: Path, tmp_path: Path) -> None:
+    """`linepulse models remove` while the machine's anomaly alert is open: the episode ends at the
+    machine's next sensor batch, naming the model, rather than staying open for ever."""
+    own = tmp_path / "registry"
+    shutil.copytree(registry, own)
+    now = [0.0]
+    models = RegistryModels(own, reload_interval_s=1.0, clock=lambda: now[0])
+    processor = TelemetryProcessor(
+        load_plant(None), max_payload_bytes=1 << 20, max_future_ms=HOUR_MS, anomaly_models=models
+    )
+    day2 = START_MS + 24 * HOUR_MS
+    burst = FaultSpec(FaultKind.ANOMALY_BURST, "M01", None, 2 * HOUR_MS, 10 * 60_000)
+    states: dict[str, MachineState] = {}
+    alerts: list[dict[str, Any]] = []
+    removed_after = None
+    for line in _write(tmp_path / "day2.jsonl", day2, 3, seed=4, faults=[burst]):
+        outcome = processor.process(
+            None, line, timestamp_ms=START_MS + 1000 * HOUR_MS, load_state=states.get, require_key=False
+        )
+        assert not isinstance(outcome, Rejection)
+        states[outcome.state.key] = outcome.state
+        alerts += [orjson.loads(record_bytes(a)) for a in outcome.alerts if a.kind == "anomaly"]
+        if removed_after is None and any(alert["status"] == "open" for alert in alerts):
+            ModelRegistry(own).remove("demo.M01")
+            now[0] = 5.0  # the next check finds it gone
+            removed_after = len(alerts)
+    assert removed_after == 1, "the burst opened no anomaly alert"
+    opened, resolved = alerts
+    assert resolved["id"] == opened["id"] and resolved["status"] == "resolved"
+    assert resolved["resolution"]["by"] == "model_removed"
+    assert resolved["resolution"]["model"] == "demo.M01@v1"
+    assert states["demo/M01"].anomaly is None

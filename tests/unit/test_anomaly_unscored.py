@@ -97,6 +97,37 @@ def _first_unscored(model: AnomalyModel, batches: Iterator[tuple[int, Series]]) 
     return None
 
 
+def test_a_model_signal_that_stops_after_scoring_began_is_reported_not_silently_unscored() -> None:
+    """The model's first signal (its readings make the rows) fails 10 minutes in: no row is made
+    from then on. Reported once it has been silent for the bound and the others passed both bounds
+    (about 20 minutes after its last reading), not before; cleared when it is back."""
+    model = _model()
+    scored = list(_run(model, _messages(CNC, minutes=10)))
+    assert scored[-1][2] > 0 and scored[-1][1].unscored == ()
+    failed_at = START_MS + 10 * 60_000
+    rest = CNC[1:]
+    without = (
+        (at + 10 * 60_000, _batch(at + 10 * 60_000, rest, readings=10)) for at, _ in _messages(rest, 30)
+    )
+    window = scored[-1][1]
+    reported_at = None
+    for at, series in without:
+        window, batch = score_batch(model, window, series)
+        assert batch.rows == 0
+        if window.unscored and reported_at is None:
+            reported_at = at
+    assert window.unscored == (CNC[0],)
+    assert reported_at is not None
+    assert (
+        failed_at + 2 * UNSCORED_AFTER_MS - 20_000
+        <= reported_at
+        <= failed_at + 2 * UNSCORED_AFTER_MS + 20_000
+    )
+    back = START_MS + 41 * 60_000
+    window, batch = score_batch(model, window, _batch(back, CNC, readings=10))
+    assert batch.rows > 0 and window.unscored == () and window.unseen_readings == 0
+
+
 def test_a_machine_sending_other_signals_is_unscored_after_the_bounds() -> None:
     # The audit's machine: press signals only, 40 readings a message.
     model = _model()
@@ -209,7 +240,7 @@ def test_the_engine_keeps_it_in_the_machine_state_and_clears_it_when_no_model_se
     assert restored.anomaly is not None and restored.anomaly.unscored == CNC
     serving.model = None
     engine.on_samples(state, spec, START_MS + 21 * 60_000, _batch(START_MS + 21 * 60_000, PRESS))
-    assert state.anomaly.unscored == ()
+    assert state.anomaly is None  # no model, no view naming one: nothing is left unscored
 
 
 def test_the_log_warns_once_per_machine_and_model_version(caplog: pytest.LogCaptureFixture) -> None:
@@ -228,10 +259,10 @@ def test_the_log_warns_once_per_machine_and_model_version(caplog: pytest.LogCapt
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
         "anomaly model demo.cnc@v1 cannot score demo/M06: no reading of "
-        f"{list(CNC)} since it began serving the machine, while 4800 "
+        f"{list(CNC)} since it began serving the machine or for 10 minutes, while 4800 "
         "readings of other signals came; the machine gets no anomaly alerts until it sends them",
         "anomaly model demo.cnc@v2 cannot score demo/M06: no reading of "
-        f"{list(CNC)} since it began serving the machine, while 4800 "
+        f"{list(CNC)} since it began serving the machine or for 10 minutes, while 4800 "
         "readings of other signals came; the machine gets no anomaly alerts until it sends them",
     ]
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]

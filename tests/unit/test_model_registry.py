@@ -152,7 +152,7 @@ def test_hot_reload_picks_up_a_new_version_without_restart(tmp_path: Path) -> No
     first = models.model_for(machine)
     assert first is not None and first.version == "v1"
     assert models.model_for(other) is None
-    registry.register(_fitted(seed=2).model, {"machines": ["demo/M01", "*"]})
+    registry.register(_fitted(seed=2).model, {"machines": ["demo/M01", "*"], "tenant": "demo"})
     now[0] = 1.0
     assert models.model_for(machine) is first  # not yet due
     now[0] = 6.0
@@ -169,7 +169,7 @@ def test_hot_reload_picks_up_a_new_version_without_restart(tmp_path: Path) -> No
 
 def test_the_most_specific_model_serves_a_machine_then_its_type_then_every_machine(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
-    registry.register(_fitted(name="all").model, {"machines": ["*"]})
+    registry.register(_fitted(name="all").model, {"machines": ["*"], "tenant": "demo"})
     # What `linepulse train --machine-type cnc` writes: the type, its tenant, and no machine keys.
     type_model = {"machines": [], "machine_types": ["cnc"], "tenant": "demo"}
     registry.register(_fitted(name="a.cnc").model, type_model)  # sorts before the machine's own
@@ -186,7 +186,8 @@ def test_the_most_specific_model_serves_a_machine_then_its_type_then_every_machi
     assert served_by("M04", "cnc") == "demo.M04"  # its own model beats its type's
     assert served_by("M01", "press") == "all"
     assert served_by("M03", None) == "all"
-    assert served_by("M02", "cnc", tenant="other") == "all"  # another tenant's type model never
+    # Another tenant's machines: neither the type's model nor the one for every machine of demo's.
+    assert served_by("M02", "cnc", tenant="other") is None
 
 
 @pytest.mark.parametrize(
@@ -405,4 +406,111 @@ def test_an_artifact_that_is_no_regular_file_or_too_large_is_refused_at_once(
         path.write_bytes(b"x" * 1001)
         expected = "larger than 1000 bytes"
     with pytest.raises(ModelFileError, match=rf"v1\.skops: cannot read \({expected}"):
+        registry.load("demo.M01")
+
+
+def test_a_model_for_every_machine_must_name_its_tenant(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted(name="all").model, {"machines": ["*"]})
+    with pytest.raises(ModelFileError, match=r"versions\[0\]\.metadata\.tenant: a model for every machine"):
+        registry.load("all")
+    machine = MachineSpec(tenant="demo", site="p1", line="L1", id="M01")
+    models = RegistryModels(registry)
+    assert models.model_for(machine) is None
+    assert any("metadata.tenant" in error for error in models.errors)
+
+
+def test_registered_files_are_readable_by_a_worker_running_as_another_user(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        ModelRegistry(tmp_path).register(_fitted().model, {"machines": ["demo/M01"]})
+    finally:
+        os.umask(previous)
+    for name in ("manifest.json", "v1.skops"):
+        assert (tmp_path / "demo.M01" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def _unreadable_manifest(registry_dir: Path, how: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    manifest = registry_dir / "demo.M02" / "manifest.json"
+    if how == "directory":
+        manifest.unlink()
+        manifest.mkdir()
+    elif how == "link loop":
+        manifest.unlink()
+        manifest.symlink_to(manifest)
+    else:  # a directory the worker's user may not enter (the tests run as root: simulated)
+        real_lstat, real_stat = Path.lstat, Path.stat
+
+        def denied(real: Any) -> Any:
+            def call(self: Path, *args: Any, **kwargs: Any) -> Any:
+                if self.parent.name == "demo.M02":
+                    raise PermissionError(13, "Permission denied", str(self))
+                return real(self, *args, **kwargs)
+
+            return call
+
+        monkeypatch.setattr(Path, "lstat", denied(real_lstat))
+        monkeypatch.setattr(Path, "stat", denied(real_stat))
+    return manifest
+
+
+@pytest.mark.parametrize("how", ["directory", "link loop", "no permission"])
+def test_an_unreadable_manifest_is_refused_by_name_and_every_other_model_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    for machine in ("M01", "M02", "M03"):
+        registry.register(_fitted(name=f"demo.{machine}").model, {"machines": [f"demo/{machine}"]})
+    now = [0.0]
+    models = RegistryModels(registry, reload_interval_s=1.0, clock=lambda: now[0])
+
+    def served(machine: str) -> str | None:
+        model = models.model_for(MachineSpec(tenant="demo", site="p1", line="L1", id=machine))
+        return None if model is None else model.label
+
+    assert [served(m) for m in ("M01", "M02", "M03")] == ["demo.M01@v1", "demo.M02@v1", "demo.M03@v1"]
+    manifest = _unreadable_manifest(tmp_path, how, monkeypatch)
+    assert registry.names() == ["demo.M01", "demo.M02", "demo.M03"]
+    now[0] = 2.0
+    # What it served is kept (as for any refused manifest), the others untouched, the reason logged.
+    assert [served(m) for m in ("M01", "M02", "M03")] == ["demo.M01@v1", "demo.M02@v1", "demo.M03@v1"]
+    assert [error for error in models.errors if "demo.M02" in error] == [
+        error for error in models.errors if f"{manifest}: unreadable manifest" in error
+    ]
+    assert any(f"{manifest}: unreadable manifest" in error for error in models.errors)
+    errors = len(models.errors)
+    now[0] = 4.0
+    served("M01")
+    assert len(models.errors) == errors  # said once, not at every check
+    fresh = RegistryModels(registry)  # a restart: nothing of it is served, the rest is
+    assert fresh.model_for(MachineSpec(tenant="demo", site="p1", line="L1", id="M02")) is None
+    assert fresh.model_for(MachineSpec(tenant="demo", site="p1", line="L1", id="M03")) is not None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("mean", np.nan, "mean: not finite"),
+        ("components", np.inf, "components: not finite"),
+        ("scale", 0.0, "scale: must be positive"),
+        ("eigenvalues", 0.0, "eigenvalues: must be positive"),
+        ("t2_norm", np.inf, "t2_norm: not finite"),
+        ("q_norm", -1.0, "q_norm: must be finite and at least 0"),
+    ],
+)
+def test_a_pca_artifact_that_training_could_not_have_made_is_refused_naming_the_field(
+    tmp_path: Path, field: str, value: float, reason: str
+) -> None:
+    """Served, it would score every row NaN (never an alert) or infinite (an alert for ever)."""
+    artifact = model_to_artifact(_fitted().model)
+    detector = artifact["detector"]
+    if isinstance(detector[field], np.ndarray):
+        detector[field] = detector[field].copy()
+        detector[field].flat[0] = value
+    else:
+        detector[field] = value
+    registry = _swap_in(tmp_path, bytes(sio.dumps(artifact)))
+    with pytest.raises(
+        ModelFileError, match=re.escape(f"malformed model artifact (pca_t2q artifact: {reason})")
+    ):
         registry.load("demo.M01")
