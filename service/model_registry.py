@@ -117,6 +117,16 @@ class ModelVersion:
         }
 
 
+def _format_mismatch(data: object, expected: str, what: str) -> str:
+    """Why ``data`` is not of format ``expected``: another version of it (a newer linepulse wrote it:
+    upgrade, do not retrain) is told apart from something else."""
+    found = data.get("format") if isinstance(data, dict) else None
+    family = expected.rsplit("/", 1)[0] + "/"
+    if isinstance(found, str) and found.startswith(family):
+        return f"format {found!r}: this linepulse reads {expected!r} (written by another linepulse version?)"
+    return f"not a {expected} {what}"
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -182,7 +192,7 @@ def _detector_from(data: Mapping[str, Any]) -> Detector:
 def model_from_artifact(artifact: Any, name: str, version: str) -> AnomalyModel:
     """Build the serving model from a loaded artifact dict (an exception if malformed)."""
     if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
-        raise ValueError(f"not a {ARTIFACT_FORMAT} artifact")
+        raise ValueError(_format_mismatch(artifact, ARTIFACT_FORMAT, "artifact"))
     features = artifact["features"]
     spec = FeatureSpec(
         signals=tuple(str(s) for s in features["signals"]),
@@ -299,7 +309,7 @@ class ModelRegistry:
         except RecursionError:  # json's decoder recurses per level of nesting
             raise ModelFileError(f"{path}: unreadable manifest (nested too deeply)") from None
         if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-            raise ModelFileError(f"{path}: not a {MANIFEST_FORMAT} manifest")
+            raise ModelFileError(f"{path}: {_format_mismatch(data, MANIFEST_FORMAT, 'manifest')}")
         return data
 
     def versions(self, name: str) -> list[ModelVersion]:

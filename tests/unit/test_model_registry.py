@@ -514,3 +514,24 @@ def test_a_pca_artifact_that_training_could_not_have_made_is_refused_naming_the_
         ModelFileError, match=re.escape(f"malformed model artifact (pca_t2q artifact: {reason})")
     ):
         registry.load("demo.M01")
+
+
+def test_a_file_of_another_format_version_says_so_rather_than_malformed(tmp_path: Path) -> None:
+    """A newer linepulse's registry: the engineer should upgrade, not retrain."""
+    artifact = model_to_artifact(_fitted().model)
+    artifact["format"] = "linepulse.anomaly-model/2"
+    registry = _swap_in(tmp_path, bytes(sio.dumps(artifact)))
+    with pytest.raises(
+        ModelFileError, match=re.escape("format 'linepulse.anomaly-model/2': this linepulse reads")
+    ):
+        registry.load("demo.M01")
+    manifest_path = tmp_path / "demo.M01" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "format": "linepulse.model-registry/2"}))
+    with pytest.raises(
+        ModelFileError, match=re.escape("format 'linepulse.model-registry/2': this linepulse")
+    ):
+        registry.load("demo.M01")
+    manifest_path.write_text(json.dumps({**manifest, "format": "something else"}))
+    with pytest.raises(ModelFileError, match=re.escape("not a linepulse.model-registry/1 manifest")):
+        registry.load("demo.M01")
