@@ -412,7 +412,7 @@ class MachineEngine:
             self._stops.check_ended(state, spec, out, before)
         self._stops.check(state, spec, out)
         for closed in out.closed:
-            if closed.window.kind == "shift" and closed.revision == 0:
+            if closed.window.kind == self._oee_verdict_window(spec) and closed.revision == 0:
                 self._check_shift_oee(state, spec, closed.window, out)
         return out
 
@@ -446,11 +446,17 @@ class MachineEngine:
         (:meth:`models.stop_alerts.StopAlerts.on_stream_time`)."""
         return self._stops.on_stream_time(state, spec, stream_ms)
 
+    def _oee_verdict_window(self, spec: MachineSpec) -> str:
+        """The window whose close is judged against ``alerts.oee_below``: the shift, or the
+        production day at a site without shifts (which has no shift windows: a 24/7 plant)."""
+        return "shift" if self.calendar_for(spec).shifts else "day"
+
     def _check_shift_oee(
         self, state: MachineState, spec: MachineSpec, window: WindowAccumulator, out: EngineOutput
     ) -> None:
-        """Each shift is its own condition: the previous shift's alert is resolved when the next
-        shift's figure arrives (low or not), and a low shift opens its own."""
+        """Each shift (or day, at a site without shifts) is its own condition: the previous one's
+        alert is resolved when the next one's figure arrives (low or not), and a low one opens its
+        own."""
         threshold = self.plant.alerts.oee_below
         if threshold is None:
             return
@@ -458,9 +464,14 @@ class MachineEngine:
         if figures.oee is None:
             return  # no planned time (a shift off): no figure to judge or to end the last one
         key = "oee_low"
-        shift = window.shift or "shift"
         date = self.calendar_for(spec).local_date(window.start_ms).isoformat()
-        ended = {"by": "next_shift", "shift": shift, "date": date, "oee": figures.oee}
+        if window.kind == "shift":
+            shift = window.shift or "shift"
+            period, ended_by, subject = f"the {shift} shift of {date}", "next_shift", shift
+        else:
+            shift = None
+            period, ended_by, subject = f"the production day {date}", "next_day", date
+        ended = {"by": ended_by, "shift": shift, "date": date, "oee": figures.oee}
         alert_book.resolve_alert(state, out, key, window.end_ms, ended)
         if figures.oee < threshold:
             alert_book.open_alert(
@@ -468,14 +479,15 @@ class MachineEngine:
                 out,
                 key,
                 kind="oee_low",
-                subject=shift,
+                subject=subject,
                 severity="warning",
                 at_ms=window.end_ms,
                 message=(
-                    f"{spec.name or spec.id}: OEE {figures.oee:.0%} in the {shift} shift of {date} "
-                    f"(target {threshold:.0%}{_coverage_note(figures.coverage)})"
+                    f"{spec.name or spec.id}: OEE {figures.oee:.0%} in {period} "
+                    f"(target {threshold:.0%}{_coverage_note(figures.coverage, window.kind)})"
                 ),
                 evidence={
+                    "window": window.kind,
                     "shift": shift,
                     "date": date,
                     "oee": figures.oee,
@@ -492,10 +504,10 @@ class MachineEngine:
             )
 
 
-def _coverage_note(coverage: float | None) -> str:
+def _coverage_note(coverage: float | None, window_kind: str) -> str:
     if coverage is None or coverage >= 0.995:
         return ""
-    return f"; data for {coverage:.0%} of the shift"
+    return f"; data for {coverage:.0%} of the {window_kind}"
 
 
 def _limit_text(limit: float | None) -> str:

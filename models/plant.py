@@ -281,7 +281,11 @@ class AlertRules(_Frozen):
         ),
     )
     oee_below: Annotated[Number, Field(ge=0, le=1)] | None = Field(
-        default=0.45, description="Raise oee_low when a closed shift's OEE is below this (null: off)."
+        default=0.45,
+        description=(
+            "Raise oee_low when a closed shift's OEE (a production day's, at a site without shifts) is "
+            "below this (null: off)."
+        ),
     )
     in_spec_to_resolve: Annotated[Count, Field(ge=1, le=1000)] = Field(
         default=5,

@@ -212,6 +212,38 @@ def test_each_low_shift_is_its_own_alert_resolved_when_the_next_shift_figure_arr
     assert (changes[0].evidence["coverage"], changes[0].evidence["unknown_s"]) == (1.0, 0.0)
 
 
+def test_a_plant_without_shifts_gets_its_verdict_on_each_production_day() -> None:
+    """A 24/7 plant declares no shifts: no shift window ever closes, so its OEE was never judged.
+    Its production day is: each day its own alert, resolved when the next day's figure arrives."""
+    plant = PlantConfig.model_validate({**_plant(oee_below=0.5).model_dump(), "shifts": []})
+    engine = MachineEngine(plant)
+    spec = plant.machines[0]
+    state = engine.new_state(spec)
+    changes: list[AlertChange] = list(engine.on_state(state, spec, at(0), "running", None).alerts)
+    # 10 units of 12 s in 10 min: OEE 0.2; 50 units: 1.0. Low, low, good, low.
+    for day, units in enumerate([10, 10, 50, 10]):
+        for step in range(144):
+            ts = at(0) + day * 86_400_000 + (step + 1) * 600_000
+            changes += engine.on_count(state, spec, ts, units, 0, None, None).alerts
+    low = [c for c in seen(changes) if c.kind == "oee_low"]
+    assert [(c.status, c.evidence["date"], c.at_ms) for c in low] == [
+        ("open", "2026-11-25", at(0, day=26)),
+        ("resolved", "2026-11-25", at(0, day=27)),  # the next day's figure arrived (low too)
+        ("open", "2026-11-26", at(0, day=27)),
+        ("resolved", "2026-11-26", at(0, day=28)),  # the next day's (good): no alert of its own
+        ("open", "2026-11-28", at(0, day=29)),  # the last count, at midnight, closed the fourth day
+    ]
+    assert low[0].message == "Press 1: OEE 20% in the production day 2026-11-25 (target 50%)"
+    assert (low[0].evidence["window"], low[0].evidence["shift"]) == ("day", None)
+    assert low[0].evidence["oee"] == pytest.approx(0.2, abs=0.01)  # 143 counts: the 144th opens the next day
+    assert low[1].resolution is not None and low[1].resolution["by"] == "next_day"
+    assert low[1].resolution["date"] == "2026-11-26" and low[1].resolution["oee"] == pytest.approx(
+        0.2, abs=0.01
+    )
+    assert len({c.id for c in low}) == 3
+    assert state.alerts["oee_low"].evidence["date"] == "2026-11-28"
+
+
 def test_a_low_shift_figure_on_part_of_the_shift_says_so(spec: MachineSpec) -> None:
     # The machine's data covers the first two hours of the day shift only (state_timeout_s 3600:
     # believed an hour after its last count); the figure rests on a quarter of the shift.
