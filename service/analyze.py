@@ -15,7 +15,7 @@ machine's Cp/Cpk/Pp/Ppk per characteristic, product and shift at the end of the 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,9 +34,10 @@ from service.output_dir import output_dir
 from service.output_file import OutputFile, write_output
 from service.settings import Settings
 from service.signal_view import signal_view
-from service.telemetry_file import FileRecord, check_telemetry_file, read_records
+from service.telemetry_file import FileRecord, TelemetryRecords, check_telemetry_file, open_records
 from streams.contract import _parse_timestamp
-from streams.decode import Rejection
+from streams.decode import Accepted, Rejection
+from streams.frames import FRAME_MAGIC
 from streams.lines import LineAggregator, line_key
 from streams.partitioning import key_partition
 from streams.processing import Applied, AppliedReset, TelemetryProcessor
@@ -121,6 +122,33 @@ def _unreadable(record: FileRecord) -> Rejection:
         f"({record.rest_bytes} bytes from offset {record.offset}) is not read"
     )
     return Rejection("invalid_frame", error.field, reason)
+
+
+def _decoded_records(
+    records: TelemetryRecords, processor: TelemetryProcessor, received_at_ms: int | None
+) -> Iterator[tuple[FileRecord, bytes, Accepted | Rejection]]:
+    """Each record of the file with its bytes and its decoding (an unreadable frame's: not decoded,
+    it ends the file). A frame that fails to decode and has a whole record starting inside it was
+    cut short, its declared size taking the records after it: it is the bytes before that record,
+    and reading goes on from there (:meth:`TelemetryRecords.read_on_within`)."""
+    for record in records:
+        if record.unreadable is not None:
+            yield record, record.raw, _unreadable(record)
+            return
+        decoded = processor.decode(None, record.raw, timestamp_ms=received_at_ms, require_key=False)
+        raw = record.raw
+        if isinstance(decoded, Rejection) and raw.startswith(FRAME_MAGIC):
+            cut = records.read_on_within(record)
+            if cut is not None:
+                raw = raw[:cut].rstrip(b"\r\n")
+                decoded = Rejection(
+                    decoded.code,
+                    decoded.field,
+                    f"the frame was cut short: its header declares {len(record.raw)} bytes, but a "
+                    f"whole record starts {cut} bytes in, and the file is read on from there "
+                    f"(decoded at its declared size: {decoded.reason})",
+                )
+        yield record, raw, decoded
 
 
 class _KeyPartitions:
@@ -238,6 +266,7 @@ def analyze_file(
         OutputFile(out_dir / "alerts.jsonl", "--out") as alerts,
         OutputFile(out_dir / "dead_letters.jsonl", "--out") as dead_letters,
         OutputFile(out_dir / "line_kpis.jsonl", "--out") as line_kpis,
+        open_records(telemetry) as records,
     ):
 
         def write(outcome: Applied) -> None:
@@ -278,10 +307,11 @@ def analyze_file(
                 steps.schedule(clock, applied)
             steps.after_message(clock, key, newest_ms, machines)
 
-        for record in read_records(telemetry):
+        for record, raw, decoded in _decoded_records(records, processor, received_at_ms):
             counts["lines"] += 1
             if record.unreadable is not None:
-                unreadable = _unreadable(record)
+                assert isinstance(decoded, Rejection)
+                unreadable = decoded
                 counts["dead_letters"] += 1
                 counts["unread_bytes"] = record.rest_bytes
                 dead_letters.write(
@@ -289,7 +319,6 @@ def analyze_file(
                     + b"\n"
                 )
                 break
-            decoded = processor.decode(None, record.raw, timestamp_ms=received_at_ms, require_key=False)
             if not isinstance(decoded, Rejection) and decoded.spec.key in waiting:
                 due = waiting[decoded.spec.key]
                 if due[0].at_ms <= decoded.newest_ms or decoded.spec.key in states:
@@ -313,7 +342,7 @@ def analyze_file(
                         later = waiting.get(outcome.machine_key, [])
                         waiting[outcome.machine_key] = dropped.pending_resets + later
                 counts["dead_letters"] += 1
-                entry = dead_letter_line(record.number, record.raw, outcome, record.offset)
+                entry = dead_letter_line(record.number, raw, outcome, record.offset)
                 dead_letters.write(orjson.dumps(entry) + b"\n")
                 if not isinstance(decoded, Rejection):
                     # Refused after decoding (a processing error, too many signals): the line's event

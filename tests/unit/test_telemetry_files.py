@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import struct
 from pathlib import Path
@@ -226,3 +227,37 @@ def test_a_new_run_removes_the_earlier_results_first_and_writes_its_summary_last
     for name in ("signals.json", "capability.json", "line_kpis.jsonl"):
         assert (out / name).read_text() != "from an earlier run"
     assert (out / "notes.txt").read_text() == "the user's own file"  # only analyze's own files
+
+
+@pytest.mark.parametrize("followed_by", ["line", "frame"])
+def test_a_frame_cut_short_mid_file_is_its_own_dead_letter_and_the_records_after_it_are_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], followed_by: str
+) -> None:
+    """A gateway's write that crashed halfway through a frame: the frame's header still declares its
+    whole size, which took the next records' bytes. Read on where the first whole one starts, the
+    file gives what it gives without the cut frame; the dead letter holds the cut frame's own bytes."""
+    records = _with_frames(simulated(600, seed=4))
+    is_frame = [r.startswith(b"LPF1") for r in records]
+    cut = next(
+        i for i in range(100, len(records)) if is_frame[i] and is_frame[i + 1] == (followed_by == "frame")
+    )
+    half = records[cut][: len(records[cut]) // 2]
+    source, without = tmp_path / "cut.lpf", tmp_path / "without.lpf"
+    source.write_bytes(_file(records[:cut]) + half + b"\n" + _file(records[cut + 1 :]))
+    without.write_bytes(_file(records[:cut] + records[cut + 1 :]))
+    summary = _analyze(source, tmp_path / "out", capsys)
+    reference = _analyze(without, tmp_path / "ref", capsys)
+    assert summary["applied"] == reference["applied"] == len(records) - 1
+    assert summary["dead_letters"] == 1 and "unread_bytes" not in summary
+    for name in ("kpis.jsonl", "alerts.jsonl", "line_kpis.jsonl"):
+        assert _lines(tmp_path / "out" / name) == _lines(tmp_path / "ref" / name), name
+    (entry,) = [orjson.loads(line) for line in _lines(tmp_path / "out" / "dead_letters.jsonl")]
+    assert (entry["line"], entry["offset"], entry["code"]) == (
+        cut + 1,
+        len(_file(records[:cut])),
+        "invalid_frame",
+    )
+    assert base64.b64decode(entry["raw_base64"]) == half
+    assert entry["reason"].startswith(
+        f"the frame was cut short: its header declares {len(records[cut])} bytes"
+    )
