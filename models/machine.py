@@ -455,14 +455,23 @@ class MachineEngine:
         self, state: MachineState, spec: MachineSpec, window: WindowAccumulator, out: EngineOutput
     ) -> None:
         """Each shift (or day, at a site without shifts) is its own condition: the previous one's
-        alert is resolved when the next one's figure arrives (low or not), and a low one opens its
-        own."""
+        alert is resolved when the next one's figure arrives (low or not), and a low one, or one
+        whose planned time produced nothing, opens its own."""
         threshold = self.plant.alerts.oee_below
         if threshold is None:
             return
         figures = window.figures()
-        if figures.oee is None:
-            return  # no planned time (a shift off): no figure to judge or to end the last one
+        # OEE is undefined (null) when nothing was produced, but planned time that produced nothing,
+        # known to have run or stood, is the worst verdict, not none: a counter that failed, a
+        # machine running empty or down all shift.
+        produced_nothing = (
+            figures.oee is None
+            and figures.planned_s > 0
+            and figures.good + figures.scrap == 0
+            and (figures.coverage or 0.0) > 0
+        )
+        if figures.oee is None and not produced_nothing:
+            return  # no planned time (a shift off), or no data: nothing to judge or to end the last one
         key = "oee_low"
         date = self.calendar_for(spec).local_date(window.start_ms).isoformat()
         if window.kind == "shift":
@@ -473,35 +482,41 @@ class MachineEngine:
             period, ended_by, subject = f"the production day {date}", "next_day", date
         ended = {"by": ended_by, "shift": shift, "date": date, "oee": figures.oee}
         alert_book.resolve_alert(state, out, key, window.end_ms, ended)
-        if figures.oee < threshold:
-            alert_book.open_alert(
-                state,
-                out,
-                key,
-                kind="oee_low",
-                subject=subject,
-                severity="warning",
-                at_ms=window.end_ms,
-                message=(
-                    f"{spec.name or spec.id}: OEE {figures.oee:.0%} in {period} "
-                    f"(target {threshold:.0%}{_coverage_note(figures.coverage, window.kind)})"
-                ),
-                evidence={
-                    "window": window.kind,
-                    "shift": shift,
-                    "date": date,
-                    "oee": figures.oee,
-                    "availability": figures.availability,
-                    "performance": figures.performance,
-                    "quality": figures.quality,
-                    # How much of the shift the figure rests on: an hour of data in a 12-hour shift
-                    # is weaker evidence than the whole shift (the rest is unknown, not counted).
-                    "coverage": figures.coverage,
-                    "unknown_s": figures.unknown_s,
-                    "window_start_ms": window.start_ms,
-                    "window_end_ms": window.end_ms,
-                },
-            )
+        if figures.oee is None:
+            verdict = f"nothing produced in {period} (OEE undefined; "
+        elif figures.oee < threshold:
+            verdict = f"OEE {figures.oee:.0%} in {period} ("
+        else:
+            return
+        alert_book.open_alert(
+            state,
+            out,
+            key,
+            kind="oee_low",
+            subject=subject,
+            severity="warning",
+            at_ms=window.end_ms,
+            message=(
+                f"{spec.name or spec.id}: {verdict}target {threshold:.0%}"
+                f"{_coverage_note(figures.coverage, window.kind)})"
+            ),
+            evidence={
+                "window": window.kind,
+                "shift": shift,
+                "date": date,
+                "oee": figures.oee,
+                "produced": figures.good + figures.scrap,
+                "availability": figures.availability,
+                "performance": figures.performance,
+                "quality": figures.quality,
+                # How much of the shift the figure rests on: an hour of data in a 12-hour shift is
+                # weaker evidence than the whole shift (the rest is unknown, not counted).
+                "coverage": figures.coverage,
+                "unknown_s": figures.unknown_s,
+                "window_start_ms": window.start_ms,
+                "window_end_ms": window.end_ms,
+            },
+        )
 
 
 def _coverage_note(coverage: float | None, window_kind: str) -> str:

@@ -244,6 +244,64 @@ def test_a_plant_without_shifts_gets_its_verdict_on_each_production_day() -> Non
     assert state.alerts["oee_low"].evidence["date"] == "2026-11-28"
 
 
+def test_a_shift_whose_planned_time_produced_nothing_is_the_worst_verdict_not_none(
+    engine: MachineEngine, spec: MachineSpec
+) -> None:
+    """OEE is undefined (null) without a unit produced, so such a shift once got no verdict at all:
+    a machine running empty, or with a failed counter, all shift. A shift without data is not
+    judged: nothing is known of it."""
+    engine = MachineEngine(_plant(oee_below=0.5))
+    state = engine.new_state(spec)
+
+    def sensors(until_ms: int, every_ms: int = 600_000) -> list[AlertChange]:
+        """The machine's sensor readings every 10 minutes: data, so its time is known."""
+        found = []
+        for ts in range(at(6) + every_ms, until_ms + 1, every_ms):
+            if (state.last_seen_ms or 0) < ts:
+                series = [("vibration", np.array([ts], dtype=np.int64), np.array([1.0]))]
+                found += engine.on_samples(state, spec, ts, series).alerts
+        return found
+
+    changes: list[AlertChange] = list(engine.on_state(state, spec, at(6), "running", None).alerts)
+    changes += sensors(at(14) - 1)
+    changes += engine.on_state(state, spec, at(14), "down", "E-STOP").alerts  # swing: down all shift
+    changes += sensors(at(22) - 1)
+    changes += engine.on_state(state, spec, at(22), "running", None).alerts
+    for step in range(48):  # night: 50 units per 10 minutes, OEE 1.0
+        changes += engine.on_count(state, spec, at(22) + (step + 1) * 600_000, 50, 0, None, None).alerts
+    low = [c for c in seen(changes) if c.kind == "oee_low"]
+    assert [(c.status, c.evidence["shift"], c.at_ms) for c in low] == [
+        ("open", "day", at(14)),
+        ("resolved", "day", at(22)),
+        ("open", "swing", at(22)),
+        ("resolved", "swing", at(6, day=26)),
+    ]
+    assert (
+        low[0].message
+        == "Press 1: nothing produced in the day shift of 2026-11-25 (OEE undefined; target 50%)"
+    )
+    assert (low[0].evidence["oee"], low[0].evidence["produced"], low[0].evidence["performance"]) == (
+        None,
+        0,
+        0.0,
+    )
+    assert low[2].evidence["availability"] == 0.0
+    assert low[1].resolution is not None and low[1].resolution["oee"] is None
+    assert low[3].resolution is not None and low[3].resolution["oee"] > 0.9
+
+    # Known until an hour before the day shift (state_timeout_s), then nothing for two shifts.
+    silent = engine.new_state(spec)
+    changes = list(engine.on_state(silent, spec, at(4), "idle", None).alerts)
+    changes += engine.on_state(silent, spec, at(22, 30), "running", None).alerts
+    # The night shift it was idle in is judged, saying on how much; the two without data are not.
+    [(date, shift, coverage)] = [
+        (c.evidence["date"], c.evidence["shift"], c.evidence["coverage"])
+        for c in seen(changes)
+        if c.kind == "oee_low"
+    ]
+    assert (date, shift, coverage) == ("2026-11-24", "night", pytest.approx(0.125))
+
+
 def test_a_low_shift_figure_on_part_of_the_shift_says_so(spec: MachineSpec) -> None:
     # The machine's data covers the first two hours of the day shift only (state_timeout_s 3600:
     # believed an hour after its last count); the figure rests on a quarter of the shift.
