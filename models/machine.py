@@ -463,12 +463,14 @@ class MachineEngine:
         figures = window.figures()
         # OEE is undefined (null) when nothing was produced, but planned time that produced nothing,
         # known to have run or stood, is the worst verdict, not none: a counter that failed, a
-        # machine running empty or down all shift.
+        # machine running empty or down all shift. One that reported cycles made something: its
+        # gateway sends no counts, which says nothing of its output.
         produced_nothing = (
             figures.oee is None
             and figures.planned_s > 0
             and figures.good + figures.scrap == 0
             and (figures.coverage or 0.0) > 0
+            and not any(stats.count for stats in window.cycle_products.values())
         )
         if figures.oee is None and not produced_nothing:
             return  # no planned time (a shift off), or no data: nothing to judge or to end the last one
