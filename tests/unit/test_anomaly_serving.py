@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,17 @@ def test_train_writes_a_versioned_model_with_metadata(registry: Path) -> None:
     assert set(metadata["calibration"]) == {"false_alarm_rate", "margin", "training_alarm_rate"}
 
 
-def _run(lines: list[bytes], registry: Path) -> tuple[list[dict[str, object]], dict[str, MachineState]]:
-    plant = load_plant(None)
+def _run(
+    lines: list[bytes],
+    models: RegistryModels,
+    after_line: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, MachineState]]:
+    """The anomaly alert records of ``lines``; ``after_line`` sees those so far after each line."""
     processor = TelemetryProcessor(
-        plant, max_payload_bytes=1 << 20, max_future_ms=HOUR_MS, anomaly_models=RegistryModels(registry)
+        load_plant(None), max_payload_bytes=1 << 20, max_future_ms=HOUR_MS, anomaly_models=models
     )
     states: dict[str, MachineState] = {}
-    alerts = []
+    alerts: list[dict[str, Any]] = []
     for line in lines:
         outcome = processor.process(
             None, line, timestamp_ms=START_MS + 1000 * HOUR_MS, load_state=states.get, require_key=False
@@ -72,18 +77,24 @@ def _run(lines: list[bytes], registry: Path) -> tuple[list[dict[str, object]], d
         assert not isinstance(outcome, Rejection)
         states[outcome.state.key] = outcome.state
         alerts += [orjson.loads(record_bytes(a)) for a in outcome.alerts if a.kind == "anomaly"]
+        if after_line is not None:
+            after_line(alerts)
     return alerts, states
+
+
+def _day2_with_burst(tmp_path: Path, machine: str) -> list[bytes]:
+    """3 hours of day 2 with a 10-minute anomaly burst on ``machine`` after 2 h."""
+    burst = FaultSpec(FaultKind.ANOMALY_BURST, machine, None, 2 * HOUR_MS, 10 * 60_000)
+    return _write(tmp_path / "day2.jsonl", START_MS + 24 * HOUR_MS, 3, seed=4, faults=[burst])
 
 
 def _burst_alerts(
     registry: Path, tmp_path: Path, machine: str
-) -> tuple[list[dict[str, object]], dict[str, MachineState]]:
-    """Anomaly alerts of 3 hours on day 2 with a 10-minute burst on ``machine`` after 2 h; every
-    alert opened must lie inside the burst (no false alarm in 3 hours) and carry its evidence."""
+) -> tuple[list[dict[str, Any]], dict[str, MachineState]]:
+    """Anomaly alerts of :func:`_day2_with_burst`; every alert opened must lie inside the burst (no
+    false alarm in 3 hours) and carry its evidence."""
     day2 = START_MS + 24 * HOUR_MS
-    burst = FaultSpec(FaultKind.ANOMALY_BURST, machine, None, 2 * HOUR_MS, 10 * 60_000)
-    lines = _write(tmp_path / "day2.jsonl", day2, 3, seed=4, faults=[burst])
-    alerts, states = _run(lines, registry)
+    alerts, states = _run(_day2_with_burst(tmp_path, machine), RegistryModels(registry))
     opened = [a for a in alerts if a["status"] == "open"]
     assert opened, "the burst raised no anomaly alert"
     burst_start, burst_end = day2 + 2 * HOUR_MS, day2 + 2 * HOUR_MS + 10 * 60_000
@@ -285,27 +296,17 @@ def test_removing_the_model_resolves_its_open_episode(registry: Path, tmp_path: 
     own = tmp_path / "registry"
     shutil.copytree(registry, own)
     now = [0.0]
-    models = RegistryModels(own, reload_interval_s=1.0, clock=lambda: now[0])
-    processor = TelemetryProcessor(
-        load_plant(None), max_payload_bytes=1 << 20, max_future_ms=HOUR_MS, anomaly_models=models
-    )
-    day2 = START_MS + 24 * HOUR_MS
-    burst = FaultSpec(FaultKind.ANOMALY_BURST, "M01", None, 2 * HOUR_MS, 10 * 60_000)
-    states: dict[str, MachineState] = {}
-    alerts: list[dict[str, Any]] = []
-    removed_after = None
-    for line in _write(tmp_path / "day2.jsonl", day2, 3, seed=4, faults=[burst]):
-        outcome = processor.process(
-            None, line, timestamp_ms=START_MS + 1000 * HOUR_MS, load_state=states.get, require_key=False
-        )
-        assert not isinstance(outcome, Rejection)
-        states[outcome.state.key] = outcome.state
-        alerts += [orjson.loads(record_bytes(a)) for a in outcome.alerts if a.kind == "anomaly"]
-        if removed_after is None and any(alert["status"] == "open" for alert in alerts):
+    removed_after: list[int] = []
+
+    def remove_once_open(alerts: list[dict[str, Any]]) -> None:
+        if not removed_after and any(alert["status"] == "open" for alert in alerts):
             ModelRegistry(own).remove("demo.M01")
             now[0] = 5.0  # the next check finds it gone
-            removed_after = len(alerts)
-    assert removed_after == 1, "the burst opened no anomaly alert"
+            removed_after.append(len(alerts))
+
+    models = RegistryModels(own, reload_interval_s=1.0, clock=lambda: now[0])
+    alerts, states = _run(_day2_with_burst(tmp_path, "M01"), models, remove_once_open)
+    assert removed_after == [1], "the burst opened no anomaly alert"
     opened, resolved = alerts
     assert resolved["id"] == opened["id"] and resolved["status"] == "resolved"
     assert resolved["resolution"]["by"] == "model_removed"
