@@ -255,7 +255,7 @@ class MachineEngine:
         assert self._anomaly_models is not None
         model = self._anomaly_models.model_for(spec)
         if model is None:
-            if state.anomaly is not None:
+            if state.anomaly is not None and not self._anomaly_models.may_still_serve(state.anomaly.model):
                 # No model serves it any more (removed, or its manifest no longer lists the machine):
                 # an open episode would stay open for ever, and the view would name a gone model.
                 newest = max((int(times[-1]) for _, times, _ in series if times.shape[0]), default=None)

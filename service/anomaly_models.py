@@ -65,6 +65,7 @@ class RegistryModels:
         self._by_machine: dict[str, AnomalyModel | None] = {}
         self.errors: list[str] = []  # refusals seen, newest last (bounded)
         self._registry_failure: str | None = None  # why the last listing failed, if it did
+        self._listed = False  # the registry has been listed once: what it lacks is really gone
 
     def model_for(self, machine: MachineSpec) -> AnomalyModel | None:
         now = self._clock()
@@ -82,10 +83,21 @@ class RegistryModels:
             self._by_machine[machine.key] = self._pick(machine)
         return self._by_machine[machine.key]
 
+    def may_still_serve(self, label: str) -> bool:
+        """Whether the model version ``label`` (the one that opened a machine's episode) may still
+        serve the machine though none does now: the registry could not be listed since this process
+        started, or that model's manifest or versions could not be read or verified. A worker started
+        while the registry is unreadable must not end open episodes as if their models were removed."""
+        if not self._listed:
+            return True
+        entry = self._loaded.get(label.rpartition("@")[0])
+        return entry is not None and entry.model is None
+
     def refresh(self) -> bool:
         """Re-read changed manifests now; True if any served model changed."""
         changed = False
         names = set(self.registry.names())
+        self._listed = True
         for gone in set(self._loaded) - names:
             del self._loaded[gone]
             changed = True
@@ -119,8 +131,9 @@ class RegistryModels:
             versions, latest = self.registry.snapshot(name)
         except ModelFileError as exc:  # the manifest itself: nothing in it can be trusted
             self._refused(name, exc)
-            versions, latest = [], None
-        if current is not None and latest is not None and current.version == latest.version:
+            self._keep(name, stamp, current)
+            return False
+        if current is not None and current.version == latest.version:
             current.stamp = stamp
             return False
         found = self._newest_verified(name, versions, latest, current)
@@ -140,13 +153,11 @@ class RegistryModels:
         self,
         name: str,
         versions: list[ModelVersion],
-        latest: ModelVersion | None,
+        latest: ModelVersion,
         current: _Loaded | None,
     ) -> tuple[AnomalyModel, ModelVersion] | None:
         """``latest``, else the newest earlier version that verifies: a refused upload leaves the
         previous version serving, after a restart too."""
-        if latest is None:
-            return None
         earlier = versions[: versions.index(latest)]
         for entry in [latest, *reversed(earlier)]:
             if current is not None and current.model is not None and current.version == entry.version:
@@ -158,7 +169,8 @@ class RegistryModels:
         return None
 
     def _keep(self, name: str, stamp: tuple[int, int], current: _Loaded | None) -> None:
-        """Keep serving what was loaded (nothing, the first time); retry when the manifest changes."""
+        """Keep serving what was loaded (nothing, the first time: what it would serve is unknown);
+        retry when the manifest changes."""
         if current is not None:
             current.stamp = stamp
         else:

@@ -110,6 +110,11 @@ class AnomalyModels(Protocol):
 
     def model_for(self, machine: MachineSpec) -> AnomalyModel | None: ...
 
+    def may_still_serve(self, label: str) -> bool:
+        """Whether the model version ``label`` may serve the machine yet though :meth:`model_for`
+        gives nothing now (its registry could not be read): an open episode of it is not ended."""
+        ...
+
 
 @dataclass(slots=True)
 class AnomalyWindow:

@@ -62,24 +62,37 @@ def test_train_writes_a_versioned_model_with_metadata(registry: Path) -> None:
 def _run(
     lines: list[bytes],
     models: RegistryModels,
-    after_line: Callable[[list[dict[str, Any]]], None] | None = None,
+    after_line: Callable[[list[dict[str, Any]]], RegistryModels | None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, MachineState]]:
-    """The anomaly alert records of ``lines``; ``after_line`` sees those so far after each line."""
-    processor = TelemetryProcessor(
-        load_plant(None), max_payload_bytes=1 << 20, max_future_ms=HOUR_MS, anomaly_models=models
-    )
+    """The anomaly alert records of ``lines``; ``after_line`` sees those so far after each line, and
+    may restart the worker by returning the models it starts with (the states restored from JSON)."""
+
+    def processor() -> TelemetryProcessor:
+        return TelemetryProcessor(
+            load_plant(None), max_payload_bytes=1 << 20, max_future_ms=HOUR_MS, anomaly_models=models
+        )
+
+    worker = processor()
     states: dict[str, MachineState] = {}
     alerts: list[dict[str, Any]] = []
     for line in lines:
-        outcome = processor.process(
+        outcome = worker.process(
             None, line, timestamp_ms=START_MS + 1000 * HOUR_MS, load_state=states.get, require_key=False
         )
         assert not isinstance(outcome, Rejection)
         states[outcome.state.key] = outcome.state
         alerts += [orjson.loads(record_bytes(a)) for a in outcome.alerts if a.kind == "anomaly"]
-        if after_line is not None:
-            after_line(alerts)
+        restarted = None if after_line is None else after_line(alerts)
+        if restarted is not None:
+            models = restarted
+            worker = processor()
+            states = {key: _restored(state) for key, state in states.items()}
     return alerts, states
+
+
+def _restored(state: MachineState) -> MachineState:
+    """``state`` as a restarted worker reads it back from the table's changelog."""
+    return MachineState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
 
 
 def _day2_with_burst(tmp_path: Path, machine: str) -> list[bytes]:
@@ -312,3 +325,43 @@ def test_removing_the_model_resolves_its_open_episode(registry: Path, tmp_path: 
     assert resolved["resolution"]["by"] == "model_removed"
     assert resolved["resolution"]["model"] == "demo.M01@v1"
     assert states["demo/M01"].anomaly is None
+
+
+class _ListingFails(ModelRegistry):
+    """A registry whose directory cannot be listed while ``failing`` is set (a share not mounted yet,
+    a permission taken away: the tests run as root, so a mode cannot deny it)."""
+
+    failing = True
+
+    def names(self) -> list[str]:
+        if self.failing:
+            raise PermissionError(13, "Permission denied", str(self.root))
+        return super().names()
+
+
+def test_a_worker_started_while_the_registry_is_unreadable_keeps_the_open_episode(
+    registry: Path, tmp_path: Path
+) -> None:
+    """A restart with the registry unreadable knows of no model, but that is not a removal: the open
+    episode stays open (no `model_removed`) and ends as usual once the registry reads again."""
+    unreadable = _ListingFails(registry)
+    now = [0.0]
+    lines_since_restart: list[int] = []
+
+    def restart_once_open(alerts: list[dict[str, Any]]) -> RegistryModels | None:
+        if lines_since_restart:
+            lines_since_restart[0] += 1
+            if lines_since_restart[0] == 500:  # ~10 minutes of the plant's lines (~50 a minute)
+                unreadable.failing, now[0] = False, 5.0
+            return None
+        if any(alert["status"] == "open" for alert in alerts):
+            lines_since_restart.append(0)
+            return RegistryModels(unreadable, reload_interval_s=1.0, clock=lambda: now[0])
+        return None
+
+    alerts, states = _run(_day2_with_burst(tmp_path, "M01"), RegistryModels(registry), restart_once_open)
+    assert lines_since_restart and lines_since_restart[0] > 500, "the burst opened no anomaly alert"
+    opened, resolved = alerts
+    assert resolved["id"] == opened["id"] and resolved["status"] == "resolved"
+    assert resolved["resolution"]["by"] == "scores_normal"
+    assert states["demo/M01"].anomaly is not None and states["demo/M01"].anomaly.model == "demo.M01@v1"

@@ -226,6 +226,9 @@ class _Serving:
     def model_for(self, machine: MachineSpec) -> AnomalyModel | None:
         return self.model
 
+    def may_still_serve(self, label: str) -> bool:
+        return False
+
 
 def test_the_engine_keeps_it_in_the_machine_state_and_clears_it_when_no_model_serves() -> None:
     plant = load_demo_plant()

@@ -137,6 +137,9 @@ class _OneModel:
     def model_for(self, machine: MachineSpec) -> AnomalyModel | None:
         return self.model
 
+    def may_still_serve(self, label: str) -> bool:
+        return False
+
 
 def _anomaly_model() -> AnomalyModel:
     rng = np.random.default_rng(5)

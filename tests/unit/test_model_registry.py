@@ -485,6 +485,9 @@ def test_an_unreadable_manifest_is_refused_by_name_and_every_other_model_serves(
     fresh = RegistryModels(registry)  # a restart: nothing of it is served, the rest is
     assert fresh.model_for(MachineSpec(tenant="demo", site="p1", line="L1", id="M02")) is None
     assert fresh.model_for(MachineSpec(tenant="demo", site="p1", line="L1", id="M03")) is not None
+    # ... but it is not gone: an episode it opened stays open; one of a model no longer there ends
+    assert fresh.may_still_serve("demo.M02@v1")
+    assert not fresh.may_still_serve("demo.M09@v1")
 
 
 @pytest.mark.parametrize(
