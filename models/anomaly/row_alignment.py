@@ -2,7 +2,9 @@
 
 Every other signal contributes its newest reading at or before the row's instant, or the value held
 from earlier batches; a reading older than the held value of its signal still aligns by its own time
-but never replaces the newer held value. Rows missing a signal (never seen yet) are dropped.
+but never replaces the newer held value. Rows missing a signal (never seen yet, or not for
+:data:`HELD_AT_MOST_MS` before the row's instant: a sensor that failed) are dropped, rather than
+scored with a value from long ago.
 
 One numba pass over the batch's readings laid end to end: per call the Python side only joins the
 arrays, so a message of one reading per signal costs a few microseconds instead of a handful of
@@ -12,6 +14,7 @@ numpy calls per signal (alignment was two thirds of scoring a one-row batch).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +22,10 @@ import numpy.typing as npt
 from models.arrays import FloatArray
 from models.numba_config import kernel
 
-__all__ = ["Series", "align_rows"]
+__all__ = ["HELD_AT_MOST_MS", "Series", "align_rows"]
+
+# How long a signal's last reading stands in for it: beyond this it is missing.
+HELD_AT_MOST_MS: Final = 10 * 60_000
 
 Series = Sequence[tuple[str, npt.NDArray[np.int64], FloatArray]]
 
@@ -33,6 +39,7 @@ def _align_kernel(
     n_signals: int,
     hold: FloatArray,
     hold_ts: npt.NDArray[np.int64],
+    max_age_ms: int,
     out_ts: npt.NDArray[np.int64],
     out_rows: FloatArray,
 ) -> int:
@@ -71,7 +78,7 @@ def _align_kernel(
             at = order_t[c]
             complete = True
             for s in range(n_signals):
-                value = hold[s] if hold_ts[s] >= 0 else np.nan
+                value, value_at = hold[s], hold_ts[s]
                 b = chosen[s]
                 if b >= 0:
                     lo, hi = starts[b], starts[b + 1]
@@ -79,8 +86,10 @@ def _align_kernel(
                     while p + 1 < hi and order_t[p + 1] <= at:
                         p += 1
                     pointer[s] = p
-                    if p >= lo and order_t[p] >= hold_ts[s]:
-                        value = order_v[p]
+                    if p >= lo and order_t[p] >= value_at:
+                        value, value_at = order_v[p], order_t[p]
+                if value_at < 0 or at - value_at > max_age_ms:
+                    value = np.nan
                 out_rows[rows, s] = value
                 if np.isnan(value):
                     complete = False
@@ -98,9 +107,14 @@ def _align_kernel(
 
 
 def align_rows(
-    signals: tuple[str, ...], series: Series, hold: FloatArray, hold_ts: npt.NDArray[np.int64]
+    signals: tuple[str, ...],
+    series: Series,
+    hold: FloatArray,
+    hold_ts: npt.NDArray[np.int64],
+    max_age_ms: int = HELD_AT_MOST_MS,
 ) -> tuple[npt.NDArray[np.int64], FloatArray]:
-    """Rows at the clock signal's reading times; updates ``hold``/``hold_ts`` in place."""
+    """Rows at the clock signal's reading times, each signal's value at most ``max_age_ms`` older
+    than the row; updates ``hold``/``hold_ts`` in place."""
     index = {name: s for s, name in enumerate(signals)}
     used = [(index[name], times, values) for name, times, values in series if name in index]
     for _, times, values in used:
@@ -118,7 +132,8 @@ def align_rows(
     clock_rows = max((n for (s, _, _), n in zip(used, lengths, strict=True) if s == 0), default=0)
     out_ts = np.empty(clock_rows, dtype=np.int64)
     out_rows = np.empty((clock_rows, n_signals))
+    max_age = int(max_age_ms)
     rows = _align_kernel(
-        block_signal, starts, all_times, all_values, n_signals, hold, hold_ts, out_ts, out_rows
+        block_signal, starts, all_times, all_values, n_signals, hold, hold_ts, max_age, out_ts, out_rows
     )
     return out_ts[:rows], out_rows[:rows]

@@ -4,8 +4,9 @@ Per batch (:func:`score_batch`):
 
 1. **Rows.** The readings of the model's signals are aligned into rows (:func:`align_rows`): one
    row per reading of the model's first signal (the *clock*); every other signal contributes its
-   newest reading at or before that instant, held across batches. A row before every signal has
-   been seen once is skipped.
+   newest reading at or before that instant, held across batches for at most
+   :data:`~models.anomaly.row_alignment.HELD_AT_MOST_MS`. A row without a value of every signal (one
+   never seen yet, or silent for longer) is skipped.
 2. **Features** of those rows by :func:`models.anomaly.features.window_features`, with the machine's
    history of the last ``window - 1`` rows, which :class:`AnomalyWindow` carries between batches.
 3. **Scores** by the model's detector, compared with the calibrated threshold.
@@ -23,7 +24,7 @@ model uses the same signals (the rows do not depend on the model otherwise).
 rows, so nothing would ever be scored, silently (a type's model serving a machine of the type that
 sends other signals), nor one whose sensor fails or is renamed later. A batch that yields no row
 while a model signal has not been seen since the model began serving the machine, or not for
-:data:`UNSCORED_AFTER_MS` of the batch's event time, adds its readings to
+:data:`HELD_AT_MOST_MS` of the batch's event time, adds its readings to
 ``AnomalyWindow.unseen_readings``; once
 :data:`UNSCORED_AFTER_READINGS` readings spanning :data:`UNSCORED_AFTER_MS` of event time have come
 so, ``AnomalyWindow.unscored`` names the signals still missing, for the service to report. Both
@@ -44,7 +45,7 @@ import numpy.typing as npt
 
 from models.anomaly.detector import Detector, FloatArray
 from models.anomaly.features import FeatureSpec, next_history, window_features
-from models.anomaly.row_alignment import Series, align_rows
+from models.anomaly.row_alignment import HELD_AT_MOST_MS, Series, align_rows
 from models.numba_config import kernel
 from models.plant import MachineSpec
 
@@ -186,7 +187,7 @@ class AnomalyWindow:
 
     def note_unseen(self, series: Series) -> None:
         """A batch that gave no row: count its readings if a model signal is still unseen, or has
-        been silent for :data:`UNSCORED_AFTER_MS` of the batch's event time (a sensor that failed or
+        been silent for :data:`HELD_AT_MOST_MS` of the batch's event time (a sensor that failed or
         was renamed after the model began serving the machine: rows need a reading of every signal)."""
         readings, oldest, newest = 0, -1, -1
         for _, times, _ in series:
@@ -197,7 +198,7 @@ class AnomalyWindow:
                 newest = max(newest, high)
         silent = self.hold_ts < 0
         if newest >= 0:
-            silent |= self.hold_ts < newest - UNSCORED_AFTER_MS
+            silent |= self.hold_ts < newest - HELD_AT_MOST_MS
         missing = np.flatnonzero(silent)
         if missing.shape[0] == 0:
             if self.unseen_readings:

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from models.anomaly.features import FeatureSpec
+from models.anomaly.row_alignment import HELD_AT_MOST_MS
 from models.anomaly.scoring import (
     UNSCORED_AFTER_MS,
     UNSCORED_AFTER_READINGS,
@@ -97,26 +98,35 @@ def _first_unscored(model: AnomalyModel, batches: Iterator[tuple[int, Series]]) 
     return None
 
 
-def test_a_model_signal_that_stops_after_scoring_began_is_reported_not_silently_unscored() -> None:
-    """The model's first signal (its readings make the rows) fails 10 minutes in: no row is made
-    from then on. Reported once it has been silent for the bound and the others passed both bounds
-    (about 20 minutes after its last reading), not before; cleared when it is back."""
+@pytest.mark.parametrize("failing", CNC)
+def test_a_model_signal_that_stops_after_scoring_began_is_reported_not_silently_unscored(
+    failing: str,
+) -> None:
+    """A model signal fails 10 minutes in. The first one's readings make the rows, so none is made
+    from then on; another's last value stands in for it for at most ``HELD_AT_MOST_MS``, then no row
+    is made either (it was scored with that value for ever). Reported once it has been silent for
+    the bound and the others passed both bounds (about 20 minutes after its last reading), not
+    before; cleared when it is back."""
     model = _model()
     scored = list(_run(model, _messages(CNC, minutes=10)))
     assert scored[-1][2] > 0 and scored[-1][1].unscored == ()
     failed_at = START_MS + 10 * 60_000
-    rest = CNC[1:]
+    rest = tuple(name for name in CNC if name != failing)
     without = (
         (at + 10 * 60_000, _batch(at + 10 * 60_000, rest, readings=10)) for at, _ in _messages(rest, 30)
     )
+    held_for = 0 if failing == CNC[0] else HELD_AT_MOST_MS
     window = scored[-1][1]
     reported_at = None
     for at, series in without:
         window, batch = score_batch(model, window, series)
-        assert batch.rows == 0
+        if at - failed_at < held_for - 10_000:
+            assert batch.rows == 10, at - failed_at
+        elif at - failed_at >= held_for:
+            assert batch.rows == 0, at - failed_at
         if window.unscored and reported_at is None:
             reported_at = at
-    assert window.unscored == (CNC[0],)
+    assert window.unscored == (failing,)
     assert reported_at is not None
     assert (
         failed_at + 2 * UNSCORED_AFTER_MS - 20_000

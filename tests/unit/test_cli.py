@@ -238,8 +238,9 @@ def test_train_judges_future_event_times_like_analyze_never_against_the_clock(
             lines.append(
                 {**record, "ts": start_ms + i * 1000, "kind": "sensor", "signal": signal, "value": i}
             )
-    # An hour after the rest: a source whose clock ran ahead.
-    ahead = [{**line, "ts": start_ms + 3_600_000} for line in lines[-2:]]
+    # An hour after the rest: a source whose clock ran ahead. b first, so that a (the clock) makes a
+    # row with it: a value an hour old no longer stands in for b.
+    ahead = [{**line, "ts": start_ms + 3_600_000} for line in reversed(lines[-2:])]
     history = tmp_path / "h.jsonl"
     history.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in [*lines, *ahead]))
     plant = load_demo_plant()

@@ -2,7 +2,8 @@
 
 The reference below is the previous ``align_rows``, kept as the definition of right: unsorted and
 duplicate times, signals listed twice in a batch (the later entry counts), missing signals, readings
-older than the held values, and holds carried across a sequence of batches.
+older than the held values, holds carried across a sequence of batches, and values too old to stand
+in for their signal.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ Series = Sequence[tuple[str, npt.NDArray[np.int64], FloatArray]]
 
 
 def reference_align_rows(
-    signals: tuple[str, ...], series: Series, hold: FloatArray, hold_ts: npt.NDArray[np.int64]
+    signals: tuple[str, ...],
+    series: Series,
+    hold: FloatArray,
+    hold_ts: npt.NDArray[np.int64],
+    max_age_ms: int,
 ) -> tuple[npt.NDArray[np.int64], FloatArray]:
     by_name: dict[str, tuple[npt.NDArray[np.int64], FloatArray]] = {}
     for name, times, values in series:
@@ -38,7 +43,8 @@ def reference_align_rows(
         rows = np.empty((ts.shape[0], n_signals))
         for s, name in enumerate(signals):
             got = by_name.get(name)
-            column = np.full(ts.shape[0], hold[s] if hold_ts[s] >= 0 else np.nan)
+            column = np.full(ts.shape[0], hold[s])
+            taken_at = np.full(ts.shape[0], hold_ts[s])
             if got is not None:
                 times, values = got
                 position = np.searchsorted(times, ts, side="right") - 1
@@ -46,7 +52,9 @@ def reference_align_rows(
                 # A batch reading is newer than the held one unless the held one is later.
                 use = seen & (times[np.maximum(position, 0)] >= hold_ts[s])
                 column = np.where(use, values[np.maximum(position, 0)], column)
-            rows[:, s] = column
+                taken_at = np.where(use, times[np.maximum(position, 0)], taken_at)
+            # Never seen, or silent for longer than a value may stand in: missing.
+            rows[:, s] = np.where((taken_at < 0) | (ts - taken_at > max_age_ms), np.nan, column)
         complete = ~np.isnan(rows).any(axis=1)
         ts, rows = ts[complete], np.ascontiguousarray(rows[complete])
     for s, name in enumerate(signals):
@@ -78,15 +86,15 @@ def batches(draw: st.DrawFn) -> list[list[tuple[str, npt.NDArray[np.int64], Floa
 
 
 @settings(max_examples=400, deadline=None)
-@given(batches())
+@given(batches(), st.sampled_from([0, 3, 8, 1_000_000]))
 def test_alignment_equals_the_reference_batch_after_batch(
-    sequence: list[list[tuple[str, npt.NDArray[np.int64], FloatArray]]],
+    sequence: list[list[tuple[str, npt.NDArray[np.int64], FloatArray]]], max_age_ms: int
 ) -> None:
     hold, hold_ts = np.full(3, np.nan), np.full(3, -1, dtype=np.int64)
     ref_hold, ref_hold_ts = hold.copy(), hold_ts.copy()
     for batch in sequence:
-        ts, rows = align_rows(SIGNALS, batch, hold, hold_ts)
-        ref_ts, ref_rows = reference_align_rows(SIGNALS, batch, ref_hold, ref_hold_ts)
+        ts, rows = align_rows(SIGNALS, batch, hold, hold_ts, max_age_ms)
+        ref_ts, ref_rows = reference_align_rows(SIGNALS, batch, ref_hold, ref_hold_ts, max_age_ms)
         assert np.array_equal(ts, ref_ts)
         assert np.array_equal(rows, ref_rows)
         assert rows.flags.c_contiguous and rows.shape == (ts.shape[0], 3)
