@@ -104,10 +104,13 @@ def _outputs(telemetry: Path, out_dir: Path) -> None:
     output_dir(out_dir)
     for name in sorted(_OUTPUT_FILES):
         path = out_dir / name
-        if path.is_symlink():
-            continue  # the user's link elsewhere: kept, and written through when this run writes it
         try:
-            path.unlink(missing_ok=True)
+            if path.is_symlink():
+                # The user's link elsewhere: kept and written through, so what it points to is
+                # emptied instead (a linked summary.json would mark a failed run as finished).
+                path.open("wb").close()
+            else:
+                path.unlink(missing_ok=True)
         except OSError as exc:
             raise OutputError(
                 f"--out {out_dir / name}: cannot remove the earlier result ({exc.strerror})"

@@ -229,6 +229,29 @@ def test_a_new_run_removes_the_earlier_results_first_and_writes_its_summary_last
     assert (out / "notes.txt").read_text() == "the user's own file"  # only analyze's own files
 
 
+def test_a_linked_result_of_an_earlier_run_is_emptied_before_a_run_that_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A link among the results is kept and written through; what it points to held the earlier
+    run's summary after a run that failed half-way, so the directory looked finished."""
+    source, out, kept = tmp_path / "telemetry.jsonl", tmp_path / "out", tmp_path / "kept"
+    source.write_bytes(b"\n".join(simulated(300)) + b"\n")
+    out.mkdir()
+    kept.mkdir()
+    (kept / "summary.json").write_text("from an earlier run")
+    (out / "summary.json").symlink_to(kept / "summary.json")
+    (out / "kpis.jsonl").symlink_to("/dev/full")  # every write fails: no space left
+    assert main(["analyze", str(source), "--out", str(out)]) != 0
+    assert f"{out / 'kpis.jsonl'}: cannot write" in capsys.readouterr().err
+    assert (out / "summary.json").is_symlink() and (kept / "summary.json").read_bytes() == b""
+    (out / "kpis.jsonl").unlink()
+    assert main(["analyze", str(source), "--out", str(out)]) == 0
+    printed = orjson.loads(capsys.readouterr().out)
+    assert (out / "summary.json").is_symlink() and orjson.loads(
+        (kept / "summary.json").read_bytes()
+    ) == printed
+
+
 @pytest.mark.parametrize("followed_by", ["line", "frame"])
 def test_a_frame_cut_short_mid_file_is_its_own_dead_letter_and_the_records_after_it_are_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], followed_by: str
