@@ -464,9 +464,17 @@ class MachineEngine:
         # OEE is undefined (null) when nothing was produced, but planned time that produced nothing,
         # known to have run or stood, is the worst verdict, not none: a counter that failed, a
         # machine running empty or down all shift. One that reported cycles made something: its
-        # gateway sends no counts, which says nothing of its output.
+        # gateway sends no counts, which says nothing of its output. Only a machine that makes units
+        # (an ideal cycle time in the plant file, or counts sent once): a compressor or a chiller
+        # reporting states and sensors produces nothing by nature.
+        makes_units = (
+            spec.ideal_cycle_s is not None
+            or bool(spec.products)
+            or state.totals.good + state.totals.scrap > 0
+        )
         produced_nothing = (
             figures.oee is None
+            and makes_units
             and figures.planned_s > 0
             and figures.good + figures.scrap == 0
             and (figures.coverage or 0.0) > 0

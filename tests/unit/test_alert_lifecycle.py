@@ -302,6 +302,31 @@ def test_a_shift_whose_planned_time_produced_nothing_is_the_worst_verdict_not_no
     assert (date, shift, coverage) == ("2026-11-24", "night", pytest.approx(0.125))
 
 
+def test_a_machine_that_makes_no_units_gets_no_verdict_on_its_empty_shifts() -> None:
+    """A compressor: no ideal cycle time in the plant file and no count ever, only states and
+    sensors. It got "nothing produced" every shift; once a count came, its empty shifts are judged."""
+    plant = _plant(oee_below=0.5)
+    compressor = plant.machines[0].model_copy(update={"ideal_cycle_s": None, "name": "Compressor"})
+    plant = plant.model_copy(update={"machines": [compressor]})
+    engine = MachineEngine(plant)
+    state = engine.new_state(compressor)
+
+    def running_shifts(start_ms: int, hours: int) -> list[AlertChange]:
+        found = list(engine.on_state(state, compressor, start_ms, "running", None).alerts)
+        for step in range(1, hours * 6 + 1):
+            ts = start_ms + step * 600_000
+            series = [("pressure", np.array([ts], dtype=np.int64), np.array([6.0]))]
+            found += engine.on_samples(state, compressor, ts, series).alerts
+        return found
+
+    changes = running_shifts(at(6), 48)
+    assert [c for c in seen(changes) if c.kind == "oee_low"] == []
+    changes = list(engine.on_count(state, compressor, at(6, day=27) + 1, 1, 0, None, None).alerts)
+    changes += running_shifts(at(6, day=27) + 1, 17)  # one unit in the day shift, none in the swing
+    low = [(c.status, c.evidence["shift"]) for c in seen(changes) if c.kind == "oee_low"]
+    assert ("open", "swing") in low, low
+
+
 def test_a_low_shift_figure_on_part_of_the_shift_says_so(spec: MachineSpec) -> None:
     # The machine's data covers the first two hours of the day shift only (state_timeout_s 3600:
     # believed an hour after its last count); the figure rests on a quarter of the shift.
