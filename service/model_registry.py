@@ -211,7 +211,17 @@ def model_from_artifact(artifact: Any, name: str, version: str) -> AnomalyModel:
         threshold=threshold,
         consecutive=int(artifact["consecutive"]),
         release=float(artifact.get("release", 1.0)),
+        hold_ms=_hold_ms(artifact.get("hold_ms")),
     )
+
+
+def _hold_ms(data: object) -> tuple[int, ...] | None:
+    """The artifact's per-signal hold bounds (absent: a model registered before they were learnt)."""
+    if data is None:
+        return None
+    if not isinstance(data, list) or not all(type(bound) is int for bound in data):
+        raise ValueError(f"hold_ms: {str(data)[:80]}: expected a list of integers (ms per signal)")
+    return tuple(data)
 
 
 def model_to_artifact(model: AnomalyModel) -> dict[str, Any]:
@@ -226,6 +236,7 @@ def model_to_artifact(model: AnomalyModel) -> dict[str, Any]:
         "threshold": float(model.threshold),
         "consecutive": int(model.consecutive),
         "release": float(model.release),
+        **({"hold_ms": list(model.hold_ms)} if model.hold_ms is not None else {}),
     }
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from models.anomaly.row_alignment import hold_bounds
 from models.anomaly.scoring import align_rows
 from models.anomaly.training import ModelConfig, fit_model
 from models.plant import MachineSpec, PlantConfig
@@ -62,6 +63,7 @@ class TrainingData:
     machines: tuple[str, ...]
     records: int
     skipped: tuple[str, ...] = ()  # machines without complete rows, and the signals they lack
+    hold_ms: tuple[int, ...] | None = None  # per signal, as the rows were aligned (hold_bounds)
 
     @property
     def row_count(self) -> int:
@@ -123,9 +125,24 @@ def collect(
     machine_rows: list[np.ndarray] = []
     learnt: list[str] = []
     incomplete: list[str] = []
+    # Each signal's readings are held as long as its own rhythm in this history says (a lab value
+    # every 15 minutes, a sensor every second): serving aligns with the same bounds.
+    index = {name: s for s, name in enumerate(chosen)}
+    times: list[list[np.ndarray]] = [[] for _ in chosen]
+    for key in sorted(wanted):
+        per_signal: list[list[np.ndarray]] = [[] for _ in chosen]
+        for batch in buffered[key]:
+            for name, ts, _ in batch:
+                if name in index:
+                    per_signal[index[name]].append(ts)
+        for s, parts_of_signal in enumerate(per_signal):
+            if parts_of_signal:
+                times[s].append(np.concatenate(parts_of_signal))
+    hold_ms = hold_bounds(times)
+    max_age = np.array(hold_ms, dtype=np.int64)
     for key in sorted(wanted):
         hold, hold_ts = np.full(len(chosen), np.nan), np.full(len(chosen), -1, dtype=np.int64)
-        parts = [align_rows(chosen, batch, hold, hold_ts) for batch in buffered[key]]
+        parts = [align_rows(chosen, batch, hold, hold_ts, max_age) for batch in buffered[key]]
         rows = np.concatenate([r for _, r in parts]) if parts else np.empty((0, len(chosen)))
         if rows.shape[0] == 0:
             seen = {name for batch in buffered[key] for name, _, _ in batch}
@@ -149,6 +166,7 @@ def collect(
         machines=tuple(learnt),
         records=count,
         skipped=tuple(incomplete),
+        hold_ms=hold_ms,
     )
 
 
@@ -273,7 +291,7 @@ def train(
     ``machine_type`` (tenant, type) every machine of that tenant and type, including machines of the
     type added to the plant later; a machine's own model still wins over its type's."""
     try:
-        fitted = fit_model(data.series, data.signals, config, name=name)
+        fitted = fit_model(data.series, data.signals, config, name=name, hold_ms=data.hold_ms)
     except ValueError as exc:  # e.g. every feature constant: the options chose nothing to learn
         raise ConfigError(f"training: {exc}") from None
     model = fitted.model
@@ -293,6 +311,7 @@ def train(
         "detector": config.detector,
         **served,
         "signals": list(data.signals),
+        **({"hold_ms": dict(zip(data.signals, data.hold_ms, strict=True))} if data.hold_ms else {}),
         "features": list(model.features.names),
         "training": {
             "source": source,

@@ -2,9 +2,10 @@
 
 Every other signal contributes its newest reading at or before the row's instant, or the value held
 from earlier batches; a reading older than the held value of its signal still aligns by its own time
-but never replaces the newer held value. Rows missing a signal (never seen yet, or not for
-:data:`HELD_AT_MOST_MS` before the row's instant: a sensor that failed) are dropped, rather than
-scored with a value from long ago.
+but never replaces the newer held value. Rows missing a signal (never seen yet, or not for its hold
+bound before the row's instant: a sensor that failed) are dropped, rather than scored with a value
+from long ago. A model learns each signal's bound from its training history (:func:`hold_bounds`),
+so a signal sent every 15 minutes is held between its readings and a 1 Hz one for 10 minutes.
 
 One numba pass over the batch's readings laid end to end: per call the Python side only joins the
 arrays, so a message of one reading per signal costs a few microseconds instead of a handful of
@@ -13,6 +14,7 @@ numpy calls per signal (alignment was two thirds of scoring a one-row batch).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Final
 
@@ -22,10 +24,30 @@ import numpy.typing as npt
 from models.arrays import FloatArray
 from models.numba_config import kernel
 
-__all__ = ["HELD_AT_MOST_MS", "Series", "align_rows"]
+__all__ = ["HELD_AT_LEAST_MS", "NOT_BOUNDED", "Series", "align_rows", "hold_bounds"]
 
-# How long a signal's last reading stands in for it: beyond this it is missing.
-HELD_AT_MOST_MS: Final = 10 * 60_000
+# The shortest hold bound a model learns: a signal's last reading stands in for it this long at least.
+HELD_AT_LEAST_MS: Final = 10 * 60_000
+# The bound of a model registered before bounds were learnt: held for ever, as it was trained.
+NOT_BOUNDED: Final = np.iinfo(np.int64).max // 2
+_TYPICAL_GAP_PERCENTILE: Final = 95.0
+_GAPS_PER_BOUND: Final = 2
+
+
+def hold_bounds(times: Sequence[Sequence[npt.NDArray[np.int64]]]) -> tuple[int, ...]:
+    """Per signal, how long its last reading may stand in for it: twice the 95th percentile of the
+    gaps between its readings in training (per machine: ``times[signal]`` holds one array per
+    machine), at least :data:`HELD_AT_LEAST_MS`. A percentile, not the longest gap: a machine
+    switched off overnight must not teach that a reading stays good for 12 hours."""
+    bounds = []
+    for per_machine in times:
+        gaps = [np.diff(np.sort(t)) for t in per_machine if t.shape[0] > 1]
+        positive = np.concatenate(gaps) if gaps else np.empty(0, dtype=np.int64)
+        positive = positive[positive > 0]
+        typical = float(np.percentile(positive, _TYPICAL_GAP_PERCENTILE)) if positive.shape[0] else 0.0
+        bounds.append(max(HELD_AT_LEAST_MS, _GAPS_PER_BOUND * math.ceil(typical)))
+    return tuple(bounds)
+
 
 Series = Sequence[tuple[str, npt.NDArray[np.int64], FloatArray]]
 
@@ -39,7 +61,7 @@ def _align_kernel(
     n_signals: int,
     hold: FloatArray,
     hold_ts: npt.NDArray[np.int64],
-    max_age_ms: int,
+    max_age_ms: npt.NDArray[np.int64],
     out_ts: npt.NDArray[np.int64],
     out_rows: FloatArray,
 ) -> int:
@@ -88,7 +110,7 @@ def _align_kernel(
                     pointer[s] = p
                     if p >= lo and order_t[p] >= value_at:
                         value, value_at = order_v[p], order_t[p]
-                if value_at < 0 or at - value_at > max_age_ms:
+                if value_at < 0 or at - value_at > max_age_ms[s]:
                     value = np.nan
                 out_rows[rows, s] = value
                 if np.isnan(value):
@@ -111,10 +133,10 @@ def align_rows(
     series: Series,
     hold: FloatArray,
     hold_ts: npt.NDArray[np.int64],
-    max_age_ms: int = HELD_AT_MOST_MS,
+    max_age_ms: npt.NDArray[np.int64] | None = None,
 ) -> tuple[npt.NDArray[np.int64], FloatArray]:
-    """Rows at the clock signal's reading times, each signal's value at most ``max_age_ms`` older
-    than the row; updates ``hold``/``hold_ts`` in place."""
+    """Rows at the clock signal's reading times, each signal's value at most ``max_age_ms[signal]``
+    older than the row (None: no bound); updates ``hold``/``hold_ts`` in place."""
     index = {name: s for s, name in enumerate(signals)}
     used = [(index[name], times, values) for name, times, values in series if name in index]
     for _, times, values in used:
@@ -132,7 +154,9 @@ def align_rows(
     clock_rows = max((n for (s, _, _), n in zip(used, lengths, strict=True) if s == 0), default=0)
     out_ts = np.empty(clock_rows, dtype=np.int64)
     out_rows = np.empty((clock_rows, n_signals))
-    max_age = int(max_age_ms)
+    max_age = np.full(n_signals, NOT_BOUNDED, dtype=np.int64) if max_age_ms is None else max_age_ms
+    if max_age.shape != (n_signals,) or max_age.dtype != np.int64:
+        raise ValueError(f"max_age_ms: {max_age.shape} {max_age.dtype}, expected ({n_signals},) int64")
     rows = _align_kernel(
         block_signal, starts, all_times, all_values, n_signals, hold, hold_ts, max_age, out_ts, out_rows
     )

@@ -4,9 +4,9 @@ Per batch (:func:`score_batch`):
 
 1. **Rows.** The readings of the model's signals are aligned into rows (:func:`align_rows`): one
    row per reading of the model's first signal (the *clock*); every other signal contributes its
-   newest reading at or before that instant, held across batches for at most
-   :data:`~models.anomaly.row_alignment.HELD_AT_MOST_MS`. A row without a value of every signal (one
-   never seen yet, or silent for longer) is skipped.
+   newest reading at or before that instant, held across batches for at most the signal's hold
+   bound (:attr:`AnomalyModel.hold_ms`, learnt in training). A row without a value of every signal
+   (one never seen yet, or silent for longer) is skipped.
 2. **Features** of those rows by :func:`models.anomaly.features.window_features`, with the machine's
    history of the last ``window - 1`` rows, which :class:`AnomalyWindow` carries between batches.
 3. **Scores** by the model's detector, compared with the calibrated threshold.
@@ -23,8 +23,8 @@ model uses the same signals (the rows do not depend on the model otherwise).
 **Unscored.** A machine the model serves but that never sends some of the model's signals gets no
 rows, so nothing would ever be scored, silently (a type's model serving a machine of the type that
 sends other signals), nor one whose sensor fails or is renamed later. A batch that yields no row
-while a model signal has not been seen since the model began serving the machine, or not for
-:data:`HELD_AT_MOST_MS` of the batch's event time, adds its readings to
+while a model signal has not been seen since the model began serving the machine, or not for its
+hold bound (at least :data:`UNSCORED_AFTER_MS`) of the batch's event time, adds its readings to
 ``AnomalyWindow.unseen_readings``; once
 :data:`UNSCORED_AFTER_READINGS` readings spanning :data:`UNSCORED_AFTER_MS` of event time have come
 so, ``AnomalyWindow.unscored`` names the signals still missing, for the service to report. Both
@@ -45,7 +45,7 @@ import numpy.typing as npt
 
 from models.anomaly.detector import Detector, FloatArray
 from models.anomaly.features import FeatureSpec, next_history, window_features
-from models.anomaly.row_alignment import HELD_AT_MOST_MS, Series, align_rows
+from models.anomaly.row_alignment import NOT_BOUNDED, Series, align_rows
 from models.numba_config import kernel
 from models.plant import MachineSpec
 
@@ -83,8 +83,29 @@ class AnomalyModel:
     consecutive: int = 3
     release: float = 1.0  # hysteresis: a flag holds while the score exceeds release * threshold
     resolve_after: int = 300  # unflagged rows in a row before an anomaly episode counts as over
+    # Per signal, how long its last reading stands in for it in a row (ms, learnt in training:
+    # :func:`~models.anomaly.row_alignment.hold_bounds`); None: for ever (models trained before).
+    hold_ms: tuple[int, ...] | None = None
+    max_age_ms: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
+    silent_after_ms: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        n_signals = len(self.features.signals)
+        if self.hold_ms is not None and (
+            len(self.hold_ms) != n_signals or not all(1 <= bound <= NOT_BOUNDED for bound in self.hold_ms)
+        ):
+            raise ValueError(
+                f"model {self.name} {self.version}: hold_ms needs one bound in 1..{NOT_BOUNDED} ms per "
+                f"signal ({n_signals}), got {list(self.hold_ms)}"
+            )
+        if self.hold_ms is not None:
+            bounds = self.hold_ms
+            silent = tuple(max(bound, UNSCORED_AFTER_MS) for bound in bounds)
+        else:  # held for ever, but the clock signal, which holds nothing, still counts as silent
+            bounds = (NOT_BOUNDED,) * n_signals
+            silent = (UNSCORED_AFTER_MS, *bounds[1:])
+        object.__setattr__(self, "max_age_ms", np.array(bounds, dtype=np.int64))
+        object.__setattr__(self, "silent_after_ms", np.array(silent, dtype=np.int64))
         if self.detector.n_features != len(self.features.names):
             raise ValueError(
                 f"model {self.name} {self.version}: detector expects {self.detector.n_features} features, "
@@ -185,9 +206,10 @@ class AnomalyWindow:
         self.unseen_from_ms = -1
         self.unscored = ()
 
-    def note_unseen(self, series: Series) -> None:
+    def note_unseen(self, series: Series, silent_after_ms: npt.NDArray[np.int64]) -> None:
         """A batch that gave no row: count its readings if a model signal is still unseen, or has
-        been silent for :data:`HELD_AT_MOST_MS` of the batch's event time (a sensor that failed or
+        been silent for longer than ``silent_after_ms`` (:attr:`AnomalyModel.silent_after_ms`: its
+        hold bound, at least :data:`UNSCORED_AFTER_MS`) of the batch's event time (a sensor that failed or
         was renamed after the model began serving the machine: rows need a reading of every signal)."""
         readings, oldest, newest = 0, -1, -1
         for _, times, _ in series:
@@ -198,7 +220,7 @@ class AnomalyWindow:
                 newest = max(newest, high)
         silent = self.hold_ts < 0
         if newest >= 0:
-            silent |= self.hold_ts < newest - HELD_AT_MOST_MS
+            silent |= self.hold_ts < newest - silent_after_ms
         missing = np.flatnonzero(silent)
         if missing.shape[0] == 0:
             if self.unseen_readings:
@@ -284,9 +306,9 @@ def score_batch(
         window.model = model.label
         window.run = 0
         window.clear_unseen()
-    ts, rows = align_rows(window.signals, series, window.hold, window.hold_ts)
+    ts, rows = align_rows(window.signals, series, window.hold, window.hold_ts, model.max_age_ms)
     if rows.shape[0] == 0:
-        window.note_unseen(series)
+        window.note_unseen(series, model.silent_after_ms)
         return window, BatchScore(ts, np.empty(0), np.zeros(0, dtype=np.bool_), -1)
     if window.unseen_readings:
         window.clear_unseen()

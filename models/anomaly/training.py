@@ -101,10 +101,12 @@ def fit_model(
     *,
     name: str,
     version: str = "unregistered",
+    hold_ms: tuple[int, ...] | None = None,
 ) -> FittedModel:
     """Fit on aligned training ``rows`` (n, len(signals)), oldest first, or on several such series
     (one per machine of a type): each series' windows are computed on its own rows, as the stream
-    computes them per machine, so no window spans two machines."""
+    computes them per machine, so no window spans two machines. ``hold_ms``: the per-signal hold
+    bounds the rows were aligned with, which serving aligns with too."""
     spec = FeatureSpec(signals=signals, window=config.window, stats=config.stats)
     series = [rows] if isinstance(rows, np.ndarray) else list(rows)
     data = [as_rows(part, len(signals), "rows") for part in series]
@@ -122,6 +124,7 @@ def fit_model(
         threshold=calibration.threshold,
         consecutive=config.consecutive,
         release=config.release,
+        hold_ms=hold_ms,
     )
     metrics = {
         "training_score_mean": float(np.mean(scores)),

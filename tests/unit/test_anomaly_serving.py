@@ -365,3 +365,49 @@ def test_a_worker_started_while_the_registry_is_unreadable_keeps_the_open_episod
     assert resolved["id"] == opened["id"] and resolved["status"] == "resolved"
     assert resolved["resolution"]["by"] == "scores_normal"
     assert states["demo/M01"].anomaly is not None and states["demo/M01"].anomaly.model == "demo.M01@v1"
+
+
+def test_train_learns_to_hold_a_slow_signal_between_its_readings(tmp_path: Path) -> None:
+    """oil_temp thinned to one reading per 15 minutes (a lab value): held for twice that, so every
+    row of the history is still learnt (the shortest bound lost a third of them, without a word),
+    and the bound is in the model and its manifest."""
+    from service.train import collect, file_records
+
+    full = _write(tmp_path / "full.jsonl", START_MS, 3, seed=3)
+    thinned, last = [], -HOUR_MS
+    for line in full:
+        record = orjson.loads(line)
+        if record.get("kind") == "samples" and record["machine"] == "M01":
+            signals = []
+            for block in record["signals"]:
+                if block["signal"] == "oil_temp":
+                    if block["ts"][0] < last + 15 * 60_000:
+                        continue
+                    last = block["ts"][0]
+                    signals.append({**block, "ts": block["ts"][:1], "values": block["values"][:1]})
+                else:
+                    signals.append(block)
+            record["signals"] = signals
+        thinned.append(orjson.dumps(record))
+    (tmp_path / "thinned.jsonl").write_bytes(b"\n".join(thinned) + b"\n")
+    plant = load_plant(None)
+    [m01] = [machine for machine in plant.machines if machine.id == "M01"]
+
+    def collected(name: str) -> Any:
+        records = file_records(tmp_path / name)
+        return collect(
+            records, plant, (m01,), signals=None, start_ms=None, end_ms=None, max_future_ms=HOUR_MS
+        )
+
+    data, reference = collected("thinned.jsonl"), collected("full.jsonl")
+    assert data.signals == ("current", "oil_temp", "vibration_rms")
+    assert data.hold_ms is not None and reference.hold_ms == (600_000,) * 3
+    assert (data.hold_ms[0], data.hold_ms[2]) == (600_000, 600_000)
+    assert 30 * 60_000 <= data.hold_ms[1] <= 31 * 60_000
+    assert data.row_count >= reference.row_count - 60  # rows before the first oil_temp differ
+    registry = ModelRegistry(tmp_path / "registry")
+    assert main(["train", "--telemetry", str(tmp_path / "thinned.jsonl"), "--registry", str(registry.root),
+                 "--machine", "M01"]) == 0  # fmt: skip
+    manifest = json.loads((registry.root / "demo.M01" / "manifest.json").read_text())
+    assert manifest["versions"][0]["metadata"]["hold_ms"]["oil_temp"] == data.hold_ms[1]
+    assert registry.load("demo.M01")[0].hold_ms == data.hold_ms

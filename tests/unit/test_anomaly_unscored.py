@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from models.anomaly.features import FeatureSpec
-from models.anomaly.row_alignment import HELD_AT_MOST_MS
+from models.anomaly.row_alignment import HELD_AT_LEAST_MS
 from models.anomaly.scoring import (
     UNSCORED_AFTER_MS,
     UNSCORED_AFTER_READINGS,
@@ -62,9 +62,14 @@ class _Constant:
         return {}
 
 
-def _model(version: str = "v1", signals: tuple[str, ...] = CNC) -> AnomalyModel:
+def _model(
+    version: str = "v1", signals: tuple[str, ...] = CNC, hold_ms: tuple[int, ...] | None = ()
+) -> AnomalyModel:
+    """``hold_ms`` (): what training learns of signals sent every second, the shortest bound."""
     features = FeatureSpec(signals)
-    return AnomalyModel("demo.cnc", version, features, _Constant(len(features.names)), threshold=1.0)
+    bounds = (HELD_AT_LEAST_MS,) * len(signals) if hold_ms == () else hold_ms
+    detector = _Constant(len(features.names))
+    return AnomalyModel("demo.cnc", version, features, detector, threshold=1.0, hold_ms=bounds)
 
 
 def _batch(at_ms: int, signals: tuple[str, ...], readings: int = 1, step_ms: int = 1000) -> Series:
@@ -103,7 +108,7 @@ def test_a_model_signal_that_stops_after_scoring_began_is_reported_not_silently_
     failing: str,
 ) -> None:
     """A model signal fails 10 minutes in. The first one's readings make the rows, so none is made
-    from then on; another's last value stands in for it for at most ``HELD_AT_MOST_MS``, then no row
+    from then on; another's last value stands in for it for at most its hold bound, then no row
     is made either (it was scored with that value for ever). Reported once it has been silent for
     the bound and the others passed both bounds (about 20 minutes after its last reading), not
     before; cleared when it is back."""
@@ -115,7 +120,7 @@ def test_a_model_signal_that_stops_after_scoring_began_is_reported_not_silently_
     without = (
         (at + 10 * 60_000, _batch(at + 10 * 60_000, rest, readings=10)) for at, _ in _messages(rest, 30)
     )
-    held_for = 0 if failing == CNC[0] else HELD_AT_MOST_MS
+    held_for = 0 if failing == CNC[0] else HELD_AT_LEAST_MS
     window = scored[-1][1]
     reported_at = None
     for at, series in without:
@@ -136,6 +141,40 @@ def test_a_model_signal_that_stops_after_scoring_began_is_reported_not_silently_
     back = START_MS + 41 * 60_000
     window, batch = score_batch(model, window, _batch(back, CNC, readings=10))
     assert batch.rows > 0 and window.unscored == () and window.unseen_readings == 0
+
+
+def test_a_signal_sent_every_15_minutes_is_held_between_its_readings_as_training_learnt() -> None:
+    """Its hold bound, learnt from its rhythm (30 minutes), keeps every row; the shortest bound
+    lost a third of them, never long enough in a row to be reported."""
+    minute = 60_000
+
+    def batches() -> Iterator[tuple[int, Series]]:
+        for k in range(6 * 360):  # 6 hours of 10-second messages; spindle_temp every 15 minutes
+            at = START_MS + k * 10_000
+            sent = CNC if k % 90 == 0 else (CNC[0], CNC[2])
+            yield at, _batch(at, sent, readings=10)
+
+    # Each 15-minute cycle: spindle_temp's 10 readings, then clock readings past 10 minutes after
+    # its last (610-899 s into the cycle) had no value of it under the shortest bound.
+    for bounds, lost_per_cycle in [((HELD_AT_LEAST_MS, 30 * minute, HELD_AT_LEAST_MS), 0), ((), 290)]:
+        runs = list(_run(_model(hold_ms=bounds), batches()))
+        clock_readings = len(runs) * 10
+        assert runs[-1][2] == clock_readings - 24 * lost_per_cycle, bounds
+        assert all(window.unscored == () for _, window, _ in runs)
+
+
+def test_a_model_registered_before_hold_bounds_holds_for_ever_and_still_reports_its_clock() -> None:
+    """As it was trained (no bound): a silent second signal keeps its last value; a silent clock
+    makes no row and is reported as before."""
+    model = _model(hold_ms=None)
+    later = START_MS + 10 * 60_000
+    for failing, rows in [(CNC[1], True), (CNC[0], False)]:
+        window = list(_run(model, _messages(CNC, minutes=10)))[-1][1]
+        rest = tuple(name for name in CNC if name != failing)
+        for at, _ in _messages(rest, 30):
+            window, batch = score_batch(model, window, _batch(at + 10 * 60_000, rest, readings=10))
+            assert (batch.rows > 0) == rows
+        assert window.unscored == (() if rows else (failing,)), later
 
 
 def test_a_machine_sending_other_signals_is_unscored_after_the_bounds() -> None:

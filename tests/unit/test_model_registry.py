@@ -335,6 +335,29 @@ def test_an_artifact_of_the_wrong_shape_is_refused_whatever_breaks(tmp_path: Pat
         registry.load("demo.M01")
 
 
+def test_hold_bounds_round_trip_and_malformed_ones_are_refused_naming_the_field(tmp_path: Path) -> None:
+    rows = np.random.default_rng(0).normal(size=(300, 3))
+    config = ModelConfig(detector="pca_t2q", window=5)
+    model = fit_model(rows, SIGNALS, config, name="demo.M01", hold_ms=(600_000, 1_800_000, 600_000)).model
+    registry = ModelRegistry(tmp_path)
+    registry.register(model, {"machines": ["demo/M01"]})
+    loaded, _ = registry.load("demo.M01")
+    assert loaded.hold_ms == (600_000, 1_800_000, 600_000)
+    assert loaded.max_age_ms.tolist() == [600_000, 1_800_000, 600_000]
+    for case, (bad, reason) in enumerate(
+        [
+            ("10 minutes", "hold_ms: 10 minutes: expected a list of integers"),
+            ([600_000, True, 600_000], "hold_ms: .*expected a list of integers"),
+            ([600_000, 600_000], "hold_ms needs one bound .* per signal \\(3\\)"),
+            ([600_000, 0, 600_000], "hold_ms needs one bound in 1\\.\\."),
+        ]
+    ):
+        artifact = model_to_artifact(model)
+        artifact["hold_ms"] = bad
+        with pytest.raises(ModelFileError, match=f"malformed model artifact.*{reason}"):
+            _swap_in(tmp_path / f"case{case}", bytes(sio.dumps(artifact))).load("demo.M01")
+
+
 def test_a_type_model_without_a_tenant_serves_no_machine_by_its_type(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
     registry.register(_fitted().model, {"machines": [], "machine_types": ["cnc"]})

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.anomaly.row_alignment import align_rows
+from models.anomaly.row_alignment import HELD_AT_LEAST_MS, NOT_BOUNDED, align_rows, hold_bounds
 
 FloatArray = npt.NDArray[np.float64]
 Series = Sequence[tuple[str, npt.NDArray[np.int64], FloatArray]]
@@ -26,7 +26,7 @@ def reference_align_rows(
     series: Series,
     hold: FloatArray,
     hold_ts: npt.NDArray[np.int64],
-    max_age_ms: int,
+    max_age_ms: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.int64], FloatArray]:
     by_name: dict[str, tuple[npt.NDArray[np.int64], FloatArray]] = {}
     for name, times, values in series:
@@ -54,7 +54,7 @@ def reference_align_rows(
                 column = np.where(use, values[np.maximum(position, 0)], column)
                 taken_at = np.where(use, times[np.maximum(position, 0)], taken_at)
             # Never seen, or silent for longer than a value may stand in: missing.
-            rows[:, s] = np.where((taken_at < 0) | (ts - taken_at > max_age_ms), np.nan, column)
+            rows[:, s] = np.where((taken_at < 0) | (ts - taken_at > max_age_ms[s]), np.nan, column)
         complete = ~np.isnan(rows).any(axis=1)
         ts, rows = ts[complete], np.ascontiguousarray(rows[complete])
     for s, name in enumerate(signals):
@@ -86,15 +86,16 @@ def batches(draw: st.DrawFn) -> list[list[tuple[str, npt.NDArray[np.int64], Floa
 
 
 @settings(max_examples=400, deadline=None)
-@given(batches(), st.sampled_from([0, 3, 8, 1_000_000]))
+@given(batches(), st.lists(st.sampled_from([0, 3, 8, NOT_BOUNDED]), min_size=3, max_size=3))
 def test_alignment_equals_the_reference_batch_after_batch(
-    sequence: list[list[tuple[str, npt.NDArray[np.int64], FloatArray]]], max_age_ms: int
+    sequence: list[list[tuple[str, npt.NDArray[np.int64], FloatArray]]], bounds: list[int]
 ) -> None:
     hold, hold_ts = np.full(3, np.nan), np.full(3, -1, dtype=np.int64)
     ref_hold, ref_hold_ts = hold.copy(), hold_ts.copy()
+    max_age = np.array(bounds, dtype=np.int64)
     for batch in sequence:
-        ts, rows = align_rows(SIGNALS, batch, hold, hold_ts, max_age_ms)
-        ref_ts, ref_rows = reference_align_rows(SIGNALS, batch, ref_hold, ref_hold_ts, max_age_ms)
+        ts, rows = align_rows(SIGNALS, batch, hold, hold_ts, max_age)
+        ref_ts, ref_rows = reference_align_rows(SIGNALS, batch, ref_hold, ref_hold_ts, max_age)
         assert np.array_equal(ts, ref_ts)
         assert np.array_equal(rows, ref_rows)
         assert rows.flags.c_contiguous and rows.shape == (ts.shape[0], 3)
@@ -113,3 +114,17 @@ def test_a_signal_block_without_readings_changes_nothing() -> None:
     assert ts.shape[0] == 0 and hold_ts[1] == -1  # the later, empty b block is the one that counts
     ts, rows = align_rows(SIGNALS, full, hold, hold_ts)
     assert ts.tolist() == [5] and rows.tolist() == [[1.0, 2.0, 3.0]]
+
+
+def test_hold_bounds_follow_each_signals_rhythm_not_its_longest_silence() -> None:
+    """A 1 Hz sensor is held the shortest bound, a lab value every 15 minutes twice its period; a
+    machine switched off every night (one 12-hour gap a day) does not stretch either."""
+    minute = 60_000
+    day = 24 * 60 * minute
+    fast = [np.arange(0, 12 * 60 * minute, 1000, dtype=np.int64) + d * day for d in range(3)]
+    slow = [np.arange(0, 12 * 60 * minute, 15 * minute, dtype=np.int64) + d * day for d in range(3)]
+    one_machine = [np.concatenate(fast)], [np.concatenate(slow)]
+    assert hold_bounds(one_machine) == (HELD_AT_LEAST_MS, 30 * minute)
+    # machines apart: the gap between two machines' histories is no gap of either
+    assert hold_bounds([fast, slow]) == (HELD_AT_LEAST_MS, 30 * minute)
+    assert hold_bounds([[np.array([5], dtype=np.int64)]]) == (HELD_AT_LEAST_MS,)  # one reading: no gap
