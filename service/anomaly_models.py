@@ -18,6 +18,7 @@ they were: it never fails the telemetry message that happened to trigger the che
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -96,6 +97,9 @@ class RegistryModels:
     def refresh(self) -> bool:
         """Re-read changed manifests now; True if any served model changed."""
         changed = False
+        if not self.registry.root.is_dir():
+            # Moved, or its share unmounted: not "every model removed" (the listing would be empty).
+            raise FileNotFoundError(errno.ENOENT, "the registry directory is gone", str(self.registry.root))
         names = set(self.registry.names())
         self._listed = True
         for gone in set(self._loaded) - names:

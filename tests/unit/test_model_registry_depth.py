@@ -163,3 +163,16 @@ def test_a_registry_that_stays_unreadable_is_logged_once_until_it_recovers(
         registry.failing, registry.now = True, 20.0
         models.model_for(M01)  # failing again after a recovery is news again
         assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 2
+
+
+def test_a_registry_directory_that_goes_away_keeps_its_models_serving(tmp_path: Path) -> None:
+    """Moved, or its share unmounted while the worker runs: an empty listing would have read as
+    every model removed (each open episode ended as model_removed), with nothing logged."""
+    registry = FlakyRegistry(tmp_path / "registry", failing=False)
+    models = registry.models
+    assert models.model_for(M01) is not None
+    (tmp_path / "registry").rename(tmp_path / "moved")
+    registry.now = 2.0
+    served = models.model_for(M01)
+    assert served is not None and served.name == "b.M01"
+    assert any("the registry directory is gone" in error for error in models.errors)
