@@ -26,7 +26,7 @@ from streams.fetch_wait import app_with_fetch_wait
 from streams.heap import freeze_startup_heap
 from streams.line_stream import add_line_view
 from streams.lines import LineAggregator
-from streams.live import LiveLines, LiveMachines
+from streams.live import LiveLines, LiveMachines, show_recovered_machines
 from streams.outbox import Outbox, Outgoing, Owner, PartitionLost, SendAbandoned, raise_if_lost
 from streams.ownership import Ownership
 from streams.processing import Applied, Outcome, TelemetryProcessor
@@ -425,18 +425,11 @@ def create_stream(
         # table; those no longer in the plant configuration are not (streams.live: why).
         if not _ready(app):
             return
-        not_configured = []
-        for raw_key in list(table.keys()):
-            key = raw_key.decode()
-            if key in live:
-                continue
-            if not live.is_configured(key):  # not decoded: it is never shown
-                if key not in not_configured_logged:
-                    not_configured.append(key)
-                continue
-            state = table.load(key)
-            if state is not None:
-                live.show_recovered(state)
+        not_configured = [
+            key
+            for key in await show_recovered_machines(table, live, applying)
+            if key not in not_configured_logged
+        ]
         if not_configured:
             not_configured_logged.update(not_configured)
             log.warning(

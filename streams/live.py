@@ -14,6 +14,7 @@ event time, so pages can tell "no data for X seconds" from "a replay far behind 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -22,8 +23,9 @@ from models import signal_stats
 from models.machine_state import LifetimeTotals, MachineState
 from streams.lines import supersedes
 from streams.records import LineKpiRecord
+from streams.state_table import StateTable
 
-__all__ = ["Counters", "LiveLines", "LiveMachines", "Receipt"]
+__all__ = ["Counters", "LiveLines", "LiveMachines", "Receipt", "show_recovered_machines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +158,25 @@ class LiveLines:
 
     def __iter__(self) -> Iterator[LineKpiRecord]:
         return iter(sorted(self._records.values(), key=lambda r: (r.tenant, r.line, r.window)))
+
+
+async def show_recovered_machines(table: StateTable, live: LiveMachines, applying: asyncio.Lock) -> list[str]:
+    """Show the table's machines this worker has not shown yet (recovered after a start or a
+    rebalance, sending nothing yet); returns the keys not in the plant configuration (not shown).
+
+    Between batches only (``applying``: the lock a batch holds from applying to writing its states):
+    during one, a state is the batch's working copy, ahead of its changelog record until the broker
+    acknowledges it, and a machine first seen in the batch has no record at all yet."""
+    async with applying:
+        not_configured = []
+        for raw_key in list(table.keys()):
+            key = raw_key.decode()
+            if key in live:
+                continue
+            if not live.is_configured(key):  # not decoded: it is never shown
+                not_configured.append(key)
+                continue
+            state = table.load(key)
+            if state is not None:
+                live.show_recovered(state)
+        return not_configured

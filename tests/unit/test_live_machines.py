@@ -3,6 +3,9 @@ staleness on each tenant's stream clock (:mod:`service.web.staleness`)."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import numpy as np
 
 from models.machine import MachineEngine
@@ -10,7 +13,10 @@ from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.metrics import build_registry
 from service.web.staleness import silences
-from streams.live import LiveMachines
+from streams.live import LiveMachines, show_recovered_machines
+from streams.processing import encode_state
+from streams.state_table import StateTable
+from tests.unit.faust_tables import memory_table, write_acknowledged
 
 NOW_MS = 1_795_400_000_000
 DAY_MS = 86_400_000
@@ -183,3 +189,36 @@ def test_counters_are_those_of_the_written_state_not_of_the_batch_being_applied(
         "linepulse_signal_readings_totalvibration": 10,
         "linepulse_signal_readings_totalpressure": 5,
     }
+
+
+def test_recovered_machines_are_shown_between_batches_from_what_the_changelog_has(tmp_path: Path) -> None:
+    """After a restart a machine is shown once its first batch is written, or by the worker's 5 s
+    timer. The timer ran while a batch waited for its changelog acknowledgements, and showed the
+    batch's working copy (and a machine first seen in it), ahead of the changelog: a kill -9 then
+    set the counters back, a reset to rate()."""
+    spec = PLANT.machine("acme", "M01")
+    assert spec is not None
+    recovered = running("acme", "M01", NOW_MS - 120_000)
+    ENGINE.on_count(recovered, spec, NOW_MS - 60_000, 100, 0, None, None)
+    with memory_table(tmp_path, "recovered", partitions=1) as store:
+        store.data[b"acme/M01"] = encode_state(recovered)  # what the restart recovered
+        table, live, applying = StateTable(store), live_of(Clock(NOW_MS)), asyncio.Lock()
+
+        async def batch_then_timer() -> list[str]:
+            async with applying:  # a batch: applied and staged, waiting for its acknowledgements
+                state = table.load("acme/M01")
+                assert state is not None
+                ENGINE.on_count(state, spec, NOW_MS - 30_000, 250, 0, None, None)
+                table.stage(state, 0)
+                table.stage(running("acme", "M02", NOW_MS - 20_000), 0)  # first seen in the batch
+                timer = asyncio.ensure_future(show_recovered_machines(table, live, applying))
+                await asyncio.sleep(0.01)
+                assert not timer.done() and len(live) == 0
+                shown_during_batch = live.counters("acme/M01") if "acme/M01" in live else None
+                write_acknowledged(table)
+            assert shown_during_batch is None
+            return await timer
+
+        assert asyncio.get_event_loop().run_until_complete(batch_then_timer()) == []
+        assert live.counters("acme/M01").totals.good == 350  # as written, after the batch
+        assert "acme/M02" in live
