@@ -9,6 +9,7 @@ defined yet (a standard deviation needs two readings).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from models import signal_stats
@@ -18,7 +19,11 @@ from models.machine_state import MachineState
 __all__ = ["signal_view"]
 
 
-def signal_view(state: MachineState, calendar: PlantCalendar) -> dict[str, dict[str, Any]]:
+def signal_view(
+    state: MachineState, calendar: PlantCalendar, readings: Mapping[str, int] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``readings``: the counts to show instead of the state's (the worker's, as last written to
+    the changelog: :class:`streams.live.Counters`, which the metrics show too)."""
     view = {}
     for name, vector in sorted(state.signals.items()):
         summary = signal_stats.summarize(vector)
@@ -27,7 +32,7 @@ def signal_view(state: MachineState, calendar: PlantCalendar) -> dict[str, dict[
             "last_at": None if summary.last_ts_ms is None else calendar.local_isoformat(summary.last_ts_ms),
             "ew_mean": summary.ew_mean,
             "ew_std": summary.ew_std,
-            "readings": summary.count,
+            "readings": summary.count if readings is None else readings.get(name, 0),
             "mean": summary.mean,
             "std": summary.std,
             "min": summary.min,

@@ -65,7 +65,8 @@ def machine_view(
         "capability": capability_rows(stream.processor.engine, state),
         "capability_by_shift": capability_by_shift_rows(stream.processor.engine, state),
         "anomaly": anomaly_view(state, calendar),
-        "signals": signal_view(state, calendar),
+        # readings: counters, as totals above (and /metrics); the statistics are the newest state's
+        "signals": signal_view(state, calendar, counters.signal_readings),
         # `baseline reset --at` commands waiting for the machine's telemetry to reach their time:
         # shown, so that one sent with a wrong time is seen before it fires.
         "baseline_resets_waiting": [

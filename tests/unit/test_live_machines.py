@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 
@@ -12,9 +14,11 @@ from models.machine import MachineEngine
 from models.machine_state import MachineState
 from models.plant import PlantConfig
 from service.metrics import build_registry
-from service.web.staleness import silences
+from service.web.routes import machine_view
+from service.web.staleness import Silence, silences
+from streams.app import LinepulseStream
 from streams.live import LiveMachines, show_recovered_machines
-from streams.processing import encode_state
+from streams.processing import TelemetryProcessor, encode_state
 from streams.state_table import StateTable
 from tests.unit.faust_tables import memory_table, write_acknowledged
 
@@ -178,6 +182,12 @@ def test_counters_are_those_of_the_written_state_not_of_the_batch_being_applied(
     assert exposed_counters(live) == written
     [view] = [live.counters(state.key).totals.to_dict()]
     assert (view["good"], view["scrap"]) == (100, 2)
+    processor = TelemetryProcessor(PLANT, max_payload_bytes=1 << 20, max_future_ms=3_600_000)
+    stream = cast(LinepulseStream, SimpleNamespace(processor=processor))
+    silent = Silence(silent_s=0.0, received_ago_s=0.0, stale=False)
+    api = machine_view(stream, state, silent, live.counters(state.key))  # /api/machines
+    assert (api["totals"]["good"], api["signals"]["vibration"]["readings"]) == (100, 5)
+    assert api["signals"]["pressure"]["readings"] == 0  # first in the batch: counted once written
 
     # ...until it is written.
     live.update(state)
