@@ -262,11 +262,6 @@ def _version_entry(name: str, entry: object, where: str) -> ModelVersion:
     tenant = metadata.get("tenant")
     if tenant is not None and not isinstance(tenant, str):
         raise ModelFileError(f"{where}.metadata.tenant: expected a string")
-    if "*" in metadata.get("machines", []) and tenant is None:
-        # One tenant's readings must never become another's normal.
-        raise ModelFileError(
-            f'{where}.metadata.tenant: a model for every machine ("*") serves those of one tenant: name it'
-        )
     return ModelVersion(
         name=name,
         version=entry["version"],
@@ -275,6 +270,16 @@ def _version_entry(name: str, entry: object, where: str) -> ModelVersion:
         created=entry["created"],
         metadata=dict(metadata),
     )
+
+
+def _check_one_tenant(metadata: Mapping[str, Any], where: str) -> None:
+    """A model for every machine ("*") serves those of one tenant, which it must name: one tenant's
+    readings must never become another's normal. Checked for the version to be served or stored,
+    not for every version: an old version without it must not block a newer one that names it."""
+    if "*" in metadata.get("machines", []) and metadata.get("tenant") is None:
+        raise ModelFileError(
+            f'{where}.metadata.tenant: a model for every machine ("*") serves those of one tenant: name it'
+        )
 
 
 def _has_manifest(directory: Path) -> bool:
@@ -367,6 +372,7 @@ class ModelRegistry:
         ``check`` sees the existing versions under the registry's lock and may refuse by raising.
         """
         directory = self._dir(model.name)
+        _check_one_tenant(metadata, f"{model.name}: the new version's")
         try:
             directory.mkdir(parents=True, exist_ok=True)
             lock = (directory / ".lock").open("a")
@@ -445,6 +451,7 @@ class ModelRegistry:
 
     def load_entry(self, entry: ModelVersion) -> AnomalyModel:
         """Verify and load the version ``entry`` describes (from a manifest already read)."""
+        _check_one_tenant(entry.metadata, f"{self.manifest_path(entry.name)}: version {entry.version}")
         return load_version(self._dir(entry.name), entry)
 
 

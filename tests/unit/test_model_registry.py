@@ -434,13 +434,24 @@ def test_an_artifact_that_is_no_regular_file_or_too_large_is_refused_at_once(
 
 def test_a_model_for_every_machine_must_name_its_tenant(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
-    registry.register(_fitted(name="all").model, {"machines": ["*"]})
-    with pytest.raises(ModelFileError, match=r"versions\[0\]\.metadata\.tenant: a model for every machine"):
+    with pytest.raises(ModelFileError, match=r"all: the new version's\.metadata\.tenant: a model for every"):
+        registry.register(_fitted(name="all").model, {"machines": ["*"]})
+    # A manifest from before the rule (or edited by hand) with such a version: it is not served...
+    registry.register(_fitted(name="all").model, {"machines": ["*"], "tenant": "demo"})
+    manifest_path = tmp_path / "all" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["versions"][0]["metadata"]["tenant"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=r"version v1\.metadata\.tenant: a model for every machine"):
         registry.load("all")
     machine = MachineSpec(tenant="demo", site="p1", line="L1", id="M01")
     models = RegistryModels(registry)
     assert models.model_for(machine) is None
     assert any("metadata.tenant" in error for error in models.errors)
+    # ...but it does not block a newer version that names its tenant (v1 stays in the history)
+    registry.register(_fitted(name="all", seed=3).model, {"machines": ["*"], "tenant": "demo"})
+    served = RegistryModels(registry).model_for(machine)
+    assert served is not None and served.version == "v2"
 
 
 def test_registered_files_are_readable_by_a_worker_running_as_another_user(tmp_path: Path) -> None:
