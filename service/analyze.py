@@ -97,7 +97,9 @@ def _outputs(telemetry: Path, out_dir: Path) -> None:
     earlier run's results from it: a run that fails or is interrupted must not leave its partial
     files among the complete ones of another (``summary.json``, written last, marks a finished run)."""
     check_telemetry_file(telemetry)
-    if telemetry.resolve().parent == out_dir.resolve() and telemetry.name in _OUTPUT_FILES:
+    source = telemetry.resolve()
+    if any((out_dir / name).resolve() == source for name in _OUTPUT_FILES):
+        # The file itself, or a link to it among the results: it would be emptied, then written.
         raise ConfigError(
             f"{telemetry}: is one of the files analyze writes to --out {out_dir}; choose another --out"
         )

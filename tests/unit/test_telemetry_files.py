@@ -245,6 +245,12 @@ def test_a_linked_result_of_an_earlier_run_is_emptied_before_a_run_that_fails(
     assert f"{out / 'kpis.jsonl'}: cannot write" in capsys.readouterr().err
     assert (out / "summary.json").is_symlink() and (kept / "summary.json").read_bytes() == b""
     (out / "kpis.jsonl").unlink()
+    (out / "alerts.jsonl").unlink(missing_ok=True)
+    (out / "alerts.jsonl").symlink_to(source)  # the input itself: refused, nothing emptied
+    assert main(["analyze", str(source), "--out", str(out)]) == 2
+    assert "is one of the files analyze writes to --out" in capsys.readouterr().err
+    assert source.stat().st_size > 0
+    (out / "alerts.jsonl").unlink()
     assert main(["analyze", str(source), "--out", str(out)]) == 0
     printed = orjson.loads(capsys.readouterr().out)
     assert (out / "summary.json").is_symlink() and orjson.loads(
