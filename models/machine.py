@@ -472,15 +472,14 @@ class MachineEngine:
             or bool(spec.products)
             or state.totals.good + state.totals.scrap > 0
         )
-        produced_nothing = (
+        nothing_made = (
             figures.oee is None
-            and makes_units
             and figures.planned_s > 0
             and figures.good + figures.scrap == 0
             and (figures.coverage or 0.0) > 0
             and not any(stats.count for stats in window.cycle_products.values())
         )
-        if figures.oee is None and not produced_nothing:
+        if figures.oee is None and not nothing_made:
             return  # no planned time (a shift off), or no data: nothing to judge or to end the last one
         key = "oee_low"
         date = self.calendar_for(spec).local_date(window.start_ms).isoformat()
@@ -491,8 +490,11 @@ class MachineEngine:
             shift = None
             period, ended_by, subject = f"the production day {date}", "next_day", date
         ended = {"by": ended_by, "shift": shift, "date": date, "oee": figures.oee}
+        # Ended for a machine that makes no units too: one opened before it was told apart.
         alert_book.resolve_alert(state, out, key, window.end_ms, ended)
         if figures.oee is None:
+            if not makes_units:
+                return
             verdict = f"nothing produced in {period} (OEE undefined; "
         elif figures.oee < threshold:
             verdict = f"OEE {figures.oee:.0%} in {period} ("
