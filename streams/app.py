@@ -427,7 +427,7 @@ def create_stream(
             return
         not_configured = [
             key
-            for key in await show_recovered_machines(table, live, applying)
+            for key in await show_recovered_machines(table, live, applying, lambda: _ready(app))
             if key not in not_configured_logged
         ]
         if not_configured:

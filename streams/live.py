@@ -160,14 +160,20 @@ class LiveLines:
         return iter(sorted(self._records.values(), key=lambda r: (r.tenant, r.line, r.window)))
 
 
-async def show_recovered_machines(table: StateTable, live: LiveMachines, applying: asyncio.Lock) -> list[str]:
+async def show_recovered_machines(
+    table: StateTable, live: LiveMachines, applying: asyncio.Lock, ready: Callable[[], bool]
+) -> list[str]:
     """Show the table's machines this worker has not shown yet (recovered after a start or a
     rebalance, sending nothing yet); returns the keys not in the plant configuration (not shown).
 
     Between batches only (``applying``: the lock a batch holds from applying to writing its states):
     during one, a state is the batch's working copy, ahead of its changelog record until the broker
-    acknowledges it, and a machine first seen in the batch has no record at all yet."""
+    acknowledges it, and a machine first seen in the batch has no record at all yet. And only while
+    ``ready`` once the lock is taken: a rebalance may have begun while a batch held it, and the table
+    then holds revoked machines or is being recovered."""
     async with applying:
+        if not ready():
+            return []
         not_configured = []
         for raw_key in list(table.keys()):
             key = raw_key.decode()

@@ -221,7 +221,7 @@ def test_recovered_machines_are_shown_between_batches_from_what_the_changelog_ha
                 ENGINE.on_count(state, spec, NOW_MS - 30_000, 250, 0, None, None)
                 table.stage(state, 0)
                 table.stage(running("acme", "M02", NOW_MS - 20_000), 0)  # first seen in the batch
-                timer = asyncio.ensure_future(show_recovered_machines(table, live, applying))
+                timer = asyncio.ensure_future(show_recovered_machines(table, live, applying, lambda: True))
                 await asyncio.sleep(0.01)
                 assert not timer.done() and len(live) == 0
                 shown_during_batch = live.counters("acme/M01") if "acme/M01" in live else None
@@ -232,3 +232,19 @@ def test_recovered_machines_are_shown_between_batches_from_what_the_changelog_ha
         assert asyncio.get_event_loop().run_until_complete(batch_then_timer()) == []
         assert live.counters("acme/M01").totals.good == 350  # as written, after the batch
         assert "acme/M02" in live
+
+        # A rebalance begins while a batch holds the lock (ready when the timer fired, not once it
+        # gets the lock): the table holds revoked machines or is being recovered, nothing is shown.
+        rebalanced, ready = live_of(Clock(NOW_MS)), [True]
+
+        async def rebalance_during_batch() -> list[str]:
+            async with applying:
+                timer = asyncio.ensure_future(
+                    show_recovered_machines(table, rebalanced, applying, lambda: ready[0])
+                )
+                await asyncio.sleep(0.01)
+                ready[0] = False
+            return await timer
+
+        assert asyncio.get_event_loop().run_until_complete(rebalance_during_batch()) == []
+        assert len(rebalanced) == 0
