@@ -15,6 +15,7 @@ machine's Cp/Cpk/Pp/Ppk per characteristic, product and shift at the end of the 
 from __future__ import annotations
 
 import base64
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -108,9 +109,11 @@ def _outputs(telemetry: Path, out_dir: Path) -> None:
         path = out_dir / name
         try:
             if path.is_symlink():
-                # The user's link elsewhere: kept and written through, so what it points to is
-                # emptied instead (a linked summary.json would mark a failed run as finished).
-                path.open("wb").close()
+                # The user's link elsewhere: kept and written through, so the file it points to is
+                # emptied instead (a linked summary.json would mark a failed run as finished). A
+                # pipe or a device is left alone: opening a pipe would end its reader's input.
+                if path.exists() and stat.S_ISREG(path.stat().st_mode):
+                    path.open("wb").close()
             else:
                 path.unlink(missing_ok=True)
         except OSError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +257,27 @@ def test_a_linked_result_of_an_earlier_run_is_emptied_before_a_run_that_fails(
     assert (out / "summary.json").is_symlink() and orjson.loads(
         (kept / "summary.json").read_bytes()
     ) == printed
+
+
+def test_a_result_linked_to_a_pipe_streams_to_its_reader(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only a regular file behind a link is emptied first: opening a pipe to empty it ended its
+    reader's input, and the run then blocked for ever on its real write."""
+    source, out, fifo = tmp_path / "telemetry.jsonl", tmp_path / "out", tmp_path / "kpis.fifo"
+    source.write_bytes(b"\n".join(simulated(300)) + b"\n")
+    out.mkdir()
+    os.mkfifo(fifo)
+    (out / "kpis.jsonl").symlink_to(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert main(["analyze", str(source), "--out", str(out)]) == 0
+    reader.join(timeout=30)
+    assert not reader.is_alive()
+    kpis = [orjson.loads(line) for line in received[0].splitlines()]
+    assert kpis and all("machine" in record for record in kpis)
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("followed_by", ["line", "frame"])
