@@ -32,7 +32,8 @@ def signal_view(
             "last_at": None if summary.last_ts_ms is None else calendar.local_isoformat(summary.last_ts_ms),
             "ew_mean": summary.ew_mean,
             "ew_std": summary.ew_std,
-            "readings": summary.count if readings is None else readings.get(name, 0),
+            # null: first read in a batch whose changelog write is not acknowledged yet
+            "readings": summary.count if readings is None else readings.get(name),
             "mean": summary.mean,
             "std": summary.std,
             "min": summary.min,

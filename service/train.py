@@ -146,7 +146,13 @@ def collect(
         rows = np.concatenate([r for _, r in parts]) if parts else np.empty((0, len(chosen)))
         if rows.shape[0] == 0:
             seen = {name for batch in buffered[key] for name, _, _ in batch}
-            incomplete.append(f"{key} (no readings of {sorted(set(chosen) - seen) or 'any signal'})")
+            missing = sorted(set(chosen) - seen)
+            incomplete.append(
+                f"{key} (no readings of {missing})"
+                if missing
+                else f"{key} (no reading of {chosen[0]} with one of every other signal at most its "
+                f"hold bound before it: {dict(zip(chosen, hold_ms, strict=True))} ms)"
+            )
             continue
         all_ts += [ts for ts, _ in parts]
         machine_rows.append(np.ascontiguousarray(rows))

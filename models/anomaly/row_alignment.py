@@ -36,16 +36,21 @@ _GAPS_PER_BOUND: Final = 2
 
 def hold_bounds(times: Sequence[Sequence[npt.NDArray[np.int64]]]) -> tuple[int, ...]:
     """Per signal, how long its last reading may stand in for it: twice the 95th percentile of the
-    gaps between its readings in training (per machine: ``times[signal]`` holds one array per
-    machine), at least :data:`HELD_AT_LEAST_MS`. A percentile, not the longest gap: a machine
-    switched off overnight must not teach that a reading stays good for 12 hours."""
+    gaps between its readings in training, taken per machine (``times[signal]`` holds one array
+    per machine) and the longest of those, at least :data:`HELD_AT_LEAST_MS`. Per machine: one
+    machine of a type that sends a value hourly, next to nine that send it every 15 minutes, must
+    keep its rows. A percentile, not the longest gap: a machine switched off overnight must not
+    teach that a reading stays good for 12 hours."""
     bounds = []
     for per_machine in times:
-        gaps = [np.diff(np.sort(t)) for t in per_machine if t.shape[0] > 1]
-        positive = np.concatenate(gaps) if gaps else np.empty(0, dtype=np.int64)
-        positive = positive[positive > 0]
-        typical = float(np.percentile(positive, _TYPICAL_GAP_PERCENTILE)) if positive.shape[0] else 0.0
-        bounds.append(max(HELD_AT_LEAST_MS, _GAPS_PER_BOUND * math.ceil(typical)))
+        bound = HELD_AT_LEAST_MS
+        for machine_times in per_machine:
+            gaps = np.diff(np.sort(machine_times))
+            gaps = gaps[gaps > 0]
+            if gaps.shape[0]:
+                typical = math.ceil(float(np.percentile(gaps, _TYPICAL_GAP_PERCENTILE)))
+                bound = max(bound, _GAPS_PER_BOUND * typical)
+        bounds.append(bound)
     return tuple(bounds)
 
 

@@ -101,9 +101,9 @@ class AnomalyModel:
         if self.hold_ms is not None:
             bounds = self.hold_ms
             silent = tuple(max(bound, UNSCORED_AFTER_MS) for bound in bounds)
-        else:  # held for ever, but the clock signal, which holds nothing, still counts as silent
+        else:  # held for ever, as trained; silent after UNSCORED_AFTER_MS, as before bounds
             bounds = (NOT_BOUNDED,) * n_signals
-            silent = (UNSCORED_AFTER_MS, *bounds[1:])
+            silent = (UNSCORED_AFTER_MS,) * n_signals
         object.__setattr__(self, "max_age_ms", np.array(bounds, dtype=np.int64))
         object.__setattr__(self, "silent_after_ms", np.array(silent, dtype=np.int64))
         if self.detector.n_features != len(self.features.names):

@@ -175,6 +175,11 @@ def test_a_model_registered_before_hold_bounds_holds_for_ever_and_still_reports_
             window, batch = score_batch(model, window, _batch(at + 10 * 60_000, rest, readings=10))
             assert (batch.rows > 0) == rows
         assert window.unscored == (() if rows else (failing,)), later
+    # The clock and another signal both stop: both named, as before the bounds.
+    window = list(_run(model, _messages(CNC, minutes=10)))[-1][1]
+    for at, _ in _messages(CNC[1:2], 30):
+        window, _ = score_batch(model, window, _batch(at + 10 * 60_000, CNC[1:2], readings=10))
+    assert window.unscored == (CNC[0], CNC[2])
 
 
 def test_a_machine_sending_other_signals_is_unscored_after_the_bounds() -> None:

@@ -221,6 +221,29 @@ def test_evaluate_leaves_no_empty_json_when_it_fails(
     assert code == 2 and "SKAB data directory not found" in err and not out.exists()
 
 
+def test_train_names_the_hold_bound_when_every_signal_came_but_no_row_could_be_made(tmp_path: Path) -> None:
+    """a (the first signal, whose readings make the rows) came only before b's first reading: every
+    signal was read, yet no row; the error said "no readings of any signal"."""
+    from service.exceptions import ConfigError
+    from service.plant_file import load_demo_plant
+    from service.train import collect, file_records
+
+    start_ms = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp() * 1000)
+    record = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01", "kind": "sensor"}
+    lines = [{**record, "ts": start_ms + i * 1000, "signal": "a", "value": i} for i in range(10)]
+    lines += [{**record, "ts": start_ms + 3_600_000 + i * 1000, "signal": "b", "value": i} for i in range(10)]
+    history = tmp_path / "h.jsonl"
+    history.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    plant = load_demo_plant()
+    [m01] = [machine for machine in plant.machines if machine.id == "M01"]
+    with pytest.raises(
+        ConfigError, match=r"demo/M01 \(no reading of a with one of every other signal at most"
+    ):
+        collect(
+            file_records(history), plant, (m01,), signals=None, start_ms=None, end_ms=None, max_future_ms=0
+        )
+
+
 def test_train_judges_future_event_times_like_analyze_never_against_the_clock(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

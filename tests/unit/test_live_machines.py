@@ -187,7 +187,7 @@ def test_counters_are_those_of_the_written_state_not_of_the_batch_being_applied(
     silent = Silence(silent_s=0.0, received_ago_s=0.0, stale=False)
     api = machine_view(stream, state, silent, live.counters(state.key))  # /api/machines
     assert (api["totals"]["good"], api["signals"]["vibration"]["readings"]) == (100, 5)
-    assert api["signals"]["pressure"]["readings"] == 0  # first in the batch: counted once written
+    assert api["signals"]["pressure"]["readings"] is None  # first in the batch: counted once written
 
     # ...until it is written.
     live.update(state)

@@ -127,4 +127,7 @@ def test_hold_bounds_follow_each_signals_rhythm_not_its_longest_silence() -> Non
     assert hold_bounds(one_machine) == (HELD_AT_LEAST_MS, 30 * minute)
     # machines apart: the gap between two machines' histories is no gap of either
     assert hold_bounds([fast, slow]) == (HELD_AT_LEAST_MS, 30 * minute)
+    # one machine of a type sends it hourly, nine every 15 minutes: the hourly one keeps its rows
+    hourly = np.arange(0, 12 * 60 * minute, 60 * minute, dtype=np.int64)
+    assert hold_bounds([[*[slow[0]] * 9, hourly]]) == (120 * minute,)
     assert hold_bounds([[np.array([5], dtype=np.int64)]]) == (HELD_AT_LEAST_MS,)  # one reading: no gap
