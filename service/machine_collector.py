@@ -218,8 +218,9 @@ class MachineCollector(Collector):
         )
         alerts = GaugeMetricFamily(
             "linepulse_active_alerts",
-            "Open alerts by kind and severity.",
-            labels=(*MACHINE_LABELS, "kind", "severity"),
+            "Open alerts by kind, subject (the signal, characteristic, shift, ... the alert is about) "
+            "and severity.",
+            labels=(*MACHINE_LABELS, "kind", "subject", "severity"),
         )
         event_time = GaugeMetricFamily(
             "linepulse_event_time_seconds",
@@ -295,9 +296,11 @@ class MachineCollector(Collector):
             run.add_metric(machine, counters.totals.run_ms / 1000.0)
             for name in MACHINE_STATES:
                 state_info.add_metric([*machine, name], 1.0 if state.state == name else 0.0)
-            open_alerts = Tally((alert.kind, alert.severity) for alert in state.alerts.values())
-            for (kind, severity), count in sorted(open_alerts.items()):
-                alerts.add_metric([*machine, kind, severity], float(count))
+            # Per subject: a second drifting signal is an alert of its own (a notification), not a
+            # count going from 1 to 2 on one already firing.
+            open_alerts = Tally((a.kind, a.subject, a.severity) for a in state.alerts.values())
+            for (kind, subject, severity), count in sorted(open_alerts.items()):
+                alerts.add_metric([*machine, kind, subject, severity], float(count))
             if state.last_seen_ms is not None:
                 event_time.add_metric(machine, state.last_seen_ms / 1000.0)
             if state.anomaly is not None:

@@ -83,6 +83,7 @@ def machine_view(
             {
                 "id": alert.id,
                 "kind": alert.kind,
+                "subject": alert.subject,  # as linepulse_active_alerts' label
                 "severity": alert.severity,
                 "started_at": calendar.local_isoformat(alert.started_ms),
                 "message": alert.message,

@@ -23,12 +23,14 @@ def _machine(tenant: str, machine: str, line: str = "L1") -> dict[str, str]:
     return {"tenant": tenant, "site": "p1", "line": line, "machine": machine}
 
 
-def _linepulse(tenant: str, machine: str, kind: str, severity: str) -> dict[str, str]:
-    """LinepulseMachineAlert's labels: linepulse's own, without job/instance (aggregated over workers)."""
+def _linepulse(tenant: str, machine: str, kind: str, severity: str, subject: str = "") -> dict[str, str]:
+    """LinepulseMachineAlert's labels: linepulse's own, without job/instance (aggregated over
+    workers); ``subject`` defaults to the machine (a stop's, an anomaly's)."""
     return {
         "alertname": "LinepulseMachineAlert",
         **_machine(tenant, machine),
         "kind": kind,
+        "subject": subject or machine,
         "severity": severity,
     }
 
@@ -53,17 +55,12 @@ def _post(alertmanager: AlertmanagerServer, *label_sets: dict[str, str], resolve
 
 
 def _status(alertmanager: AlertmanagerServer) -> dict[tuple[str, ...], dict[str, Any]]:
-    """Alert status by (alertname, tenant, machine, kind, severity)."""
-    return {
-        tuple(a["labels"].get(n, "") for n in ("alertname", "tenant", "machine", "kind", "severity")): a[
-            "status"
-        ]
-        for a in alertmanager.alerts()
-    }
+    """Alert status by :func:`_key`."""
+    return {_key(a["labels"]): a["status"] for a in alertmanager.alerts()}
 
 
 def _key(labels: dict[str, str]) -> tuple[str, ...]:
-    return tuple(labels.get(n, "") for n in ("alertname", "tenant", "machine", "kind", "severity"))
+    return tuple(labels.get(n, "") for n in ("alertname", "tenant", "machine", "kind", "subject", "severity"))
 
 
 def _notified(alertmanager: AlertmanagerServer) -> dict[tuple[str, ...], set[tuple[str, str]]]:
@@ -78,27 +75,29 @@ def _notified(alertmanager: AlertmanagerServer) -> dict[tuple[str, ...], set[tup
 def test_inhibition_keeps_one_fact_from_being_notified_twice(tmp_path: Path) -> None:
     stopped = _linepulse("demo", "M01", "machine_stopped", "critical")
     # Consequences of the stop, on the same machine: muted.
-    drift = _linepulse("demo", "M01", "drift", "warning")
+    drift = _linepulse("demo", "M01", "drift", "warning", "vibration")
     silent = _rule("LinepulseMachineSilent", "warning", **_machine("demo", "M01"))
     # Same machine id in another tenant, and another machine of the same line: not muted.
-    other_tenant = _linepulse("acme", "M01", "drift", "warning")
-    other_machine = _linepulse("demo", "M02", "drift", "warning")
+    other_tenant = _linepulse("acme", "M01", "drift", "warning", "vibration")
+    other_machine = _linepulse("demo", "M02", "drift", "warning", "vibration")
     # A machine stopped only idle (a warning) still mutes its silence and shift-OEE warnings.
     idle = _linepulse("demo", "M03", "machine_stopped", "warning")
     idle_silent = _rule("LinepulseMachineSilent", "warning", **_machine("demo", "M03"))
     idle_oee = _rule("LinepulseShiftOeeLow", "warning", **_machine("demo", "M03"), window="shift")
     # The closed shift's verdict (oee_low) mutes the in-shift warning of the same machine only.
-    verdict = _linepulse("demo", "M04", "oee_low", "warning")
+    verdict = _linepulse("demo", "M04", "oee_low", "warning", "day")
     in_shift = _rule("LinepulseShiftOeeLow", "warning", **_machine("demo", "M04"), window="shift")
     in_shift_elsewhere = _rule(
         "LinepulseShiftOeeLow", "warning", **_machine("demo", "M05", "L2"), window="shift"
     )
     # Parts out of spec on the stopped machine: not a consequence of the stop, so notified; parts
     # that keep failing (critical) go to the people on shift and mute nothing of their machine.
-    bad_part = _linepulse("demo", "M01", "quality_out_of_spec", "warning")
-    bad_parts = _linepulse("demo", "M02", "quality_out_of_spec", "critical")
-    # The same alert while it was a warning (its series fires on for keep_firing_for): muted.
-    bad_parts_before = _linepulse("demo", "M02", "quality_out_of_spec", "warning")
+    bad_part = _linepulse("demo", "M01", "quality_out_of_spec", "warning", "bore")
+    bad_parts = _linepulse("demo", "M02", "quality_out_of_spec", "critical", "bore")
+    # The same alert while it was a warning (its series fires on for keep_firing_for): muted...
+    bad_parts_before = _linepulse("demo", "M02", "quality_out_of_spec", "warning", "bore")
+    # ...but not another characteristic's first bad part on that machine: news of its own.
+    other_characteristic = _linepulse("demo", "M02", "quality_out_of_spec", "warning", "length")
     # A critical worker alert has no machine: it must not mute the other workers' warnings.
     worker_down = _rule("LinepulseWorkerDown", "critical")
     dead_letters = {**_rule("LinepulseDeadLettersRising", "warning"), "instance": "w2:6066"}
@@ -114,6 +113,7 @@ def test_inhibition_keeps_one_fact_from_being_notified_twice(tmp_path: Path) -> 
         dead_letters,
         bad_part,
         bad_parts,
+        other_characteristic,
     ]
 
     with alertmanager_running(tmp_path) as alertmanager:
@@ -143,6 +143,7 @@ def test_inhibition_keeps_one_fact_from_being_notified_twice(tmp_path: Path) -> 
         assert notified[_key(other_machine)] == {("demo-plant-managers", "firing")}
         assert notified[_key(bad_part)] == {("demo-plant-managers", "firing")}
         assert notified[_key(bad_parts)] == {("demo-plant-on-shift", "firing")}
+        assert notified[_key(other_characteristic)] == {("demo-plant-managers", "firing")}
         assert notified[_key(other_tenant)] == {("linepulse-operators", "firing")}  # acme has no route
         assert notified[_key(worker_down)] == {("linepulse-operators", "firing")}
         # One notification per machine: demo/M01's group carries only its stop, never acme/M01's drift.
@@ -153,10 +154,12 @@ def test_inhibition_keeps_one_fact_from_being_notified_twice(tmp_path: Path) -> 
 
 def test_a_silence_added_with_amtool_acknowledges_and_a_resolution_is_notified(tmp_path: Path) -> None:
     amtool = require_executable("amtool")
-    acknowledged = _linepulse("demo", "M02", "drift", "warning")
-    control = _linepulse("demo", "M03", "spc", "warning")
+    acknowledged = _linepulse("demo", "M02", "drift", "warning", "vibration")
+    other_signal = _linepulse("demo", "M02", "drift", "warning", "oil_temp")
+    control = _linepulse("demo", "M03", "spc", "warning", "bore")
     with alertmanager_running(tmp_path) as alertmanager:
-        # The manager acknowledges demo/M02's drift: a silence on tenant, machine and kind.
+        # The manager acknowledges demo/M02's vibration drift: a silence on tenant, machine, kind
+        # and subject, as the alert's `acknowledge` annotation writes it.
         result = subprocess.run(
             [
                 amtool,
@@ -166,6 +169,7 @@ def test_a_silence_added_with_amtool_acknowledges_and_a_resolution_is_notified(t
                 "tenant=demo",
                 "machine=M02",
                 "kind=drift",
+                "subject=vibration",
                 "--duration=1h",
                 "--author=shift leader",
                 "--comment=recalibrating the sensor",
@@ -179,11 +183,13 @@ def test_a_silence_added_with_amtool_acknowledges_and_a_resolution_is_notified(t
         silence_id = result.stdout.strip()
         assert silence_id
 
-        _post(alertmanager, acknowledged, control)
+        _post(alertmanager, acknowledged, other_signal, control)
         wait_for(lambda: _key(control) in _notified(alertmanager), 20, "the unsilenced alert's notification")
+        wait_for(lambda: _key(other_signal) in _notified(alertmanager), 20, "the other signal's notification")
         status = _status(alertmanager)
         assert status[_key(acknowledged)]["silencedBy"] == [silence_id]
         assert status[_key(control)]["state"] == "active"
+        assert status[_key(other_signal)]["state"] == "active"  # another drift: not acknowledged
 
         # linepulse resolves the SPC alert: the managers are told it is resolved.
         _post(alertmanager, control, resolved=True)

@@ -119,9 +119,9 @@ def _dashboard_queries() -> list[tuple[str, str]]:
 
 
 def _open_alerts(worker: WorkerProcess) -> set[tuple[str, ...]]:
-    """(tenant, site, line, machine, kind, severity) of every alert the worker has open."""
+    """(tenant, site, line, machine, kind, subject, severity) of every alert the worker has open."""
     return {
-        (m["tenant"], m["site"], m["line"], m["machine"], a["kind"], a["severity"])
+        (m["tenant"], m["site"], m["line"], m["machine"], a["kind"], a["subject"], a["severity"])
         for m in worker.machines()
         for a in m["alerts"]
     }
@@ -229,8 +229,9 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(tansu: TansuBroke
         assert not prometheus.query('ALERTS{alertname=~"LinepulseWorkerDown|LinepulseNotReady"}')
 
         # linepulse's own open alerts (the worker's /api/machines) are LinepulseMachineAlert, one per
-        # machine, kind and severity, with exactly linepulse's labels (no job/instance: over workers).
-        label_names = ("tenant", "site", "line", "machine", "kind", "severity")
+        # machine, kind, subject and severity, with exactly linepulse's labels (no job/instance: over
+        # workers).
+        label_names = ("tenant", "site", "line", "machine", "kind", "subject", "severity")
 
         def forwarded(state: str) -> set[tuple[str, ...]]:
             alerts = prometheus.query(f'ALERTS{{alertname="LinepulseMachineAlert",alertstate="{state}"}}')

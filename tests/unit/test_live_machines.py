@@ -10,6 +10,8 @@ from typing import cast
 
 import numpy as np
 
+from models import alert_book
+from models.accounting import EngineOutput
 from models.machine import MachineEngine
 from models.machine_state import MachineState
 from models.plant import PlantConfig
@@ -248,3 +250,23 @@ def test_recovered_machines_are_shown_between_batches_from_what_the_changelog_ha
 
         assert asyncio.get_event_loop().run_until_complete(rebalance_during_batch()) == []
         assert len(rebalanced) == 0
+
+
+def test_each_open_alert_is_its_own_series_by_subject() -> None:
+    """Two drifting signals of a machine were one series (value 2) of one Prometheus alert already
+    firing, so the second drift reached nobody; each is now a series, an alert, a notification."""
+    live = live_of(Clock(NOW_MS))
+    state = running("acme", "M01", NOW_MS - 60_000)
+    out = EngineOutput()
+    for signal in ("vibration", "oil_temp"):
+        alert_book.open_alert(
+            state, out, f"drift/{signal}", kind="drift", subject=signal, severity="warning",
+            at_ms=NOW_MS - 30_000, message=f"{signal} drifted", evidence={},
+        )  # fmt: skip
+    live.update(state)
+    registry, _ = build_registry(live, PLANT)
+    [family] = [family for family in registry.collect() if family.name == "linepulse_active_alerts"]
+    assert sorted((s.labels["kind"], s.labels["subject"], s.value) for s in family.samples) == [
+        ("drift", "oil_temp", 1.0),
+        ("drift", "vibration", 1.0),
+    ]
