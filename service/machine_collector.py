@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from models import signal_stats
+from models.alert_rules import AlertState
 from models.calendar import PlantCalendar
 from models.capability_history import newest_capability_by_shift
 from models.machine_state import MachineState
@@ -115,6 +116,21 @@ def _fully_productive_s(figures: WindowFigures) -> float | None:
     if figures.oee is not None:
         return figures.oee * figures.planned_s
     return 0.0 if figures.planned_s == 0 or figures.run_s == 0 else None
+
+
+# Kinds whose alerts are about one signal or characteristic of the machine (the rest: the machine).
+_ABOUT_A_SERIES: Final = frozenset({"drift", "spc", "quality_out_of_spec"})
+
+
+def subject_label(alert: AlertState, machine: str) -> str:
+    """``linepulse_active_alerts``' ``subject``: the signal or characteristic a drift, SPC or
+    out-of-spec alert is about, without its product (products come from telemetry, lot numbers
+    too: unbounded), so a product's alerts of one characteristic share a series and count in its
+    value; else the machine (a stop, an anomaly, an OEE verdict: each shift's verdict continues one
+    Prometheus alert, as a stop does, whatever the site's shifts)."""
+    if alert.kind in _ABOUT_A_SERIES:
+        return alert.subject.partition("|")[0].partition("@")[0]
+    return machine
 
 
 class MachineCollector(Collector):
@@ -218,8 +234,8 @@ class MachineCollector(Collector):
         )
         alerts = GaugeMetricFamily(
             "linepulse_active_alerts",
-            "Open alerts by kind, subject (the signal, characteristic, shift, ... the alert is about) "
-            "and severity.",
+            "Open alerts by kind, subject (the signal or characteristic a drift, SPC or out-of-spec alert "
+            "is about, without the product; else the machine) and severity.",
             labels=(*MACHINE_LABELS, "kind", "subject", "severity"),
         )
         event_time = GaugeMetricFamily(
@@ -298,7 +314,9 @@ class MachineCollector(Collector):
                 state_info.add_metric([*machine, name], 1.0 if state.state == name else 0.0)
             # Per subject: a second drifting signal is an alert of its own (a notification), not a
             # count going from 1 to 2 on one already firing.
-            open_alerts = Tally((a.kind, a.subject, a.severity) for a in state.alerts.values())
+            open_alerts = Tally(
+                (a.kind, subject_label(a, state.machine), a.severity) for a in state.alerts.values()
+            )
             for (kind, subject, severity), count in sorted(open_alerts.items()):
                 alerts.add_metric([*machine, kind, subject, severity], float(count))
             if state.last_seen_ms is not None:

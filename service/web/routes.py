@@ -83,7 +83,8 @@ def machine_view(
             {
                 "id": alert.id,
                 "kind": alert.kind,
-                "subject": alert.subject,  # as linepulse_active_alerts' label
+                # what it is about; linepulse_active_alerts' subject leaves out a product
+                "subject": alert.subject,
                 "severity": alert.severity,
                 "started_at": calendar.local_isoformat(alert.started_ms),
                 "message": alert.message,

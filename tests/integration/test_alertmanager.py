@@ -85,7 +85,7 @@ def test_inhibition_keeps_one_fact_from_being_notified_twice(tmp_path: Path) -> 
     idle_silent = _rule("LinepulseMachineSilent", "warning", **_machine("demo", "M03"))
     idle_oee = _rule("LinepulseShiftOeeLow", "warning", **_machine("demo", "M03"), window="shift")
     # The closed shift's verdict (oee_low) mutes the in-shift warning of the same machine only.
-    verdict = _linepulse("demo", "M04", "oee_low", "warning", "day")
+    verdict = _linepulse("demo", "M04", "oee_low", "warning")
     in_shift = _rule("LinepulseShiftOeeLow", "warning", **_machine("demo", "M04"), window="shift")
     in_shift_elsewhere = _rule(
         "LinepulseShiftOeeLow", "warning", **_machine("demo", "M05", "L2"), window="shift"

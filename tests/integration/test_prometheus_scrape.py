@@ -119,7 +119,8 @@ def _dashboard_queries() -> list[tuple[str, str]]:
 
 
 def _open_alerts(worker: WorkerProcess) -> set[tuple[str, ...]]:
-    """(tenant, site, line, machine, kind, subject, severity) of every alert the worker has open."""
+    """(tenant, site, line, machine, kind, subject, severity) of every alert the worker has open (its
+    alerts here name no product, so their subjects are the metric's)."""
     return {
         (m["tenant"], m["site"], m["line"], m["machine"], a["kind"], a["subject"], a["severity"])
         for m in worker.machines()

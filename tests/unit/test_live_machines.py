@@ -254,14 +254,23 @@ def test_recovered_machines_are_shown_between_batches_from_what_the_changelog_ha
 
 def test_each_open_alert_is_its_own_series_by_subject() -> None:
     """Two drifting signals of a machine were one series (value 2) of one Prometheus alert already
-    firing, so the second drift reached nobody; each is now a series, an alert, a notification."""
+    firing, so the second drift reached nobody; each is now a series, an alert, a notification. The
+    subject leaves products out (they come from telemetry: lot numbers too), and an OEE verdict is
+    about the machine, whatever its shift."""
     live = live_of(Clock(NOW_MS))
     state = running("acme", "M01", NOW_MS - 60_000)
     out = EngineOutput()
-    for signal in ("vibration", "oil_temp"):
+    for key, kind, subject in [
+        ("drift/vibration", "drift", "vibration"),
+        ("drift/oil_temp", "drift", "oil_temp"),
+        ("spc/bore@LOT1", "spc", "bore@LOT1"),
+        ("quality_out_of_spec/bore|LOT1", "quality_out_of_spec", "bore|LOT1"),
+        ("quality_out_of_spec/bore|LOT2", "quality_out_of_spec", "bore|LOT2"),
+        ("oee_low", "oee_low", "day"),
+    ]:
         alert_book.open_alert(
-            state, out, f"drift/{signal}", kind="drift", subject=signal, severity="warning",
-            at_ms=NOW_MS - 30_000, message=f"{signal} drifted", evidence={},
+            state, out, key, kind=kind, subject=subject, severity="warning",
+            at_ms=NOW_MS - 30_000, message=f"{subject}: {kind}", evidence={},
         )  # fmt: skip
     live.update(state)
     registry, _ = build_registry(live, PLANT)
@@ -269,4 +278,7 @@ def test_each_open_alert_is_its_own_series_by_subject() -> None:
     assert sorted((s.labels["kind"], s.labels["subject"], s.value) for s in family.samples) == [
         ("drift", "oil_temp", 1.0),
         ("drift", "vibration", 1.0),
+        ("oee_low", "M01", 1.0),
+        ("quality_out_of_spec", "bore", 2.0),
+        ("spc", "bore", 1.0),
     ]
