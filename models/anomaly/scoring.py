@@ -91,15 +91,13 @@ class AnomalyModel:
 
     def __post_init__(self) -> None:
         n_signals = len(self.features.signals)
-        if self.hold_ms is not None and (
-            len(self.hold_ms) != n_signals or not all(1 <= bound <= NOT_BOUNDED for bound in self.hold_ms)
-        ):
-            raise ValueError(
-                f"model {self.name} {self.version}: hold_ms needs one bound in 1..{NOT_BOUNDED} ms per "
-                f"signal ({n_signals}), got {list(self.hold_ms)}"
-            )
         if self.hold_ms is not None:
             bounds = self.hold_ms
+            if len(bounds) != n_signals or not all(1 <= bound <= NOT_BOUNDED for bound in bounds):
+                raise ValueError(
+                    f"model {self.name} {self.version}: hold_ms needs one bound in 1..{NOT_BOUNDED} ms "
+                    f"per signal ({n_signals}), got {list(bounds)}"
+                )
             silent = tuple(max(bound, UNSCORED_AFTER_MS) for bound in bounds)
         else:  # held for ever, as trained; silent after UNSCORED_AFTER_MS, as before bounds
             bounds = (NOT_BOUNDED,) * n_signals
