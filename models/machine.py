@@ -31,6 +31,7 @@ from models.plant import MachineSpec, PlantConfig
 from models.series_monitors import MonitorJob, SeriesMonitors, Sited, monitor_key
 from models.spc.capability import Capability, CapabilityStats
 from models.stop_alerts import StopAlerts
+from models.subjects import SERIES_SEPARATOR, parts_of, series_of
 from models.timemodel import WindowAccumulator
 
 __all__ = [
@@ -345,7 +346,7 @@ class MachineEngine:
         """One open alert per characteristic and product while parts keep failing (count and last
         value kept up to date); resolved after ``in_spec_to_resolve`` consecutive in-spec parts."""
         # Without a product the key is the characteristic alone (as alerts stored before products).
-        subject = characteristic if product is None else f"{characteristic}|{product}"
+        subject = parts_of(characteristic, product)
         key = f"quality_out_of_spec/{subject}"
         open_alert = state.alerts.get(key)
         above = usl is not None and value > usl
@@ -386,9 +387,11 @@ class MachineEngine:
     def _may_monitor(state: MachineState, characteristic: str, product: str | None) -> bool:
         """Whether the part is judged: a product's monitor exists or may be created (the state is
         bounded, and product ids come from telemetry: at most MAX_PRODUCT_MONITORS per characteristic)."""
-        if product is None or monitor_key("characteristics", f"{characteristic}@{product}") in state.monitors:
+        if product is None:
             return True
-        prefix = monitor_key("characteristics", f"{characteristic}@")
+        if monitor_key("characteristics", series_of(characteristic, product)) in state.monitors:
+            return True
+        prefix = monitor_key("characteristics", f"{characteristic}{SERIES_SEPARATOR}")
         return sum(key.startswith(prefix) for key in state.monitors) < MAX_PRODUCT_MONITORS
 
     def _record(

@@ -24,6 +24,7 @@ from models.machine_state import MachineState
 from models.monitoring_config import CACHE_LIMIT, CYCLE_TIME_SIGNAL, MonitorSettings, SeriesKind
 from models.plant import MachineSpec, PlantConfig
 from models.spc.rules import RULE_PATTERNS, RULE_POINTS
+from models.subjects import series_name, series_of
 
 __all__ = ["MonitorJob", "SeriesMonitors", "Sited", "Tuning", "monitor_key", "monitor_subject"]
 
@@ -357,7 +358,7 @@ class SeriesMonitors:
         when the caller has them already. ``expected_from``: where the expected levels came from,
         and per reading True where the interim ambient's (or None).
         """
-        series = name if product is None else f"{name}@{product}"
+        series = series_of(name, product)
         if tuning is None:
             tuning = self.tuning(kind, name, state.machine, series)
         params, min_shift = tuning.params, tuning.settings.min_shift
@@ -540,7 +541,7 @@ def monitor_subject(key: str) -> tuple[str, str]:
     """``(kind, name)`` of a monitor's key, a characteristic's product left out: ("characteristics",
     "bore") for "characteristics:bore@P1"."""
     kind, _, series = key.partition(":")
-    return kind, series.partition("@")[0]
+    return kind, series_name(series)
 
 
 def _alert_key(alert_kind: str, series: str) -> str:

@@ -22,6 +22,7 @@ from models.calendar import PlantCalendar
 from models.capability_history import newest_capability_by_shift
 from models.machine_state import MachineState
 from models.plant import PlantConfig
+from models.subjects import series_name
 from models.timemodel import WindowAccumulator, WindowFigures
 from streams.contract import MACHINE_STATES
 from streams.live import Counters, LiveMachines
@@ -129,7 +130,7 @@ def subject_label(alert: AlertState, machine: str) -> str:
     value; else the machine (a stop, an anomaly, an OEE verdict: each shift's verdict continues one
     Prometheus alert, as a stop does, whatever the site's shifts)."""
     if alert.kind in _ABOUT_A_SERIES:
-        return alert.subject.partition("|")[0].partition("@")[0]
+        return series_name(alert.subject)
     return machine
 
 
