@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +27,17 @@ def _running_sums(values: npt.NDArray[np.float64], total: float, total_sq: float
     return total, total_sq
 
 
-__all__ = ["CycleStats"]
+__all__ = ["MAX_WINDOW_PRODUCTS", "OTHER_PRODUCTS", "CycleStats", "stats_of"]
+
+# Products come from telemetry (a gateway may send lot or serial numbers), and a window's cycle
+# times are kept per product in the machine's state and in its KPI record: bounded, or one
+# tenant's day record outgrew what the broker takes (1 MB by default), and the worker, retrying it,
+# stopped for every machine it owns. A window keeps its first MAX_WINDOW_PRODUCTS products apart
+# (~170 bytes each in a record) and the cycles of any further product together under
+# OTHER_PRODUCTS, which no product code can be (streams.contract.ID_PATTERN), so a window's
+# cycle count and mean stay whole.
+MAX_WINDOW_PRODUCTS: Final = 64
+OTHER_PRODUCTS: Final = "*"
 
 
 @dataclass(slots=True)
@@ -102,3 +112,19 @@ class CycleStats:
             total_sq=data["total_sq"],
             sketch=QuantileSketch.from_dict(data["sketch"]),
         )
+
+
+def stats_of(products: dict[str, CycleStats], key: str, ideal_s: float | None) -> CycleStats:
+    """The statistics a window keeps the cycles of product ``key`` ("-": none) in: its own, created
+    while the window has fewer than :data:`MAX_WINDOW_PRODUCTS`, else :data:`OTHER_PRODUCTS`'
+    (no ideal cycle: its products have different ones)."""
+    stats = products.get(key)
+    if stats is not None:
+        return stats
+    if len(products) - (OTHER_PRODUCTS in products) < MAX_WINDOW_PRODUCTS:
+        stats = products[key] = CycleStats(ideal_s=ideal_s)
+        return stats
+    stats = products.get(OTHER_PRODUCTS)
+    if stats is None:
+        stats = products[OTHER_PRODUCTS] = CycleStats()
+    return stats

@@ -24,7 +24,7 @@ import numpy as np
 
 from models import time_kernel as k
 from models.calendar import WindowSpan
-from models.cycle_stats import CycleStats
+from models.cycle_stats import CycleStats, stats_of
 from models.plant import BigLoss, LossCategory
 from models.timemodel import CATEGORIES, NO_DATA_KEY, STARTUP_AFTER, WINDOW_KINDS, WindowAccumulator, loss_key
 
@@ -263,9 +263,7 @@ class TimeLedger:
             for row in self.open_rows:
                 extras = self.extras[row]
                 assert extras is not None
-                stats = extras.cycle_products.get(key)
-                if stats is None:
-                    stats = extras.cycle_products[key] = CycleStats(ideal_s=ideal)
+                stats = stats_of(extras.cycle_products, key, ideal)
                 bins = bins if bins is not None else stats.sketch.bins_of(seconds)
                 stats.add_many(seconds, bins)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.calendar import WindowKind
-from models.cycle_stats import CycleStats
+from models.cycle_stats import CycleStats, stats_of
 from models.plant import BigLoss, LossCategory
 
 __all__ = [
@@ -208,10 +208,7 @@ class WindowAccumulator:
     ) -> None:
         self.cycles += 1
         self.cycle_sum_s += seconds
-        stats = self.cycle_products.get(product or "-")
-        if stats is None:
-            stats = self.cycle_products[product or "-"] = CycleStats(ideal_s=ideal_cycle_s)
-        stats.add(seconds)
+        stats_of(self.cycle_products, product or "-", ideal_cycle_s).add(seconds)
 
     def merge(self, other: WindowAccumulator) -> None:
         """Add another window's totals (e.g. the hours of a shift): every count and duration adds.
@@ -236,10 +233,7 @@ class WindowAccumulator:
         for reason, count in other.scrap_by_reason.items():
             self.scrap_by_reason[reason] = self.scrap_by_reason.get(reason, 0) + count
         for product, stats in other.cycle_products.items():
-            if product in self.cycle_products:
-                self.cycle_products[product].merge(stats)
-            else:
-                self.cycle_products[product] = CycleStats.from_dict(stats.to_dict())
+            stats_of(self.cycle_products, product, stats.ideal_s).merge(stats)
         self.pending_started = self.pending_started or other.pending_started
 
     def figures(self) -> WindowFigures:

@@ -92,7 +92,8 @@ class KpiRecord(BaseModel):
     cycle_time: dict[str, dict[str, float | int | None]] = Field(
         description=(
             "Per product ('-' when none was given): count, mean_s, std_s, p50_s, p95_s, p99_s "
-            "(within 1 %), ideal_s and speed_loss_s = sum of (cycle - ideal)."
+            "(within 1 %), ideal_s and speed_loss_s = sum of (cycle - ideal). The window's first 64 "
+            "products each; the cycles of any further product together under '*' (ideal_s null)."
         )
     )
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from models.cycle_stats import MAX_WINDOW_PRODUCTS, OTHER_PRODUCTS
 from models.machine import EngineOutput, MachineEngine
 from models.machine_state import MachineState
 from models.monitoring_config import CACHE_LIMIT
@@ -270,3 +271,45 @@ def test_names_minted_by_a_producer_do_not_grow_the_engine_caches_without_bound(
     assert all(0 < len(cache) <= CACHE_LIMIT for cache in caches)
     # The machine state itself keeps every signal's statistics: that is telemetry, not a cache.
     assert len(state.signals) == CACHE_LIMIT + 500
+
+
+def test_a_window_keeps_its_first_products_apart_and_the_rest_together(
+    engine: MachineEngine, spec: MachineSpec, state: MachineState
+) -> None:
+    """A gateway sending lot numbers as products made a day's KPI record grow by ~170 bytes a lot,
+    past what the broker takes (the worker then retried it for ever, every machine stalled): a
+    window keeps MAX_WINDOW_PRODUCTS products apart and the rest under OTHER_PRODUCTS, its cycle
+    count and mean whole."""
+    from streams.records import kpi_record
+
+    lots = MAX_WINDOW_PRODUCTS + 200
+    engine.on_state(state, spec, at(16), "running", None)
+    for index in range(lots):
+        engine.on_cycle(state, spec, at(16, 1) + index * 10_000, 12.0 + index % 3, f"LOT{index}")
+    restored = MachineState.from_dict(state.to_dict())  # the bound holds across a restart too
+    engine.on_cycle(restored, spec, at(16, 50), 12.0, "LOT-after-restart")
+    outs = [engine.on_state(restored, spec, at(17), "running", None)]
+    [hour] = [closed.window for out in outs for closed in out.closed if closed.window.kind == "hour"]
+    record = kpi_record(spec, hour, engine.calendar, "test")
+    named = [product for product in record.cycle_time if product != OTHER_PRODUCTS]
+    assert set(named) == {f"LOT{index}" for index in range(MAX_WINDOW_PRODUCTS)}, "the first ones"
+    rest = record.cycle_time[OTHER_PRODUCTS]
+    assert rest["count"] == lots - MAX_WINDOW_PRODUCTS + 1 and rest["ideal_s"] is None
+    assert record.cycles == lots + 1
+    assert sum(figures["count"] or 0 for figures in record.cycle_time.values()) == lots + 1
+    assert len(record.model_dump_json()) < 20_000
+
+
+def test_merged_windows_keep_the_product_bound() -> None:
+    from models.timemodel import WindowAccumulator
+
+    first = WindowAccumulator(kind="hour", shift=None, start_ms=0, end_ms=3_600_000)
+    second = WindowAccumulator(kind="hour", shift=None, start_ms=3_600_000, end_ms=7_200_000)
+    for index in range(MAX_WINDOW_PRODUCTS):
+        first.add_cycle(10.0, f"A{index}", 10.0)
+        second.add_cycle(20.0, f"B{index}", 20.0)
+    first.merge(second)
+    assert len(first.cycle_products) == MAX_WINDOW_PRODUCTS + 1
+    assert first.cycle_products[OTHER_PRODUCTS].count == MAX_WINDOW_PRODUCTS
+    assert first.cycles == 2 * MAX_WINDOW_PRODUCTS
+    assert second.cycle_products["B0"].count == 1, "merging leaves the other window alone"
