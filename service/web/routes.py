@@ -141,8 +141,14 @@ def register_routes(stream: LinepulseStream, registry: CollectorRegistry) -> Non
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
+        # Readiness is the worker's; the machine count is the caller's tenant's with ?tenant=ID,
+        # judged as everywhere else (a count is still another tenant's business).
+        tenant, error = tenant_param(request.query, known_tenants)
+        if error is not None:
+            return web.json({"error": error}, status=400)
         is_ready = stream.is_ready()
-        return web.json({"ready": is_ready, "machines": len(stream.live)}, status=200 if is_ready else 503)
+        machines = sum(1 for state in stream.live if tenant is None or state.tenant == tenant)
+        return web.json({"ready": is_ready, "machines": machines}, status=200 if is_ready else 503)
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:

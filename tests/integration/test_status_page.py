@@ -79,9 +79,11 @@ def chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
-def _bad_tenant(worker: WorkerProcess, query: str = "tenant=nope") -> tuple[int, dict[str, str]]:
+def _bad_tenant(
+    worker: WorkerProcess, query: str = "tenant=nope", path: str = "/api/machines"
+) -> tuple[int, dict[str, str]]:
     try:
-        urllib.request.urlopen(worker.base_url + "/api/machines?" + query, timeout=5)
+        urllib.request.urlopen(f"{worker.base_url}{path}?{query}", timeout=5)
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
     raise AssertionError(f"?{query} was answered with a success")
@@ -109,6 +111,16 @@ def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> 
         # With an hour of data every demo machine has an OEE: the page is not all dashes.
         assert all(cells[OEE_COLUMN].endswith("\u00a0%") for cells in parser.rows.values()), parser.rows
         assert "5 machines" in dumped.stdout.decode()
+        # A tenant's page links to that tenant's metrics and machines, not to every tenant's.
+        own = chromium(
+            binary, tmp_path / "profile-own", "--dump-dom", "--virtual-time-budget=4000", url + "?tenant=demo"
+        )
+        page = own.stdout.decode()
+        assert 'id="metrics-link" href="/metrics?tenant=demo"' in page, page[-3000:]
+        assert 'id="api-link" href="/api/machines?tenant=demo"' in page, page[-3000:]
+        # /ready judges ?tenant= as the other routes do and counts that tenant's machines.
+        with urllib.request.urlopen(worker.base_url + "/ready?tenant=demo", timeout=5) as answer:
+            assert json.loads(answer.read()) == {"ready": True, "machines": len(machines)}
 
         screenshot = tmp_path / "status.png"
         shot = chromium(
@@ -142,6 +154,9 @@ def test_status_page_shows_every_machine(tansu: TansuBroker, tmp_path: Path) -> 
         assert status == 400 and "2 times" in body["error"], body
         status, body = _bad_tenant(worker, "Tenant=demo")
         assert status == 400 and body["error"].startswith("Tenant: unknown query parameter"), body
+        for query in ("tenant=nope", "Tenant=demo"):
+            status, body = _bad_tenant(worker, query, "/ready")
+            assert status == 400 and body["error"].lower().startswith("tenant"), (query, body)
         # Faust's own table and router views are not served: /table/machine-state/KEY/ would hand
         # out any tenant's machine state past the API's tenant filter.
         for path in ("/table/", "/table/machine-state/", "/router/"):
