@@ -207,9 +207,11 @@ class MonitorSettings(BaseModel):
         default=1.0, description="...and the EWMA shift back within this many sigma."
     )
     lsl: Number | None = Field(
-        default=None, description="Spec limits for capability when telemetry has none."
+        default=None,
+        allow_inf_nan=False,
+        description="Spec limits for capability when telemetry has none.",
     )
-    usl: Number | None = None
+    usl: Number | None = Field(default=None, allow_inf_nan=False)
 
     @field_validator("usl")
     @classmethod

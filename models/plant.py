@@ -135,7 +135,7 @@ class Shift(_Frozen):
 def _known_zone_name(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata directory ("Asia")
         raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from None
     return value
 

@@ -73,6 +73,14 @@ def test_spec_limits_of_the_plant_file_must_not_be_inverted(tmp_path: Path) -> N
     ):
         with pytest.raises(ConfigError, match=rf"{where}: must be above lsl \((4.0|10.1)\)"):
             load_plant(write(tmp_path, MINIMAL + "monitoring:\n" + block))
+    # NaN passed the order check (every comparison with it is false) and then dead-lettered parts
+    # that carried the other limit; infinity is no limit either.
+    for block, where in (
+        ("  characteristics: {lsl: .nan}\n", "monitoring.characteristics.lsl"),
+        ("  overrides: {len_mm: {usl: .inf}}\n", "overrides.len_mm.usl"),
+    ):
+        with pytest.raises(ConfigError, match=rf"{where}: Input should be a finite number"):
+            load_plant(write(tmp_path, MINIMAL + "monitoring:\n" + block))
     text = MINIMAL + "monitoring:\n  characteristics: {lsl: 4.0}\n  overrides: {len_mm: {usl: 5.0}}\n"
     settings = load_plant(write(tmp_path, text)).monitoring.settings_for("characteristics", "len_mm")
     assert (settings.lsl, settings.usl) == (4.0, 5.0)
@@ -122,6 +130,8 @@ def test_config_version_changes_with_loss_classification(tmp_path: Path) -> None
             MINIMAL.replace("Asia/Seoul", "Mars/Olympus"),
             "timezone: unknown time zone 'Mars/Olympus'",
         ),
+        # A directory of the time zone database: a traceback (IsADirectoryError) from every command.
+        (MINIMAL.replace("Asia/Seoul", "Asia"), "timezone: unknown time zone 'Asia'"),
         (MINIMAL.replace("ideal_cycle_s: 12.0", "ideal_cycle_s: -1"), "machines[0].ideal_cycle_s"),
         (MINIMAL.replace('"14:00"}', '"25:00"}', 1), "shifts[0].end"),
         (MINIMAL.replace("id: M01", "id: ../M01"), "machines[0].id"),
