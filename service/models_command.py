@@ -33,12 +33,22 @@ def _list(args: argparse.Namespace) -> int:
             served.append((name, Coverage.of(serving.metadata)))
         print(
             f"{name}  {latest.version} of {len(versions)}  {meta.get('detector', '?')}  "
-            f"serves {Coverage.of(meta).describe()}  threshold {meta.get('threshold', float('nan')):.4g}  "
+            f"serves {Coverage.of(meta).describe()}  threshold {_threshold_text(meta.get('threshold'))}  "
             f"created {latest.created}{_verification(latest, serving, problem)}"
         )
     for tie in ties(served):
         print(f"TIE  {tie.describe()}")
     return 0
+
+
+def _threshold_text(threshold: object) -> str:
+    """The manifest's threshold as listed: informational (workers use the artifact's own), so a
+    hand-edited one that is not a number is shown as it is, not a traceback for every model."""
+    if threshold is None:
+        return "?"
+    if isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        return f"{threshold:.4g}"
+    return f"{threshold!r} (not a number)"
 
 
 def _serving(

@@ -90,6 +90,27 @@ def test_models_list_marks_a_latest_version_that_fails_verification(
     assert "v2.skops: refused: SHA-256 mismatch" in line and line.endswith("; workers serve v1")
 
 
+def test_models_list_shows_a_hand_edited_threshold_instead_of_failing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A manifest threshold that is not a number (informational: workers use the artifact's) was
+    a traceback that hid every other model of the registry."""
+    from service.cli import main
+
+    registry = ModelRegistry(tmp_path)
+    registry.register(_fitted().model, {"machines": ["demo/M01"], "threshold": 1.0})
+    registry.register(_fitted(name="demo.M02").model, {"machines": ["demo/M02"], "threshold": 2.5})
+    manifest_path = tmp_path / "demo.M01" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for edited, shown in (("0.5", "threshold '0.5' (not a number)"), (None, "threshold ?")):
+        manifest["versions"][0]["metadata"]["threshold"] = edited
+        manifest_path.write_text(json.dumps(manifest))
+        assert main(["models", "list", "--registry", str(tmp_path)]) == 0
+        first, second = capsys.readouterr().out.splitlines()
+        assert first.startswith("demo.M01  v1 of 1") and shown in first, first
+        assert second.startswith("demo.M02  v1 of 1") and "threshold 2.5" in second, second
+
+
 def _swap_in(tmp_path: Path, data: bytes) -> ModelRegistry:
     """Replace v1's bytes and fix up the manifest hash: what an attacker with the manifest could do."""
     registry = ModelRegistry(tmp_path)
