@@ -12,7 +12,7 @@ from models.anomaly.training import DetectorKind, ModelConfig, default_config
 
 Defaults = Callable[[DetectorKind], ModelConfig]
 
-__all__ = ["add_model_options", "fraction", "model_config", "positive_float", "positive_int"]
+__all__ = ["add_model_options", "fraction", "int_at_least", "model_config", "positive_float", "positive_int"]
 
 
 def positive_float(text: str) -> float:
@@ -35,6 +35,21 @@ def positive_int(text: str, maximum: int | None = None) -> int:
     if maximum is not None and value > maximum:
         raise argparse.ArgumentTypeError(f"{text!r} must be at most {maximum:,}")
     return value
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argument type: a whole number of at least ``minimum``."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        return value
+
+    return convert
 
 
 def _window_rows(text: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from service.cli_args import positive_float, positive_int
+from service.cli_args import int_at_least, positive_float, positive_int
 from service.exceptions import ConfigError
 from service.output_file import print_output
 from service.plant_file import load_plant
@@ -80,7 +80,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--speed", type=positive_float, default=60.0, help="simulated seconds per real second (default 60)"
     )
-    run.add_argument("--seed", type=int, default=7, help="simulator seed")
+    # The simulator's own argument type: run passes the seed on to its simulate child, which would
+    # refuse a negative one only after the broker and the worker had started.
+    run.add_argument("--seed", type=int_at_least(0), default=7, help="simulator seed")
     run.add_argument("--no-view", action="store_true", help="no live terminal table")
     run.set_defaults(handler=_run)
 

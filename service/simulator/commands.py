@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from service.cli_args import positive_float
+from service.cli_args import int_at_least, positive_float
 from service.exceptions import ConfigError, OutputError
 from service.plant_file import load_plant
 from service.settings import Settings, load_settings
@@ -47,19 +47,6 @@ def _argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
     return convert
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
-        return value
-
-    return convert
-
-
 def _host_port(text: str) -> str:
     for server in text.split(","):
         host, _, port = server.strip().rpartition(":")
@@ -82,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="PLANT.yaml",
         help="plant file (default: LINEPULSE_PLANT_CONFIG, else the built-in demo plant)",
     )
-    parser.add_argument("--seed", type=_int_at_least(0), default=1, help="random seed (default 1)")
+    parser.add_argument("--seed", type=int_at_least(0), default=1, help="random seed (default 1)")
     parser.add_argument(
         "--speed", type=positive_float, default=60.0, help="simulated seconds per real second (default 60)"
     )
@@ -97,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_argument_type(parse_duration_ms),
         help="simulated time to cover, e.g. 8h (default: run until stopped)",
     )
-    parser.add_argument("--max-events", type=_int_at_least(1), metavar="N", help="stop after N records")
+    parser.add_argument("--max-events", type=int_at_least(1), metavar="N", help="stop after N records")
     sink = parser.add_mutually_exclusive_group()
     sink.add_argument(
         "--out",
@@ -112,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--topic", help="Kafka topic (default: LINEPULSE_TOPIC_TELEMETRY, else telemetry)")
     parser.add_argument(
-        "--linger-ms", type=_int_at_least(0), default=20, help="Kafka producer linger.ms (default 20)"
+        "--linger-ms", type=int_at_least(0), default=20, help="Kafka producer linger.ms (default 20)"
     )
     parser.add_argument(
         "--fault",
@@ -126,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument(
-        "--random-faults", type=_int_at_least(0), default=0, metavar="N", help="also place N random faults"
+        "--random-faults", type=int_at_least(0), default=0, metavar="N", help="also place N random faults"
     )
     parser.add_argument("--truth", metavar="FILE.jsonl", help="write the faults' ground truth here")
     parser.add_argument(

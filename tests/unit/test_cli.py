@@ -71,6 +71,8 @@ def test_bad_environment_variable_is_named(
     [
         (["run", "--speed", "0"], "--speed"),
         (["run", "--speed", "fast"], "--speed"),
+        # Refused by run itself, as simulate refuses it: not once the broker and worker had started.
+        (["run", "--seed", "-1"], "--seed"),
         (["worker", "--web-port", "http"], "--web-port"),
         (["analyze"], "TELEMETRY.jsonl"),
         (["simulate", "--speed", "-3"], "--speed"),
