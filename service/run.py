@@ -173,6 +173,12 @@ def run_all(settings: Settings, *, speed: float, seed: int, view: bool) -> int:
             "--web-port (LINEPULSE_WEB_PORT): run shows its worker's pages, so it needs a port: not 0"
         )
     ensure_port_free(settings.web_host, settings.web_port)  # else /ready would be another program's
+    logs_dir = settings.data_dir / "logs"
+    try:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where the directory should be, no permission: before anything starts
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"data_dir (LINEPULSE_DATA_DIR): cannot create {logs_dir}: {reason}") from None
     note = (
         "still stopping: the simulator, then the worker (it commits), then the broker; "
         f"at most {_stop_bound_s(settings):.0f} s"
@@ -201,8 +207,7 @@ def _run_all(
     view: bool,
 ) -> int:
     """Runs until a Ctrl-C (0) or a child's death (1); ``stopped`` then has the children's exit statuses."""
-    logs_dir = settings.data_dir / "logs"
-    logs_dir.mkdir(parents=True, exist_ok=True)
+    logs_dir = settings.data_dir / "logs"  # created by run_all
     logs = {"worker": logs_dir / "worker.log", "simulator": logs_dir / "simulator.log"}
     children: dict[str, subprocess.Popen[bytes]] = {}
     base_url = f"http://{settings.web_host}:{settings.web_port}"

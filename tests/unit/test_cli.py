@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -314,3 +315,17 @@ def test_run_banner_names_where_to_look_and_every_topic_a_user_reads_or_writes()
     internal = {settings.topics.kpis_by_line}  # the line view's own regrouping, not a contract
     named = {getattr(settings.topics, field.name) for field in dataclasses.fields(settings.topics)}
     assert set(topics) == named - internal
+
+
+def test_run_names_a_data_dir_it_cannot_use_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file where LINEPULSE_DATA_DIR should be was a NotADirectoryError traceback."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("LINEPULSE_DATA_DIR", str(blocker))
+    with socket.socket() as probe:  # a port nothing listens on: run checks that first
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, err = run_cli(["run", "--no-view", "--web-port", str(port)], capsys)
+    assert code == 2 and f"data_dir (LINEPULSE_DATA_DIR): cannot create {blocker / 'logs'}" in err, err
