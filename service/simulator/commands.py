@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+from zoneinfo import ZoneInfo
 
 from service.cli_args import int_at_least, positive_float
 from service.exceptions import ConfigError, OutputError
@@ -173,6 +174,14 @@ def _open_sink(args: argparse.Namespace, settings: Settings) -> Sink:
     return JsonlSink(args.out or "-", "--out")
 
 
+def _instant_text(millis: int, zone: ZoneInfo) -> str:
+    """An instant as RFC 3339, or in epoch ms where that has no year from 1 to 9999."""
+    try:
+        return format_rfc3339(millis, zone)
+    except (ValueError, OverflowError):
+        return f"{millis} ms after 1970-01-01T00:00:00Z"
+
+
 def _fault_text(spec: FaultSpec) -> str:
     machine = spec.machine if spec.signal is None else f"{spec.machine}:{spec.signal}"
     return (
@@ -198,7 +207,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if not TELEMETRY_MIN_MS <= start_ms < TELEMETRY_MAX_MS:
         # Checked after resolving, so a relative start (--start=-30000d) is held to it too.
         return _fail(
-            f"--start: {format_rfc3339(start_ms, plant.zone)} is outside the telemetry contract's "
+            f"--start: {_instant_text(start_ms, plant.zone)} is outside the telemetry contract's "
             "range (2000-01-01 to 2100-01-01); a decoder would dead-letter every record"
         )
     specs: list[FaultSpec] = args.fault

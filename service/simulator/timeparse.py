@@ -30,10 +30,19 @@ def parse_duration_ms(text: str, *, allow_zero: bool = False) -> int:
         position = match.end()
     if position == 0 or position != len(value):
         raise SpecError(f"{text!r} is not a duration; use e.g. 90s, 30m, 8h, 1h30m or 2d")
+    if total > _LONGEST_MS:  # (hundreds of digits reach infinity, which round() cannot convert)
+        raise SpecError(f"{_shown(text)} is longer than 100 years")
     millis = round(total)
     if millis < 0 or (millis == 0 and not allow_zero):
         raise SpecError(f"{text!r} must be longer than zero")
     return millis
+
+
+_LONGEST_MS = 100 * 365 * 86_400_000  # longer than the telemetry contract's whole range
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:37]!r}..."
 
 
 def format_duration(millis: int) -> str:

@@ -431,12 +431,42 @@ def test_cli_rejects_a_fault_after_the_run(capsys: pytest.CaptureFixture[str]) -
     assert "(--duration 1h)" in err
 
 
-@pytest.mark.parametrize("start", ["1999-12-31T23:59:59Z", "-10000d", "2100-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "start",
+    [
+        "1999-12-31T23:59:59Z",
+        "-10000d",
+        "2100-01-01T00:00:00Z",
+        # Instants without a year from 1 to 9999: the message formatting them was a traceback.
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+    ],
+)
 def test_cli_rejects_a_start_the_decoder_would_reject(start: str, capsys: pytest.CaptureFixture[str]) -> None:
     args = _parser().parse_args(["simulate", f"--start={start}", "--duration", "1h", "--out", "/dev/null"])
     assert args.handler(args) == 2
     err = capsys.readouterr().err
     assert "--start:" in err and "2000-01-01 to 2100-01-01" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--duration", "9" * 400 + "d"),
+        ("--start", "-" + "9" * 400 + "d"),
+        ("--start", "-3000000d"),
+        ("--fault", "stoppage@M01@1h+" + "9" * 400 + "h"),
+    ],
+)
+def test_absurd_durations_are_named_not_a_traceback(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hundreds of digits reached float infinity, which round() could not convert (OverflowError)."""
+    with pytest.raises(SystemExit) as exit_info:
+        _parser().parse_args(["simulate", f"{option}={value}", "--out", "/dev/null"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}:" in err and "longer than 100 years" in err, err
 
 
 def test_durations_format_as_they_parse() -> None:
