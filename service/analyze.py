@@ -247,6 +247,7 @@ def analyze_file(
         plant,
         max_payload_bytes=settings.max_payload_bytes,
         max_future_ms=int(settings.max_future_s * 1000),
+        max_past_ms=int(settings.max_past_s * 1000),
         anomaly_models=anomaly_models(settings),
     )
     states: dict[str, MachineState] = {}

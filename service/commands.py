@@ -107,7 +107,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--received-at",
         metavar="TIME",
         help="when the file's records were received (RFC 3339 with offset, or epoch ms): event times "
-        "more than max_future_s after it are dead-lettered, as the worker judges them against each "
+        "more than max_future_s after it or max_past_s before it are dead-lettered, as the worker "
+        "judges them against each "
         "message's Kafka timestamp; without it, files have no such time and no line is judged",
     )
     analyze.add_argument(

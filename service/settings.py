@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.exceptions import ConfigError
 from service.problem_list import join_problems
 from streams.app import StreamConfig
+from streams.decode import MAX_PAST_MS_DEFAULT
 from streams.topics import TopicNames
 
 __all__ = [
@@ -80,6 +81,15 @@ class Settings(BaseSettings):
         # 100 years covers the contract's whole time range (2000-2100): anything more checks nothing more.
         le=3_153_600_000,
         description="Reject event times this far ahead of their message's Kafka timestamp.",
+    )
+    max_past_s: float = Field(
+        default=MAX_PAST_MS_DEFAULT / 1000,
+        gt=0,
+        le=3_153_600_000,
+        description=(
+            "Reject event times this far behind their message's Kafka timestamp (a device clock that "
+            "fell back: its machine's windows from then to now would all be built and sent)."
+        ),
     )
     commit_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often consumed offsets are committed."
@@ -150,6 +160,7 @@ class Settings(BaseSettings):
             data_dir=self.data_dir,
             max_payload_bytes=self.max_payload_bytes,
             max_future_s=self.max_future_s,
+            max_past_s=self.max_past_s,
             commit_interval_s=self.commit_interval_s,
             batch_max_messages=self.batch_max_messages,
             batch_within_s=self.batch_wait_s,

@@ -84,6 +84,7 @@ def collect(
     end_ms: int | None,
     max_future_ms: int,
     skip_incomplete: bool = False,
+    max_past_ms: int | None = None,
 ) -> TrainingData:
     """Decode ``records`` and align the chosen machines' readings in ``[start_ms, end_ms)`` into rows.
 
@@ -93,7 +94,9 @@ def collect(
 
     A machine without complete rows is an error, unless ``skip_incomplete`` (a machine type's model
     learns from the machines of the type that have history, and serves the others too)."""
-    decoder = TelemetryDecoder(plant, max_payload_bytes=8 * 1024 * 1024, max_future_ms=max_future_ms)
+    decoder = TelemetryDecoder(
+        plant, max_payload_bytes=8 * 1024 * 1024, max_future_ms=max_future_ms, max_past_ms=max_past_ms
+    )
     wanted = {m.key for m in machines}
     buffered: dict[str, list[list[tuple[str, np.ndarray, np.ndarray]]]] = {key: [] for key in wanted}
     seen_signals: set[str] = set()
@@ -403,6 +406,7 @@ def _train(args: argparse.Namespace) -> int:
         end_ms=end_ms,
         max_future_ms=int(settings.max_future_s * 1000),
         skip_incomplete=bool(args.machine_type),
+        max_past_ms=int(settings.max_past_s * 1000),
     )
     config = model_config(args)
     name = _model_name(args, machines)
@@ -462,7 +466,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--received-at",
         metavar="TIME",
         help="with --telemetry: when the file's records were received (RFC 3339 with offset, or epoch "
-        "ms); event times more than max_future_s after it are skipped, as the worker dead-letters them "
+        "ms); event times more than max_future_s after it or max_past_s before it are skipped, as the "
+        "worker dead-letters them "
         "(judged against each message's Kafka timestamp, as Kafka history is here); without it, no "
         "line is judged",
     )

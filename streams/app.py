@@ -21,7 +21,7 @@ from models.anomaly.scoring import AnomalyModels
 from models.plant import PlantConfig
 from streams.batch import BatchApplier
 from streams.dead_letters import dead_letter_headers
-from streams.decode import Rejection
+from streams.decode import MAX_PAST_MS_DEFAULT, Rejection
 from streams.fetch_wait import app_with_fetch_wait
 from streams.heap import freeze_startup_heap
 from streams.line_stream import add_line_view
@@ -62,6 +62,7 @@ class StreamConfig:
     data_dir: Path
     max_payload_bytes: int
     max_future_s: float
+    max_past_s: float = MAX_PAST_MS_DEFAULT / 1000
     commit_interval_s: float = 1.0
     # Messages are applied in batches of up to this many, or what arrived within batch_within_s:
     # each changed machine state is then written once per batch. The wait bounds the added latency.
@@ -169,6 +170,7 @@ def create_stream(
         plant,
         max_payload_bytes=config.max_payload_bytes,
         max_future_ms=int(config.max_future_s * 1000),
+        max_past_ms=int(config.max_past_s * 1000),
         anomaly_models=anomaly_models,
     )
     live = LiveMachines({machine.key for machine in plant.machines})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 from pydantic import ValidationError
@@ -65,6 +66,7 @@ REJECTION_CODES = (
     "invalid_frame",
     "key_mismatch",
     "future_timestamp",
+    "past_timestamp",  # an event time far behind its Kafka timestamp (a device clock reset)
     "unknown_machine",
     "processing_error",
     "too_many_pending",  # control commands only: a machine's waiting `baseline reset --at` are bounded
@@ -74,11 +76,28 @@ REJECTION_CODES = (
 )
 
 
+# LINEPULSE_MAX_PAST_S's default: a gateway's buffer of a month's outage is still taken, while a
+# device whose clock fell back to 2000 after a dead battery cannot make a machine's first event 26
+# years old, from which every hour, shift and day window to now was built and sent (~275,000 KPI
+# records from one line, minutes of a partition's time).
+MAX_PAST_MS_DEFAULT: Final = 30 * 86_400_000
+
+
 class TelemetryDecoder:
-    def __init__(self, plant: PlantConfig, *, max_payload_bytes: int, max_future_ms: int) -> None:
+    def __init__(
+        self,
+        plant: PlantConfig,
+        *,
+        max_payload_bytes: int,
+        max_future_ms: int,
+        max_past_ms: int | None = None,
+    ) -> None:
+        """``max_past_ms``: how far an event time may lie behind its message's Kafka timestamp (the
+        worker, ``analyze`` and ``train`` pass ``LINEPULSE_MAX_PAST_S``); None: not judged."""
         self.plant = plant
         self.max_payload_bytes = max_payload_bytes
         self.max_future_ms = max_future_ms
+        self.max_past_ms = max_past_ms
         # plant.machine() reads a pydantic private attribute (~15 us in a profile of the frame path).
         self._machines = {machine.key: machine for machine in plant.machines}
         self._frames = FrameDecoder()  # validates each machine's repeating frame header once
@@ -133,6 +152,15 @@ class TelemetryDecoder:
                 f"{_seconds(newest - timestamp_ms)} s ahead of the message's Kafka timestamp "
                 f"(limit {_seconds(self.max_future_ms)} s)",
             )
+        if timestamp_ms is not None and self.max_past_ms is not None:
+            oldest = _oldest_ms(event)
+            if oldest < timestamp_ms - self.max_past_ms:
+                return Rejection(
+                    "past_timestamp",
+                    "ts",
+                    f"{_seconds(timestamp_ms - oldest)} s before the message's Kafka timestamp "
+                    f"(limit {_seconds(self.max_past_ms)} s: a device clock that was reset?)",
+                )
         spec = self._machines.get(expected_key)
         unknown = placement_rejection(spec, expected_key, event.site, event.line)
         if unknown is not None:
@@ -186,6 +214,17 @@ def _newest_ms(event: Decoded) -> int:
             last = int(block.ts_ms[-1])
             newest = max(newest, last)
         return newest
+    return event.ts
+
+
+def _oldest_ms(event: Decoded) -> int:
+    """The oldest event time a message carries (a frame's readings are in time order per signal)."""
+    if isinstance(event, Frame):
+        oldest = event.ts_ms
+        for block in event.signals:
+            first = int(block.ts_ms[0])
+            oldest = min(oldest, first)
+        return oldest
     return event.ts
 
 

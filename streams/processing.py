@@ -95,12 +95,13 @@ class TelemetryProcessor:
         *,
         max_payload_bytes: int,
         max_future_ms: int,
+        max_past_ms: int | None = None,
         anomaly_models: AnomalyModels | None = None,
     ) -> None:
         self.plant = plant
         self.engine = MachineEngine(plant, anomaly_models)
         self.decoder = TelemetryDecoder(
-            plant, max_payload_bytes=max_payload_bytes, max_future_ms=max_future_ms
+            plant, max_payload_bytes=max_payload_bytes, max_future_ms=max_future_ms, max_past_ms=max_past_ms
         )
         self.control = ControlDecoder(plant)
         self.signal_limit = SignalLimit(plant.max_signals_per_machine)

@@ -31,6 +31,14 @@ def _record(machine: str, ts_ms: int, state: str) -> tuple[bytes, bytes]:
     return f"demo/{machine}".encode(), orjson.dumps({**record, "kind": "state", "state": state})
 
 
+def _wait_for_one_dead_letter(worker: WorkerProcess, bootstrap: str, topic: str, applied: int) -> None:
+    """``applied`` events applied and a dead letter written, then two more seconds of nothing else."""
+    wait_for(lambda: worker.applied_events() >= applied, 120, "the valid events applied")
+    wait_for(lambda: len(consume_all(bootstrap, topic, idle_s=2)) >= 1, 60, "the dead letter")
+    time.sleep(2)  # nothing else is dead-lettered
+    assert worker.applied_events() == applied
+
+
 def test_future_is_measured_from_the_kafka_timestamp_not_the_worker_clock(
     apache_kafka: KafkaCluster, fresh_topic: TopicFactory, tmp_path: Path
 ) -> None:
@@ -63,16 +71,7 @@ def test_future_is_measured_from_the_kafka_timestamp_not_the_worker_clock(
         producer.close(timeout=30)
 
     with WorkerProcess(bootstrap, topics, tmp_path) as worker:
-        wait_for(lambda: worker.applied_events() >= len(valid) + 1, 120, "the valid events applied")
-        dead: list[object] = []
-
-        def dead_letter_arrived() -> bool:
-            dead[:] = consume_all(bootstrap, topics["dead_letters"], idle_s=2)
-            return len(dead) >= 1
-
-        wait_for(dead_letter_arrived, 60, "the dead letter")
-        time.sleep(2)  # nothing else is dead-lettered
-        assert worker.applied_events() == len(valid) + 1
+        _wait_for_one_dead_letter(worker, bootstrap, topics["dead_letters"], len(valid) + 1)
     # The start said that this topic's timestamps are the producers' (and how to change that).
     assert f"topic {topics['telemetry']!r} has {TIMESTAMP_TYPE}=CreateTime" in worker.log_path.read_text()
     [letter] = consume_all(bootstrap, topics["dead_letters"], idle_s=2)
@@ -110,16 +109,8 @@ def test_a_producer_clock_ahead_cannot_vouch_for_its_future_event_times(
         producer.close(timeout=30)
 
     with WorkerProcess(bootstrap, topics, tmp_path) as worker:
-        wait_for(lambda: worker.applied_events() >= len(valid), 120, "the valid events applied")
-        dead: list[object] = []
-
-        def dead_letter_arrived() -> bool:
-            dead[:] = consume_all(bootstrap, topics["dead_letters"], idle_s=2)
-            return len(dead) >= 1
-
-        wait_for(dead_letter_arrived, 60, "the dead letter")
-        time.sleep(2)  # nothing else is dead-lettered, and no valid event was late
-        assert worker.applied_events() == len(valid)
+        _wait_for_one_dead_letter(worker, bootstrap, topics["dead_letters"], len(valid))
+        # ... and no valid event was late (stream time did not move ahead)
         assert worker.metric('linepulse_messages_total{result="too_late"}') == 0.0
     assert f"{TIMESTAMP_TYPE}=CreateTime" not in worker.log_path.read_text()
     [letter] = consume_all(bootstrap, topics["dead_letters"], idle_s=2)
@@ -133,3 +124,34 @@ def test_a_producer_clock_ahead_cannot_vouch_for_its_future_event_times(
     ahead_s, _, rest = reason.partition(" s ahead of the message's Kafka timestamp")
     assert rest == " (limit 300 s)", reason
     assert float(ahead_s) == (clock_ms + 50 * MINUTE_MS - sent.timestamp) / 1000, reason
+
+
+def test_a_device_clock_reset_to_2000_is_dead_lettered_on_the_broker_clock(
+    apache_kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    """A device whose clock fell back to 2000 (a dead battery) stamps a machine's first event 26
+    years before the broker's append time: dead-lettered (original bytes kept), so the machine's
+    history does not start in 2000 with every window since built and sent."""
+    bootstrap = apache_kafka.bootstrap_servers
+    topics = unique_topics()
+    create_topics(bootstrap, topics)
+    clock_ms = int(time.time() * 1000)
+    reset = _record("M03", 946_684_805_000, "running")  # 2000-01-01T00:00:05Z
+    valid = simulated_messages(200, start_ms=clock_ms - 2 * HOUR_MS)
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+    try:
+        producer.send(topics["telemetry"], key=reset[0], value=reset[1]).get(timeout=60)
+        for key, value in valid:
+            producer.send(topics["telemetry"], key=key, value=value)
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=30)
+
+    with WorkerProcess(bootstrap, topics, tmp_path) as worker:
+        _wait_for_one_dead_letter(worker, bootstrap, topics["dead_letters"], len(valid))
+    [letter] = consume_all(bootstrap, topics["dead_letters"], idle_s=2)
+    assert letter.value == reset[1]
+    headers = dict(letter.headers)
+    assert (headers["linepulse.error.code"], headers["linepulse.error.field"]) == (b"past_timestamp", b"ts")
+    # Two hours of five machines' windows, not 26 years of M03's.
+    assert len(consume_all(bootstrap, topics["kpis"], idle_s=2)) < 200

@@ -176,6 +176,35 @@ def test_analyze_judges_event_times_against_received_at_never_the_clock(
     assert code == 2 and "--received-at: time 'now'" in err
 
 
+def test_a_device_clock_reset_to_2000_is_dead_lettered_not_26_years_of_windows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine's first event stamped 2000-01-01 (a dead clock battery), then the right time: every
+    hour, shift and day window between was built and written (~275,000 KPI records, minutes)."""
+    now_ms = int(time.time() * 1000)
+    record = {"v": 1, "tenant": "demo", "site": "p1", "line": "L1", "machine": "M01", "kind": "state"}
+    telemetry = tmp_path / "t.jsonl"
+    telemetry.write_bytes(
+        orjson.dumps({**record, "ts": "2000-01-01T00:00:05Z", "state": "running"})
+        + b"\n"
+        + orjson.dumps({**record, "ts": now_ms - 60_000, "state": "running"})
+        + b"\n"
+    )
+    out = tmp_path / "out"
+    assert main(["analyze", str(telemetry), "--out", str(out), "--received-at", str(now_ms)]) == 0
+    summary = orjson.loads(capsys.readouterr().out)
+    assert (summary["applied"], summary["dead_letters"]) == (1, 1)
+    [dead] = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
+    assert (dead["code"], dead["field"]) == ("past_timestamp", "ts"), dead
+    assert summary["kpis"] < 10
+    # Raised (a gateway's buffer of a longer outage): taken again.
+    monkeypatch.setenv("LINEPULSE_MAX_PAST_S", "3153600000")
+    recent = tmp_path / "recent.jsonl"
+    recent.write_bytes(orjson.dumps({**record, "ts": now_ms - 40 * 86_400_000, "state": "running"}) + b"\n")
+    assert main(["analyze", str(recent), "--out", str(tmp_path / "o2"), "--received-at", str(now_ms)]) == 0
+    assert orjson.loads(capsys.readouterr().out)["dead_letters"] == 0
+
+
 def test_schema_command_writes_the_published_schemas(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

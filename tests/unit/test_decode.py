@@ -12,7 +12,7 @@ import pytest
 
 from models.plant import PlantConfig
 from streams.contract import _parse_timestamp
-from streams.decode import Accepted, Rejection, TelemetryDecoder
+from streams.decode import MAX_PAST_MS_DEFAULT, Accepted, Rejection, TelemetryDecoder
 from streams.frames import Frame, SignalBlock, encode_frame
 from tests.bad_messages import VARIANTS, bad_messages, key_of
 
@@ -243,6 +243,38 @@ def test_the_future_is_judged_against_the_message_kafka_timestamp(decoder: Telem
     assert isinstance(result, Rejection) and (result.code, result.field) == ("future_timestamp", "ts")
     # A millisecond over shows as such: "300 s ahead (limit 300 s)" read as if 300 s were allowed.
     assert result.reason == "300.001 s ahead of the message's Kafka timestamp (limit 300 s)"
+
+
+def test_the_past_is_judged_against_the_message_kafka_timestamp(decoder: TelemetryDecoder) -> None:
+    """A device whose clock fell back to 2000 (a dead battery) made its machine's first event 26
+    years old: every window since was built and sent. The oldest reading of a batch counts."""
+    limit = MAX_PAST_MS_DEFAULT
+    decoder = TelemetryDecoder(PLANT, max_payload_bytes=1024 * 1024, max_future_ms=300_000, max_past_ms=limit)
+    old = {**COUNT, "ts": NOW - limit}
+    assert isinstance(decoder.decode(key_of(old), orjson.dumps(old), NOW), Accepted)
+    older = {**COUNT, "ts": NOW - limit - 1}
+    result = decoder.decode(key_of(older), orjson.dumps(older), NOW)
+    assert isinstance(result, Rejection) and (result.code, result.field) == ("past_timestamp", "ts")
+    assert result.reason.startswith("2592000.001 s before the message's Kafka timestamp (limit 2592000 s")
+    reset = {**STATE, "ts": "2000-01-01T00:00:05Z"}
+    result = decoder.decode(key_of(reset), orjson.dumps(reset), NOW)
+    assert isinstance(result, Rejection) and result.code == "past_timestamp"
+    # A batch whose header is recent but one of its readings is not: as JSON samples and as a frame.
+    times = [NOW - limit - 5, NOW - 1000]
+    samples = {**SAMPLES, "signals": [{"signal": "temp", "ts": times, "values": [1.0, 2.0]}]}
+    frame = Frame(
+        "acme", "p1", "L1", "M01", NOW - 1000, None,
+        (SignalBlock("temp", None, np.array(times, np.int64), np.array([1.0, 2.0])),),
+    )  # fmt: skip
+    for payload in (orjson.dumps(samples), encode_frame(frame), encode_frame(frame)):  # (cached header)
+        result = decoder.decode(key_of(BASE), payload, NOW)
+        assert isinstance(result, Rejection) and result.code == "past_timestamp", result
+    strict = TelemetryDecoder(PLANT, max_payload_bytes=1024 * 1024, max_future_ms=300_000, max_past_ms=60_000)
+    recent = {**COUNT, "ts": NOW - 60_001}
+    assert isinstance(strict.decode(key_of(recent), orjson.dumps(recent), NOW), Rejection)
+    assert isinstance(strict.decode(key_of(recent), orjson.dumps(recent), None), Accepted), "no timestamp"
+    unjudged = TelemetryDecoder(PLANT, max_payload_bytes=1024 * 1024, max_future_ms=300_000)
+    assert isinstance(unjudged.decode(key_of(reset), orjson.dumps(reset), NOW), Accepted), "None: not judged"
 
 
 def test_a_message_without_a_kafka_timestamp_is_not_judged(decoder: TelemetryDecoder) -> None:
