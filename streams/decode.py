@@ -76,11 +76,12 @@ REJECTION_CODES = (
 )
 
 
-# LINEPULSE_MAX_PAST_S's default: a gateway's buffer of a month's outage is still taken, while a
-# device whose clock fell back to 2000 after a dead battery cannot make a machine's first event 26
-# years old, from which every hour, shift and day window to now was built and sent (~275,000 KPI
-# records from one line, minutes of a partition's time).
-MAX_PAST_MS_DEFAULT: Final = 30 * 86_400_000
+# LINEPULSE_MAX_PAST_S's default: history produced now (a gateway's buffer after an outage, last
+# month replayed, a simulated year to train on) is still taken, while a device whose clock fell back
+# to 2000 after a dead battery cannot make a machine's first event decades old, from which every
+# hour, shift and day window to now was built and sent (~275,000 KPI records from one line, minutes
+# of a partition's time).
+MAX_PAST_MS_DEFAULT: Final = 5 * 365 * 86_400_000
 
 
 class TelemetryDecoder:

@@ -197,11 +197,15 @@ def test_a_device_clock_reset_to_2000_is_dead_lettered_not_26_years_of_windows(
     [dead] = [orjson.loads(line) for line in (out / "dead_letters.jsonl").read_bytes().splitlines()]
     assert (dead["code"], dead["field"]) == ("past_timestamp", "ts"), dead
     assert summary["kpis"] < 10
-    # Raised (a gateway's buffer of a longer outage): taken again.
+    # History of six years ago, produced now: past the default, taken once the limit is raised.
+    history = tmp_path / "history.jsonl"
+    six_years_ago = now_ms - 6 * 365 * 86_400_000
+    history.write_bytes(orjson.dumps({**record, "ts": six_years_ago, "state": "running"}) + b"\n")
+    command = ["analyze", str(history), "--received-at", str(now_ms), "--out"]
+    assert main([*command, str(tmp_path / "o2")]) == 0
+    assert orjson.loads(capsys.readouterr().out)["dead_letters"] == 1
     monkeypatch.setenv("LINEPULSE_MAX_PAST_S", "3153600000")
-    recent = tmp_path / "recent.jsonl"
-    recent.write_bytes(orjson.dumps({**record, "ts": now_ms - 40 * 86_400_000, "state": "running"}) + b"\n")
-    assert main(["analyze", str(recent), "--out", str(tmp_path / "o2"), "--received-at", str(now_ms)]) == 0
+    assert main([*command, str(tmp_path / "o3")]) == 0
     assert orjson.loads(capsys.readouterr().out)["dead_letters"] == 0
 
 
