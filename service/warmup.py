@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -133,11 +132,24 @@ def _sample(plant: PlantConfig) -> PlantConfig:
         return plant
 
 
-def warm_up_or_log(plant: PlantConfig, **options: Any) -> WarmUp | None:
+def warm_up_or_log(
+    plant: PlantConfig,
+    *,
+    max_payload_bytes: int,
+    max_future_ms: int,
+    anomaly_models: AnomalyModels | None,
+) -> WarmUp | None:
     """:func:`warm_up`, or None after logging why it failed: a worker that would run without it
-    must not stop for it (its kernels then compile at their first use, in the first batches)."""
+    must not stop for it (its kernels then compile at their first use, in the first batches).
+    Typed, not ``**options``: an option warm_up does not take was a TypeError logged at every
+    start, found only by a cold-cache test on a broker."""
     try:
-        return warm_up(plant, **options)
+        return warm_up(
+            plant,
+            max_payload_bytes=max_payload_bytes,
+            max_future_ms=max_future_ms,
+            anomaly_models=anomaly_models,
+        )
     except Exception:
         log.exception("kernel warm-up failed; the kernels compile at their first use instead")
         return None

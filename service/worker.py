@@ -63,7 +63,6 @@ def run_worker(settings: Settings, plant: PlantConfig, bootstrap_servers: str) -
         plant,
         max_payload_bytes=settings.max_payload_bytes,
         max_future_ms=int(settings.max_future_s * 1000),
-        max_past_ms=int(settings.max_past_s * 1000),
         anomaly_models=parts.anomaly_models,
     )
     deadline = StopDeadline(settings.stop_timeout_s, after="the stop began", level=logging.INFO)
